@@ -1,0 +1,246 @@
+"""Local SMTP mail sink: a real aiosmtpd server that keeps, and optionally files, every message."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+log = logging.getLogger("sandbox.mailsink")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8025
+DEFAULT_DATA_DIR = "./data"
+EXIT_BAD_CONFIG = 2
+READY_TIMEOUT_SECONDS = 5.0
+_SEQUENCE_WIDTH = 6
+_PARSER = BytesParser(policy=policy.default)
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    """Parse raw RFC 5322 bytes into an EmailMessage (modern policy, decoded headers)."""
+    message = _PARSER.parsebytes(raw)
+    if not isinstance(message, EmailMessage):  # policy.default always yields EmailMessage
+        raise TypeError(f"unexpected message type {type(message).__name__}")
+    return message
+
+
+def _sequence_of(path: Path) -> int | None:
+    return int(path.stem) if path.stem.isdigit() else None
+
+
+def _mailbox_files(mail_dir: Path) -> list[Path]:
+    numbered = [(_sequence_of(path), path) for path in mail_dir.glob("*.eml")]
+    return [path for seq, path in sorted(numbered, key=lambda item: item[0] or 0) if seq]
+
+
+def read_mailbox(mail_dir: Path) -> list[EmailMessage]:
+    """Parse every filed message in ``mail_dir``, in arrival order."""
+    if not Path(mail_dir).is_dir():
+        return []
+    return [parse_message(path.read_bytes()) for path in _mailbox_files(Path(mail_dir))]
+
+
+def _free_port(host: str) -> int:
+    # Controller needs a concrete port; the tiny race until it binds is acceptable locally.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class _Mailbox:
+    """Thread-safe store shared by the SMTP loop thread and callers waiting for mail."""
+
+    def __init__(self, mail_dir: Path | None) -> None:
+        self._mail_dir = mail_dir
+        self._messages: list[EmailMessage] = []
+        self._arrived = threading.Condition()
+        self._last_sequence = 0
+
+    def prepare(self) -> None:
+        """Create the mail folder and continue numbering after any files already in it."""
+        if self._mail_dir is None:
+            return
+        self._mail_dir.mkdir(parents=True, exist_ok=True)
+        files = _mailbox_files(self._mail_dir)
+        last = (_sequence_of(files[-1]) or 0) if files else 0
+        with self._arrived:
+            self._last_sequence = last
+
+    def add(self, raw: bytes) -> tuple[int, EmailMessage]:
+        message = parse_message(raw)
+        with self._arrived:
+            self._last_sequence += 1
+            sequence = self._last_sequence
+            self._file(sequence, raw)
+            self._messages.append(message)
+            self._arrived.notify_all()
+        return sequence, message
+
+    def _file(self, sequence: int, raw: bytes) -> None:
+        if self._mail_dir is None:
+            return
+        name = f"{sequence:0{_SEQUENCE_WIDTH}d}.eml"
+        # Write then rename so a reader of the folder never parses half a message.
+        partial = self._mail_dir / f".{name}.partial"
+        partial.write_bytes(raw)
+        partial.replace(self._mail_dir / name)
+
+    def snapshot(self) -> list[EmailMessage]:
+        with self._arrived:
+            return list(self._messages)
+
+    def wait_for(self, count: int, timeout: float) -> list[EmailMessage]:
+        with self._arrived:
+            arrived = self._arrived.wait_for(lambda: len(self._messages) >= count, timeout)
+            if not arrived:
+                raise TimeoutError(
+                    f"expected {count} message(s) within {timeout}s, "
+                    f"but {len(self._messages)} arrived"
+                )
+            return list(self._messages)
+
+
+class _SinkHandler:
+    """aiosmtpd handler: accept every message and hand it to the mailbox."""
+
+    def __init__(self, mailbox: _Mailbox) -> None:
+        self._mailbox = mailbox
+
+    # aiosmtpd looks hooks up by this exact name.
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        sequence, message = self._mailbox.add(bytes(raw))
+        log.info(
+            "mail #%d to=%s subject=%s message-id=%s",
+            sequence,
+            message.get("To", ", ".join(envelope.rcpt_tos)),
+            message.get("Subject", ""),
+            message.get("Message-ID", ""),
+        )
+        return "250 Message accepted for delivery"
+
+
+class MailSink:
+    """An SMTP server on ``host:port`` (0 picks a free port) that keeps every message."""
+
+    def __init__(
+        self, host: str = DEFAULT_HOST, port: int = 0, mail_dir: Path | None = None
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.mail_dir = Path(mail_dir) if mail_dir is not None else None
+        self._mailbox = _Mailbox(self.mail_dir)
+        self._controller: Controller | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("MailSink is not started")
+        return self._port
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """Messages received since this sink was created (a copy)."""
+        return self._mailbox.snapshot()
+
+    def start(self) -> MailSink:
+        if self._controller is not None:
+            raise RuntimeError("MailSink is already started")
+        self._mailbox.prepare()
+        port = self._requested_port or _free_port(self.host)
+        controller = Controller(
+            _SinkHandler(self._mailbox),
+            hostname=self.host,
+            port=port,
+            ready_timeout=READY_TIMEOUT_SECONDS,
+        )
+        controller.start()
+        self._controller, self._port = controller, port
+        return self
+
+    def stop(self) -> None:
+        if self._controller is None:
+            return
+        self._controller.stop()
+        self._controller = None
+
+    def wait_for(self, count: int, timeout: float) -> list[EmailMessage]:
+        """Block until ``count`` messages arrived; raise TimeoutError saying how many did."""
+        return self._mailbox.wait_for(count, timeout)
+
+    def __enter__(self) -> MailSink:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _parse_port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"SANDBOX_SMTP_PORT must be an integer, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"SANDBOX_SMTP_PORT must be between 1 and 65535, got {port}")
+    return port
+
+
+def _config_from_env() -> tuple[str, int, Path]:
+    host = os.environ.get("SANDBOX_SMTP_HOST", DEFAULT_HOST).strip()
+    if not host:
+        raise ValueError("SANDBOX_SMTP_HOST must not be empty")
+    port = _parse_port(os.environ.get("SANDBOX_SMTP_PORT", str(DEFAULT_PORT)).strip())
+    data_dir = Path(os.environ.get("SANDBOX_DATA_DIR", DEFAULT_DATA_DIR))
+    return host, port, data_dir / "mail"
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def _request_stop(signum: int, _: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    # A bounded wait lets the main thread run the signal handler promptly on every platform.
+    while not stop.wait(timeout=0.5):
+        pass
+
+
+def main() -> None:
+    """Run the sink as configured by SANDBOX_SMTP_HOST/PORT and SANDBOX_DATA_DIR until signalled."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        host, port, mail_dir = _config_from_env()
+    except ValueError as exc:
+        print(f"sandbox mailsink: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_CONFIG) from None
+    with MailSink(host, port, mail_dir) as sink:
+        log.info("listening on %s:%d, filing mail in %s", host, sink.port, mail_dir)
+        _wait_for_signal()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Base application for every service: tracking store, Money transcoding, exactly-once reactions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import cached_property
+from typing import Any
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    ProcessRecorder,
+    Tracking,
+    Transcoding,
+)
+
+from shared.contracts import CloudEvent, IntegrationEvent
+from shared.money import Money
+from shared.store import Positions
+
+log = logging.getLogger(__name__)
+
+
+class MoneyAsDict(Transcoding):
+    type = Money
+    name = "money"
+
+    def encode(self, obj: Money) -> dict[str, Any]:
+        return {"amount": obj.amount, "currency": obj.currency}
+
+    def decode(self, data: dict[str, Any]) -> Money:
+        return Money(data["amount"], data["currency"])
+
+
+class DuplicateMessage(Exception):
+    """The (source, position) was already applied."""
+
+
+class ServiceApplication(Application[uuid.UUID]):
+    """An eventsourcing application whose store also records tracking of upstream messages.
+
+    `handle()` applies one integration event at most once: the new domain events
+    and the `(source, position)` tracking row are written in one transaction, and
+    tracking is one row per position (SINGLE_ROW_TRACKING=n), so events of one
+    source arriving out of order across partitions are all applied.
+    """
+
+    max_conflict_retries = 10
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(MoneyAsDict())
+
+    @cached_property
+    def positions(self) -> Positions:
+        return Positions(self.recorder)
+
+    def handle(self, message: CloudEvent) -> bool:
+        """Apply `message` exactly once; False when it had already been applied."""
+        tracking = Tracking(application_name=message.source, notification_id=message.position)
+        payload = message.payload()
+        for _ in range(self.max_conflict_retries):
+            if self.positions.is_tracked(tracking):
+                return False
+            processing: ProcessingEvent[uuid.UUID] = ProcessingEvent(tracking)
+            self.react(payload, message, processing)
+            try:
+                self._record(processing)
+            except IntegrityError:
+                # Either a concurrent duplicate (then tracked) or an aggregate
+                # version conflict (then retry on fresh state).
+                continue
+            return True
+        if self.positions.is_tracked(tracking):
+            return False
+        raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
+
+    def react(
+        self,
+        payload: IntegrationEvent,
+        message: CloudEvent,
+        processing: ProcessingEvent[uuid.UUID],
+    ) -> None:
+        """Collect the domain events this service stores in reaction; default: none."""
+
+    def is_reachable(self) -> bool:
+        try:
+            self.recorder.max_notification_id()
+        except Exception:  # readiness reports any store failure the same way
+            log.exception("store not reachable")
+            return False
+        return True

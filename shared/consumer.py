@@ -1,0 +1,125 @@
+"""The Kafka consumer: one group per service, effects exactly once through store tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+
+from shared.aio import sleep_or_stop
+from shared.application import ServiceApplication
+from shared.contracts import EVENT_TYPES, CloudEvent
+from shared.health import Health
+from shared.kafka import BrokerWatch, ensure_topics, new_admin, new_consumer
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class Consumer:
+    """Applies each record with its `(source, position)` tracking row in one transaction.
+
+    Offsets are committed after the effect is stored; a record delivered again
+    (re-delivery, re-publication, replay after broker loss) finds its tracking
+    row and changes nothing.
+    """
+
+    check_interval = 1.0
+
+    def __init__(
+        self,
+        app: ServiceApplication,
+        settings: ServiceSettings,
+        *,
+        group: str,
+        topics: list[str],
+        health: Health,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.group = settings.topic_prefix + group
+        self.topics = topics
+        self.health = health
+        self.applied = 0
+        self.duplicates = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                backoff = 0.2
+            except Exception:  # broker or store fault: report, back off, start a new client
+                log.exception("consumer %s failed; restarting in %.1fs", self.group, backoff)
+                self.health.report("consumer", False)
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        admin = new_admin(self.settings, f"{self.group}-admin")
+        await admin.start()
+        try:
+            await ensure_topics(admin, self.topics, self.settings.kafka_partitions)
+            watch = BrokerWatch(
+                admin, f"{self.settings.topic_prefix}refunds.sentinel.consumer.{self.group}"
+            )
+            await watch.mark()
+            consumer = new_consumer(
+                self.settings, self.topics, self.group, f"{self.group}-consumer"
+            )
+            await consumer.start()
+            try:
+                await self._consume_until(stop, consumer, watch)
+            finally:
+                await consumer.stop()
+        finally:
+            await admin.close()
+
+    async def _consume_until(
+        self, stop: asyncio.Event, consumer: AIOKafkaConsumer, watch: BrokerWatch
+    ) -> None:
+        next_check = 0.0
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            for partition, records in batches.items():
+                await asyncio.to_thread(self._apply_all, records)
+                try:
+                    await consumer.commit({partition: records[-1].offset + 1})
+                except CommitFailedError:
+                    # Rebalanced away: the new owner re-delivers; tracking absorbs it.
+                    log.info("commit refused after rebalance on %s", partition)
+            if time.monotonic() >= next_check:
+                if not await watch.intact():
+                    # Offsets and positions refer to a log that no longer exists:
+                    # start a fresh client that reads the new log from the beginning.
+                    log.warning("broker lost its data: consumer %s restarts", self.group)
+                    return
+                self.health.report("consumer", True)
+                next_check = time.monotonic() + self.check_interval
+
+    def _apply_all(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            message = self._decode(record)
+            if message is None:
+                continue
+            if self.app.handle(message):
+                self.applied += 1
+            else:
+                self.duplicates += 1
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent | None:
+        try:
+            message = CloudEvent.from_bytes(record.value or b"")
+        except ValidationError:
+            log.error(
+                "skipping record that is not a CloudEvent: %s@%d", record.topic, record.offset
+            )
+            return None
+        if message.type not in EVENT_TYPES:
+            log.warning("skipping unknown event type %s (%s)", message.type, message.id)
+            return None
+        return message

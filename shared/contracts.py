@@ -1,0 +1,224 @@
+"""The public contract on Kafka: a CloudEvents 1.0 envelope and versioned integration events.
+
+Services publish these, never their private domain events, so internal refactors
+never break subscribers. Each model's `TYPE` is the CloudEvents `type`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from shared.money import Money
+
+CONTENT_TYPE = "application/cloudevents+json"
+EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4a7e-9d0f-2b7c1e5a9d11")
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
+PaymentMethod = Literal["card", "alipay", "wechat_pay", "bank_transfer", "store_balance"]
+Locale = Literal["zh-CN", "en"]
+
+
+class MoneyModel(BaseModel):
+    """Money on the wire: integer minor units and an ISO 4217 code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: StrictInt = Field(examples=[11900])
+    currency: CurrencyCode
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyModel:
+        return cls(amount=money.amount, currency=money.currency)
+
+    def to_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class PaymentRoute(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: PaymentMethod
+    reference: str
+
+
+class IntegrationEvent(BaseModel):
+    """Base of every integration event; `refund_id` is the CloudEvents subject and record key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str]
+
+    refund_id: str
+    tenant: str
+
+
+class CustomerContact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: str | None = None
+    phone: str | None = None
+    locale: Locale = "zh-CN"
+
+
+class RefundedItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    quantity: int
+
+
+class RefundRequestedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "refund.requested.v1"
+
+    order_id: str
+    customer_id: str
+    amount: MoneyModel
+    paid: MoneyModel
+    payment: PaymentRoute
+    items: list[RefundedItem]
+    reason: str
+    desired_outcome: str
+    channel: str
+    customer: CustomerContact
+    requested_at: datetime
+
+
+class ReviewApprovedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "review.approved.v1"
+
+    order_id: str
+    amount: MoneyModel
+    payment: PaymentRoute
+    policy_version: str
+    rule: str
+    decided_by: str
+    decided_at: datetime
+
+
+class ReviewRejectedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "review.rejected.v1"
+
+    order_id: str
+    policy_version: str
+    rule: str
+    explanation: dict[str, str]
+    decided_by: str
+    decided_at: datetime
+
+
+class PayoutSucceededV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "payout.succeeded.v1"
+
+    payout_id: str
+    amount: MoneyModel
+    method: PaymentMethod
+    merchant_refund_no: str
+    provider_reference: str
+    paid_at: datetime
+    expected_arrival: datetime
+
+
+class PayoutFailedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "payout.failed.v1"
+
+    payout_id: str
+    amount: MoneyModel
+    method: PaymentMethod
+    cause: str
+    attempts: int
+    failed_at: datetime
+
+
+class NotificationSentV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "notification.sent.v1"
+
+    notification_id: str
+    step: str
+    channel: Literal["email", "sms", "in_app", "webhook"]
+    recipient: str = Field(description="masked address, never the plaintext contact")
+    locale: Locale
+    template: str
+    sent_at: datetime
+
+
+EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
+    model.TYPE: model
+    for model in (
+        RefundRequestedV1,
+        ReviewApprovedV1,
+        ReviewRejectedV1,
+        PayoutSucceededV1,
+        PayoutFailedV1,
+        NotificationSentV1,
+    )
+}
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 structured-mode envelope with this system's extensions."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(description="globally unique; stable when the same event is re-published")
+    source: str = Field(description="the publishing service, e.g. 'intake'")
+    type: str
+    subject: str = Field(description="the refund id")
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+    tenant: str
+    position: int = Field(ge=1, description="position in the source service's ledger")
+    traceparent: str
+    causationid: str | None = None
+    correlationid: str
+
+    def payload(self) -> IntegrationEvent:
+        """The typed integration event; KeyError for a type this build does not know."""
+        return EVENT_TYPES[self.type].model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CloudEvent:
+        return cls.model_validate_json(raw)
+
+
+def stable_event_id(source: str, originator_id: uuid.UUID, version: int) -> str:
+    """Derived from the stored event, so a re-published event keeps its id."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}/{originator_id}/{version}"))
+
+
+def traceparent_for(refund_id: str, event_id: str) -> str:
+    """W3C trace context: one trace per refund, one span per event — deterministic."""
+    trace = uuid.uuid5(EVENT_ID_NAMESPACE, refund_id).hex
+    span = uuid.UUID(event_id).hex[:16]
+    return f"00-{trace}-{span}-01"
+
+
+def envelope(
+    event: IntegrationEvent,
+    *,
+    source: str,
+    event_id: str,
+    position: int,
+    time: datetime,
+    causation_id: str | None,
+) -> CloudEvent:
+    return CloudEvent(
+        id=event_id,
+        source=source,
+        type=event.TYPE,
+        subject=event.refund_id,
+        time=time,
+        data=event.model_dump(mode="json"),
+        tenant=event.tenant,
+        position=position,
+        traceparent=traceparent_for(event.refund_id, event_id),
+        causationid=causation_id,
+        correlationid=event.refund_id,
+    )

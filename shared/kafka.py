@@ -1,0 +1,100 @@
+"""Kafka client settings for tansu and Apache Kafka alike; topic creation; broker-loss detection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+TOPICS = {
+    "intake": "refunds.intake.v1",
+    "review": "refunds.review.v1",
+    "payout": "refunds.payout.v1",
+    "notify": "refunds.notify.v1",
+}
+MAX_REQUEST_BYTES = 1_048_576  # Apache Kafka's default; tansu enforces none, so we do
+
+
+def topic_of(settings: ServiceSettings, service: str) -> str:
+    return settings.topic_prefix + TOPICS[service]
+
+
+def new_admin(settings: ServiceSettings, client_id: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        request_timeout_ms=10_000,
+    )
+
+
+def new_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        linger_ms=2,
+        max_request_size=MAX_REQUEST_BYTES,
+        request_timeout_ms=10_000,
+    )
+
+
+def new_consumer(
+    settings: ServiceSettings, topics: list[str], group_id: str, client_id: str
+) -> AIOKafkaConsumer:
+    # Offsets drive delivery only; tracking in the store decides effect, so
+    # commits happen after the effect is stored and never automatically.
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+        fetch_max_wait_ms=20,
+        max_poll_records=500,
+        request_timeout_ms=10_000,
+    )
+
+
+async def ensure_topics(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int, replication: int = 1
+) -> None:
+    """Create missing topics explicitly; never rely on broker auto-creation."""
+    existing = set(await admin.list_topics())
+    missing = [name for name in names if name not in existing]
+    if not missing:
+        return
+    new = [NewTopic(name, partitions, replication) for name in missing]
+    # Another process may win the race to create them, with the same configuration.
+    with contextlib.suppress(TopicAlreadyExistsError):
+        await admin.create_topics(new)
+    log.info("created topics %s with %d partitions", missing, partitions)
+
+
+class BrokerWatch:
+    """Tells whether the broker still holds what it held when we marked it.
+
+    The development broker keeps everything in memory: a restart loses topics,
+    records and committed offsets. A sentinel topic created by this component
+    vanishes with them, which is a signal no offset arithmetic on tansu gives.
+    """
+
+    def __init__(self, admin: AIOKafkaAdminClient, sentinel: str) -> None:
+        self._admin = admin
+        self.sentinel = sentinel
+
+    async def intact(self) -> bool:
+        return self.sentinel in set(await self._admin.list_topics())
+
+    async def mark(self) -> None:
+        await ensure_topics(self._admin, [self.sentinel], partitions=1)

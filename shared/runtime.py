@@ -1,0 +1,63 @@
+"""Runs one service process: the HTTP server and its background loops, stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.settings import ServiceSettings
+
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Service:
+    """What a composition root builds: the HTTP app and the loops to run beside it."""
+
+    name: str
+    settings: ServiceSettings
+    http: FastAPI
+    workers: list[Worker] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+async def run_service(service: Service) -> None:
+    config = uvicorn.Config(
+        service.http,
+        host=service.settings.host,
+        port=service.settings.port,
+        log_level=service.settings.log_level.lower(),
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(worker(stop)) for worker in service.workers
+    ]
+    try:
+        await server.serve()  # returns on SIGINT/SIGTERM
+    finally:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        service.close()
+
+
+def serve(build: Callable[[], Service]) -> None:
+    service = build()
+    configure_logging(service.settings.log_level)
+    asyncio.run(run_service(service))

@@ -1,0 +1,79 @@
+"""Configuration from environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads; each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="REFUNDS_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "test", "production"] = Field(
+        "dev", description="`production` refuses missing or placeholder secrets"
+    )
+    host: str = Field("127.0.0.1", description="interface the HTTP server binds")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of this service")
+    data_dir: Path = Field(Path("data"), description="folder for SQLite stores")
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:pass@host:port/db — PostgreSQL instead of SQLite",
+        pattern=r"^postgres(ql)?://",
+    )
+    database_schema: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema; defaults to the service name",
+    )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions per topic")
+    kafka_idempotence: bool = Field(False, description="idempotent producer (off for tansu)")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="topic name prefix")
+    relay_enabled: bool = Field(True, description="run the outbox relay in this process")
+    consumer_enabled: bool = Field(True, description="run the Kafka consumer in this process")
+    poll_interval_ms: int = Field(20, ge=1, le=10_000, description="idle poll of the event log")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {server!r}")
+        return value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings or exit with one clear line per bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        lines = [f"invalid configuration ({error.error_count()} problem(s)):"]
+        for item in error.errors():
+            name = prefix + "_".join(str(part) for part in item["loc"]).upper()
+            lines.append(f"  {name}: {item['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def refuse_placeholder(name: str, value: str | None, env: str) -> None:
+    """Outside dev/test, a missing or placeholder secret stops start-up."""
+    if env == "production" and (value is None or value.strip().lower() in PLACEHOLDERS):
+        raise ValueError(f"{name} must be set to a real secret in production")

@@ -1,0 +1,126 @@
+"""Event-store wiring: SQLite by default, PostgreSQL when configured — no code change.
+
+Also the two small tables eventsourcing does not give us: positions of log
+followers (the relay, executors) and an exact tracking look-up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import psycopg
+from eventsourcing.persistence import ApplicationRecorder, Tracking
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+from shared.settings import ServiceSettings
+
+
+class StoreMisconfigured(RuntimeError):
+    pass
+
+
+def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
+    """eventsourcing's own environment settings for one service's store."""
+    if os.environ.get("POSTGRES_ENABLE_DB_FUNCTIONS", "").lower() in {"y", "yes", "t", "true", "1"}:
+        # It skips the table lock (followers miss events) and tracking inserts
+        # (duplicates applied twice) — silently. Refuse rather than overrule quietly.
+        raise StoreMisconfigured("POSTGRES_ENABLE_DB_FUNCTIONS must not be set")
+    common = {"SINGLE_ROW_TRACKING": "n", "POSTGRES_ENABLE_DB_FUNCTIONS": "n"}
+    if settings.database_url is None:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        return common | {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(Path(settings.data_dir) / f"{service}.sqlite"),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    url = urlparse(settings.database_url)
+    schema = settings.database_schema or service
+    env = common | {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_POOL_SIZE": "6",
+        "POSTGRES_MAX_OVERFLOW": "6",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+    }
+    create_schema(env)
+    return env
+
+
+def create_schema(env: dict[str, str]) -> None:
+    """eventsourcing creates tables but not the schema that holds them."""
+    with psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=5,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{env["POSTGRES_SCHEMA"]}"')
+
+
+class Positions:
+    """Durable positions of log followers, and exact (source, position) tracking look-ups.
+
+    Lives in the service's own database so it shares the store's fate.
+    """
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        datastore: Any = getattr(recorder, "datastore", None)
+        self._datastore = datastore
+        if isinstance(datastore, PostgresDatastore):
+            schema = f'"{datastore.schema}"'
+            tracking = f'{schema}."{recorder.tracking_table_name}"'  # type: ignore[attr-defined]
+            self._table = f"{schema}.follower_positions"
+            self._param = "%s"
+        elif isinstance(datastore, SQLiteDatastore):
+            tracking = "tracking"
+            self._table = "follower_positions"
+            self._param = "?"
+        else:
+            raise StoreMisconfigured(f"no positions table for {type(datastore).__name__}")
+        p = self._param
+        self._select_tracking = (
+            f"SELECT 1 FROM {tracking} WHERE application_name = {p} AND notification_id = {p}"
+        )
+        self._select = f"SELECT position FROM {self._table} WHERE name = {p}"
+        self._upsert = (
+            f"INSERT INTO {self._table} (name, position) VALUES ({p}, {p}) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+        )
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} "
+                "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+
+    def load(self, name: str) -> int:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._select, (name,))
+            row = cursor.fetchone()
+        if row is None:
+            return 0
+        return int(row["position"] if isinstance(row, dict) else row[0])
+
+    def save(self, name: str, position: int) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._upsert, (name, position))
+
+    def is_tracked(self, tracking: Tracking) -> bool:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                self._select_tracking, (tracking.application_name, tracking.notification_id)
+            )
+            return cursor.fetchone() is not None
