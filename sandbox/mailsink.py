@@ -232,6 +232,8 @@ def _wait_for_signal() -> None:
 def main() -> None:
     """Run the sink as configured by SANDBOX_SMTP_HOST/PORT and SANDBOX_DATA_DIR until signalled."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # aiosmtpd logs every SMTP verb at INFO; one line per message is what operators want.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
         host, port, mail_dir = _config_from_env()
     except ValueError as exc:

@@ -1,0 +1,27 @@
+"""Prefixed public ids (`rf_…`) over the UUIDs aggregates use inside the store."""
+
+from __future__ import annotations
+
+import uuid
+
+NAMESPACE = uuid.UUID("0f4e3a8e-5d1b-4c55-8a43-93b1c7a0e6d2")
+
+
+def public_id(prefix: str, value: uuid.UUID) -> str:
+    return f"{prefix}_{value.hex}"
+
+
+def parse_public_id(prefix: str, text: str) -> uuid.UUID | None:
+    """The UUID behind `prefix_<32 hex>`, or None for anything else (answer 404, never 500)."""
+    head, sep, tail = text.partition("_")
+    if head != prefix or not sep or len(tail) != 32:
+        return None
+    try:
+        return uuid.UUID(hex=tail)
+    except ValueError:
+        return None
+
+
+def derived_id(*parts: str) -> uuid.UUID:
+    """A deterministic id, so a repeated command or message addresses the same aggregate."""
+    return uuid.uuid5(NAMESPACE, "/".join(parts))
