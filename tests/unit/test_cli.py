@@ -1,0 +1,209 @@
+"""The `refunds` command line: help, staff tokens, port layout and the dev banner."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refunds import jwt
+from refunds.cli import EXAMPLE_REFUND, banner, main
+from refunds.devstack import COMPONENTS, Ports, Stack
+from shared.auth import DEV_API_KEY, DEV_TENANT
+
+SECRET = "unit-test-secret-with-enough-length"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REFUNDS_JWT_SECRET", "REFUNDS_ENV"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_token(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["token", *args]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("dev", "token", "asyncapi"):
+        assert f"    {command} " in out
+
+
+def test_no_subcommand_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+
+
+def test_token_round_trips_with_its_roles(capsys: pytest.CaptureFixture[str]) -> None:
+    before = int(time.time())
+    token = run_token(
+        capsys, "--sub", "alice", "--role", "reviewer", "--role", "finance", "--ttl", "60"
+    )
+    claims = jwt.decode(token, jwt.DEV_JWT_SECRET)
+    assert claims["sub"] == "alice"
+    assert claims["roles"] == ["reviewer", "finance"]
+    assert claims["exp"] - claims["iat"] == 60
+    assert before <= claims["iat"] <= int(time.time())
+
+
+def test_token_uses_the_configured_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFUNDS_JWT_SECRET", SECRET)
+    token = run_token(capsys, "--sub", "bob", "--role", "admin")
+    assert jwt.decode(token, SECRET)["roles"] == ["admin"]
+    with pytest.raises(jwt.InvalidToken):
+        jwt.decode(token, jwt.DEV_JWT_SECRET)
+
+
+def test_token_outside_dev_needs_a_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFUNDS_ENV", "production")
+    assert main(["token", "--sub", "bob", "--role", "admin"]) == 2
+    assert "REFUNDS_JWT_SECRET must be set" in capsys.readouterr().err
+
+
+def test_an_unknown_role_exits_2_naming_the_allowed_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["token", "--sub", "mallory", "--role", "reviewer", "--role", "boss"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown role(s): boss" in captured.err
+    assert ", ".join(jwt.STAFF_ROLES) in captured.err
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "soon"])
+def test_a_bad_ttl_exits_2(ttl: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["token", "--sub", "alice", "--role", "auditor", "--ttl", ttl])
+    assert exit_.value.code == 2
+
+
+def _segment(value: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def test_a_tampered_token_is_refused() -> None:
+    token = jwt.encode(jwt.staff_claims("alice", ["reviewer"], 600), SECRET)
+    header, _, signature = token.split(".")
+    forged = _segment(jwt.staff_claims("alice", ["admin"], 600))
+    with pytest.raises(jwt.InvalidToken, match="signature"):
+        jwt.decode(f"{header}.{forged}.{signature}", SECRET)
+    with pytest.raises(jwt.InvalidToken, match="signature"):
+        jwt.decode(token, "another-secret")
+
+
+def test_an_expired_token_is_refused() -> None:
+    token = jwt.encode(jwt.staff_claims("alice", ["reviewer"], 60, now=1_000), SECRET)
+    assert jwt.decode(token, SECRET, now=1_059)["sub"] == "alice"
+    with pytest.raises(jwt.InvalidToken, match="expired"):
+        jwt.decode(token, SECRET, now=1_060)
+    with pytest.raises(jwt.InvalidToken, match="expired"):
+        jwt.decode(token, SECRET)  # the real clock is long past 1 060
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "not base64!.e30.c2ln",
+        _segment({"alg": "none"}) + "." + _segment({"sub": "x"}) + ".",
+        _segment({"alg": "HS256"}) + ".bm90IGpzb24.c2ln",
+    ],
+)
+def test_malformed_tokens_are_refused(token: str) -> None:
+    with pytest.raises(jwt.InvalidToken):
+        jwt.decode(token, SECRET)
+
+
+def test_a_non_json_payload_with_a_valid_signature_is_refused() -> None:
+    header = _segment({"alg": "HS256", "typ": "JWT"})
+    payload = base64.urlsafe_b64encode(b"[1, 2]").rstrip(b"=").decode()
+    signing_input = f"{header}.{payload}"
+    digest = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    with pytest.raises(jwt.InvalidToken, match="JSON object"):
+        jwt.decode(f"{signing_input}.{signature}", SECRET)
+
+
+def test_ports_follow_the_base_port() -> None:
+    ports = Ports.from_base(20000)
+    assert (ports.intake, ports.review, ports.payout, ports.notify) == (20001, 20002, 20003, 20004)
+    assert (ports.gateway, ports.smtp, ports.broker) == (20010, 20025, 20092)
+    assert ports.of("mailsink") == 20025
+
+
+@pytest.mark.parametrize("base", ["0", "65500", "eighty"])
+def test_dev_refuses_a_base_port_out_of_range(
+    base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["dev", "--base-port", base])
+    assert exit_.value.code == 2
+    assert "--base-port" in capsys.readouterr().err
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = Ports.free()
+    values = [ports.of(name) for name in COMPONENTS]
+    assert len(set(values)) == len(values)
+
+
+def test_banner_shows_where_everything_listens(tmp_path: Path) -> None:
+    text = banner(Stack(tmp_path, Ports.from_base(20000)))
+    for name in COMPONENTS:
+        assert f"  {name} " in text
+    assert "127.0.0.1:20092" in text
+    assert "http://127.0.0.1:20001" in text
+    assert DEV_TENANT in text
+    assert f"Authorization: Bearer {DEV_API_KEY}" in text
+    assert "curl -sS -X POST http://127.0.0.1:20001/v1/refunds" in text
+    assert text.rstrip().endswith("Ctrl-C to stop.")
+
+
+def test_the_example_refund_is_one_intake_accepts() -> None:
+    from services.intake.api import RefundCreate, business_errors
+
+    assert business_errors(RefundCreate.model_validate(EXAMPLE_REFUND)) == []
+
+
+def test_asyncapi_without_its_module_fails_clearly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # None in sys.modules makes the import fail as if the module did not exist.
+    monkeypatch.setitem(sys.modules, "refunds.asyncapi", None)
+    assert main(["asyncapi", "--output", str(tmp_path / "a.json")]) == 1
+    assert "refunds.asyncapi is missing" in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_asyncapi_writes_what_the_generator_returns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = types.ModuleType("refunds.asyncapi")
+    fake.generate = lambda: {"asyncapi": "3.0.0"}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "refunds.asyncapi", fake)
+    output = tmp_path / "docs" / "asyncapi.json"
+    assert main(["asyncapi", "--output", str(output)]) == 0
+    assert json.loads(output.read_text()) == {"asyncapi": "3.0.0"}
+    assert str(output) in capsys.readouterr().out

@@ -1,0 +1,199 @@
+"""Unit tests of notify's domain and templates: pure, in memory, no framework."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.notify.domain import (
+    Correspondence,
+    UnknownStep,
+    mask_email,
+    message_id,
+    notification_id,
+)
+from services.notify.templates import format_money, render
+from shared.money import Money
+
+REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
+CNY_129 = {"amount": 12900, "currency": "CNY"}
+REJECTION = {
+    "order_id": "ORD-1001",
+    "rule": "R-RETURN-WINDOW-30D",
+    "policy_version": "2026.1",
+    "explanation": {"zh-CN": "已超过30天退货期限", "en": "The 30-day return window has passed"},
+}
+
+
+def opened() -> Correspondence:
+    correspondence = Correspondence(refund_id=REFUND, tenant="acme")
+    assert correspondence.id == Correspondence.create_id(REFUND)
+    return correspondence
+
+
+def event_names(correspondence: Correspondence) -> list[str]:
+    return [type(e).__name__ for e in correspondence.collect_events()]
+
+
+def sent(correspondence: Correspondence, step: str) -> None:
+    correspondence.record_sent(
+        step=step,
+        channel="email",
+        message_id=message_id(REFUND, step, "email"),
+        recipient_masked="l***@example.com",
+        locale="en",
+        template=f"{step}.email.en@1",
+        sent_at=datetime(2026, 11, 4, tzinfo=UTC),
+    )
+
+
+def test_scheduling_a_step_twice_stores_one_event() -> None:
+    correspondence = opened()
+    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-2")
+
+    assert event_names(correspondence) == ["Opened", "StepScheduled"]
+    assert correspondence.scheduled["approved", "email"].causation_id == "ev-1"
+
+
+def test_recording_the_same_contact_again_stores_nothing() -> None:
+    correspondence = opened()
+    for _ in range(2):
+        correspondence.record_contact(email="li.wei@example.com", phone=None, locale="zh-CN")
+
+    assert event_names(correspondence) == ["Opened", "ContactRecorded"]
+
+
+def test_a_step_scheduled_before_the_contact_is_pending_once_the_contact_arrives() -> None:
+    correspondence = opened()
+    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-1")
+    assert correspondence.pending() == []
+
+    correspondence.record_contact(email="li.wei@example.com", phone=None, locale="en")
+
+    assert [due.step for due in correspondence.pending()] == ["approved"]
+
+
+def test_email_steps_wait_for_an_email_address() -> None:
+    correspondence = opened()
+    correspondence.record_contact(email=None, phone="+8613800000000", locale="zh-CN")
+    correspondence.schedule("received", "email", {"amount": CNY_129}, causation_id="ev-1")
+
+    assert correspondence.pending() == []
+
+
+def test_sent_steps_are_no_longer_pending_and_are_recorded_once() -> None:
+    correspondence = opened()
+    correspondence.record_contact(email="li.wei@example.com", phone=None, locale="en")
+    correspondence.schedule("received", "email", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-2")
+    correspondence.collect_events()
+
+    sent(correspondence, "received")
+    sent(correspondence, "received")
+
+    assert event_names(correspondence) == ["MessageSent"]
+    assert [due.step for due in correspondence.pending()] == ["approved"]
+    assert correspondence.is_sent("received", "email")
+
+
+def test_unknown_steps_are_refused() -> None:
+    correspondence = opened()
+    with pytest.raises(UnknownStep):
+        correspondence.schedule("shipped", "email", {}, causation_id="ev-1")
+    with pytest.raises(UnknownStep):
+        sent(correspondence, "received")  # never scheduled
+
+
+def test_ids_are_deterministic_and_addresses_masked() -> None:
+    assert notification_id(REFUND, "paid", "email") == notification_id(REFUND, "paid", "email")
+    assert notification_id(REFUND, "paid", "email") != notification_id(REFUND, "rejected", "email")
+    assert message_id(REFUND, "paid", "email") == (
+        f"<{notification_id(REFUND, 'paid', 'email')}@refunds.local>"
+    )
+    assert notification_id(REFUND, "paid", "email").startswith("nt_")
+    assert mask_email("li.wei@example.com") == "l***@example.com"
+    assert mask_email("not-an-address") == "***"
+
+
+def test_the_domain_imports_no_framework() -> None:
+    source = Path(__file__).parents[2] / "services" / "notify" / "domain.py"
+    tree = ast.parse(source.read_text())
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+    }
+    assert imported.isdisjoint({"fastapi", "aiokafka", "httpx", "psycopg", "pydantic"})
+
+
+@pytest.mark.parametrize(
+    ("money", "locale", "expected"),
+    [
+        (Money(12900, "CNY"), "zh-CN", "¥129.00"),
+        (Money(12900, "CNY"), "en", "CNY 129.00"),
+        (Money(1290, "JPY"), "zh-CN", "JP¥1,290"),
+        (Money(1290, "JPY"), "en", "JPY 1,290"),
+        (Money(1234567, "CNY"), "zh-CN", "¥12,345.67"),
+        (Money(1500, "KWD"), "en", "KWD 1.500"),
+        (Money(990, "SGD"), "zh-CN", "SGD 9.90"),
+        (Money(12900, "CNY"), "fr", "CNY 129.00"),
+    ],
+)
+def test_amounts_follow_the_locale_and_the_currency_exponent(
+    money: Money, locale: str, expected: str
+) -> None:
+    assert format_money(money, locale) == expected
+
+
+def test_approved_in_both_locales() -> None:
+    facts = {"amount": CNY_129, "order_id": "ORD-1001", "method": "alipay"}
+    zh = render("approved", "zh-CN", facts, reference=REFUND)
+    en = render("approved", "en", facts, reference=REFUND)
+
+    assert zh.subject == "您的退款 ¥129.00 已审核通过"
+    assert "¥129.00" in zh.body and "支付宝" in zh.body and REFUND in zh.body
+    assert zh.template == "approved.email.zh-CN@1"
+    assert en.subject == "Your refund of CNY 129.00 has been approved"
+    assert "Alipay" in en.body and "ORD-1001" in en.body
+    assert en.template == "approved.email.en@1"
+
+
+def test_paid_states_amount_route_and_arrival() -> None:
+    facts = {
+        "amount": {"amount": 1290, "currency": "JPY"},
+        "method": "wechat_pay",
+        "paid_at": "2026-11-04T09:00:00+00:00",
+        "expected_arrival": "2026-11-05T09:00:00+00:00",
+    }
+    zh = render("paid", "zh-CN", facts, reference=REFUND)
+    en = render("paid", "en", facts, reference=REFUND)
+
+    assert zh.subject == "您的退款 JP¥1,290 已原路退回"
+    assert "微信支付" in zh.body and "2026年11月5日" in zh.body
+    assert en.subject == "Your refund of JPY 1,290 has been paid"
+    assert "WeChat Pay" in en.body and "5 November 2026" in en.body
+
+
+def test_rejected_states_rule_explanation_and_how_to_appeal() -> None:
+    zh = render("rejected", "zh-CN", REJECTION, reference=REFUND)
+    en = render("rejected", "en", REJECTION, reference=REFUND)
+
+    assert "已超过30天退货期限" in zh.body and "R-RETURN-WINDOW-30D" in zh.body
+    assert "申诉" in zh.body and "30-day" not in zh.body
+    assert "The 30-day return window has passed" in en.body and "R-RETURN-WINDOW-30D" in en.body
+    assert "How to appeal" in en.body
+
+
+def test_unknown_locales_fall_back_to_english() -> None:
+    rendering = render("received", "fr", {"amount": CNY_129, "order_id": "O-1"}, reference=REFUND)
+
+    assert rendering.locale == "en"
+    assert rendering.template == "received.email.en@1"
+    assert rendering.subject == "We received your refund request for order O-1"
