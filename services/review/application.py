@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
@@ -48,7 +49,7 @@ class ReviewApplication(ServiceApplication):
             causation_id=message.id,
         )
         decision = self.policy.decide(case.amount)
-        case.decide(decision, decided_by=f"system:{decision.rule}", decided_at=message.time)
+        case.decide(decision, decided_by=f"system:{decision.rule}", decided_at=datetime.now(UTC))
         processing.collect_events(case)
 
     def case_for(self, refund_id: str) -> ReviewCase | None:

@@ -1,0 +1,202 @@
+"""Pure domain rules of intake, review and payout, in memory."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.intake.domain import RefundRequest
+from services.payout.domain import Payout, PayoutAlreadySettled, expected_arrival
+from services.review.domain import AutoApprovalLimit, CaseAlreadyDecided, ReviewCase
+from shared.money import CurrencyMismatch, Money
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday
+
+
+def refund(key: str = "acme/k1") -> RefundRequest:
+    return RefundRequest(
+        request_key=key,
+        tenant="acme",
+        order={"id": "O-1", "customer_id": "C-1", "paid": {"amount": 12900, "currency": "CNY"}},
+        amount=Money(11900, "CNY"),
+        items=[{"sku": "S", "quantity": 1}],
+        reason="damaged",
+        desired_outcome="full_refund",
+        description="",
+        evidence=[],
+        customer={"email": "a@x.cn"},
+        channel="app",
+        metadata={},
+        fingerprint="f",
+        actor="tenant:acme",
+    )
+
+
+class TestMoney:
+    def test_exponents_follow_iso_4217(self) -> None:
+        assert Money.from_major("500.00", "CNY") == Money(50000, "CNY")
+        assert Money.from_major("500", "JPY") == Money(500, "JPY")
+        assert Money.from_major("1.234", "KWD") == Money(1234, "KWD")
+
+    def test_sub_minor_digits_and_floats_are_refused(self) -> None:
+        with pytest.raises(ValueError):
+            Money.from_major("1.005", "CNY")
+        with pytest.raises(TypeError):
+            Money(1.5, "CNY")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            Money(1, "XXX")
+
+    def test_currencies_never_mix(self) -> None:
+        with pytest.raises(CurrencyMismatch):
+            _ = Money(1, "CNY") + Money(1, "USD")
+        assert Money(1, "CNY") + Money(2, "CNY") == Money(3, "CNY")
+        assert Money(12900, "CNY").format() == "CNY 129.00"
+
+
+class TestRefundRequest:
+    def test_same_request_key_names_the_same_refund(self) -> None:
+        assert refund("acme/k1").id == refund("acme/k1").id
+        assert refund("acme/k1").id != refund("other/k1").id
+
+    def test_status_only_moves_forward_when_facts_arrive_out_of_order(self) -> None:
+        r = refund()
+        r.record_payment(
+            payout_id="po_1",
+            amount=Money(11900, "CNY"),
+            method="alipay",
+            provider_reference="gw",
+            paid_at=NOW,
+            expected_arrival=NOW,
+            causation_id="c1",
+        )
+        r.record_approval(
+            amount=Money(11900, "CNY"),
+            policy_version="v",
+            rule="r",
+            decided_by="system",
+            decided_at=NOW,
+            causation_id="c2",
+        )
+        assert r.status == "paid"
+        assert [e["status"] for e in r.timeline] == ["submitted", "paid", "approved"]
+
+    def test_a_second_decision_is_not_recorded(self) -> None:
+        r = refund()
+        r.record_approval(
+            amount=Money(1, "CNY"),
+            policy_version="v",
+            rule="r",
+            decided_by="s",
+            decided_at=NOW,
+            causation_id="c",
+        )
+        r.record_rejection(
+            policy_version="v",
+            rule="x",
+            explanation={},
+            decided_by="s",
+            decided_at=NOW,
+            causation_id="c2",
+        )
+        assert r.status == "approved"
+        assert len(r.collect_events()) == 2
+
+    def test_payment_after_failure_wins(self) -> None:
+        r = refund()
+        r.record_payout_failure(payout_id="po", cause="timeout", failed_at=NOW, causation_id="c")
+        assert r.status == "payout_failed"
+        r.record_payment(
+            payout_id="po",
+            amount=Money(11900, "CNY"),
+            method="card",
+            provider_reference="gw",
+            paid_at=NOW,
+            expected_arrival=NOW,
+            causation_id="c2",
+        )
+        assert r.status == "paid"
+
+
+class TestReview:
+    def test_limit_is_in_the_orders_currency(self) -> None:
+        policy = AutoApprovalLimit(Decimal("500.00"))
+        assert policy.decide(Money(50000, "CNY")).outcome == "approve"
+        assert policy.decide(Money(50001, "CNY")).outcome == "reject"
+        assert policy.decide(Money(500, "JPY")).outcome == "approve"
+        assert policy.decide(Money(501, "JPY")).outcome == "reject"
+
+    def test_rejection_cites_rule_and_explains_in_both_locales(self) -> None:
+        decision = AutoApprovalLimit(Decimal("500.00")).decide(Money(60000, "CNY"))
+        assert decision.rule == "auto_approve.over_limit"
+        assert decision.policy_version == "placeholder-1"
+        assert "CNY 500.00" in decision.explanation["en"]
+        assert "CNY 500.00" in decision.explanation["zh-CN"]
+
+    def test_a_case_is_decided_once(self) -> None:
+        case = ReviewCase(
+            refund_id="rf_1",
+            tenant="t",
+            order_id="o",
+            amount=Money(1, "CNY"),
+            payment={"method": "card", "reference": "r"},
+            reason="damaged",
+            causation_id="c",
+        )
+        decision = AutoApprovalLimit(Decimal("500")).decide(case.amount)
+        case.decide(decision, "system:rule", NOW)
+        with pytest.raises(CaseAlreadyDecided):
+            case.decide(decision, "system:rule", NOW)
+        approved = case.collect_events()[-1]
+        assert approved.refund_id == "rf_1"  # type: ignore[attr-defined]
+        assert approved.payment == {"method": "card", "reference": "r"}  # type: ignore[attr-defined]
+
+
+class TestPayout:
+    def payout(self) -> Payout:
+        return Payout(
+            approval_id="ap-1",
+            refund_id="rf_1",
+            tenant="t",
+            amount=Money(100, "CNY"),
+            method="card",
+            payment_reference="r",
+            causation_id="ap-1",
+        )
+
+    def test_merchant_refund_number_derives_from_the_approval(self) -> None:
+        assert self.payout().merchant_refund_no == self.payout().merchant_refund_no
+        assert self.payout().merchant_refund_no.startswith("po_")
+
+    def test_settles_once(self) -> None:
+        payout = self.payout()
+        payout.record_failed_attempt("503", NOW)
+        payout.succeed("gw_1", NOW)
+        assert payout.status == "paid"
+        with pytest.raises(PayoutAlreadySettled):
+            payout.succeed("gw_2", NOW)
+        with pytest.raises(PayoutAlreadySettled):
+            payout.fail("late", NOW)
+
+    def test_expected_arrival_counts_business_days(self) -> None:
+        assert expected_arrival("alipay", NOW) == NOW
+        assert expected_arrival("card", NOW).weekday() == 2  # Fri + 3 business days = Wed
+        assert expected_arrival("bank_transfer", NOW).weekday() == 1
+
+
+FRAMEWORKS = {"fastapi", "aiokafka", "httpx", "psycopg", "pydantic", "starlette", "uvicorn"}
+
+
+@pytest.mark.parametrize("service", ["intake", "review", "payout", "notify"])
+def test_domain_modules_import_no_framework(service: str) -> None:
+    source = Path(__file__).parents[2] / "services" / service / "domain.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FRAMEWORKS, f"{service}/domain.py imports {imported & FRAMEWORKS}"
