@@ -1,0 +1,102 @@
+"""Drives a running stack over HTTP the way a platform would."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox.mailsink import read_mailbox
+from shared.auth import DEV_API_KEY
+from tests.support.factories import refund_body
+
+FINAL = {"paid", "rejected", "payout_failed"}
+
+
+class Platform:
+    def __init__(self, intake_url: str, gateway_url: str, data_dir: Path) -> None:
+        self.intake = httpx.Client(
+            base_url=intake_url, timeout=10, headers={"Authorization": f"Bearer {DEV_API_KEY}"}
+        )
+        self.gateway = httpx.Client(base_url=gateway_url, timeout=10)
+        self.data_dir = data_dir
+
+    def request_refund(
+        self, amount: int, key: str | None = None, body: dict[str, Any] | None = None
+    ) -> str:
+        """POST a refund, retrying with the same Idempotency-Key while intake is unreachable."""
+        key = key or uuid.uuid4().hex
+        body = body or refund_body(amount)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = self.intake.post(
+                    "/v1/refunds", json=body, headers={"Idempotency-Key": key}
+                )
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def refund(self, refund_id: str) -> dict[str, Any]:
+        response = self.intake.get(f"/v1/refunds/{refund_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_final(self, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        done: dict[str, dict[str, Any]] = {}
+        while True:
+            for refund_id in ids:
+                if refund_id not in done:
+                    view = self.refund(refund_id)
+                    if view["status"] in FINAL:
+                        done[refund_id] = view
+            if len(done) == len(ids):
+                return done
+            if time.monotonic() > deadline:
+                waiting = {i: self.refund(i)["status"] for i in ids if i not in done}
+                raise AssertionError(
+                    f"{len(waiting)} refund(s) not final after {timeout}s: {waiting}"
+                )
+            time.sleep(0.2)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return list(self.gateway.get("/ledger").json()["entries"])
+
+    def mail(self) -> list[EmailMessage]:
+        return read_mailbox(self.data_dir / "mail")
+
+    def close(self) -> None:
+        self.intake.close()
+        self.gateway.close()
+
+
+def assert_paid_exactly_once(platform: Platform, finals: dict[str, dict[str, Any]]) -> None:
+    """Every paid refund has one ledger entry at the gateway, under its payout's number."""
+    ledger = platform.ledger()
+    numbers = Counter(entry["merchant_refund_no"] for entry in ledger)
+    assert all(count == 1 for count in numbers.values()), f"paid twice: {numbers.most_common(3)}"
+    paid = {view["payout"]["payout_id"] for view in finals.values() if view["status"] == "paid"}
+    assert set(numbers) == paid, "the gateway ledger and the paid refunds disagree"
+    for view in finals.values():
+        if view["status"] == "paid":
+            entry = next(
+                e for e in ledger if e["merchant_refund_no"] == view["payout"]["payout_id"]
+            )
+            assert entry["amount"] == view["amount"]["amount"]
+            assert entry["provider_reference"] == view["payout"]["provider_reference"]
+
+
+def assert_one_message_per_step(messages: list[EmailMessage]) -> Counter[str]:
+    ids = Counter(str(message["Message-ID"]) for message in messages)
+    assert all(count == 1 for count in ids.values()), f"sent twice: {ids.most_common(3)}"
+    return ids
