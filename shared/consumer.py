@@ -61,22 +61,18 @@ class Consumer:
 
     async def _session(self, stop: asyncio.Event) -> None:
         admin = new_admin(self.settings, f"{self.group}-admin")
-        await admin.start()
+        consumer = new_consumer(self.settings, self.topics, self.group, f"{self.group}-consumer")
+        sentinel = f"{self.settings.topic_prefix}refunds.sentinel.consumer.{self.group}"
         try:
+            await admin.start()
             await ensure_topics(admin, self.topics, self.settings.kafka_partitions)
-            watch = BrokerWatch(
-                admin, f"{self.settings.topic_prefix}refunds.sentinel.consumer.{self.group}"
-            )
+            watch = BrokerWatch(admin, sentinel)
             await watch.mark()
-            consumer = new_consumer(
-                self.settings, self.topics, self.group, f"{self.group}-consumer"
-            )
             await consumer.start()
-            try:
-                await self._consume_until(stop, consumer, watch)
-            finally:
-                await consumer.stop()
+            await self._consume_until(stop, consumer, watch)
         finally:
+            # stop() and close() are safe on clients that never connected.
+            await consumer.stop()
             await admin.close()
 
     async def _consume_until(

@@ -70,14 +70,13 @@ class Relay:
     async def _session(self, stop: asyncio.Event) -> None:
         admin = new_admin(self.settings, f"{self.source}-relay-admin")
         producer = new_producer(self.settings, f"{self.source}-relay")
-        await admin.start()
         try:
+            await admin.start()
             await producer.start()
-            try:
-                await self._publish_until(stop, admin, producer)
-            finally:
-                await producer.stop()
+            await self._publish_until(stop, admin, producer)
         finally:
+            # stop() and close() are safe on clients that never connected.
+            await producer.stop()
             await admin.close()
 
     async def _publish_until(

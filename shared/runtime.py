@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+import signal
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,15 @@ from fastapi import FastAPI
 from shared.settings import ServiceSettings
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after serving, which would cancel our loops
+    mid-step; we take the signals ourselves and stop everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass
@@ -42,8 +53,11 @@ async def run_service(service: Service) -> None:
         log_level=service.settings.log_level.lower(),
         access_log=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(worker(stop)) for worker in service.workers
     ]
