@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -299,20 +298,10 @@ def _add_asyncapi(commands: Any) -> None:
 
 
 def run_asyncapi(args: argparse.Namespace) -> int:
-    # Imported lazily: the generator is optional for every other subcommand.
-    try:
-        module = importlib.import_module("refunds.asyncapi")
-    except ModuleNotFoundError as error:
-        if error.name != "refunds.asyncapi":
-            raise
-        print("refunds asyncapi: the module refunds.asyncapi is missing", file=sys.stderr)
-        return EXIT_FAILED
-    generate = getattr(module, "generate", None)
-    if not callable(generate):
-        print("refunds asyncapi: refunds.asyncapi has no generate()", file=sys.stderr)
-        return EXIT_FAILED
+    from refunds.asyncapi import generate  # only this subcommand needs the schemas
+
     document = generate()
-    text = document if isinstance(document, str) else json.dumps(document, indent=2) + "\n"
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
