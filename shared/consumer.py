@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
-from shared.aio import sleep_or_stop
+from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.health import Health
@@ -48,16 +48,7 @@ class Consumer:
         self.duplicates = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-                backoff = 0.2
-            except Exception:  # broker or store fault: report, back off, start a new client
-                log.exception("consumer %s failed; restarting in %.1fs", self.group, backoff)
-                self.health.report("consumer", False)
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+        await keep_running(self._session, stop, part="consumer", health=self.health)
 
     async def _session(self, stop: asyncio.Event) -> None:
         admin = new_admin(self.settings, f"{self.group}-admin")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +71,3 @@ class LogFollower:
             if batch or time.monotonic() >= deadline:
                 return batch
             await asyncio.sleep(self.poll_interval)
-
-
-def refund_uuid(event: Any) -> uuid.UUID:
-    return uuid.UUID(str(event.originator_id))

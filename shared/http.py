@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -138,7 +137,3 @@ def health_router(store_ok: Callable[[], bool], health: Health, required: list[s
         return JSONResponse(body, 200 if body["status"] == "ready" else 503)
 
     return router
-
-
-def problem_json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body).encode()

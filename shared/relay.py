@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from shared.aio import sleep_or_stop
+from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import CONTENT_TYPE, IntegrationEvent, envelope, stable_event_id
 from shared.follower import LogFollower, LoggedEvent
@@ -56,16 +56,7 @@ class Relay:
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-                backoff = 0.2
-            except Exception:  # any broker or store fault: report, back off, reconnect
-                log.exception("relay %s failed; reconnecting in %.1fs", self.source, backoff)
-                self.health.report("relay", False)
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+        await keep_running(self._session, stop, part="relay", health=self.health)
 
     async def _session(self, stop: asyncio.Event) -> None:
         admin = new_admin(self.settings, f"{self.source}-relay-admin")
