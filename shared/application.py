@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -21,6 +23,8 @@ from shared.money import Money
 from shared.store import Positions
 
 log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Aggregate)
 
 
 class MoneyAsDict(Transcoding):
@@ -79,6 +83,21 @@ class ServiceApplication(Application[uuid.UUID]):
         if self.positions.is_tracked(tracking):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
+
+    def update(self, aggregate_id: uuid.UUID, change: Callable[[A], None]) -> A:
+        """Load, apply `change`, save; when another writer got there first, reload and redo.
+
+        `change` must be a pure decision on the aggregate (no I/O), so redoing it is safe.
+        """
+        for _ in range(self.max_conflict_retries):
+            aggregate = cast(A, self.repository.get(aggregate_id))
+            change(aggregate)
+            try:
+                self.save(aggregate)
+            except IntegrityError:
+                continue
+            return aggregate
+        raise RuntimeError(f"could not update {aggregate_id}: persistent conflict")
 
     def react(
         self,

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
 
 from services.notify.domain import Correspondence, notification_id
 from shared.application import ServiceApplication
@@ -111,9 +110,9 @@ class NotifyApplication(ServiceApplication):
         The consumer thread may append a step to the same correspondence between
         our read and our write: on that version conflict, reload and record again.
         """
-        for _ in range(self.max_conflict_retries):
-            correspondence = self.correspondence(correspondence_id)
-            correspondence.record_sent(
+        self.update(
+            correspondence_id,
+            lambda correspondence: correspondence.record_sent(
                 step=step,
                 channel=channel,
                 message_id=message_id,
@@ -121,13 +120,8 @@ class NotifyApplication(ServiceApplication):
                 locale=locale,
                 template=template,
                 sent_at=sent_at,
-            )
-            try:
-                self.save(correspondence)
-            except IntegrityError:
-                continue
-            return
-        raise RuntimeError(f"could not record {step}/{channel} of {correspondence_id}")
+            ),
+        )
 
     def notifications_for(self, refund_id: str) -> list[dict[str, Any]]:
         """What was sent for the refund, in the order it was sent; [] when nothing was."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import IntegrityError
 
 from services.payout.domain import Payout
 from shared.application import ServiceApplication
@@ -50,19 +50,14 @@ class PayoutApplication(ServiceApplication):
         result: Payout = self.repository.get(payout_id)
         return result
 
-    def settle(self, payout_id: uuid.UUID, change: Any) -> Payout:
-        """Apply `change(payout)` and save, retrying on a concurrent write."""
-        for _ in range(self.max_conflict_retries):
-            payout = self.payout(payout_id)
-            if not payout.is_pending:
-                return payout
-            change(payout)
-            try:
-                self.save(payout)
-            except IntegrityError:
-                continue
-            return payout
-        raise RuntimeError(f"could not settle payout {payout_id}")
+    def settle(self, payout_id: uuid.UUID, change: Callable[[Payout], None]) -> Payout:
+        """Apply `change` to a payout still pending; a settled payout is left as it is."""
+
+        def if_pending(payout: Payout) -> None:
+            if payout.is_pending:
+                change(payout)
+
+        return self.update(payout_id, if_pending)
 
     def record_success(
         self, payout_id: uuid.UUID, provider_reference: str, paid_at: datetime

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -17,6 +18,7 @@ from services.review.application import ReviewApplication
 from services.review.domain import AutoApprovalLimit, ReviewCase
 from shared.consumer import Consumer
 from shared.contracts import (
+    CloudEvent,
     CustomerContact,
     MoneyModel,
     PaymentRoute,
@@ -44,10 +46,10 @@ class Pipeline:
     settings: ServiceSettings
     intake: IntakeApplication
     review: ReviewApplication
-    relay: Relay
     consumer: Consumer
     stop: asyncio.Event
     tasks: list[asyncio.Task[None]]
+    relay: Relay = field(init=False)  # set by start_relay()
     relay_stop: asyncio.Event | None = None
     relay_task: asyncio.Task[None] | None = None
 
@@ -110,7 +112,7 @@ async def _pipeline(
 
     intake = IntakeApplication(env=store_env(settings("intake"), "intake"))
     review = ReviewApplication(
-        AutoApprovalLimit(__import__("decimal").Decimal("500")),
+        AutoApprovalLimit(Decimal("500")),
         env=store_env(settings("review"), "review"),
     )
     consumer = Consumer(
@@ -120,7 +122,7 @@ async def _pipeline(
         topics=[topic_of(settings("review"), "intake")],
         health=Health(),
     )
-    pipeline = Pipeline(settings("intake"), intake, review, None, consumer, asyncio.Event(), [])  # type: ignore[arg-type]
+    pipeline = Pipeline(settings("intake"), intake, review, consumer, asyncio.Event(), [])
     pipeline.start_relay()
     pipeline.tasks.append(asyncio.create_task(consumer.run(pipeline.stop)))
     return pipeline
@@ -212,7 +214,7 @@ async def test_out_of_order_positions_across_partitions_are_all_applied(
     assert pipeline.decisions() == 2
 
 
-def _request_message(position: int):  # type: ignore[no-untyped-def]
+def _request_message(position: int) -> CloudEvent:
     refund_id = public_id("rf", uuid.uuid4())
     event = RefundRequestedV1(
         refund_id=refund_id,
