@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -19,6 +22,7 @@ from eventsourcing.persistence import (
 )
 
 from shared.contracts import CloudEvent, IntegrationEvent
+from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
 from shared.store import Positions
 
@@ -52,6 +56,8 @@ class ServiceApplication(Application[uuid.UUID]):
     """
 
     max_conflict_retries = 10
+    max_command_attempts = 60
+    idempotency_ttl: timedelta = DEFAULT_TTL
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -98,6 +104,57 @@ class ServiceApplication(Application[uuid.UUID]):
                 continue
             return aggregate
         raise RuntimeError(f"could not update {aggregate_id}: persistent conflict")
+
+    def execute(
+        self,
+        keyed: KeyedRequest | None,
+        attempt: Callable[[], tuple[Outcome, list[Aggregate]]],
+    ) -> tuple[Outcome, bool]:
+        """Run a command at most once per idempotency key; (outcome, replayed).
+
+        `attempt` decides on freshly loaded aggregates and returns the outcome and
+        the aggregates to save; it must not save or do I/O beyond loading, because a
+        write conflict (a concurrent command on the same order, or the same key)
+        runs it again. Its exceptions (the command's refusals) save nothing.
+        """
+        for tries in range(self.max_command_attempts):
+            now = datetime.now(UTC)
+            record: IdempotencyKey | None = None
+            if keyed is not None:
+                try:
+                    record = self.repository.get(keyed.record_id)
+                except AggregateNotFoundError:
+                    record = None
+                remembered = record.answer(keyed, now) if record else None
+                if remembered is not None:
+                    return remembered, True
+            outcome, aggregates = attempt()
+            if keyed is not None:
+                expires = now + self.idempotency_ttl
+                if record is None:
+                    record = IdempotencyKey(
+                        scope=keyed.scope,
+                        key=keyed.key,
+                        fingerprint=keyed.fingerprint,
+                        outcome=as_record(outcome),
+                        expires_at=expires,
+                    )
+                else:
+                    record.reuse(
+                        fingerprint=keyed.fingerprint,
+                        outcome=as_record(outcome),
+                        expires_at=expires,
+                    )
+                aggregates = [*aggregates, record]
+            try:
+                self.save(*aggregates)
+            except IntegrityError:
+                # Someone else wrote one of these aggregates first: decide again on fresh
+                # state, after a short random pause so that contenders spread out.
+                time.sleep(random.uniform(0, 0.002 * min(tries + 1, 10)))
+                continue
+            return outcome, False
+        raise RuntimeError("could not complete the command: persistent write conflicts")
 
     def react(
         self,

@@ -1,14 +1,26 @@
-"""Platform API keys: `Authorization: Bearer <key>`, each key belonging to one tenant."""
+"""Platform API keys: `Authorization: Bearer <key>`, each key belonging to one tenant.
+
+Keys come from the environment (REFUNDS_API_KEYS) and, optionally, from a store
+looked up by the key's hash (keys issued with `refunds api-keys create`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 from shared.http import Problem
 
 DEV_TENANT = "dev-platform"
 DEV_API_KEY = "sk_dev_local_only_0000000000000000"
+LOOKUP_TTL_SECONDS = 10.0
+LOOKUP_CACHE_SIZE = 10_000
+
+Lookup = Callable[[str], str | None]
 
 
 def digest(key: str) -> str:
@@ -27,18 +39,61 @@ def parse_api_keys(spec: str) -> dict[str, str]:
 
 
 class ApiKeys:
-    def __init__(self, hashed: dict[str, str]) -> None:
+    """Resolves a bearer key to its tenant: environment keys first, then `lookup` (stored keys).
+
+    `lookup(key_hash)` answers the tenant or None; both answers are cached for
+    `ttl` seconds, so repeated bad keys do not reach the store on every request
+    and a revoked key stops working within `ttl`.
+    """
+
+    def __init__(
+        self,
+        hashed: dict[str, str],
+        lookup: Lookup | None = None,
+        *,
+        ttl: float = LOOKUP_TTL_SECONDS,
+        max_cached: int = LOOKUP_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._hashed = hashed
+        self._lookup = lookup
+        self._ttl = ttl
+        self._max_cached = max_cached
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key hash -> (tenant or None, expiry); insertion order is expiry order (one ttl).
+        self._cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
 
     def tenant_for(self, authorization: str | None) -> str:
         scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key:
+        if scheme.lower() != "bearer" or not key.strip():
             raise _unauthorized("Send `Authorization: Bearer <api key>`.")
         wanted = digest(key.strip())
         for known, tenant in self._hashed.items():
             if hmac.compare_digest(known, wanted):
                 return tenant
-        raise _unauthorized("The API key is not valid.")
+        stored = self._stored_tenant(wanted)
+        if stored is None:
+            raise _unauthorized("The API key is not valid.")
+        return stored
+
+    def _stored_tenant(self, wanted: str) -> str | None:
+        if self._lookup is None:
+            return None
+        now = self._clock()
+        with self._lock:
+            while self._cache and next(iter(self._cache.values()))[1] <= now:
+                self._cache.popitem(last=False)
+            cached = self._cache.get(wanted)
+        if cached is not None:
+            return cached[0]
+        tenant = self._lookup(wanted)  # outside the lock: a store round trip
+        with self._lock:
+            self._cache.pop(wanted, None)
+            self._cache[wanted] = (tenant, now + self._ttl)
+            if len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)
+        return tenant
 
 
 def _unauthorized(detail: str) -> Problem:

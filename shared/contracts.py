@@ -70,6 +70,29 @@ class RefundedItem(BaseModel):
     quantity: int
 
 
+class EvidenceRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    url: str
+    sha256: str | None = None
+    captured_at: datetime | None = None
+    sku: str | None = None
+    description: str = ""
+
+
+class OrderLine(BaseModel):
+    """An item of the order as the platform sold it (what review's policy needs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    category: str
+    quantity: int
+    unit_price: MoneyModel
+    custom_made: bool = False
+
+
 class RefundRequestedV1(IntegrationEvent):
     TYPE: ClassVar[str] = "refund.requested.v1"
 
@@ -84,6 +107,53 @@ class RefundRequestedV1(IntegrationEvent):
     channel: str
     customer: CustomerContact
     requested_at: datetime
+    paid_at: datetime | None = None
+    delivered_at: datetime | None = None
+    order_lines: list[OrderLine] = Field(default_factory=list)
+    shipping_fee: MoneyModel | None = None
+    evidence: list[EvidenceRecord] = Field(default_factory=list)
+
+
+class RefundWithdrawnV1(IntegrationEvent):
+    """The customer withdrew the request before payout; its reservation was released."""
+
+    TYPE: ClassVar[str] = "refund.withdrawn.v1"
+
+    order_id: str
+    reason: str
+    actor: str
+    withdrawn_at: datetime
+
+
+class RefundEvidenceAddedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "refund.evidence_added.v1"
+
+    order_id: str
+    evidence: list[EvidenceRecord]
+    note: str
+    actor: str
+    added_at: datetime
+
+
+class RefundAppealedV1(IntegrationEvent):
+    """A rejection was appealed: the refund goes back to (manual) review."""
+
+    TYPE: ClassVar[str] = "refund.appealed.v1"
+
+    order_id: str
+    amount: MoneyModel
+    statement: str
+    appealed_rule: str = Field(description="the rule the appealed rejection cited")
+    actor: str
+    appealed_at: datetime
+
+
+class RefundReceiptConfirmedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "refund.receipt_confirmed.v1"
+
+    order_id: str
+    actor: str
+    confirmed_at: datetime
 
 
 class ReviewApprovedV1(IntegrationEvent):
@@ -148,6 +218,10 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
     model.TYPE: model
     for model in (
         RefundRequestedV1,
+        RefundWithdrawnV1,
+        RefundEvidenceAddedV1,
+        RefundAppealedV1,
+        RefundReceiptConfirmedV1,
         ReviewApprovedV1,
         ReviewRejectedV1,
         PayoutSucceededV1,

@@ -3,253 +3,94 @@
 # dependency aliases in build_router() at runtime.
 
 import asyncio
-import hashlib
-import json
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel
 
-from services.intake.application import IdempotencyConflict, IntakeApplication
-from services.intake.domain import RefundRequest
+from services.intake.application import IntakeApplication, OrderMismatch, RefundNotFound
+from services.intake.checks import evidence_problems, request_problems
+from services.intake.domain import LifecycleError, RefundRequest
+from services.intake.index import ListQuery, RefundIndex, UnknownCursor
+from services.intake.orders import FieldProblems
+from services.intake.schemas import (
+    AppealRequest,
+    EventList,
+    EvidenceRequest,
+    ReceiptRequest,
+    RefundCreate,
+    RefundList,
+    RefundView,
+    Status,
+    WithdrawRequest,
+)
+from services.intake.views import event_view, refund_view
 from shared.auth import ApiKeys
-from shared.contracts import CustomerContact, MoneyModel, PaymentMethod
-from shared.http import Problem
-from shared.ids import public_id
+from shared.http import Problem, problem_responses
+from shared.idempotency import IdempotencyMismatch, KeyedRequest, fingerprint
+from shared.ids import parse_public_id
 from shared.money import Money
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Reason = Literal[
-    "damaged",
-    "quality_defect",
-    "not_received",
-    "wrong_item",
-    "not_as_described",
-    "changed_mind",
-    "service_issue",
-    "customer_error",
-    "duplicate_charge",
-    "special_circumstances",
-    "other",
+IDEMPOTENCY_HELP = (
+    "Stripe-style: a retry with the same key and body replays the first answer (with"
+    " `Idempotent-Replayed: true`); the same key with another body is a 409. Keys are kept 24 h."
+)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
 ]
-Outcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
-Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
+RefundId = Annotated[str, "rf_…"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Payment(Strict):
-    method: PaymentMethod
-    reference: Text
-
-
-class OrderItem(Strict):
-    sku: Text
-    name: Text
-    category: Text
-    quantity: int = Field(gt=0, le=10_000)
-    unit_price: MoneyModel
-    custom_made: bool = False
-
-
-class OrderSnapshot(Strict):
-    id: Text
-    customer_id: Text
-    paid: MoneyModel
-    paid_at: datetime
-    delivered_at: datetime | None = None
-    payment: Payment
-    items: list[OrderItem] = Field(min_length=1, max_length=500)
-    shipping_fee: MoneyModel | None = None
-
-
-class RequestedItem(Strict):
-    sku: Text
-    quantity: int = Field(gt=0, le=10_000)
-
-
-class Evidence(Strict):
-    kind: Literal["photo", "video", "document", "logistics", "chat", "ticket", "other"]
-    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https://")]
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
-    captured_at: datetime | None = None
-
-
-class RefundCreate(Strict):
-    """A refund request: the five elements (customer, order, items, reason, desired outcome)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "order": {
-                        "id": "ORD-1001",
-                        "customer_id": "C-42",
-                        "paid": {"amount": 12900, "currency": "CNY"},
-                        "paid_at": "2026-11-01T10:00:00Z",
-                        "delivered_at": "2026-11-03T10:00:00Z",
-                        "payment": {"method": "alipay", "reference": "2026110122001"},
-                        "items": [
-                            {
-                                "sku": "TSHIRT-L-WHITE",
-                                "name": "T-shirt, L, white",
-                                "category": "apparel",
-                                "quantity": 1,
-                                "unit_price": {"amount": 11900, "currency": "CNY"},
-                                "custom_made": False,
-                            }
-                        ],
-                        "shipping_fee": {"amount": 1000, "currency": "CNY"},
-                    },
-                    "items": [{"sku": "TSHIRT-L-WHITE", "quantity": 1}],
-                    "amount": {"amount": 11900, "currency": "CNY"},
-                    "reason": "damaged",
-                    "desired_outcome": "full_refund",
-                    "description": "Stain on the front, visible in the photo",
-                    "evidence": [{"kind": "photo", "url": "https://cdn.example.com/p/1.jpg"}],
-                    "customer": {"email": "li.wei@example.com", "locale": "zh-CN"},
-                    "channel": "app",
-                    "metadata": {"ticket": "T-77"},
-                }
-            ]
-        },
-    )
-
-    order: OrderSnapshot
-    items: list[RequestedItem] | None = Field(None, description="defaults to the whole order")
-    amount: MoneyModel | None = Field(None, description="defaults to the items' paid price")
-    reason: Reason
-    desired_outcome: Outcome
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
-    evidence: list[Evidence] = Field(default_factory=list, max_length=20)
-    customer: CustomerContact
-    channel: Channel
-    metadata: dict[
-        Annotated[str, StringConstraints(max_length=40)],
-        Annotated[str, StringConstraints(max_length=500)],
-    ] = Field(default_factory=dict, max_length=50)
-
-
-class RefundView(BaseModel):
-    id: str = Field(examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"])
-    object: Literal["refund"] = "refund"
-    status: str
-    amount: MoneyModel
-    order_id: str
-    customer_id: str
-    reason: str
-    desired_outcome: str
-    channel: str
-    created_at: datetime
-    decision: dict[str, Any] | None
-    payout: dict[str, Any] | None
-    timeline: list[dict[str, Any]]
-    metadata: dict[str, str]
-
-
-def business_errors(body: RefundCreate) -> list[dict[str, str]]:
-    """Checks across fields that the schema alone cannot express."""
-    errors: list[dict[str, str]] = []
-    currency = body.order.paid.currency
-    ordered = {item.sku: item for item in body.order.items}
-    for i, item in enumerate(body.order.items):
-        if item.unit_price.currency != currency:
-            errors.append(
-                _err(
-                    f"order.items.{i}.unit_price.currency",
-                    "currency_mismatch",
-                    f"must be the order's currency {currency}",
-                )
-            )
-    for i, wanted in enumerate(body.items or []):
-        if wanted.sku not in ordered:
-            errors.append(
-                _err(f"items.{i}.sku", "not_in_order", f"{wanted.sku} is not in the order")
-            )
-        elif wanted.quantity > ordered[wanted.sku].quantity:
-            errors.append(
-                _err(
-                    f"items.{i}.quantity",
-                    "exceeds_ordered",
-                    f"at most {ordered[wanted.sku].quantity} were ordered",
-                )
-            )
-    if body.order.paid.amount <= 0:
-        errors.append(_err("order.paid.amount", "not_positive", "must be greater than 0"))
-    if body.amount is not None:
-        if body.amount.currency != currency:
-            errors.append(
-                _err(
-                    "amount.currency",
-                    "currency_mismatch",
-                    f"must be the order's currency {currency}",
-                )
-            )
-        elif not 0 < body.amount.amount <= body.order.paid.amount:
-            errors.append(
-                _err(
-                    "amount.amount",
-                    "out_of_range",
-                    f"must be between 1 and the paid {body.order.paid.amount}",
-                )
-            )
-    if not (body.customer.email or body.customer.phone):
-        errors.append(_err("customer", "contact_required", "give an email or a phone number"))
-    return errors
-
-
-def _err(field: str, code: str, message: str) -> dict[str, str]:
-    return {"field": field, "code": code, "message": message}
-
-
-def requested_items(body: RefundCreate) -> list[dict[str, Any]]:
-    chosen = body.items or [RequestedItem(sku=i.sku, quantity=i.quantity) for i in body.order.items]
-    return [item.model_dump() for item in chosen]
-
-
-def default_amount(body: RefundCreate, items: list[dict[str, Any]]) -> Money:
-    # Placeholder amount rule until the policy engine computes it: what was paid
-    # for the items, shipping excluded, capped by the amount paid.
-    prices = {item.sku: item.unit_price.amount for item in body.order.items}
-    total = sum(prices[i["sku"]] * i["quantity"] for i in items)
-    return Money(min(total, body.order.paid.amount), body.order.paid.currency)
-
-
-def fingerprint(body: RefundCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def view(refund: RefundRequest) -> RefundView:
-    return RefundView(
-        id=public_id("rf", refund.id),
-        status=refund.status,
-        amount=MoneyModel.of(refund.amount),
-        order_id=refund.order_id,
-        customer_id=str(refund.order["customer_id"]),
-        reason=refund.reason,
-        desired_outcome=refund.desired_outcome,
-        channel=refund.channel,
-        created_at=refund.created_on,
-        decision=_plain(refund.decision),
-        payout=_plain(refund.payout),
-        timeline=[_plain(entry) or {} for entry in refund.timeline],
-        metadata=refund.metadata,
+def invalid(errors: list[dict[str, str]]) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        f"{len(errors)} field(s) failed validation.",
+        kind="validation",
+        errors=errors,
     )
 
 
-def _plain(facts: dict[str, Any] | None) -> dict[str, Any] | None:
-    if facts is None:
-        return None
-    return {k: (v.as_dict() if isinstance(v, Money) else v) for k, v in facts.items()}
+def answer(refund: RefundRequest, status: int, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(refund_view(refund).model_dump(mode="json"), status, headers=headers)
 
 
-def build_router(app: IntakeApplication, keys: ApiKeys) -> APIRouter:
+async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) -> JSONResponse:
+    """Run a command off the event loop and turn its refusals into problem documents."""
+    try:
+        refund, replayed = await asyncio.to_thread(command)
+    except RefundNotFound as missing:
+        raise Problem(404, "No such refund", f"No refund {missing}.", kind="not-found") from None
+    except IdempotencyMismatch:
+        raise Problem(
+            409,
+            "Idempotency key reused",
+            "This Idempotency-Key was used for a different request (another body or endpoint).",
+            kind="idempotency-conflict",
+        ) from None
+    except LifecycleError as refused:
+        raise Problem(
+            409, "Not allowed in this state", refused.message, kind=refused.code.replace("_", "-")
+        ) from None
+    except OrderMismatch as mismatch:
+        raise Problem(
+            409,
+            "Order snapshot mismatch",
+            "This order was first recorded with other facts; send the same order snapshot.",
+            kind="order-snapshot-mismatch",
+            errors=[p.as_dict() for p in mismatch.problems],
+        ) from None
+    except FieldProblems as refused:
+        raise invalid([p.as_dict() for p in refused.problems]) from None
+    return answer(refund, status, replayed)
+
+
+def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["refunds"])
 
     def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
@@ -257,62 +98,261 @@ def build_router(app: IntakeApplication, keys: ApiKeys) -> APIRouter:
 
     Tenant = Annotated[str, Depends(tenant)]
 
-    @router.post("/refunds", status_code=201, response_model=RefundView)
+    def keyed(tenant: str, key: str | None, request: Request, body: BaseModel | None) -> Any:
+        if key is None:
+            return None
+        dumped = body.model_dump(mode="json") if body is not None else None
+        return KeyedRequest(tenant, key, fingerprint(request.method, request.url.path, dumped))
+
+    @router.post(
+        "/refunds",
+        status_code=201,
+        response_model=RefundView,
+        summary="Create a refund request",
+        responses=problem_responses(400, 401, 409, 413, 422),
+    )
     async def create_refund(
-        body: RefundCreate,
-        tenant: Tenant,
-        request: Request,
-        idempotency_key: Annotated[
-            str | None, Header(max_length=255, description="Stripe-style; retries replay")
-        ] = None,
+        body: RefundCreate, tenant: Tenant, request: Request, idempotency_key: IdempotencyKey = None
     ) -> JSONResponse:
-        errors = business_errors(body)
+        """Record a request and reserve its amount on the order's refundable balance.
+
+        `items` defaults to the whole order; `amount` to what those items cost, capped
+        by what the order has left. The order snapshot must agree with the one the
+        order's first refund recorded (409 otherwise).
+        """
+        errors = request_problems(body)
         if errors:
-            raise Problem(
-                422,
-                "Invalid request",
-                f"{len(errors)} field(s) failed validation.",
-                kind="validation",
-                errors=errors,
-            )
-        items = requested_items(body)
-        amount = body.amount.to_money() if body.amount else default_amount(body, items)
-        command = {
+            raise invalid(errors)
+        draft = {
             "order": body.order.model_dump(mode="json"),
-            "amount": amount,
-            "items": items,
+            "items": [i.model_dump() for i in body.items] if body.items else None,
+            "amount": Money(body.amount.amount, body.amount.currency) if body.amount else None,
             "reason": body.reason,
             "desired_outcome": body.desired_outcome,
             "description": body.description,
             "evidence": [e.model_dump(mode="json") for e in body.evidence],
-            "customer": body.customer.model_dump(mode="json"),
+            "customer": body.customer.model_dump(mode="json", exclude_none=True),
             "channel": body.channel,
             "metadata": body.metadata,
-            "actor": f"tenant:{tenant}",
         }
-        try:
-            refund, created = await asyncio.to_thread(
-                app.request_refund,
-                tenant=tenant,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint(body),
-                request=command,
-            )
-        except IdempotencyConflict:
-            raise Problem(
-                409,
-                "Idempotency key reused",
-                "This Idempotency-Key was used with a different request body.",
-                kind="idempotency-conflict",
-            ) from None
-        headers = {} if created else {"Idempotent-Replayed": "true"}
-        return JSONResponse(view(refund).model_dump(mode="json"), 201, headers=headers)
+        request_key = keyed(tenant, idempotency_key, request, body)
+        return await run(
+            lambda: app.request_refund(
+                tenant=tenant, draft=draft, actor=f"tenant:{tenant}", keyed=request_key
+            ),
+            201,
+        )
 
-    @router.get("/refunds/{refund_id}", response_model=RefundView)
-    async def get_refund(refund_id: str, tenant: Tenant) -> RefundView:
-        refund = await asyncio.to_thread(app.refund_for, tenant, refund_id)
-        if refund is None:
-            raise Problem(404, "No such refund", f"No refund {refund_id}.", kind="not-found")
-        return view(refund)
+    @router.get(
+        "/refunds",
+        response_model=RefundList,
+        summary="List refunds, newest first",
+        responses=problem_responses(401, 422),
+    )
+    async def list_refunds(
+        tenant: Tenant,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        starting_after: Annotated[str | None, Query(description="a refund id: older ones")] = None,
+        ending_before: Annotated[str | None, Query(description="a refund id: newer ones")] = None,
+        order_id: Annotated[str | None, Query(max_length=200)] = None,
+        status: Status | None = None,
+        customer_id: Annotated[str | None, Query(max_length=200)] = None,
+        created_after: AwareDatetime | None = None,
+        created_before: AwareDatetime | None = None,
+    ) -> JSONResponse:
+        """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
+        next (older) page; `ending_before` the first id gives the previous one."""
+        if starting_after and ending_before:
+            raise invalid(
+                [
+                    {
+                        "field": "query.ending_before",
+                        "code": "exclusive",
+                        "message": "use starting_after or ending_before, not both",
+                    }
+                ]
+            )
+        cursors = {"starting_after": starting_after, "ending_before": ending_before}
+        parsed = {}
+        for name, value in cursors.items():
+            parsed[name] = parse_public_id("rf", value) if value else None
+            if value and parsed[name] is None:
+                raise invalid(
+                    [{"field": f"query.{name}", "code": "unknown_cursor", "message": "no such id"}]
+                )
+        query = ListQuery(
+            tenant=tenant,
+            limit=limit,
+            order_id=order_id,
+            status=status,
+            customer_id=customer_id,
+            created_after=created_after,
+            created_before=created_before,
+            starting_after=parsed["starting_after"],
+            ending_before=parsed["ending_before"],
+        )
+
+        def page() -> dict[str, Any]:
+            found = index.page(query)
+            refunds: list[RefundRequest] = [app.repository.get(uid) for uid in found.ids]
+            return {
+                "object": "list",
+                "url": request.url.path,
+                "has_more": found.has_more,
+                "data": [refund_view(r).model_dump(mode="json") for r in refunds],
+            }
+
+        try:
+            body = await asyncio.to_thread(page)
+        except UnknownCursor as unknown:
+            name = "starting_after" if starting_after else "ending_before"
+            raise invalid(
+                [
+                    {
+                        "field": f"query.{name}",
+                        "code": "unknown_cursor",
+                        "message": f"no refund {unknown}",
+                    }
+                ]
+            ) from None
+        return JSONResponse(body)
+
+    @router.get(
+        "/refunds/{refund_id}",
+        response_model=RefundView,
+        summary="Get a refund",
+        responses=problem_responses(401, 404),
+    )
+    async def get_refund(refund_id: RefundId, tenant: Tenant) -> JSONResponse:
+        return await run(lambda: (app.refund_for(tenant, refund_id), False), 200)
+
+    @router.post(
+        "/refunds/{refund_id}/withdraw",
+        response_model=RefundView,
+        summary="Withdraw a refund before payout starts",
+        responses=problem_responses(400, 401, 404, 409, 413, 422),
+    )
+    async def withdraw(
+        refund_id: RefundId,
+        tenant: Tenant,
+        request: Request,
+        body: WithdrawRequest | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Allowed until the payout starts; releases the amount reserved on the order."""
+        body = body or WithdrawRequest()
+        request_key = keyed(tenant, idempotency_key, request, body)
+        return await run(
+            lambda: app.withdraw(
+                tenant=tenant,
+                refund_id=refund_id,
+                reason=body.reason,
+                actor=f"tenant:{tenant}",
+                keyed=request_key,
+            ),
+            200,
+        )
+
+    @router.post(
+        "/refunds/{refund_id}/evidence",
+        response_model=RefundView,
+        summary="Add evidence",
+        responses=problem_responses(400, 401, 404, 409, 413, 422),
+    )
+    async def add_evidence(
+        refund_id: RefundId,
+        body: EvidenceRequest,
+        tenant: Tenant,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Accepted while the refund is undecided, and while review asks for more."""
+        errors = evidence_problems(body.evidence, datetime.now(UTC), prefix="evidence")
+        if errors:
+            raise invalid(errors)
+        request_key = keyed(tenant, idempotency_key, request, body)
+        evidence = [e.model_dump(mode="json") for e in body.evidence]
+        return await run(
+            lambda: app.add_evidence(
+                tenant=tenant,
+                refund_id=refund_id,
+                evidence=evidence,
+                note=body.note,
+                actor=f"tenant:{tenant}",
+                keyed=request_key,
+            ),
+            200,
+        )
+
+    @router.post(
+        "/refunds/{refund_id}/appeal",
+        response_model=RefundView,
+        summary="Appeal a rejection",
+        responses=problem_responses(400, 401, 404, 409, 413, 422),
+    )
+    async def appeal(
+        refund_id: RefundId,
+        body: AppealRequest,
+        tenant: Tenant,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Once per rejection, with a statement; the refund goes back to review and its
+        amount is reserved again (409 if other refunds of the order took it meanwhile)."""
+        request_key = keyed(tenant, idempotency_key, request, body)
+        return await run(
+            lambda: app.appeal(
+                tenant=tenant,
+                refund_id=refund_id,
+                statement=body.statement,
+                actor=f"tenant:{tenant}",
+                keyed=request_key,
+            ),
+            200,
+        )
+
+    @router.post(
+        "/refunds/{refund_id}/confirm-receipt",
+        response_model=RefundView,
+        summary="Confirm the money arrived",
+        responses=problem_responses(400, 401, 404, 409, 413, 422),
+    )
+    async def confirm_receipt(
+        refund_id: RefundId,
+        tenant: Tenant,
+        request: Request,
+        body: ReceiptRequest | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Only once the refund is paid; it is then closed."""
+        body = body or ReceiptRequest()
+        request_key = keyed(tenant, idempotency_key, request, body)
+        return await run(
+            lambda: app.confirm_receipt(
+                tenant=tenant, refund_id=refund_id, actor=f"tenant:{tenant}", keyed=request_key
+            ),
+            200,
+        )
+
+    @router.get(
+        "/refunds/{refund_id}/events",
+        response_model=EventList,
+        summary="The refund's timeline of events",
+        responses=problem_responses(401, 404),
+    )
+    async def refund_events(refund_id: RefundId, tenant: Tenant, request: Request) -> JSONResponse:
+        """Intake's own events for this refund and the review and payout facts it recorded,
+        oldest first, each with its source, actor and causation."""
+        try:
+            events = await asyncio.to_thread(app.history, tenant, refund_id)
+        except RefundNotFound:
+            raise Problem(
+                404, "No such refund", f"No refund {refund_id}.", kind="not-found"
+            ) from None
+        views = [v.model_dump(mode="json") for v in map(event_view, events) if v is not None]
+        return JSONResponse(
+            {"object": "list", "url": request.url.path, "has_more": False, "data": views}
+        )
 
     return router

@@ -3,61 +3,167 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 
-from services.intake.domain import RefundRequest
+from services.intake.domain import LifecycleError, RefundRequest
+from services.intake.orders import FieldProblem, Order, OverRefund
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
-    CustomerContact,
     IntegrationEvent,
-    MoneyModel,
-    PaymentRoute,
     PayoutFailedV1,
     PayoutSucceededV1,
-    RefundedItem,
-    RefundRequestedV1,
     ReviewApprovedV1,
     ReviewRejectedV1,
 )
-from shared.ids import parse_public_id, public_id
+from shared.idempotency import KeyedRequest, Outcome
+from shared.ids import parse_public_id
 from shared.money import Money
 
 
-class IdempotencyConflict(Exception):
-    """The idempotency key was used before with a different request body."""
+class RefundNotFound(Exception):
+    """No refund with that id for this tenant (another tenant's looks the same)."""
+
+
+class OrderMismatch(Exception):
+    """The order snapshot contradicts what the order's first refund recorded."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("order snapshot mismatch")
+        self.problems = problems
 
 
 class IntakeApplication(ServiceApplication):
     name = "Intake"
 
-    def request_refund(
-        self, *, tenant: str, idempotency_key: str | None, fingerprint: str, request: dict[str, Any]
-    ) -> tuple[RefundRequest, bool]:
-        """Record a new request; with a known key, the original one (created=False)."""
-        key = idempotency_key or uuid.uuid4().hex
-        refund = RefundRequest(
-            request_key=f"{tenant}/{key}", tenant=tenant, fingerprint=fingerprint, **request
-        )
-        try:
-            self.save(refund)
-        except IntegrityError:
-            original: RefundRequest = self.repository.get(refund.id, version=1)
-            if original.fingerprint != fingerprint:
-                raise IdempotencyConflict(key) from None
-            return original, False
-        return refund, True
+    # -- commands ---------------------------------------------------------------------------
 
-    def refund_for(self, tenant: str, refund_id: str) -> RefundRequest | None:
-        """The tenant's refund, or None — another tenant's refund is indistinguishable from none."""
-        uid = parse_public_id("rf", refund_id)
-        if uid is None or uid not in self.repository:
+    def request_refund(
+        self, *, tenant: str, draft: dict[str, Any], actor: str, keyed: KeyedRequest | None
+    ) -> tuple[RefundRequest, bool]:
+        """Record a new request and reserve its amount on the order, atomically.
+
+        `draft` is the validated request: `items` and `amount` may be None (the
+        whole order; what those items cost, capped by what is left to refund).
+        Returns the refund as first answered and whether this was a replay.
+        """
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            order = self._order(tenant, draft["order"])
+            named = draft["items"] is not None
+            items = draft["items"] if named else _whole_order(draft["order"])
+            amount = draft["amount"] or _default_amount(draft["order"], items, order)
+            refund = RefundRequest(
+                tenant=tenant,
+                order=draft["order"],
+                amount=amount,
+                items=items,
+                items_named=named,
+                reason=draft["reason"],
+                desired_outcome=draft["desired_outcome"],
+                description=draft["description"],
+                evidence=draft["evidence"],
+                customer=draft["customer"],
+                channel=draft["channel"],
+                metadata=draft["metadata"],
+                actor=actor,
+            )
+            paths = {item["sku"]: f"items.{i}.quantity" for i, item in enumerate(items)}
+            order.reserve(str(refund.id), amount, refund.reserved_items, item_paths=paths)
+            return Outcome(201, refund.id, refund.version), [refund, order]
+
+        outcome, replayed = self.execute(keyed, attempt)
+        return self.refund_at(outcome), replayed
+
+    def withdraw(
+        self, *, tenant: str, refund_id: str, reason: str, actor: str, keyed: KeyedRequest | None
+    ) -> tuple[RefundRequest, bool]:
+        def attempt() -> tuple[Outcome, list[Any]]:
+            refund = self._refund(tenant, refund_id)
+            refund.withdraw(reason=reason, actor=actor, at=_now())
+            order = self._existing_order(refund)
+            order.release(str(refund.id), why="withdrawn")
+            return Outcome(200, refund.id, refund.version), [refund, order]
+
+        outcome, replayed = self.execute(keyed, attempt)
+        return self.refund_at(outcome), replayed
+
+    def add_evidence(
+        self,
+        *,
+        tenant: str,
+        refund_id: str,
+        evidence: list[dict[str, Any]],
+        note: str,
+        actor: str,
+        keyed: KeyedRequest | None,
+    ) -> tuple[RefundRequest, bool]:
+        def attempt() -> tuple[Outcome, list[Any]]:
+            refund = self._refund(tenant, refund_id)
+            refund.add_evidence(evidence=evidence, note=note, actor=actor, at=_now())
+            return Outcome(200, refund.id, refund.version), [refund]
+
+        outcome, replayed = self.execute(keyed, attempt)
+        return self.refund_at(outcome), replayed
+
+    def appeal(
+        self, *, tenant: str, refund_id: str, statement: str, actor: str, keyed: KeyedRequest | None
+    ) -> tuple[RefundRequest, bool]:
+        """Reopen a rejected refund; its amount is reserved again, if the order still has it."""
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            refund = self._refund(tenant, refund_id)
+            refund.appeal(statement=statement, actor=actor, at=_now())
+            order = self._existing_order(refund)
+            try:
+                order.reserve(str(refund.id), refund.amount, refund.reserved_items)
+            except OverRefund as taken:
+                raise LifecycleError(
+                    "balance_taken",
+                    "since the rejection, other refunds of this order took its balance: "
+                    + str(taken),
+                ) from None
+            return Outcome(200, refund.id, refund.version), [refund, order]
+
+        outcome, replayed = self.execute(keyed, attempt)
+        return self.refund_at(outcome), replayed
+
+    def confirm_receipt(
+        self, *, tenant: str, refund_id: str, actor: str, keyed: KeyedRequest | None
+    ) -> tuple[RefundRequest, bool]:
+        def attempt() -> tuple[Outcome, list[Any]]:
+            refund = self._refund(tenant, refund_id)
+            refund.confirm_receipt(actor=actor, at=_now())
+            return Outcome(200, refund.id, refund.version), [refund]
+
+        outcome, replayed = self.execute(keyed, attempt)
+        return self.refund_at(outcome), replayed
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def refund_for(self, tenant: str, refund_id: str) -> RefundRequest:
+        return self._refund(tenant, refund_id)
+
+    def refund_at(self, outcome: Outcome) -> RefundRequest:
+        refund: RefundRequest = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return refund
+
+    def history(self, tenant: str, refund_id: str) -> list[Any]:
+        """The refund's own stored events, oldest first."""
+        refund = self._refund(tenant, refund_id)
+        return list(self.repository.event_store.get(refund.id))
+
+    def order_of(self, tenant: str, order_id: str) -> Order | None:
+        try:
+            order: Order = self.repository.get(Order.create_id(tenant, order_id))
+        except AggregateNotFoundError:
             return None
-        refund: RefundRequest = self.repository.get(uid)
-        return refund if refund.tenant == tenant else None
+        return order
+
+    # -- reactions --------------------------------------------------------------------------
 
     def react(
         self,
@@ -66,9 +172,15 @@ class IntakeApplication(ServiceApplication):
         processing: ProcessingEvent[uuid.UUID],
     ) -> None:
         uid = parse_public_id("rf", payload.refund_id)
-        if uid is None or uid not in self.repository:
+        if uid is None:
             return
-        refund: RefundRequest = self.repository.get(uid)
+        try:
+            refund: Any = self.repository.get(uid)
+        except AggregateNotFoundError:
+            return
+        if not isinstance(refund, RefundRequest) or refund.tenant != payload.tenant:
+            return
+        order = self._existing_order(refund)
         if isinstance(payload, ReviewApprovedV1):
             refund.record_approval(
                 amount=payload.amount.to_money(),
@@ -78,6 +190,7 @@ class IntakeApplication(ServiceApplication):
                 decided_at=payload.decided_at,
                 causation_id=message.id,
             )
+            order.settle(str(refund.id), payload.amount.to_money())
         elif isinstance(payload, ReviewRejectedV1):
             refund.record_rejection(
                 policy_version=payload.policy_version,
@@ -87,6 +200,8 @@ class IntakeApplication(ServiceApplication):
                 decided_at=payload.decided_at,
                 causation_id=message.id,
             )
+            if refund.status == "rejected":
+                order.release(str(refund.id), why="rejected")
         elif isinstance(payload, PayoutSucceededV1):
             refund.record_payment(
                 payout_id=payload.payout_id,
@@ -104,27 +219,60 @@ class IntakeApplication(ServiceApplication):
                 failed_at=payload.failed_at,
                 causation_id=message.id,
             )
-        processing.collect_events(refund)
+        processing.collect_events(refund, order)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _refund(self, tenant: str, refund_id: str) -> RefundRequest:
+        uid = parse_public_id("rf", refund_id)
+        if uid is None:
+            raise RefundNotFound(refund_id)
+        try:
+            refund: Any = self.repository.get(uid)
+        except AggregateNotFoundError:
+            raise RefundNotFound(refund_id) from None
+        # Ids of other aggregates (orders, keys) must look like unknown refunds too.
+        if not isinstance(refund, RefundRequest) or refund.tenant != tenant:
+            raise RefundNotFound(refund_id)
+        return refund
+
+    def _order(self, tenant: str, snapshot: dict[str, Any]) -> Order:
+        """The order as first recorded, after checking that `snapshot` agrees with it."""
+        order = self.order_of(tenant, snapshot["id"])
+        if order is None:
+            return Order(tenant=tenant, order_id=snapshot["id"], snapshot=snapshot)
+        problems = order.disagreements(snapshot)
+        if problems:
+            raise OrderMismatch(problems)
+        order.record_delivery(snapshot.get("delivered_at"))
+        return order
+
+    def _existing_order(self, refund: RefundRequest) -> Order:
+        order: Order = self.repository.get(Order.create_id(refund.tenant, refund.order_id))
+        return order
 
 
-def to_integration(event: Any) -> IntegrationEvent | None:
-    """Intake publishes the request; its other facts are echoes of upstream events."""
-    if not isinstance(event, RefundRequest.Requested):  # type: ignore[attr-defined]
-        return None
-    order = event.order
-    amount: Money = event.amount
-    return RefundRequestedV1(
-        refund_id=public_id("rf", event.originator_id),
-        tenant=event.tenant,
-        order_id=order["id"],
-        customer_id=order["customer_id"],
-        amount=MoneyModel.of(amount),
-        paid=MoneyModel.model_validate(order["paid"]),
-        payment=PaymentRoute.model_validate(order["payment"]),
-        items=[RefundedItem(sku=i["sku"], quantity=i["quantity"]) for i in event.items],
-        reason=event.reason,
-        desired_outcome=event.desired_outcome,
-        channel=event.channel,
-        customer=CustomerContact.model_validate(event.customer),
-        requested_at=event.timestamp,
-    )
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _whole_order(order: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"sku": item["sku"], "quantity": item["quantity"]} for item in order["items"]]
+
+
+def _default_amount(
+    order_snapshot: dict[str, Any], items: list[dict[str, Any]], order: Order
+) -> Money:
+    """What the items cost (shipping excluded), capped by what the order has left to refund.
+
+    Review's policy may approve less (coupons, pro-rata); this is what is asked for.
+    """
+    prices = {item["sku"]: item["unit_price"]["amount"] for item in order_snapshot["items"]}
+    cost = sum(prices[item["sku"]] * item["quantity"] for item in items)
+    left = order.refundable()
+    amount = min(cost, left.amount)
+    if amount <= 0:
+        raise OverRefund(
+            [FieldProblem("amount", "nothing_refundable", "this order has nothing left to refund")]
+        )
+    return Money(amount, left.currency)

@@ -1,50 +1,46 @@
-"""Intake's rules: a refund request as the platform submitted it, and its customer-facing status."""
+"""Intake's rules: a refund request as the platform submitted it, and its customer-facing life.
+
+The public status is derived from facts, never stored as a separate field: facts
+from review and payout travel on different topics and may arrive in any order,
+and deriving the status from all of them gives the same answer whatever the order.
+"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.ids import derived_id
+from services.intake.orders import FieldProblem, FieldProblems
 from shared.money import Money
 
-# Later facts can arrive before earlier ones (they travel on different topics),
-# so status only ever moves forward in this order.
-STATUS_RANK = {
-    "submitted": 0,
-    "in_review": 1,
-    "awaiting_evidence": 1,
-    "approved": 2,
-    "rejected": 2,
-    "withdrawn": 2,
-    "paying": 3,
-    "payout_failed": 4,
-    "paid": 5,
-    "closed": 6,
-}
+MAX_EVIDENCE = 50
+OPEN = frozenset({"submitted", "in_review", "awaiting_evidence"})
+WITHDRAWABLE = OPEN | {"approved"}
+
+
+class LifecycleError(Exception):
+    """The command does not fit the refund's current state (answered 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class RefundRequest(Aggregate):
     """One request for money back on one order, from any channel."""
 
-    @staticmethod
-    def create_id(request_key: str) -> uuid.UUID:
-        # The same tenant + idempotency key always names the same refund, so a
-        # retried POST cannot create a second one, whichever replica answers it.
-        return derived_id("refund", request_key)
-
     @event("Requested")
     def __init__(
         self,
         *,
-        request_key: str,
         tenant: str,
         order: dict[str, Any],
         amount: Money,
         items: list[dict[str, Any]],
+        items_named: bool,
         reason: str,
         desired_outcome: str,
         description: str,
@@ -52,14 +48,13 @@ class RefundRequest(Aggregate):
         customer: dict[str, Any],
         channel: str,
         metadata: dict[str, str],
-        fingerprint: str,
         actor: str,
     ) -> None:
-        self.request_key = request_key
         self.tenant = tenant
         self.order = order
         self.amount = amount
         self.items = items
+        self.items_named = items_named  # the request named items (they are reserved)
         self.reason = reason
         self.desired_outcome = desired_outcome
         self.description = description
@@ -67,25 +62,143 @@ class RefundRequest(Aggregate):
         self.customer = customer
         self.channel = channel
         self.metadata = metadata
-        self.fingerprint = fingerprint
-        self.status = "submitted"
         self.decision: dict[str, Any] | None = None
+        self.decisions: list[dict[str, Any]] = []
+        self.appeals: list[dict[str, Any]] = []
         self.payout: dict[str, Any] | None = None
+        self.withdrawal: dict[str, Any] | None = None
+        self.receipt: dict[str, Any] | None = None
+        self.upstream: list[str] = []  # ids of upstream events already recorded
         self.timeline: list[dict[str, Any]] = []
+        self.status = "submitted"
         self._note("submitted", self.created_on, actor)
+
+    # -- what the refund is ---------------------------------------------------------------------
 
     @property
     def order_id(self) -> str:
         return str(self.order["id"])
 
     @property
+    def customer_id(self) -> str:
+        return str(self.order["customer_id"])
+
+    @property
     def paid(self) -> Money:
         return Money(self.order["paid"]["amount"], self.order["paid"]["currency"])
 
-    def _note(self, status: str, at: datetime, actor: str, **facts: Any) -> None:
-        self.timeline.append({"status": status, "at": at, "actor": actor, **facts})
-        if STATUS_RANK[status] > STATUS_RANK[self.status]:
-            self.status = status
+    @property
+    def reserved_items(self) -> dict[str, int]:
+        """Items this refund holds on its order (only those the request named)."""
+        if not self.items_named:
+            return {}
+        return {item["sku"]: item["quantity"] for item in self.items}
+
+    def _derive_status(self) -> str:
+        if self.receipt is not None:
+            return "closed"
+        if self.payout is not None:
+            return {"paid": "paid", "failed": "payout_failed"}.get(self.payout["status"], "paying")
+        if self.withdrawal is not None:
+            return "withdrawn"
+        if self.decision is not None:
+            return str(self.decision["outcome"])
+        return "in_review" if self.appeals else "submitted"
+
+    def _note(self, step: str, at: datetime, actor: str, **facts: Any) -> None:
+        self.status = self._derive_status()
+        self.timeline.append(
+            {"step": step, "status": self.status, "at": at, "actor": actor, **facts}
+        )
+
+    # -- commands from the platform -------------------------------------------------------------
+
+    def withdraw(self, *, reason: str, actor: str, at: datetime) -> None:
+        if self.status not in WITHDRAWABLE:
+            raise LifecycleError("not_withdrawable", _why_not_withdrawable(self.status))
+        self._withdrawn(reason, actor, at, self.tenant, self.order_id)
+
+    # Published events carry the tenant and order, so that the relay maps them alone.
+    @event("Withdrawn")
+    def _withdrawn(self, reason: str, actor: str, at: datetime, tenant: str, order_id: str) -> None:
+        self.withdrawal = {"reason": reason, "actor": actor, "at": at}
+        self._note("withdrawn", at, actor, reason=reason)
+
+    def add_evidence(
+        self, *, evidence: list[dict[str, Any]], note: str, actor: str, at: datetime
+    ) -> None:
+        if self.status not in OPEN:
+            raise LifecycleError(
+                "evidence_closed",
+                f"evidence is accepted until a decision; this refund is {self.status}",
+            )
+        skus = {item["sku"] for item in self.order["items"]}
+        unknown = [
+            FieldProblem(f"evidence.{i}.sku", "not_in_order", f"{e['sku']} is not in the order")
+            for i, e in enumerate(evidence)
+            if e.get("sku") is not None and e["sku"] not in skus
+        ]
+        if unknown:
+            raise FieldProblems(unknown)
+        if len(self.evidence) + len(evidence) > MAX_EVIDENCE:
+            raise LifecycleError(
+                "evidence_limit", f"a refund holds at most {MAX_EVIDENCE} evidence records"
+            )
+        self._evidence_added(evidence, note, actor, at, self.tenant, self.order_id)
+
+    @event("EvidenceAdded")
+    def _evidence_added(
+        self,
+        evidence: list[dict[str, Any]],
+        note: str,
+        actor: str,
+        at: datetime,
+        tenant: str,
+        order_id: str,
+    ) -> None:
+        self.evidence = [*self.evidence, *evidence]
+        self._note("evidence_added", at, actor, count=len(evidence))
+
+    def appeal(self, *, statement: str, actor: str, at: datetime) -> None:
+        if self.status != "rejected" or self.decision is None:
+            raise LifecycleError(
+                "not_appealable",
+                f"only a rejected refund can be appealed; this one is {self.status}",
+            )
+        appealed = {"rule": self.decision["rule"], "decided_at": self.decision["decided_at"]}
+        self._appealed(statement, actor, at, appealed, self.amount, self.tenant, self.order_id)
+
+    @event("Appealed")
+    def _appealed(
+        self,
+        statement: str,
+        actor: str,
+        at: datetime,
+        appealed: dict[str, Any],
+        amount: Money,
+        tenant: str,
+        order_id: str,
+    ) -> None:
+        self.appeals.append({"statement": statement, "actor": actor, "at": at, "of": appealed})
+        self.decision = None  # a new round of review; the rejection stays in `decisions`
+        self._note("appealed", at, actor)
+
+    def confirm_receipt(self, *, actor: str, at: datetime) -> None:
+        if self.status != "paid":
+            raise LifecycleError(
+                "not_paid", f"receipt can be confirmed once the refund is paid; it is {self.status}"
+            )
+        self._receipt_confirmed(actor, at, self.tenant, self.order_id)
+
+    @event("ReceiptConfirmed")
+    def _receipt_confirmed(self, actor: str, at: datetime, tenant: str, order_id: str) -> None:
+        self.receipt = {"actor": actor, "at": at}
+        self._note("receipt_confirmed", at, actor)
+
+    # -- facts learned from review and payout --------------------------------------------------
+
+    def knows(self, upstream_event_id: str) -> bool:
+        return upstream_event_id in self.upstream
 
     def record_approval(
         self,
@@ -97,7 +210,7 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        if self.decision is None:
+        if self.decision is None and not self.knows(causation_id):
             self._approved(amount, policy_version, rule, decided_by, decided_at, causation_id)
 
     @event("Approved")
@@ -118,7 +231,9 @@ class RefundRequest(Aggregate):
             "decided_by": decided_by,
             "decided_at": decided_at,
         }
-        self._note("approved", decided_at, decided_by, rule=rule)
+        self.decisions.append(self.decision)
+        self.upstream.append(causation_id)
+        self._note("approved", decided_at, decided_by, rule=rule, source="review")
 
     def record_rejection(
         self,
@@ -130,7 +245,7 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        if self.decision is None:
+        if self.decision is None and not self.knows(causation_id):
             self._rejected(policy_version, rule, explanation, decided_by, decided_at, causation_id)
 
     @event("Rejected")
@@ -151,7 +266,9 @@ class RefundRequest(Aggregate):
             "decided_by": decided_by,
             "decided_at": decided_at,
         }
-        self._note("rejected", decided_at, decided_by, rule=rule)
+        self.decisions.append(self.decision)
+        self.upstream.append(causation_id)
+        self._note("rejected", decided_at, decided_by, rule=rule, source="review")
 
     def record_payment(
         self,
@@ -164,7 +281,8 @@ class RefundRequest(Aggregate):
         expected_arrival: datetime,
         causation_id: str,
     ) -> None:
-        if self.payout is None or self.payout.get("status") != "paid":
+        already_paid = self.payout is not None and self.payout["status"] == "paid"
+        if not already_paid and not self.knows(causation_id):
             self._paid(
                 payout_id,
                 amount,
@@ -195,12 +313,13 @@ class RefundRequest(Aggregate):
             "paid_at": paid_at,
             "expected_arrival": expected_arrival,
         }
-        self._note("paid", paid_at, "service:payout", payout_id=payout_id)
+        self.upstream.append(causation_id)
+        self._note("paid", paid_at, "service:payout", payout_id=payout_id, source="payout")
 
     def record_payout_failure(
         self, *, payout_id: str, cause: str, failed_at: datetime, causation_id: str
     ) -> None:
-        if self.payout is None:
+        if self.payout is None and not self.knows(causation_id):
             self._payout_failed(payout_id, cause, failed_at, causation_id)
 
     @event("PayoutFailed")
@@ -213,4 +332,13 @@ class RefundRequest(Aggregate):
             "cause": cause,
             "failed_at": failed_at,
         }
-        self._note("payout_failed", failed_at, "service:payout", cause=cause)
+        self.upstream.append(causation_id)
+        self._note("payout_failed", failed_at, "service:payout", cause=cause, source="payout")
+
+
+def _why_not_withdrawable(status: str) -> str:
+    if status in {"paying", "paid", "payout_failed", "closed"}:
+        return "the payout has already started, so the refund can no longer be withdrawn"
+    if status == "withdrawn":
+        return "the refund was already withdrawn"
+    return f"a {status} refund cannot be withdrawn"

@@ -13,7 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from eventsourcing.utils import get_topic
 
-from services.intake.application import IntakeApplication, to_integration
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_integration
 from services.review.application import ReviewApplication
 from services.review.domain import AutoApprovalLimit, ReviewCase
 from shared.consumer import Consumer
@@ -57,7 +58,7 @@ class Pipeline:
         ids = []
         for _ in range(count):
             refund, _ = self.intake.request_refund(
-                tenant="acme", idempotency_key=None, fingerprint="f", request=intake_command()
+                tenant="acme", draft=intake_command(), actor="tenant:acme", keyed=None
             )
             ids.append(public_id("rf", refund.id))
         return ids
@@ -154,7 +155,8 @@ async def test_duplicate_delivery_has_one_effect(pipeline: Pipeline) -> None:
         for notification in pipeline.intake.recorder.select_notifications(start=1, limit=100):
             event = pipeline.intake.mapper.to_domain_event(notification)
             integration = to_integration(event)
-            assert integration is not None
+            if integration is None:  # the order's bookkeeping is not published
+                continue
             message = envelope(
                 integration,
                 source="intake",

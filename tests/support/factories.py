@@ -51,7 +51,7 @@ def refund_body(amount: int = 12900, currency: str = "CNY", **overrides: Any) ->
 
 
 def intake_command(amount: int = 12900, currency: str = "CNY") -> dict[str, Any]:
-    """What intake's API hands to `IntakeApplication.request_refund`."""
+    """The draft intake's API hands to `IntakeApplication.request_refund` (a new order each)."""
     body = refund_body(amount, currency)
     return {
         "order": body["order"],
@@ -64,7 +64,6 @@ def intake_command(amount: int = 12900, currency: str = "CNY") -> dict[str, Any]
         "customer": body["customer"],
         "channel": body["channel"],
         "metadata": body["metadata"],
-        "actor": "tenant:acme",
     }
 
 

@@ -1,0 +1,111 @@
+"""Which of intake's stored events become public integration events, and their shape.
+
+Decisions and payouts recorded here are echoes of upstream events, so they are
+not published again; orders and idempotency keys are private bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.intake.domain import RefundRequest
+from shared.contracts import (
+    CustomerContact,
+    EvidenceRecord,
+    IntegrationEvent,
+    MoneyModel,
+    OrderLine,
+    PaymentRoute,
+    RefundAppealedV1,
+    RefundedItem,
+    RefundEvidenceAddedV1,
+    RefundReceiptConfirmedV1,
+    RefundRequestedV1,
+    RefundWithdrawnV1,
+)
+from shared.ids import public_id
+from shared.money import Money
+
+Event: Any = RefundRequest  # the nested event classes are created by eventsourcing
+
+
+def to_integration(event: Any) -> IntegrationEvent | None:
+    refund_id = public_id("rf", event.originator_id)
+    if isinstance(event, Event.Requested):
+        return _requested(event, refund_id)
+    if isinstance(event, Event.Withdrawn):
+        return RefundWithdrawnV1(
+            refund_id=refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            reason=event.reason,
+            actor=event.actor,
+            withdrawn_at=event.at,
+        )
+    if isinstance(event, Event.EvidenceAdded):
+        return RefundEvidenceAddedV1(
+            refund_id=refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
+            note=event.note,
+            actor=event.actor,
+            added_at=event.at,
+        )
+    if isinstance(event, Event.Appealed):
+        amount: Money = event.amount
+        return RefundAppealedV1(
+            refund_id=refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            amount=MoneyModel.of(amount),
+            statement=event.statement,
+            appealed_rule=event.appealed["rule"],
+            actor=event.actor,
+            appealed_at=event.at,
+        )
+    if isinstance(event, Event.ReceiptConfirmed):
+        return RefundReceiptConfirmedV1(
+            refund_id=refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            actor=event.actor,
+            confirmed_at=event.at,
+        )
+    return None
+
+
+def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
+    order = event.order
+    amount: Money = event.amount
+    return RefundRequestedV1(
+        refund_id=refund_id,
+        tenant=event.tenant,
+        order_id=order["id"],
+        customer_id=order["customer_id"],
+        amount=MoneyModel.of(amount),
+        paid=MoneyModel.model_validate(order["paid"]),
+        payment=PaymentRoute.model_validate(order["payment"]),
+        items=[RefundedItem(sku=i["sku"], quantity=i["quantity"]) for i in event.items],
+        reason=event.reason,
+        desired_outcome=event.desired_outcome,
+        channel=event.channel,
+        customer=CustomerContact.model_validate(
+            {k: event.customer.get(k) for k in ("email", "phone", "locale")}
+        ),
+        requested_at=event.timestamp,
+        paid_at=order["paid_at"],
+        delivered_at=order.get("delivered_at"),
+        order_lines=[
+            OrderLine(
+                sku=line["sku"],
+                category=line["category"],
+                quantity=line["quantity"],
+                unit_price=MoneyModel.model_validate(line["unit_price"]),
+                custom_made=line.get("custom_made", False),
+            )
+            for line in order["items"]
+        ],
+        shipping_fee=order.get("shipping_fee"),
+        evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
+    )

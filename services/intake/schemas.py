@@ -1,0 +1,409 @@
+"""Intake's request and response bodies (pydantic), each documented with an example."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from shared.contracts import Locale, PaymentMethod
+from shared.money import CURRENCY_EXPONENTS
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+LongText = Annotated[str, StringConstraints(max_length=2000)]
+Reason = Literal[
+    "damaged",
+    "quality_defect",
+    "not_received",
+    "wrong_item",
+    "not_as_described",
+    "changed_mind",
+    "service_issue",
+    "customer_error",
+    "duplicate_charge",
+    "special_circumstances",
+    "other",
+]
+Outcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
+Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
+Status = Literal[
+    "submitted",
+    "in_review",
+    "awaiting_evidence",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "paying",
+    "paid",
+    "payout_failed",
+    "closed",
+]
+Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
+MAX_MINOR_UNITS = 10**15
+
+EXAMPLE_ORDER: dict[str, Any] = {
+    "id": "ORD-1001",
+    "customer_id": "C-42",
+    "paid": {"amount": 12900, "currency": "CNY"},
+    "paid_at": "2026-11-01T10:00:00Z",
+    "delivered_at": "2026-11-03T10:00:00Z",
+    "payment": {"method": "alipay", "reference": "2026110122001"},
+    "items": [
+        {
+            "sku": "TSHIRT-L-WHITE",
+            "name": "T-shirt, L, white",
+            "category": "apparel",
+            "quantity": 1,
+            "unit_price": {"amount": 11900, "currency": "CNY"},
+            "custom_made": False,
+        }
+    ],
+    "shipping_fee": {"amount": 1000, "currency": "CNY"},
+}
+EXAMPLE_EVIDENCE: dict[str, Any] = {
+    "kind": "photo",
+    "url": "https://cdn.example.com/p/1.jpg",
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "captured_at": "2026-11-03T12:00:00Z",
+    "sku": "TSHIRT-L-WHITE",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _known_currency(code: str) -> str:
+    if code not in CURRENCY_EXPONENTS:
+        raise PydanticCustomError(
+            "unknown_currency", "{code} is not a supported ISO 4217 currency", {"code": code}
+        )
+    return code
+
+
+Currency = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]), AfterValidator(_known_currency)
+]
+
+
+class Amount(Strict):
+    """Money: integer minor units (12900 CNY = ¥129.00) and an ISO 4217 currency."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"amount": 11900, "currency": "CNY"}]}
+    )
+
+    amount: StrictInt = Field(gt=0, le=MAX_MINOR_UNITS, description="minor units, > 0")
+    currency: Currency
+
+
+class Price(Amount):
+    """A price or fee; may be zero (a free gift, free shipping)."""
+
+    amount: StrictInt = Field(ge=0, le=MAX_MINOR_UNITS, description="minor units, >= 0")
+
+
+class Payment(Strict):
+    method: PaymentMethod
+    reference: Text = Field(description="the payment's id at the provider")
+
+
+class OrderItem(Strict):
+    sku: Text
+    name: Text
+    category: Text = Field(description="product category, e.g. apparel, fresh_food, software")
+    quantity: Quantity
+    unit_price: Price
+    custom_made: StrictBool = False
+
+
+class OrderSnapshot(Strict):
+    """The order as the platform recorded it; every refund of one order must repeat it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ORDER]})
+
+    id: Text
+    customer_id: Text
+    paid: Amount
+    paid_at: AwareDatetime
+    delivered_at: AwareDatetime | None = None
+    payment: Payment
+    items: list[OrderItem] = Field(min_length=1, max_length=500)
+    shipping_fee: Price | None = None
+
+
+class RequestedItem(Strict):
+    sku: Text
+    quantity: Quantity
+
+
+class Evidence(Strict):
+    """A photo, video, document… that supports the request, linked to the order."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_EVIDENCE]})
+
+    kind: Literal[
+        "photo",
+        "video",
+        "document",
+        "contract",
+        "medical_certificate",
+        "logistics",
+        "chat",
+        "ticket",
+        "other",
+    ]
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https://[^\s]+$")]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    captured_at: AwareDatetime | None = None
+    sku: Text | None = Field(None, description="the order item it shows")
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class Customer(Strict):
+    """How to reach the customer: at least one of e-mail or phone, and their language."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"email": "li.wei@example.com", "phone": "+8613800000000", "locale": "zh-CN"}
+            ]
+        },
+    )
+
+    name: Text | None = None
+    email: Annotated[EmailStr, StringConstraints(max_length=254)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
+        None, description="E.164, e.g. +8613800000000"
+    )
+    locale: Locale
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Customer:
+        if not (self.email or self.phone):
+            raise PydanticCustomError("contact_required", "give an email or a phone number")
+        return self
+
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class RefundCreate(Strict):
+    """A refund request: the five elements (customer, order, items, reason, desired outcome)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "order": EXAMPLE_ORDER,
+                    "items": [{"sku": "TSHIRT-L-WHITE", "quantity": 1}],
+                    "amount": {"amount": 11900, "currency": "CNY"},
+                    "reason": "damaged",
+                    "desired_outcome": "full_refund",
+                    "description": "Stain on the front, visible in the photo",
+                    "evidence": [EXAMPLE_EVIDENCE],
+                    "customer": {
+                        "email": "li.wei@example.com",
+                        "phone": "+8613800000000",
+                        "locale": "zh-CN",
+                    },
+                    "channel": "app",
+                    "metadata": {"ticket": "T-77"},
+                }
+            ]
+        },
+    )
+
+    order: OrderSnapshot
+    items: list[RequestedItem] | None = Field(
+        None, min_length=1, max_length=500, description="defaults to the whole order"
+    )
+    amount: Amount | None = Field(
+        None,
+        description="defaults to what the items cost (shipping excluded), capped by what the"
+        " order has left to refund",
+    )
+    reason: Reason
+    desired_outcome: Outcome
+    description: LongText = ""
+    evidence: list[Evidence] = Field(default_factory=list, max_length=20)
+    customer: Customer
+    channel: Channel
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, max_length=50, description="≤ 50 keys; key ≤ 40, value ≤ 500 chars"
+    )
+
+
+class WithdrawRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Found the parcel"}]}
+    )
+
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class EvidenceRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"evidence": [EXAMPLE_EVIDENCE], "note": "Close-up of the stain"}]
+        },
+    )
+
+    evidence: list[Evidence] = Field(min_length=1, max_length=20)
+    note: LongText = ""
+
+
+class AppealRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"statement": "The stain was there on delivery; see the unboxing video."}]
+        },
+    )
+
+    statement: Annotated[
+        str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)
+    ]
+
+
+class ReceiptRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": ""}]})
+
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+class MoneyView(BaseModel):
+    amount: int = Field(examples=[11900])
+    currency: str = Field(examples=["CNY"])
+
+
+class DecisionView(BaseModel):
+    outcome: Literal["approved", "rejected"]
+    amount: MoneyView | None = None
+    policy_version: str = Field(examples=["2026-11-01"])
+    rule: str = Field(examples=["auto_approve.within_limit"])
+    explanation: dict[str, str] | None = None
+    decided_by: str = Field(examples=["system:auto_approve.within_limit"])
+    decided_at: datetime
+
+
+class PayoutView(BaseModel):
+    status: Literal["paid", "failed"]
+    payout_id: str
+    amount: MoneyView | None = None
+    method: str | None = None
+    provider_reference: str | None = None
+    paid_at: datetime | None = None
+    expected_arrival: datetime | None = None
+    cause: str | None = None
+    failed_at: datetime | None = None
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    step: str = Field(examples=["approved"])
+    status: Status
+    at: datetime
+    actor: str = Field(examples=["tenant:acme"])
+
+
+class RefundView(BaseModel):
+    """A refund as the platform sees it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11",
+                    "object": "refund",
+                    "status": "paid",
+                    "amount": {"amount": 11900, "currency": "CNY"},
+                    "order_id": "ORD-1001",
+                    "customer_id": "C-42",
+                    "created_at": "2026-11-04T09:00:00Z",
+                }
+            ]
+        }
+    )
+
+    id: str
+    object: Literal["refund"] = "refund"
+    status: Status
+    amount: MoneyView
+    order_id: str
+    customer_id: str
+    items: list[RequestedItem]
+    reason: Reason
+    desired_outcome: Outcome
+    description: str
+    evidence: list[dict[str, Any]]
+    customer: dict[str, Any]
+    channel: Channel
+    created_at: datetime
+    decision: DecisionView | None
+    decisions: list[DecisionView]
+    payout: PayoutView | None
+    withdrawal: dict[str, Any] | None
+    appeals: list[dict[str, Any]]
+    timeline: list[TimelineEntry]
+    metadata: dict[str, str]
+
+
+class RefundList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"object": "list", "url": "/v1/refunds", "has_more": False, "data": []}]
+        }
+    )
+
+    object: Literal["list"] = "list"
+    url: str
+    has_more: bool
+    data: list[RefundView]
+
+
+class EventView(BaseModel):
+    """One entry of a refund's audit timeline."""
+
+    id: str = Field(examples=["7c0e4d0a-35c4-5b8e-9c55-1d7c9b1f0f11"])
+    type: str = Field(examples=["review.approved"])
+    source: Literal["intake", "review", "payout", "notify"]
+    at: datetime
+    actor: str
+    position: int | None = Field(None, description="this event's version within the refund")
+    causation_id: str | None = Field(None, description="the integration event it records")
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"object": "list", "url": "/v1/refunds/rf_…/events", "data": []}]
+        }
+    )
+
+    object: Literal["list"] = "list"
+    url: str
+    has_more: bool = False
+    data: list[EventView]

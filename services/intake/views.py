@@ -1,0 +1,113 @@
+"""How intake shows a refund and its history to the platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.intake.domain import RefundRequest
+from services.intake.schemas import EventView, RefundView
+from shared.contracts import stable_event_id
+from shared.ids import public_id
+from shared.money import Money
+
+# Stored event → (public type, the service the fact came from).
+EVENT_TYPES = {
+    "Requested": ("refund.requested", "intake"),
+    "Withdrawn": ("refund.withdrawn", "intake"),
+    "EvidenceAdded": ("refund.evidence_added", "intake"),
+    "Appealed": ("refund.appealed", "intake"),
+    "ReceiptConfirmed": ("refund.receipt_confirmed", "intake"),
+    "Approved": ("review.approved", "review"),
+    "Rejected": ("review.rejected", "review"),
+    "PayoutSucceeded": ("payout.succeeded", "payout"),
+    "PayoutFailed": ("payout.failed", "payout"),
+}
+# What each event shows in the timeline (personal data and bulky snapshots stay out).
+EVENT_FACTS = {
+    "Requested": ("amount", "items", "reason", "desired_outcome", "channel"),
+    "Withdrawn": ("reason",),
+    "EvidenceAdded": ("evidence", "note"),
+    "Appealed": ("statement", "appealed", "amount"),
+    "ReceiptConfirmed": (),
+    "Approved": ("amount", "policy_version", "rule"),
+    "Rejected": ("policy_version", "rule", "explanation"),
+    "PayoutSucceeded": (
+        "payout_id",
+        "amount",
+        "method",
+        "provider_reference",
+        "expected_arrival",
+    ),
+    "PayoutFailed": ("payout_id", "cause"),
+}
+
+
+def plain(value: Any) -> Any:
+    """Money → {"amount", "currency"}, recursively; everything else as it is."""
+    if isinstance(value, Money):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def refund_view(refund: RefundRequest) -> RefundView:
+    return RefundView.model_validate(
+        {
+            "id": public_id("rf", refund.id),
+            "status": refund.status,
+            "amount": refund.amount.as_dict(),
+            "order_id": refund.order_id,
+            "customer_id": refund.customer_id,
+            "items": refund.items,
+            "reason": refund.reason,
+            "desired_outcome": refund.desired_outcome,
+            "description": refund.description,
+            "evidence": refund.evidence,
+            "customer": refund.customer,
+            "channel": refund.channel,
+            "created_at": refund.created_on,
+            "decision": plain(refund.decision),
+            "decisions": plain(refund.decisions),
+            "payout": plain(refund.payout),
+            "withdrawal": plain(refund.withdrawal),
+            "appeals": plain(refund.appeals),
+            "timeline": plain(refund.timeline),
+            "metadata": refund.metadata,
+        }
+    )
+
+
+def event_view(event: Any) -> EventView | None:
+    name = type(event).__name__
+    if name not in EVENT_TYPES:
+        return None
+    kind, source = EVENT_TYPES[name]
+    facts = {field: plain(getattr(event, field)) for field in EVENT_FACTS[name]}
+    return EventView(
+        id=stable_event_id("intake", event.originator_id, event.originator_version),
+        type=kind,
+        source=source,  # type: ignore[arg-type]
+        at=_when(event),
+        actor=_actor(event, source),
+        position=event.originator_version,
+        causation_id=getattr(event, "causation_id", None),
+        data=facts,
+    )
+
+
+def _when(event: Any) -> Any:
+    for field in ("decided_at", "paid_at", "failed_at", "at"):
+        if hasattr(event, field):
+            return getattr(event, field)
+    return event.timestamp
+
+
+def _actor(event: Any, source: str) -> str:
+    if hasattr(event, "actor"):
+        return str(event.actor)
+    if hasattr(event, "decided_by"):
+        return str(event.decided_by)
+    return f"service:{source}"
