@@ -59,6 +59,10 @@ class ServiceApplication(Application[uuid.UUID]):
     max_command_attempts = 60
     idempotency_ttl: timedelta = DEFAULT_TTL
 
+    def clock(self) -> datetime:
+        """Now, for expiry decisions (tests move it forward)."""
+        return datetime.now(UTC)
+
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
@@ -118,7 +122,7 @@ class ServiceApplication(Application[uuid.UUID]):
         runs it again. Its exceptions (the command's refusals) save nothing.
         """
         for tries in range(self.max_command_attempts):
-            now = datetime.now(UTC)
+            now = self.clock()
             record: IdempotencyKey | None = None
             if keyed is not None:
                 try:

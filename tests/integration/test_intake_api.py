@@ -473,3 +473,26 @@ def test_openapi_documents_every_route_with_examples_and_problems(intake: Intake
         success = next(s for s in operation["responses"] if s.startswith("2"))
         ref = operation["responses"][success]["content"]["application/json"]["schema"]["$ref"]
         assert schemas[ref.rsplit("/", 1)[-1]].get("examples"), (method, path)
+
+
+def test_a_key_can_name_a_new_request_once_it_expired(intake: Intake) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.idempotency import KeyedRequest
+    from tests.support.factories import intake_command
+
+    app = intake.app
+    first, replayed = app.request_refund(
+        tenant="acme", draft=intake_command(), actor="t", keyed=KeyedRequest("acme", "k", "f1")
+    )
+    assert not replayed
+    again, replayed = app.request_refund(
+        tenant="acme", draft=intake_command(), actor="t", keyed=KeyedRequest("acme", "k", "f1")
+    )
+    assert replayed and again.id == first.id
+    a_day_later = datetime.now(UTC) + timedelta(hours=24, seconds=1)
+    app.clock = lambda: a_day_later  # type: ignore[method-assign]
+    later, replayed = app.request_refund(
+        tenant="acme", draft=intake_command(), actor="t", keyed=KeyedRequest("acme", "k", "f2")
+    )
+    assert not replayed and later.id != first.id

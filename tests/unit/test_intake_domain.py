@@ -22,8 +22,18 @@ SNAPSHOT: dict[str, Any] = {
     "delivered_at": None,
     "payment": {"method": "alipay", "reference": "p-1"},
     "items": [
-        {"sku": "A", "quantity": 2, "unit_price": {"amount": 5000, "currency": "CNY"}},
-        {"sku": "B", "quantity": 1, "unit_price": {"amount": 2900, "currency": "CNY"}},
+        {
+            "sku": "A",
+            "category": "apparel",
+            "quantity": 2,
+            "unit_price": {"amount": 5000, "currency": "CNY"},
+        },
+        {
+            "sku": "B",
+            "category": "apparel",
+            "quantity": 1,
+            "unit_price": {"amount": 2900, "currency": "CNY"},
+        },
     ],
     "shipping_fee": None,
 }
@@ -218,3 +228,34 @@ class TestIdempotencyKey:
             key.answer(KeyedRequest("acme", "k", "other"), NOW)
         assert key.answer(request, NOW + timedelta(hours=24)) is None
         assert key.id == request.record_id != KeyedRequest("other", "k", "fp").record_id
+
+
+class TestPublishing:
+    def test_each_platform_action_becomes_its_integration_event(self) -> None:
+        from services.intake.publishing import to_integration
+
+        r = refund()
+        r.add_evidence(
+            evidence=[{"kind": "photo", "url": "https://x/1.jpg"}], note="n", actor="t", at=NOW
+        )
+        reject(r)
+        r.appeal(statement="it was broken", actor="tenant:acme", at=NOW)
+        approve(r, cause="c-approve-2")
+        pay(r)
+        r.confirm_receipt(actor="tenant:acme", at=NOW)
+        withdrawn = refund()
+        withdrawn.withdraw(reason="found it", actor="tenant:acme", at=NOW)
+        events = [*r.collect_events(), *withdrawn.collect_events()]
+        published = [to_integration(e) for e in events]
+        types = [p.TYPE for p in published if p is not None]
+        assert types == [
+            "refund.requested.v1",
+            "refund.evidence_added.v1",
+            "refund.appealed.v1",
+            "refund.receipt_confirmed.v1",
+            "refund.requested.v1",
+            "refund.withdrawn.v1",
+        ]
+        appealed = next(p for p in published if p is not None and p.TYPE == "refund.appealed.v1")
+        assert appealed.model_dump()["appealed_rule"] == "window.closed"
+        assert all(p.tenant == "acme" for p in published if p is not None)
