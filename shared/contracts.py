@@ -91,6 +91,8 @@ class OrderLine(BaseModel):
     quantity: int
     unit_price: MoneyModel
     custom_made: bool = False
+    service_start: datetime | None = None
+    service_end: datetime | None = None
 
 
 class RefundRequestedV1(IntegrationEvent):
@@ -111,6 +113,7 @@ class RefundRequestedV1(IntegrationEvent):
     delivered_at: datetime | None = None
     order_lines: list[OrderLine] = Field(default_factory=list)
     shipping_fee: MoneyModel | None = None
+    discount: MoneyModel | None = None
     evidence: list[EvidenceRecord] = Field(default_factory=list)
 
 

@@ -64,10 +64,20 @@ def _order_problems(body: RefundCreate, now: datetime) -> list[dict[str, str]]:
                 problem(f"order.items.{i}.sku", "duplicate", f"{item.sku} is listed twice")
             )
         seen.add(item.sku)
-    if order.shipping_fee is not None and order.shipping_fee.currency != currency:
-        found.append(
-            problem("order.shipping_fee.currency", "currency_mismatch", f"must be {currency}")
-        )
+    for name in ("shipping_fee", "discount"):
+        fee = getattr(order, name)
+        if fee is not None and fee.currency != currency:
+            found.append(
+                problem(f"order.{name}.currency", "currency_mismatch", f"must be {currency}")
+            )
+    for i, item in enumerate(order.items):
+        period = item.service_period
+        if period is not None and period.end <= period.start:
+            found.append(
+                problem(
+                    f"order.items.{i}.service_period.end", "before_start", "must be after start"
+                )
+            )
     if order.paid_at > now + CLOCK_SKEW:
         found.append(problem("order.paid_at", "in_future", "must not be in the future"))
     if order.delivered_at is not None:

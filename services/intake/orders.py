@@ -18,7 +18,15 @@ from shared.ids import derived_id
 from shared.money import Money
 
 # Facts about an order that every later request must repeat unchanged.
-SNAPSHOT_FIELDS = ("customer_id", "paid", "paid_at", "payment", "items", "shipping_fee")
+SNAPSHOT_FIELDS = (
+    "customer_id",
+    "paid",
+    "paid_at",
+    "payment",
+    "items",
+    "shipping_fee",
+    "discount",
+)
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,12 @@ def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
                 quantity=line["quantity"],
                 unit_price=MoneyModel.model_validate(line["unit_price"]),
                 custom_made=line.get("custom_made", False),
+                service_start=(line.get("service_period") or {}).get("start"),
+                service_end=(line.get("service_period") or {}).get("end"),
             )
             for line in order["items"]
         ],
         shipping_fee=order.get("shipping_fee"),
+        discount=order.get("discount"),
         evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
     )

@@ -121,6 +121,13 @@ class Payment(Strict):
     reference: Text = Field(description="the payment's id at the provider")
 
 
+class ServicePeriod(Strict):
+    """What a subscription or membership covers; unused time is refunded pro rata."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+
 class OrderItem(Strict):
     sku: Text
     name: Text
@@ -128,6 +135,9 @@ class OrderItem(Strict):
     quantity: Quantity
     unit_price: Price
     custom_made: StrictBool = False
+    service_period: ServicePeriod | None = Field(
+        None, description="for subscriptions and memberships"
+    )
 
 
 class OrderSnapshot(Strict):
@@ -143,6 +153,9 @@ class OrderSnapshot(Strict):
     payment: Payment
     items: list[OrderItem] = Field(min_length=1, max_length=500)
     shipping_fee: Price | None = None
+    discount: Price | None = Field(
+        None, description="coupons and discounts taken off the order (not refunded in cash)"
+    )
 
 
 class RequestedItem(Strict):

@@ -106,6 +106,17 @@ CASES: dict[str, tuple[Mutation, set[tuple[str, str]]]] = {
         setter("order.items.0.unit_price.currency", "USD"),
         {("order.items.0.unit_price.currency", "currency_mismatch")},
     ),
+    "coupon in another currency": (
+        setter("order.discount", {"amount": 100, "currency": "USD"}),
+        {("order.discount.currency", "currency_mismatch")},
+    ),
+    "service period ending before it starts": (
+        setter(
+            "order.items.0.service_period",
+            {"start": "2026-11-01T00:00:00Z", "end": "2026-10-01T00:00:00Z"},
+        ),
+        {("order.items.0.service_period.end", "before_start")},
+    ),
     "more than was paid": (
         setter("amount.amount", 13000),
         {("amount.amount", "exceeds_paid")},
