@@ -169,6 +169,9 @@ class ReviewApprovedV1(IntegrationEvent):
     rule: str
     decided_by: str
     decided_at: datetime
+    approvers: list[str] = Field(default_factory=list, description="people, in order")
+    # Minor units per liable party (platform, merchant, carrier), when review split it.
+    liability: dict[str, int] | None = None
 
 
 class ReviewRejectedV1(IntegrationEvent):
@@ -180,6 +183,76 @@ class ReviewRejectedV1(IntegrationEvent):
     explanation: dict[str, str]
     decided_by: str
     decided_at: datetime
+
+
+class ReviewCaseOpenedV1(IntegrationEvent):
+    """The policy could not decide alone: a person reviews the refund (status in_review)."""
+
+    TYPE: ClassVar[str] = "review.case_opened.v1"
+
+    order_id: str
+    tier: Literal["general", "important", "major"]
+    rule: str = Field(description="why it went to a person, e.g. manual.special_circumstances")
+    policy_version: str
+    risk_score: int
+    refundable: MoneyModel
+    deadline: datetime | None = None
+    opened_at: datetime
+
+
+class ReviewEvidenceRequestedV1(IntegrationEvent):
+    """The reviewer needs more: the refund waits for the customer; the review clock pauses."""
+
+    TYPE: ClassVar[str] = "review.evidence_requested.v1"
+
+    order_id: str
+    missing: list[str]
+    message: str
+    requested_by: str
+    requested_at: datetime
+
+
+class ReviewEscalatedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "review.escalated.v1"
+
+    order_id: str
+    tier: Literal["general", "important", "major"]
+    reason: str
+    escalated_by: str
+    escalated_at: datetime
+
+
+class ReviewCompensationOfferedV1(IntegrationEvent):
+    """A coupon instead of cash: the case is settled without a payout."""
+
+    TYPE: ClassVar[str] = "review.compensation_offered.v1"
+
+    order_id: str
+    coupon: MoneyModel
+    note: str
+    offered_by: str
+    offered_at: datetime
+
+
+class ReviewSlaBreachedV1(IntegrationEvent):
+    TYPE: ClassVar[str] = "review.sla_breached.v1"
+
+    order_id: str
+    tier: str
+    deadline: datetime
+    breached_at: datetime
+
+
+class ReviewRecoveryClaimedV1(IntegrationEvent):
+    """The platform paid first; this party owes its share back."""
+
+    TYPE: ClassVar[str] = "review.recovery_claimed.v1"
+
+    order_id: str
+    claim_id: str
+    party: Literal["merchant", "carrier"]
+    amount: MoneyModel
+    claimed_at: datetime
 
 
 class PayoutSucceededV1(IntegrationEvent):
@@ -227,6 +300,12 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
         RefundReceiptConfirmedV1,
         ReviewApprovedV1,
         ReviewRejectedV1,
+        ReviewCaseOpenedV1,
+        ReviewEvidenceRequestedV1,
+        ReviewEscalatedV1,
+        ReviewCompensationOfferedV1,
+        ReviewSlaBreachedV1,
+        ReviewRecoveryClaimedV1,
         PayoutSucceededV1,
         PayoutFailedV1,
         NotificationSentV1,

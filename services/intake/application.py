@@ -17,6 +17,10 @@ from shared.contracts import (
     PayoutFailedV1,
     PayoutSucceededV1,
     ReviewApprovedV1,
+    ReviewCaseOpenedV1,
+    ReviewCompensationOfferedV1,
+    ReviewEscalatedV1,
+    ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
 from shared.idempotency import KeyedRequest, Outcome
@@ -202,6 +206,39 @@ class IntakeApplication(ServiceApplication):
             )
             if refund.status == "rejected":
                 order.release(str(refund.id), why="rejected")
+        elif isinstance(payload, ReviewCaseOpenedV1):
+            refund.record_review_opened(
+                tier=payload.tier,
+                rule=payload.rule,
+                deadline=payload.deadline,
+                at=payload.opened_at,
+                causation_id=message.id,
+            )
+        elif isinstance(payload, ReviewEvidenceRequestedV1):
+            refund.record_evidence_request(
+                missing=payload.missing,
+                message=payload.message,
+                by=payload.requested_by,
+                at=payload.requested_at,
+                causation_id=message.id,
+            )
+        elif isinstance(payload, ReviewEscalatedV1):
+            refund.record_escalation(
+                tier=payload.tier,
+                by=payload.escalated_by,
+                at=payload.escalated_at,
+                causation_id=message.id,
+            )
+        elif isinstance(payload, ReviewCompensationOfferedV1):
+            refund.record_compensation(
+                coupon=payload.coupon.to_money(),
+                note=payload.note,
+                by=payload.offered_by,
+                at=payload.offered_at,
+                causation_id=message.id,
+            )
+            if refund.status == "closed":
+                order.release(str(refund.id), why="compensated with a coupon")
         elif isinstance(payload, PayoutSucceededV1):
             refund.record_payment(
                 payout_id=payload.payout_id,

@@ -68,6 +68,9 @@ class RefundRequest(Aggregate):
         self.payout: dict[str, Any] | None = None
         self.withdrawal: dict[str, Any] | None = None
         self.receipt: dict[str, Any] | None = None
+        self.review: dict[str, Any] | None = None  # a person reviews it (tier, deadline)
+        self.evidence_request: dict[str, Any] | None = None  # what review still waits for
+        self.compensation: dict[str, Any] | None = None
         self.upstream: list[str] = []  # ids of upstream events already recorded
         self.timeline: list[dict[str, Any]] = []
         self.status = "submitted"
@@ -101,9 +104,13 @@ class RefundRequest(Aggregate):
             return {"paid": "paid", "failed": "payout_failed"}.get(self.payout["status"], "paying")
         if self.withdrawal is not None:
             return "withdrawn"
+        if self.compensation is not None:
+            return "closed"
         if self.decision is not None:
             return str(self.decision["outcome"])
-        return "in_review" if self.appeals else "submitted"
+        if self.evidence_request is not None:
+            return "awaiting_evidence"
+        return "in_review" if self.appeals or self.review else "submitted"
 
     def _note(self, step: str, at: datetime, actor: str, **facts: Any) -> None:
         self.status = self._derive_status()
@@ -157,6 +164,7 @@ class RefundRequest(Aggregate):
         order_id: str,
     ) -> None:
         self.evidence = [*self.evidence, *evidence]
+        self.evidence_request = None
         self._note("evidence_added", at, actor, count=len(evidence))
 
     def appeal(self, *, statement: str, actor: str, at: datetime) -> None:
@@ -269,6 +277,58 @@ class RefundRequest(Aggregate):
         self.decisions.append(self.decision)
         self.upstream.append(causation_id)
         self._note("rejected", decided_at, decided_by, rule=rule, source="review")
+
+    def record_review_opened(
+        self, *, tier: str, rule: str, deadline: datetime | None, at: datetime, causation_id: str
+    ) -> None:
+        if not self.knows(causation_id):
+            self._review_opened(tier, rule, deadline, at, causation_id)
+
+    @event("ReviewOpened")
+    def _review_opened(
+        self, tier: str, rule: str, deadline: datetime | None, at: datetime, causation_id: str
+    ) -> None:
+        self.review = {"tier": tier, "rule": rule, "deadline": deadline}
+        self.upstream.append(causation_id)
+        self._note("in_review", at, "service:review", tier=tier, rule=rule, source="review")
+
+    def record_evidence_request(
+        self, *, missing: list[str], message: str, by: str, at: datetime, causation_id: str
+    ) -> None:
+        if self.decision is None and not self.knows(causation_id):
+            self._evidence_requested(missing, message, by, at, causation_id)
+
+    @event("EvidenceRequested")
+    def _evidence_requested(
+        self, missing: list[str], message: str, by: str, at: datetime, causation_id: str
+    ) -> None:
+        self.evidence_request = {"missing": missing, "message": message, "by": by, "at": at}
+        self.upstream.append(causation_id)
+        self._note("evidence_requested", at, by, missing=missing, source="review")
+
+    def record_escalation(self, *, tier: str, by: str, at: datetime, causation_id: str) -> None:
+        if not self.knows(causation_id):
+            self._escalated(tier, by, at, causation_id)
+
+    @event("Escalated")
+    def _escalated(self, tier: str, by: str, at: datetime, causation_id: str) -> None:
+        self.review = {**(self.review or {}), "tier": tier}
+        self.upstream.append(causation_id)
+        self._note("escalated", at, by, tier=tier, source="review")
+
+    def record_compensation(
+        self, *, coupon: Money, note: str, by: str, at: datetime, causation_id: str
+    ) -> None:
+        if self.decision is None and not self.knows(causation_id):
+            self._compensated(coupon, note, by, at, causation_id)
+
+    @event("CompensationOffered")
+    def _compensated(
+        self, coupon: Money, note: str, by: str, at: datetime, causation_id: str
+    ) -> None:
+        self.compensation = {"coupon": coupon, "note": note, "by": by, "at": at}
+        self.upstream.append(causation_id)
+        self._note("compensation_offered", at, by, source="review")
 
     def record_payment(
         self,

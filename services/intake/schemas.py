@@ -379,6 +379,11 @@ class RefundView(BaseModel):
     payout: PayoutView | None
     withdrawal: dict[str, Any] | None
     appeals: list[dict[str, Any]]
+    review: dict[str, Any] | None = Field(None, description="tier and deadline of manual review")
+    evidence_request: dict[str, Any] | None = Field(
+        None, description="what review asked for and is waiting on"
+    )
+    compensation: dict[str, Any] | None = None
     timeline: list[TimelineEntry]
     metadata: dict[str, str]
 

@@ -19,6 +19,10 @@ EVENT_TYPES = {
     "ReceiptConfirmed": ("refund.receipt_confirmed", "intake"),
     "Approved": ("review.approved", "review"),
     "Rejected": ("review.rejected", "review"),
+    "ReviewOpened": ("review.case_opened", "review"),
+    "EvidenceRequested": ("review.evidence_requested", "review"),
+    "Escalated": ("review.escalated", "review"),
+    "CompensationOffered": ("review.compensation_offered", "review"),
     "PayoutSucceeded": ("payout.succeeded", "payout"),
     "PayoutFailed": ("payout.failed", "payout"),
 }
@@ -31,6 +35,10 @@ EVENT_FACTS = {
     "ReceiptConfirmed": (),
     "Approved": ("amount", "policy_version", "rule"),
     "Rejected": ("policy_version", "rule", "explanation"),
+    "ReviewOpened": ("tier", "rule", "deadline"),
+    "EvidenceRequested": ("missing", "message"),
+    "Escalated": ("tier",),
+    "CompensationOffered": ("coupon", "note"),
     "PayoutSucceeded": (
         "payout_id",
         "amount",
@@ -74,6 +82,9 @@ def refund_view(refund: RefundRequest) -> RefundView:
             "payout": plain(refund.payout),
             "withdrawal": plain(refund.withdrawal),
             "appeals": plain(refund.appeals),
+            "review": plain(refund.review),
+            "evidence_request": plain(refund.evidence_request),
+            "compensation": plain(refund.compensation),
             "timeline": plain(refund.timeline),
             "metadata": refund.metadata,
         }
@@ -108,6 +119,7 @@ def _when(event: Any) -> Any:
 def _actor(event: Any, source: str) -> str:
     if hasattr(event, "actor"):
         return str(event.actor)
-    if hasattr(event, "decided_by"):
-        return str(event.decided_by)
+    for field in ("decided_by", "by"):
+        if hasattr(event, field):
+            return str(getattr(event, field))
     return f"service:{source}"

@@ -496,3 +496,71 @@ def test_a_key_can_name_a_new_request_once_it_expired(intake: Intake) -> None:
         tenant="acme", draft=intake_command(), actor="t", keyed=KeyedRequest("acme", "k", "f2")
     )
     assert not replayed and later.id != first.id
+
+
+def test_review_progress_shows_in_the_status(intake: Intake) -> None:
+    from shared.contracts import (
+        MoneyModel,
+        ReviewCaseOpenedV1,
+        ReviewCompensationOfferedV1,
+        ReviewEvidenceRequestedV1,
+    )
+    from tests.support.intake import NOW
+
+    order = two_item_order()
+    refund = intake.create(partial(order, 16900))
+    route = {"refund_id": refund["id"], "tenant": "acme", "order_id": refund["order_id"]}
+    intake.deliver(
+        "review",
+        ReviewCaseOpenedV1(
+            **route,
+            tier="important",
+            rule="manual.over_limit",
+            policy_version="2026-11-01",
+            risk_score=35,
+            refundable=MoneyModel(amount=15900, currency="CNY"),
+            deadline=NOW,
+            opened_at=NOW,
+        ),
+    )
+    path = f"/v1/refunds/{refund['id']}"
+    assert intake.client.get(path, headers=ACME).json()["status"] == "in_review"
+    intake.deliver(
+        "review",
+        ReviewEvidenceRequestedV1(
+            **route,
+            missing=["photo of the defect"],
+            message="Please send a photo of the stain.",
+            requested_by="li.reviewer",
+            requested_at=NOW,
+        ),
+    )
+    waiting = intake.client.get(path, headers=ACME).json()
+    assert waiting["status"] == "awaiting_evidence"
+    assert waiting["evidence_request"]["missing"] == ["photo of the defect"]
+    photo = {"kind": "photo", "url": "https://cdn.example.com/p/9.jpg"}
+    sent = intake.client.post(f"{path}/evidence", json={"evidence": [photo]}, headers=ACME)
+    assert sent.status_code == 200 and sent.json()["status"] == "in_review"
+    intake.deliver(
+        "review",
+        ReviewCompensationOfferedV1(
+            **route,
+            coupon=MoneyModel(amount=2000, currency="CNY"),
+            note="20 yuan coupon instead of a refund",
+            offered_by="wang.senior",
+            offered_at=NOW,
+        ),
+    )
+    settled = intake.client.get(path, headers=ACME).json()
+    assert settled["status"] == "closed"
+    assert settled["compensation"]["coupon"] == {"amount": 2000, "currency": "CNY"}
+    # No cash goes out, so the order's balance is free again.
+    assert intake.create(partial(order, 16900))["amount"]["amount"] == 16900
+    events = intake.client.get(f"{path}/events", headers=ACME).json()["data"]
+    assert [e["type"] for e in events] == [
+        "refund.requested",
+        "review.case_opened",
+        "review.evidence_requested",
+        "refund.evidence_added",
+        "review.compensation_offered",
+    ]
