@@ -52,7 +52,11 @@ class UnknownCursor(Exception):
 
 def sortable(at: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order in SQLite and PostgreSQL."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+00:01: before or after anything stored
+        return "0001-01-01T00:00:00.000000Z" if at.year < 5000 else "9999-12-31T23:59:59.999999Z"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class RefundIndex:

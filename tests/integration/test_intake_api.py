@@ -392,6 +392,12 @@ def test_list_filters_and_cursor_pagination(intake: Intake) -> None:
     before = intake.client.get("/v1/refunds", params={"created_before": middle}, headers=ACME)
     assert [r["id"] for r in before.json()["data"]] == newest_first[4:]
 
+    # Times at the edge of the calendar are before or after everything (found by fuzzing).
+    for edge, count in [("0001-01-01T00:00:00+00:01", 7), ("9999-12-31T23:59:59-00:01", 0)]:
+        edged = intake.client.get(
+            "/v1/refunds", params={"created_after": edge, "limit": 100}, headers=ACME
+        )
+        assert edged.status_code == 200 and len(edged.json()["data"]) == count
     for query, field in [
         ("limit=0", "limit"),
         ("limit=101", "limit"),
