@@ -123,16 +123,19 @@ class ServiceApplication(Application[uuid.UUID]):
         """
         for tries in range(self.max_command_attempts):
             now = self.clock()
-            record: IdempotencyKey | None = None
-            if keyed is not None:
-                try:
-                    record = self.repository.get(keyed.record_id)
-                except AggregateNotFoundError:
-                    record = None
-                remembered = record.answer(keyed, now) if record else None
-                if remembered is not None:
-                    return remembered, True
-            outcome, aggregates = attempt()
+            record = self._key_record(keyed)
+            remembered = record.answer(keyed, now) if record and keyed else None
+            if remembered is not None:
+                return remembered, True
+            try:
+                outcome, aggregates = attempt()
+            except Exception:
+                # A concurrent request with the same key may have succeeded between our
+                # look-up and our decision (so the order now looks taken): answer as it did.
+                remembered = self._remembered(keyed, now)
+                if remembered is None:
+                    raise
+                return remembered, True
             if keyed is not None:
                 expires = now + self.idempotency_ttl
                 if record is None:
@@ -159,6 +162,19 @@ class ServiceApplication(Application[uuid.UUID]):
                 continue
             return outcome, False
         raise RuntimeError("could not complete the command: persistent write conflicts")
+
+    def _key_record(self, keyed: KeyedRequest | None) -> IdempotencyKey | None:
+        if keyed is None:
+            return None
+        try:
+            record: IdempotencyKey = self.repository.get(keyed.record_id)
+        except AggregateNotFoundError:
+            return None
+        return record
+
+    def _remembered(self, keyed: KeyedRequest | None, now: datetime) -> Outcome | None:
+        record = self._key_record(keyed)
+        return record.answer(keyed, now) if record and keyed else None
 
     def react(
         self,

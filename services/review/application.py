@@ -1,33 +1,56 @@
-"""Review's reaction to refund requests: open a case and decide it by policy."""
+"""Review's reactions and commands: assess each request by policy, keep the manual queue moving.
+
+Every decision names the policy version and rule it used; every staff action
+names the person. The SLA clock is data on the case (deadline, reminder time),
+so timers survive restarts: `tick(now)` acts on whatever is due.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.application import ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 
-from services.review.domain import AutoApprovalLimit, ReviewCase
+from services.review.customers import CustomerHistory
+from services.review.domain import ReviewCase
+from services.review.policy import Policy
+from services.review.rules import Assessment, Facts, Line, assess
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
     IntegrationEvent,
-    MoneyModel,
-    PaymentRoute,
+    RefundAppealedV1,
+    RefundEvidenceAddedV1,
     RefundRequestedV1,
-    ReviewApprovedV1,
-    ReviewRejectedV1,
+    RefundWithdrawnV1,
 )
-from shared.ids import derived_id
+
+Clock = Callable[[], datetime]
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ReviewApplication(ServiceApplication):
     name = "Review"
 
-    def __init__(self, policy: AutoApprovalLimit, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, policy: Policy, env: dict[str, str] | None = None, clock: Clock = _utc_now
+    ) -> None:
         super().__init__(env=env)
         self.policy = policy
+        self.calendar = policy.working_calendar()
+        self.now = clock
+
+    # -- reactions to intake ------------------------------------------------------------------
 
     def react(
         self,
@@ -35,50 +58,184 @@ class ReviewApplication(ServiceApplication):
         message: CloudEvent,
         processing: ProcessingEvent[uuid.UUID],
     ) -> None:
-        if not isinstance(payload, RefundRequestedV1):
+        if isinstance(payload, RefundRequestedV1):
+            self._open(payload, message, processing)
             return
-        if derived_id("review-case", payload.refund_id) in self.repository:
+        case = self._case_or_none(payload.refund_id)
+        if case is None or case.tenant != payload.tenant:
+            return
+        now = self.now()
+        if isinstance(payload, RefundWithdrawnV1):
+            case.withdraw(now)
+        elif isinstance(payload, RefundEvidenceAddedV1):
+            was_waiting = case.state == "awaiting_evidence"
+            remaining = case.paused_remaining
+            case.receive_evidence(len(payload.evidence), now)
+            if was_waiting:
+                self._schedule(case, now, remaining_seconds=remaining)
+        elif isinstance(payload, RefundAppealedV1):
+            case.reopen_on_appeal(statement=payload.statement, at=now)
+            if case.state == "pending":
+                self._schedule(case, now, business_days=self.policy.sla.appeal_business_days)
+        processing.collect_events(case)
+
+    def _open(
+        self,
+        payload: RefundRequestedV1,
+        message: CloudEvent,
+        processing: ProcessingEvent[uuid.UUID],
+    ) -> None:
+        if ReviewCase.create_id(payload.refund_id) in self.repository:
             return  # the same request published again under another position
+        history = self._history(payload.tenant, payload.customer_id, payload.requested_at)
+        facts = facts_of(payload, history)
+        history.record_request(payload.refund_id, payload.requested_at)
+        assessment = assess(self.policy, facts)
+        now = self.now()
         case = ReviewCase(
             refund_id=payload.refund_id,
             tenant=payload.tenant,
             order_id=payload.order_id,
-            amount=payload.amount.to_money(),
+            customer_id=payload.customer_id,
+            requested=payload.amount.to_money(),
+            refundable=assessment.refundable,
             payment=payload.payment.model_dump(),
             reason=payload.reason,
+            assessment=recorded(assessment),
+            opened_at=now,
             causation_id=message.id,
         )
-        decision = self.policy.decide(case.amount)
-        case.decide(decision, decided_by=f"system:{decision.rule}", decided_at=datetime.now(UTC))
-        processing.collect_events(case)
+        if assessment.outcome == "manual":
+            self._schedule(case, now)
+        else:
+            case.decide_by_rule(now)
+        processing.collect_events(case, history)
+
+    def _history(self, tenant: str, customer_id: str, at: datetime) -> CustomerHistory:
+        try:
+            history: CustomerHistory = self.repository.get(
+                CustomerHistory.create_id(tenant, customer_id)
+            )
+        except AggregateNotFoundError:
+            history = CustomerHistory(tenant=tenant, customer_id=customer_id, at=at)
+        return history
+
+    # -- the clock --------------------------------------------------------------------------
+
+    def _schedule(
+        self,
+        case: ReviewCase,
+        now: datetime,
+        *,
+        business_days: int | None = None,
+        remaining_seconds: int | None = None,
+    ) -> None:
+        if remaining_seconds is not None:
+            deadline = self.calendar.add_business_time(now, timedelta(seconds=remaining_seconds))
+        else:
+            days = business_days or self.policy.sla.review_business_days
+            deadline = self.calendar.add_business_days(now, days)
+        remind_at = max(now, deadline - timedelta(hours=self.policy.sla.reminder_before_hours))
+        case.schedule(deadline=deadline, remind_at=remind_at, at=now)
+
+    def remaining_seconds(self, case: ReviewCase, now: datetime) -> int:
+        if case.deadline is None:
+            return 0
+        return int(self.calendar.business_time_between(now, case.deadline).total_seconds())
+
+    def tick(self, case_ids: Iterable[uuid.UUID]) -> int:
+        """Send due reminders, record breaches and escalate; returns how many cases acted."""
+        acted = 0
+        for case_id in case_ids:
+            now = self.now()
+
+            def step(case: ReviewCase, now: datetime = now) -> None:
+                due = case.due(now)
+                if due == "remind":
+                    case.remind(now)
+                elif due == "breach":
+                    case.breach(now)
+                    self._schedule(case, now)
+
+            case: ReviewCase = self.repository.get(case_id)
+            if case.due(now) is not None:
+                self.update(case_id, step)
+                acted += 1
+        return acted
+
+    # -- staff commands -----------------------------------------------------------------------
 
     def case_for(self, refund_id: str) -> ReviewCase | None:
-        uid = derived_id("review-case", refund_id)
-        return self.repository.get(uid) if uid in self.repository else None
+        return self._case_or_none(refund_id)
+
+    def act(self, refund_id: str, change: Callable[[ReviewCase], None]) -> ReviewCase:
+        """Apply one staff action (a pure decision on the case), retried on write conflicts."""
+        case = self._case_or_none(refund_id)
+        if case is None:
+            raise CaseNotFound(refund_id)
+        return self.update(case.id, change)
+
+    def _case_or_none(self, refund_id: str) -> ReviewCase | None:
+        try:
+            case: Any = self.repository.get(ReviewCase.create_id(refund_id))
+        except AggregateNotFoundError:
+            return None
+        return case if isinstance(case, ReviewCase) else None
 
 
-def to_integration(event: Any) -> IntegrationEvent | None:
-    if isinstance(event, ReviewCase.Approved):  # type: ignore[attr-defined]
-        return ReviewApprovedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
-            amount=MoneyModel.of(event.amount),
-            payment=PaymentRoute.model_validate(event.payment),
-            policy_version=event.policy_version,
-            rule=event.rule,
-            decided_by=event.decided_by,
-            decided_at=event.decided_at,
-        )
-    if isinstance(event, ReviewCase.Rejected):  # type: ignore[attr-defined]
-        return ReviewRejectedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
-            policy_version=event.policy_version,
-            rule=event.rule,
-            explanation=event.explanation,
-            decided_by=event.decided_by,
-            decided_at=event.decided_at,
-        )
-    return None
+def facts_of(payload: RefundRequestedV1, history: CustomerHistory) -> Facts:
+    """The facts the policy reads, from the request and the customer's recorded history."""
+    return Facts(
+        refund_id=payload.refund_id,
+        tenant=payload.tenant,
+        customer_id=payload.customer_id,
+        order_id=payload.order_id,
+        reason=payload.reason,
+        desired_outcome=payload.desired_outcome,
+        requested=payload.amount.to_money(),
+        paid=payload.paid.to_money(),
+        shipping_fee=payload.shipping_fee.to_money() if payload.shipping_fee else None,
+        discount=payload.discount.to_money() if payload.discount else None,
+        lines=tuple(
+            Line(
+                sku=line.sku,
+                category=line.category,
+                quantity=line.quantity,
+                unit_price=line.unit_price.to_money(),
+                custom_made=line.custom_made,
+                service_start=line.service_start,
+                service_end=line.service_end,
+            )
+            for line in payload.order_lines
+        ),
+        items=tuple((item.sku, item.quantity) for item in payload.items),
+        paid_at=payload.paid_at or payload.requested_at,
+        delivered_at=payload.delivered_at,
+        requested_at=payload.requested_at,
+        evidence_count=len(payload.evidence),
+        refunds_last_30d=history.refunds_before(payload.requested_at, excluding=payload.refund_id),
+        customer_first_seen=history.first_seen,
+    )
+
+
+def recorded(assessment: Assessment) -> dict[str, Any]:
+    """The assessment as stored with the case: the whole trail, to explain it later."""
+    return {
+        "outcome": assessment.outcome,
+        "rule": assessment.rule,
+        "refundable": assessment.refundable,
+        "amount": assessment.amount,
+        "explanation": dict(assessment.explanation),
+        "risk_score": assessment.risk_score,
+        "risk_signals": dict(assessment.risk_signals),
+        "tier": assessment.tier,
+        "approvals": {
+            "count": assessment.approvals.count,
+            "senior": assessment.approvals.senior,
+            "finance": assessment.approvals.finance,
+        },
+        "checks": [
+            {"rule": c.rule, "passed": c.passed, "detail": c.detail} for c in assessment.checks
+        ],
+        "policy_version": assessment.policy_version,
+    }

@@ -1,65 +1,49 @@
-"""Review's rules: a case per refund request and the decision taken on it, with its rule."""
+"""A review case: one refund's path from the policy's assessment to a decision by rule or people.
+
+Separation of duties lives here: who may approve, how many must, and that no
+one approves twice, approves what they escalated, or re-decides their own
+decision on appeal. Every refusal names the rule it broke.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
 from shared.money import Money
 
-
-class CaseAlreadyDecided(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class PolicyDecision:
-    """What a policy concluded, and why — enough to explain the decision later."""
-
-    outcome: Literal["approve", "reject"]
-    policy_version: str
-    rule: str
-    explanation: dict[str, str]
+TIERS = ("general", "important", "major")
+APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
+OPEN_STATES = frozenset({"pending", "awaiting_evidence"})
 
 
-@dataclass(frozen=True)
-class AutoApprovalLimit:
-    """The foundation's placeholder policy: approve up to a limit, reject above it.
+class DutyViolation(Exception):
+    """A staff action that separation of duties or roles forbid (answered 403, and recorded)."""
 
-    The limit is in major units of whatever currency the order was paid in, so
-    "500.00" means 50000 fen for CNY and 500 yen for JPY.
-    """
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
 
-    limit: Decimal
-    version: str = "placeholder-1"
 
-    def decide(self, amount: Money) -> PolicyDecision:
-        limit = Money.from_major(self.limit, amount.currency)
-        if amount <= limit:
-            return PolicyDecision("approve", self.version, "auto_approve.within_limit", {})
-        return PolicyDecision(
-            "reject",
-            self.version,
-            "auto_approve.over_limit",
-            {
-                "en": f"Refunds above {limit.format()} cannot be approved automatically.",
-                "zh-CN": f"超过 {limit.format()} 的退款无法自动批准。",
-            },
-        )
+class CaseStateError(Exception):
+    """The action does not fit the case's state (answered 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class ReviewCase(Aggregate):
-    """The review of one refund request."""
+    """The review of one refund request, from assessment to decision."""
 
     @staticmethod
     def create_id(refund_id: str) -> uuid.UUID:
-        # One case per refund, however often the request is delivered.
         return derived_id("review-case", refund_id)
 
     @event("Opened")
@@ -69,45 +53,404 @@ class ReviewCase(Aggregate):
         refund_id: str,
         tenant: str,
         order_id: str,
-        amount: Money,
+        customer_id: str,
+        requested: Money,
+        refundable: Money,
         payment: dict[str, Any],
         reason: str,
+        assessment: dict[str, Any],
+        opened_at: datetime,
         causation_id: str,
     ) -> None:
         self.refund_id = refund_id
         self.tenant = tenant
         self.order_id = order_id
-        self.amount = amount
+        self.customer_id = customer_id
+        self.requested = requested
+        self.refundable = refundable
         self.payment = payment
         self.reason = reason
-        self.state = "open"
+        self.assessment = assessment
+        self.policy_version = str(assessment["policy_version"])
+        self.tier = str(assessment["tier"])
+        self.needs: dict[str, Any] = dict(assessment["approvals"])
+        self.state = "pending"
+        self.round = 1
+        self.assignee: str | None = None
+        self.approvals: list[dict[str, Any]] = []
+        self.excluded: dict[str, str] = {}  # person → why they may not approve
         self.decision: dict[str, Any] | None = None
+        self.decisions: list[dict[str, Any]] = []
+        self.evidence_requests: list[dict[str, Any]] = []
+        self.compensation: dict[str, Any] | None = None
+        self.deadline: datetime | None = None
+        self.remind_at: datetime | None = None
+        self.reminded = False
+        self.breaches = 0
+        self.paused_remaining: int | None = None  # business seconds left when the clock paused
+        self.history: list[dict[str, Any]] = []
+        self._log("opened", opened_at, "system:policy", rule=assessment["rule"])
 
-    def decide(self, decision: PolicyDecision, decided_by: str, decided_at: datetime) -> None:
-        if self.state != "open":
-            raise CaseAlreadyDecided(self.refund_id)
-        # Decision events carry the case's identity and route, so each one can be
-        # published on its own, without reading the case again.
-        facts = {"refund_id": self.refund_id, "tenant": self.tenant, "order_id": self.order_id}
-        if decision.outcome == "approve":
+    def _log(self, action: str, at: datetime, actor: str, **facts: Any) -> None:
+        self.history.append({"action": action, "at": at, "actor": actor, **facts})
+
+    def _route(self) -> dict[str, Any]:
+        # Published events carry the case's identity, so each maps on its own.
+        return {"refund_id": self.refund_id, "tenant": self.tenant, "order_id": self.order_id}
+
+    # -- decisions by rule ---------------------------------------------------------------------
+
+    def decide_by_rule(self, at: datetime) -> None:
+        """Apply the policy's automatic outcome, if it had one."""
+        outcome = self.assessment["outcome"]
+        rule = str(self.assessment["rule"])
+        if outcome == "approve":
+            amount: Money = self.assessment["amount"]
             self._approved(
-                **facts,
-                amount=self.amount,
+                **self._route(),
+                amount=amount,
                 payment=self.payment,
-                policy_version=decision.policy_version,
-                rule=decision.rule,
-                decided_by=decided_by,
-                decided_at=decided_at,
+                policy_version=self.policy_version,
+                rule=rule,
+                decided_by=f"system:{rule}",
+                approvers=[],
+                liability=None,
+                decided_at=at,
             )
-        else:
+        elif outcome == "reject":
             self._rejected(
-                **facts,
-                policy_version=decision.policy_version,
-                rule=decision.rule,
-                explanation=decision.explanation,
-                decided_by=decided_by,
-                decided_at=decided_at,
+                **self._route(),
+                policy_version=self.policy_version,
+                rule=rule,
+                reason_code=rule,
+                explanation=dict(self.assessment["explanation"]),
+                decided_by=f"system:{rule}",
+                decided_at=at,
             )
+
+    # -- staff actions ------------------------------------------------------------------------
+
+    def claim(self, person: str, at: datetime) -> None:
+        self._require_open()
+        if self.assignee not in (None, person):
+            raise CaseStateError("claimed", f"the case is claimed by {self.assignee}")
+        if self.assignee != person:
+            self._claimed(person, at)
+
+    @event("Claimed")
+    def _claimed(self, person: str, at: datetime) -> None:
+        self.assignee = person
+        self._log("claimed", at, person)
+
+    def release(self, person: str, at: datetime) -> None:
+        if self.assignee != person:
+            raise CaseStateError("not_claimed", "only the person who claimed a case releases it")
+        self._released(person, at)
+
+    @event("Released")
+    def _released(self, person: str, at: datetime) -> None:
+        self.assignee = None
+        self._log("released", at, person)
+
+    def approve(
+        self,
+        *,
+        person: str,
+        roles: frozenset[str],
+        amount: Money,
+        liability: dict[str, int] | None,
+        at: datetime,
+    ) -> None:
+        """Add one approval; the case is approved once the tier's approvals are complete."""
+        self._require_open()
+        if not roles & APPROVER_ROLES:
+            raise DutyViolation("role.approver", "approving needs reviewer, senior or finance")
+        if person in self.excluded:
+            raise DutyViolation(self.excluded[person], f"{person} may not approve this case")
+        if any(a["person"] == person for a in self.approvals):
+            raise DutyViolation(
+                "duty.second_approver", "the second approver must be another person"
+            )
+        if (
+            not 0 < amount.amount <= self.refundable.amount
+            or amount.currency != self.refundable.currency
+        ):
+            raise CaseStateError(
+                "amount_out_of_range", f"approve between 1 and {self.refundable.format()}"
+            )
+        if liability is not None and sum(liability.values()) != amount.amount:
+            raise CaseStateError("liability_split", "liability shares must sum to the amount")
+        if self.approvals and self.approvals[0]["amount"] != amount:
+            raise CaseStateError(
+                "terms_differ",
+                f"the first approval was for {self.approvals[0]['amount'].format()}; "
+                "confirm those terms, or reject or escalate",
+            )
+        self._approval_added(person, sorted(roles), amount, liability, at)
+        if self._complete():
+            self._approved(
+                **self._route(),
+                amount=amount,
+                payment=self.payment,
+                policy_version=self.policy_version,
+                rule=f"manual.{self.tier}",
+                decided_by=person,
+                approvers=[a["person"] for a in self.approvals],
+                liability=self.approvals[0]["liability"],
+                decided_at=at,
+            )
+
+    @event("ApprovalAdded")
+    def _approval_added(
+        self,
+        person: str,
+        roles: list[str],
+        amount: Money,
+        liability: dict[str, int] | None,
+        at: datetime,
+    ) -> None:
+        self.approvals.append(
+            {"person": person, "roles": roles, "amount": amount, "liability": liability, "at": at}
+        )
+        self._log("approval_added", at, person, amount=amount)
+
+    def _complete(self) -> bool:
+        if len(self.approvals) < int(self.needs["count"]):
+            return False
+        held = {role for a in self.approvals for role in a["roles"]}
+        if self.needs.get("senior") and "senior_reviewer" not in held:
+            return False
+        return not (self.needs.get("finance") and "finance" not in held)
+
+    def missing_approvals(self) -> list[str]:
+        """What the case still waits for, in words a reviewer understands."""
+        missing = []
+        remaining = int(self.needs["count"]) - len(self.approvals)
+        if remaining > 0:
+            missing.append(f"{remaining} more approval(s)")
+        held = {role for a in self.approvals for role in a["roles"]}
+        if self.needs.get("senior") and "senior_reviewer" not in held:
+            missing.append("a senior_reviewer")
+        if self.needs.get("finance") and "finance" not in held:
+            missing.append("finance")
+        return missing
+
+    def reject(
+        self,
+        *,
+        person: str,
+        roles: frozenset[str],
+        reason_code: str,
+        explanation: dict[str, str],
+        at: datetime,
+    ) -> None:
+        self._require_open()
+        if not roles & APPROVER_ROLES:
+            raise DutyViolation("role.reviewer", "rejecting needs reviewer, senior or finance")
+        if person in self.excluded:
+            raise DutyViolation(self.excluded[person], f"{person} may not decide this case")
+        self._rejected(
+            **self._route(),
+            policy_version=self.policy_version,
+            rule=f"manual.{reason_code}",
+            reason_code=reason_code,
+            explanation=explanation,
+            decided_by=person,
+            decided_at=at,
+        )
+
+    def request_evidence(
+        self,
+        *,
+        person: str,
+        roles: frozenset[str],
+        missing: list[str],
+        message: str,
+        remaining_seconds: int,
+        at: datetime,
+    ) -> None:
+        """Ask the customer for more; the review clock stops with `remaining_seconds` left."""
+        self._require_open()
+        if not roles & APPROVER_ROLES:
+            raise DutyViolation("role.reviewer", "asking for evidence needs a reviewer role")
+        if self.state == "awaiting_evidence":
+            raise CaseStateError("already_requested", "evidence was already requested")
+        self._evidence_requested(
+            **self._route(),
+            missing=missing,
+            message=message,
+            by=person,
+            remaining_seconds=remaining_seconds,
+            at=at,
+        )
+
+    @event("EvidenceRequested")
+    def _evidence_requested(
+        self,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        missing: list[str],
+        message: str,
+        by: str,
+        remaining_seconds: int,
+        at: datetime,
+    ) -> None:
+        self.state = "awaiting_evidence"
+        self.deadline = None  # the review clock pauses while the customer gathers evidence
+        self.paused_remaining = remaining_seconds
+        self.evidence_requests.append({"missing": missing, "message": message, "by": by, "at": at})
+        self._log("evidence_requested", at, by, missing=missing)
+
+    def receive_evidence(self, count: int, at: datetime) -> None:
+        if self.state == "awaiting_evidence":
+            self._evidence_received(count, at)
+
+    @event("EvidenceReceived")
+    def _evidence_received(self, count: int, at: datetime) -> None:
+        self.state = "pending"
+        self._log("evidence_received", at, "customer", count=count)
+
+    def escalate(self, *, person: str, roles: frozenset[str], why: str, at: datetime) -> None:
+        self._require_open()
+        if not roles & APPROVER_ROLES:
+            raise DutyViolation("role.reviewer", "escalating needs a reviewer role")
+        self._escalate(person, why, at)
+
+    def _escalate(self, by: str, why: str, at: datetime) -> None:
+        tier = TIERS[min(TIERS.index(self.tier) + 1, len(TIERS) - 1)]
+        needs = {**self.needs, "count": max(int(self.needs["count"]), 2)}
+        if tier == "major":
+            needs["senior"] = True
+        self._escalated(**self._route(), tier=tier, needs=needs, by=by, why=why, at=at)
+
+    @event("Escalated")
+    def _escalated(
+        self,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        tier: str,
+        needs: dict[str, Any],
+        by: str,
+        why: str,
+        at: datetime,
+    ) -> None:
+        self.tier = tier
+        self.needs = needs
+        self.approvals = []  # a higher tier decides afresh
+        if not by.startswith("system:"):
+            self.excluded[by] = "duty.escalated_own_case"
+        self._log("escalated", at, by, tier=tier, why=why)
+
+    def withdraw(self, at: datetime) -> None:
+        if self.state in OPEN_STATES:
+            self._withdrawn(at)
+
+    @event("Withdrawn")
+    def _withdrawn(self, at: datetime) -> None:
+        self.state = "withdrawn"
+        self._log("withdrawn", at, "customer")
+
+    def reopen_on_appeal(self, *, statement: str, at: datetime) -> None:
+        """An appeal goes one tier up and to someone other than the original decider."""
+        if self.state != "rejected" or self.decision is None:
+            return
+        self._appealed(statement, str(self.decision["decided_by"]), at)
+        self._escalate("system:appeal", "appeal", at)
+
+    @event("Appealed")
+    def _appealed(self, statement: str, decider: str, at: datetime) -> None:
+        self.state = "pending"
+        self.round += 1
+        self.decision = None
+        self.approvals = []
+        if not decider.startswith("system:"):
+            self.excluded[decider] = "duty.appeal_needs_another_decider"
+        self._log("appealed", at, "customer", statement=statement)
+
+    def offer_compensation(
+        self, *, person: str, roles: frozenset[str], coupon: Money, note: str, at: datetime
+    ) -> None:
+        """A coupon instead of cash (e.g. a negotiated settlement of a non-refundable case)."""
+        self._require_open()
+        if not roles & {"senior_reviewer", "finance"}:
+            raise DutyViolation("role.senior", "compensation is offered by a senior or finance")
+        if person in self.excluded:
+            raise DutyViolation(self.excluded[person], f"{person} may not decide this case")
+        self._compensation_offered(**self._route(), coupon=coupon, note=note, by=person, at=at)
+
+    @event("CompensationOffered")
+    def _compensation_offered(
+        self,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        coupon: Money,
+        note: str,
+        by: str,
+        at: datetime,
+    ) -> None:
+        self.state = "compensated"
+        self.compensation = {"coupon": coupon, "note": note, "by": by, "at": at}
+        self._log("compensation_offered", at, by, coupon=coupon)
+
+    # -- service-level clock --------------------------------------------------------------------
+
+    def schedule(self, *, deadline: datetime, remind_at: datetime, at: datetime) -> None:
+        """Start (or restart, after evidence arrived or an escalation) the stage's clock."""
+        if self.state == "pending":
+            self._scheduled(deadline, remind_at, at)
+
+    @event("SlaScheduled")
+    def _scheduled(self, deadline: datetime, remind_at: datetime, at: datetime) -> None:
+        self.paused_remaining = None
+        self.deadline = deadline
+        self.remind_at = remind_at
+        self.reminded = False
+
+    def due(self, now: datetime) -> str | None:
+        """What the clock asks for now: `remind`, `breach`, or nothing."""
+        if self.state != "pending" or self.deadline is None or self.remind_at is None:
+            return None
+        if now >= self.deadline:
+            return "breach"
+        if now >= self.remind_at and not self.reminded:
+            return "remind"
+        return None
+
+    def remind(self, now: datetime) -> None:
+        if self.due(now) == "remind":
+            self._reminded(**self._route(), deadline=self.deadline, at=now)
+
+    @event("Reminded")
+    def _reminded(
+        self, refund_id: str, tenant: str, order_id: str, deadline: datetime | None, at: datetime
+    ) -> None:
+        self.reminded = True
+        self._log("reminded", at, "system:sla")
+
+    def breach(self, now: datetime) -> None:
+        """The deadline passed: record the breach and escalate one tier."""
+        if self.due(now) == "breach":
+            self._breached(**self._route(), deadline=self.deadline, tier=self.tier, at=now)
+            self._escalate("system:sla", "deadline passed", now)
+
+    @event("SlaBreached")
+    def _breached(
+        self,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        deadline: datetime | None,
+        tier: str,
+        at: datetime,
+    ) -> None:
+        self.breaches += 1
+        self.deadline = None  # the escalation schedules the next stage
+        self._log("sla_breached", at, "system:sla", tier=tier)
+
+    # -- decisions ------------------------------------------------------------------------------
 
     @event("Approved")
     def _approved(
@@ -120,6 +463,8 @@ class ReviewCase(Aggregate):
         policy_version: str,
         rule: str,
         decided_by: str,
+        approvers: list[str],
+        liability: dict[str, int] | None,
         decided_at: datetime,
     ) -> None:
         self.state = "approved"
@@ -129,7 +474,12 @@ class ReviewCase(Aggregate):
             "rule": rule,
             "policy_version": policy_version,
             "decided_by": decided_by,
+            "approvers": approvers,
+            "liability": liability,
+            "decided_at": decided_at,
         }
+        self.decisions.append(self.decision)
+        self._log("approved", decided_at, decided_by, rule=rule)
 
     @event("Rejected")
     def _rejected(
@@ -139,6 +489,7 @@ class ReviewCase(Aggregate):
         order_id: str,
         policy_version: str,
         rule: str,
+        reason_code: str,
         explanation: dict[str, str],
         decided_by: str,
         decided_at: datetime,
@@ -147,7 +498,15 @@ class ReviewCase(Aggregate):
         self.decision = {
             "outcome": "rejected",
             "rule": rule,
+            "reason_code": reason_code,
             "explanation": explanation,
             "policy_version": policy_version,
             "decided_by": decided_by,
+            "decided_at": decided_at,
         }
+        self.decisions.append(self.decision)
+        self._log("rejected", decided_at, decided_by, rule=rule)
+
+    def _require_open(self) -> None:
+        if self.state not in OPEN_STATES:
+            raise CaseStateError("closed", f"the case is {self.state}")

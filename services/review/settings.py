@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.settings import ServiceSettings
 
 
 class ReviewSettings(ServiceSettings):
     port: int = Field(8002, ge=1, le=65535)
-    auto_approve_limit: Decimal = Field(
-        Decimal("500.00"),
-        gt=0,
-        max_digits=18,
-        description="approve automatically up to this amount, in major units of the order currency",
+    policy_file: Path | None = Field(
+        None, description="a policy document (YAML or JSON) to start with instead of the default"
     )
+    sla_interval_ms: int = Field(
+        5000, ge=10, le=600_000, description="how often due SLA reminders and breaches are checked"
+    )
+
+    @field_validator("policy_file")
+    @classmethod
+    def _readable_policy(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from services.review.policy import load_policy
+
+            load_policy(value)  # refuse a broken policy at start-up, naming the bad field
+        return value

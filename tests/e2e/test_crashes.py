@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from refunds.devstack import Ports, Stack
 from tests.e2e.support import Platform, assert_one_message_per_step, assert_paid_exactly_once
+from tests.support.factories import order, refund_body
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -37,8 +40,8 @@ def _submit_in_background(
     ids: list[str] = []
 
     def submit() -> None:
-        for amount in amounts:
-            ids.append(platform.request_refund(amount))
+        for i, amount in enumerate(amounts):
+            ids.append(platform.request_refund(amount, body=_late(amount) if _is_late(i) else None))
             time.sleep(0.02)
 
     thread = threading.Thread(target=submit)
@@ -47,8 +50,18 @@ def _submit_in_background(
 
 
 def _amounts() -> list[int]:
-    # Every fifth refund is above the automatic-approval limit and is rejected.
-    return [60000 if i % 5 == 4 else 1000 + i for i in range(COUNT)]
+    return [1000 + i for i in range(COUNT)]
+
+
+def _is_late(i: int) -> bool:
+    # Every fifth refund is a no-reason return past its 7-day window: rejected by rule.
+    return i % 5 == 4
+
+
+def _late(amount: int) -> dict[str, Any]:
+    body = refund_body(amount, reason="changed_mind")
+    body["order"] = order(amount, delivered_days_ago=10, customer_id=f"C-{uuid.uuid4().hex[:8]}")
+    return body
 
 
 @pytest.mark.parametrize("victim", ["review", "payout"])

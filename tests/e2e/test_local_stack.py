@@ -15,7 +15,7 @@ import pytest
 
 from refunds.devstack import Ports
 from tests.e2e.support import Platform, assert_one_message_per_step, assert_paid_exactly_once
-from tests.support.factories import refund_body
+from tests.support.factories import order, refund_body
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -91,7 +91,9 @@ def test_refund_walks_from_request_to_paid_and_rejected(
     platform, process, ports = refunds_dev
     body = refund_body(11900)
     approved = platform.request_refund(11900, key="e2e-approved", body=body)
-    rejected = platform.request_refund(60000, key="e2e-rejected")  # above the 500.00 limit
+    late = refund_body(11900, reason="changed_mind")
+    late["order"] = order(11900, delivered_days_ago=10)  # past the 7-day no-reason window
+    rejected = platform.request_refund(11900, key="e2e-rejected", body=late)
     # A retried POST (same key, same body) answers the same refund, not a new one.
     assert platform.request_refund(11900, key="e2e-approved", body=body) == approved
 
@@ -100,7 +102,9 @@ def test_refund_walks_from_request_to_paid_and_rejected(
     assert finals[approved]["decision"]["rule"] == "auto_approve.within_limit"
     assert finals[approved]["payout"]["provider_reference"].startswith("gw_")
     assert finals[rejected]["status"] == "rejected"
-    assert finals[rejected]["decision"]["rule"] == "auto_approve.over_limit"
+    assert finals[rejected]["decision"]["rule"] == "window.no_reason.closed"
+    assert finals[rejected]["decision"]["policy_version"] == "2026-11-01"
+    assert "7" in finals[rejected]["decision"]["explanation"]["en"]
     assert finals[rejected]["payout"] is None
     assert_paid_exactly_once(platform, finals)
     assert len(platform.ledger()) == 1

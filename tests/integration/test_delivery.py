@@ -6,8 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -16,12 +15,15 @@ from eventsourcing.utils import get_topic
 from services.intake.application import IntakeApplication
 from services.intake.publishing import to_integration
 from services.review.application import ReviewApplication
-from services.review.domain import AutoApprovalLimit, ReviewCase
+from services.review.domain import ReviewCase
+from services.review.policy import default_policy
 from shared.consumer import Consumer
 from shared.contracts import (
     CloudEvent,
     CustomerContact,
+    EvidenceRecord,
     MoneyModel,
+    OrderLine,
     PaymentRoute,
     RefundedItem,
     RefundRequestedV1,
@@ -113,7 +115,7 @@ async def _pipeline(
 
     intake = IntakeApplication(env=store_env(settings("intake"), "intake"))
     review = ReviewApplication(
-        AutoApprovalLimit(Decimal("500")),
+        default_policy(),
         env=store_env(settings("review"), "review"),
     )
     consumer = Consumer(
@@ -222,7 +224,7 @@ def _request_message(position: int) -> CloudEvent:
         refund_id=refund_id,
         tenant="acme",
         order_id="ORD-X",
-        customer_id="C-1",
+        customer_id=f"C-{uuid.uuid4().hex[:8]}",
         amount=MoneyModel(amount=100, currency="CNY"),
         paid=MoneyModel(amount=100, currency="CNY"),
         payment=PaymentRoute(method="alipay", reference="r"),
@@ -232,6 +234,17 @@ def _request_message(position: int) -> CloudEvent:
         channel="app",
         customer=CustomerContact(email="a@example.com"),
         requested_at=datetime.now(UTC),
+        paid_at=datetime.now(UTC) - timedelta(days=3),
+        delivered_at=datetime.now(UTC) - timedelta(days=1),
+        order_lines=[
+            OrderLine(
+                sku="S",
+                category="apparel",
+                quantity=1,
+                unit_price=MoneyModel(amount=100, currency="CNY"),
+            )
+        ],
+        evidence=[EvidenceRecord(kind="photo", url="https://cdn.example.com/1.jpg")],
     )
     return envelope(
         event,

@@ -6,18 +6,31 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.money import Money
 
 
-def order(amount: int = 12900, currency: str = "CNY", method: str = "alipay") -> dict[str, Any]:
+def _ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def order(
+    amount: int = 12900,
+    currency: str = "CNY",
+    method: str = "alipay",
+    *,
+    delivered_days_ago: float = 2,
+    customer_id: str = "C-42",
+) -> dict[str, Any]:
+    """An order paid a few days ago and delivered `delivered_days_ago` (inside every window)."""
     return {
         "id": f"ORD-{uuid.uuid4().hex[:8]}",
-        "customer_id": "C-42",
+        "customer_id": customer_id,
         "paid": {"amount": amount, "currency": currency},
-        "paid_at": "2026-11-01T10:00:00Z",
-        "delivered_at": "2026-11-03T10:00:00Z",
+        "paid_at": _ago(delivered_days_ago + 2),
+        "delivered_at": _ago(delivered_days_ago),
         "payment": {"method": method, "reference": "2026110122001"},
         "items": [
             {
@@ -51,8 +64,12 @@ def refund_body(amount: int = 12900, currency: str = "CNY", **overrides: Any) ->
 
 
 def intake_command(amount: int = 12900, currency: str = "CNY") -> dict[str, Any]:
-    """The draft intake's API hands to `IntakeApplication.request_refund` (a new order each)."""
+    """The draft intake's API hands to `IntakeApplication.request_refund` (a new order each).
+
+    Each from a new customer, so that review's risk score sees no refund history.
+    """
     body = refund_body(amount, currency)
+    body["order"]["customer_id"] = f"C-{uuid.uuid4().hex[:8]}"
     return {
         "order": body["order"],
         "amount": Money(amount, currency),

@@ -1,0 +1,102 @@
+"""Which of review's stored events become public integration events, and their shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.review.domain import ReviewCase
+from shared.contracts import (
+    IntegrationEvent,
+    MoneyModel,
+    PaymentRoute,
+    ReviewApprovedV1,
+    ReviewCaseOpenedV1,
+    ReviewCompensationOfferedV1,
+    ReviewEscalatedV1,
+    ReviewEvidenceRequestedV1,
+    ReviewRejectedV1,
+    ReviewSlaBreachedV1,
+)
+
+Case: Any = ReviewCase  # the nested event classes are created by eventsourcing
+
+
+def to_integration(event: Any) -> IntegrationEvent | None:
+    if not isinstance(event, Case.Event):
+        return None  # customer histories are review's own bookkeeping
+    if isinstance(event, Case.Approved):
+        return ReviewApprovedV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            amount=MoneyModel.of(event.amount),
+            payment=PaymentRoute.model_validate(event.payment),
+            policy_version=event.policy_version,
+            rule=event.rule,
+            decided_by=event.decided_by,
+            decided_at=event.decided_at,
+            approvers=event.approvers,
+            liability=event.liability,
+        )
+    if isinstance(event, Case.Rejected):
+        return ReviewRejectedV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            policy_version=event.policy_version,
+            rule=event.rule,
+            explanation=event.explanation,
+            decided_by=event.decided_by,
+            decided_at=event.decided_at,
+        )
+    if isinstance(event, Case.SlaScheduled):
+        return None  # the opening (below) and breaches are public; schedules are not
+    if isinstance(event, Case.Opened):
+        return _opened(event)
+    return _manual_step(event)
+
+
+def _opened(event: Any) -> IntegrationEvent | None:
+    assessment = event.assessment
+    if assessment["outcome"] != "manual":
+        return None  # decided by rule at once: the decision is the news
+    return ReviewCaseOpenedV1(
+        refund_id=event.refund_id,
+        tenant=event.tenant,
+        order_id=event.order_id,
+        tier=assessment["tier"],
+        rule=assessment["rule"],
+        policy_version=assessment["policy_version"],
+        risk_score=assessment["risk_score"],
+        refundable=MoneyModel.of(assessment["refundable"]),
+        opened_at=event.opened_at,
+    )
+
+
+def _manual_step(event: Any) -> IntegrationEvent | None:
+    route = {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
+    if isinstance(event, Case.EvidenceRequested):
+        return ReviewEvidenceRequestedV1(
+            **route,
+            missing=event.missing,
+            message=event.message,
+            requested_by=event.by,
+            requested_at=event.at,
+        )
+    if isinstance(event, Case.Escalated):
+        return ReviewEscalatedV1(
+            **route, tier=event.tier, reason=event.why, escalated_by=event.by, escalated_at=event.at
+        )
+    if isinstance(event, Case.CompensationOffered):
+        return ReviewCompensationOfferedV1(
+            **route,
+            coupon=MoneyModel.of(event.coupon),
+            note=event.note,
+            offered_by=event.by,
+            offered_at=event.at,
+        )
+    if isinstance(event, Case.SlaBreached) and event.deadline is not None:
+        return ReviewSlaBreachedV1(
+            **route, tier=event.tier, deadline=event.deadline, breached_at=event.at
+        )
+    return None

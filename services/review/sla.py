@@ -1,0 +1,63 @@
+"""The SLA clock's worker: finds cases whose reminder or deadline is due and acts on them.
+
+Which cases have a running clock is read from the event log (schedules start it;
+decisions, evidence requests and withdrawals stop it), so it survives restarts
+without a timer table: on start it reads the log from the beginning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from services.review.application import ReviewApplication
+from services.review.domain import ReviewCase
+from shared.aio import sleep_or_stop
+from shared.runtime import Worker
+
+log = logging.getLogger(__name__)
+Case: Any = ReviewCase
+STOPS = (Case.Approved, Case.Rejected, Case.EvidenceRequested, Case.Withdrawn)
+STOPS_TOO = (Case.CompensationOffered,)
+
+
+class RunningClocks:
+    """The ids of cases whose SLA clock runs, kept up to date from the log."""
+
+    def __init__(self, app: ReviewApplication) -> None:
+        self.app = app
+        self.position = 0
+        self.running: set[uuid.UUID] = set()
+
+    def catch_up(self) -> set[uuid.UUID]:
+        while True:
+            notifications = self.app.recorder.select_notifications(
+                start=self.position, limit=500, inclusive_of_start=False
+            )
+            if not notifications:
+                return self.running
+            for notification in notifications:
+                if ":ReviewCase." in notification.topic:
+                    event = self.app.mapper.to_domain_event(notification)
+                    if isinstance(event, Case.SlaScheduled):
+                        self.running.add(event.originator_id)
+                    elif isinstance(event, STOPS + STOPS_TOO):
+                        self.running.discard(event.originator_id)
+            self.position = notifications[-1].id
+
+
+def keep_time(app: ReviewApplication, interval: float) -> Worker:
+    clocks = RunningClocks(app)
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                running = await asyncio.to_thread(clocks.catch_up)
+                await asyncio.to_thread(app.tick, sorted(running))
+            except Exception:  # the store may be briefly unreachable; the next round retries
+                log.exception("SLA clock round failed; retrying")
+            await sleep_or_stop(stop, interval)
+
+    return run

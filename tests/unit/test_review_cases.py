@@ -1,0 +1,199 @@
+"""The review case in memory: decisions by rule, separation of duties, evidence, SLA, appeals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.review.domain import CaseStateError, DutyViolation, ReviewCase
+from services.review.publishing import to_integration
+from shared.money import Money
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+REVIEWER = frozenset({"reviewer"})
+SENIOR = frozenset({"senior_reviewer"})
+FINANCE = frozenset({"finance"})
+
+
+def case(outcome: str = "manual", tier: str = "general", **needs: Any) -> ReviewCase:
+    approvals = {"count": 1, "senior": False, "finance": False} | needs
+    return ReviewCase(
+        refund_id="rf_1",
+        tenant="acme",
+        order_id="O-1",
+        customer_id="C-1",
+        requested=Money(20000, "CNY"),
+        refundable=Money(18000, "CNY"),
+        payment={"method": "alipay", "reference": "p"},
+        reason="damaged",
+        assessment={
+            "outcome": outcome,
+            "rule": {
+                "approve": "auto_approve.within_limit",
+                "reject": "window.no_reason.closed",
+            }.get(outcome, "manual.over_limit"),
+            "refundable": Money(18000, "CNY"),
+            "amount": Money(18000, "CNY"),
+            "explanation": {"en": "too late", "zh-CN": "太晚了"},
+            "risk_score": 10,
+            "risk_signals": {},
+            "tier": tier,
+            "approvals": approvals,
+            "checks": [],
+            "policy_version": "2026-11-01",
+        },
+        opened_at=NOW,
+        causation_id="c-1",
+    )
+
+
+def published(c: ReviewCase) -> list[str]:
+    return [p.TYPE for p in map(to_integration, c.collect_events()) if p is not None]
+
+
+class TestDecisionsByRule:
+    def test_auto_approval_pays_the_assessed_amount_citing_the_rule(self) -> None:
+        c = case("approve")
+        c.decide_by_rule(NOW)
+        assert c.state == "approved"
+        assert c.decision is not None and c.decision["amount"] == Money(18000, "CNY")
+        assert c.decision["decided_by"] == "system:auto_approve.within_limit"
+        assert published(c) == ["review.approved.v1"]
+
+    def test_auto_rejection_explains_in_both_languages(self) -> None:
+        c = case("reject")
+        c.decide_by_rule(NOW)
+        events = [to_integration(e) for e in c.collect_events()]
+        rejected = events[-1]
+        assert rejected is not None and rejected.TYPE == "review.rejected.v1"
+        assert rejected.model_dump()["explanation"] == {"en": "too late", "zh-CN": "太晚了"}
+
+    def test_a_manual_case_is_published_as_opened(self) -> None:
+        assert published(case()) == ["review.case_opened.v1"]
+
+    def test_customer_histories_are_not_published(self) -> None:
+        from services.review.customers import CustomerHistory
+
+        history = CustomerHistory(tenant="acme", customer_id="C-1", at=NOW)
+        history.record_request("rf_1", NOW)
+        assert [to_integration(e) for e in history.collect_events()] == [None, None]
+
+
+class TestSeparationOfDuties:
+    def test_general_needs_one_reviewer(self) -> None:
+        c = case()
+        c.approve(person="ann", roles=REVIEWER, amount=Money(18000, "CNY"), liability=None, at=NOW)
+        assert c.state == "approved"
+
+    def test_important_needs_two_different_people(self) -> None:
+        c = case(tier="important", count=2)
+        c.approve(person="ann", roles=REVIEWER, amount=Money(15000, "CNY"), liability=None, at=NOW)
+        assert c.state == "pending" and c.missing_approvals() == ["1 more approval(s)"]
+        with pytest.raises(DutyViolation) as twice:
+            c.approve(
+                person="ann", roles=REVIEWER, amount=Money(15000, "CNY"), liability=None, at=NOW
+            )
+        assert twice.value.rule == "duty.second_approver"
+        with pytest.raises(CaseStateError, match=r"first approval was for CNY 150\.00"):
+            c.approve(
+                person="bob", roles=REVIEWER, amount=Money(16000, "CNY"), liability=None, at=NOW
+            )
+        c.approve(person="bob", roles=REVIEWER, amount=Money(15000, "CNY"), liability=None, at=NOW)
+        assert c.state == "approved"
+        assert c.decision is not None and c.decision["approvers"] == ["ann", "bob"]
+
+    def test_major_needs_a_senior_and_finance_when_asked(self) -> None:
+        c = case(tier="major", count=2, senior=True, finance=True)
+        amount = Money(18000, "CNY")
+        c.approve(person="ann", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        c.approve(person="bob", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        assert c.state == "pending"
+        assert c.missing_approvals() == ["a senior_reviewer", "finance"]
+        c.approve(person="wang", roles=SENIOR, amount=amount, liability=None, at=NOW)
+        c.approve(person="zhao", roles=FINANCE, amount=amount, liability=None, at=NOW)
+        assert c.state == "approved"
+
+    def test_roles_are_checked_on_every_action(self) -> None:
+        c = case()
+        auditor = frozenset({"auditor"})
+        amount = Money(1, "CNY")
+        with pytest.raises(DutyViolation):
+            c.approve(person="a", roles=auditor, amount=amount, liability=None, at=NOW)
+        with pytest.raises(DutyViolation):
+            c.reject(person="a", roles=auditor, reason_code="x", explanation={}, at=NOW)
+        with pytest.raises(DutyViolation):
+            c.escalate(person="a", roles=auditor, why="x", at=NOW)
+        with pytest.raises(DutyViolation):
+            c.offer_compensation(person="a", roles=REVIEWER, coupon=amount, note="", at=NOW)
+        with pytest.raises(DutyViolation):
+            c.request_evidence(
+                person="a", roles=auditor, missing=[], message="", remaining_seconds=0, at=NOW
+            )
+
+    def test_nobody_approves_what_they_escalated(self) -> None:
+        c = case()
+        c.escalate(person="ann", roles=REVIEWER, why="too big for me", at=NOW)
+        assert c.tier == "important" and c.needs["count"] == 2
+        with pytest.raises(DutyViolation) as refused:
+            c.approve(person="ann", roles=REVIEWER, amount=Money(1, "CNY"), liability=None, at=NOW)
+        assert refused.value.rule == "duty.escalated_own_case"
+
+    def test_an_appeal_goes_up_a_tier_to_another_decider(self) -> None:
+        c = case()
+        c.reject(person="ann", roles=REVIEWER, reason_code="no_defect", explanation={}, at=NOW)
+        c.reopen_on_appeal(statement="it was broken", at=NOW)
+        assert c.state == "pending" and c.tier == "important" and c.round == 2
+        with pytest.raises(DutyViolation) as refused:
+            c.approve(person="ann", roles=REVIEWER, amount=Money(1, "CNY"), liability=None, at=NOW)
+        assert refused.value.rule == "duty.appeal_needs_another_decider"
+
+    def test_approval_bounds_and_liability_split(self) -> None:
+        c = case()
+        with pytest.raises(CaseStateError, match=r"between 1 and CNY 180\.00"):
+            c.approve(
+                person="a", roles=REVIEWER, amount=Money(18001, "CNY"), liability=None, at=NOW
+            )
+        with pytest.raises(CaseStateError, match="sum"):
+            c.approve(
+                person="a",
+                roles=REVIEWER,
+                amount=Money(18000, "CNY"),
+                liability={"platform": 1, "merchant": 2},
+                at=NOW,
+            )
+        split = {"platform": 3000, "merchant": 5000, "carrier": 10000}
+        c.approve(person="a", roles=REVIEWER, amount=Money(18000, "CNY"), liability=split, at=NOW)
+        assert c.decision is not None and c.decision["liability"] == split
+
+
+class TestEvidenceAndClock:
+    def test_evidence_request_pauses_and_evidence_resumes(self) -> None:
+        c = case()
+        deadline = NOW + timedelta(days=1)
+        c.schedule(deadline=deadline, remind_at=deadline - timedelta(hours=4), at=NOW)
+        c.request_evidence(
+            person="ann",
+            roles=REVIEWER,
+            missing=["photo"],
+            message="send a photo",
+            remaining_seconds=3600,
+            at=NOW,
+        )
+        assert c.state == "awaiting_evidence" and c.deadline is None
+        assert c.paused_remaining == 3600
+        assert c.due(NOW + timedelta(days=30)) is None  # a paused clock never breaches
+        c.receive_evidence(1, NOW)
+        assert c.state == "pending"
+
+    def test_remind_then_breach_and_escalate(self) -> None:
+        c = case()
+        deadline = NOW + timedelta(hours=8)
+        c.schedule(deadline=deadline, remind_at=NOW + timedelta(hours=4), at=NOW)
+        assert c.due(NOW) is None
+        c.remind(NOW + timedelta(hours=5))
+        assert c.reminded and c.due(NOW + timedelta(hours=6)) is None
+        c.breach(deadline)
+        assert c.breaches == 1 and c.tier == "important"
+        assert "review.sla_breached.v1" in published(c)
