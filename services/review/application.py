@@ -7,16 +7,20 @@ so timers survive restarts: `tick(now)` acts on whatever is due.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError
 
+from services.review.calendar import WorkingCalendar
 from services.review.customers import CustomerHistory
 from services.review.domain import ReviewCase
-from services.review.policy import Policy
+from services.review.policies import PolicyBook
+from services.review.policy import Policy, policy_digest
 from services.review.rules import Assessment, Facts, Line, assess
 from shared.application import ServiceApplication
 from shared.contracts import (
@@ -46,9 +50,66 @@ class ReviewApplication(ServiceApplication):
         self, policy: Policy, env: dict[str, str] | None = None, clock: Clock = _utc_now
     ) -> None:
         super().__init__(env=env)
-        self.policy = policy
-        self.calendar = policy.working_calendar()
+        self.shipped = policy
         self.now = clock
+        self._policy_cache: tuple[str, Policy] = ("", policy)
+
+    # -- the policy in force ------------------------------------------------------------------
+
+    def _book(self) -> PolicyBook:
+        try:
+            book: PolicyBook = self.repository.get(PolicyBook.create_id())
+        except AggregateNotFoundError:
+            book = PolicyBook()
+        return book
+
+    @property
+    def policy(self) -> Policy:
+        """The latest published version (the shipped default until an admin publishes one)."""
+        current = self._book().current
+        if current is None:
+            return self.shipped
+        if self._policy_cache[0] != current["digest"]:
+            self._policy_cache = (current["digest"], Policy.model_validate(current["document"]))
+        return self._policy_cache[1]
+
+    @property
+    def calendar(self) -> WorkingCalendar:
+        return self.policy.working_calendar()
+
+    def record_shipped_policy(self) -> None:
+        """Record the shipped default as a version, so every version in force is an event.
+
+        A newer shipped default replaces an older shipped one; a version an admin
+        published stays in force until an admin publishes another.
+        """
+        book = self._book()
+        current = book.current
+        known = {v["version"] for v in book.versions}
+        if current is None or (
+            current["by"] == "system:shipped" and self.shipped.version not in known
+        ):
+            # Another replica may record it at the same moment; one record is enough.
+            with contextlib.suppress(IntegrityError):
+                self._publish(book, self.shipped, by="system:shipped")
+
+    def publish_policy(self, policy: Policy, *, by: str) -> dict[str, Any]:
+        book = self._book()
+        self._publish(book, policy, by=by)
+        return dict(book.versions[-1])
+
+    def _publish(self, book: PolicyBook, policy: Policy, *, by: str) -> None:
+        book.publish(
+            version=policy.version,
+            digest=policy_digest(policy),
+            document=policy.model_dump(mode="json", by_alias=True),
+            by=by,
+            at=self.now(),
+        )
+        self.save(book)
+
+    def policy_versions(self) -> list[dict[str, Any]]:
+        return list(self._book().versions)
 
     # -- reactions to intake ------------------------------------------------------------------
 
@@ -90,7 +151,8 @@ class ReviewApplication(ServiceApplication):
         history = self._history(payload.tenant, payload.customer_id, payload.requested_at)
         facts = facts_of(payload, history)
         history.record_request(payload.refund_id, payload.requested_at)
-        assessment = assess(self.policy, facts)
+        policy = self.policy
+        assessment = assess(policy, facts)
         now = self.now()
         case = ReviewCase(
             refund_id=payload.refund_id,
@@ -106,7 +168,7 @@ class ReviewApplication(ServiceApplication):
             causation_id=message.id,
         )
         if assessment.outcome == "manual":
-            self._schedule(case, now)
+            self._schedule(case, now, policy=policy)
         else:
             case.decide_by_rule(now)
         processing.collect_events(case, history)
@@ -129,13 +191,16 @@ class ReviewApplication(ServiceApplication):
         *,
         business_days: int | None = None,
         remaining_seconds: int | None = None,
+        policy: Policy | None = None,
     ) -> None:
+        policy = policy or self.policy
+        calendar = policy.working_calendar()
         if remaining_seconds is not None:
-            deadline = self.calendar.add_business_time(now, timedelta(seconds=remaining_seconds))
+            deadline = calendar.add_business_time(now, timedelta(seconds=remaining_seconds))
         else:
-            days = business_days or self.policy.sla.review_business_days
-            deadline = self.calendar.add_business_days(now, days)
-        remind_at = max(now, deadline - timedelta(hours=self.policy.sla.reminder_before_hours))
+            days = business_days or policy.sla.review_business_days
+            deadline = calendar.add_business_days(now, days)
+        remind_at = max(now, deadline - timedelta(hours=policy.sla.reminder_before_hours))
         case.schedule(deadline=deadline, remind_at=remind_at, at=now)
 
     def remaining_seconds(self, case: ReviewCase, now: datetime) -> int:
@@ -174,6 +239,13 @@ class ReviewApplication(ServiceApplication):
         if case is None:
             raise CaseNotFound(refund_id)
         return self.update(case.id, change)
+
+    def record_refusal(self, refund_id: str, *, person: str, action: str, rule: str) -> None:
+        """A staff action broke a rule: keep it on the case's record (after refusing it)."""
+        now = self.now()
+        self.act(
+            refund_id, lambda c: c.record_refusal(person=person, action=action, rule=rule, at=now)
+        )
 
     def _case_or_none(self, refund_id: str) -> ReviewCase | None:
         try:

@@ -20,6 +20,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
     settings = settings or load_settings(ReviewSettings)
     policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
     app = ReviewApplication(policy, env=store_env(settings, "review"))
+    app.record_shipped_policy()
     http = FastAPI(
         title="Refunds — review",
         version="1.0.0",

@@ -395,6 +395,14 @@ class ReviewCase(Aggregate):
         self.compensation = {"coupon": coupon, "note": note, "by": by, "at": at}
         self._log("compensation_offered", at, by, coupon=coupon)
 
+    def record_refusal(self, *, person: str, action: str, rule: str, at: datetime) -> None:
+        """Keep a refused staff action on record (separation of duties is audited too)."""
+        self._refused(person, action, rule, at)
+
+    @event("ActionRefused")
+    def _refused(self, person: str, action: str, rule: str, at: datetime) -> None:
+        self._log("refused", at, person, attempted=action, rule=rule)
+
     # -- service-level clock --------------------------------------------------------------------
 
     def schedule(self, *, deadline: datetime, remind_at: datetime, at: datetime) -> None:

@@ -76,6 +76,7 @@ DOMAIN_MODULES = [
     "intake/tenants.py",
     "review/domain.py",
     "review/customers.py",
+    "review/policies.py",
     "review/rules.py",
     "review/calendar.py",
     "payout/domain.py",
