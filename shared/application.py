@@ -113,8 +113,11 @@ class ServiceApplication(Application[uuid.UUID]):
         self,
         keyed: KeyedRequest | None,
         attempt: Callable[[], tuple[Outcome, list[Aggregate]]],
-    ) -> tuple[Outcome, bool]:
-        """Run a command at most once per idempotency key; (outcome, replayed).
+    ) -> tuple[Outcome, Aggregate | None]:
+        """Run a command at most once per idempotency key.
+
+        Returns the outcome and, when the command ran now, the first aggregate it
+        saved (the answer, already in memory); None when the outcome is a replay.
 
         `attempt` decides on freshly loaded aggregates and returns the outcome and
         the aggregates to save; it must not save or do I/O beyond loading, because a
@@ -126,7 +129,7 @@ class ServiceApplication(Application[uuid.UUID]):
             record = self._key_record(keyed)
             remembered = record.answer(keyed, now) if record and keyed else None
             if remembered is not None:
-                return remembered, True
+                return remembered, None
             try:
                 outcome, aggregates = attempt()
             except Exception:
@@ -135,7 +138,7 @@ class ServiceApplication(Application[uuid.UUID]):
                 remembered = self._remembered(keyed, now)
                 if remembered is None:
                     raise
-                return remembered, True
+                return remembered, None
             if keyed is not None:
                 expires = now + self.idempotency_ttl
                 if record is None:
@@ -160,7 +163,7 @@ class ServiceApplication(Application[uuid.UUID]):
                 # state, after a short random pause so that contenders spread out.
                 time.sleep(random.uniform(0, 0.002 * min(tries + 1, 10)))
                 continue
-            return outcome, False
+            return outcome, aggregates[0]
         raise RuntimeError("could not complete the command: persistent write conflicts")
 
     def _key_record(self, keyed: KeyedRequest | None) -> IdempotencyKey | None:

@@ -79,8 +79,7 @@ class IntakeApplication(ServiceApplication):
             order.reserve(str(refund.id), amount, refund.reserved_items, item_paths=paths)
             return Outcome(201, refund.id, refund.version), [refund, order]
 
-        outcome, replayed = self.execute(keyed, attempt)
-        return self.refund_at(outcome), replayed
+        return self._answer(*self.execute(keyed, attempt))
 
     def withdraw(
         self, *, tenant: str, refund_id: str, reason: str, actor: str, keyed: KeyedRequest | None
@@ -92,8 +91,7 @@ class IntakeApplication(ServiceApplication):
             order.release(str(refund.id), why="withdrawn")
             return Outcome(200, refund.id, refund.version), [refund, order]
 
-        outcome, replayed = self.execute(keyed, attempt)
-        return self.refund_at(outcome), replayed
+        return self._answer(*self.execute(keyed, attempt))
 
     def add_evidence(
         self,
@@ -110,8 +108,7 @@ class IntakeApplication(ServiceApplication):
             refund.add_evidence(evidence=evidence, note=note, actor=actor, at=_now())
             return Outcome(200, refund.id, refund.version), [refund]
 
-        outcome, replayed = self.execute(keyed, attempt)
-        return self.refund_at(outcome), replayed
+        return self._answer(*self.execute(keyed, attempt))
 
     def appeal(
         self, *, tenant: str, refund_id: str, statement: str, actor: str, keyed: KeyedRequest | None
@@ -132,8 +129,7 @@ class IntakeApplication(ServiceApplication):
                 ) from None
             return Outcome(200, refund.id, refund.version), [refund, order]
 
-        outcome, replayed = self.execute(keyed, attempt)
-        return self.refund_at(outcome), replayed
+        return self._answer(*self.execute(keyed, attempt))
 
     def confirm_receipt(
         self, *, tenant: str, refund_id: str, actor: str, keyed: KeyedRequest | None
@@ -143,8 +139,13 @@ class IntakeApplication(ServiceApplication):
             refund.confirm_receipt(actor=actor, at=_now())
             return Outcome(200, refund.id, refund.version), [refund]
 
-        outcome, replayed = self.execute(keyed, attempt)
-        return self.refund_at(outcome), replayed
+        return self._answer(*self.execute(keyed, attempt))
+
+    def _answer(self, outcome: Outcome, fresh: Any) -> tuple[RefundRequest, bool]:
+        """The refund as the answer shows it: fresh from the command, or as first answered."""
+        if isinstance(fresh, RefundRequest):
+            return fresh, False
+        return self.refund_at(outcome), True
 
     # -- queries ----------------------------------------------------------------------------
 
