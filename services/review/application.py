@@ -21,6 +21,7 @@ from services.review.customers import CustomerHistory
 from services.review.domain import ReviewCase
 from services.review.policies import PolicyBook
 from services.review.policy import Policy, policy_digest
+from services.review.recovery import RecoveryClaim, claims_for
 from services.review.rules import Assessment, Facts, Line, assess
 from shared.application import ServiceApplication
 from shared.contracts import (
@@ -234,11 +235,56 @@ class ReviewApplication(ServiceApplication):
         return self._case_or_none(refund_id)
 
     def act(self, refund_id: str, change: Callable[[ReviewCase], None]) -> ReviewCase:
-        """Apply one staff action (a pure decision on the case), retried on write conflicts."""
+        """Apply one staff action (a pure decision on the case), retried on write conflicts.
+
+        An approval that splits liability opens the recovery claims in the same
+        transaction, so a claim exists exactly when the approval does.
+        """
         case = self._case_or_none(refund_id)
         if case is None:
             raise CaseNotFound(refund_id)
-        return self.update(case.id, change)
+        for _ in range(self.max_conflict_retries):
+            case = self.repository.get(case.id)
+            was_approved = case.state == "approved"
+            change(case)
+            claims: list[RecoveryClaim] = []
+            if case.state == "approved" and not was_approved and case.decision:
+                claims = self._claims(case)
+            try:
+                self.save(case, *claims)
+            except IntegrityError:
+                continue
+            return case
+        raise RuntimeError(f"could not update the case of {refund_id}: persistent conflict")
+
+    def _claims(self, case: ReviewCase) -> list[RecoveryClaim]:
+        assert case.decision is not None
+        liability = case.decision.get("liability")
+        if not liability:
+            return []
+        return claims_for(
+            refund_id=case.refund_id,
+            tenant=case.tenant,
+            order_id=case.order_id,
+            liability=liability,
+            currency=case.refundable.currency,
+            at=case.decision["decided_at"],
+        )
+
+    def claim(self, refund_id: str, party: str) -> RecoveryClaim | None:
+        try:
+            claim: RecoveryClaim = self.repository.get(RecoveryClaim.create_id(refund_id, party))
+        except AggregateNotFoundError:
+            return None
+        return claim
+
+    def settle_claim(
+        self, refund_id: str, party: str, change: Callable[[RecoveryClaim], None]
+    ) -> RecoveryClaim:
+        claim = self.claim(refund_id, party)
+        if claim is None:
+            raise CaseNotFound(f"{refund_id}/{party}")
+        return self.update(claim.id, change)
 
     def record_refusal(self, refund_id: str, *, person: str, action: str, rule: str) -> None:
         """A staff action broke a rule: keep it on the case's record (after refusing it)."""

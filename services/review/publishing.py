@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.review.domain import ReviewCase
+from services.review.recovery import RecoveryClaim
 from shared.contracts import (
     IntegrationEvent,
     MoneyModel,
@@ -14,16 +15,28 @@ from shared.contracts import (
     ReviewCompensationOfferedV1,
     ReviewEscalatedV1,
     ReviewEvidenceRequestedV1,
+    ReviewRecoveryClaimedV1,
     ReviewRejectedV1,
     ReviewSlaBreachedV1,
 )
 
 Case: Any = ReviewCase  # the nested event classes are created by eventsourcing
+Claim: Any = RecoveryClaim
 
 
 def to_integration(event: Any) -> IntegrationEvent | None:
+    if isinstance(event, Claim.Claimed):
+        return ReviewRecoveryClaimedV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            order_id=event.order_id,
+            claim_id=str(event.originator_id),
+            party=event.party,
+            amount=MoneyModel.of(event.amount),
+            claimed_at=event.at,
+        )
     if not isinstance(event, Case.Event):
-        return None  # customer histories are review's own bookkeeping
+        return None  # customer histories and the policy book are review's own bookkeeping
     if isinstance(event, Case.Approved):
         return ReviewApprovedV1(
             refund_id=event.refund_id,
@@ -74,6 +87,9 @@ def _opened(event: Any) -> IntegrationEvent | None:
 
 
 def _manual_step(event: Any) -> IntegrationEvent | None:
+    published = (Case.EvidenceRequested, Case.Escalated, Case.CompensationOffered, Case.SlaBreached)
+    if not isinstance(event, published):
+        return None  # claims, approvals on the way, reminders: the case's own record
     route = {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
     if isinstance(event, Case.EvidenceRequested):
         return ReviewEvidenceRequestedV1(

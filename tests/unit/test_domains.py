@@ -77,6 +77,7 @@ DOMAIN_MODULES = [
     "review/domain.py",
     "review/customers.py",
     "review/policies.py",
+    "review/recovery.py",
     "review/rules.py",
     "review/calendar.py",
     "payout/domain.py",

@@ -1,0 +1,95 @@
+"""Recovery claims: the platform paid the customer first; a liable party owes its share back.
+
+An approval that splits liability (platform, merchant, carrier) opens one claim
+per non-platform share, in the same transaction as the approval; finance later
+marks each claim recovered (with the reference of the money received) or
+written off (with a reason).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.ids import derived_id
+from shared.money import Money
+
+LIABLE_PARTIES = ("merchant", "carrier")
+
+
+class ClaimClosed(Exception):
+    """A claim is settled once: recovered or written off."""
+
+
+class RecoveryClaim(Aggregate):
+    @staticmethod
+    def create_id(refund_id: str, party: str) -> uuid.UUID:
+        return derived_id("recovery-claim", refund_id, party)
+
+    @event("Claimed")
+    def __init__(
+        self,
+        *,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        party: str,
+        amount: Money,
+        at: datetime,
+    ) -> None:
+        self.refund_id = refund_id
+        self.tenant = tenant
+        self.order_id = order_id
+        self.party = party
+        self.amount = amount
+        self.state = "open"
+        self.settlement: dict[str, Any] | None = None
+
+    def recover(self, *, by: str, reference: str, at: datetime) -> None:
+        self._open()
+        self._recovered(by, reference, at)
+
+    @event("Recovered")
+    def _recovered(self, by: str, reference: str, at: datetime) -> None:
+        self.state = "recovered"
+        self.settlement = {"by": by, "reference": reference, "at": at}
+
+    def write_off(self, *, by: str, reason: str, at: datetime) -> None:
+        self._open()
+        self._written_off(by, reason, at)
+
+    @event("WrittenOff")
+    def _written_off(self, by: str, reason: str, at: datetime) -> None:
+        self.state = "written_off"
+        self.settlement = {"by": by, "reason": reason, "at": at}
+
+    def _open(self) -> None:
+        if self.state != "open":
+            raise ClaimClosed(f"the claim is already {self.state}")
+
+
+def claims_for(
+    *,
+    refund_id: str,
+    tenant: str,
+    order_id: str,
+    liability: dict[str, int],
+    currency: str,
+    at: datetime,
+) -> list[RecoveryClaim]:
+    """One claim per liable party with a share above zero."""
+    return [
+        RecoveryClaim(
+            refund_id=refund_id,
+            tenant=tenant,
+            order_id=order_id,
+            party=party,
+            amount=Money(liability[party], currency),
+            at=at,
+        )
+        for party in LIABLE_PARTIES
+        if liability.get(party, 0) > 0
+    ]
