@@ -1,0 +1,176 @@
+"""SLA timers driven by a controllable clock on a real store: reminder, breach and escalation,
+a pause while evidence is awaited, and survival across a restart."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.review.application import ReviewApplication
+from services.review.policy import default_policy
+from services.review.publishing import to_integration
+from services.review.sla import RunningClocks
+from shared.contracts import (
+    CustomerContact,
+    EvidenceRecord,
+    MoneyModel,
+    OrderLine,
+    PaymentRoute,
+    RefundedItem,
+    RefundEvidenceAddedV1,
+    RefundRequestedV1,
+    envelope,
+)
+
+# Thursday 2026-11-19 10:00 in Shanghai: one business day later is Friday 10:00.
+THURSDAY = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(tmp_path / "review.sqlite"),
+        "SINGLE_ROW_TRACKING": "n",
+    }
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(THURSDAY)
+
+
+@pytest.fixture
+def review(store: dict[str, str], clock: Clock) -> Iterator[ReviewApplication]:
+    app = ReviewApplication(default_policy(), env=store, clock=clock)
+    yield app
+    app.close()
+
+
+positions = iter(range(1, 10_000))
+
+
+def deliver(app: ReviewApplication, event: RefundRequestedV1 | RefundEvidenceAddedV1) -> None:
+    message = envelope(
+        event,
+        source="intake",
+        event_id=str(uuid.uuid4()),
+        position=next(positions),
+        time=THURSDAY,
+        causation_id=None,
+    )
+    assert app.handle(message)
+
+
+def over_limit_request(refund_id: str) -> RefundRequestedV1:
+    price = MoneyModel(amount=80000, currency="CNY")  # above 500.00: a person decides
+    return RefundRequestedV1(
+        refund_id=refund_id,
+        tenant="acme",
+        order_id="ORD-1",
+        customer_id=f"C-{uuid.uuid4().hex[:6]}",
+        amount=price,
+        paid=price,
+        payment=PaymentRoute(method="alipay", reference="r"),
+        items=[RefundedItem(sku="LAMP", quantity=1)],
+        reason="damaged",
+        desired_outcome="full_refund",
+        channel="app",
+        customer=CustomerContact(email="a@example.com"),
+        requested_at=THURSDAY,
+        paid_at=THURSDAY - timedelta(days=4),
+        delivered_at=THURSDAY - timedelta(days=2),
+        order_lines=[OrderLine(sku="LAMP", category="home", quantity=1, unit_price=price)],
+        evidence=[EvidenceRecord(kind="photo", url="https://cdn.example.com/l.jpg")],
+    )
+
+
+def published(app: ReviewApplication) -> list[str]:
+    notifications = app.recorder.select_notifications(start=1, limit=1000)
+    types = [to_integration(app.mapper.to_domain_event(n)) for n in notifications]
+    return [t.TYPE for t in types if t is not None]
+
+
+def tick(app: ReviewApplication, clock: Clock, at: datetime) -> int:
+    clock.now = at
+    return app.tick(sorted(RunningClocks(app).catch_up()))
+
+
+def test_reminder_then_breach_escalates(review: ReviewApplication, clock: Clock) -> None:
+    deliver(review, over_limit_request("rf_sla1"))
+    case = review.case_for("rf_sla1")
+    assert case is not None and case.deadline == THURSDAY + timedelta(days=1)
+    assert tick(review, clock, THURSDAY + timedelta(hours=3)) == 0
+    assert tick(review, clock, THURSDAY + timedelta(hours=21)) == 1  # 3 h before: remind
+    assert review.case_for("rf_sla1").reminded  # type: ignore[union-attr]
+    assert tick(review, clock, THURSDAY + timedelta(hours=22)) == 0  # reminded once
+    assert tick(review, clock, THURSDAY + timedelta(days=1, minutes=1)) == 1
+    breached = review.case_for("rf_sla1")
+    assert breached is not None and breached.breaches == 1 and breached.tier == "important"
+    # The escalated stage gets a new deadline: Friday + 1 business day = Monday.
+    assert breached.deadline is not None and breached.deadline.weekday() == 0
+    assert published(review)[-2:] == ["review.sla_breached.v1", "review.escalated.v1"]
+
+
+def test_the_clock_pauses_while_evidence_is_awaited(
+    review: ReviewApplication, clock: Clock
+) -> None:
+    deliver(review, over_limit_request("rf_sla2"))
+    clock.now = THURSDAY + timedelta(hours=6)  # 18 business hours left
+
+    def ask(case: object) -> None:
+        case.request_evidence(  # type: ignore[attr-defined]
+            person="ann",
+            roles=frozenset({"reviewer"}),
+            missing=["photo of the box"],
+            message="Please send a photo of the box.",
+            remaining_seconds=review.remaining_seconds(case, clock.now),  # type: ignore[arg-type]
+            at=clock.now,
+        )
+
+    review.act("rf_sla2", ask)
+    assert tick(review, clock, THURSDAY + timedelta(days=10)) == 0  # paused: no breach
+    resumed_at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
+    clock.now = resumed_at
+    deliver(
+        review,
+        RefundEvidenceAddedV1(
+            refund_id="rf_sla2",
+            tenant="acme",
+            order_id="ORD-1",
+            evidence=[EvidenceRecord(kind="photo", url="https://cdn.example.com/box.jpg")],
+            note="",
+            actor="tenant:acme",
+            added_at=resumed_at,
+        ),
+    )
+    case = review.case_for("rf_sla2")
+    assert case is not None and case.state == "pending"
+    assert case.deadline == resumed_at + timedelta(hours=18)  # the 18 hours that were left
+
+
+def test_timers_survive_a_restart(store: dict[str, str], clock: Clock) -> None:
+    first = ReviewApplication(default_policy(), env=store, clock=clock)
+    deliver(first, over_limit_request("rf_sla3"))
+    first.close()
+    # A new process: the running clocks are read back from the log, then acted on.
+    restarted = ReviewApplication(default_policy(), env=store, clock=clock)
+    try:
+        assert tick(restarted, clock, THURSDAY + timedelta(days=2)) == 1
+        case = restarted.case_for("rf_sla3")
+        assert case is not None and case.breaches == 1
+    finally:
+        restarted.close()
