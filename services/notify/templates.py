@@ -1,8 +1,5 @@
 """Customer e-mail texts per step and locale (zh-CN, en), with locale-aware money and dates."""
 
-# Chinese text is written with its own full-width punctuation on purpose.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 from collections.abc import Mapping

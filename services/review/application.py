@@ -240,11 +240,11 @@ class ReviewApplication(ServiceApplication):
         An approval that splits liability opens the recovery claims in the same
         transaction, so a claim exists exactly when the approval does.
         """
-        case = self._case_or_none(refund_id)
-        if case is None:
+        found = self._case_or_none(refund_id)
+        if found is None:
             raise CaseNotFound(refund_id)
         for _ in range(self.max_conflict_retries):
-            case = self.repository.get(case.id)
+            case: ReviewCase = self.repository.get(found.id)
             was_approved = case.state == "approved"
             change(case)
             claims: list[RecoveryClaim] = []

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import FastAPI
 
+from services.review.api import build_router
 from services.review.application import ReviewApplication
 from services.review.policy import default_policy, load_policy
 from services.review.publishing import to_integration
+from services.review.queue import ReviewQueue
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
+from shared.aio import sleep_or_stop
 from shared.http import health_router, install_problem_handlers
-from shared.runtime import Service
+from shared.runtime import Service, Worker
 from shared.settings import load_settings
+from shared.staff import StaffAuth
 from shared.store import store_env
 from shared.wiring import messaging
 
@@ -27,6 +34,8 @@ def build(settings: ReviewSettings | None = None) -> Service:
         description="Policy decisions, the manual review queue and separation of duties.",
     )
     install_problem_handlers(http)
+    queue = ReviewQueue(app)
+    http.include_router(build_router(app, queue, StaffAuth(settings.staff_secret())))
     wired = messaging(
         app,
         settings,
@@ -35,5 +44,23 @@ def build(settings: ReviewSettings | None = None) -> Service:
         consumes=["intake"],
     )
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    workers = [*wired.workers, keep_time(app, settings.sla_interval_ms / 1000)]
+    workers = [*wired.workers, keep_time(app, settings.sla_interval_ms / 1000), keep_queue(queue)]
     return Service("review", settings, http, workers, close=app.close)
+
+
+QUEUE_INTERVAL_SECONDS = 0.5
+log = logging.getLogger(__name__)
+
+
+def keep_queue(queue: ReviewQueue) -> Worker:
+    """Keep the queue near the log's end, so list requests rarely have much to catch up."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(queue.catch_up)
+            except Exception:  # the store may be briefly unreachable; list requests catch up
+                log.exception("review queue could not catch up; retrying")
+            await sleep_or_stop(stop, QUEUE_INTERVAL_SECONDS)
+
+    return run
