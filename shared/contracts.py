@@ -115,6 +115,8 @@ class RefundRequestedV1(IntegrationEvent):
     shipping_fee: MoneyModel | None = None
     discount: MoneyModel | None = None
     evidence: list[EvidenceRecord] = Field(default_factory=list)
+    # A staff member who entered the request for the customer: they may not approve it.
+    raised_by: str | None = None
 
 
 class RefundWithdrawnV1(IntegrationEvent):

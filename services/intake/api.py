@@ -133,6 +133,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
             "evidence": [e.model_dump(mode="json") for e in body.evidence],
             "customer": body.customer.model_dump(mode="json", exclude_none=True),
             "channel": body.channel,
+            "raised_by": body.raised_by,
             "metadata": body.metadata,
         }
         request_key = keyed(tenant, idempotency_key, request, body)

@@ -73,6 +73,7 @@ class IntakeApplication(ServiceApplication):
                 customer=draft["customer"],
                 channel=draft["channel"],
                 metadata=draft["metadata"],
+                raised_by=draft.get("raised_by"),
                 actor=actor,
             )
             paths = {item["sku"]: f"items.{i}.quantity" for i, item in enumerate(items)}

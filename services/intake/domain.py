@@ -49,8 +49,10 @@ class RefundRequest(Aggregate):
         channel: str,
         metadata: dict[str, str],
         actor: str,
+        raised_by: str | None = None,
     ) -> None:
         self.tenant = tenant
+        self.raised_by = raised_by  # a staff member who entered it for the customer
         self.order = order
         self.amount = amount
         self.items = items

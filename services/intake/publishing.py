@@ -111,4 +111,5 @@ def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
         shipping_fee=order.get("shipping_fee"),
         discount=order.get("discount"),
         evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
+        raised_by=getattr(event, "raised_by", None),
     )

@@ -258,6 +258,11 @@ class RefundCreate(Strict):
     evidence: list[Evidence] = Field(default_factory=list, max_length=20)
     customer: Customer
     channel: Channel
+    raised_by: Text | None = Field(
+        None,
+        description="the staff member who entered the request for the customer (e.g. on the"
+        " phone); they may not approve it",
+    )
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=50, description="≤ 50 keys; key ≤ 40, value ≤ 500 chars"
     )

@@ -259,3 +259,25 @@ class TestPublishing:
         appealed = next(p for p in published if p is not None and p.TYPE == "refund.appealed.v1")
         assert appealed.model_dump()["appealed_rule"] == "window.closed"
         assert all(p.tenant == "acme" for p in published if p is not None)
+
+    def test_who_raised_it_for_the_customer_travels_to_review(self) -> None:
+        from services.intake.publishing import to_integration
+
+        r = RefundRequest(
+            tenant="acme",
+            order=SNAPSHOT,
+            amount=Money(5000, "CNY"),
+            items=[{"sku": "A", "quantity": 1}],
+            items_named=True,
+            reason="damaged",
+            desired_outcome="full_refund",
+            description="",
+            evidence=[],
+            customer={"phone": "+8613800000000", "locale": "zh-CN"},
+            channel="phone",
+            metadata={},
+            actor="tenant:acme",
+            raised_by="cs.zhang",
+        )
+        published = to_integration(r.collect_events()[0])
+        assert published is not None and published.model_dump()["raised_by"] == "cs.zhang"
