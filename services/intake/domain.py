@@ -49,7 +49,7 @@ class RefundRequest(Aggregate):
         channel: str,
         metadata: dict[str, str],
         actor: str,
-        raised_by: str | None = None,
+        raised_by: str | None,
     ) -> None:
         self.tenant = tenant
         self.raised_by = raised_by  # a staff member who entered it for the customer

@@ -54,6 +54,7 @@ def refund(amount: int = 5000) -> RefundRequest:
         channel="app",
         metadata={},
         actor="tenant:acme",
+        raised_by=None,
     )
 
 
