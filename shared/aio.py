@@ -37,3 +37,22 @@ async def keep_running(
             health.report(part, False)
             await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+def every(
+    seconds: float, step: Callable[[], object], *, what: str
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A worker that runs the blocking `step` off the event loop every `seconds` until stopped.
+
+    A failing step is logged and tried again next round (the store may be briefly down).
+    """
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(step)
+            except Exception:
+                log.exception("%s failed; retrying", what)
+            await sleep_or_stop(stop, seconds)
+
+    return run

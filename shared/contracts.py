@@ -19,6 +19,20 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4a7e-9d0f-2b7c1e5a9d11")
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
 PaymentMethod = Literal["card", "alipay", "wechat_pay", "bank_transfer", "store_balance"]
+Reason = Literal[
+    "damaged",
+    "quality_defect",
+    "not_received",
+    "wrong_item",
+    "not_as_described",
+    "changed_mind",
+    "service_issue",
+    "customer_error",
+    "duplicate_charge",
+    "special_circumstances",
+    "other",
+]
+DesiredOutcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
 Locale = Literal["zh-CN", "en"]
 
 

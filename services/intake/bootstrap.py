@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -14,16 +12,15 @@ from services.intake.index import RefundIndex
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
 from services.intake.tenants import tenant_for_hash
-from shared.aio import sleep_or_stop
+from shared.aio import every
 from shared.auth import ApiKeys
 from shared.http import health_router, install_problem_handlers
-from shared.runtime import Service, Worker
+from shared.runtime import Service
 from shared.settings import load_settings
 from shared.store import store_env
 from shared.wiring import messaging
 
 INDEX_INTERVAL_SECONDS = 0.5
-log = logging.getLogger(__name__)
 
 
 def build(settings: IntakeSettings | None = None) -> Service:
@@ -47,19 +44,6 @@ def build(settings: IntakeSettings | None = None) -> Service:
         consumes=["review", "payout"],
     )
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    workers = [*wired.workers, keep_indexing(index)]
+    # Keep the list near the log's end, so list requests rarely have much to catch up.
+    workers = [*wired.workers, every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index")]
     return Service("intake", settings, http, workers, close=app.close)
-
-
-def keep_indexing(index: RefundIndex) -> Worker:
-    """Keep the refund list near the log's end, so list requests rarely have much to catch up."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(index.catch_up)
-            except Exception:  # the store may be briefly unreachable; list requests catch up
-                log.exception("refund index could not catch up; retrying")
-            await sleep_or_stop(stop, INDEX_INTERVAL_SECONDS)
-
-    return run

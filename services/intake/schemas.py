@@ -19,25 +19,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.contracts import Locale, PaymentMethod
+from shared.contracts import DesiredOutcome, Locale, PaymentMethod, Reason
 from shared.money import CURRENCY_EXPONENTS
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 LongText = Annotated[str, StringConstraints(max_length=2000)]
-Reason = Literal[
-    "damaged",
-    "quality_defect",
-    "not_received",
-    "wrong_item",
-    "not_as_described",
-    "changed_mind",
-    "service_issue",
-    "customer_error",
-    "duplicate_charge",
-    "special_circumstances",
-    "other",
-]
-Outcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
+Outcome = DesiredOutcome
 Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
 Status = Literal[
     "submitted",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from fastapi import FastAPI
 
 from services.review.api import build_router
@@ -14,13 +11,15 @@ from services.review.publishing import to_integration
 from services.review.queue import ReviewQueue
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
-from shared.aio import sleep_or_stop
+from shared.aio import every
 from shared.http import health_router, install_problem_handlers
-from shared.runtime import Service, Worker
+from shared.runtime import Service
 from shared.settings import load_settings
 from shared.staff import StaffAuth
 from shared.store import store_env
 from shared.wiring import messaging
+
+QUEUE_INTERVAL_SECONDS = 0.5
 
 
 def build(settings: ReviewSettings | None = None) -> Service:
@@ -44,23 +43,9 @@ def build(settings: ReviewSettings | None = None) -> Service:
         consumes=["intake"],
     )
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    workers = [*wired.workers, keep_time(app, settings.sla_interval_ms / 1000), keep_queue(queue)]
+    workers = [
+        *wired.workers,
+        keep_time(app, settings.sla_interval_ms / 1000),
+        every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue"),
+    ]
     return Service("review", settings, http, workers, close=app.close)
-
-
-QUEUE_INTERVAL_SECONDS = 0.5
-log = logging.getLogger(__name__)
-
-
-def keep_queue(queue: ReviewQueue) -> Worker:
-    """Keep the queue near the log's end, so list requests rarely have much to catch up."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(queue.catch_up)
-            except Exception:  # the store may be briefly unreachable; list requests catch up
-                log.exception("review queue could not catch up; retrying")
-            await sleep_or_stop(stop, QUEUE_INTERVAL_SECONDS)
-
-    return run

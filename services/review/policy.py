@@ -36,27 +36,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.review.calendar import WorkingCalendar
+from shared.contracts import DesiredOutcome, Reason
 from shared.money import CURRENCY_EXPONENTS
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 
-# The reason codes intake accepts (services/intake/schemas.py `Reason`); a policy
-# naming any other reason would silently never match, so it is refused.
-Reason = Literal[
-    "damaged",
-    "quality_defect",
-    "not_received",
-    "wrong_item",
-    "not_as_described",
-    "changed_mind",
-    "service_issue",
-    "customer_error",
-    "duplicate_charge",
-    "special_circumstances",
-    "other",
-]
+# The reason codes intake accepts; a policy naming any other reason would never match.
 REASONS: tuple[str, ...] = get_args(Reason)
-DesiredOutcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
 TierName = Literal["general", "important", "major"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)

@@ -7,17 +7,14 @@ without a timer table: on start it reads the log from the beginning.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from typing import Any
 
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
-from shared.aio import sleep_or_stop
+from shared.aio import every
 from shared.runtime import Worker
 
-log = logging.getLogger(__name__)
 Case: Any = ReviewCase
 STOPS = (Case.Approved, Case.Rejected, Case.EvidenceRequested, Case.Withdrawn)
 STOPS_TOO = (Case.CompensationOffered,)
@@ -50,14 +47,4 @@ class RunningClocks:
 
 def keep_time(app: ReviewApplication, interval: float) -> Worker:
     clocks = RunningClocks(app)
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                running = await asyncio.to_thread(clocks.catch_up)
-                await asyncio.to_thread(app.tick, sorted(running))
-            except Exception:  # the store may be briefly unreachable; the next round retries
-                log.exception("SLA clock round failed; retrying")
-            await sleep_or_stop(stop, interval)
-
-    return run
+    return every(interval, lambda: app.tick(sorted(clocks.catch_up())), what="SLA clock")
