@@ -1,495 +1,87 @@
-"""Review's staff API: the queue, one case with its trail, staff decisions, policy versions.
+"""Review's staff API: the queue, one case with its trail, staff decisions, recovery claims,
+policy versions.
 
 Thin routes: who may decide what lives in the case (services/review/domain.py),
 which answers a refusal with the rule it broke. Every change names the person
 of the staff token as its actor; a refused action is recorded on the case too.
+Bodies are in services/review/schemas.py, rendering in services/review/views.py.
+
+Every POST takes an optional Idempotency-Key (Stripe semantics, as intake's):
+the same key and body replay the first answer with `Idempotent-Replayed: true`;
+the same key with another body or endpoint is a 409. Keys belong to the person
+(`sub`) of the staff token; a refused action is not remembered under its key.
 """
 # No `from __future__ import annotations`: FastAPI resolves the closure-scoped
 # dependency aliases in build_router() at runtime.
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StringConstraints,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel
 
 from refunds.jwt import STAFF_ROLES
-from services.review.application import CaseNotFound, ReviewApplication
+from services.review.application import CaseNotFound, ClaimNotFound, ReviewApplication
 from services.review.domain import APPROVER_ROLES, CaseStateError, DutyViolation, ReviewCase
 from services.review.policies import VersionExists
 from services.review.policy import Policy
-from services.review.queue import QueueQuery, QueueRow, ReviewQueue, UnknownCursor
+from services.review.queue import QueueQuery, ReviewQueue, UnknownCursor
+from services.review.recovery import ClaimClosed, RecoveryClaim
+from services.review.schemas import (
+    ApproveRequest,
+    CaseList,
+    CaseState,
+    CaseView,
+    ClaimList,
+    ClaimView,
+    CompensateRequest,
+    EscalateRequest,
+    EvidenceRequestBody,
+    PolicyVersionList,
+    PolicyVersionView,
+    RecoverRequest,
+    RejectRequest,
+    Tier,
+    WriteOffRequest,
+)
+from services.review.views import case_view, claim_view, queue_entry, version_view
 from shared.http import Problem, problem_response
-from shared.money import CURRENCY_EXPONENTS, Money
+from shared.idempotency import IdempotencyMismatch, KeyedRequest, fingerprint
 from shared.staff import Staff, StaffAuth, staff_problem_responses
 
-Tier = Literal["general", "important", "major"]
-CaseState = Literal[
-    "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"
-]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 RefundId = Annotated[str, Path(max_length=100, description="the refund's id, `rf_…`")]
-EXAMPLE_REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
-EXAMPLE_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-
-
-# -- request bodies ---------------------------------------------------------------------------
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _known_currency(code: str) -> str:
-    if code not in CURRENCY_EXPONENTS:
-        raise PydanticCustomError(
-            "unknown_currency", "{code} is not a supported ISO 4217 currency", {"code": code}
-        )
-    return code
-
-
-Currency = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]), AfterValidator(_known_currency)
+PartyName = Annotated[str, Path(max_length=40, description="the liable party: merchant, carrier")]
+IDEMPOTENCY_HELP = (
+    "Stripe-style: a retry with the same key and body replays the first answer (with"
+    " `Idempotent-Replayed: true`); the same key with another body or endpoint is a 409."
+    " Keys belong to the staff person and are kept 24 h."
+)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
 ]
 
 
-class Amount(Strict):
-    """Money: integer minor units (12900 CNY = ¥129.00) and an ISO 4217 currency."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"amount": 250000, "currency": "CNY"}]}
-    )
-
-    amount: StrictInt = Field(gt=0, le=10**15, description="minor units, > 0")
-    currency: Currency
-
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
-
-
-class Liability(Strict):
-    """Who bears the refund, in minor units of its currency; the shares sum to the amount."""
-
-    platform: StrictInt = Field(0, ge=0)
-    merchant: StrictInt = Field(0, ge=0)
-    carrier: StrictInt = Field(0, ge=0)
-
-
-class ApproveRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "amount": {"amount": 250000, "currency": "CNY"},
-                    "liability": {"platform": 0, "merchant": 200000, "carrier": 50000},
-                }
-            ]
-        },
-    )
-
-    amount: Amount = Field(
-        description="at most the case's refundable amount; a second "
-        "approver confirms the first approver's amount"
-    )
-    liability: Liability | None = Field(None, description="who bears it, when that is disputed")
-
-    @model_validator(mode="after")
-    def _shares_sum_to_amount(self) -> "ApproveRequest":
-        if self.liability is not None:
-            total = self.liability.platform + self.liability.merchant + self.liability.carrier
-            if total != self.amount.amount:
-                raise PydanticCustomError(
-                    "liability_split",
-                    "liability shares sum to {total}, not the amount {amount}",
-                    {"total": total, "amount": self.amount.amount},
-                )
-        return self
-
-
-class RejectionExplanation(Strict):
-    """What the customer reads, in both languages."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    zh_CN: LongText = Field(alias="zh-CN")
-    en: LongText
-
-    def as_dict(self) -> dict[str, str]:
-        return {"zh-CN": self.zh_CN, "en": self.en}
-
-
-class RejectRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "reason_code": "no_defect_found",
-                    "explanation": {
-                        "zh-CN": "经核实，商品无质量问题，因此无法退款。",
-                        "en": "We found no defect in the item, so it cannot be refunded.",
-                    },
-                }
-            ]
-        },
-    )
-
-    reason_code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)] = Field(
-        description="cited as the rule `manual.<reason_code>`"
-    )
-    explanation: RejectionExplanation
-
-
-class EvidenceRequestBody(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "missing": ["photo of the damage", "courier's delivery note"],
-                    "message": "Please add a photo of the damage and the delivery note.",
-                }
-            ]
-        },
-    )
-
-    missing: list[Text] = Field(min_length=1, max_length=20, description="what is missing")
-    message: LongText = Field(description="what the customer is told")
-
-
-class EscalateRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"reason": "The merchant disputes liability."}]},
-    )
-
-    reason: LongText
-
-
-class CompensateRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "coupon": {"amount": 5000, "currency": "CNY"},
-                    "note": "Custom-made; settled with a coupon by phone.",
-                }
-            ]
-        },
-    )
-
-    coupon: Amount
-    note: LongText
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-class MoneyView(BaseModel):
-    amount: int = Field(examples=[250000])
-    currency: str = Field(examples=["CNY"])
-
-
-class QueueEntry(BaseModel):
-    refund_id: str = Field(examples=[EXAMPLE_REFUND])
-    tenant: str = Field(examples=["acme"])
-    state: CaseState
-    tier: Tier
-    assignee: str | None = Field(examples=["li.na"])
-    deadline: datetime | None = Field(description="when a decision is due (none while paused)")
-    overdue: bool = Field(description="pending and past its deadline")
-    opened_at: datetime
-
-
-class CaseList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "object": "list",
-                    "url": "/v1/cases",
-                    "has_more": False,
-                    "data": [
-                        {
-                            "refund_id": EXAMPLE_REFUND,
-                            "tenant": "acme",
-                            "state": "pending",
-                            "tier": "important",
-                            "assignee": None,
-                            "deadline": "2026-11-23T10:00:00Z",
-                            "overdue": False,
-                            "opened_at": "2026-11-20T10:00:00Z",
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
-    data: list[QueueEntry]
-
-
-class Needs(BaseModel):
-    count: int = Field(description="distinct approvers")
-    senior: bool = Field(description="one of them a senior_reviewer")
-    finance: bool = Field(description="one of them from finance")
-
-
-class ApprovalView(BaseModel):
-    person: str
-    roles: list[str]
-    amount: MoneyView
-    liability: dict[str, int] | None
-    at: datetime
-
-
-class Check(BaseModel):
-    rule: str = Field(examples=["auto_approve.limit"])
-    passed: bool
-    detail: str = Field(examples=["CNY 2500.00 ≤ CNY 500.00"])
-
-
-class AssessmentView(BaseModel):
-    """What the policy concluded when the case opened: the whole trail of checks."""
-
-    outcome: Literal["approve", "reject", "manual"]
-    rule: str = Field(examples=["manual.over_limit"])
-    amount: MoneyView = Field(description="what an approval may pay at most")
-    explanation: dict[str, str]
-    risk_score: int
-    risk_signals: dict[str, int | str]
-    checks: list[Check]
-
-
-class EvidenceRequestView(BaseModel):
-    missing: list[str]
-    message: str
-    by: str
-    at: datetime
-
-
-class DecisionView(BaseModel):
-    outcome: Literal["approved", "rejected"]
-    rule: str = Field(examples=["manual.important"])
-    policy_version: str = Field(examples=["2026-11-01"])
-    decided_by: str
-    decided_at: datetime
-    amount: MoneyView | None = None
-    approvers: list[str] | None = None
-    liability: dict[str, int] | None = None
-    reason_code: str | None = None
-    explanation: dict[str, str] | None = None
-
-
-class CompensationView(BaseModel):
-    coupon: MoneyView
-    note: str
-    by: str
-    at: datetime
-
-
-class HistoryEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    action: str = Field(examples=["approval_added"])
-    at: datetime
-    actor: str = Field(examples=["li.na"])
-
-
-class CaseView(BaseModel):
-    """A review case as staff see it: facts, assessment, approvals so far, and its history."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "object": "review_case",
-                    "refund_id": EXAMPLE_REFUND,
-                    "tenant": "acme",
-                    "order_id": "ORD-1001",
-                    "customer_id": "C-42",
-                    "reason": "damaged",
-                    "requested": {"amount": 250000, "currency": "CNY"},
-                    "refundable": {"amount": 250000, "currency": "CNY"},
-                    "tier": "important",
-                    "state": "pending",
-                    "round": 1,
-                    "needs": {"count": 2, "senior": False, "finance": False},
-                    "approvals": [],
-                    "missing_approvals": ["2 more approval(s)"],
-                    "excluded": {},
-                    "assignee": "li.na",
-                    "deadline": "2026-11-23T10:00:00Z",
-                    "overdue": False,
-                    "policy_version": "2026-11-01",
-                    "rule": "manual.over_limit",
-                    "version": 3,
-                }
-            ]
-        }
-    )
-
-    object: Literal["review_case"] = "review_case"
-    refund_id: str
-    tenant: str
-    order_id: str
-    customer_id: str
-    reason: str
-    requested: MoneyView
-    refundable: MoneyView
-    tier: Tier
-    state: CaseState
-    round: int = Field(description="1, and one more per appeal")
-    needs: Needs
-    approvals: list[ApprovalView]
-    missing_approvals: list[str] = Field(examples=[["1 more approval(s)", "a senior_reviewer"]])
-    excluded: dict[str, str] = Field(description="people who may not decide, and the rule why")
-    assignee: str | None
-    deadline: datetime | None
-    overdue: bool
-    policy_version: str
-    rule: str = Field(description="the rule that sent the case here (or decided it)")
-    assessment: AssessmentView
-    evidence_requests: list[EvidenceRequestView]
-    decision: DecisionView | None
-    decisions: list[DecisionView]
-    compensation: CompensationView | None
-    history: list[HistoryEntry]
-    version: int = Field(description="the case's version; grows with every change")
-
-
-class PolicyVersionView(BaseModel):
-    version: str = Field(examples=["2026-11-01"])
-    digest: str = Field(description="sha256 of the canonical document")
-    by: str = Field(examples=["system:shipped", "wang.admin"])
-    at: datetime
-    current: bool
-
-
-class PolicyVersionList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "object": "list",
-                    "current": "2026-11-01",
-                    "data": [
-                        {
-                            "version": "2026-11-01",
-                            "digest": EXAMPLE_DIGEST,
-                            "by": "system:shipped",
-                            "at": "2026-11-01T00:00:00Z",
-                            "current": True,
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    object: Literal["list"] = "list"
-    current: str | None
-    data: list[PolicyVersionView]
-
-
-# -- views ------------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """Money as {amount, currency}, inside any dicts and lists."""
-    if isinstance(value, Money):
-        return {"amount": value.amount, "currency": value.currency}
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-ASSESSMENT_FIELDS = tuple(AssessmentView.model_fields)
-
-
-def is_overdue(state: str, deadline: datetime | None, now: datetime) -> bool:
-    return state == "pending" and deadline is not None and deadline < now
-
-
-def case_view(case: ReviewCase, now: datetime) -> CaseView:
-    assessment = case.assessment
-    return CaseView.model_validate(
-        plain(
-            {
-                "refund_id": case.refund_id,
-                "tenant": case.tenant,
-                "order_id": case.order_id,
-                "customer_id": case.customer_id,
-                "reason": case.reason,
-                "requested": case.requested,
-                "refundable": case.refundable,
-                "tier": case.tier,
-                "state": case.state,
-                "round": case.round,
-                "needs": {"senior": False, "finance": False, **case.needs},
-                "approvals": case.approvals,
-                "missing_approvals": case.missing_approvals(),
-                "excluded": case.excluded,
-                "assignee": case.assignee,
-                "deadline": case.deadline,
-                "overdue": is_overdue(case.state, case.deadline, now),
-                "policy_version": case.policy_version,
-                "rule": assessment["rule"],
-                "assessment": {key: assessment[key] for key in ASSESSMENT_FIELDS},
-                "evidence_requests": case.evidence_requests,
-                "decision": case.decision,
-                "decisions": case.decisions,
-                "compensation": case.compensation,
-                "history": case.history,
-                "version": case.version,
-            }
-        )
+# -- requests and answers ---------------------------------------------------------------------
+
+
+def keyed(
+    staff: Staff, key: str | None, request: Request, body: BaseModel | None
+) -> KeyedRequest | None:
+    """The request under its Idempotency-Key, scoped to the staff person (none: no key)."""
+    if key is None:
+        return None
+    dumped = body.model_dump(mode="json", by_alias=True) if body is not None else None
+    return KeyedRequest(
+        f"staff:{staff.sub}", key, fingerprint(request.method, request.url.path, dumped)
     )
 
 
-def queue_entry(row: QueueRow, now: datetime) -> QueueEntry:
-    return QueueEntry.model_validate(
-        {
-            "refund_id": row.refund_id,
-            "tenant": row.tenant,
-            "state": row.state,
-            "tier": row.tier,
-            "assignee": row.assignee,
-            "deadline": row.deadline,
-            "overdue": row.overdue(now),
-            "opened_at": row.opened_at,
-        }
-    )
-
-
-def version_view(entry: dict[str, Any], current: str | None) -> PolicyVersionView:
-    return PolicyVersionView(
-        version=entry["version"],
-        digest=entry["digest"],
-        by=entry["by"],
-        at=entry["at"],
-        current=entry["version"] == current,
-    )
+def answer(view: BaseModel, status: int = 200, replayed: bool = False) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(view.model_dump(mode="json"), status, headers=headers)
 
 
 # -- problems ---------------------------------------------------------------------------------
@@ -519,11 +111,22 @@ def not_found(refund_id: str) -> Problem:
     return Problem(404, "No such case", f"No review case for {refund_id}.", kind="not-found")
 
 
+def key_reused() -> Problem:
+    return Problem(
+        409,
+        "Idempotency key reused",
+        "This Idempotency-Key was used for a different request (another body or endpoint).",
+        kind="idempotency-conflict",
+    )
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 Change = Callable[[ReviewCase], None]
+Settlement = Callable[[RecoveryClaim], None]
 DECIDERS = tuple(sorted(APPROVER_ROLES))
 POLICY_READERS = ("reviewer", "senior_reviewer", "auditor", "admin")
+SETTLERS = ("finance", "admin")
 
 
 def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) -> APIRouter:
@@ -533,30 +136,63 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
     Decider = Annotated[Staff, Depends(auth.dependency(*DECIDERS))]
     PolicyReader = Annotated[Staff, Depends(auth.dependency(*POLICY_READERS))]
     Admin = Annotated[Staff, Depends(auth.dependency("admin"))]
+    Settler = Annotated[Staff, Depends(auth.dependency(*SETTLERS))]
 
-    async def act(refund_id: str, action: str, staff: Staff, change: Change) -> JSONResponse:
+    async def act(
+        refund_id: str,
+        action: str,
+        staff: Staff,
+        change: Change,
+        key: KeyedRequest | None,
+    ) -> JSONResponse:
         """Run one staff action off the event loop; answer the case, or why it was refused.
 
-        A refusal by separation of duties is recorded on the case before the 403."""
+        A refusal by separation of duties is recorded on the case before the 403 (and
+        not remembered under the key, so a retry is decided afresh)."""
 
-        def work() -> ReviewCase:
+        def work() -> tuple[CaseView, bool]:
             try:
-                return app.act(refund_id, change)
+                case, replayed = app.act_once(refund_id, change, key)
             except DutyViolation as violation:
                 app.record_refusal(refund_id, person=staff.sub, action=action, rule=violation.rule)
                 raise
+            claims = app.claims_of(case, as_opened=replayed)
+            return case_view(case, claims, app.now()), replayed
 
         try:
-            case = await asyncio.to_thread(work)
+            view, replayed = await asyncio.to_thread(work)
         except CaseNotFound:
             raise not_found(refund_id) from None
+        except IdempotencyMismatch:
+            raise key_reused() from None
         except DutyViolation as violation:
             raise refused(violation) from None
         except CaseStateError as error:
             raise Problem(
                 409, "Not allowed in this state", error.message, kind=error.code.replace("_", "-")
             ) from None
-        return JSONResponse(case_view(case, app.now()).model_dump(mode="json"))
+        return answer(view, 200, replayed)
+
+    async def settle(
+        refund_id: str, party: str, change: Settlement, key: KeyedRequest | None
+    ) -> JSONResponse:
+        """Mark one recovery claim settled, off the event loop."""
+        try:
+            claim, replayed = await asyncio.to_thread(
+                app.settle_claim_once, refund_id, party, change, key
+            )
+        except ClaimNotFound:
+            raise Problem(
+                404,
+                "No such claim",
+                f"No recovery claim against {party} for {refund_id}.",
+                kind="not-found",
+            ) from None
+        except IdempotencyMismatch:
+            raise key_reused() from None
+        except ClaimClosed as closed:
+            raise Problem(409, "Claim already settled", str(closed), kind="claim-closed") from None
+        return answer(claim_view(claim), 200, replayed)
 
     # -- the queue and one case -------------------------------------------------------------
 
@@ -613,29 +249,40 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             has_more=page.has_more,
             data=[queue_entry(row, now) for row in page.rows],
         )
-        return JSONResponse(body.model_dump(mode="json"))
+        return answer(body)
 
     @router.get(
         "/cases/{refund_id}",
         tags=["cases"],
         response_model=CaseView,
-        summary="One case: facts, assessment trail, approvals, history",
+        summary="One case: facts, assessment trail, approvals, claims, history",
         responses=staff_problem_responses(401, 403, 404),
     )
     async def get_case(refund_id: RefundId, staff: AnyStaff) -> JSONResponse:
-        case = await asyncio.to_thread(app.case_for, refund_id)
-        if case is None:
+        def look() -> CaseView | None:
+            case = app.case_for(refund_id)
+            if case is None:
+                return None
+            return case_view(case, app.claims_of(case), app.now())
+
+        view = await asyncio.to_thread(look)
+        if view is None:
             raise not_found(refund_id)
-        return JSONResponse(case_view(case, app.now()).model_dump(mode="json"))
+        return answer(view)
 
     # -- staff actions ------------------------------------------------------------------------
 
-    action_problems = staff_problem_responses(401, 404, 409) | {
+    action_problems = staff_problem_responses(401, 404) | {
         403: problem_response(
             403,
             "The token's roles do not allow this, or separation of duties forbids it to this"
             " person: `errors[0].code` names the rule (the refusal is recorded on the case).",
-        )
+        ),
+        409: problem_response(
+            409,
+            "Not allowed in the case's state (`type` names why), or the Idempotency-Key was"
+            " used for another request (`idempotency-conflict`).",
+        ),
     }
 
     @router.post(
@@ -645,9 +292,20 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Claim a case (assign it to yourself)",
         responses=action_problems,
     )
-    async def claim(refund_id: RefundId, staff: Decider) -> JSONResponse:
+    async def claim(
+        refund_id: RefundId,
+        staff: Decider,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
         """Claiming your own case again changes nothing; someone else's claim is a 409."""
-        return await act(refund_id, "claim", staff, lambda case: case.claim(staff.sub, app.now()))
+        return await act(
+            refund_id,
+            "claim",
+            staff,
+            lambda case: case.claim(staff.sub, app.now()),
+            keyed(staff, idempotency_key, request, None),
+        )
 
     @router.post(
         "/cases/{refund_id}/release",
@@ -656,9 +314,18 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Release a case you claimed",
         responses=action_problems,
     )
-    async def release(refund_id: RefundId, staff: Decider) -> JSONResponse:
+    async def release(
+        refund_id: RefundId,
+        staff: Decider,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
         return await act(
-            refund_id, "release", staff, lambda case: case.release(staff.sub, app.now())
+            refund_id,
+            "release",
+            staff,
+            lambda case: case.release(staff.sub, app.now()),
+            keyed(staff, idempotency_key, request, None),
         )
 
     @router.post(
@@ -668,11 +335,18 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Add your approval",
         responses=action_problems,
     )
-    async def approve(refund_id: RefundId, body: ApproveRequest, staff: AnyStaff) -> JSONResponse:
+    async def approve(
+        refund_id: RefundId,
+        body: ApproveRequest,
+        staff: AnyStaff,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
         """The case is approved once its tier's approvals are complete (`missing_approvals`):
         distinct people, a senior_reviewer or finance where the tier asks. Nobody approves
         twice, approves what they escalated, or re-decides their own decision on appeal (403,
-        naming the rule, and recorded on the case)."""
+        naming the rule, and recorded on the case). A liability split opens a recovery claim
+        per liable party with the approval that completes the case."""
         amount = body.amount.money()
         liability = body.liability.model_dump() if body.liability else None
         return await act(
@@ -685,7 +359,9 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 amount=amount,
                 liability=liability,
                 at=app.now(),
+                note=body.note,
             ),
+            keyed(staff, idempotency_key, request, body),
         )
 
     @router.post(
@@ -695,7 +371,13 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Reject, explaining why in both languages",
         responses=action_problems,
     )
-    async def reject(refund_id: RefundId, body: RejectRequest, staff: AnyStaff) -> JSONResponse:
+    async def reject(
+        refund_id: RefundId,
+        body: RejectRequest,
+        staff: AnyStaff,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
         explanation = body.explanation.as_dict()
         return await act(
             refund_id,
@@ -708,6 +390,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 explanation=explanation,
                 at=app.now(),
             ),
+            keyed(staff, idempotency_key, request, body),
         )
 
     @router.post(
@@ -718,7 +401,11 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         responses=action_problems,
     )
     async def request_evidence(
-        refund_id: RefundId, body: EvidenceRequestBody, staff: AnyStaff
+        refund_id: RefundId,
+        body: EvidenceRequestBody,
+        staff: AnyStaff,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         """The review clock stops until the evidence arrives, keeping the time left."""
 
@@ -733,7 +420,13 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 at=now,
             )
 
-        return await act(refund_id, "request_evidence", staff, change)
+        return await act(
+            refund_id,
+            "request_evidence",
+            staff,
+            change,
+            keyed(staff, idempotency_key, request, body),
+        )
 
     @router.post(
         "/cases/{refund_id}/escalate",
@@ -742,7 +435,13 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Send the case one tier up",
         responses=action_problems,
     )
-    async def escalate(refund_id: RefundId, body: EscalateRequest, staff: AnyStaff) -> JSONResponse:
+    async def escalate(
+        refund_id: RefundId,
+        body: EscalateRequest,
+        staff: AnyStaff,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
         """Approvals so far are dropped (the higher tier decides afresh) and whoever
         escalates may not approve the case afterwards."""
         return await act(
@@ -752,6 +451,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             lambda case: case.escalate(
                 person=staff.sub, roles=staff.roles, why=body.reason, at=app.now()
             ),
+            keyed(staff, idempotency_key, request, body),
         )
 
     @router.post(
@@ -762,7 +462,11 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         responses=action_problems,
     )
     async def compensate(
-        refund_id: RefundId, body: CompensateRequest, staff: AnyStaff
+        refund_id: RefundId,
+        body: CompensateRequest,
+        staff: AnyStaff,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         """Offered by a senior_reviewer or finance."""
         coupon = body.coupon.money()
@@ -773,6 +477,88 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             lambda case: case.offer_compensation(
                 person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
             ),
+            keyed(staff, idempotency_key, request, body),
+        )
+
+    # -- recovery claims ------------------------------------------------------------------------
+
+    @router.get(
+        "/cases/{refund_id}/claims",
+        tags=["recovery"],
+        response_model=ClaimList,
+        summary="The recovery claims a case's approval opened",
+        responses=staff_problem_responses(401, 403, 404),
+    )
+    async def list_claims(refund_id: RefundId, staff: AnyStaff, request: Request) -> JSONResponse:
+        """One claim per liable party (merchant, carrier) with a share of the approved amount:
+        the platform paid the customer first and claims that share back."""
+
+        def look() -> list[ClaimView] | None:
+            case = app.case_for(refund_id)
+            if case is None:
+                return None
+            return [claim_view(claim) for claim in app.claims_of(case)]
+
+        claims = await asyncio.to_thread(look)
+        if claims is None:
+            raise not_found(refund_id)
+        return answer(ClaimList(url=request.url.path, has_more=False, data=claims))
+
+    settle_problems = staff_problem_responses(401, 403) | {
+        404: problem_response(404, "No claim against this party for this refund."),
+        409: problem_response(
+            409,
+            "The claim was already recovered or written off (`claim-closed`), or the"
+            " Idempotency-Key was used for another request (`idempotency-conflict`).",
+        ),
+    }
+
+    @router.post(
+        "/cases/{refund_id}/claims/{party}/recover",
+        tags=["recovery"],
+        response_model=ClaimView,
+        summary="Mark a claim recovered (finance)",
+        responses=settle_problems,
+    )
+    async def recover_claim(
+        refund_id: RefundId,
+        party: PartyName,
+        body: RecoverRequest,
+        staff: Settler,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """The party paid its share back; `reference` names the money received. A claim is
+        settled once (409 after)."""
+        return await settle(
+            refund_id,
+            party,
+            lambda claim: claim.recover(by=staff.sub, reference=body.reference, at=app.now()),
+            keyed(staff, idempotency_key, request, body),
+        )
+
+    @router.post(
+        "/cases/{refund_id}/claims/{party}/write-off",
+        tags=["recovery"],
+        response_model=ClaimView,
+        summary="Write a claim off (finance)",
+        responses=settle_problems,
+    )
+    async def write_off_claim(
+        refund_id: RefundId,
+        party: PartyName,
+        body: WriteOffRequest,
+        staff: Settler,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """The share will not be recovered, for the reason given. A claim is settled once
+        (409 after)."""
+        return await settle(
+            refund_id,
+            party,
+            lambda claim: claim.write_off(by=staff.sub, reason=body.reason, at=app.now()),
+            keyed(staff, idempotency_key, request, body),
         )
 
     # -- policies -------------------------------------------------------------------------------
@@ -790,7 +576,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         body = PolicyVersionList(
             current=current, data=[version_view(entry, current) for entry in versions]
         )
-        return JSONResponse(body.model_dump(mode="json"))
+        return answer(body)
 
     @router.get(
         "/policies/current",
@@ -812,11 +598,18 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         summary="Publish a new policy version",
         responses=staff_problem_responses(401, 403, 409, 422),
     )
-    async def publish_policy(body: Policy, staff: Admin) -> JSONResponse:
+    async def publish_policy(
+        body: Policy, staff: Admin, request: Request, idempotency_key: IdempotencyKey = None
+    ) -> JSONResponse:
         """The document is validated as a whole (422 names each bad field); a version is
         published once (409), and is in force for every assessment from then on."""
+        key = keyed(staff, idempotency_key, request, body)
         try:
-            published = await asyncio.to_thread(app.publish_policy, body, by=staff.sub)
+            published, replayed = await asyncio.to_thread(
+                app.publish_policy_once, body, by=staff.sub, keyed=key
+            )
+        except IdempotencyMismatch:
+            raise key_reused() from None
         except VersionExists:
             raise Problem(
                 409,
@@ -824,7 +617,6 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 f"Policy version {body.version} was already published; use a new version.",
                 kind="version-exists",
             ) from None
-        view = version_view(published, body.version)
-        return JSONResponse(view.model_dump(mode="json"), 201)
+        return answer(version_view(published, body.version), 201, replayed)
 
     return router

@@ -21,7 +21,7 @@ from services.review.customers import CustomerHistory
 from services.review.domain import ReviewCase
 from services.review.policies import PolicyBook
 from services.review.policy import Policy, policy_digest
-from services.review.recovery import RecoveryClaim, claims_for
+from services.review.recovery import LIABLE_PARTIES, RecoveryClaim, claims_for
 from services.review.rules import Assessment, Facts, Line, assess
 from shared.application import ServiceApplication
 from shared.contracts import (
@@ -32,12 +32,17 @@ from shared.contracts import (
     RefundRequestedV1,
     RefundWithdrawnV1,
 )
+from shared.idempotency import KeyedRequest, Outcome
 
 Clock = Callable[[], datetime]
 
 
 class CaseNotFound(Exception):
     pass
+
+
+class ClaimNotFound(CaseNotFound):
+    """No recovery claim against that party for that refund."""
 
 
 def _utc_now() -> datetime:
@@ -93,11 +98,28 @@ class ReviewApplication(ServiceApplication):
             # Another replica may record it at the same moment; one record is enough.
             with contextlib.suppress(IntegrityError):
                 self._publish(book, self.shipped, by="system:shipped")
+                self.save(book)
 
     def publish_policy(self, policy: Policy, *, by: str) -> dict[str, Any]:
-        book = self._book()
-        self._publish(book, policy, by=by)
-        return dict(book.versions[-1])
+        published, _ = self.publish_policy_once(policy, by=by, keyed=None)
+        return published
+
+    def publish_policy_once(
+        self, policy: Policy, *, by: str, keyed: KeyedRequest | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Publish a new version, at most once per idempotency key; returns the version's
+        entry as first answered and whether this was a replay."""
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            book = self._book()
+            self._publish(book, policy, by=by)
+            return Outcome(201, book.id, book.version), [book]
+
+        outcome, fresh = self.execute(keyed, attempt)
+        if isinstance(fresh, PolicyBook):
+            return dict(fresh.versions[-1]), False
+        book: PolicyBook = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return dict(book.versions[-1]), True
 
     def _publish(self, book: PolicyBook, policy: Policy, *, by: str) -> None:
         book.publish(
@@ -107,7 +129,6 @@ class ReviewApplication(ServiceApplication):
             by=by,
             at=self.now(),
         )
-        self.save(book)
 
     def policy_versions(self) -> list[dict[str, Any]]:
         return list(self._book().versions)
@@ -235,27 +256,40 @@ class ReviewApplication(ServiceApplication):
         return self._case_or_none(refund_id)
 
     def act(self, refund_id: str, change: Callable[[ReviewCase], None]) -> ReviewCase:
-        """Apply one staff action (a pure decision on the case), retried on write conflicts.
+        """Apply one staff action (a pure decision on the case), retried on write conflicts."""
+        case, _ = self.act_once(refund_id, change, None)
+        return case
 
-        An approval that splits liability opens the recovery claims in the same
-        transaction, so a claim exists exactly when the approval does.
+    def act_once(
+        self, refund_id: str, change: Callable[[ReviewCase], None], keyed: KeyedRequest | None
+    ) -> tuple[ReviewCase, bool]:
+        """Apply one staff action at most once per idempotency key (none: like `act`).
+
+        `change` is a pure decision on the case, redone on fresh state after a write
+        conflict. An approval that splits liability opens the recovery claims in the
+        same transaction, so a claim exists exactly when the approval does. Returns the
+        case as first answered (a replay: at the version recorded under the key) and
+        whether this was a replay. A refusal raised by `change` stores nothing.
         """
-        found = self._case_or_none(refund_id)
-        if found is None:
-            raise CaseNotFound(refund_id)
-        for _ in range(self.max_conflict_retries):
-            case: ReviewCase = self.repository.get(found.id)
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            case = self._case(refund_id)
             was_approved = case.state == "approved"
             change(case)
             claims: list[RecoveryClaim] = []
             if case.state == "approved" and not was_approved and case.decision:
                 claims = self._claims(case)
-            try:
-                self.save(case, *claims)
-            except IntegrityError:
-                continue
-            return case
-        raise RuntimeError(f"could not update the case of {refund_id}: persistent conflict")
+            return Outcome(200, case.id, case.version), [case, *claims]
+
+        outcome, fresh = self.execute(keyed, attempt)
+        if isinstance(fresh, ReviewCase):
+            return fresh, False
+        return self.case_at(outcome), True
+
+    def case_at(self, outcome: Outcome) -> ReviewCase:
+        """The case at the version an earlier answer showed."""
+        case: ReviewCase = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return case
 
     def _claims(self, case: ReviewCase) -> list[RecoveryClaim]:
         assert case.decision is not None
@@ -271,20 +305,64 @@ class ReviewApplication(ServiceApplication):
             at=case.decision["decided_at"],
         )
 
+    # -- recovery claims ----------------------------------------------------------------------
+
     def claim(self, refund_id: str, party: str) -> RecoveryClaim | None:
         try:
-            claim: RecoveryClaim = self.repository.get(RecoveryClaim.create_id(refund_id, party))
+            claim: Any = self.repository.get(RecoveryClaim.create_id(refund_id, party))
         except AggregateNotFoundError:
             return None
-        return claim
+        return claim if isinstance(claim, RecoveryClaim) else None
+
+    def claims_of(self, case: ReviewCase, *, as_opened: bool = False) -> list[RecoveryClaim]:
+        """The recovery claims the case's approval opened, by party (none unless approved
+        with a liability split). `as_opened`: each as it was opened, which is how the
+        approval first answered them (for replays of that answer)."""
+        liability = (case.decision or {}).get("liability") or {}
+        found = []
+        for party in LIABLE_PARTIES:
+            if liability.get(party, 0) <= 0:
+                continue
+            claim_id = RecoveryClaim.create_id(case.refund_id, party)
+            try:
+                claim: RecoveryClaim = self.repository.get(
+                    claim_id, version=1 if as_opened else None
+                )
+            except AggregateNotFoundError:
+                continue
+            found.append(claim)
+        return found
 
     def settle_claim(
         self, refund_id: str, party: str, change: Callable[[RecoveryClaim], None]
     ) -> RecoveryClaim:
-        claim = self.claim(refund_id, party)
-        if claim is None:
-            raise CaseNotFound(f"{refund_id}/{party}")
-        return self.update(claim.id, change)
+        claim, _ = self.settle_claim_once(refund_id, party, change, None)
+        return claim
+
+    def settle_claim_once(
+        self,
+        refund_id: str,
+        party: str,
+        change: Callable[[RecoveryClaim], None],
+        keyed: KeyedRequest | None,
+    ) -> tuple[RecoveryClaim, bool]:
+        """Mark a claim recovered or written off, at most once per idempotency key.
+
+        Raises ClaimNotFound for a claim that was never opened, ClaimClosed (from
+        `change`) for one already settled."""
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            claim = self.claim(refund_id, party)
+            if claim is None:
+                raise ClaimNotFound(f"{refund_id}/{party}")
+            change(claim)
+            return Outcome(200, claim.id, claim.version), [claim]
+
+        outcome, fresh = self.execute(keyed, attempt)
+        if isinstance(fresh, RecoveryClaim):
+            return fresh, False
+        claim: RecoveryClaim = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return claim, True
 
     def record_refusal(self, refund_id: str, *, person: str, action: str, rule: str) -> None:
         """A staff action broke a rule: keep it on the case's record (after refusing it)."""
@@ -292,6 +370,12 @@ class ReviewApplication(ServiceApplication):
         self.act(
             refund_id, lambda c: c.record_refusal(person=person, action=action, rule=rule, at=now)
         )
+
+    def _case(self, refund_id: str) -> ReviewCase:
+        case = self._case_or_none(refund_id)
+        if case is None:
+            raise CaseNotFound(refund_id)
+        return case
 
     def _case_or_none(self, refund_id: str) -> ReviewCase | None:
         try:

@@ -71,6 +71,7 @@ class ReviewCase(Aggregate):
         self.payment = payment
         self.reason = reason
         self.assessment = assessment
+        self.opened_at = opened_at
         self.policy_version = str(assessment["policy_version"])
         self.tier = str(assessment["tier"])
         self.needs: dict[str, Any] = dict(assessment["approvals"])
@@ -160,8 +161,10 @@ class ReviewCase(Aggregate):
         amount: Money,
         liability: dict[str, int] | None,
         at: datetime,
+        note: str = "",
     ) -> None:
-        """Add one approval; the case is approved once the tier's approvals are complete."""
+        """Add one approval (with the approver's note, if any); the case is approved once the
+        tier's approvals are complete."""
         self._require_open()
         if not roles & APPROVER_ROLES:
             raise DutyViolation("role.approver", "approving needs reviewer, senior or finance")
@@ -186,7 +189,7 @@ class ReviewCase(Aggregate):
                 f"the first approval was for {self.approvals[0]['amount'].format()}; "
                 "confirm those terms, or reject or escalate",
             )
-        self._approval_added(person, sorted(roles), amount, liability, at)
+        self._approval_added(person, sorted(roles), amount, liability, at, note)
         if self._complete():
             self._approved(
                 **self._route(),
@@ -208,11 +211,19 @@ class ReviewCase(Aggregate):
         amount: Money,
         liability: dict[str, int] | None,
         at: datetime,
+        note: str = "",  # approvals recorded before notes existed have none
     ) -> None:
         self.approvals.append(
-            {"person": person, "roles": roles, "amount": amount, "liability": liability, "at": at}
+            {
+                "person": person,
+                "roles": roles,
+                "amount": amount,
+                "liability": liability,
+                "at": at,
+                "note": note,
+            }
         )
-        self._log("approval_added", at, person, amount=amount)
+        self._log("approval_added", at, person, amount=amount, note=note)
 
     def _complete(self) -> bool:
         if len(self.approvals) < int(self.needs["count"]):

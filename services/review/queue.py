@@ -73,13 +73,6 @@ def sortable(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def opened_at(case: ReviewCase) -> datetime:
-    """When the case was opened (the first entry of its history)."""
-    first = case.history[0] if case.history else {}
-    at = first.get("at") if first.get("action") == "opened" else None
-    return at if isinstance(at, datetime) else case.created_on
-
-
 class ReviewQueue:
     def __init__(self, app: ServiceApplication) -> None:
         self.app = app
@@ -132,7 +125,7 @@ class ReviewQueue:
             case.tier,
             case.assignee,
             sortable(case.deadline) if case.deadline is not None else None,
-            sortable(opened_at(case)),
+            sortable(case.opened_at),
             case.version,
         )
 

@@ -1,5 +1,5 @@
 """Review's staff API over SQLite and PostgreSQL: the queue, claims, separation of duties,
-evidence, escalation, roles, idempotent retries and policy versions."""
+evidence, escalation, roles, idempotent retries, recovery claims and policy versions."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from refunds.jwt import encode, staff_claims
 from services.review.api import build_router
 from services.review.application import ReviewApplication
+from services.review.domain import ReviewCase
 from services.review.policy import default_policy
 from services.review.queue import ReviewQueue
 from shared.contracts import (
@@ -54,6 +55,11 @@ BOB = staff("bob", "reviewer")
 WANG = staff("wang", "senior_reviewer")
 AUDITOR = staff("al", "auditor")
 ADMIN = staff("root", "admin")
+FIN = staff("zhao", "finance")
+
+
+def key(headers: dict[str, str], idempotency_key: str) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": idempotency_key}
 
 
 @dataclass
@@ -133,6 +139,18 @@ class Review:
         return self.post(
             refund_id, "approve", headers, {"amount": {"amount": yuan * 100, "currency": "CNY"}}
         )
+
+    def settle(
+        self, refund_id: str, party: str, action: str, headers: dict[str, str], body: Any
+    ) -> httpx.Response:
+        """Recover or write off a recovery claim."""
+        path = f"/v1/cases/{refund_id}/claims/{party}/{action}"
+        return self.client.post(path, json=body, headers=headers)
+
+    def stored(self, refund_id: str, name: str) -> int:
+        """How many events called `name` the case has stored."""
+        events = self.app.repository.event_store.get(ReviewCase.create_id(refund_id))
+        return sum(type(e).__name__ == name for e in events)
 
     def ids(self, **query: Any) -> list[str]:
         response = self.client.get("/v1/cases", params=query, headers=AUDITOR)
@@ -454,6 +472,159 @@ def test_compensation_is_offered_by_a_senior(review: Review) -> None:
     assert review.ids(state="compensated") == [refund_id]
 
 
+# -- idempotent retries ---------------------------------------------------------------------------
+
+
+def test_an_approval_retried_with_its_key_is_replayed_not_refused(review: Review) -> None:
+    refund_id = review.request(2500)  # important: two different people approve
+    first = review.approve(refund_id, key(ANN, "approve-1"), 2500)
+    assert first.status_code == 200, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    assert first.json()["state"] == "pending"
+
+    # A retry by the same person is the same request, not a second approval by her:
+    retry = review.approve(refund_id, key(ANN, "approve-1"), 2500)
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert review.stored(refund_id, "ApprovalAdded") == 1
+    assert review.stored(refund_id, "ActionRefused") == 0
+    assert [e["action"] for e in review.case(refund_id)["history"]][-1] == "approval_added"
+
+    # Keys belong to the person: bob's "approve-1" is his own request.
+    second = review.approve(refund_id, key(BOB, "approve-1"), 2500)
+    assert second.status_code == 200 and "Idempotent-Replayed" not in second.headers
+    assert second.json()["state"] == "approved"
+    # Ann's retry still answers what she was first told, at that version of the case.
+    late = review.approve(refund_id, key(ANN, "approve-1"), 2500)
+    assert late.headers["Idempotent-Replayed"] == "true" and late.json() == first.json()
+    assert review.stored(refund_id, "ApprovalAdded") == 2
+
+
+def test_a_key_used_for_another_request_is_409(review: Review) -> None:
+    refund_id, other = review.request(2500), review.request(600)
+    assert review.approve(refund_id, key(ANN, "k"), 2500).status_code == 200
+    for reused in (
+        review.approve(refund_id, key(ANN, "k"), 2400),  # another body
+        review.post(refund_id, "claim", key(ANN, "k")),  # another endpoint
+        review.approve(other, key(ANN, "k"), 600),  # another case
+    ):
+        problem(reused, 409, "idempotency-conflict")
+    assert review.stored(refund_id, "ApprovalAdded") == 1
+    assert review.case(other)["state"] == "pending"
+
+
+def test_a_refused_action_is_not_remembered_under_its_key(review: Review) -> None:
+    refund_id = review.request(600)
+    review.post(refund_id, "claim", BOB)
+    problem(review.post(refund_id, "claim", key(ANN, "claim-1")), 409, "claimed")
+    review.post(refund_id, "release", BOB)
+    claimed = review.post(refund_id, "claim", key(ANN, "claim-1"))  # decided afresh
+    assert claimed.status_code == 200 and "Idempotent-Replayed" not in claimed.headers
+    assert claimed.json()["assignee"] == "ann"
+
+    refused = review.approve(refund_id, key(AUDITOR, "approve-1"), 600)
+    problem(refused, 403, "separation-of-duties")
+    problem(review.approve(refund_id, key(AUDITOR, "approve-1"), 600), 403, "separation-of-duties")
+    assert review.stored(refund_id, "ActionRefused") == 2  # each attempt is on record
+
+
+def test_every_action_takes_a_key(review: Review) -> None:
+    refund_id = review.request(600)
+    ask = {"missing": ["photo"], "message": "Please add a photo."}
+    for action, body in (
+        ("claim", None),
+        ("release", None),
+        ("request-evidence", ask),
+        ("escalate", {"reason": "merchant disputes"}),
+    ):
+        first = review.post(refund_id, action, key(ANN, action), body)
+        again = review.post(refund_id, action, key(ANN, action), body)
+        assert first.status_code == again.status_code == 200, (action, again.text)
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert review.stored(refund_id, "Escalated") == 1
+    assert review.stored(refund_id, "EvidenceRequested") == 1
+
+
+def test_a_policy_published_with_a_key_is_replayed(review: Review) -> None:
+    document = review.client.get("/v1/policies/current", headers=ADMIN).json()
+    document["version"] = "2026-12-04"
+    published = review.client.post("/v1/policies", json=document, headers=key(ADMIN, "p-1"))
+    assert published.status_code == 201, published.text
+    again = review.client.post("/v1/policies", json=document, headers=key(ADMIN, "p-1"))
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == published.json()
+    document["version"] = "2026-12-05"
+    reused = review.client.post("/v1/policies", json=document, headers=key(ADMIN, "p-1"))
+    problem(reused, 409, "idempotency-conflict")
+    versions = review.client.get("/v1/policies", headers=ADMIN).json()["data"]
+    assert [v["version"] for v in versions] == ["2026-11-01", "2026-12-04"]
+
+
+# -- recovery claims ------------------------------------------------------------------------------
+
+
+def test_a_split_approval_opens_claims_that_finance_settles(review: Review) -> None:
+    refund_id = review.request(600)
+    body = {
+        "amount": {"amount": 60000, "currency": "CNY"},
+        "liability": {"platform": 10000, "merchant": 30000, "carrier": 20000},
+        "note": "box crushed in transit; the merchant packed it badly",
+    }
+    approved = review.post(refund_id, "approve", key(ANN, "split"), body)
+    assert approved.status_code == 200, approved.text
+    case = approved.json()
+    assert case["approvals"][0]["note"] == body["note"]
+    assert [(c["party"], c["amount"]["amount"], c["state"]) for c in case["claims"]] == [
+        ("merchant", 30000, "open"),
+        ("carrier", 20000, "open"),
+    ]
+    listed = review.client.get(f"/v1/cases/{refund_id}/claims", headers=AUDITOR)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["object"] == "list" and listed.json()["data"] == case["claims"]
+
+    reference = {"reference": "SF-991"}
+    problem(review.settle(refund_id, "carrier", "recover", ANN, reference), 403, "forbidden")
+    recovered = review.settle(refund_id, "carrier", "recover", key(FIN, "r-1"), reference)
+    assert recovered.status_code == 200, recovered.text
+    carrier = recovered.json()
+    assert carrier["state"] == "recovered" and carrier["party"] == "carrier"
+    assert carrier["settlement"]["by"] == "zhao"
+    assert carrier["settlement"]["reference"] == "SF-991"
+    replay = review.settle(refund_id, "carrier", "recover", key(FIN, "r-1"), reference)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == carrier
+    reused = review.settle(refund_id, "carrier", "recover", key(FIN, "r-1"), {"reference": "x"})
+    problem(reused, 409, "idempotency-conflict")
+
+    reason = {"reason": "the merchant closed its shop"}
+    written_off = review.settle(refund_id, "merchant", "write-off", ADMIN, reason)
+    assert written_off.status_code == 200, written_off.text
+    assert written_off.json()["state"] == "written_off"
+    assert written_off.json()["settlement"]["reason"] == reason["reason"]
+
+    # Settled once: the other way, or again, is a 409.
+    problem(review.settle(refund_id, "carrier", "write-off", FIN, reason), 409, "claim-closed")
+    problem(review.settle(refund_id, "merchant", "recover", FIN, reference), 409, "claim-closed")
+    problem(review.settle(refund_id, "platform", "recover", FIN, reference), 404, "not-found")
+    problem(review.settle("rf_nope", "carrier", "recover", FIN, reference), 404, "not-found")
+
+    states = {c["party"]: c["state"] for c in review.case(refund_id)["claims"]}
+    assert states == {"merchant": "written_off", "carrier": "recovered"}
+    # The approval's retry still answers as the approval did: the claims as opened.
+    again = review.post(refund_id, "approve", key(ANN, "split"), body)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == case
+
+
+def test_a_case_without_a_split_has_no_claims(review: Review) -> None:
+    refund_id = review.request(600)
+    assert review.approve(refund_id, ANN, 600).json()["claims"] == []
+    listed = review.client.get(f"/v1/cases/{refund_id}/claims", headers=FIN).json()
+    assert listed["data"] == [] and listed["has_more"] is False
+    problem(review.client.get("/v1/cases/rf_nope/claims", headers=FIN), 404, "not-found")
+    recover = review.settle(refund_id, "merchant", "recover", FIN, {"reference": "x"})
+    problem(recover, 404, "not-found")
+
+
 # -- tokens ---------------------------------------------------------------------------------------
 
 
@@ -541,6 +712,9 @@ def test_every_route_is_documented_with_problems(review: Review) -> None:
                 "request-evidence",
                 "escalate",
                 "compensate",
+                "claims",
+                "claims/{party}/recover",
+                "claims/{party}/write-off",
             )
         ),
         "/v1/policies",

@@ -53,6 +53,27 @@ def published(c: ReviewCase) -> list[str]:
     return [p.TYPE for p in map(to_integration, c.collect_events()) if p is not None]
 
 
+def replayed(c: ReviewCase, drop: tuple[str, ...] = ()) -> ReviewCase:
+    """The case rebuilt from its events, as a repository does; `drop`: attributes the stored
+    events lack (recorded before those attributes existed)."""
+    rebuilt: Any = None
+    for stored in c.collect_events():
+        for name in drop:
+            if hasattr(stored, name):
+                object.__delattr__(stored, name)
+        rebuilt = stored.mutate(rebuilt)
+    assert isinstance(rebuilt, ReviewCase)
+    return rebuilt
+
+
+class TestOpening:
+    def test_the_case_keeps_when_it_was_opened(self) -> None:
+        c = case()
+        assert c.opened_at == NOW
+        c.schedule(deadline=NOW + timedelta(days=1), remind_at=NOW, at=NOW + timedelta(hours=1))
+        assert replayed(c).opened_at == NOW
+
+
 class TestDecisionsByRule:
     def test_auto_approval_pays_the_assessed_amount_citing_the_rule(self) -> None:
         c = case("approve")
@@ -166,6 +187,33 @@ class TestSeparationOfDuties:
         split = {"platform": 3000, "merchant": 5000, "carrier": 10000}
         c.approve(person="a", roles=REVIEWER, amount=Money(18000, "CNY"), liability=split, at=NOW)
         assert c.decision is not None and c.decision["liability"] == split
+
+
+class TestApprovalNotes:
+    def test_an_approval_keeps_the_approvers_note(self) -> None:
+        c = case(tier="important", count=2)
+        amount = Money(15000, "CNY")
+        c.approve(
+            person="ann",
+            roles=REVIEWER,
+            amount=amount,
+            liability=None,
+            at=NOW,
+            note="photos show a cracked screen",
+        )
+        c.approve(person="bob", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        assert [a["note"] for a in c.approvals] == ["photos show a cracked screen", ""]
+        logged = [e for e in c.history if e["action"] == "approval_added"]
+        assert [e["note"] for e in logged] == ["photos show a cracked screen", ""]
+        again = replayed(c)
+        assert [a["note"] for a in again.approvals] == ["photos show a cracked screen", ""]
+        assert again.state == "approved"
+
+    def test_approvals_recorded_before_notes_existed_have_none(self) -> None:
+        c = case()
+        c.approve(person="ann", roles=REVIEWER, amount=Money(100, "CNY"), liability=None, at=NOW)
+        (approval,) = replayed(c, drop=("note",)).approvals
+        assert approval["person"] == "ann" and approval["note"] == ""
 
 
 class TestEvidenceAndClock:
