@@ -417,6 +417,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 missing=list(body.missing),
                 message=body.message,
                 remaining_seconds=app.remaining_seconds(case, now),
+                evidence_due=app.evidence_due(now),
                 at=now,
             )
 

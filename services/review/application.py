@@ -188,6 +188,7 @@ class ReviewApplication(ServiceApplication):
             assessment=recorded(assessment),
             opened_at=now,
             causation_id=message.id,
+            raised_by=payload.raised_by,
         )
         if assessment.outcome == "manual":
             self._schedule(case, now, policy=policy)
@@ -225,6 +226,11 @@ class ReviewApplication(ServiceApplication):
         remind_at = max(now, deadline - timedelta(hours=policy.sla.reminder_before_hours))
         case.schedule(deadline=deadline, remind_at=remind_at, at=now)
 
+    def evidence_due(self, now: datetime) -> datetime:
+        """How long a customer has to send what review asked for."""
+        policy = self.policy
+        return policy.working_calendar().add_business_days(now, policy.sla.evidence_business_days)
+
     def remaining_seconds(self, case: ReviewCase, now: datetime) -> int:
         if case.deadline is None:
             return 0
@@ -238,7 +244,11 @@ class ReviewApplication(ServiceApplication):
 
             def step(case: ReviewCase, now: datetime = now) -> None:
                 due = case.due(now)
-                if due == "remind":
+                if due == "evidence_overdue":
+                    remaining = case.paused_remaining
+                    case.give_up_waiting(now)
+                    self._schedule(case, now, remaining_seconds=remaining)
+                elif due == "remind":
                     case.remind(now)
                 elif due == "breach":
                     case.breach(now)

@@ -61,6 +61,7 @@ class ReviewCase(Aggregate):
         assessment: dict[str, Any],
         opened_at: datetime,
         causation_id: str,
+        raised_by: str | None,
     ) -> None:
         self.refund_id = refund_id
         self.tenant = tenant
@@ -80,6 +81,8 @@ class ReviewCase(Aggregate):
         self.assignee: str | None = None
         self.approvals: list[dict[str, Any]] = []
         self.excluded: dict[str, str] = {}  # person → why they may not approve
+        if raised_by:
+            self.excluded[raised_by] = "duty.raised_on_behalf"
         self.decision: dict[str, Any] | None = None
         self.decisions: list[dict[str, Any]] = []
         self.evidence_requests: list[dict[str, Any]] = []
@@ -89,6 +92,7 @@ class ReviewCase(Aggregate):
         self.reminded = False
         self.breaches = 0
         self.paused_remaining: int | None = None  # business seconds left when the clock paused
+        self.evidence_due: datetime | None = None  # by when the customer should answer
         self.history: list[dict[str, Any]] = []
         self._log("opened", opened_at, "system:policy", rule=assessment["rule"])
 
@@ -278,9 +282,11 @@ class ReviewCase(Aggregate):
         missing: list[str],
         message: str,
         remaining_seconds: int,
+        evidence_due: datetime,
         at: datetime,
     ) -> None:
-        """Ask the customer for more; the review clock stops with `remaining_seconds` left."""
+        """Ask the customer for more by `evidence_due`; the review clock stops meanwhile,
+        with `remaining_seconds` left."""
         self._require_open()
         if not roles & APPROVER_ROLES:
             raise DutyViolation("role.reviewer", "asking for evidence needs a reviewer role")
@@ -292,6 +298,7 @@ class ReviewCase(Aggregate):
             message=message,
             by=person,
             remaining_seconds=remaining_seconds,
+            evidence_due=evidence_due,
             at=at,
         )
 
@@ -305,9 +312,11 @@ class ReviewCase(Aggregate):
         message: str,
         by: str,
         remaining_seconds: int,
+        evidence_due: datetime,
         at: datetime,
     ) -> None:
         self.state = "awaiting_evidence"
+        self.evidence_due = evidence_due
         self.deadline = None  # the review clock pauses while the customer gathers evidence
         self.paused_remaining = remaining_seconds
         self.evidence_requests.append({"missing": missing, "message": message, "by": by, "at": at})
@@ -320,6 +329,7 @@ class ReviewCase(Aggregate):
     @event("EvidenceReceived")
     def _evidence_received(self, count: int, at: datetime) -> None:
         self.state = "pending"
+        self.evidence_due = None
         self._log("evidence_received", at, "customer", count=count)
 
     def escalate(self, *, person: str, roles: frozenset[str], why: str, at: datetime) -> None:
@@ -429,7 +439,10 @@ class ReviewCase(Aggregate):
         self.reminded = False
 
     def due(self, now: datetime) -> str | None:
-        """What the clock asks for now: `remind`, `breach`, or nothing."""
+        """What the clock asks for now: `remind`, `breach`, `evidence_overdue`, or nothing."""
+        due_by = self.evidence_due
+        if self.state == "awaiting_evidence" and due_by is not None and now >= due_by:
+            return "evidence_overdue"
         if self.state != "pending" or self.deadline is None or self.remind_at is None:
             return None
         if now >= self.deadline:
@@ -437,6 +450,17 @@ class ReviewCase(Aggregate):
         if now >= self.remind_at and not self.reminded:
             return "remind"
         return None
+
+    def give_up_waiting(self, now: datetime) -> None:
+        """The customer did not answer in time: the case goes back to the reviewer."""
+        if self.due(now) == "evidence_overdue":
+            self._evidence_overdue(now)
+
+    @event("EvidenceOverdue")
+    def _evidence_overdue(self, at: datetime) -> None:
+        self.state = "pending"
+        self.evidence_due = None
+        self._log("evidence_overdue", at, "system:sla")
 
     def remind(self, now: datetime) -> None:
         if self.due(now) == "remind":

@@ -16,7 +16,8 @@ from shared.aio import every
 from shared.runtime import Worker
 
 Case: Any = ReviewCase
-STOPS = (Case.Approved, Case.Rejected, Case.EvidenceRequested, Case.Withdrawn)
+# An evidence request keeps the case on the clock: the customer has a deadline too.
+STOPS = (Case.Approved, Case.Rejected, Case.Withdrawn)
 STOPS_TOO = (Case.CompensationOffered,)
 
 
@@ -38,7 +39,7 @@ class RunningClocks:
             for notification in notifications:
                 if ":ReviewCase." in notification.topic:
                     event = self.app.mapper.to_domain_event(notification)
-                    if isinstance(event, Case.SlaScheduled):
+                    if isinstance(event, (Case.SlaScheduled, Case.EvidenceRequested)):
                         self.running.add(event.originator_id)
                     elif isinstance(event, STOPS + STOPS_TOO):
                         self.running.discard(event.originator_id)

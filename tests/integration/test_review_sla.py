@@ -138,11 +138,13 @@ def test_the_clock_pauses_while_evidence_is_awaited(
             missing=["photo of the box"],
             message="Please send a photo of the box.",
             remaining_seconds=review.remaining_seconds(case, clock.now),  # type: ignore[arg-type]
+            evidence_due=review.evidence_due(clock.now),
             at=clock.now,
         )
 
     review.act("rf_sla2", ask)
-    assert tick(review, clock, THURSDAY + timedelta(days=10)) == 0  # paused: no breach
+    # 3 business days for the customer: Thursday 16:00 → Tuesday 16:00 (Shanghai).
+    assert tick(review, clock, THURSDAY + timedelta(days=4, hours=5)) == 0  # paused: no breach
     resumed_at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
     clock.now = resumed_at
     deliver(
@@ -174,3 +176,30 @@ def test_timers_survive_a_restart(store: dict[str, str], clock: Clock) -> None:
         assert case is not None and case.breaches == 1
     finally:
         restarted.close()
+
+
+def test_unanswered_evidence_request_goes_back_to_the_reviewer(
+    review: ReviewApplication, clock: Clock
+) -> None:
+    deliver(review, over_limit_request("rf_sla4"))
+    clock.now = THURSDAY + timedelta(hours=6)
+
+    def ask(case: object) -> None:
+        case.request_evidence(  # type: ignore[attr-defined]
+            person="ann",
+            roles=frozenset({"reviewer"}),
+            missing=["photo"],
+            message="Please send a photo.",
+            remaining_seconds=review.remaining_seconds(case, clock.now),  # type: ignore[arg-type]
+            evidence_due=review.evidence_due(clock.now),
+            at=clock.now,
+        )
+
+    review.act("rf_sla4", ask)
+    tuesday_late = THURSDAY + timedelta(days=5, hours=6, minutes=1)  # Tue 16:01 Shanghai
+    assert tick(review, clock, tuesday_late) == 1
+    case = review.case_for("rf_sla4")
+    assert case is not None and case.state == "pending"
+    assert case.history[-1]["action"] == "evidence_overdue"
+    # The review clock resumes with the 18 business hours that were left.
+    assert case.deadline == tuesday_late + timedelta(hours=18)

@@ -17,7 +17,9 @@ SENIOR = frozenset({"senior_reviewer"})
 FINANCE = frozenset({"finance"})
 
 
-def case(outcome: str = "manual", tier: str = "general", **needs: Any) -> ReviewCase:
+def case(
+    outcome: str = "manual", tier: str = "general", raised_by: str | None = None, **needs: Any
+) -> ReviewCase:
     approvals = {"count": 1, "senior": False, "finance": False} | needs
     return ReviewCase(
         refund_id="rf_1",
@@ -46,6 +48,7 @@ def case(outcome: str = "manual", tier: str = "general", **needs: Any) -> Review
         },
         opened_at=NOW,
         causation_id="c-1",
+        raised_by=raised_by,
     )
 
 
@@ -150,8 +153,23 @@ class TestSeparationOfDuties:
             c.offer_compensation(person="a", roles=REVIEWER, coupon=amount, note="", at=NOW)
         with pytest.raises(DutyViolation):
             c.request_evidence(
-                person="a", roles=auditor, missing=[], message="", remaining_seconds=0, at=NOW
+                person="a",
+                roles=auditor,
+                missing=[],
+                message="",
+                remaining_seconds=0,
+                evidence_due=NOW,
+                at=NOW,
             )
+
+    def test_nobody_approves_a_request_they_raised_for_the_customer(self) -> None:
+        c = case(raised_by="cs.zhang")
+        amount = Money(100, "CNY")
+        with pytest.raises(DutyViolation) as refused:
+            c.approve(person="cs.zhang", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        assert refused.value.rule == "duty.raised_on_behalf"
+        c.approve(person="ann", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        assert c.state == "approved"
 
     def test_nobody_approves_what_they_escalated(self) -> None:
         c = case()
@@ -227,11 +245,13 @@ class TestEvidenceAndClock:
             missing=["photo"],
             message="send a photo",
             remaining_seconds=3600,
+            evidence_due=NOW + timedelta(days=3),
             at=NOW,
         )
         assert c.state == "awaiting_evidence" and c.deadline is None
         assert c.paused_remaining == 3600
-        assert c.due(NOW + timedelta(days=30)) is None  # a paused clock never breaches
+        assert c.due(NOW + timedelta(days=2)) is None  # a paused review clock never breaches
+        assert c.due(NOW + timedelta(days=3)) == "evidence_overdue"  # the customer's clock
         c.receive_evidence(1, NOW)
         assert c.state == "pending"
 
