@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from refunds import jwt
 from refunds.devstack import Ports
 from tests.e2e.support import Platform, assert_one_message_per_step, assert_paid_exactly_once
 from tests.support.factories import order, refund_body
@@ -117,6 +119,25 @@ def test_refund_walks_from_request_to_paid_and_rejected(
     assert len(messages) == 5, [m["Subject"] for m in messages]
     assert_one_message_per_step(messages)
     assert {str(m["To"]) for m in messages} == {"li.wei@example.com"}
+
+    # Above the automatic limit a person decides: a reviewer approves over review's API.
+    manual = platform.request_refund(80000, key="e2e-manual")
+    deadline = time.monotonic() + 30
+    while platform.refund(manual)["status"] != "in_review" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert platform.refund(manual)["review"]["rule"] == "manual.over_limit"
+    token = jwt.encode(jwt.staff_claims("ann", ["reviewer"], 600), jwt.DEV_JWT_SECRET)
+    approval = httpx.post(
+        f"http://127.0.0.1:{ports.review}/v1/cases/{manual}/approve",
+        json={"amount": {"amount": 80000, "currency": "CNY"}, "note": "photo checked"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert approval.status_code == 200, approval.text
+    paid = platform.wait_final([manual], timeout=60)[manual]
+    assert paid["status"] == "paid"
+    assert paid["decision"]["decided_by"] == "ann"
+    assert len(platform.ledger()) == 2
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
