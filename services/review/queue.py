@@ -10,19 +10,15 @@ cannot leave a stale row behind.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.postgres import PostgresDatastore
-
 from services.review.domain import ReviewCase
-from shared.application import ServiceApplication
-from shared.store import StoreMisconfigured
+from shared.readmodel import ReadModel, UnknownCursor, sortable
 
-POSITION_NAME = "review-queue"
-BATCH = 500
+__all__ = ["QueuePage", "QueueQuery", "QueueRow", "ReviewQueue", "UnknownCursor"]
+
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
 COLUMNS = ("refund_id", "tenant", "state", "tier", "assignee", "deadline", "opened_at", "version")
 CHANGING = ("state", "tier", "assignee", "deadline", "version")
@@ -64,60 +60,20 @@ class QueuePage:
     has_more: bool
 
 
-class UnknownCursor(Exception):
-    """`starting_after` / `ending_before` names no case in the queue."""
+class ReviewQueue(ReadModel):
+    name = "review_queue"
+    schema = (
+        "refund_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, "
+        "tier TEXT NOT NULL, assignee TEXT, deadline TEXT, opened_at TEXT NOT NULL, "
+        "version BIGINT NOT NULL"
+    )
+    columns = COLUMNS
+    changing = CHANGING
+    time_column = "opened_at"
+    topic_marker = CASE_EVENTS
 
-
-def sortable(at: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order in SQLite and PostgreSQL."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class ReviewQueue:
-    def __init__(self, app: ServiceApplication) -> None:
-        self.app = app
-        datastore: Any = getattr(app.recorder, "datastore", None)
-        if datastore is None:
-            raise StoreMisconfigured("the review queue needs an SQL store")
-        self._datastore = datastore
-        postgres = isinstance(datastore, PostgresDatastore)
-        self._table = f'"{datastore.schema}".review_queue' if postgres else "review_queue"
-        self._p = "%s" if postgres else "?"
-        self._lock = threading.Lock()
-        self._create()
-
-    # -- writing ----------------------------------------------------------------------------
-
-    def _create(self) -> None:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._table} ("
-                "refund_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, "
-                "tier TEXT NOT NULL, assignee TEXT, deadline TEXT, opened_at TEXT NOT NULL, "
-                "version BIGINT NOT NULL)"
-            )
-            cursor.execute(
-                "CREATE INDEX IF NOT EXISTS review_queue_by_time "
-                f"ON {self._table} (opened_at DESC, refund_id DESC)"
-            )
-
-    def catch_up(self) -> int:
-        """Apply every logged event not yet in the queue; returns how many were read."""
-        read = 0
-        with self._lock:
-            while True:
-                position = self.app.positions.load(POSITION_NAME)
-                notifications = self.app.recorder.select_notifications(
-                    start=position, limit=BATCH, inclusive_of_start=False
-                )
-                if not notifications:
-                    return read
-                cases = {n.originator_id for n in notifications if CASE_EVENTS in n.topic}
-                self._write([self._row(uid) for uid in cases], notifications[-1].id)
-                read += len(notifications)
-
-    def _row(self, uid: Any) -> tuple[Any, ...]:
-        case: ReviewCase = self.app.repository.get(uid)
+    def row(self, aggregate: Any) -> tuple[Any, ...]:
+        case: ReviewCase = aggregate
         return (
             case.refund_id,
             case.tenant,
@@ -129,86 +85,32 @@ class ReviewQueue:
             case.version,
         )
 
-    def _write(self, rows: list[tuple[Any, ...]], position: int) -> None:
-        p, table = self._p, self._table
-        changes = ", ".join(f"{column} = excluded.{column}" for column in CHANGING)
-        upsert = (
-            f"INSERT INTO {table} ({', '.join(COLUMNS)}) "  # noqa: S608 - names are constants
-            f"VALUES ({', '.join([p] * len(COLUMNS))}) "
-            f"ON CONFLICT (refund_id) DO UPDATE SET {changes} "
-            f"WHERE {table}.version < excluded.version"
-        )
-        with self._datastore.transaction(commit=True) as cursor:
-            for row in rows:
-                cursor.execute(upsert, row)
-        if position > self.app.positions.load(POSITION_NAME):
-            self.app.positions.save(POSITION_NAME, position)
-
-    def rebuild(self) -> int:
-        """Forget every row and replay the whole log into the queue."""
-        with self._lock, self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"DELETE FROM {self._table}")  # noqa: S608 - a constant name
-        self.app.positions.save(POSITION_NAME, 0)
-        return self.catch_up()
-
-    # -- reading ----------------------------------------------------------------------------
-
     def rows(self) -> list[QueueRow]:
         """Every row, newest first (for comparisons after a rebuild)."""
-        return self._select("1 = 1", [], "DESC", limit=None)
+        found, _ = self.fetch({})
+        return [_as_row(row) for row in found]
 
     def page(self, query: QueueQuery) -> QueuePage:
-        self.catch_up()
-        p = self._p
         where: list[str] = []
         params: list[Any] = []
-        for column in ("tenant", "tier", "state", "assignee"):
-            value = getattr(query, column)
-            if value is not None:
-                where.append(f"{column} = {p}")
-                params.append(value)
         if query.overdue is not None:
-            late = f"(state = 'pending' AND deadline IS NOT NULL AND deadline < {p})"
+            late = f"(state = 'pending' AND deadline IS NOT NULL AND deadline < {self.p})"
             where.append(late if query.overdue else f"NOT {late}")
             params.append(sortable(query.now or datetime.now(UTC)))
-        newest_first = query.ending_before is None
-        cursor_id = query.starting_after or query.ending_before
-        if cursor_id is not None:
-            where.append(f"(opened_at, refund_id) {'<' if newest_first else '>'} ({p}, {p})")
-            params += [self._opened_at(cursor_id), cursor_id]
-        direction = "DESC" if newest_first else "ASC"
-        found = self._select(
-            " AND ".join(where) or "1 = 1", params, direction, limit=query.limit + 1
+        found, has_more = self.fetch(
+            {
+                "tenant": query.tenant,
+                "tier": query.tier,
+                "state": query.state,
+                "assignee": query.assignee,
+            },
+            where=where,
+            params=params,
+            limit=query.limit,
+            starting_after=query.starting_after,
+            ending_before=query.ending_before,
         )
-        has_more = len(found) > query.limit
-        found = found[: query.limit]
-        if not newest_first:
-            found.reverse()
-        return QueuePage(found, has_more)
-
-    def _select(
-        self, where: str, params: list[Any], direction: str, limit: int | None
-    ) -> list[QueueRow]:
-        sql = (
-            f"SELECT {', '.join(COLUMNS)} FROM {self._table} WHERE {where} "  # noqa: S608
-            f"ORDER BY opened_at {direction}, refund_id {direction}"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(sql, params)
-            return [_as_row(_values(r)) for r in cursor.fetchall()]
-
-    def _opened_at(self, refund_id: str) -> str:
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT opened_at FROM {self._table} WHERE refund_id = {self._p}",  # noqa: S608
-                (refund_id,),
-            )
-            row = cursor.fetchone()
-        if row is None:
-            raise UnknownCursor(refund_id)
-        return str(_values(row)[0])
+        return QueuePage([_as_row(row) for row in found], has_more)
 
 
 def _as_row(values: list[Any]) -> QueueRow:
@@ -223,7 +125,3 @@ def _as_row(values: list[Any]) -> QueueRow:
         opened_at=str(opened),
         version=int(version),
     )
-
-
-def _values(row: Any) -> list[Any]:
-    return list(row.values()) if isinstance(row, dict) else list(row)

@@ -1,0 +1,171 @@
+"""Read models: one SQL row per aggregate, kept from the application's own event log.
+
+A read model lives in the service's database (SQLite or PostgreSQL), follows
+the log from a durable position and can be rebuilt from scratch at any time.
+Queries first catch up to the end of the log, so a client always sees what it
+has just written. Rows only move to newer aggregate versions, so two processes
+catching up at once cannot leave a stale row behind. Lists are newest first,
+with Stripe's cursors (`starting_after`, `ending_before`) on (time, key).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.postgres import PostgresDatastore
+
+from shared.application import ServiceApplication
+from shared.store import StoreMisconfigured
+
+BATCH = 500
+
+
+class UnknownCursor(Exception):
+    """`starting_after` / `ending_before` names no row the caller may see."""
+
+
+def sortable(at: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order in SQLite and PostgreSQL."""
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+00:01: before or after anything stored
+        return "0001-01-01T00:00:00.000000Z" if at.year < 5000 else "9999-12-31T23:59:59.999999Z"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def values(row: Any) -> list[Any]:
+    return list(row.values()) if isinstance(row, dict) else list(row)
+
+
+class ReadModel:
+    """Subclasses name the table, its columns and how an aggregate becomes a row."""
+
+    name: ClassVar[str]  # table name, and the name of its log position
+    schema: ClassVar[str]  # column definitions for CREATE TABLE
+    columns: ClassVar[tuple[str, ...]]  # the first is the key, the last the version
+    changing: ClassVar[tuple[str, ...]]  # what an upsert may change
+    time_column: ClassVar[str]  # the list order, newest first
+    topic_marker: ClassVar[str]  # e.g. ":RefundRequest.", in the events' topics
+
+    def __init__(self, app: ServiceApplication) -> None:
+        self.app = app
+        datastore: Any = getattr(app.recorder, "datastore", None)
+        if datastore is None:
+            raise StoreMisconfigured(f"{self.name} needs an SQL store")
+        self._datastore = datastore
+        postgres = isinstance(datastore, PostgresDatastore)
+        self.table = f'"{datastore.schema}".{self.name}' if postgres else self.name
+        self.p = "%s" if postgres else "?"
+        self._lock = threading.Lock()
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({self.schema})")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {self.name}_by_time ON {self.table} "
+                f"({self.time_column} DESC, {self.key} DESC)"
+            )
+
+    @property
+    def key(self) -> str:
+        return self.columns[0]
+
+    def row(self, aggregate: Any) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply every logged event not yet in the table; returns how many were read."""
+        read = 0
+        with self._lock:
+            while True:
+                position = self.app.positions.load(self.name)
+                notifications = self.app.recorder.select_notifications(
+                    start=position, limit=BATCH, inclusive_of_start=False
+                )
+                if not notifications:
+                    return read
+                changed = {n.originator_id for n in notifications if self.topic_marker in n.topic}
+                rows = [self.row(self.app.repository.get(uuid.UUID(str(uid)))) for uid in changed]
+                self._write(rows, notifications[-1].id)
+                read += len(notifications)
+
+    def _write(self, rows: list[tuple[Any, ...]], position: int) -> None:
+        changes = ", ".join(f"{column} = excluded.{column}" for column in self.changing)
+        upsert = (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join([self.p] * len(self.columns))}) "
+            f"ON CONFLICT ({self.key}) DO UPDATE SET {changes} "
+            f"WHERE {self.table}.version < excluded.version"
+        )
+        with self._datastore.transaction(commit=True) as cursor:
+            for row in rows:
+                cursor.execute(upsert, row)
+        if position > self.app.positions.load(self.name):
+            self.app.positions.save(self.name, position)
+
+    def rebuild(self) -> int:
+        """Forget every row and replay the whole log into the table."""
+        with self._lock, self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {self.table}")
+        self.app.positions.save(self.name, 0)
+        return self.catch_up()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        equal: dict[str, Any],
+        *,
+        where: Sequence[str] = (),
+        params: Sequence[Any] = (),
+        limit: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> tuple[list[list[Any]], bool]:
+        """Rows matching `equal` (None values ignored) and `where`, newest first; has_more."""
+        self.catch_up()
+        clauses = [f"{column} = {self.p}" for column, v in equal.items() if v is not None]
+        args = [v for v in equal.values() if v is not None]
+        clauses += where
+        args += params
+        newest_first = ending_before is None
+        cursor = starting_after or ending_before
+        if cursor is not None:
+            scope = {c: v for c, v in equal.items() if c in self.cursor_scope and v is not None}
+            order = f"({self.time_column}, {self.key})"
+            clauses.append(f"{order} {'<' if newest_first else '>'} ({self.p}, {self.p})")
+            args += [self._time_of(cursor, scope), cursor]
+        direction = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT {', '.join(self.columns)} FROM {self.table} "
+            f"WHERE {' AND '.join(clauses) or '1 = 1'} "
+            f"ORDER BY {self.time_column} {direction}, {self.key} {direction}"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit) + 1}"
+        with self._datastore.transaction(commit=False) as db:
+            db.execute(sql, args)
+            found = [values(r) for r in db.fetchall()]
+        has_more = limit is not None and len(found) > limit
+        found = found[:limit] if limit is not None else found
+        if not newest_first:
+            found.reverse()
+        return found, has_more
+
+    cursor_scope: ClassVar[frozenset[str]] = frozenset()  # columns a cursor must match too
+
+    def _time_of(self, key: str, scope: dict[str, Any]) -> str:
+        conditions = " AND ".join(f"{c} = {self.p}" for c in [self.key, *scope])
+        with self._datastore.transaction(commit=False) as db:
+            db.execute(
+                f"SELECT {self.time_column} FROM {self.table} WHERE {conditions}",
+                [key, *scope.values()],
+            )
+            row = db.fetchone()
+        if row is None:
+            raise UnknownCursor(key)
+        return str(values(row)[0])
