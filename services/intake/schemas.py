@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -20,9 +19,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from shared.contracts import DesiredOutcome, Locale, PaymentMethod, Reason
-from shared.money import CURRENCY_EXPONENTS
+from shared.schemas import MAX_MINOR_UNITS, Amount, Strict, Text
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 LongText = Annotated[str, StringConstraints(max_length=2000)]
 Outcome = DesiredOutcome
 Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
@@ -39,7 +37,6 @@ Status = Literal[
     "closed",
 ]
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
-MAX_MINOR_UNITS = 10**15
 
 EXAMPLE_ORDER: dict[str, Any] = {
     "id": "ORD-1001",
@@ -67,34 +64,6 @@ EXAMPLE_EVIDENCE: dict[str, Any] = {
     "captured_at": "2026-11-03T12:00:00Z",
     "sku": "TSHIRT-L-WHITE",
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _known_currency(code: str) -> str:
-    if code not in CURRENCY_EXPONENTS:
-        raise PydanticCustomError(
-            "unknown_currency", "{code} is not a supported ISO 4217 currency", {"code": code}
-        )
-    return code
-
-
-Currency = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]), AfterValidator(_known_currency)
-]
-
-
-class Amount(Strict):
-    """Money: integer minor units (12900 CNY = ¥129.00) and an ISO 4217 currency."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"amount": 11900, "currency": "CNY"}]}
-    )
-
-    amount: StrictInt = Field(gt=0, le=MAX_MINOR_UNITS, description="minor units, > 0")
-    currency: Currency
 
 
 class Price(Amount):

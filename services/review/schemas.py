@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,13 +15,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.money import CURRENCY_EXPONENTS, Money
+from shared.schemas import Amount, Strict, Text
 
 Tier = Literal["general", "important", "major"]
 CaseState = Literal[
     "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"
 ]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
 Party = Literal["merchant", "carrier"]
@@ -32,37 +30,6 @@ EXAMPLE_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a
 
 
 # -- request bodies ---------------------------------------------------------------------------
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _known_currency(code: str) -> str:
-    if code not in CURRENCY_EXPONENTS:
-        raise PydanticCustomError(
-            "unknown_currency", "{code} is not a supported ISO 4217 currency", {"code": code}
-        )
-    return code
-
-
-Currency = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]), AfterValidator(_known_currency)
-]
-
-
-class Amount(Strict):
-    """Money: integer minor units (12900 CNY = ¥129.00) and an ISO 4217 currency."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"amount": 250000, "currency": "CNY"}]}
-    )
-
-    amount: StrictInt = Field(gt=0, le=10**15, description="minor units, > 0")
-    currency: Currency
-
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
 
 
 class Liability(Strict):
