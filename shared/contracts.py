@@ -188,6 +188,8 @@ class ReviewApprovedV1(IntegrationEvent):
     approvers: list[str] = Field(default_factory=list, description="people, in order")
     # Minor units per liable party (platform, merchant, carrier), when review split it.
     liability: dict[str, int] | None = None
+    # Compensation granted on top of the refund (a coupon, not cash).
+    coupon: MoneyModel | None = None
 
 
 class ReviewRejectedV1(IntegrationEvent):

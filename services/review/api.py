@@ -360,6 +360,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 liability=liability,
                 at=app.now(),
                 note=body.note,
+                coupon=body.coupon.money() if body.coupon else None,
             ),
             keyed(staff, idempotency_key, request, body),
         )

@@ -153,7 +153,7 @@ class ReviewApplication(ServiceApplication):
         elif isinstance(payload, RefundEvidenceAddedV1):
             was_waiting = case.state == "awaiting_evidence"
             remaining = case.paused_remaining
-            case.receive_evidence(len(payload.evidence), now)
+            case.receive_evidence([e.model_dump(mode="json") for e in payload.evidence], now)
             if was_waiting:
                 self._schedule(case, now, remaining_seconds=remaining)
         elif isinstance(payload, RefundAppealedV1):
@@ -189,6 +189,7 @@ class ReviewApplication(ServiceApplication):
             opened_at=now,
             causation_id=message.id,
             raised_by=payload.raised_by,
+            evidence=[e.model_dump(mode="json") for e in payload.evidence],
         )
         if assessment.outcome == "manual":
             self._schedule(case, now, policy=policy)

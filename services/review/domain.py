@@ -62,6 +62,7 @@ class ReviewCase(Aggregate):
         opened_at: datetime,
         causation_id: str,
         raised_by: str | None,
+        evidence: list[dict[str, Any]],
     ) -> None:
         self.refund_id = refund_id
         self.tenant = tenant
@@ -73,6 +74,7 @@ class ReviewCase(Aggregate):
         self.reason = reason
         self.assessment = assessment
         self.opened_at = opened_at
+        self.evidence = evidence  # what the customer sent with the request, and later
         self.policy_version = str(assessment["policy_version"])
         self.tier = str(assessment["tier"])
         self.needs: dict[str, Any] = dict(assessment["approvals"])
@@ -166,9 +168,10 @@ class ReviewCase(Aggregate):
         liability: dict[str, int] | None,
         at: datetime,
         note: str = "",
+        coupon: Money | None = None,
     ) -> None:
         """Add one approval (with the approver's note, if any); the case is approved once the
-        tier's approvals are complete."""
+        tier's approvals are complete. A `coupon` is compensation on top of the refund."""
         self._require_open()
         if not roles & APPROVER_ROLES:
             raise DutyViolation("role.approver", "approving needs reviewer, senior or finance")
@@ -187,13 +190,17 @@ class ReviewCase(Aggregate):
             )
         if liability is not None and sum(liability.values()) != amount.amount:
             raise CaseStateError("liability_split", "liability shares must sum to the amount")
-        if self.approvals and self.approvals[0]["amount"] != amount:
+        if coupon is not None and (coupon.amount <= 0 or coupon.currency != amount.currency):
+            raise CaseStateError("coupon", f"a coupon is a positive amount in {amount.currency}")
+        first = self.approvals[0] if self.approvals else None
+        if first and (first["amount"] != amount or first.get("coupon") != coupon):
             raise CaseStateError(
                 "terms_differ",
-                f"the first approval was for {self.approvals[0]['amount'].format()}; "
-                "confirm those terms, or reject or escalate",
+                f"the first approval was for {first['amount'].format()}"
+                + (f" and a {first['coupon'].format()} coupon" if first.get("coupon") else "")
+                + "; confirm those terms, or reject or escalate",
             )
-        self._approval_added(person, sorted(roles), amount, liability, at, note)
+        self._approval_added(person, sorted(roles), amount, liability, at, note, coupon)
         if self._complete():
             self._approved(
                 **self._route(),
@@ -205,6 +212,7 @@ class ReviewCase(Aggregate):
                 approvers=[a["person"] for a in self.approvals],
                 liability=self.approvals[0]["liability"],
                 decided_at=at,
+                coupon=coupon,
             )
 
     @event("ApprovalAdded")
@@ -216,6 +224,7 @@ class ReviewCase(Aggregate):
         liability: dict[str, int] | None,
         at: datetime,
         note: str = "",  # approvals recorded before notes existed have none
+        coupon: Money | None = None,
     ) -> None:
         self.approvals.append(
             {
@@ -225,6 +234,7 @@ class ReviewCase(Aggregate):
                 "liability": liability,
                 "at": at,
                 "note": note,
+                "coupon": coupon,
             }
         )
         self._log("approval_added", at, person, amount=amount, note=note)
@@ -322,15 +332,17 @@ class ReviewCase(Aggregate):
         self.evidence_requests.append({"missing": missing, "message": message, "by": by, "at": at})
         self._log("evidence_requested", at, by, missing=missing)
 
-    def receive_evidence(self, count: int, at: datetime) -> None:
-        if self.state == "awaiting_evidence":
-            self._evidence_received(count, at)
+    def receive_evidence(self, records: list[dict[str, Any]], at: datetime) -> None:
+        """Keep what the customer sent; if review was waiting for it, the case resumes."""
+        self._evidence_received(records, at)
 
     @event("EvidenceReceived")
-    def _evidence_received(self, count: int, at: datetime) -> None:
-        self.state = "pending"
-        self.evidence_due = None
-        self._log("evidence_received", at, "customer", count=count)
+    def _evidence_received(self, records: list[dict[str, Any]], at: datetime) -> None:
+        self.evidence = [*self.evidence, *records]
+        if self.state == "awaiting_evidence":
+            self.state = "pending"
+            self.evidence_due = None
+        self._log("evidence_received", at, "customer", count=len(records))
 
     def escalate(self, *, person: str, roles: frozenset[str], why: str, at: datetime) -> None:
         self._require_open()
@@ -509,11 +521,13 @@ class ReviewCase(Aggregate):
         approvers: list[str],
         liability: dict[str, int] | None,
         decided_at: datetime,
+        coupon: Money | None = None,
     ) -> None:
         self.state = "approved"
         self.decision = {
             "outcome": "approved",
             "amount": amount,
+            "coupon": coupon,
             "rule": rule,
             "policy_version": policy_version,
             "decided_by": decided_by,

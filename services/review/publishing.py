@@ -50,6 +50,7 @@ def to_integration(event: Any) -> IntegrationEvent | None:
             decided_at=event.decided_at,
             approvers=event.approvers,
             liability=event.liability,
+            coupon=MoneyModel.of(event.coupon) if getattr(event, "coupon", None) else None,
         )
     if isinstance(event, Case.Rejected):
         return ReviewRejectedV1(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -64,6 +64,9 @@ class ApproveRequest(Strict):
         " recovery claim once the case is approved",
     )
     note: Note = Field("", description="the approver's reasoning, kept with the approval")
+    coupon: Amount | None = Field(
+        None, description="compensation on top of the refund (a coupon, not cash)"
+    )
 
     @model_validator(mode="after")
     def _shares_sum_to_amount(self) -> ApproveRequest:
@@ -235,6 +238,7 @@ class ApprovalView(BaseModel):
     liability: dict[str, int] | None
     at: datetime
     note: str = Field("", description="the approver's reasoning")
+    coupon: MoneyView | None = None
 
 
 class Check(BaseModel):
@@ -271,6 +275,7 @@ class DecisionView(BaseModel):
     amount: MoneyView | None = None
     approvers: list[str] | None = None
     liability: dict[str, int] | None = None
+    coupon: MoneyView | None = Field(None, description="compensation on top of the refund")
     reason_code: str | None = None
     explanation: dict[str, str] | None = None
 
@@ -398,6 +403,9 @@ class CaseView(BaseModel):
     policy_version: str
     rule: str = Field(description="the rule that sent the case here (or decided it)")
     assessment: AssessmentView
+    evidence: list[dict[str, Any]] = Field(
+        description="what the customer sent: photos, documents… (kind, url, sha256, captured_at)"
+    )
     evidence_requests: list[EvidenceRequestView]
     decision: DecisionView | None
     decisions: list[DecisionView]

@@ -61,6 +61,7 @@ def case_view(case: ReviewCase, claims: list[RecoveryClaim], now: datetime) -> C
                     "policy_version": case.policy_version,
                     "rule": assessment["rule"],
                     "assessment": {key: assessment[key] for key in ASSESSMENT_FIELDS},
+                    "evidence": case.evidence,
                     "evidence_requests": case.evidence_requests,
                     "decision": case.decision,
                     "decisions": case.decisions,

@@ -295,6 +295,7 @@ def test_a_case_shows_its_facts_assessment_and_history(review: Review) -> None:
     ]
     assert case["history"][0]["action"] == "opened"
     assert case["history"][0]["rule"] == "manual.over_limit"
+    assert [e["url"] for e in case["evidence"]] == ["https://cdn.example.com/1.jpg"]
 
 
 def test_an_unknown_case_is_404(review: Review) -> None:
@@ -339,6 +340,20 @@ def test_a_general_case_is_approved_by_one_reviewer(review: Review) -> None:
     assert decision["amount"] == {"amount": 60000, "currency": "CNY"}
     assert decision["rule"] == "manual.general" and decision["policy_version"] == "2026-11-01"
     problem(review.approve(refund_id, BOB, 600), 409, "closed")
+
+
+def test_an_approval_may_add_a_coupon_on_top_of_the_refund(review: Review) -> None:
+    refund_id = review.request(600)
+    body = {
+        "amount": {"amount": 60000, "currency": "CNY"},
+        "coupon": {"amount": 2000, "currency": "CNY"},
+        "note": "sorry for the trouble",
+    }
+    approved = review.post(refund_id, "approve", ANN, body)
+    assert approved.status_code == 200, approved.text
+    decision = approved.json()["decision"]
+    assert decision["coupon"] == {"amount": 2000, "currency": "CNY"}
+    assert approved.json()["approvals"][0]["coupon"] == {"amount": 2000, "currency": "CNY"}
 
 
 def test_an_important_case_needs_two_different_people(review: Review) -> None:

@@ -49,6 +49,7 @@ def case(
         opened_at=NOW,
         causation_id="c-1",
         raised_by=raised_by,
+        evidence=[{"kind": "photo", "url": "https://cdn.example.com/1.jpg"}],
     )
 
 
@@ -188,6 +189,21 @@ class TestSeparationOfDuties:
             c.approve(person="ann", roles=REVIEWER, amount=Money(1, "CNY"), liability=None, at=NOW)
         assert refused.value.rule == "duty.appeal_needs_another_decider"
 
+    def test_a_second_approver_confirms_the_same_coupon(self) -> None:
+        c = case(tier="important", count=2)
+        amount, coupon = Money(15000, "CNY"), Money(2000, "CNY")
+        c.approve(
+            person="ann", roles=REVIEWER, amount=amount, liability=None, at=NOW, coupon=coupon
+        )
+        with pytest.raises(CaseStateError, match="coupon"):
+            c.approve(person="bob", roles=REVIEWER, amount=amount, liability=None, at=NOW)
+        c.approve(
+            person="bob", roles=REVIEWER, amount=amount, liability=None, at=NOW, coupon=coupon
+        )
+        assert c.decision is not None and c.decision["coupon"] == coupon
+        approved = [to_integration(e) for e in c.collect_events()][-1]
+        assert approved is not None and approved.model_dump()["coupon"] == coupon.as_dict()
+
     def test_approval_bounds_and_liability_split(self) -> None:
         c = case()
         with pytest.raises(CaseStateError, match=r"between 1 and CNY 180\.00"):
@@ -252,7 +268,8 @@ class TestEvidenceAndClock:
         assert c.paused_remaining == 3600
         assert c.due(NOW + timedelta(days=2)) is None  # a paused review clock never breaches
         assert c.due(NOW + timedelta(days=3)) == "evidence_overdue"  # the customer's clock
-        c.receive_evidence(1, NOW)
+        c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
+        assert [e["url"][-5:] for e in c.evidence] == ["1.jpg", "2.jpg"]
         assert c.state == "pending"
 
     def test_remind_then_breach_and_escalate(self) -> None:
