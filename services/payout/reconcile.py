@@ -1,0 +1,183 @@
+"""Reconciliation: the provider's settlement report for a day, line by line, against our payouts.
+
+"The money went back" is not the end of a case: every line of the provider's
+report must match one of our payouts, and every payout we consider done that day
+must appear in the report. Each line gets one finding; a report is kept as an
+event, so what finance saw on a day can be shown later exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.ids import derived_id
+
+Kind = Literal[
+    "matched",
+    "missing_on_our_side",
+    "missing_at_provider",
+    "amount_differs",
+    "status_differs",
+]
+COLUMNS = (
+    "merchant_refund_no",
+    "provider_reference",
+    "amount",
+    "currency",
+    "method",
+    "status",
+    "completed_at",
+)
+# The provider's final statuses and what we call the same outcome.
+OURS_FOR = {"success": "paid", "closed": "failed", "abnormal": "failed", "processing": "pending"}
+
+
+class MalformedReport(ValueError):
+    """The settlement file cannot be read; names the line and what is wrong."""
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    merchant_refund_no: str
+    provider_reference: str
+    amount: int
+    currency: str
+    method: str
+    status: str
+    completed_at: str
+
+
+@dataclass(frozen=True)
+class OurPayout:
+    """What payout recorded: the merchant refund number, money and outcome."""
+
+    merchant_refund_no: str
+    amount: int
+    currency: str
+    status: str  # paid / failed / pending / cancelled
+    settled_on: date | None  # the day the outcome was recorded
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    merchant_refund_no: str
+    detail: str
+
+
+def parse_settlement(text: str) -> list[SettlementLine]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
+        raise MalformedReport(f"line 1: expected the header {','.join(COLUMNS)}")
+    lines = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(COLUMNS):
+            raise MalformedReport(f"line {number}: {len(row)} fields, expected {len(COLUMNS)}")
+        fields = dict(zip(COLUMNS, (c.strip() for c in row), strict=True))
+        try:
+            amount = int(fields["amount"])
+        except ValueError:
+            raise MalformedReport(f"line {number}: amount {fields['amount']!r}") from None
+        lines.append(SettlementLine(**{**fields, "amount": amount}))  # type: ignore[arg-type]
+    return lines
+
+
+def reconcile(lines: list[SettlementLine], ours: list[OurPayout], day: date) -> list[Finding]:
+    """One finding per provider line, plus one per payout of `day` the provider does not list."""
+    by_number = {p.merchant_refund_no: p for p in ours}
+    findings = []
+    for line in lines:
+        mine = by_number.get(line.merchant_refund_no)
+        if mine is None:
+            findings.append(
+                Finding(
+                    "missing_on_our_side",
+                    line.merchant_refund_no,
+                    f"the provider lists {line.amount} {line.currency} ({line.status}); "
+                    "we have no such payout",
+                )
+            )
+        elif (line.amount, line.currency) != (mine.amount, mine.currency):
+            findings.append(
+                Finding(
+                    "amount_differs",
+                    line.merchant_refund_no,
+                    f"provider {line.amount} {line.currency}, ours {mine.amount} {mine.currency}",
+                )
+            )
+        elif OURS_FOR.get(line.status) != mine.status:
+            findings.append(
+                Finding(
+                    "status_differs",
+                    line.merchant_refund_no,
+                    f"provider {line.status}, ours {mine.status}",
+                )
+            )
+        else:
+            findings.append(Finding("matched", line.merchant_refund_no, ""))
+    listed = {line.merchant_refund_no for line in lines}
+    for mine in ours:
+        settled = mine.status in {"paid", "failed"} and mine.settled_on == day
+        if settled and mine.merchant_refund_no not in listed:
+            findings.append(
+                Finding(
+                    "missing_at_provider",
+                    mine.merchant_refund_no,
+                    f"we recorded {mine.status} {mine.amount} {mine.currency} on {day}; "
+                    "the provider's report does not list it",
+                )
+            )
+    return findings
+
+
+class ReconciliationReport(Aggregate):
+    """One reconciliation of one provider report: kept as it was, for later questions."""
+
+    @staticmethod
+    def create_id(day: date, digest: str) -> uuid.UUID:
+        return derived_id("reconciliation", day.isoformat(), digest)
+
+    @event("Recorded")
+    def __init__(
+        self,
+        *,
+        day: date,
+        digest: str,
+        findings: list[dict[str, Any]],
+        counts: dict[str, int],
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self.day = day
+        self.digest = digest
+        self.findings = findings
+        self.counts = counts
+        self.actor = actor
+        self.at = at
+
+
+def report_of(
+    text: str, ours: list[OurPayout], day: date, *, actor: str, at: datetime
+) -> ReconciliationReport:
+    """Parse, reconcile and record: the same file reconciled twice names the same report."""
+    findings = reconcile(parse_settlement(text), ours, day)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return ReconciliationReport(
+        day=day,
+        digest=digest,
+        findings=[asdict(f) for f in findings],
+        counts=dict(Counter(f.kind for f in findings)),
+        actor=actor,
+        at=at,
+    )
