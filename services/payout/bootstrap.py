@@ -1,14 +1,20 @@
-"""Payout's composition root: store, gateway, executor, relay and consumer, wired once."""
+"""Payout's composition root: store, routes, executor, poller, callbacks, relay and consumer."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.payout.application import PayoutApplication, to_integration
-from services.payout.executor import PayoutExecutor
+from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
+from services.payout.api import callbacks_router
+from services.payout.application import PayoutApplication
+from services.payout.executor import PayoutExecutor, RetryPolicy
 from services.payout.gateway import SandboxGateway
+from services.payout.poller import StatusPoller
+from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
 from shared.http import health_router, install_problem_handlers
 from shared.runtime import Service, Worker
@@ -23,22 +29,60 @@ def build(settings: PayoutSettings | None = None) -> Service:
     http = FastAPI(title="Refunds — payout", version="1.0.0", description="Payouts.")
     install_problem_handlers(http)
     wired = messaging(
-        app, settings, service="payout", to_integration=to_integration, consumes=["review"]
+        app,
+        settings,
+        service="payout",
+        to_integration=to_integration,
+        consumes=["review", "intake"],  # approvals and compensation; withdrawals
     )
     if settings.executor_enabled:
         wired.workers.append(_executor_worker(app, settings))
+        wired.workers.append(_poller_worker(app, settings))
+    http.include_router(
+        callbacks_router(
+            app, settings.gateway_callback_secret, tolerance_s=settings.callback_tolerance_s
+        )
+    )
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     return Service("payout", settings, http, wired.workers, close=app.close)
 
 
+def retry_policy(settings: PayoutSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.payout_max_attempts,
+        window_s=settings.payout_retry_window_s,
+        base_delay_s=settings.payout_retry_base_s,
+        max_delay_s=settings.payout_retry_max_s,
+    )
+
+
+@asynccontextmanager
+async def routes(app: PayoutApplication, settings: PayoutSettings) -> AsyncIterator[Routes]:
+    """The routes, with an HTTP client that belongs to the running event loop."""
+    gateway = SandboxGateway(settings.gateway_url, settings.gateway_timeout_s)
+    try:
+        yield Routes(GatewayRoute(gateway, settings.notify_url), StoreBalanceRoute(app))
+    finally:
+        await gateway.close()
+
+
 def _executor_worker(app: PayoutApplication, settings: PayoutSettings) -> Worker:
     async def run(stop: asyncio.Event) -> None:
-        # The HTTP client belongs to the event loop the worker runs in.
-        gateway = SandboxGateway(settings.gateway_url, settings.gateway_timeout_s)
-        try:
-            executor = PayoutExecutor(app, gateway, max_attempts=settings.payout_max_attempts)
-            await executor.run(stop)
-        finally:
-            await gateway.close()
+        async with routes(app, settings) as chosen:
+            await PayoutExecutor(app, chosen, policy=retry_policy(settings)).run(stop)
+
+    return run
+
+
+def _poller_worker(app: PayoutApplication, settings: PayoutSettings) -> Worker:
+    async def run(stop: asyncio.Event) -> None:
+        async with routes(app, settings) as chosen:
+            poller = StatusPoller(
+                app,
+                chosen,
+                after_s=settings.payout_poll_after_s,
+                interval_s=settings.payout_poll_interval_s,
+            )
+            await poller.run(stop)
 
     return run

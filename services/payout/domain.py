@@ -1,14 +1,21 @@
-"""Payout's rules: one payout per approval, settled exactly once, on the original route."""
+"""Payout's rules: one payout per approval, settled exactly once, on the original route.
+
+A payout's life: `pending` (the executor owns it) → optionally `processing` (the
+provider accepted it and completes later) → `paid` or `failed`; or `cancelled`
+when the refund was withdrawn before any request left for the provider. Finance
+may take a `failed` payout further: a new attempt series, a switch to store
+balance (with the customer's consent) or a manual payment.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.ids import derived_id, public_id
+from shared.ids import derived_id, parse_public_id, public_id
 from shared.money import Money
 
 # Typical arrival after the provider accepted the refund (DOMAIN.md §5: 1-3
@@ -20,9 +27,15 @@ ARRIVAL_BUSINESS_DAYS = {
     "bank_transfer": 2,
     "card": 3,
 }
+GATEWAY_METHODS = frozenset({"card", "alipay", "wechat_pay", "bank_transfer"})
+STORE_BALANCE = "store_balance"
+OPEN = frozenset({"pending", "processing"})
 
 
-def expected_arrival(method: str, paid_at: datetime) -> datetime:
+def expected_arrival(method: str, paid_at: datetime, latest: date | None = None) -> datetime:
+    """The provider's latest arrival date when it gave one, else our own estimate."""
+    if latest is not None:
+        return datetime.combine(latest, paid_at.timetz())
     days = ARRIVAL_BUSINESS_DAYS.get(method, 3)
     arrival = paid_at
     while days:
@@ -32,8 +45,17 @@ def expected_arrival(method: str, paid_at: datetime) -> datetime:
     return arrival
 
 
+def payout_id_of(merchant_refund_no: str) -> uuid.UUID | None:
+    """The payout behind a merchant refund number (`po_<hex>` or `po_<hex>-<series>`)."""
+    return parse_public_id("po", merchant_refund_no.split("-", 1)[0])
+
+
 class PayoutAlreadySettled(Exception):
     pass
+
+
+class PayoutActionRefused(Exception):
+    """A finance action that the payout's state does not allow (answered 409 later)."""
 
 
 class Payout(Aggregate):
@@ -62,18 +84,41 @@ class Payout(Aggregate):
         self.tenant = tenant
         self.amount = amount
         self.method = method
+        self.original_method = method
         self.payment_reference = payment_reference
         self.status = "pending"
         self.attempts = 0
+        self.series = 1
+        self.number = public_id("po", self.id)
+        # (number, route) of every request that was (maybe) sent
+        self.sent: list[tuple[str, str]] = []
+        self.series_started_at: datetime | None = None
+        self.accepted_at: datetime | None = None
+        self.provider_reference: str | None = None
+        self.last_failure_final = False
+        self.consent_reference: str | None = None
+        self.actions: list[dict[str, Any]] = []
         self.result: dict[str, Any] | None = None
 
     @property
     def merchant_refund_no(self) -> str:
-        return public_id("po", self.id)
+        """The number the current attempt series sends (stable across retries)."""
+        return self.number
 
     @property
     def is_pending(self) -> bool:
-        return self.status == "pending"
+        """Not settled yet (waiting to be sent, or accepted and completing)."""
+        return self.status in OPEN
+
+    @property
+    def was_sent(self) -> bool:
+        return bool(self.sent)
+
+    def has_sent(self, number: str, route: str) -> bool:
+        return (number, route) in self.sent
+
+    def is_current(self, number: str, route: str) -> bool:
+        return number == self.number and route == self.method
 
     def _identity(self) -> dict[str, Any]:
         return {
@@ -81,22 +126,63 @@ class Payout(Aggregate):
             "tenant": self.tenant,
             "amount": self.amount,
             "method": self.method,
-            "merchant_refund_no": self.merchant_refund_no,
+            "merchant_refund_no": self.number,
         }
+
+    # -- the executor's steps -------------------------------------------------------------
+
+    def dispatch(self, at: datetime) -> None:
+        """Recorded before a request leaves: from now on a withdrawal cannot cancel it."""
+        if self.status != "pending":
+            raise PayoutAlreadySettled(self.number)
+        if self.has_sent(self.number, self.method) and self.series_started_at is not None:
+            return
+        self._dispatched(number=self.number, route=self.method, at=at)
+
+    @event("Dispatched")
+    def _dispatched(self, number: str, route: str, at: datetime) -> None:
+        if not self.has_sent(number, route):
+            self.sent.append((number, route))
+        if self.series_started_at is None:
+            self.series_started_at = at
 
     @event("AttemptFailed")
     def record_failed_attempt(self, cause: str, at: datetime) -> None:
         self.attempts += 1
 
-    def succeed(self, provider_reference: str, paid_at: datetime) -> None:
+    def accept(self, provider_reference: str, at: datetime) -> None:
+        """The provider took the refund and completes it later (callback or status query)."""
+        if self.status == "pending":
+            self._accepted(provider_reference=provider_reference, at=at)
+
+    @event("Accepted")
+    def _accepted(self, provider_reference: str, at: datetime) -> None:
+        self.status = "processing"
+        self.provider_reference = provider_reference
+        self.accepted_at = at
+
+    def succeed(
+        self,
+        provider_reference: str,
+        paid_at: datetime,
+        *,
+        arrival_latest: date | None = None,
+        earlier: tuple[str, str] | None = None,
+        via: str = "gateway",
+    ) -> None:
         if not self.is_pending:
-            raise PayoutAlreadySettled(self.merchant_refund_no)
-        arrival = expected_arrival(self.method, paid_at)
+            raise PayoutAlreadySettled(self.number)
+        identity = self._identity()
+        if earlier is not None:
+            # Money moved under an earlier (number, route) of this payout (a status query
+            # or a late callback told us): that is the payment, whatever came after.
+            identity["merchant_refund_no"], identity["method"] = earlier
         self._succeeded(
-            **self._identity(),
+            **identity,
             provider_reference=provider_reference,
             paid_at=paid_at,
-            expected_arrival=arrival,
+            expected_arrival=expected_arrival(identity["method"], paid_at, arrival_latest),
+            via=via,
         )
 
     @event("Succeeded")
@@ -110,18 +196,30 @@ class Payout(Aggregate):
         provider_reference: str,
         paid_at: datetime,
         expected_arrival: datetime,
+        via: str = "gateway",
+        actor: str | None = None,
     ) -> None:
         self.status = "paid"
+        self.provider_reference = provider_reference
         self.result = {
             "provider_reference": provider_reference,
+            "merchant_refund_no": merchant_refund_no,
             "paid_at": paid_at,
             "expected_arrival": expected_arrival,
+            "via": via,
         }
 
-    def fail(self, cause: str, failed_at: datetime) -> None:
+    def fail(self, cause: str, failed_at: datetime, *, final: bool = False) -> None:
+        """Give up; `final` when the provider itself closed the refund under this number."""
         if not self.is_pending:
-            raise PayoutAlreadySettled(self.merchant_refund_no)
-        self._failed(**self._identity(), cause=cause, attempts=self.attempts, failed_at=failed_at)
+            raise PayoutAlreadySettled(self.number)
+        self._failed(
+            **self._identity(),
+            cause=cause,
+            attempts=self.attempts,
+            failed_at=failed_at,
+            provider_final=final,
+        )
 
     @event("Failed")
     def _failed(
@@ -134,6 +232,231 @@ class Payout(Aggregate):
         cause: str,
         attempts: int,
         failed_at: datetime,
+        provider_final: bool = False,
     ) -> None:
         self.status = "failed"
+        self.last_failure_final = provider_final
         self.result = {"cause": cause, "failed_at": failed_at}
+
+    # -- withdrawal -----------------------------------------------------------------------
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status == "pending" and not self.sent
+
+    def cancel(self, reason: str, actor: str, at: datetime) -> bool:
+        """Cancel a payout nothing was sent for yet; False (no change) once sent or settled."""
+        if not self.cancellable:
+            return False
+        self._cancelled(reason=reason, actor=actor, at=at)
+        return True
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, actor: str, at: datetime) -> None:
+        self.status = "cancelled"
+        self.result = {"cause": reason, "cancelled_at": at, "actor": actor}
+
+    # -- finance actions on a failed payout --------------------------------------------------
+
+    def _require_failed(self, action: str) -> None:
+        if self.status != "failed":
+            raise PayoutActionRefused(f"{action} needs a failed payout; this one is {self.status}")
+
+    def retry(self, actor: str, at: datetime) -> None:
+        """A new attempt series under the same merchant refund number.
+
+        Only when the provider closed the refund under that number (no money moved,
+        and the number stays bound to the closed refund) does the series get a new one.
+        """
+        self._require_failed("retry")
+        number = self.number
+        if self.last_failure_final and self.has_sent(self.number, self.method):
+            number = f"{public_id('po', self.id)}-{self.series + 1}"
+        self._retry_requested(actor=actor, at=at, number=number)
+
+    @event("RetryRequested")
+    def _retry_requested(self, actor: str, at: datetime, number: str) -> None:
+        self._new_series(number)
+        self.actions.append({"action": "retry", "actor": actor, "at": at, "number": number})
+
+    def switch_to_store_balance(self, actor: str, consent_reference: str, at: datetime) -> None:
+        """Pay into the customer's store balance instead, with their recorded consent."""
+        self._require_failed("switch to store balance")
+        if not consent_reference.strip():
+            raise PayoutActionRefused("the customer's consent reference is required")
+        self._switched(actor=actor, consent_reference=consent_reference, at=at)
+
+    @event("SwitchedToStoreBalance")
+    def _switched(self, actor: str, consent_reference: str, at: datetime) -> None:
+        self._new_series(self.number)
+        self.method = STORE_BALANCE
+        self.consent_reference = consent_reference
+        self.actions.append(
+            {"action": "store_balance", "actor": actor, "at": at, "consent": consent_reference}
+        )
+
+    def record_manual_payment(self, actor: str, reference: str, at: datetime) -> None:
+        """Finance paid the customer outside the system (e.g. a bank transfer by hand)."""
+        self._require_failed("a manual payment")
+        if not reference.strip():
+            raise PayoutActionRefused("the manual payment's reference is required")
+        self._succeeded(
+            **self._identity(),
+            provider_reference=reference,
+            paid_at=at,
+            expected_arrival=at,
+            via="manual",
+            actor=actor,
+        )
+
+    def _new_series(self, number: str) -> None:
+        self.status = "pending"
+        self.attempts = 0
+        self.series += 1
+        self.number = number
+        self.series_started_at = None
+        self.accepted_at = None
+        self.last_failure_final = False
+
+
+class StoreCredit(Aggregate):
+    """A credit to the customer's store balance: the money of a `store_balance` payout.
+
+    Keyed by the merchant refund number, so recording it twice is impossible.
+    """
+
+    @staticmethod
+    def create_id(merchant_refund_no: str) -> uuid.UUID:
+        return derived_id("store-credit", merchant_refund_no)
+
+    @event("Credited")
+    def __init__(
+        self,
+        *,
+        merchant_refund_no: str,
+        refund_id: str,
+        tenant: str,
+        amount: Money,
+        at: datetime,
+    ) -> None:
+        self.merchant_refund_no = merchant_refund_no
+        self.refund_id = refund_id
+        self.tenant = tenant
+        self.amount = amount
+        self.at = at
+
+    @property
+    def reference(self) -> str:
+        return public_id("sb", self.id)
+
+
+class Coupon(Aggregate):
+    """A compensation coupon, issued once per review event that grants it."""
+
+    @staticmethod
+    def create_id(source_event_id: str) -> uuid.UUID:
+        return derived_id("coupon", source_event_id)
+
+    @event("Issued")
+    def __init__(
+        self,
+        *,
+        source_event_id: str,
+        refund_id: str,
+        tenant: str,
+        order_id: str,
+        value: Money,
+        reason: str,
+        granted_by: str,
+        at: datetime,
+    ) -> None:
+        self.source_event_id = source_event_id
+        self.refund_id = refund_id
+        self.tenant = tenant
+        self.order_id = order_id
+        self.value = value
+        self.reason = reason
+        self.granted_by = granted_by
+        self.at = at
+
+    @property
+    def code(self) -> str:
+        return public_id("cp", self.id)
+
+
+class RefundPayouts(Aggregate):
+    """Which payouts belong to a refund, and whether the customer withdrew it.
+
+    Both an approval and a withdrawal update it, so whichever message comes second
+    sees the first: a withdrawal cancels the payouts not yet sent, and a payout
+    requested after the withdrawal is cancelled at once.
+    """
+
+    @staticmethod
+    def create_id(refund_id: str) -> uuid.UUID:
+        return derived_id("refund-payouts", refund_id)
+
+    @event("Opened")
+    def __init__(self, *, refund_id: str) -> None:
+        self.refund_id = refund_id
+        self.payout_ids: list[uuid.UUID] = []
+        self.withdrawal: dict[str, Any] | None = None
+
+    @event("PayoutAdded")
+    def add(self, payout_id: uuid.UUID) -> None:
+        self.payout_ids.append(payout_id)
+
+    @event("Withdrawn")
+    def withdraw(self, reason: str, actor: str, at: datetime) -> None:
+        self.withdrawal = {"reason": reason, "actor": actor, "at": at}
+
+
+class RefusedCallback(Aggregate):
+    """A gateway callback we refused (bad or stale signature): kept for the audit trail."""
+
+    @event("Refused")
+    def __init__(
+        self,
+        *,
+        reason: str,
+        callback_id: str | None,
+        signature: str | None,
+        body_sha256: str,
+        received_at: datetime,
+    ) -> None:
+        self.reason = reason
+        self.callback_id = callback_id
+        self.signature = signature
+        self.body_sha256 = body_sha256
+        self.received_at = received_at
+
+
+class CallbackLog(Aggregate):
+    """One gateway notification (by its signed id): processed once, every repeat recorded."""
+
+    @staticmethod
+    def create_id(callback_id: str) -> uuid.UUID:
+        return derived_id("gateway-callback", callback_id)
+
+    @event("Received")
+    def __init__(
+        self,
+        *,
+        callback_id: str,
+        type: str,
+        merchant_refund_no: str,
+        status: str,
+        outcome: str,
+        received_at: datetime,
+    ) -> None:
+        self.callback_id = callback_id
+        self.type = type
+        self.merchant_refund_no = merchant_refund_no
+        self.status = status
+        self.outcome = outcome
+        self.received_at = received_at
+        self.repeats = 0
+
+    @event("Replayed")
+    def replayed(self, received_at: datetime) -> None:
+        self.repeats += 1

@@ -1,4 +1,20 @@
-"""Moves the money: follows the payout log and settles each pending payout exactly once."""
+"""Moves the money: follows the payout log and settles each pending payout exactly once.
+
+For every payout waiting to be sent (requested, retried by finance, or switched to
+store balance) the executor
+
+1. asks every route an earlier request of this payout went to whether the money
+   moved there (a switch to store balance must not pay twice);
+2. queries the current route before it re-sends anything it may have sent before
+   (a crash between sending and recording, a timeout after the money moved):
+   404 → send; processing → wait for the callback or the poller; success → paid;
+   closed/abnormal → failed;
+3. records `Dispatched` before the request leaves, so that a withdrawal can no
+   longer cancel it, and sends with the approval-derived merchant refund number;
+4. retries transient failures (timeouts, 5xx, 429) with exponential backoff and
+   jitter, honouring Retry-After, bounded in attempts and in total time; a
+   permanent failure stops at once. Giving up records the failure with its cause.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +22,82 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
 
+from services.payout.adapters import RefundOrder, Routes
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
-from services.payout.gateway import PermanentGatewayError, SandboxGateway, TransientGatewayError
+from services.payout.gateway import GatewayReceipt, PermanentGatewayError, TransientGatewayError
 from shared.aio import sleep_or_stop
 from shared.follower import LogFollower
 
 log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[asyncio.Event, float], Awaitable[None]]
+
+# The events after which a payout waits to be sent.
+WAKE_EVENTS = ("Requested", "RetryRequested", "SwitchedToStoreBalance")
 
 
 class Stopping(Exception):
     """The service stops mid-payout; the batch must not be marked done."""
 
 
-class PayoutExecutor:
-    """Calls the gateway for every requested payout, with the approval-derived refund number.
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded in attempts and in total time."""
 
-    The follower position advances only after every payout of a batch is settled,
-    so a crash repeats the calls; the gateway answers a repeated merchant refund
-    number with the original result instead of paying again.
+    max_attempts: int = 5
+    window_s: float = 900.0
+    base_delay_s: float = 0.2
+    max_delay_s: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """The wait after the `attempt`-th failure; never shorter than the provider asked."""
+        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        jittered = backoff * rng.uniform(0.5, 1.0)  # spreads retries of many payouts apart
+        if retry_after is not None:
+            return max(retry_after, jittered)
+        return jittered
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PayoutExecutor:
+    """Calls the payout's route for every payout waiting to be sent.
+
+    The follower position advances only after every payout of a batch is settled
+    (or accepted and left to the callback/poller), so a crash repeats the batch;
+    the query-before-send step makes the repeat send nothing twice.
     """
 
     def __init__(
         self,
         app: PayoutApplication,
-        gateway: SandboxGateway,
+        routes: Routes,
         *,
-        max_attempts: int = 5,
-        base_delay: float = 0.2,
-        max_delay: float = 10.0,
+        policy: RetryPolicy | None = None,
         concurrency: int = 16,
+        clock: Clock = _now,
+        sleep: Sleep = sleep_or_stop,
+        rng: random.Random | None = None,
     ) -> None:
         self.app = app
-        self.gateway = gateway
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.routes = routes
+        self.policy = policy or RetryPolicy()
         self.concurrency = concurrency
-        self.follower = LogFollower(app, "executor", topics=[get_topic(Payout.Requested)])  # type: ignore[attr-defined]
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        topics = [get_topic(getattr(Payout, name)) for name in WAKE_EVENTS]
+        self.follower = LogFollower(app, "executor", topics=topics)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.load()
@@ -57,9 +107,8 @@ class PayoutExecutor:
                 if not batch:
                     continue
                 limit = asyncio.Semaphore(self.concurrency)
-                await asyncio.gather(
-                    *(self._execute(e.event.originator_id, limit, stop) for e in batch)
-                )
+                ids = list(dict.fromkeys(e.event.originator_id for e in batch))
+                await asyncio.gather(*(self._limited(i, limit, stop) for i in ids))
                 await self.follower.advance(batch[-1].position)
             except Stopping:
                 return
@@ -67,52 +116,111 @@ class PayoutExecutor:
                 log.exception("payout executor failed; retrying")
                 await sleep_or_stop(stop, 1.0)
 
-    async def _execute(
+    async def _limited(
         self, payout_id: uuid.UUID, limit: asyncio.Semaphore, stop: asyncio.Event
     ) -> None:
         async with limit:
+            await self.execute(payout_id, stop)
+
+    async def execute(self, payout_id: uuid.UUID, stop: asyncio.Event) -> None:
+        """Drive one payout until it is settled, accepted, cancelled or given up."""
+        while True:
             payout = await asyncio.to_thread(self.app.payout, payout_id)
-            attempts = payout.attempts
-            while payout.is_pending:
-                try:
-                    receipt = await self.gateway.refund(
-                        merchant_refund_no=payout.merchant_refund_no,
-                        amount=payout.amount.amount,
-                        currency=payout.amount.currency,
-                        method=payout.method,
-                        reference=payout.payment_reference,
-                    )
-                except PermanentGatewayError as error:
-                    await asyncio.to_thread(self.app.record_failure, payout_id, str(error), _now())
-                    return
-                except TransientGatewayError as error:
-                    attempts += 1
-                    payout = await asyncio.to_thread(
-                        self.app.record_failed_attempt, payout_id, str(error), _now()
-                    )
-                    if attempts >= self.max_attempts:
-                        await asyncio.to_thread(
-                            self.app.record_failure, payout_id, str(error), _now()
-                        )
-                        return
-                    await sleep_or_stop(stop, self._delay(attempts, error.retry_after))
-                    if stop.is_set():
-                        raise Stopping from None
-                    continue
-                await asyncio.to_thread(
-                    self.app.record_success,
-                    payout_id,
-                    receipt.provider_reference,
-                    receipt.executed_at,
-                )
+            if payout.status != "pending":
                 return
+            try:
+                if await self._settled_before_sending(payout):
+                    return
+                payout = await asyncio.to_thread(self.app.record_dispatch, payout_id, self.clock())
+                if payout.status != "pending":
+                    return  # cancelled by a withdrawal just before: nothing was sent
+                receipt = await self.routes.for_method(payout.method).refund(order_of(payout))
+            except PermanentGatewayError as error:
+                if error.receipt is not None:
+                    await self._record(payout, payout.number, payout.method, error.receipt)
+                else:
+                    await asyncio.to_thread(
+                        self.app.record_failure, payout_id, str(error), self.clock()
+                    )
+                return
+            except TransientGatewayError as error:
+                if not await self._wait_for_retry(payout_id, error, stop):
+                    return
+                continue
+            await self._record(payout, payout.number, payout.method, receipt)
+            return
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        backoff: float = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return backoff * random.uniform(0.5, 1.0)  # full jitter keeps retries from aligning
+    async def _settled_before_sending(self, payout: Payout) -> bool:
+        """Query every route this payout may already have reached; True when that settled it."""
+        for number, route in payout.sent:
+            if payout.is_current(number, route):
+                continue
+            earlier = await self.routes.for_method(route).query(number)
+            if earlier is None or earlier.failed:
+                continue
+            if earlier.status == "processing":
+                raise TransientGatewayError(f"earlier request {number} still processing")
+            await self._record(payout, number, route, earlier)
+            return True
+        if payout.has_sent(payout.number, payout.method):
+            found = await self.routes.for_method(payout.method).query(payout.number)
+            if found is not None:
+                await self._record(payout, payout.number, payout.method, found)
+                return True
+        return False
+
+    async def _record(
+        self, payout: Payout, number: str, route: str, receipt: GatewayReceipt
+    ) -> None:
+        await asyncio.to_thread(
+            self.app.record_receipt, payout.id, number, route, receipt, self.clock()
+        )
+
+    async def _wait_for_retry(
+        self, payout_id: uuid.UUID, error: TransientGatewayError, stop: asyncio.Event
+    ) -> bool:
+        """Record the failed attempt and wait; False when the series gave up instead."""
+        now = self.clock()
+        payout = await asyncio.to_thread(self.app.record_failed_attempt, payout_id, str(error), now)
+        if not payout.is_pending:
+            return False
+        delay = self.policy.delay(payout.attempts, error.retry_after, self.rng)
+        started = payout.series_started_at or now
+        elapsed = (now - started).total_seconds()
+        cause = None
+        if payout.attempts >= self.policy.max_attempts:
+            cause = f"gave up after {payout.attempts} attempts: {error}"
+        elif elapsed + delay > self.policy.window_s:
+            cause = f"gave up after {elapsed:.0f}s ({payout.attempts} attempts): {error}"
+        if cause is not None:
+            if not await self._settled_by_last_look(payout):
+                await asyncio.to_thread(self.app.record_failure, payout_id, cause, self.clock())
+            return False
+        await self.sleep(stop, delay)
+        if stop.is_set():
+            raise Stopping from None
+        return True
+
+    async def _settled_by_last_look(self, payout: Payout) -> bool:
+        """Before giving up, one status query: the money may have moved after all."""
+        if not payout.has_sent(payout.number, payout.method):
+            return False
+        try:
+            found = await self.routes.for_method(payout.method).query(payout.number)
+        except (TransientGatewayError, PermanentGatewayError):
+            return False
+        if found is None:
+            return False
+        await self._record(payout, payout.number, payout.method, found)
+        return True
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def order_of(payout: Payout) -> RefundOrder:
+    return RefundOrder(
+        merchant_refund_no=payout.number,
+        refund_id=payout.refund_id,
+        tenant=payout.tenant,
+        amount=payout.amount,
+        method=payout.method,
+        payment_reference=payout.payment_reference,
+    )

@@ -1,11 +1,14 @@
-"""Client of the payment gateway's refund API (the sandbox here; real adapters later)."""
+"""Client of the payment gateway's refund API (the protocol: sandbox/GATEWAY.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import httpx
+
+FINAL_FAILURES = frozenset({"closed", "abnormal"})
 
 
 class TransientGatewayError(Exception):
@@ -17,48 +20,128 @@ class TransientGatewayError(Exception):
 
 
 class PermanentGatewayError(Exception):
-    """Retrying cannot help: the provider refused the refund itself."""
+    """Retrying cannot help: the provider refused the refund, or the request is wrong.
+
+    `receipt` is set when the provider closed the refund under this number (402):
+    then no money moved and the number stays bound to the closed refund.
+    """
+
+    def __init__(self, cause: str, receipt: GatewayReceipt | None = None) -> None:
+        super().__init__(cause)
+        self.receipt = receipt
 
 
 @dataclass(frozen=True)
 class GatewayReceipt:
+    """The provider's view of one refund (the refund object)."""
+
     provider_reference: str
-    executed_at: datetime
+    executed_at: datetime | None
+    status: str = "success"
+    failure_reason: str | None = None
+    arrival_latest: date | None = None
+    merchant_refund_no: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FINAL_FAILURES
+
+    @property
+    def cause(self) -> str:
+        return f"refund {self.status}: {self.failure_reason or 'no reason given'}"
+
+    @classmethod
+    def from_refund(cls, data: dict[str, Any]) -> GatewayReceipt:
+        executed = data.get("executed_at")
+        arrival = data.get("arrival") or {}
+        latest = arrival.get("latest")
+        return cls(
+            provider_reference=str(data.get("provider_reference") or ""),
+            executed_at=datetime.fromisoformat(executed) if executed else None,
+            status=str(data.get("status") or "success"),
+            failure_reason=data.get("failure_reason"),
+            arrival_latest=date.fromisoformat(latest) if latest else None,
+            merchant_refund_no=data.get("merchant_refund_no"),
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+        )
 
 
 class SandboxGateway:
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    """HTTP adapter for the card, Alipay, WeChat Pay and bank-transfer routes."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 5.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        event_hooks: dict[str, list[Any]] | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, transport=transport, event_hooks=event_hooks
+        )
 
     async def refund(
-        self, *, merchant_refund_no: str, amount: int, currency: str, method: str, reference: str
+        self,
+        *,
+        merchant_refund_no: str,
+        amount: int,
+        currency: str,
+        method: str,
+        reference: str,
+        notify_url: str | None = None,
     ) -> GatewayReceipt:
-        body = {
+        """Ask for the refund; a `processing` receipt means the outcome comes later."""
+        body: dict[str, Any] = {
             "merchant_refund_no": merchant_refund_no,
             "amount": amount,
             "currency": currency,
             "method": method,
             "payment_reference": reference,
         }
+        if notify_url:
+            body["notify_url"] = notify_url
         try:
             response = await self._client.post("/v1/refunds", json=body)
         except httpx.TransportError as error:  # includes timeouts: money may have moved
             raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
         if response.status_code == 200:
-            data = response.json()
-            return GatewayReceipt(
-                data["provider_reference"], datetime.fromisoformat(data["executed_at"])
-            )
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientGatewayError(
-                f"gateway answered {response.status_code}", _retry_after(response)
-            )
+            return GatewayReceipt.from_refund(response.json())
+        _raise_transient(response)
+        if response.status_code == 402:
+            receipt = GatewayReceipt.from_refund(response.json())
+            raise PermanentGatewayError(f"gateway refused: {receipt.cause}", receipt)
         raise PermanentGatewayError(
             f"gateway refused: {response.status_code} {response.text[:200]}"
         )
 
+    async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
+        """The refund as the provider knows it now; None when it never received it."""
+        try:
+            response = await self._client.get(f"/v1/refunds/{merchant_refund_no}")
+        except httpx.TransportError as error:
+            raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code == 200:
+            return GatewayReceipt.from_refund(response.json())
+        _raise_transient(response)
+        raise PermanentGatewayError(
+            f"status query refused: {response.status_code} {response.text[:200]}"
+        )
+
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _raise_transient(response: httpx.Response) -> None:
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientGatewayError(
+            f"gateway answered {response.status_code}", _retry_after(response)
+        )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, refuse_placeholder
+
+SANDBOX_CALLBACK_SECRET = "sandbox-dev-callback-secret"  # noqa: S105 - public by design
+CALLBACK_PATH = "/v1/gateway/callbacks"
 
 
 class PayoutSettings(ServiceSettings):
@@ -13,5 +16,43 @@ class PayoutSettings(ServiceSettings):
         "http://127.0.0.1:8010", pattern=r"^https?://", description="payment gateway base URL"
     )
     gateway_timeout_s: float = Field(5.0, gt=0, le=120, description="per-call gateway timeout")
-    payout_max_attempts: int = Field(5, ge=1, le=100, description="gateway attempts per payout")
+    gateway_callback_secret: str = Field(
+        SANDBOX_CALLBACK_SECRET,
+        description="HMAC key of gateway callbacks (the sandbox's public dev key by default; "
+        "a real secret in production)",
+    )
+    callback_tolerance_s: int = Field(
+        300, ge=1, le=3600, description="callbacks signed further from now are refused"
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="this service's public base URL, for the gateway's notify_url "
+        "(default http://127.0.0.1:<port>)",
+    )
+    payout_max_attempts: int = Field(5, ge=1, le=100, description="gateway attempts per series")
+    payout_retry_window_s: float = Field(
+        900.0, gt=0, le=7 * 86400, description="total time an attempt series may take"
+    )
+    payout_retry_base_s: float = Field(0.2, gt=0, le=600, description="first retry delay")
+    payout_retry_max_s: float = Field(60.0, gt=0, le=3600, description="longest retry delay")
+    payout_poll_after_s: float = Field(
+        30.0, ge=0, le=86400, description="query a `processing` refund after this long"
+    )
+    payout_poll_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="how often the poller looks for `processing` refunds"
+    )
     executor_enabled: bool = Field(True, description="run the payout executor in this process")
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> PayoutSettings:
+        secret = self.gateway_callback_secret
+        refuse_placeholder("REFUNDS_GATEWAY_CALLBACK_SECRET", secret or None, self.env)
+        if self.env == "production" and secret == SANDBOX_CALLBACK_SECRET:
+            raise ValueError("REFUNDS_GATEWAY_CALLBACK_SECRET must not be the sandbox's dev key")
+        return self
+
+    @property
+    def notify_url(self) -> str:
+        base = self.public_url or f"http://127.0.0.1:{self.port}"
+        return base.rstrip("/") + CALLBACK_PATH

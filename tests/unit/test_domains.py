@@ -81,6 +81,8 @@ DOMAIN_MODULES = [
     "review/rules.py",
     "review/calendar.py",
     "payout/domain.py",
+    "payout/fx.py",
+    "payout/reconcile.py",
     "notify/domain.py",
     "../shared/idempotency.py",
     "../shared/money.py",

@@ -1,0 +1,88 @@
+"""Resolves `processing` payouts whose completion callback never came, by status query."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from eventsourcing.utils import get_topic
+
+from services.payout.adapters import Routes
+from services.payout.application import PayoutApplication
+from services.payout.domain import Payout
+from services.payout.gateway import PermanentGatewayError, TransientGatewayError
+from shared.aio import sleep_or_stop
+from shared.follower import LogFollower
+
+log = logging.getLogger(__name__)
+
+
+class StatusPoller:
+    """Watches payouts the provider accepted; queries each once it has waited `after_s`.
+
+    The candidates come from the log (`Accepted` events, read from the start on
+    each run, so nothing is forgotten across restarts); a payout leaves the set
+    once it is settled, by callback or by this poller.
+    """
+
+    def __init__(
+        self,
+        app: PayoutApplication,
+        routes: Routes,
+        *,
+        after_s: float = 30.0,
+        interval_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.after_s = after_s
+        self.interval_s = interval_s
+        self.clock = clock
+        self.follower = LogFollower(app, "poller", topics=[get_topic(Payout.Accepted)])  # type: ignore[attr-defined]
+        self.watching: set[uuid.UUID] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.poll_once()
+            except Exception:  # store or gateway trouble: try again next round
+                log.exception("payout poller failed; retrying")
+            await sleep_or_stop(stop, self.interval_s)
+
+    async def poll_once(self) -> int:
+        """Query every due `processing` payout once; how many got settled."""
+        while batch := await self.follower.next_batch(wait=0):
+            self.watching.update(e.event.originator_id for e in batch)
+            self.follower.position = batch[-1].position  # in memory: re-read on restart
+        settled = 0
+        for payout_id in list(self.watching):
+            payout = await asyncio.to_thread(self.app.payout, payout_id)
+            if payout.status != "processing":
+                self.watching.discard(payout_id)
+                continue
+            accepted = payout.accepted_at or self.clock()
+            if (self.clock() - accepted).total_seconds() < self.after_s:
+                continue
+            try:
+                found = await self.routes.for_method(payout.method).query(payout.number)
+            except (TransientGatewayError, PermanentGatewayError) as error:
+                log.warning("status query of %s failed: %s", payout.number, error)
+                continue
+            if found is None or found.status == "processing":
+                continue
+            payout = await asyncio.to_thread(
+                self.app.record_receipt,
+                payout_id,
+                payout.number,
+                payout.method,
+                found,
+                self.clock(),
+            )
+            if not payout.is_pending:
+                self.watching.discard(payout_id)
+                settled += 1
+        return settled

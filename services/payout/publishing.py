@@ -1,0 +1,40 @@
+"""Which of payout's stored events become public integration events, and their shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.payout.domain import Payout
+from shared.contracts import IntegrationEvent, MoneyModel, PayoutFailedV1, PayoutSucceededV1
+from shared.ids import public_id
+
+# Store credits, coupons, callback logs, cancellations and finance actions stay
+# payout's own records; the refund's public story is its success or failure.
+Paid: Any = Payout
+
+
+def to_integration(event: Any) -> IntegrationEvent | None:
+    if isinstance(event, Paid.Succeeded):
+        return PayoutSucceededV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            payout_id=public_id("po", event.originator_id),
+            amount=MoneyModel.of(event.amount),
+            method=event.method,
+            merchant_refund_no=event.merchant_refund_no,
+            provider_reference=event.provider_reference,
+            paid_at=event.paid_at,
+            expected_arrival=event.expected_arrival,
+        )
+    if isinstance(event, Paid.Failed):
+        return PayoutFailedV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            payout_id=public_id("po", event.originator_id),
+            amount=MoneyModel.of(event.amount),
+            method=event.method,
+            cause=event.cause,
+            attempts=event.attempts,
+            failed_at=event.failed_at,
+        )
+    return None
