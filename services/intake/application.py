@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,14 +86,13 @@ class IntakeApplication(ServiceApplication):
     def withdraw(
         self, *, tenant: str, refund_id: str, reason: str, actor: str, keyed: KeyedRequest | None
     ) -> tuple[RefundRequest, bool]:
-        def attempt() -> tuple[Outcome, list[Any]]:
-            refund = self._refund(tenant, refund_id)
+        def change(refund: RefundRequest) -> list[Any]:
             refund.withdraw(reason=reason, actor=actor, at=_now())
             order = self._existing_order(refund)
             order.release(str(refund.id), why="withdrawn")
-            return Outcome(200, refund.id, refund.version), [refund, order]
+            return [order]
 
-        return self._answer(*self.execute(keyed, attempt))
+        return self._on_refund(tenant, refund_id, keyed, change)
 
     def add_evidence(
         self,
@@ -104,20 +104,18 @@ class IntakeApplication(ServiceApplication):
         actor: str,
         keyed: KeyedRequest | None,
     ) -> tuple[RefundRequest, bool]:
-        def attempt() -> tuple[Outcome, list[Any]]:
-            refund = self._refund(tenant, refund_id)
+        def change(refund: RefundRequest) -> list[Any]:
             refund.add_evidence(evidence=evidence, note=note, actor=actor, at=_now())
-            return Outcome(200, refund.id, refund.version), [refund]
+            return []
 
-        return self._answer(*self.execute(keyed, attempt))
+        return self._on_refund(tenant, refund_id, keyed, change)
 
     def appeal(
         self, *, tenant: str, refund_id: str, statement: str, actor: str, keyed: KeyedRequest | None
     ) -> tuple[RefundRequest, bool]:
         """Reopen a rejected refund; its amount is reserved again, if the order still has it."""
 
-        def attempt() -> tuple[Outcome, list[Any]]:
-            refund = self._refund(tenant, refund_id)
+        def change(refund: RefundRequest) -> list[Any]:
             refund.appeal(statement=statement, actor=actor, at=_now())
             order = self._existing_order(refund)
             try:
@@ -128,17 +126,32 @@ class IntakeApplication(ServiceApplication):
                     "since the rejection, other refunds of this order took its balance: "
                     + str(taken),
                 ) from None
-            return Outcome(200, refund.id, refund.version), [refund, order]
+            return [order]
 
-        return self._answer(*self.execute(keyed, attempt))
+        return self._on_refund(tenant, refund_id, keyed, change)
 
     def confirm_receipt(
         self, *, tenant: str, refund_id: str, actor: str, keyed: KeyedRequest | None
     ) -> tuple[RefundRequest, bool]:
+        def change(refund: RefundRequest) -> list[Any]:
+            refund.confirm_receipt(actor=actor, at=_now())
+            return []
+
+        return self._on_refund(tenant, refund_id, keyed, change)
+
+    def _on_refund(
+        self,
+        tenant: str,
+        refund_id: str,
+        keyed: KeyedRequest | None,
+        change: Callable[[RefundRequest], list[Any]],
+    ) -> tuple[RefundRequest, bool]:
+        """One platform action on one refund (plus what it touches), once per key."""
+
         def attempt() -> tuple[Outcome, list[Any]]:
             refund = self._refund(tenant, refund_id)
-            refund.confirm_receipt(actor=actor, at=_now())
-            return Outcome(200, refund.id, refund.version), [refund]
+            touched = change(refund)
+            return Outcome(200, refund.id, refund.version), [refund, *touched]
 
         return self._answer(*self.execute(keyed, attempt))
 
