@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
 
@@ -42,7 +42,13 @@ IdempotencyKey = Annotated[
     str | None,
     Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
 ]
-RefundId = Annotated[str, "rf_…"]
+RefundId = Annotated[
+    str,
+    Path(
+        description="the refund's id",
+        examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"],
+    ),
+]
 
 
 def invalid(errors: list[dict[str, str]]) -> Problem:
