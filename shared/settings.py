@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from refunds.jwt import DEV_JWT_SECRET
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
 
@@ -77,3 +79,27 @@ def refuse_placeholder(name: str, value: str | None, env: str) -> None:
     """Outside dev/test, a missing or placeholder secret stops start-up."""
     if env == "production" and (value is None or value.strip().lower() in PLACEHOLDERS):
         raise ValueError(f"{name} must be set to a real secret in production")
+
+
+class StaffSettings(ServiceSettings):
+    """Settings of a service with a staff API: the secret that signs staff tokens."""
+
+    jwt_secret: str = Field(
+        "",
+        repr=False,
+        description="HS256 secret of staff tokens (REFUNDS_JWT_SECRET); outside production, "
+        "the public dev secret",
+    )
+
+    @model_validator(mode="after")
+    def _real_staff_secret_in_production(self) -> StaffSettings:
+        if self.env == "production":
+            refuse_placeholder("REFUNDS_JWT_SECRET", self.jwt_secret or None, self.env)
+            if len(self.jwt_secret) < 32 or self.jwt_secret == DEV_JWT_SECRET:
+                raise ValueError(
+                    "REFUNDS_JWT_SECRET: production needs 32+ characters, not the dev secret"
+                )
+        return self
+
+    def staff_secret(self) -> str:
+        return self.jwt_secret or DEV_JWT_SECRET

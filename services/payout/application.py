@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.utils import get_topic
 
 from services.payout.adapters import RefundOrder
 from services.payout.domain import (
+    GATEWAY_METHODS,
     CallbackLog,
     Coupon,
     Payout,
@@ -22,6 +24,7 @@ from services.payout.domain import (
     payout_id_of,
 )
 from services.payout.gateway import GatewayReceipt
+from services.payout.reconcile import OurPayout, ReconciliationReport, report_of
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
@@ -30,6 +33,20 @@ from shared.contracts import (
     ReviewApprovedV1,
     ReviewCompensationOfferedV1,
 )
+from shared.idempotency import KeyedRequest, Outcome
+
+
+class DateAsISO(Transcoding):
+    """A calendar day (a reconciliation's `day`) as `YYYY-MM-DD`."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
 
 
 class PayoutNotFound(Exception):
@@ -74,6 +91,10 @@ def apply_receipt(
 
 class PayoutApplication(ServiceApplication):
     name = "Payout"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
 
     # -- reactions ----------------------------------------------------------------------------
 
@@ -304,6 +325,85 @@ class PayoutApplication(ServiceApplication):
             self._existing(payout_id), lambda p: p.record_manual_payment(actor, reference, at)
         )
 
+    def act_once(
+        self, payout_id: uuid.UUID, change: Callable[[Payout], None], keyed: KeyedRequest | None
+    ) -> tuple[Payout, bool]:
+        """Apply one finance action at most once per idempotency key (none: like `update`).
+
+        `change` is a pure decision on the payout (one of its finance actions), redone on
+        fresh state after a write conflict; a refusal (`PayoutActionRefused`) stores
+        nothing and is not remembered under the key. Returns the payout as first answered
+        (a replay: at the version recorded under the key) and whether this was a replay.
+        """
+        self._existing(payout_id)
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            payout = self.payout(payout_id)
+            change(payout)
+            return Outcome(200, payout.id, payout.version), [payout]
+
+        outcome, fresh = self.execute(keyed, attempt)
+        if isinstance(fresh, Payout):
+            return fresh, False
+        replayed: Payout = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return replayed, True
+
+    def find_payout(self, payout_id: uuid.UUID) -> Payout | None:
+        found: Payout | None = self._find(payout_id, Payout)
+        return found
+
+    def history(self, payout_id: uuid.UUID) -> list[Any]:
+        """Every stored event of one aggregate, oldest first (a payout's trail)."""
+        return list(self.repository.event_store.get(payout_id))
+
+    # -- reconciliation -----------------------------------------------------------------------
+
+    def reconcile_report(
+        self, text: str, day: date, *, actor: str
+    ) -> tuple[ReconciliationReport, bool]:
+        """Reconcile the provider's settlement file for `day`; (report, created now).
+
+        The same file for the same day names the same report: reconciling it again
+        answers the report recorded the first time. `MalformedReport` names the line.
+        """
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        report_id = ReconciliationReport.create_id(day, digest)
+        for _ in range(self.max_conflict_retries):
+            existing = self.reconciliation(report_id)
+            if existing is not None:
+                return existing, False
+            report = report_of(text, self.our_payouts(), day, actor=actor, at=self.clock())
+            try:
+                self.save(report)
+            except IntegrityError:
+                continue  # the same file reconciled concurrently: answer with that report
+            return report, True
+        raise RuntimeError(f"could not record the reconciliation of {day}")
+
+    def reconciliation(self, report_id: uuid.UUID) -> ReconciliationReport | None:
+        found: ReconciliationReport | None = self._find(report_id, ReconciliationReport)
+        return found
+
+    def all_payouts(self) -> list[Payout]:
+        """Every payout ever requested, oldest first."""
+        topics = [get_topic(Payout.Requested)]  # type: ignore[attr-defined]
+        ids: list[uuid.UUID] = []
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(start=start, limit=1000, topics=topics)
+            if not batch:
+                break
+            ids += [uuid.UUID(str(n.originator_id)) for n in batch]
+            start = batch[-1].id + 1
+        return [self.payout(payout_id) for payout_id in ids]
+
+    def our_payouts(self) -> list[OurPayout]:
+        """What we recorded under every merchant refund number sent to the gateway."""
+        ours: list[OurPayout] = []
+        for payout in self.all_payouts():
+            ours.extend(our_records(payout))
+        return ours
+
     def _existing(self, payout_id: uuid.UUID) -> uuid.UUID:
         if self._find(payout_id, Payout) is None:
             raise PayoutNotFound(str(payout_id))
@@ -366,3 +466,37 @@ class PayoutApplication(ServiceApplication):
         )
         self.save(refused)
         return refused
+
+
+def _day(at: Any) -> date | None:
+    return at.astimezone(UTC).date() if isinstance(at, datetime) else None
+
+
+def our_records(payout: Payout) -> list[OurPayout]:
+    """The payout as the provider knows it: one record per gateway merchant refund number.
+
+    The number the money moved under is `paid` on the day it moved; an earlier number of a
+    later series is `failed` (the provider closed it or never completed it); the current
+    number has the payout's own status (`processing` is still `pending`). Store balance and
+    manual payments never reach the provider, so they are not listed under their own route.
+    """
+    result = payout.result or {}
+    amount, currency = payout.amount.amount, payout.amount.currency
+    paid_number = result.get("merchant_refund_no") if payout.status == "paid" else None
+    via = result.get("via")
+    numbers = [number for number, route in payout.sent if route in GATEWAY_METHODS]
+    if payout.method in GATEWAY_METHODS and payout.number not in numbers:
+        numbers.append(payout.number)  # not sent yet: pending or cancelled
+    records = []
+    for number in dict.fromkeys(numbers):
+        gateway_paid = via == "gateway" and payout.method in GATEWAY_METHODS
+        if payout.status == "paid" and gateway_paid and number == paid_number:
+            status, settled = "paid", _day(result.get("paid_at"))
+        elif number == payout.number and payout.method in GATEWAY_METHODS and via != "manual":
+            status = "pending" if payout.status == "processing" else payout.status
+            at = result.get("failed_at") or result.get("cancelled_at") or result.get("paid_at")
+            settled = _day(at) if status in {"paid", "failed", "cancelled"} else None
+        else:
+            status, settled = "failed", None
+        records.append(OurPayout(number, amount, currency, status, settled))
+    return records

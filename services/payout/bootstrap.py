@@ -1,4 +1,5 @@
-"""Payout's composition root: store, routes, executor, poller, callbacks, relay and consumer."""
+"""Payout's composition root: store, routes, executor, poller, callbacks, staff API, relay
+and consumer."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
-from services.payout.api import callbacks_router
+from services.payout.api import callbacks_router, staff_router
 from services.payout.application import PayoutApplication
 from services.payout.executor import PayoutExecutor, RetryPolicy
 from services.payout.gateway import SandboxGateway
+from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.poller import StatusPoller
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
+from shared.aio import every
 from shared.http import health_router, install_problem_handlers
 from shared.runtime import Service, Worker
 from shared.settings import load_settings
+from shared.staff import StaffAuth
 from shared.store import store_env
 from shared.wiring import messaging
+
+INDEX_INTERVAL_SECONDS = 0.5
 
 
 def build(settings: PayoutSettings | None = None) -> Service:
@@ -43,6 +49,9 @@ def build(settings: PayoutSettings | None = None) -> Service:
             app, settings.gateway_callback_secret, tolerance_s=settings.callback_tolerance_s
         )
     )
+    index, reports = PayoutIndex(app), ReconciliationIndex(app)
+    http.include_router(staff_router(app, index, reports, StaffAuth(settings.staff_secret())))
+    wired.workers.append(every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     return Service("payout", settings, http, wired.workers, close=app.close)
 

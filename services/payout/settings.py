@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.settings import ServiceSettings, refuse_placeholder
+from shared.settings import StaffSettings, refuse_placeholder
 
 SANDBOX_CALLBACK_SECRET = "sandbox-dev-callback-secret"  # noqa: S105 - public by design
 CALLBACK_PATH = "/v1/gateway/callbacks"
 
 
-class PayoutSettings(ServiceSettings):
+class PayoutSettings(StaffSettings):
     port: int = Field(8003, ge=1, le=65535)
     gateway_url: str = Field(
         "http://127.0.0.1:8010", pattern=r"^https?://", description="payment gateway base URL"

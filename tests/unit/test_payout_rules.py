@@ -159,8 +159,9 @@ def test_settings_refuse_the_dev_callback_secret_in_production() -> None:
     assert PayoutSettings(port=8123).notify_url == "http://127.0.0.1:8123/v1/gateway/callbacks"
     public = PayoutSettings(public_url="https://payout.example.com/")
     assert public.notify_url == "https://payout.example.com/v1/gateway/callbacks"
+    staff = "a-real-staff-token-secret-0123456789abcdef"
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
-        PayoutSettings(env="production")
+        PayoutSettings(env="production", jwt_secret=staff)
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
-        PayoutSettings(env="production", gateway_callback_secret="changeme")
-    PayoutSettings(env="production", gateway_callback_secret="a-real-secret-3f9c")
+        PayoutSettings(env="production", gateway_callback_secret="changeme", jwt_secret=staff)
+    PayoutSettings(env="production", gateway_callback_secret="a-real-secret-3f9c", jwt_secret=staff)

@@ -1,0 +1,130 @@
+"""Payout's read models: the payout list and the reconciliation list, kept from payout's log.
+
+One row per payout (public id, refund, tenant, status, method, created time,
+version) and one per reconciliation report (id, day, recorded time, version);
+see shared/readmodel.py for how they are kept and paged (newest first, Stripe
+cursors on public ids).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.payout.domain import Payout
+from services.payout.reconcile import ReconciliationReport
+from shared.ids import public_id
+from shared.readmodel import ReadModel, UnknownCursor, sortable
+
+__all__ = [
+    "Page",
+    "PayoutIndex",
+    "PayoutQuery",
+    "ReconciliationIndex",
+    "UnknownCursor",
+    "report_public_id",
+]
+
+
+def report_public_id(report_id: uuid.UUID) -> str:
+    return public_id("rc", report_id)
+
+
+@dataclass(frozen=True)
+class PayoutQuery:
+    limit: int = 20
+    refund_id: str | None = None
+    status: str | None = None
+    method: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    starting_after: str | None = None  # public payout ids (`po_…`)
+    ending_before: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]  # public ids, newest first
+    has_more: bool
+
+
+class PayoutIndex(ReadModel):
+    name = "payout_index"
+    schema = (
+        "payout_id TEXT PRIMARY KEY, refund_id TEXT NOT NULL, tenant TEXT NOT NULL, "
+        "status TEXT NOT NULL, method TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "version BIGINT NOT NULL"
+    )
+    columns = ("payout_id", "refund_id", "tenant", "status", "method", "created_at", "version")
+    changing = ("status", "method", "version")
+    time_column = "created_at"
+    topic_marker = ":Payout."  # "services.payout.domain:Payout.Succeeded"
+
+    def row(self, aggregate: Any) -> tuple[Any, ...]:
+        payout: Payout = aggregate
+        return (
+            public_id("po", payout.id),
+            payout.refund_id,
+            payout.tenant,
+            payout.status,
+            payout.method,
+            sortable(payout.created_on),
+            payout.version,
+        )
+
+    def page(self, query: PayoutQuery) -> Page:
+        where, params = [], []
+        if query.created_after is not None:
+            where.append(f"created_at > {self.p}")
+            params.append(sortable(query.created_after))
+        if query.created_before is not None:
+            where.append(f"created_at < {self.p}")
+            params.append(sortable(query.created_before))
+        found, has_more = self.fetch(
+            {"refund_id": query.refund_id, "status": query.status, "method": query.method},
+            where=where,
+            params=params,
+            limit=query.limit,
+            starting_after=query.starting_after,
+            ending_before=query.ending_before,
+        )
+        return Page([str(row[0]) for row in found], has_more)
+
+
+class ReconciliationIndex(ReadModel):
+    name = "reconciliation_index"
+    schema = (
+        "report_id TEXT PRIMARY KEY, day TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+        "version BIGINT NOT NULL"
+    )
+    columns = ("report_id", "day", "recorded_at", "version")
+    changing = ("version",)
+    time_column = "recorded_at"
+    topic_marker = ":ReconciliationReport."
+
+    def row(self, aggregate: Any) -> tuple[Any, ...]:
+        report: ReconciliationReport = aggregate
+        return (
+            report_public_id(report.id),
+            report.day.isoformat(),
+            sortable(report.created_on),
+            report.version,
+        )
+
+    def page(
+        self,
+        *,
+        limit: int,
+        day: str | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> Page:
+        found, has_more = self.fetch(
+            {"day": day},
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return Page([str(row[0]) for row in found], has_more)

@@ -1,0 +1,159 @@
+"""Payout's staff API bodies (pydantic): finance requests, and the views staff read."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.schemas import Strict, Text
+
+PayoutStatus = Literal["pending", "processing", "paid", "failed", "cancelled"]
+PayoutMethod = Literal["card", "alipay", "wechat_pay", "bank_transfer", "store_balance"]
+FindingKind = Literal[
+    "matched", "missing_on_our_side", "missing_at_provider", "amount_differs", "status_differs"
+]
+Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
+MAX_REPORT_CHARS = 5_000_000
+EXAMPLE_PAYOUT = "po_3f0c1a2b4d5e6f708192a3b4c5d6e7f8"
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+
+class SwitchToStoreBalanceRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"consent_reference": "CS-2026-1187"}]}
+    )
+
+    consent_reference: Text = Field(
+        description="where the customer's consent to a store-balance refund is recorded"
+    )
+
+
+class ManualPaymentRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reference": "BT-20261120-0042", "note": "paid by hand from ICBC"}]
+        },
+    )
+
+    reference: Text = Field(description="the payment's reference (e.g. the bank transfer's)")
+    note: Note = Field(
+        "", description="finance's note (part of the request; the payout records the reference)"
+    )
+
+
+class ReconciliationRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "day": "2026-11-20",
+                    "report": "merchant_refund_no,provider_reference,amount,currency,method,"
+                    "status,completed_at\n"
+                    f"{EXAMPLE_PAYOUT},gw_re_1,4200,CNY,alipay,success,2026-11-20T03:00:00Z\n",
+                }
+            ]
+        },
+    )
+
+    day: date = Field(description="the settlement day the report covers (UTC), YYYY-MM-DD")
+    report: str = Field(
+        min_length=1,
+        max_length=MAX_REPORT_CHARS,
+        description="the provider's settlement CSV, as text (header line first)",
+    )
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+class MoneyView(BaseModel):
+    amount: int = Field(description="minor units")
+    currency: str
+
+
+class Dispatch(BaseModel):
+    merchant_refund_no: str
+    route: str
+
+
+class HistoryEntry(BaseModel):
+    """One stored event of the payout: what happened, when, and its recorded facts."""
+
+    type: str = Field(examples=["Dispatched", "AttemptFailed", "RetryRequested"])
+    at: datetime
+    version: int
+    data: dict[str, Any]
+
+
+class PayoutEntry(BaseModel):
+    """A payout as the list shows it."""
+
+    id: str = Field(examples=[EXAMPLE_PAYOUT])
+    refund_id: str
+    tenant: str
+    status: PayoutStatus
+    method: str
+    amount: MoneyView
+    merchant_refund_no: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayoutView(PayoutEntry):
+    """One payout with its attempts, dispatches, outcome and the finance actions' actors."""
+
+    approval_id: str
+    original_method: str
+    payment_reference: str
+    series: int = Field(description="attempt series (1, then one more per retry or switch)")
+    attempts: int = Field(description="failed attempts in the current series")
+    dispatches: list[Dispatch] = Field(description="every (number, route) that was (maybe) sent")
+    provider_reference: str | None
+    consent_reference: str | None
+    outcome: dict[str, Any] | None = Field(
+        description="paid: reference, paid_at, expected_arrival, via; failed: cause, failed_at;"
+        " cancelled: cause, cancelled_at, actor"
+    )
+    actions: list[dict[str, Any]] = Field(description="finance actions, with their actors")
+    history: list[HistoryEntry] = Field(description="every event, oldest first")
+    version: int
+
+
+class PayoutList(BaseModel):
+    object: Literal["list"] = "list"
+    url: str
+    has_more: bool
+    data: list[PayoutEntry]
+
+
+class FindingView(BaseModel):
+    kind: FindingKind
+    merchant_refund_no: str
+    detail: str
+
+
+class ReconciliationEntry(BaseModel):
+    id: str = Field(examples=["rc_9d1c0b6f2e3a4b5c8d7e6f5a4b3c2d1e"])
+    day: date
+    digest: str = Field(description="SHA-256 of the report text")
+    actor: str = Field(description="who reconciled it")
+    recorded_at: datetime
+    counts: dict[str, int] = Field(description="findings per kind")
+    mismatches: int = Field(description="findings that are not `matched`")
+
+
+class ReconciliationView(ReconciliationEntry):
+    findings: list[FindingView]
+
+
+class ReconciliationList(BaseModel):
+    object: Literal["list"] = "list"
+    url: str
+    has_more: bool
+    data: list[ReconciliationEntry]

@@ -1,0 +1,103 @@
+"""How payout shows staff a payout (with its trail) and a reconciliation report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.payout.domain import Payout
+from services.payout.index import report_public_id
+from services.payout.reconcile import ReconciliationReport
+from services.payout.schemas import (
+    HistoryEntry,
+    PayoutEntry,
+    PayoutView,
+    ReconciliationEntry,
+    ReconciliationView,
+)
+from shared.ids import public_id
+from shared.money import Money
+
+# Event attributes that are bookkeeping, not facts staff need to read.
+HIDDEN = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+def plain(value: Any) -> Any:
+    """Money as {amount, currency}, tuples as lists, inside any dicts and lists."""
+    if isinstance(value, Money):
+        return {"amount": value.amount, "currency": value.currency}
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def _entry_fields(payout: Payout) -> dict[str, Any]:
+    return {
+        "id": public_id("po", payout.id),
+        "refund_id": payout.refund_id,
+        "tenant": payout.tenant,
+        "status": payout.status,
+        "method": payout.method,
+        "amount": plain(payout.amount),
+        "merchant_refund_no": payout.merchant_refund_no,
+        "created_at": payout.created_on,
+        "updated_at": payout.modified_on,
+    }
+
+
+def payout_entry(payout: Payout) -> PayoutEntry:
+    return PayoutEntry.model_validate(_entry_fields(payout))
+
+
+def history_entry(stored: Any) -> HistoryEntry:
+    data = {k: plain(v) for k, v in vars(stored).items() if k not in HIDDEN}
+    at: datetime = stored.timestamp
+    return HistoryEntry(
+        type=type(stored).__name__, at=at, version=stored.originator_version, data=data
+    )
+
+
+def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
+    return PayoutView.model_validate(
+        {
+            **_entry_fields(payout),
+            "approval_id": payout.approval_id,
+            "original_method": payout.original_method,
+            "payment_reference": payout.payment_reference,
+            "series": payout.series,
+            "attempts": payout.attempts,
+            "dispatches": [
+                {"merchant_refund_no": number, "route": route} for number, route in payout.sent
+            ],
+            "provider_reference": payout.provider_reference,
+            "consent_reference": payout.consent_reference,
+            "outcome": plain(payout.result),
+            "actions": plain(payout.actions),
+            "history": [history_entry(e) for e in history],
+            "version": payout.version,
+        }
+    )
+
+
+def _report_fields(report: ReconciliationReport) -> dict[str, Any]:
+    return {
+        "id": report_public_id(report.id),
+        "day": report.day,
+        "digest": report.digest,
+        "actor": report.actor,
+        "recorded_at": report.at,
+        "counts": report.counts,
+        "mismatches": sum(n for kind, n in report.counts.items() if kind != "matched"),
+    }
+
+
+def reconciliation_entry(report: ReconciliationReport) -> ReconciliationEntry:
+    return ReconciliationEntry.model_validate(_report_fields(report))
+
+
+def reconciliation_view(report: ReconciliationReport) -> ReconciliationView:
+    return ReconciliationView.model_validate(
+        {**_report_fields(report), "findings": report.findings}
+    )

@@ -1,0 +1,385 @@
+"""Payout's staff API over SQLite and PostgreSQL: the payout list and one payout, roles,
+finance actions on failed payouts (with idempotent retries) and reconciliation."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
+from services.payout.api import staff_router
+from services.payout.application import PayoutApplication
+from services.payout.bootstrap import build
+from services.payout.domain import Payout
+from services.payout.index import PayoutIndex, ReconciliationIndex
+from services.payout.reconcile import COLUMNS
+from services.payout.settings import PayoutSettings
+from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
+from shared.http import install_problem_handlers
+from shared.ids import public_id
+from shared.settings import ServiceSettings
+from shared.staff import StaffAuth
+from shared.store import store_env
+
+SECRET = "payout-api-test-secret-0123456789"
+DAY = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+HEADER = ",".join(COLUMNS)
+_positions = itertools.count(1)
+
+
+def staff(sub: str, *roles: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {encode(staff_claims(sub, roles, 3600), SECRET)}"}
+
+
+FIN = staff("zhao", "finance")
+AUDITOR = staff("al", "auditor")
+ADMIN = staff("root", "admin")
+REVIEWER = staff("ann", "reviewer")
+
+
+@dataclass
+class Payouts:
+    client: TestClient
+    app: PayoutApplication
+
+    def approve(self, *, method: str = "alipay", amount: int = 4200) -> Payout:
+        event = ReviewApprovedV1(
+            refund_id=f"rf_{uuid.uuid4().hex}",
+            tenant="acme",
+            order_id="ORD-1",
+            amount=MoneyModel(amount=amount, currency="CNY"),
+            payment=PaymentRoute(method=method, reference="pay_1"),  # type: ignore[arg-type]
+            policy_version="v1",
+            rule="auto.small_amount",
+            decided_by="policy",
+            decided_at=datetime.now(UTC),
+        )
+        message = envelope(
+            event,
+            source="review",
+            event_id=str(uuid.uuid4()),
+            position=next(_positions),
+            time=datetime.now(UTC),
+            causation_id=None,
+        )
+        assert self.app.handle(message)
+        return self.app.payout(Payout.create_id(message.id))
+
+    def paid(self, amount: int = 4200, at: datetime = DAY) -> Payout:
+        payout = self.approve(amount=amount)
+        self.app.record_dispatch(payout.id, at)
+        return self.app.record_success(payout.id, f"gw_{uuid.uuid4().hex[:8]}", at)
+
+    def failed(self, amount: int = 4200, at: datetime = DAY) -> Payout:
+        payout = self.approve(amount=amount)
+        self.app.record_dispatch(payout.id, at)
+        return self.app.record_failure(payout.id, "card closed", at, final=True)
+
+    def get(self, payout: Payout, headers: dict[str, str] = AUDITOR) -> dict[str, Any]:
+        response = self.client.get(f"/v1/payouts/{pid(payout)}", headers=headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def ids(self, headers: dict[str, str] = AUDITOR, **query: Any) -> list[str]:
+        response = self.client.get("/v1/payouts", params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        return [entry["id"] for entry in response.json()["data"]]
+
+
+def pid(payout: Payout) -> str:
+    return public_id("po", payout.id)
+
+
+def line(number: str, amount: int, status: str = "success", method: str = "alipay") -> str:
+    return f"{number},gw_{number[-6:]},{amount},CNY,{method},{status},2026-11-20T03:00:00Z"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def payouts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Payouts]:
+    options: dict[str, Any] = {}
+    if request.param == "postgres":
+        prefix = request.getfixturevalue("schema_prefix")
+        options = {
+            "database_url": request.getfixturevalue("postgres_url"),
+            "database_schema": f"{prefix}_payout",
+        }
+    settings = ServiceSettings(env="test", data_dir=tmp_path, **options)
+    app = PayoutApplication(env=store_env(settings, "payout"))
+    http = FastAPI()
+    install_problem_handlers(http)
+    router = staff_router(app, PayoutIndex(app), ReconciliationIndex(app), StaffAuth(SECRET))
+    http.include_router(router)
+    try:
+        with TestClient(http) as client:
+            yield Payouts(client, app)
+    finally:
+        app.close()
+
+
+# -- the list and one payout ------------------------------------------------------------------
+
+
+def test_list_is_newest_first_with_filters_and_cursors(payouts: Payouts) -> None:
+    made = [payouts.approve(method="alipay") for _ in range(3)]
+    made += [payouts.approve(method="card"), payouts.failed()]
+    newest_first = [pid(p) for p in reversed(made)]
+    assert payouts.ids() == newest_first
+
+    first = payouts.client.get("/v1/payouts", params={"limit": 2}, headers=AUDITOR).json()
+    assert [e["id"] for e in first["data"]] == newest_first[:2] and first["has_more"]
+    second = payouts.ids(limit=2, starting_after=newest_first[1])
+    assert second == newest_first[2:4]
+    assert payouts.ids(limit=2, starting_after=newest_first[3]) == newest_first[4:]
+    assert payouts.ids(limit=2, ending_before=newest_first[2]) == newest_first[:2]
+
+    assert payouts.ids(method="card") == [pid(made[3])]
+    assert payouts.ids(status="failed") == [pid(made[4])]
+    assert payouts.ids(refund_id=made[1].refund_id) == [pid(made[1])]
+    created = made[2].created_on
+    assert payouts.ids(created_after=created.isoformat()) == newest_first[:2]
+    assert payouts.ids(created_before=created.isoformat()) == newest_first[3:]
+    entry = first["data"][0]
+    assert entry["status"] == "failed" and entry["amount"] == {"amount": 4200, "currency": "CNY"}
+
+    unknown = payouts.client.get(
+        "/v1/payouts", params={"starting_after": "po_" + "0" * 32}, headers=AUDITOR
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["code"] == "unknown_cursor"
+    both = {"starting_after": newest_first[0], "ending_before": newest_first[1]}
+    assert payouts.client.get("/v1/payouts", params=both, headers=AUDITOR).status_code == 422
+    bad = payouts.client.get("/v1/payouts", params={"status": "lost"}, headers=AUDITOR)
+    assert bad.status_code == 422
+
+
+def test_one_payout_shows_its_dispatches_attempts_and_outcome(payouts: Payouts) -> None:
+    payout = payouts.approve()
+    payouts.app.record_dispatch(payout.id, DAY)
+    payouts.app.record_failed_attempt(payout.id, "timeout", DAY)
+    payouts.app.record_failure(payout.id, "closed", DAY + timedelta(minutes=1), final=True)
+    body = payouts.get(payout)
+    assert body["id"] == pid(payout) and body["status"] == "failed"
+    assert body["dispatches"] == [{"merchant_refund_no": pid(payout), "route": "alipay"}]
+    assert body["attempts"] == 1
+    assert body["outcome"]["cause"] == "closed"
+    assert [h["type"] for h in body["history"]] == [
+        "Requested",
+        "Dispatched",
+        "AttemptFailed",
+        "Failed",
+    ]
+    by_uuid = payouts.client.get(f"/v1/payouts/{payout.id}", headers=FIN)
+    assert by_uuid.status_code == 200 and by_uuid.json()["id"] == pid(payout)
+    for missing in ("po_" + "0" * 32, "nonsense"):
+        response = payouts.client.get(f"/v1/payouts/{missing}", headers=AUDITOR)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_staff_tokens_and_roles(payouts: Payouts) -> None:
+    payout = payouts.failed()
+    assert payouts.client.get("/v1/payouts").status_code == 401
+    forged = {"Authorization": "Bearer " + encode(staff_claims("x", ["admin"], 60), "other")}
+    assert payouts.client.get("/v1/payouts", headers=forged).status_code == 401
+    assert payouts.client.get("/v1/payouts", headers=REVIEWER).status_code == 403
+    for action, body in (
+        ("retry", None),
+        ("switch-to-store-balance", {"consent_reference": "CS-1"}),
+        ("manual-payment", {"reference": "BT-1"}),
+    ):
+        url = f"/v1/payouts/{pid(payout)}/{action}"
+        assert payouts.client.post(url, json=body, headers=AUDITOR).status_code == 403
+    assert payouts.get(payout)["status"] == "failed"
+    report = {"day": "2026-11-20", "report": HEADER + "\n"}
+    assert (
+        payouts.client.post("/v1/reconciliations", json=report, headers=AUDITOR).status_code == 403
+    )
+    assert payouts.client.get("/v1/reconciliations", headers=REVIEWER).status_code == 403
+
+
+# -- finance actions --------------------------------------------------------------------------
+
+
+def test_retry_of_a_failed_payout_records_the_actor_and_replays(payouts: Payouts) -> None:
+    payout = payouts.failed()
+    url = f"/v1/payouts/{pid(payout)}/retry"
+    keyed = {**FIN, "Idempotency-Key": "retry-1"}
+    first = payouts.client.post(url, headers=keyed)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["status"] == "pending" and body["series"] == 2
+    # The provider closed the first number, so the new series sends a new one.
+    assert body["merchant_refund_no"] == f"{pid(payout)}-2"
+    assert body["actions"][0]["actor"] == "zhao" and body["actions"][0]["action"] == "retry"
+    assert body["history"][-1]["type"] == "RetryRequested"
+
+    again = payouts.client.post(url, headers=keyed)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == body
+    assert payouts.app.payout(payout.id).series == 2  # nothing happened twice
+
+    # Without the key, a second retry is refused: the payout is no longer failed.
+    refused = payouts.client.post(url, headers=FIN)
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("payout-action-refused")
+    other = payouts.client.post(
+        f"/v1/payouts/{pid(payout)}/manual-payment", json={"reference": "X"}, headers=keyed
+    )
+    assert other.status_code == 409
+    assert other.json()["type"].endswith("idempotency-conflict")
+    missing = payouts.client.post(f"/v1/payouts/po_{'0' * 32}/retry", headers=FIN)
+    assert missing.status_code == 404
+
+
+def test_manual_payment_and_store_balance(payouts: Payouts) -> None:
+    manual = payouts.failed()
+    response = payouts.client.post(
+        f"/v1/payouts/{pid(manual)}/manual-payment",
+        json={"reference": "BT-20261120-0042", "note": "paid by hand"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "paid" and body["provider_reference"] == "BT-20261120-0042"
+    assert body["outcome"]["via"] == "manual"
+    assert body["history"][-1]["data"]["actor"] == "root"
+
+    switched = payouts.failed()
+    blank = payouts.client.post(
+        f"/v1/payouts/{pid(switched)}/switch-to-store-balance",
+        json={"consent_reference": " "},
+        headers=FIN,
+    )
+    assert blank.status_code == 422
+    response = payouts.client.post(
+        f"/v1/payouts/{pid(switched)}/switch-to-store-balance",
+        json={"consent_reference": "CS-2026-1187"},
+        headers=FIN,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["method"] == "store_balance" and body["consent_reference"] == "CS-2026-1187"
+    assert body["actions"][0] == {
+        "action": "store_balance",
+        "actor": "zhao",
+        "at": body["actions"][0]["at"],
+        "consent": "CS-2026-1187",
+    }
+    pending = payouts.approve()
+    response = payouts.client.post(
+        f"/v1/payouts/{pid(pending)}/manual-payment", json={"reference": "BT-1"}, headers=FIN
+    )
+    assert response.status_code == 409
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+def test_reconciliation_names_every_mismatch_and_is_kept(payouts: Payouts) -> None:
+    matched = payouts.paid(4200)
+    differs = payouts.paid(5000)
+    failed = payouts.failed(3000)
+    unlisted = payouts.paid(1000)
+    payouts.paid(700, at=DAY - timedelta(days=1))  # another day: not expected in this report
+    stranger = "po_" + "a" * 32
+    csv = "\n".join(
+        [
+            HEADER,
+            line(pid(matched), 4200),
+            line(pid(differs), 5100),
+            line(pid(failed), 3000, "success"),
+            line(stranger, 900),
+            "",
+        ]
+    )
+    posted = payouts.client.post(
+        "/v1/reconciliations", json={"day": "2026-11-20", "report": csv}, headers=FIN
+    )
+    assert posted.status_code == 201, posted.text
+    body = posted.json()
+    kinds = {f["merchant_refund_no"]: f["kind"] for f in body["findings"]}
+    assert kinds == {
+        pid(matched): "matched",
+        pid(differs): "amount_differs",
+        pid(failed): "status_differs",
+        stranger: "missing_on_our_side",
+        pid(unlisted): "missing_at_provider",
+    }
+    assert body["counts"] == {
+        "matched": 1,
+        "amount_differs": 1,
+        "status_differs": 1,
+        "missing_on_our_side": 1,
+        "missing_at_provider": 1,
+    }
+    assert body["mismatches"] == 4 and body["actor"] == "zhao" and body["day"] == "2026-11-20"
+
+    again = payouts.client.post(
+        "/v1/reconciliations", json={"day": "2026-11-20", "report": csv}, headers=ADMIN
+    )
+    assert again.status_code == 200 and again.json() == body
+    shown = payouts.client.get(f"/v1/reconciliations/{body['id']}", headers=AUDITOR)
+    assert shown.status_code == 200 and shown.json() == body
+
+    clean = "\n".join([HEADER, line(pid(matched), 4200), ""])
+    other_day = payouts.client.post(
+        "/v1/reconciliations", json={"day": "2026-11-19", "report": clean}, headers=FIN
+    )
+    assert other_day.status_code == 201
+    assert other_day.json()["counts"] == {"matched": 1, "missing_at_provider": 1}
+    listed = payouts.client.get("/v1/reconciliations", headers=AUDITOR).json()
+    assert [r["id"] for r in listed["data"]] == [other_day.json()["id"], body["id"]]
+    assert "findings" not in listed["data"][0]
+    page = payouts.client.get("/v1/reconciliations", params={"limit": 1}, headers=AUDITOR).json()
+    assert page["has_more"] and len(page["data"]) == 1
+    assert payouts.client.get("/v1/reconciliations/rc_nope", headers=AUDITOR).status_code == 404
+
+
+def test_a_malformed_report_is_a_422_naming_the_line(payouts: Payouts) -> None:
+    csv = "\n".join([HEADER, line("po_1", 100), "po_2,gw,abc,CNY,alipay,success,x", ""])
+    response = payouts.client.post(
+        "/v1/reconciliations", json={"day": "2026-11-20", "report": csv}, headers=FIN
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"].startswith("line 3:")
+    no_header = payouts.client.post(
+        "/v1/reconciliations", json={"day": "2026-11-20", "report": "a,b\n"}, headers=FIN
+    )
+    assert no_header.status_code == 422
+    bad_day = payouts.client.post(
+        "/v1/reconciliations", json={"day": "20-11-2026", "report": HEADER}, headers=FIN
+    )
+    assert bad_day.status_code == 422
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+
+def test_the_service_serves_the_staff_api_with_its_secret(tmp_path: Path) -> None:
+    settings = PayoutSettings(env="test", data_dir=tmp_path, executor_enabled=False, jwt_secret="")
+    assert settings.staff_secret() == DEV_JWT_SECRET
+    service = build(settings)
+    try:
+        with TestClient(service.http) as client:
+            token = encode(staff_claims("al", ["auditor"], 60), DEV_JWT_SECRET)
+            listed = client.get("/v1/payouts", headers={"Authorization": f"Bearer {token}"})
+            assert listed.status_code == 200 and listed.json()["data"] == []
+    finally:
+        service.close()
+    real = "a-real-secret-3f9c"
+    with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):
+        PayoutSettings(env="production", gateway_callback_secret=real)
+    with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):
+        PayoutSettings(env="production", gateway_callback_secret=real, jwt_secret=DEV_JWT_SECRET)
+    production = PayoutSettings(env="production", gateway_callback_secret=real, jwt_secret=SECRET)
+    assert production.staff_secret() == SECRET
