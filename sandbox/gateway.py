@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -81,6 +82,33 @@ SETTLEMENT_COLUMNS = (
     "completed_at",
 )
 _DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# Exchange rates (GET /v1/fx/rates): a fixed table, so conversions are reproducible.
+# `quote` units per one `base` unit (major units); each inverse is 1/rate to 10
+# significant digits, half-even. Documented in sandbox/GATEWAY.md.
+FX_SOURCE = "sandbox-fx"
+FX_AS_OF = "2026-01-02T00:00:00Z"
+_FX_DIRECT = {
+    ("CNY", "USD"): "0.1375",
+    ("CNY", "JPY"): "20.85",
+    ("CNY", "KWD"): "0.04225",
+    ("EUR", "CNY"): "7.8125",
+    ("USD", "JPY"): "151.6",
+}
+_CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+
+
+def _fx_table() -> dict[tuple[str, str], Decimal]:
+    table: dict[tuple[str, str], Decimal] = {}
+    inverse_context = Context(prec=10, rounding=ROUND_HALF_EVEN)
+    for (base, quote), text in _FX_DIRECT.items():
+        rate = Decimal(text)
+        table[(base, quote)] = rate
+        table[(quote, base)] = inverse_context.divide(Decimal(1), rate).normalize()
+    return table
+
+
+FX_RATES = _fx_table()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS refunds (
@@ -986,6 +1014,23 @@ def create_app(data_dir: Path, *, callback_secret: str | None = None) -> FastAPI
         if refund is None:
             return _error(404, "unknown merchant_refund_no")
         return JSONResponse(refund)
+
+    @app.get("/v1/fx/rates")
+    def get_fx_rate(base: str, quote: str) -> JSONResponse:
+        if not (_CURRENCY_PATTERN.match(base) and _CURRENCY_PATTERN.match(quote)):
+            return _error(400, "base and quote must be ISO 4217 codes, e.g. CNY")
+        rate = FX_RATES.get((base, quote))
+        if rate is None:
+            return _error(404, f"no rate for {base}/{quote}")
+        return JSONResponse(
+            {
+                "base": base,
+                "quote": quote,
+                "rate": format(rate, "f"),
+                "source": FX_SOURCE,
+                "as_of": FX_AS_OF,
+            }
+        )
 
     @app.get("/ledger")
     def get_ledger() -> dict[str, Any]:

@@ -57,6 +57,9 @@ class PaymentRoute(BaseModel):
 
     method: PaymentMethod
     reference: str
+    # The currency the route is billed in (a card issued in another currency); None: the
+    # order's currency. When it differs, payout converts at a recorded rate.
+    currency: CurrencyCode | None = None
 
 
 class IntegrationEvent(BaseModel):
@@ -283,6 +286,10 @@ class PayoutSucceededV1(IntegrationEvent):
     provider_reference: str
     paid_at: datetime
     expected_arrival: datetime
+    # A cross-border payout: what the route was paid in its own currency, and the
+    # conversion record (rate, rate_source, rate_at, exact, rounding, both amounts).
+    settlement: MoneyModel | None = None
+    fx: dict[str, str | int] | None = None
 
 
 class PayoutFailedV1(IntegrationEvent):

@@ -11,15 +11,17 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from shared.contracts import DesiredOutcome, Locale, PaymentMethod, Reason
-from shared.schemas import MAX_MINOR_UNITS, Amount, Strict, Text
+from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Strict, Text
 
 LongText = Annotated[str, StringConstraints(max_length=2000)]
 Outcome = DesiredOutcome
@@ -75,6 +77,20 @@ class Price(Amount):
 class Payment(Strict):
     method: PaymentMethod
     reference: Text = Field(description="the payment's id at the provider")
+    currency: Currency | None = Field(
+        None,
+        description="the currency the payment route is billed in (a card issued in another"
+        " currency); absent: the order's currency. A different one is paid converted at the"
+        " gateway's rate, recorded with the payout",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_currency(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # An order snapshot without a payment currency stays as it was first recorded.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("currency") is None:
+            data.pop("currency", None)
+        return data
 
 
 class ServicePeriod(Strict):

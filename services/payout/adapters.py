@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from services.payout.domain import GATEWAY_METHODS, STORE_BALANCE
+from services.payout.fx import Rate
 from services.payout.gateway import GatewayReceipt, SandboxGateway
 from shared.money import Money
 
@@ -39,6 +40,11 @@ class RefundRoute(Protocol):
         """What the route knows about the number; None when it never received it."""
 
 
+class RateSource(Protocol):
+    async def rate(self, base: str, quote: str) -> Rate:
+        """`quote` per `base` as the provider converts; raises Transient/PermanentGatewayError."""
+
+
 class GatewayRoute:
     """A provider route through the HTTP gateway; completions come back to `notify_url`."""
 
@@ -58,6 +64,9 @@ class GatewayRoute:
 
     async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
         return await self.gateway.query(merchant_refund_no)
+
+    async def rate(self, base: str, quote: str) -> Rate:
+        return await self.gateway.rate(base, quote)
 
 
 class StoreBalanceRoute:
@@ -82,9 +91,15 @@ def _receipt(reference: str, at: datetime) -> GatewayReceipt:
 class Routes:
     """The route for each payment method."""
 
-    def __init__(self, gateway: RefundRoute, store_balance: RefundRoute) -> None:
+    def __init__(
+        self, gateway: RefundRoute, store_balance: RefundRoute, rates: RateSource | None = None
+    ) -> None:
         self.gateway = gateway
         self.store_balance = store_balance
+        # Exchange rates for cross-border payouts: the provider's own, by default.
+        if rates is None and isinstance(gateway, GatewayRoute):
+            rates = gateway
+        self.rates = rates
 
     def for_method(self, method: str) -> RefundRoute:
         if method == STORE_BALANCE:

@@ -66,8 +66,9 @@ def apply_receipt(
     current = payout.is_current(number, route)
     if not current and not payout.has_sent(number, route):
         return "unknown_number"
+    sent = payout.amount_on(route)
     if receipt.amount is not None and (
-        receipt.amount != payout.amount.amount or receipt.currency != payout.amount.currency
+        receipt.amount != sent.amount or receipt.currency != sent.currency
     ):
         return "amount_mismatch"
     if receipt.status == "success":
@@ -144,6 +145,7 @@ class PayoutApplication(ServiceApplication):
             method=payload.payment.method,
             payment_reference=payload.payment.reference,
             causation_id=message.id,
+            payment_currency=payload.payment.currency,
         )
         link = self._refund_payouts(payload.refund_id)
         link.add(payout.id)
@@ -241,6 +243,15 @@ class PayoutApplication(ServiceApplication):
                 change(payout)
 
         return self.update(payout_id, if_pending)
+
+    def record_conversion(self, payout_id: uuid.UUID, record: dict[str, str | int]) -> Payout:
+        """Record the payout's conversion once (no-op when it has one, or is not pending)."""
+
+        def convert(payout: Payout) -> None:
+            if payout.status == "pending":
+                payout.convert(record)
+
+        return self.update(payout_id, convert)
 
     def record_dispatch(self, payout_id: uuid.UUID, at: datetime) -> Payout:
         """Mark the payout as sent before the request leaves (no-op unless still pending)."""
@@ -481,12 +492,13 @@ def our_records(payout: Payout) -> list[OurPayout]:
     manual payments never reach the provider, so they are not listed under their own route.
     """
     result = payout.result or {}
-    amount, currency = payout.amount.amount, payout.amount.currency
     paid_number = result.get("merchant_refund_no") if payout.status == "paid" else None
     via = result.get("via")
     numbers = [number for number, route in payout.sent if route in GATEWAY_METHODS]
+    route_of = {number: route for number, route in payout.sent if route in GATEWAY_METHODS}
     if payout.method in GATEWAY_METHODS and payout.number not in numbers:
         numbers.append(payout.number)  # not sent yet: pending or cancelled
+        route_of[payout.number] = payout.method
     records = []
     for number in dict.fromkeys(numbers):
         gateway_paid = via == "gateway" and payout.method in GATEWAY_METHODS
@@ -498,5 +510,6 @@ def our_records(payout: Payout) -> list[OurPayout]:
             settled = _day(at) if status in {"paid", "failed", "cancelled"} else None
         else:
             status, settled = "failed", None
-        records.append(OurPayout(number, amount, currency, status, settled))
+        sent = payout.amount_on(route_of[number])
+        records.append(OurPayout(number, sent.amount, sent.currency, status, settled))
     return records

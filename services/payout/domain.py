@@ -78,6 +78,7 @@ class Payout(Aggregate):
         method: str,
         payment_reference: str,
         causation_id: str,
+        payment_currency: str | None = None,
     ) -> None:
         self.approval_id = approval_id
         self.refund_id = refund_id
@@ -86,6 +87,10 @@ class Payout(Aggregate):
         self.method = method
         self.original_method = method
         self.payment_reference = payment_reference
+        # The currency the payment route is billed in, when it differs from the amount's
+        # (a cross-border card): the gateway is paid a converted amount (`conversion`).
+        self.payment_currency = payment_currency
+        self.conversion: dict[str, str | int] | None = None
         self.status = "pending"
         self.attempts = 0
         self.series = 1
@@ -120,6 +125,30 @@ class Payout(Aggregate):
     def is_current(self, number: str, route: str) -> bool:
         return number == self.number and route == self.method
 
+    @property
+    def needs_conversion(self) -> bool:
+        """Going to the gateway in another currency, and no rate recorded yet."""
+        return (
+            self.method in GATEWAY_METHODS
+            and self.payment_currency is not None
+            and self.payment_currency != self.amount.currency
+            and self.conversion is None
+        )
+
+    @property
+    def settlement(self) -> Money | None:
+        """The converted amount the gateway is paid, once a conversion is recorded."""
+        if self.conversion is None:
+            return None
+        return Money(int(self.conversion["target_amount"]), str(self.conversion["target_currency"]))
+
+    def amount_on(self, route: str) -> Money:
+        """What a request on `route` moves: the converted amount at the gateway, if any."""
+        settlement = self.settlement
+        if route in GATEWAY_METHODS and settlement is not None:
+            return settlement
+        return self.amount
+
     def _identity(self) -> dict[str, Any]:
         return {
             "refund_id": self.refund_id,
@@ -130,6 +159,25 @@ class Payout(Aggregate):
         }
 
     # -- the executor's steps -------------------------------------------------------------
+
+    def convert(self, record: dict[str, str | int]) -> None:
+        """Record the conversion the gateway will be paid with (`Conversion.as_record()`).
+
+        Recorded once: a payout that has one keeps it for every later attempt and series,
+        so a retry can never pay a different amount.
+        """
+        if self.conversion is not None:
+            return
+        if (
+            record.get("source_amount") != self.amount.amount
+            or record.get("source_currency") != self.amount.currency
+        ):
+            raise ValueError(f"the conversion is not of {self.amount}")
+        self._converted(record=dict(record))
+
+    @event("Converted")
+    def _converted(self, record: dict[str, str | int]) -> None:
+        self.conversion = record
 
     def dispatch(self, at: datetime) -> None:
         """Recorded before a request leaves: from now on a withdrawal cannot cancel it."""
@@ -177,12 +225,15 @@ class Payout(Aggregate):
             # Money moved under an earlier (number, route) of this payout (a status query
             # or a late callback told us): that is the payment, whatever came after.
             identity["merchant_refund_no"], identity["method"] = earlier
+        gateway_paid = identity["method"] in GATEWAY_METHODS and self.conversion is not None
         self._succeeded(
             **identity,
             provider_reference=provider_reference,
             paid_at=paid_at,
             expected_arrival=expected_arrival(identity["method"], paid_at, arrival_latest),
             via=via,
+            settlement=self.settlement if gateway_paid else None,
+            fx=self.conversion if gateway_paid else None,
         )
 
     @event("Succeeded")
@@ -198,6 +249,8 @@ class Payout(Aggregate):
         expected_arrival: datetime,
         via: str = "gateway",
         actor: str | None = None,
+        settlement: Money | None = None,
+        fx: dict[str, str | int] | None = None,
     ) -> None:
         self.status = "paid"
         self.provider_reference = provider_reference

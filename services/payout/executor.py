@@ -9,9 +9,11 @@ store balance) the executor
    (a crash between sending and recording, a timeout after the money moved):
    404 → send; processing → wait for the callback or the poller; success → paid;
    closed/abnormal → failed;
-3. records `Dispatched` before the request leaves, so that a withdrawal can no
+3. converts a cross-border payout (route billed in another currency) at the gateway's
+   rate, recorded once with the payout and reused by every later attempt;
+4. records `Dispatched` before the request leaves, so that a withdrawal can no
    longer cancel it, and sends with the approval-derived merchant refund number;
-4. retries transient failures (timeouts, 5xx, 429) with exponential backoff and
+5. retries transient failures (timeouts, 5xx, 429) with exponential backoff and
    jitter, honouring Retry-After, bounded in attempts and in total time; a
    permanent failure stops at once. Giving up records the failure with its cause.
 """
@@ -31,6 +33,7 @@ from eventsourcing.utils import get_topic
 from services.payout.adapters import RefundOrder, Routes
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
+from services.payout.fx import convert
 from services.payout.gateway import GatewayReceipt, PermanentGatewayError, TransientGatewayError
 from shared.aio import sleep_or_stop
 from shared.follower import LogFollower
@@ -131,6 +134,8 @@ class PayoutExecutor:
             try:
                 if await self._settled_before_sending(payout):
                     return
+                if payout.needs_conversion:
+                    payout = await self._convert(payout)
                 payout = await asyncio.to_thread(self.app.record_dispatch, payout_id, self.clock())
                 if payout.status != "pending":
                     return  # cancelled by a withdrawal just before: nothing was sent
@@ -149,6 +154,17 @@ class PayoutExecutor:
                 continue
             await self._record(payout, payout.number, payout.method, receipt)
             return
+
+    async def _convert(self, payout: Payout) -> Payout:
+        """Fetch the rate and record the conversion, once: retries reuse the recorded one."""
+        if self.routes.rates is None:
+            raise PermanentGatewayError("no exchange rate source for a cross-border payout")
+        quote = str(payout.payment_currency)
+        rate = await self.routes.rates.rate(payout.amount.currency, quote)
+        conversion = convert(payout.amount, rate, rounding="half_even")
+        return await asyncio.to_thread(
+            self.app.record_conversion, payout.id, conversion.as_record()
+        )
 
     async def _settled_before_sending(self, payout: Payout) -> bool:
         """Query every route this payout may already have reached; True when that settled it."""
@@ -220,7 +236,7 @@ def order_of(payout: Payout) -> RefundOrder:
         merchant_refund_no=payout.number,
         refund_id=payout.refund_id,
         tenant=payout.tenant,
-        amount=payout.amount,
+        amount=payout.amount_on(payout.method),
         method=payout.method,
         payment_reference=payout.payment_reference,
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
+
+from services.payout.fx import Rate
 
 FINAL_FAILURES = frozenset({"closed", "abnormal"})
 
@@ -132,6 +135,34 @@ class SandboxGateway:
         raise PermanentGatewayError(
             f"status query refused: {response.status_code} {response.text[:200]}"
         )
+
+    async def rate(self, base: str, quote: str) -> Rate:
+        """The provider's rate for `base` → `quote`; permanent when it quotes none."""
+        try:
+            response = await self._client.get("/v1/fx/rates", params={"base": base, "quote": quote})
+        except httpx.TransportError as error:
+            raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
+        if response.status_code == 404:
+            raise PermanentGatewayError(f"no exchange rate for {base}->{quote} at the gateway")
+        _raise_transient(response)
+        if response.status_code != 200:
+            raise PermanentGatewayError(
+                f"exchange rate refused: {response.status_code} {response.text[:200]}"
+            )
+        data = response.json()
+        try:
+            rate = Rate(
+                base=data["base"],
+                quote=data["quote"],
+                rate=Decimal(str(data["rate"])),
+                source=str(data["source"]),
+                at=datetime.fromisoformat(data["as_of"]),
+            )
+        except (KeyError, ValueError, ArithmeticError) as error:
+            raise PermanentGatewayError(f"unusable exchange rate answer: {error}") from error
+        if (rate.base, rate.quote) != (base, quote):
+            raise PermanentGatewayError(f"asked {base}->{quote}, got {rate.base}->{rate.quote}")
+        return rate
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -25,6 +25,8 @@ def to_integration(event: Any) -> IntegrationEvent | None:
             provider_reference=event.provider_reference,
             paid_at=event.paid_at,
             expected_arrival=event.expected_arrival,
+            settlement=_settlement(event),
+            fx=getattr(event, "fx", None),
         )
     if isinstance(event, Paid.Failed):
         return PayoutFailedV1(
@@ -38,3 +40,8 @@ def to_integration(event: Any) -> IntegrationEvent | None:
             failed_at=event.failed_at,
         )
     return None
+
+
+def _settlement(event: Any) -> MoneyModel | None:
+    settlement = getattr(event, "settlement", None)  # absent from events before conversions
+    return None if settlement is None else MoneyModel.of(settlement)

@@ -111,6 +111,17 @@ class PayoutView(PayoutEntry):
     approval_id: str
     original_method: str
     payment_reference: str
+    payment_currency: str | None = Field(
+        None, description="the route's billing currency when it differs from the order's"
+    )
+    settlement: MoneyView | None = Field(
+        None, description="the converted amount the route is paid (a cross-border payout)"
+    )
+    conversion: dict[str, str | int] | None = Field(
+        None,
+        description="the recorded conversion: source/target amounts and currencies, rate,"
+        " rate_source, rate_at, exact (unrounded, target major units) and rounding",
+    )
     series: int = Field(description="attempt series (1, then one more per retry or switch)")
     attempts: int = Field(description="failed attempts in the current series")
     dispatches: list[Dispatch] = Field(description="every (number, route) that was (maybe) sent")

@@ -66,6 +66,9 @@ def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
             "approval_id": payout.approval_id,
             "original_method": payout.original_method,
             "payment_reference": payout.payment_reference,
+            "payment_currency": payout.payment_currency,
+            "settlement": plain(payout.settlement),
+            "conversion": payout.conversion,
             "series": payout.series,
             "attempts": payout.attempts,
             "dispatches": [

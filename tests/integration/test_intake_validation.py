@@ -98,6 +98,14 @@ CASES: dict[str, tuple[Mutation, set[tuple[str, str]]]] = {
         setter("amount.currency", "XXX"),
         {("amount.currency", "unknown_currency")},
     ),
+    "payment currency unknown": (
+        setter("order.payment.currency", "XXX"),
+        {("order.payment.currency", "unknown_currency")},
+    ),
+    "payment currency not a code": (
+        setter("order.payment.currency", "usd"),
+        {("order.payment.currency", "string_pattern_mismatch")},
+    ),
     "currency not a code": (
         setter("amount.currency", "cny"),
         {("amount.currency", "string_pattern_mismatch")},

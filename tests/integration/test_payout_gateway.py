@@ -32,6 +32,7 @@ from services.payout.gateway import SandboxGateway
 from services.payout.poller import StatusPoller
 from services.payout.publishing import to_integration
 from services.payout.settings import CALLBACK_PATH, PayoutSettings
+from services.payout.views import payout_view
 from shared.contracts import (
     CloudEvent,
     IntegrationEvent,
@@ -159,13 +160,18 @@ def approval(
     method: str = "alipay",
     amount: int = 4200,
     coupon: int | None = None,
+    currency: str | None = None,
 ) -> ReviewApprovedV1:
     return ReviewApprovedV1(
         refund_id=refund_id or f"rf_{uuid.uuid4().hex}",
         tenant="acme",
         order_id="ORD-1",
         amount=MoneyModel(amount=amount, currency="CNY"),
-        payment=PaymentRoute(method=method, reference="pay_1"),  # type: ignore[arg-type]
+        payment=PaymentRoute(
+            method=method,  # type: ignore[arg-type]
+            reference="pay_1",
+            currency=currency,
+        ),
         policy_version="v1",
         rule="auto.small_amount",
         decided_by="policy",
@@ -428,6 +434,81 @@ async def test_permanent_failure_stops_at_once_and_a_retry_takes_a_new_number(
     # The provider keeps the closed refund under the old number: no money moved there.
     assert paid.merchant_refund_no == failed.merchant_refund_no + "-2"
     assert [e["merchant_refund_no"] for e in ledger_entries(gateway)] == [paid.merchant_refund_no]
+
+
+# --- cross-border: converted at a recorded rate -------------------------------------------------
+
+
+def _rate_requests(h: Harness) -> int:
+    return sum(1 for r in h.requests if r == "GET /v1/fx/rates")
+
+
+async def test_cross_border_refund_pays_the_converted_amount_at_a_recorded_rate(
+    app: PayoutApplication, settings: PayoutSettings, gateway: httpx.Client
+) -> None:
+    # 121.20 CNY x 0.1375 = 16.665 USD: a tie at the cent, half-even pays 16.66 (not 16.67).
+    payout_id = approve(app, approval(method="card", amount=12120, currency="USD"))
+    control(gateway, fail_next=2, fail_status=503)
+    policy = RetryPolicy(max_attempts=2, base_delay_s=0.1)
+    async with harness(app, settings) as h:
+        failed = await h.execute(payout_id, policy)
+        assert failed.status == "failed" and h.posts() == 2  # a 5xx, retried, then gave up
+        app.retry_payout(payout_id, actor="finance:mei")
+        paid = await h.execute(payout_id, policy)
+        assert _rate_requests(h) == 1  # converted once; every retry reused it
+    assert paid.status == "paid"
+    record = {
+        "source_amount": 12120,
+        "source_currency": "CNY",
+        "target_amount": 1666,
+        "target_currency": "USD",
+        "rate": "0.1375",
+        "rate_source": "sandbox-fx",
+        "rate_at": "2026-01-02T00:00:00+00:00",
+        "exact": "16.665000",
+        "rounding": "half_even",
+    }
+    assert paid.conversion == record
+    assert len(stored(app, Payout.Converted)) == 1  # type: ignore[attr-defined]
+    [entry] = ledger_entries(gateway)
+    assert (entry["amount"], entry["currency"]) == (1666, "USD")
+    assert entry["merchant_refund_no"] == paid.merchant_refund_no == failed.merchant_refund_no
+    [succeeded] = [e for e in published(app) if isinstance(e, PayoutSucceededV1)]
+    assert succeeded.amount == MoneyModel(amount=12120, currency="CNY")
+    assert succeeded.settlement == MoneyModel(amount=1666, currency="USD")
+    assert succeeded.fx == record
+    view = payout_view(paid, app.history(payout_id))
+    assert view.conversion == record and view.payment_currency == "USD"
+    assert view.settlement is not None and view.settlement.amount == 1666
+    # Reconciliation compares the provider's lines with what was sent: the USD amount.
+    [ours] = app.our_payouts()
+    assert (ours.amount, ours.currency) == (1666, "USD")
+
+
+async def test_cross_border_refund_without_a_rate_fails_at_once_and_sends_nothing(
+    app: PayoutApplication, settings: PayoutSettings, gateway: httpx.Client
+) -> None:
+    payout_id = approve(app, approval(method="card", currency="GBP"))
+    async with harness(app, settings) as h:
+        failed = await h.execute(payout_id)
+    assert failed.status == "failed" and h.posts() == 0 and h.time.sleeps == []
+    assert failed.conversion is None and not failed.was_sent
+    [event] = [e for e in published(app) if isinstance(e, PayoutFailedV1)]
+    assert event.cause == "no exchange rate for CNY->GBP at the gateway"
+    assert ledger_entries(gateway) == []
+
+
+async def test_payment_in_the_orders_currency_is_not_converted(
+    app: PayoutApplication, settings: PayoutSettings, gateway: httpx.Client
+) -> None:
+    payout_id = approve(app, approval(method="card", currency="CNY"))
+    async with harness(app, settings) as h:
+        paid = await h.execute(payout_id)
+    assert paid.status == "paid" and paid.conversion is None and _rate_requests(h) == 0
+    [entry] = ledger_entries(gateway)
+    assert (entry["amount"], entry["currency"]) == (4200, "CNY")
+    [succeeded] = [e for e in published(app) if isinstance(e, PayoutSucceededV1)]
+    assert succeeded.settlement is None and succeeded.fx is None
 
 
 # --- store balance, coupons, withdrawals ------------------------------------------------------

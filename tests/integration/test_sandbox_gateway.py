@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -865,6 +866,60 @@ def test_settlement_discrepancies_can_be_injected(gateway: httpx.Client) -> None
 
 
 # --- Signature helper ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "quote", "rate"),
+    [("CNY", "USD", "0.1375"), ("USD", "CNY", "7.272727273"), ("CNY", "EUR", "0.128")],
+)
+def test_fx_rates_come_from_the_fixed_table_with_their_inverses(
+    gateway: httpx.Client, base: str, quote: str, rate: str
+) -> None:
+    answer = gateway.get("/v1/fx/rates", params={"base": base, "quote": quote})
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "base": base,
+        "quote": quote,
+        "rate": rate,
+        "source": "sandbox-fx",
+        "as_of": "2026-01-02T00:00:00Z",
+    }
+    assert datetime.fromisoformat(answer.json()["as_of"]).utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"base": "CNY", "quote": "GBP"}, 404),
+        ({"base": "CNY", "quote": "CNY"}, 404),
+        ({"base": "cny", "quote": "USD"}, 400),
+        ({"base": "CNY"}, 422),
+    ],
+)
+def test_fx_rates_refuse_unknown_pairs(
+    gateway: httpx.Client, params: dict[str, str], status: int
+) -> None:
+    answer = gateway.get("/v1/fx/rates", params=params)
+    assert answer.status_code == status
+    if status == 404:
+        assert answer.json() == {"error": f"no rate for {params['base']}/{params['quote']}"}
+
+
+async def test_the_payout_client_reads_a_rate(gateway: httpx.Client) -> None:
+    client = SandboxGateway(str(gateway.base_url))
+    try:
+        rate = await client.rate("CNY", "USD")
+        with pytest.raises(PermanentGatewayError, match="CNY->GBP"):
+            await client.rate("CNY", "GBP")
+    finally:
+        await client.close()
+    assert (rate.base, rate.quote, rate.rate, rate.source) == (
+        "CNY",
+        "USD",
+        Decimal("0.1375"),
+        "sandbox-fx",
+    )
+    assert rate.at == datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def test_sign_matches_a_known_vector() -> None:

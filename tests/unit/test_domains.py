@@ -45,6 +45,7 @@ class TestPayout:
             method="card",
             payment_reference="r",
             causation_id="ap-1",
+            payment_currency=None,
         )
 
     def test_merchant_refund_number_derives_from_the_approval(self) -> None:

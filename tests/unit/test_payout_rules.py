@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -15,6 +17,7 @@ from services.payout.domain import (
     payout_id_of,
 )
 from services.payout.executor import RetryPolicy
+from services.payout.fx import Rate, convert
 from services.payout.gateway import GatewayReceipt
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
@@ -24,7 +27,7 @@ from shared.money import Money
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday
 
 
-def payout(method: str = "card") -> Payout:
+def payout(method: str = "card", currency: str | None = None) -> Payout:
     return Payout(
         approval_id="ap-1",
         refund_id="rf_1",
@@ -33,6 +36,7 @@ def payout(method: str = "card") -> Payout:
         method=method,
         payment_reference="r",
         causation_id="ap-1",
+        payment_currency=currency,
     )
 
 
@@ -165,3 +169,24 @@ def test_settings_refuse_the_dev_callback_secret_in_production() -> None:
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
         PayoutSettings(env="production", gateway_callback_secret="changeme", jwt_secret=staff)
     PayoutSettings(env="production", gateway_callback_secret="a-real-secret-3f9c", jwt_secret=staff)
+
+
+def test_a_cross_border_payout_converts_once_and_only_on_the_gateway() -> None:
+    rate = Rate("CNY", "USD", Decimal("0.1375"), "sandbox-fx", NOW)
+    p = payout(currency="USD")
+    assert p.needs_conversion and p.settlement is None
+    with pytest.raises(ValueError, match="not of"):
+        p.convert(convert(Money(999, "CNY"), rate).as_record())
+    p.convert(convert(Money(100, "CNY"), rate).as_record())  # 0.1375 USD: 14 cents
+    p.convert(convert(Money(100, "CNY"), replace(rate, rate=Decimal("0.2"))).as_record())
+    assert not p.needs_conversion
+    assert p.amount_on("card") == Money(14, "USD")  # the first conversion stays
+    assert p.amount_on("store_balance") == Money(100, "CNY")
+    assert not payout(currency="CNY").needs_conversion
+    assert not payout("store_balance", currency="USD").needs_conversion
+    # A receipt in the order's currency is not what was sent.
+    assert apply_receipt(p, p.number, "card", receipt("success"), NOW) == "amount_mismatch"
+    settled = apply_receipt(
+        p, p.number, "card", replace(receipt("success", 14), currency="USD"), NOW
+    )
+    assert settled == "paid"
