@@ -139,6 +139,26 @@ def test_refund_walks_from_request_to_paid_and_rejected(
     assert paid["decision"]["decided_by"] == "ann"
     assert len(platform.ledger()) == 2
 
+    # The provider closes the next refund: payout gives up, the refund shows payout_failed,
+    # and finance retries it over payout's staff API until it is paid.
+    platform.gateway.post("/control", json={"close_next": 1}).raise_for_status()
+    failing = platform.request_refund(11900, key="e2e-payout-failed")
+    failed = platform.wait_final([failing], timeout=60)[failing]
+    assert failed["status"] == "payout_failed", failed
+    finance = jwt.encode(jwt.staff_claims("zhao", ["finance"], 600), jwt.DEV_JWT_SECRET)
+    retried = httpx.post(
+        f"http://127.0.0.1:{ports.payout}/v1/payouts/{failed['payout']['payout_id']}/retry",
+        json={},
+        headers={"Authorization": f"Bearer {finance}"},
+        timeout=10,
+    )
+    assert retried.status_code == 200, retried.text
+    deadline = time.monotonic() + 60
+    while platform.refund(failing)["status"] != "paid" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert platform.refund(failing)["status"] == "paid"
+    assert len(platform.ledger()) == 3  # one payment each for the three paid refunds
+
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
     for port in (
