@@ -1,59 +1,151 @@
-"""The intake benchmark's pure parts: percentiles, the table, the JSON and the plot (no timing)."""
+"""The intake benchmark's pure parts: statistics, report, JSON and plot (no timing assertions)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from bench.intake_create import (
+    BenchRefund,
     LevelResult,
     StoreResult,
+    bare_save_rate,
+    concurrency_levels,
     format_table,
+    machine_ticks,
     percentile,
     percentiles,
+    process_cpu_seconds,
+    refund_body,
     write_json,
     write_plot,
 )
 
 
-def level(concurrency: int, throughput: float) -> LevelResult:
+def level(concurrency: int, throughput: float, *, db: float | None = None) -> LevelResult:
     return LevelResult(
         concurrency=concurrency,
-        seconds=10,
+        seconds=10.0,
         requests=int(throughput * 10),
         errors=0,
         throughput=throughput,
-        p50_ms=3.0,
-        p95_ms=5.0,
-        p99_ms=9.0,
-        mean_ms=3.5,
-        max_ms=20.0,
-        intake_cpu_ms_per_request=2.5,
-        db_cpu_ms_per_request=None,
-        client_cpu_ms_per_request=1.0,
-        machine_busy_percent=60.0,
+        p50_ms=2.0 * concurrency,
+        p95_ms=3.0 * concurrency,
+        p99_ms=4.0 * concurrency,
+        mean_ms=2.1 * concurrency,
+        max_ms=9.0 * concurrency,
+        intake_cpu_ms_per_request=1.5,
+        db_cpu_ms_per_request=db,
+        client_cpu_ms_per_request=1.2,
+        machine_busy_percent=90.0,
     )
 
 
-def test_percentiles_interpolate_like_numpy() -> None:
-    assert percentiles([1, 2, 3, 4], [0, 50, 100]) == [1, 2.5, 4]
-    assert percentile([10], 99) == 10
+def synthetic() -> list[StoreResult]:
+    sqlite = StoreResult("sqlite", 1000.0, 10_000, 0.5, None, [level(1, 300.0), level(16, 750.0)])
+    postgres = StoreResult(
+        "postgres", 600.0, 6000, 0.8, 0.4, [level(1, 200.0, db=0.5), level(16, 320.0, db=0.6)]
+    )
+    return [sqlite, postgres]
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 1..100, unsorted
+    assert percentiles(values, [0, 50, 100]) == [1.0, 50.5, 100.0]
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([7.0], 95) == 7.0
     assert math.isnan(percentile([], 50))
     with pytest.raises(ValueError):
-        percentile([1], 101)
+        percentile(values, 101)
 
 
-def test_ratio_table_json_and_plot(tmp_path: Path) -> None:
-    result = StoreResult(store="sqlite", bare_save_rate=1000.0, bare_saves=10_000)
-    result.levels = [level(1, 200.0), level(16, 800.0), level(64, 700.0)]
-    assert result.best is not None and result.best.concurrency == 16
-    assert result.ratio == pytest.approx(0.8) and result.meets_goal
+def test_best_level_ratio_and_goal() -> None:
+    sqlite, postgres = synthetic()
+    assert sqlite.best is not None and sqlite.best.concurrency == 16
+    assert sqlite.ratio == pytest.approx(0.75)
+    assert sqlite.meets_goal
+    assert postgres.ratio == pytest.approx(320 / 600)
+    assert not postgres.meets_goal
+    assert math.isnan(StoreResult("empty", 1000.0, 1).ratio)
+
+
+def test_table_is_aligned_and_states_the_verdict() -> None:
+    table = format_table(synthetic()[1])
+    lines = table.splitlines()
+    assert lines[0] == "intake POST /v1/refunds — postgres"
+    header, rule, *rows = lines[1:5]
+    assert header.split()[0] == "concurrency"
+    assert header.endswith("other busy %")
+    assert rows[0].endswith(" -")  # not measured in synthetic levels: NaN shows as "-"
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert len({len(header), len(rule), *(len(row) for row in rows)}) == 1
+    assert rows[1].split()[:2] == ["16", "320.0"]
+    assert "600.0 saves/s" in table
+    assert "53.3 % of the bare save rate" in table
+    assert "NOT met" in table
+    sqlite_table = format_table(synthetic()[0])
+    assert "(goal ≥ 70 %: met)" in sqlite_table
+    assert rows[0].split()[7] == "0.50"  # db CPU column, filled for PostgreSQL
+    assert format_table(synthetic()[0]).splitlines()[3].split()[7] == "-"
+
+
+def test_errors_are_listed_under_the_table() -> None:
+    result = synthetic()[0]
+    result.levels[0].errors = 3
+    result.levels[0].error_kinds = {"422": 2, "ReadTimeout": 1}
+    result.levels[0].error_sample = "422: {...}"
     table = format_table(result)
-    assert "800.0" in table and "80.0 %" in table
-    written = write_json([result], {"machine": "test"}, tmp_path / "r.json")
-    assert json.loads(written.read_text())["stores"][0]["best_concurrency"] == 16
-    plot = write_plot([result], tmp_path / "r.png")
-    assert plot.stat().st_size > 1000
+    assert "errors at concurrency 1: 422 x2, ReadTimeout x1" in table
+    assert "first: 422: {...}" in table
+
+
+def test_json_and_plot_are_written(tmp_path: Path) -> None:
+    results = synthetic()
+    results[0].levels[0].p99_ms = math.nan  # no successes at a level: null, a gap in the plot
+    json_path = write_json(results, {"settings": {"seconds": 10}}, tmp_path / "out" / "r.json")
+    document = json.loads(json_path.read_text())
+    assert document["benchmark"] == "intake_create"
+    assert [store["store"] for store in document["stores"]] == ["sqlite", "postgres"]
+    assert document["stores"][0]["best_concurrency"] == 16
+    assert document["stores"][0]["meets_goal"] is True
+    assert document["stores"][0]["levels"][0]["p99_ms"] is None
+    assert document["stores"][1]["levels"][1]["throughput"] == 320.0
+
+    png = write_plot(results, tmp_path / "out" / "r.png")
+    assert png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_counters_read_proc() -> None:
+    assert process_cpu_seconds(os.getpid()) > 0
+    busy, total = machine_ticks()
+    assert 0 <= busy <= total
+
+
+def test_concurrency_levels_parse() -> None:
+    assert concurrency_levels("1,16,64") == [1, 16, 64]
+    with pytest.raises(argparse.ArgumentTypeError):
+        concurrency_levels("0,4")
+    with pytest.raises(argparse.ArgumentTypeError):
+        concurrency_levels("a")
+
+
+def test_body_matches_the_request_schema() -> None:
+    """When the API schema tightens, this fails first: update bench.intake_create.refund_body."""
+    from services.intake.api import RefundCreate
+
+    body = RefundCreate.model_validate(refund_body(7))
+    assert body.order.id == "ORD-bench-7"
+
+
+def test_baseline_saves_on_sqlite(tmp_path: Path) -> None:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    rate = bare_save_rate(env, seconds=0.2, warmup=0.05)
+    assert rate.saves > 0 and rate.saves_per_second > 0
+    assert rate.db_cpu_ms_per_save is None
+    assert BenchRefund(request=refund_body(1)).request["order"]["id"] == "ORD-bench-1"
