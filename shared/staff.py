@@ -41,6 +41,11 @@ class Staff:
     sub: str
     roles: frozenset[str]
 
+    @property
+    def scope(self) -> str:
+        """Whose Idempotency-Keys these are: each person's keys are their own."""
+        return f"staff:{self.sub}"
+
 
 class StaffAuth:
     """Verifies staff tokens signed with `secret` and checks their roles."""

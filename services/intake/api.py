@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime
 
 from services.intake.application import IntakeApplication, OrderMismatch, RefundNotFound
 from services.intake.checks import evidence_problems, request_problems
@@ -30,18 +30,11 @@ from services.intake.schemas import (
 from services.intake.views import event_view, refund_view
 from shared.auth import ApiKeys
 from shared.http import Problem, problem_responses
-from shared.idempotency import IdempotencyMismatch, KeyedRequest, fingerprint
+from shared.idempotency import IdempotencyMismatch
 from shared.ids import parse_public_id
+from shared.keyed import IdempotencyKey, idempotency_conflict, keyed
 from shared.money import Money
 
-IDEMPOTENCY_HELP = (
-    "Stripe-style: a retry with the same key and body replays the first answer (with"
-    " `Idempotent-Replayed: true`); the same key with another body is a 409. Keys are kept 24 h."
-)
-IdempotencyKey = Annotated[
-    str | None,
-    Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
-]
 RefundId = Annotated[
     str,
     Path(
@@ -73,12 +66,7 @@ async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) ->
     except RefundNotFound as missing:
         raise Problem(404, "No such refund", f"No refund {missing}.", kind="not-found") from None
     except IdempotencyMismatch:
-        raise Problem(
-            409,
-            "Idempotency key reused",
-            "This Idempotency-Key was used for a different request (another body or endpoint).",
-            kind="idempotency-conflict",
-        ) from None
+        raise idempotency_conflict() from None
     except LifecycleError as refused:
         raise Problem(
             409, "Not allowed in this state", refused.message, kind=refused.code.replace("_", "-")
@@ -103,12 +91,6 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         return keys.tenant_for(authorization)
 
     Tenant = Annotated[str, Depends(tenant)]
-
-    def keyed(tenant: str, key: str | None, request: Request, body: BaseModel | None) -> Any:
-        if key is None:
-            return None
-        dumped = body.model_dump(mode="json") if body is not None else None
-        return KeyedRequest(tenant, key, fingerprint(request.method, request.url.path, dumped))
 
     @router.post(
         "/refunds",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -46,8 +46,9 @@ from services.payout.views import (
     reconciliation_view,
 )
 from shared.http import Problem, problem_response, problem_responses
-from shared.idempotency import IdempotencyMismatch, KeyedRequest, fingerprint
+from shared.idempotency import IdempotencyMismatch, KeyedRequest
 from shared.ids import parse_public_id
+from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed
 from shared.staff import Staff, StaffAuth, staff_problem_responses
 
 SIGNATURE_HEADER = "Gateway-Signature"
@@ -131,15 +132,6 @@ PayoutId = Annotated[str, Path(max_length=100, description="the payout's id, `po
 ReportId = Annotated[
     str, Path(max_length=100, description="the reconciliation's id, `rc_…` (or its UUID)")
 ]
-IDEMPOTENCY_HELP = (
-    "Stripe-style: a retry with the same key and body replays the first answer (with"
-    " `Idempotent-Replayed: true`); the same key with another body or endpoint is a 409."
-    " Keys belong to the staff person and are kept 24 h."
-)
-IdempotencyKey = Annotated[
-    str | None,
-    Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
-]
 Cursor = Annotated[str | None, Query(max_length=100)]
 
 
@@ -152,33 +144,6 @@ def parse_id(prefix: str, text: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         return None
-
-
-def keyed(
-    staff: Staff, key: str | None, request: Request, body: BaseModel | None
-) -> KeyedRequest | None:
-    """The request under its Idempotency-Key, scoped to the staff person (none: no key)."""
-    if key is None:
-        return None
-    dumped = body.model_dump(mode="json") if body is not None else None
-    return KeyedRequest(
-        f"staff:{staff.sub}", key, fingerprint(request.method, request.url.path, dumped)
-    )
-
-
-def answer(view: BaseModel, status: int = 200, replayed: bool = False) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(view.model_dump(mode="json"), status, headers=headers)
-
-
-def invalid(field: str, code: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        "1 field(s) failed validation.",
-        kind="validation",
-        errors=[{"field": field, "code": code, "message": message}],
-    )
 
 
 def payout_not_found(payout_id: str) -> Problem:
@@ -218,12 +183,7 @@ def staff_router(
         except PayoutNotFound:
             raise payout_not_found(payout_id) from None
         except IdempotencyMismatch:
-            raise Problem(
-                409,
-                "Idempotency key reused",
-                "This Idempotency-Key was used for a different request (another body or endpoint).",
-                kind="idempotency-conflict",
-            ) from None
+            raise idempotency_conflict() from None
         except PayoutActionRefused as refused:
             raise Problem(
                 409, "Not allowed in this state", str(refused), kind="payout-action-refused"
@@ -340,7 +300,7 @@ def staff_router(
         return await act(
             payout_id,
             lambda p: p.retry(staff.sub, app.clock()),
-            keyed(staff, idempotency_key, request, None),
+            keyed(staff.scope, idempotency_key, request, None),
         )
 
     @router.post(
@@ -360,7 +320,7 @@ def staff_router(
         return await act(
             payout_id,
             lambda p: p.switch_to_store_balance(staff.sub, body.consent_reference, app.clock()),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -381,7 +341,7 @@ def staff_router(
         return await act(
             payout_id,
             lambda p: p.record_manual_payment(staff.sub, body.reference, app.clock()),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     # -- reconciliation ------------------------------------------------------------------------

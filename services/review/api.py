@@ -18,9 +18,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from refunds.jwt import STAFF_ROLES
 from services.review.application import CaseNotFound, ClaimNotFound, ReviewApplication
@@ -48,53 +47,18 @@ from services.review.schemas import (
 )
 from services.review.views import case_view, claim_view, queue_entry, version_view
 from shared.http import Problem, problem_response
-from shared.idempotency import IdempotencyMismatch, KeyedRequest, fingerprint
+from shared.idempotency import IdempotencyMismatch, KeyedRequest
+from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed
 from shared.staff import Staff, StaffAuth, staff_problem_responses
 
 RefundId = Annotated[str, Path(max_length=100, description="the refund's id, `rf_…`")]
 PartyName = Annotated[str, Path(max_length=40, description="the liable party: merchant, carrier")]
-IDEMPOTENCY_HELP = (
-    "Stripe-style: a retry with the same key and body replays the first answer (with"
-    " `Idempotent-Replayed: true`); the same key with another body or endpoint is a 409."
-    " Keys belong to the staff person and are kept 24 h."
-)
-IdempotencyKey = Annotated[
-    str | None,
-    Header(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$", description=IDEMPOTENCY_HELP),
-]
 
 
 # -- requests and answers ---------------------------------------------------------------------
 
 
-def keyed(
-    staff: Staff, key: str | None, request: Request, body: BaseModel | None
-) -> KeyedRequest | None:
-    """The request under its Idempotency-Key, scoped to the staff person (none: no key)."""
-    if key is None:
-        return None
-    dumped = body.model_dump(mode="json", by_alias=True) if body is not None else None
-    return KeyedRequest(
-        f"staff:{staff.sub}", key, fingerprint(request.method, request.url.path, dumped)
-    )
-
-
-def answer(view: BaseModel, status: int = 200, replayed: bool = False) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(view.model_dump(mode="json"), status, headers=headers)
-
-
 # -- problems ---------------------------------------------------------------------------------
-
-
-def invalid(field: str, code: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        "1 field(s) failed validation.",
-        kind="validation",
-        errors=[{"field": field, "code": code, "message": message}],
-    )
 
 
 def refused(violation: DutyViolation) -> Problem:
@@ -109,15 +73,6 @@ def refused(violation: DutyViolation) -> Problem:
 
 def not_found(refund_id: str) -> Problem:
     return Problem(404, "No such case", f"No review case for {refund_id}.", kind="not-found")
-
-
-def key_reused() -> Problem:
-    return Problem(
-        409,
-        "Idempotency key reused",
-        "This Idempotency-Key was used for a different request (another body or endpoint).",
-        kind="idempotency-conflict",
-    )
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -164,7 +119,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
         except CaseNotFound:
             raise not_found(refund_id) from None
         except IdempotencyMismatch:
-            raise key_reused() from None
+            raise idempotency_conflict() from None
         except DutyViolation as violation:
             raise refused(violation) from None
         except CaseStateError as error:
@@ -189,7 +144,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 kind="not-found",
             ) from None
         except IdempotencyMismatch:
-            raise key_reused() from None
+            raise idempotency_conflict() from None
         except ClaimClosed as closed:
             raise Problem(409, "Claim already settled", str(closed), kind="claim-closed") from None
         return answer(claim_view(claim), 200, replayed)
@@ -304,7 +259,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             "claim",
             staff,
             lambda case: case.claim(staff.sub, app.now()),
-            keyed(staff, idempotency_key, request, None),
+            keyed(staff.scope, idempotency_key, request, None),
         )
 
     @router.post(
@@ -325,7 +280,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             "release",
             staff,
             lambda case: case.release(staff.sub, app.now()),
-            keyed(staff, idempotency_key, request, None),
+            keyed(staff.scope, idempotency_key, request, None),
         )
 
     @router.post(
@@ -362,7 +317,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 note=body.note,
                 coupon=body.coupon.money() if body.coupon else None,
             ),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -391,7 +346,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 explanation=explanation,
                 at=app.now(),
             ),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -427,7 +382,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             "request_evidence",
             staff,
             change,
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -453,7 +408,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             lambda case: case.escalate(
                 person=staff.sub, roles=staff.roles, why=body.reason, at=app.now()
             ),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -479,7 +434,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             lambda case: case.offer_compensation(
                 person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
             ),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     # -- recovery claims ------------------------------------------------------------------------
@@ -536,7 +491,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             refund_id,
             party,
             lambda claim: claim.recover(by=staff.sub, reference=body.reference, at=app.now()),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     @router.post(
@@ -560,7 +515,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             refund_id,
             party,
             lambda claim: claim.write_off(by=staff.sub, reason=body.reason, at=app.now()),
-            keyed(staff, idempotency_key, request, body),
+            keyed(staff.scope, idempotency_key, request, body),
         )
 
     # -- policies -------------------------------------------------------------------------------
@@ -605,13 +560,13 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
     ) -> JSONResponse:
         """The document is validated as a whole (422 names each bad field); a version is
         published once (409), and is in force for every assessment from then on."""
-        key = keyed(staff, idempotency_key, request, body)
+        key = keyed(staff.scope, idempotency_key, request, body)
         try:
             published, replayed = await asyncio.to_thread(
                 app.publish_policy_once, body, by=staff.sub, keyed=key
             )
         except IdempotencyMismatch:
-            raise key_reused() from None
+            raise idempotency_conflict() from None
         except VersionExists:
             raise Problem(
                 409,
