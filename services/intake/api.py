@@ -32,7 +32,7 @@ from shared.auth import ApiKeys
 from shared.http import Problem, problem_responses
 from shared.idempotency import IdempotencyMismatch
 from shared.ids import parse_public_id
-from shared.keyed import IdempotencyKey, idempotency_conflict, keyed
+from shared.keyed import IdempotencyKey, answer, idempotency_conflict, keyed
 from shared.money import Money
 
 RefundId = Annotated[
@@ -45,6 +45,7 @@ RefundId = Annotated[
 
 
 def invalid(errors: list[dict[str, str]]) -> Problem:
+    """A 422 problem naming every bad field found by the cross-field checks."""
     return Problem(
         422,
         "Invalid request",
@@ -52,11 +53,6 @@ def invalid(errors: list[dict[str, str]]) -> Problem:
         kind="validation",
         errors=errors,
     )
-
-
-def answer(refund: RefundRequest, status: int, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(refund_view(refund).model_dump(mode="json"), status, headers=headers)
 
 
 async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) -> JSONResponse:
@@ -81,7 +77,7 @@ async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) ->
         ) from None
     except FieldProblems as refused:
         raise invalid([p.as_dict() for p in refused.problems]) from None
-    return answer(refund, status, replayed)
+    return answer(refund_view(refund), status, replayed)
 
 
 def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> APIRouter:
