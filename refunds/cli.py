@@ -1,5 +1,5 @@
 """The `refunds` command line: local stack, staff tokens, platform API keys, AsyncAPI file,
-payout reconciliation."""
+payout reconciliation, customer message templates."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api_keys(commands)
     _add_asyncapi(commands)
     _add_payouts(commands)
+    _add_notify(commands)
     return parser
 
 
@@ -626,3 +627,68 @@ def _problem_text(response: Any) -> str:
     for error in problem.get("errors") or []:
         text += f"\n  {error.get('field')}: {error.get('message')}"
     return text
+
+
+# -- refunds notify ------------------------------------------------------------------------------
+
+
+def _add_notify(commands: Any) -> None:
+    notify = commands.add_parser(
+        "notify",
+        help="customer message templates",
+        description="Look at the customer message templates of the notify service.",
+    )
+    actions = notify.add_subparsers(title="actions", metavar="ACTION", required=True)
+    render = actions.add_parser(
+        "render",
+        help="render a step's template with sample data",
+        description="Render the template of STEP in a locale and channel with built-in sample "
+        "data and print the template's name and version, the subject and the body. "
+        "Exit status: 0 rendered, 2 unknown step, locale or channel.",
+        epilog="example: refunds notify render rejected --locale en --html",
+    )
+    render.add_argument("step", metavar="STEP", help="received, approved, rejected, paid, ...")
+    render.add_argument("--locale", required=True, help="zh-CN or en")
+    render.add_argument("--channel", default="email", help="default: %(default)s")
+    render.add_argument(
+        "--html", action="store_true", help="print the HTML body instead of the plain text"
+    )
+    render.set_defaults(handler=run_notify_render)
+
+
+def run_notify_render(args: argparse.Namespace) -> int:
+    from services.notify import templates  # only this subcommand needs Jinja2
+
+    where = "refunds notify render"
+    known = {
+        "step": templates.STEPS,
+        "locale": templates.LOCALES,
+        "channel": templates.CHANNELS,
+    }
+    for what, value in (("step", args.step), ("locale", args.locale), ("channel", args.channel)):
+        if value not in known[what]:
+            print(
+                f"{where}: unknown {what} {value!r}; known: {', '.join(known[what])}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    if (args.step, args.channel, args.locale) not in templates.TEMPLATES:
+        print(
+            f"{where}: no {args.channel} template of {args.step} in {args.locale}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    rendering = templates.render(
+        args.step,
+        args.locale,
+        templates.SAMPLE_FACTS[args.step],
+        reference=templates.SAMPLE_REFERENCE,
+        channel=args.channel,
+    )
+    if args.html and rendering.html is None:
+        print(f"{where}: the {args.channel} channel has no HTML body", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Template: {rendering.template}")
+    print(f"Subject: {rendering.subject}")
+    print()
+    print(rendering.html if args.html else rendering.body, end="")
+    return EXIT_OK

@@ -226,7 +226,9 @@ class Sender:
         if contact is None or address is None:
             raise ValueError("no address for a pending step")
         refund_id = correspondence.refund_id
-        rendering = render(due.step, contact.locale, due.facts, reference=refund_id)
+        rendering = render(
+            due.step, contact.locale, due.facts, reference=refund_id, channel=due.channel
+        )
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = address
@@ -238,4 +240,6 @@ class Sender:
         message["X-Refund-Id"] = refund_id
         message["X-Notification-Id"] = notification_id(refund_id, due.step, due.channel)
         message.set_content(rendering.body, charset="utf-8")
+        if rendering.html is not None:  # multipart/alternative: plain text first, then HTML
+            message.add_alternative(rendering.html, subtype="html", charset="utf-8")
         return Outgoing(message, address, rendering.locale, rendering.template)

@@ -1,11 +1,16 @@
-"""Customer e-mail texts per step and locale (zh-CN, en), with locale-aware money and dates."""
+"""Customer message templates per step, channel and locale (zh-CN, en): Jinja2 files in
+`templates/`, rendered with locale-aware money and dates."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
 
 from shared.money import Money, exponent_of
 
@@ -37,11 +42,41 @@ MONTHS_EN = (
 )  # fmt: skip
 
 
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+CHANNELS = ("email",)  # sms and in_app: add `<step>.sms.<locale>.j2` files and a sender
+_FILE = re.compile(r"^(?P<step>[a-z_]+)\.(?P<channel>[a-z_]+)\.(?P<locale>[A-Za-z-]+)\.j2$")
+_VERSION = re.compile(r"\A\{#-?\s*version:\s*(\d+)")
+
+# One file per step, channel and locale, `<step>.<channel>.<locale>.j2`, opening with a
+# `{# version: N #}` comment and holding the blocks `subject`, `text` and (e-mail) `html`.
+# The same file is compiled twice: plain text never escaped, HTML always autoescaped, so
+# that a value a customer typed can never become markup in the HTML part.
+_TEXT = Environment(  # plain text and subjects only: escaping would corrupt them
+    loader=FileSystemLoader(TEMPLATE_DIR),
+    autoescape=False,  # noqa: S701
+    undefined=StrictUndefined,
+)
+_HTML = Environment(
+    loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined
+)
+
+
 @dataclass(frozen=True)
 class Template:
+    """One template file: what it is for and the version recorded with every message sent."""
+
+    step: str
+    channel: str
+    locale: str
     version: int
-    subject: str
-    body: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.step}.{self.channel}.{self.locale}.j2"
+
+    @property
+    def name(self) -> str:
+        return f"{self.step}.{self.channel}.{self.locale}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -50,85 +85,50 @@ class Rendering:
     body: str
     locale: str
     template: str  # e.g. "paid.email.en@1": which text, so a complaint can be traced to it
+    html: str | None = None  # e-mail only
 
 
-_EN_SIGN = "\n\n— The refunds team\n"
-_ZH_SIGN = "\n\n—— 退款服务团队\n"
-_EN_REF = "\n\nReference: {reference}"
-_ZH_REF = "\n\n参考编号：{reference}"
+def _load() -> dict[tuple[str, str, str], Template]:
+    found: dict[tuple[str, str, str], Template] = {}
+    for path in sorted(TEMPLATE_DIR.glob("*.j2")):
+        match = _FILE.match(path.name)
+        version = _VERSION.match(path.read_text(encoding="utf-8"))
+        if match is None or version is None:
+            raise ValueError(f"{path.name}: expected <step>.<channel>.<locale>.j2 with a version")
+        step, channel, locale = match["step"], match["channel"], match["locale"]
+        found[step, channel, locale] = Template(step, channel, locale, int(version[1]))
+    return found
 
-TEMPLATES: dict[tuple[str, str], Template] = {
-    ("received", "en"): Template(
-        1,
-        "We received your refund request for order {order_id}",
-        "Hello,\n\nWe have received your request to refund {amount} for order {order_id}. "
-        "We will review it and e-mail you at every step." + _EN_REF + _EN_SIGN,
-    ),
-    ("received", "zh-CN"): Template(
-        1,
-        "我们已收到您订单 {order_id} 的退款申请",
-        "您好：\n\n我们已收到您订单 {order_id} 的退款申请，申请金额 {amount}。"
-        "我们会尽快审核，并在每个环节通过邮件通知您。" + _ZH_REF + _ZH_SIGN,
-    ),
-    ("approved", "en"): Template(
-        1,
-        "Your refund of {amount} has been approved",
-        "Hello,\n\nGood news: your refund for order {order_id} has been approved. "
-        "We will pay {amount} back to your {method} and e-mail you when it has been paid."
-        + _EN_REF
-        + _EN_SIGN,
-    ),
-    ("approved", "zh-CN"): Template(
-        1,
-        "您的退款 {amount} 已审核通过",
-        "您好：\n\n您订单 {order_id} 的退款申请已审核通过。"
-        "我们将把 {amount} 原路退回至您的{method}，到账后会再发邮件通知您。" + _ZH_REF + _ZH_SIGN,
-    ),
-    ("rejected", "en"): Template(
-        1,
-        "Your refund request for order {order_id} was not approved",
-        "Hello,\n\nWe are sorry: your refund request for order {order_id} was not approved.\n\n"
-        "Why: {explanation}\nPolicy rule: {rule}\n\n"
-        "How to appeal: if you disagree, open this refund in the app or on the website where "
-        'you requested it, choose "Appeal" and tell us why, adding any evidence you have. '
-        "A member of staff reviews every appeal and answers you by e-mail." + _EN_REF + _EN_SIGN,
-    ),
-    ("rejected", "zh-CN"): Template(
-        1,
-        "您订单 {order_id} 的退款申请未通过审核",
-        "您好：\n\n很抱歉，您订单 {order_id} 的退款申请未通过审核。\n\n"
-        "原因：{explanation}\n依据规则：{rule}\n\n"
-        "如何申诉：如有异议，请在您提交申请的应用或网站中打开该退款申请，选择“申诉”并说明理由，"
-        "可附上相关凭证。每一份申诉都会由工作人员复核，并通过邮件答复您。" + _ZH_REF + _ZH_SIGN,
-    ),
-    ("paid", "en"): Template(
-        1,
-        "Your refund of {amount} has been paid",
-        "Hello,\n\nYour refund has been paid: {amount} back to your {method}. "
-        "It should arrive by {arrival}. If it has not arrived by then, contact customer "
-        "service and quote the reference below." + _EN_REF + _EN_SIGN,
-    ),
-    ("paid", "zh-CN"): Template(
-        1,
-        "您的退款 {amount} 已原路退回",
-        "您好：\n\n您的退款已原路退回：{amount} 已退至您的{method}，预计 {arrival} 前到账。"
-        "如届时仍未到账，请联系客服并提供下方参考编号。" + _ZH_REF + _ZH_SIGN,
-    ),
-    ("payout_failed", "en"): Template(
-        1,
-        "We could not pay your refund of {amount} yet",
-        "Hello,\n\nWe could not pay your refund of {amount} to your {method}. Your refund is "
-        "not lost: we are looking into it and will try again or contact you about another "
-        "way to pay. You do not need to do anything now." + _EN_REF + _EN_SIGN,
-    ),
-    ("payout_failed", "zh-CN"): Template(
-        1,
-        "您的退款 {amount} 暂未退回成功",
-        "您好：\n\n您的退款 {amount} 暂时未能退至您的{method}。款项不会丢失，"
-        "我们正在处理，将重新发起退款或与您联系改用其他方式。您目前无需任何操作。"
-        + _ZH_REF
-        + _ZH_SIGN,
-    ),
+
+TEMPLATES = _load()
+STEPS = tuple(sorted({step for step, _, _ in TEMPLATES}))
+
+# Facts shaped like those notify stores for each step, to look at a template with
+# (`refunds notify render`); the reason carries markup to show that HTML escapes it.
+SAMPLE_REFERENCE = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
+SAMPLE_FACTS: dict[str, dict[str, Any]] = {
+    "received": {"amount": {"amount": 12900, "currency": "CNY"}, "order_id": "ORD-1001"},
+    "approved": {
+        "amount": {"amount": 12900, "currency": "CNY"},
+        "order_id": "ORD-1001",
+        "method": "alipay",
+    },
+    "rejected": {
+        "order_id": "ORD-1001",
+        "rule": "R-RETURN-WINDOW-30D",
+        "policy_version": "2026.1",
+        "explanation": {
+            "zh-CN": "已超过30天退货期限 <b>（示例）</b>",
+            "en": "The 30-day return window has passed <b>(sample)</b>",
+        },
+    },
+    "paid": {
+        "amount": {"amount": 12900, "currency": "CNY"},
+        "method": "wechat_pay",
+        "paid_at": "2026-11-04T09:00:00+00:00",
+        "expected_arrival": "2026-11-05T09:00:00+00:00",
+    },
+    "payout_failed": {"amount": {"amount": 12900, "currency": "CNY"}, "method": "card"},
 }
 
 
@@ -172,14 +172,29 @@ def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, 
     return values
 
 
-def render(step: str, locale: str | None, facts: Mapping[str, Any], *, reference: str) -> Rendering:
-    """The e-mail of one step; KeyError when the facts lack what its text states."""
+def render(
+    step: str,
+    locale: str | None,
+    facts: Mapping[str, Any],
+    *,
+    reference: str,
+    channel: str = "email",
+) -> Rendering:
+    """The message of one step; KeyError for an unknown step or when the facts lack what
+    its text states."""
     chosen = resolve_locale(locale)
-    template = TEMPLATES[step, chosen]
+    template = TEMPLATES[step, channel, chosen]
     values = _values(facts, chosen, reference)
-    return Rendering(
-        subject=template.subject.format_map(values),
-        body=template.body.format_map(values),
-        locale=chosen,
-        template=f"{step}.email.{chosen}@{template.version}",
-    )
+    try:
+        subject = _block(_TEXT, template, "subject", values)
+        body = _block(_TEXT, template, "text", values) + "\n"
+        html = _block(_HTML, template, "html", values) + "\n" if channel == "email" else None
+    except UndefinedError as error:
+        raise KeyError(f"{template.filename}: {error.message}") from error
+    return Rendering(subject=subject, body=body, locale=chosen, template=template.name, html=html)
+
+
+def _block(env: Environment, template: Template, block: str, values: Mapping[str, str]) -> str:
+    compiled = env.get_template(template.filename)
+    context = compiled.new_context(dict(values))
+    return "".join(compiled.blocks[block](context)).strip()
