@@ -18,7 +18,10 @@ from shared.contracts import (
     PayoutFailedV1,
     PayoutSucceededV1,
     RefundRequestedV1,
+    RefundWithdrawnV1,
     ReviewApprovedV1,
+    ReviewCompensationOfferedV1,
+    ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
 
@@ -56,6 +59,20 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
         }
     if isinstance(payload, PayoutFailedV1):
         return "payout_failed", {"amount": payload.amount.model_dump(), "method": payload.method}
+    if isinstance(payload, ReviewEvidenceRequestedV1):
+        # Exactly what is missing and how to send it; one message per request.
+        return "evidence_requested", {
+            "order_id": payload.order_id,
+            "missing": list(payload.missing),
+            "message": payload.message,
+        }
+    if isinstance(payload, ReviewCompensationOfferedV1):
+        return "compensation_offered", {
+            "order_id": payload.order_id,
+            "coupon": payload.coupon.model_dump(),
+        }
+    if isinstance(payload, RefundWithdrawnV1):
+        return "withdrawn", {"order_id": payload.order_id}
     return None
 
 

@@ -11,7 +11,16 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id, public_id
 
-STEPS = ("received", "approved", "rejected", "paid", "payout_failed")
+STEPS = (
+    "received",
+    "evidence_requested",
+    "approved",
+    "rejected",
+    "compensation_offered",
+    "withdrawn",
+    "paid",
+    "payout_failed",
+)
 CHANNELS = ("email",)
 MESSAGE_ID_DOMAIN = "refunds.local"
 

@@ -129,6 +129,16 @@ SAMPLE_FACTS: dict[str, dict[str, Any]] = {
         "expected_arrival": "2026-11-05T09:00:00+00:00",
     },
     "payout_failed": {"amount": {"amount": 12900, "currency": "CNY"}, "method": "card"},
+    "evidence_requested": {
+        "order_id": "ORD-1001",
+        "missing": ["a photo of the stain", "the delivery note"],
+        "message": "Please photograph the front of the T-shirt in daylight.",
+    },
+    "withdrawn": {"order_id": "ORD-1001"},
+    "compensation_offered": {
+        "order_id": "ORD-1001",
+        "coupon": {"amount": 2000, "currency": "CNY"},
+    },
 }
 
 
@@ -169,6 +179,12 @@ def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, 
         values["rule"] = str(facts["rule"])
     if "explanation" in facts:
         values["explanation"] = _explanation(facts["explanation"], locale)
+    if "missing" in facts:
+        values["missing"] = ("、" if locale == "zh-CN" else ", ").join(facts["missing"])
+    if "message" in facts:
+        values["message"] = str(facts["message"])
+    if "coupon" in facts:
+        values["coupon"] = format_money(Money(**facts["coupon"]), locale)
     return values
 
 

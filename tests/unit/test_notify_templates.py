@@ -24,7 +24,16 @@ REJECTION = {
 
 
 def test_the_steps_notify_schedules_all_have_templates() -> None:
-    assert set(STEPS) == {"received", "approved", "rejected", "paid", "payout_failed"}
+    assert set(STEPS) == {
+        "received",
+        "evidence_requested",
+        "approved",
+        "rejected",
+        "compensation_offered",
+        "withdrawn",
+        "paid",
+        "payout_failed",
+    }
     assert set(SAMPLE_FACTS) == set(STEPS)
 
 
@@ -111,7 +120,11 @@ def test_cli_renders_the_escaped_html(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize(
     ("args", "listed"),
     [
-        (["nope", "--locale", "en"], "approved, paid, payout_failed, received, rejected"),
+        (
+            ["nope", "--locale", "en"],
+            "approved, compensation_offered, evidence_requested, paid, payout_failed,"
+            " received, rejected, withdrawn",
+        ),
         (["paid", "--locale", "fr"], "zh-CN, en"),
         (["paid", "--locale", "en", "--channel", "pigeon"], "email"),
     ],
@@ -123,3 +136,52 @@ def test_cli_unknown_step_locale_or_channel_exits_2_with_the_known_ones(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"known: {listed}" in captured.err
+
+
+def test_review_and_withdrawal_steps_are_announced_to_the_customer() -> None:
+    from datetime import UTC, datetime
+
+    from services.notify.application import step_for
+    from shared.contracts import (
+        MoneyModel,
+        RefundWithdrawnV1,
+        ReviewCompensationOfferedV1,
+        ReviewEvidenceRequestedV1,
+    )
+
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    route = {"refund_id": "rf_1", "tenant": "acme", "order_id": "ORD-1"}
+    asked = step_for(
+        ReviewEvidenceRequestedV1(
+            **route,
+            missing=["photo"],
+            message="Send a photo.",
+            requested_by="ann",
+            requested_at=now,
+        )
+    )
+    assert asked == (
+        "evidence_requested",
+        {"order_id": "ORD-1", "missing": ["photo"], "message": "Send a photo."},
+    )
+    coupon = step_for(
+        ReviewCompensationOfferedV1(
+            **route,
+            coupon=MoneyModel(amount=2000, currency="CNY"),
+            note="",
+            offered_by="wang",
+            offered_at=now,
+        )
+    )
+    assert coupon is not None and coupon[0] == "compensation_offered"
+    withdrawn = step_for(
+        RefundWithdrawnV1(**route, reason="", actor="tenant:acme", withdrawn_at=now)
+    )
+    assert withdrawn == ("withdrawn", {"order_id": "ORD-1"})
+    for step, facts in (asked, coupon, withdrawn):  # type: ignore[misc]
+        for locale in ("zh-CN", "en"):
+            rendered = render(step, locale, facts, reference="rf_1")
+            assert "ORD-1" in rendered.subject + rendered.body
+    text = render("evidence_requested", "en", asked[1], reference="rf_1").body  # type: ignore[index]
+    assert "photo" in text and "Add evidence" in text
+    assert "¥20.00" in render("compensation_offered", "zh-CN", coupon[1], reference="rf_1").subject
