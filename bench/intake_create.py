@@ -796,13 +796,16 @@ def _git_commit(where: Path) -> str | None:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds through the `with` blocks that stop intake
+    # Handled as Ctrl-C: asyncio.run cancels the load and raises KeyboardInterrupt, which
+    # unwinds through the `with` blocks that stop intake and drop the schemas.
+    signal.raise_signal(signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.source.resolve() != REPO:  # the baseline's shared.store comes from there too
         sys.path.insert(0, str(args.source.resolve()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, _terminate)
     stores = list(STORES) if args.store == "both" else [args.store]
     started = datetime.now(UTC)
