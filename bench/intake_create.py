@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import itertools
 import json
 import math
@@ -42,6 +43,8 @@ import httpx
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
+from refunds.cli import EXAMPLE_REFUND
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 API_KEY = "sk_bench_" + "0123456789abcdef" * 2  # 41 characters; only ever a local key
@@ -55,29 +58,10 @@ STORES = ("sqlite", "postgres")
 
 
 def refund_body(n: int) -> dict[str, Any]:
-    """The body of request `n` (order `ORD-bench-<n>`); one place to follow the API schema."""
-    return {
-        "order": {
-            "id": f"ORD-bench-{n}",
-            "customer_id": "C-42",
-            "paid": {"amount": 12900, "currency": "CNY"},
-            "paid_at": "2026-11-01T10:00:00Z",
-            "payment": {"method": "alipay", "reference": "2026110122001"},
-            "items": [
-                {
-                    "sku": "TSHIRT-L-WHITE",
-                    "name": "T-shirt, L, white",
-                    "category": "apparel",
-                    "quantity": 1,
-                    "unit_price": {"amount": 12900, "currency": "CNY"},
-                }
-            ],
-        },
-        "reason": "damaged",
-        "desired_outcome": "full_refund",
-        "customer": {"email": "li.wei@example.com", "locale": "en"},
-        "channel": "app",
-    }
+    """The CLI's example request (kept valid by a unit test) as order `ORD-bench-<n>`."""
+    body = copy.deepcopy(EXAMPLE_REFUND)
+    body["order"]["id"] = f"ORD-bench-{n}"
+    return body
 
 
 # -- results -------------------------------------------------------------------------------------
