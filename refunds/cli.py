@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
     "broker": "Kafka bootstrap (tansu, in memory)",
     "gateway": "sandbox payment gateway; ledger at /ledger",
     "mailsink": "SMTP mail sink; messages filed in <data>/mail",
+    "sms": "sandbox SMS provider; messages at /v1/messages",
     "intake": "platform refund API; docs at /docs",
     "review": "review queue and decisions; docs at /docs",
     "payout": "payouts and reconciliation; docs at /docs",
@@ -109,8 +110,8 @@ def _add_dev(commands: Any) -> None:
         dest="ports",
         metavar="N",
         type=_ports_from_base,
-        help="services on N+1..N+4, gateway N+10, SMTP N+25, broker N+92 "
-        "(default: 8001-8004, 8010, 8025, 9092)",
+        help="services on N+1..N+4, gateway N+10, SMTP N+25, SMS N+30, broker N+92 "
+        "(default: 8001-8004, 8010, 8025, 8030, 9092)",
     )
     dev.set_defaults(handler=run_dev)
 
@@ -643,13 +644,16 @@ def _add_notify(commands: Any) -> None:
         "render",
         help="render a step's template with sample data",
         description="Render the template of STEP in a locale and channel with built-in sample "
-        "data and print the template's name and version, the subject and the body. "
+        "data and print the template's name and version, the subject (e-mail) or title "
+        "(in_app) or the length and segments (sms), and the body. "
         "Exit status: 0 rendered, 2 unknown step, locale or channel.",
         epilog="example: refunds notify render rejected --locale en --html",
     )
     render.add_argument("step", metavar="STEP", help="received, approved, rejected, paid, ...")
     render.add_argument("--locale", required=True, help="zh-CN or en")
-    render.add_argument("--channel", default="email", help="default: %(default)s")
+    render.add_argument(
+        "--channel", default="email", help="email, sms or in_app (default: %(default)s)"
+    )
     render.add_argument(
         "--html", action="store_true", help="print the HTML body instead of the plain text"
     )
@@ -688,7 +692,21 @@ def run_notify_render(args: argparse.Namespace) -> int:
         print(f"{where}: the {args.channel} channel has no HTML body", file=sys.stderr)
         return EXIT_USAGE
     print(f"Template: {rendering.template}")
+    if args.channel == "sms":
+        print(_sms_length(rendering.body))
+        print()
+        print(rendering.body)
+        return EXIT_OK
     print(f"Subject: {rendering.subject}")
     print()
-    print(rendering.html if args.html else rendering.body, end="")
+    body = rendering.html if args.html and rendering.html is not None else rendering.body
+    print(body, end="" if body.endswith("\n") else "\n")
     return EXIT_OK
+
+
+def _sms_length(text: str) -> str:
+    from services.notify.sms import measure
+
+    length = measure(text)
+    plural = "" if length.segments == 1 else "s"
+    return f"Length: {len(text)} characters, {length.encoding}, {length.segments} segment{plural}"

@@ -20,14 +20,18 @@ import httpx
 from shared.auth import DEV_API_KEY, DEV_TENANT
 
 HOST = "127.0.0.1"
-INFRASTRUCTURE = ("broker", "gateway", "mailsink")
+INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
 SERVICES = ("intake", "review", "payout", "notify")
 COMPONENTS = INFRASTRUCTURE + SERVICES
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
 _PROBE_TIMEOUT_SECONDS = 1.0
-_SANDBOX_MODULES = {"gateway": "sandbox.gateway", "mailsink": "sandbox.mailsink"}
+_SANDBOX_MODULES = {
+    "gateway": "sandbox.gateway",
+    "mailsink": "sandbox.mailsink",
+    "sms": "sandbox.sms",
+}
 # Which Ports field each component listens on, where the names differ.
 _PORT_FIELD = {"mailsink": "smtp"}
 # Offsets from --base-port: each port keeps the last digits of its default.
@@ -38,6 +42,7 @@ _BASE_OFFSETS = {
     "notify": 4,
     "gateway": 10,
     "smtp": 25,
+    "sms": 30,
     "broker": 92,
 }
 
@@ -53,6 +58,7 @@ class Ports:
     notify: int = 8004
     gateway: int = 8010
     smtp: int = 8025
+    sms: int = 8030
 
     @classmethod
     def free(cls) -> Ports:
@@ -68,7 +74,7 @@ class Ports:
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        """base+1..4 for the services, base+10 gateway, base+25 SMTP, base+92 broker."""
+        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+92 broker."""
         if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
             raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
@@ -153,7 +159,7 @@ class Stack:
     def stop_all(self) -> None:
         """Stop services first, then the sandboxes, the broker last; each tier in parallel."""
         self._stop_together(reversed(SERVICES))
-        self._stop_together(("mailsink", "gateway"))
+        self._stop_together(("sms", "mailsink", "gateway"))
         self._stop_together(("broker",))
 
     def kill(self, name: str) -> None:
@@ -257,7 +263,7 @@ class Stack:
         return env
 
     def _sandbox_env(self, name: str) -> dict[str, str]:
-        prefix = "SANDBOX_GATEWAY" if name == "gateway" else "SANDBOX_SMTP"
+        prefix = {"gateway": "SANDBOX_GATEWAY", "mailsink": "SANDBOX_SMTP"}.get(name, "SANDBOX_SMS")
         return {
             f"{prefix}_HOST": HOST,
             f"{prefix}_PORT": str(self.ports.of(name)),
@@ -274,11 +280,16 @@ class Stack:
             "REFUNDS_GATEWAY_URL": self.url("gateway"),
             "REFUNDS_SMTP_HOST": HOST,
             "REFUNDS_SMTP_PORT": str(self.ports.smtp),
+            "REFUNDS_SMS_URL": self.url("sms"),
             "REFUNDS_API_KEYS": f"{DEV_TENANT}:{DEV_API_KEY}",
+            # The local stack's webhook receivers run on this machine: plain http to
+            # loopback and private addresses is allowed here, and only here.
+            "REFUNDS_WEBHOOK_ALLOW_PRIVATE": "true",
         }
         if self.database_url is not None:
             env["REFUNDS_DATABASE_URL"] = self.database_url
             env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"
+            env["REFUNDS_INTAKE_DATABASE_SCHEMA"] = f"{self.schema_prefix}_intake"
         return env
 
     # -- internals ----------------------------------------------------------------------------
@@ -341,7 +352,7 @@ class Stack:
     def _ready_url(self, name: str) -> str:
         if name in ("broker", "mailsink"):
             return self.url(name)
-        return self.url(name) + ("/healthz" if name == "gateway" else "/readyz")
+        return self.url(name) + ("/healthz" if name in ("gateway", "sms") else "/readyz")
 
     def _raise_if_exited(self, name: str) -> None:
         child = self._children.get(name)

@@ -114,10 +114,20 @@ class _Mailbox:
 
 
 class _SinkHandler:
-    """aiosmtpd handler: accept every message and hand it to the mailbox."""
+    """aiosmtpd handler: accept every message and hand it to the mailbox, except for the
+    recipients it was told to refuse (550, a permanent refusal, as for an unknown user)."""
 
-    def __init__(self, mailbox: _Mailbox) -> None:
+    def __init__(self, mailbox: _Mailbox, refuse: frozenset[str] = frozenset()) -> None:
         self._mailbox = mailbox
+        self._refuse = refuse
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address.lower() in self._refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     # aiosmtpd looks hooks up by this exact name.
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -139,9 +149,15 @@ class MailSink:
     """An SMTP server on ``host:port`` (0 picks a free port) that keeps every message."""
 
     def __init__(
-        self, host: str = DEFAULT_HOST, port: int = 0, mail_dir: Path | None = None
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        mail_dir: Path | None = None,
+        *,
+        refuse: frozenset[str] = frozenset(),
     ) -> None:
         self.host = host
+        self.refuse = frozenset(address.lower() for address in refuse)
         self._requested_port = port
         self.mail_dir = Path(mail_dir) if mail_dir is not None else None
         self._mailbox = _Mailbox(self.mail_dir)
@@ -165,7 +181,7 @@ class MailSink:
         self._mailbox.prepare()
         port = self._requested_port or _free_port(self.host)
         controller = Controller(
-            _SinkHandler(self._mailbox),
+            _SinkHandler(self._mailbox, self.refuse),
             hostname=self.host,
             port=port,
             ready_timeout=READY_TIMEOUT_SECONDS,

@@ -94,7 +94,7 @@ class ServiceApplication(Application[uuid.UUID]):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
 
-    def update(self, aggregate_id: uuid.UUID, change: Callable[[A], None]) -> A:
+    def update(self, aggregate_id: uuid.UUID, change: Callable[[A], object]) -> A:
         """Load, apply `change`, save; when another writer got there first, reload and redo.
 
         `change` must be a pure decision on the aggregate (no I/O), so redoing it is safe.

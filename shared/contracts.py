@@ -315,6 +315,19 @@ class NotificationSentV1(IntegrationEvent):
     sent_at: datetime
 
 
+class NotificationFailedV1(IntegrationEvent):
+    """A customer message given up for good: refused, or still failing after every retry."""
+
+    TYPE: ClassVar[str] = "notification.failed.v1"
+
+    notification_id: str
+    step: str
+    channel: Literal["email", "sms", "in_app", "webhook"]
+    attempts: int
+    cause: str
+    failed_at: datetime
+
+
 EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
     model.TYPE: model
     for model in (
@@ -334,6 +347,7 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
         PayoutSucceededV1,
         PayoutFailedV1,
         NotificationSentV1,
+        NotificationFailedV1,
     )
 }
 

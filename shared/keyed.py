@@ -59,3 +59,11 @@ def invalid(field: str, code: str, message: str) -> Problem:
         kind="validation",
         errors=[{"field": field, "code": code, "message": message}],
     )
+
+
+def one_cursor(starting_after: str | None, ending_before: str | None) -> None:
+    """Stripe's cursors page one way at a time: both at once is a 422."""
+    if starting_after and ending_before:
+        raise invalid(
+            "query.ending_before", "exclusive", "use starting_after or ending_before, not both"
+        )

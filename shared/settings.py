@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refunds.jwt import DEV_JWT_SECRET
+from shared.auth import DEV_API_KEY, DEV_TENANT, parse_api_keys
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
 
@@ -79,6 +80,39 @@ def refuse_placeholder(name: str, value: str | None, env: str) -> None:
     """Outside dev/test, a missing or placeholder secret stops start-up."""
     if env == "production" and (value is None or value.strip().lower() in PLACEHOLDERS):
         raise ValueError(f"{name} must be set to a real secret in production")
+
+
+class PlatformSettings(ServiceSettings):
+    """Settings of a service with a platform API: the tenants' bootstrap API keys."""
+
+    api_keys: str = Field(
+        "",
+        description="platform API keys as tenant:key,tenant:key (dev: a local key is added)",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _real_keys_in_production(self) -> PlatformSettings:
+        # In production the keys may all be stored ones (`refunds api-keys create`),
+        # but any given here must be real.
+        if self.env == "production" and self.api_keys.strip():
+            refuse_placeholder("REFUNDS_API_KEYS", self.api_keys, self.env)
+            for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+                key = pair.partition(":")[2].strip()
+                if len(key) < 24 or key == DEV_API_KEY:
+                    raise ValueError("REFUNDS_API_KEYS: production keys need 24+ characters")
+        return self
+
+    def hashed_api_keys(self) -> dict[str, str]:
+        keys = parse_api_keys(self.api_keys)
+        if self.env != "production" and not keys:
+            keys = parse_api_keys(f"{DEV_TENANT}:{DEV_API_KEY}")
+        return keys
 
 
 class StaffSettings(ServiceSettings):

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.domain import Aggregate
 
-from services.notify.domain import Correspondence, notification_id
+from services.notify.domain import IN_APP, Correspondence, notification_id
+from services.notify.templates import render
+from services.notify.webhook_commands import WebhookCommands
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
     IntegrationEvent,
     Locale,
+    NotificationFailedV1,
     NotificationSentV1,
     PayoutFailedV1,
     PayoutSucceededV1,
     RefundRequestedV1,
     RefundWithdrawnV1,
     ReviewApprovedV1,
+    ReviewCaseOpenedV1,
     ReviewCompensationOfferedV1,
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
 
-EMAIL = "email"
+log = logging.getLogger(__name__)
 Channel = Literal["email", "sms", "in_app", "webhook"]  # NotificationSentV1.channel
 
 
@@ -73,10 +80,13 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
         }
     if isinstance(payload, RefundWithdrawnV1):
         return "withdrawn", {"order_id": payload.order_id}
+    if isinstance(payload, ReviewCaseOpenedV1):
+        deadline = payload.deadline.isoformat() if payload.deadline else None
+        return "in_review", {"order_id": payload.order_id, "deadline": deadline}
     return None
 
 
-class NotifyApplication(ServiceApplication):
+class NotifyApplication(WebhookCommands, ServiceApplication):
     name = "Notify"
 
     def react(
@@ -85,6 +95,7 @@ class NotifyApplication(ServiceApplication):
         message: CloudEvent,
         processing: ProcessingEvent[uuid.UUID],
     ) -> None:
+        self.fan_out(message, processing)
         due = step_for(payload)
         if due is None:
             return
@@ -92,11 +103,45 @@ class NotifyApplication(ServiceApplication):
         if isinstance(payload, RefundRequestedV1):
             contact = payload.customer
             correspondence.record_contact(
-                email=contact.email, phone=contact.phone, locale=contact.locale
+                email=contact.email,
+                phone=contact.phone,
+                locale=contact.locale,
+                customer_id=payload.customer_id,
             )
         step, facts = due
-        correspondence.schedule(step, EMAIL, facts, causation_id=message.id)
+        correspondence.schedule(step, facts, causation_id=message.id)
+        self._post_in_app(correspondence, sent_at=message.time)
         processing.collect_events(correspondence)
+
+    def _post_in_app(self, correspondence: Correspondence, *, sent_at: datetime) -> None:
+        """In-app messages are delivered by storing them, in the same transaction as the
+        upstream event that made them due: exactly once, with no worker involved."""
+        for due in correspondence.pending(channels=(IN_APP,)):
+            try:
+                rendering = render(
+                    due.step,
+                    due.locale,
+                    due.facts,
+                    reference=correspondence.refund_id,
+                    channel=IN_APP,
+                )
+            except KeyError as error:  # a step without an in-app template must not stop the rest
+                log.error("cannot render %s/in_app: %s", due.step, error)
+                correspondence.record_failed(
+                    step=due.step, channel=IN_APP, cause=f"template: {error}", failed_at=sent_at
+                )
+                continue
+            correspondence.record_sent(
+                step=due.step,
+                channel=IN_APP,
+                message_id=notification_id(correspondence.refund_id, due.step, IN_APP),
+                recipient_masked=f"customer:{due.address}",
+                locale=rendering.locale,
+                template=rendering.template,
+                sent_at=sent_at,
+                title=rendering.subject,
+                body=rendering.body,
+            )
 
     def _open(self, refund_id: str, tenant: str) -> Correspondence:
         # Whichever of the refund's events arrives first opens it; a concurrent
@@ -110,58 +155,90 @@ class NotifyApplication(ServiceApplication):
         found: Correspondence = self.repository.get(correspondence_id)
         return found
 
-    def record_sent(
-        self,
-        correspondence_id: uuid.UUID,
-        *,
-        step: str,
-        channel: str,
-        message_id: str,
-        recipient_masked: str,
-        locale: str,
-        template: str,
-        sent_at: datetime,
-    ) -> None:
-        """Store that a message went out; the e-mail itself is never sent again from here.
-
-        The consumer thread may append a step to the same correspondence between
-        our read and our write: on that version conflict, reload and record again.
-        """
+    def start_attempt(self, correspondence_id: uuid.UUID, step: str, channel: str) -> int | None:
+        """Claim the next attempt of a message; None when it is no longer open."""
+        claimed: list[int | None] = []
         self.update(
             correspondence_id,
-            lambda correspondence: correspondence.record_sent(
-                step=step,
-                channel=channel,
-                message_id=message_id,
-                recipient_masked=recipient_masked,
-                locale=locale,
-                template=template,
-                sent_at=sent_at,
-            ),
+            lambda correspondence: claimed.append(correspondence.start_attempt(step, channel)),
         )
+        return claimed[-1]
 
     def notifications_for(self, refund_id: str) -> list[dict[str, Any]]:
-        """What was sent for the refund, in the order it was sent; [] when nothing was."""
+        """Every message of the refund with what became of it, in scheduling order."""
         try:
             correspondence = self.correspondence(Correspondence.create_id(refund_id))
         except AggregateNotFoundError:
             return []
-        return [dict(sent, refund_id=refund_id) for sent in correspondence.sent.values()]
+        keys = list(correspondence.deliveries)
+        keys += [
+            (d.step, d.channel) for d in correspondence.pending() if (d.step, d.channel) not in keys
+        ]
+        found = []
+        for step, channel in keys:
+            delivery = correspondence.delivery(step, channel)
+            found.append(
+                {
+                    "notification_id": notification_id(refund_id, step, channel),
+                    "refund_id": refund_id,
+                    "step": step,
+                    "channel": channel,
+                    "status": delivery.status,
+                    "attempts": delivery.attempts,
+                    "last_error": delivery.last_error if delivery.status != "sent" else None,
+                    **delivery.sent,
+                }
+            )
+        return found
 
-
-def to_integration(event: Any) -> IntegrationEvent | None:
-    """Notify publishes deliveries; contacts and schedules stay private."""
-    if not isinstance(event, Correspondence.MessageSent):
+    def request_resend(
+        self, refund_id: str, notification: str, *, actor: str
+    ) -> dict[str, Any] | None:
+        """Send an uncertain or failed message again (a person's decision); None if unknown."""
+        correspondence_id = Correspondence.create_id(refund_id)
+        try:
+            correspondence = self.correspondence(correspondence_id)
+        except AggregateNotFoundError:
+            return None
+        for step, channel in list(correspondence.deliveries):
+            if notification_id(refund_id, step, channel) == notification:
+                self.update(correspondence_id, _resend(step, channel, actor))
+                return next(
+                    n
+                    for n in self.notifications_for(refund_id)
+                    if n["notification_id"] == notification
+                )
         return None
-    return NotificationSentV1(
-        refund_id=event.refund_id,
-        tenant=event.tenant,
-        notification_id=notification_id(event.refund_id, event.step, event.channel),
-        step=event.step,
-        # The domain keeps plain strings; pydantic still checks these at run time.
-        channel=cast(Channel, event.channel),
-        recipient=event.recipient_masked,
-        locale=cast(Locale, event.locale),
-        template=event.template,
-        sent_at=event.sent_at,
-    )
+
+
+def _resend(step: str, channel: str, actor: str) -> Callable[[Correspondence], object]:
+    return lambda correspondence: correspondence.request_resend(step, channel, actor=actor)
+
+
+def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
+    """Notify publishes outcomes; contacts, schedules and attempts stay private."""
+    if isinstance(event, Correspondence.MessageSent):
+        return NotificationSentV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            notification_id=notification_id(event.refund_id, event.step, event.channel),
+            step=event.step,
+            # The domain keeps plain strings; pydantic still checks these at run time.
+            channel=cast(Channel, event.channel),
+            recipient=event.recipient_masked,
+            locale=cast(Locale, event.locale),
+            template=event.template,
+            sent_at=event.sent_at,
+        )
+    if isinstance(event, Correspondence.MessageFailed):
+        return NotificationFailedV1(
+            refund_id=event.refund_id,
+            tenant=event.tenant,
+            notification_id=notification_id(event.refund_id, event.step, event.channel),
+            step=event.step,
+            channel=cast(Channel, event.channel),
+            attempts=event.attempts,
+            cause=event.cause,
+            failed_at=event.failed_at,
+        )
+    return None

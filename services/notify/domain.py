@@ -1,9 +1,10 @@
-"""Notify's rules: one refund's correspondence — which steps are due, to whom, and what was sent."""
+"""Notify's rules: one refund's correspondence — which messages are due, on which channels,
+to whom, and what became of each: sent, retried, failed for good, or uncertain."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from shared.ids import derived_id, public_id
 
 STEPS = (
     "received",
+    "in_review",
     "evidence_requested",
     "approved",
     "rejected",
@@ -21,7 +23,13 @@ STEPS = (
     "paid",
     "payout_failed",
 )
-CHANNELS = ("email",)
+# in_app is delivered by storing it (the customer's feed reads it); e-mail and SMS leave
+# the system and are sent by a worker, attempt by attempt.
+IN_APP = "in_app"
+EMAIL = "email"
+SMS = "sms"
+CHANNELS = (EMAIL, SMS, IN_APP)
+OUTBOUND = (EMAIL, SMS)
 MESSAGE_ID_DOMAIN = "refunds.local"
 
 
@@ -49,30 +57,73 @@ def mask_email(address: str) -> str:
 
 @dataclass(frozen=True)
 class Contact:
+    """How the refund's customer can be reached; the channels follow from what they gave."""
+
     email: str | None
     phone: str | None
     locale: str
+    customer_id: str | None = None
 
     def address_for(self, channel: str) -> str | None:
-        return self.email if channel == "email" else None
+        if channel == EMAIL:
+            return self.email
+        if channel == SMS:
+            return self.phone
+        if channel == IN_APP:
+            return self.customer_id
+        return None
+
+    def channels(self) -> list[str]:
+        """E-mail if they gave an address, SMS if a phone, the in-app feed always."""
+        return [channel for channel in CHANNELS if self.address_for(channel)]
 
 
 @dataclass(frozen=True)
 class ScheduledStep:
-    """A message that is due: the facts to render it with and the upstream event behind it."""
+    """A step that is due: the facts to render it with and the upstream event behind it."""
 
     step: str
-    channel: str
     facts: dict[str, Any]
     causation_id: str
 
 
+@dataclass
+class Delivery:
+    """What became of one (step, channel): the attempts so far and the outcome, if any."""
+
+    step: str
+    channel: str
+    status: str = "pending"  # pending → sent | failed | uncertain
+    attempts: int = 0
+    in_flight: bool = False  # an attempt was claimed and has no outcome yet
+    retry_at: datetime | None = None
+    last_error: str | None = None
+    sent: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def open(self) -> bool:
+        return self.status == "pending"
+
+
+@dataclass(frozen=True)
+class Due:
+    """One message the sender may attempt now (or at `retry_at`)."""
+
+    step: str
+    channel: str
+    facts: dict[str, Any]
+    address: str
+    locale: str
+    attempts: int
+    retry_at: datetime | None
+
+
 class Correspondence(Aggregate):
-    """Every message one refund's customer gets, at most one per (step, channel).
+    """Every message one refund's customer gets: at most one per (step, channel).
 
     Upstream facts arrive in any order across topics, so whichever arrives first
     opens the correspondence; a step scheduled before the contact is known waits
-    until `ContactRecorded` makes it sendable.
+    until `ContactRecorded` says where (and in which language) to send it.
     """
 
     class Opened(Aggregate.Created):
@@ -83,12 +134,26 @@ class Correspondence(Aggregate):
         email: str | None
         phone: str | None
         locale: str
+        customer_id: str | None
 
     class StepScheduled(Aggregate.Event):
         step: str
-        channel: str
         facts: dict[str, Any]
         causation_id: str
+
+    class AttemptStarted(Aggregate.Event):
+        """Claimed before the message leaves: a crash after this cannot send it twice."""
+
+        step: str
+        channel: str
+        attempt: int
+
+    class AttemptFailed(Aggregate.Event):
+        step: str
+        channel: str
+        attempt: int
+        error: str
+        retry_at: datetime
 
     class MessageSent(Aggregate.Event):
         refund_id: str
@@ -100,6 +165,31 @@ class Correspondence(Aggregate):
         locale: str
         template: str
         sent_at: datetime
+        customer_id: str | None
+        # in_app only: the feed item as the customer sees it.
+        title: str | None
+        body: str | None
+
+    class MessageFailed(Aggregate.Event):
+        refund_id: str
+        tenant: str
+        step: str
+        channel: str
+        attempts: int
+        cause: str
+        failed_at: datetime
+
+    class MarkedUncertain(Aggregate.Event):
+        """An attempt was claimed and never recorded: it may or may not have gone out."""
+
+        step: str
+        channel: str
+        attempt: int
+
+    class ResendRequested(Aggregate.Event):
+        step: str
+        channel: str
+        actor: str
 
     @staticmethod
     def create_id(refund_id: str) -> uuid.UUID:
@@ -112,44 +202,114 @@ class Correspondence(Aggregate):
         self.refund_id = refund_id
         self.tenant = tenant
         self.contact: Contact | None = None
-        self.scheduled: dict[tuple[str, str], ScheduledStep] = {}
-        self.sent: dict[tuple[str, str], dict[str, Any]] = {}
+        self.scheduled: dict[str, ScheduledStep] = {}
+        self.deliveries: dict[tuple[str, str], Delivery] = {}
 
-    def record_contact(self, *, email: str | None, phone: str | None, locale: str) -> None:
-        if self.contact != Contact(email, phone, locale):
-            self._contact_recorded(email=email, phone=phone, locale=locale)
+    # -- what is due ----------------------------------------------------------------------
+
+    def record_contact(
+        self,
+        *,
+        email: str | None,
+        phone: str | None,
+        locale: str,
+        customer_id: str | None = None,
+    ) -> None:
+        if self.contact != Contact(email, phone, locale, customer_id):
+            self._contact_recorded(email=email, phone=phone, locale=locale, customer_id=customer_id)
 
     @event(ContactRecorded)
-    def _contact_recorded(self, *, email: str | None, phone: str | None, locale: str) -> None:
-        self.contact = Contact(email, phone, locale)
-
-    def schedule(
-        self, step: str, channel: str, facts: dict[str, Any], *, causation_id: str
+    def _contact_recorded(
+        self, *, email: str | None, phone: str | None, locale: str, customer_id: str | None
     ) -> None:
+        self.contact = Contact(email, phone, locale, customer_id)
+
+    def schedule(self, step: str, facts: dict[str, Any], *, causation_id: str) -> None:
         """Make a step due; a step already scheduled keeps its first facts (no event)."""
-        if step not in STEPS or channel not in CHANNELS:
-            raise UnknownStep(f"{step}/{channel}")
-        if (step, channel) not in self.scheduled:
-            self._step_scheduled(step=step, channel=channel, facts=facts, causation_id=causation_id)
+        if step not in STEPS:
+            raise UnknownStep(step)
+        if step not in self.scheduled:
+            self._step_scheduled(step=step, facts=facts, causation_id=causation_id)
 
     @event(StepScheduled)
-    def _step_scheduled(
-        self, *, step: str, channel: str, facts: dict[str, Any], causation_id: str
-    ) -> None:
-        self.scheduled[step, channel] = ScheduledStep(step, channel, facts, causation_id)
+    def _step_scheduled(self, *, step: str, facts: dict[str, Any], causation_id: str) -> None:
+        self.scheduled[step] = ScheduledStep(step, facts, causation_id)
 
-    def pending(self) -> list[ScheduledStep]:
-        """Scheduled, not yet sent, and with an address for the channel — in scheduling order."""
-        if self.contact is None:
+    def delivery(self, step: str, channel: str) -> Delivery:
+        return self.deliveries.get((step, channel)) or Delivery(step, channel)
+
+    def pending(self, channels: tuple[str, ...] = CHANNELS) -> list[Due]:
+        """Messages not yet sent, failed or uncertain, with an address — in scheduling order."""
+        contact = self.contact
+        if contact is None:
             return []
-        return [
-            due
-            for key, due in self.scheduled.items()
-            if key not in self.sent and self.contact.address_for(due.channel)
-        ]
+        due = []
+        for scheduled in self.scheduled.values():
+            for channel in contact.channels():
+                delivery = self.delivery(scheduled.step, channel)
+                address = contact.address_for(channel)
+                if channel in channels and delivery.open and address:
+                    due.append(
+                        Due(
+                            scheduled.step,
+                            channel,
+                            scheduled.facts,
+                            address,
+                            contact.locale,
+                            delivery.attempts,
+                            delivery.retry_at,
+                        )
+                    )
+        return due
 
     def is_sent(self, step: str, channel: str) -> bool:
-        return (step, channel) in self.sent
+        return self.delivery(step, channel).status == "sent"
+
+    @property
+    def sent(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {key: d.sent for key, d in self.deliveries.items() if d.status == "sent"}
+
+    def _open_delivery(self, step: str, channel: str) -> Delivery:
+        if step not in self.scheduled or channel not in CHANNELS:
+            raise UnknownStep(f"{step}/{channel} was never scheduled")
+        return self.deliveries.setdefault((step, channel), Delivery(step, channel))
+
+    # -- attempts and outcomes ----------------------------------------------------------------
+
+    def start_attempt(self, step: str, channel: str) -> int | None:
+        """Claim the next attempt; None when the message is no longer open (nothing stored)."""
+        delivery = self._open_delivery(step, channel)
+        if not delivery.open or delivery.in_flight:
+            return None
+        self._attempt_started(step=step, channel=channel, attempt=delivery.attempts + 1)
+        return delivery.attempts
+
+    @event(AttemptStarted)
+    def _attempt_started(self, *, step: str, channel: str, attempt: int) -> None:
+        delivery = self._open_delivery(step, channel)
+        delivery.attempts = attempt
+        delivery.in_flight = True
+
+    def record_attempt_failed(
+        self, *, step: str, channel: str, error: str, retry_at: datetime
+    ) -> None:
+        """A transient failure: the message stays open and is due again at `retry_at`."""
+        delivery = self._open_delivery(step, channel)
+        if delivery.open:
+            attempt = delivery.attempts if delivery.in_flight else delivery.attempts + 1
+            self._attempt_failed(
+                step=step, channel=channel, attempt=attempt, error=error, retry_at=retry_at
+            )
+
+    @event(AttemptFailed)
+    def _attempt_failed(
+        self, *, step: str, channel: str, attempt: int, error: str, retry_at: datetime
+    ) -> None:
+        delivery = self._open_delivery(step, channel)
+        delivery.attempts = attempt
+        delivery.in_flight = False
+        delivery.retry_at = retry_at
+        delivery.last_error = error
 
     def record_sent(
         self,
@@ -161,11 +321,11 @@ class Correspondence(Aggregate):
         locale: str,
         template: str,
         sent_at: datetime,
+        title: str | None = None,
+        body: str | None = None,
     ) -> None:
         """Remember a delivery; a second record of the same step is a no-op (no event)."""
-        if (step, channel) not in self.scheduled:
-            raise UnknownStep(f"{step}/{channel} was never scheduled")
-        if not self.is_sent(step, channel):
+        if self._open_delivery(step, channel).open:
             self._message_sent(
                 refund_id=self.refund_id,
                 tenant=self.tenant,
@@ -176,6 +336,9 @@ class Correspondence(Aggregate):
                 locale=locale,
                 template=template,
                 sent_at=sent_at,
+                customer_id=self.contact.customer_id if self.contact else None,
+                title=title,
+                body=body,
             )
 
     @event(MessageSent)
@@ -191,10 +354,17 @@ class Correspondence(Aggregate):
         locale: str,
         template: str,
         sent_at: datetime,
+        customer_id: str | None,
+        title: str | None,
+        body: str | None,
     ) -> None:
         # refund_id and tenant ride on the event so the relay can publish it
         # without loading the aggregate.
-        self.sent[step, channel] = {
+        delivery = self._open_delivery(step, channel)
+        delivery.status = "sent"
+        delivery.in_flight = False
+        delivery.attempts = max(delivery.attempts, 1)
+        delivery.sent = {
             "notification_id": notification_id(refund_id, step, channel),
             "step": step,
             "channel": channel,
@@ -204,3 +374,62 @@ class Correspondence(Aggregate):
             "template": template,
             "sent_at": sent_at,
         }
+
+    def record_failed(self, *, step: str, channel: str, cause: str, failed_at: datetime) -> None:
+        """Given up for good (refused, or out of attempts); published as notification.failed."""
+        delivery = self._open_delivery(step, channel)
+        if delivery.open:
+            self._message_failed(
+                refund_id=self.refund_id,
+                tenant=self.tenant,
+                step=step,
+                channel=channel,
+                attempts=max(delivery.attempts, 1),
+                cause=cause,
+                failed_at=failed_at,
+            )
+
+    @event(MessageFailed)
+    def _message_failed(
+        self,
+        *,
+        refund_id: str,
+        tenant: str,
+        step: str,
+        channel: str,
+        attempts: int,
+        cause: str,
+        failed_at: datetime,
+    ) -> None:
+        delivery = self._open_delivery(step, channel)
+        delivery.status = "failed"
+        delivery.in_flight = False
+        delivery.attempts = attempts
+        delivery.last_error = cause
+
+    def mark_uncertain(self, step: str, channel: str) -> None:
+        """A claimed attempt without an outcome (the sender died): never sent again by itself."""
+        delivery = self._open_delivery(step, channel)
+        if delivery.open and delivery.in_flight:
+            self._marked_uncertain(step=step, channel=channel, attempt=delivery.attempts)
+
+    @event(MarkedUncertain)
+    def _marked_uncertain(self, *, step: str, channel: str, attempt: int) -> None:
+        delivery = self._open_delivery(step, channel)
+        delivery.status = "uncertain"
+        delivery.in_flight = False
+
+    def request_resend(self, step: str, channel: str, *, actor: str) -> bool:
+        """A person decided an uncertain or failed message goes out (again); False if not so."""
+        delivery = self._open_delivery(step, channel)
+        if delivery.status not in ("uncertain", "failed"):
+            return False
+        self._resend_requested(step=step, channel=channel, actor=actor)
+        return True
+
+    @event(ResendRequested)
+    def _resend_requested(self, *, step: str, channel: str, actor: str) -> None:
+        delivery = self._open_delivery(step, channel)
+        delivery.status = "pending"
+        delivery.attempts = 0
+        delivery.retry_at = None

@@ -1,245 +1,214 @@
-"""The e-mail sender: follows notify's own log and delivers each due step once, over SMTP."""
+"""The sender of one outbound channel (e-mail or SMS): attempts each due message, retries
+with backoff, and gives up for good after the configured attempts.
+
+Exactly once per (refund, step, channel):
+- A repeated upstream event schedules nothing new, and a message already sent, failed or
+  uncertain is never attempted again (the aggregate, loaded fresh, says so).
+- E-mail *claims* each attempt (`AttemptStarted`) before handing it to SMTP. If the process
+  dies between the hand-over and the record, the restarted sender finds the claim without
+  an outcome and marks the message `uncertain` instead of sending it again: SMTP cannot say
+  whether the message left, and a second copy is the worse mistake. A person can resend
+  it (`POST /v1/notifications/{id}/resend`); the customer's in-app feed has it anyway.
+- SMS needs no claim: the provider keeps our idempotency key (the notification id), so a
+  repeat after a crash is recognised there and not sent twice.
+
+Run one sender per channel per service at a time (like the relay).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import smtplib
+import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
-from typing import Protocol, TypeVar
-
-from eventsourcing.utils import get_topic
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from services.notify.application import NotifyApplication
-from services.notify.domain import (
-    Correspondence,
-    ScheduledStep,
-    mask_email,
-    message_id,
-    notification_id,
-)
-from services.notify.settings import NotifySettings
-from services.notify.templates import render
+from services.notify.channels import Channel, Outgoing, TryLater, Undeliverable
+from services.notify.domain import Correspondence, Due
+from services.notify.outbox import Outbox
 from shared.aio import sleep_or_stop
-from shared.follower import LogFollower
 from shared.health import Health
 
 log = logging.getLogger(__name__)
-
-# Only these events can make a step sendable: a new step, or the contact it waited for.
-SENDER_TOPICS = (
-    get_topic(Correspondence.ContactRecorded),
-    get_topic(Correspondence.StepScheduled),
-)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    message: EmailMessage
-    recipient: str
-    locale: str
-    template: str
-
-
-class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
-
-
-class SmtpMailer:
-    """Hands one message to an SMTP server; blocking, so the sender runs it in a thread."""
-
-    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.timeout = timeout
-
-    def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
-            client.send_message(message, from_addr=self.sender)
-
-
-def is_transient(error: Exception) -> bool:
-    """Worth retrying: the network, the server, or a 4xx — not a refused recipient or body."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return any(code < 500 for code, _ in error.recipients.values())
-    if isinstance(error, smtplib.SMTPDataError):
-        return error.smtp_code < 500
-    # Everything else SMTP raises is an OSError (refused connection, timeout,
-    # disconnect, 4xx, and a refused MAIL FROM, which is our misconfiguration
-    # and must hold mail back rather than drop it).
-    return isinstance(error, OSError)
+MAX_RETRY_DELAY = timedelta(hours=1)
+JITTER = 0.1
 
 
 class Sender:
-    """Sends every pending step of the correspondences a batch touched, then advances.
-
-    Exactly once per (refund, step, channel), except for one window no SMTP
-    client can close: the server accepted the message and the process died
-    before `MessageSent` was stored. The restarted sender then sends the step
-    again — with the same deterministic Message-ID, so mail clients (and our
-    tests) recognise the copy as the same message. Everything else is covered:
-    a repeated batch re-reads the correspondence and skips what was recorded,
-    and a failed record is retried in place, never by sending again.
-
-    Run one sender per service at a time (like the relay): two would race on
-    the same pending steps.
-    """
-
-    min_backoff = 0.1
-    max_backoff = 5.0
-    wait = 0.5
+    wait = 0.5  # longest idle sleep between looks at the log
+    store_backoff = (0.1, 5.0)
 
     def __init__(
         self,
         app: NotifyApplication,
-        settings: NotifySettings,
-        mailer: Mailer,
+        channel: Channel,
         *,
+        attempts: int = 10,
+        backoff: timedelta = timedelta(seconds=30),
+        concurrency: int = 8,
         health: Health | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
     ) -> None:
         self.app = app
-        self.settings = settings
-        self.mailer = mailer
+        self.channel = channel
+        self.attempts = attempts
+        self.backoff = backoff
+        self.concurrency = concurrency
         self.health = health or Health()
-        self.follower = LogFollower(
-            app, "sender", topics=SENDER_TOPICS, poll_interval=settings.poll_interval_ms / 1000
-        )
+        self.part = f"{channel.name} sender"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.outbox = Outbox(app, channel.name)
+        self.ready = asyncio.Event()  # set once the start-up scan is done
         self.sent = 0
-        self.dropped = 0
+        self.failed = 0
+        self.retried = 0
+        self.uncertain = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = self.min_backoff
+        low, high = self.store_backoff
+        backoff = low
         while not stop.is_set():
             try:
-                await self._follow(stop)
-                backoff = self.min_backoff
-            except Exception:  # store faults and bugs alike: report, back off, resume
-                log.exception("sender failed; resuming in %.1fs", backoff)
-                self.health.report("sender", False)
+                await self._serve(stop)
+                backoff = low
+            except Exception:  # store faults and bugs alike: report, back off, start anew
+                log.exception("%s failed; resuming in %.1fs", self.part, backoff)
+                self.health.report(self.part, False)
                 await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = min(backoff * 2, high)
 
-    async def _follow(self, stop: asyncio.Event) -> None:
-        await self.follower.load()
+    async def _serve(self, stop: asyncio.Event) -> None:
+        self.outbox = Outbox(self.app, self.channel.name)
+        unfinished = await asyncio.to_thread(self.outbox.scan)
+        for correspondence_id, step in unfinished:
+            # Claimed by a sender that died before recording what happened.
+            await asyncio.to_thread(self._mark_uncertain, correspondence_id, step)
+            self.uncertain += 1
+            log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
+        self.ready.set()
+        self.health.report(self.part, True)
         while not stop.is_set():
-            batch = await self.follower.next_batch(wait=self.wait)
-            if not batch:
-                self.health.report("sender", True)
+            await asyncio.to_thread(self.outbox.follow)
+            ready = self.outbox.take_ready(self.clock(), self.concurrency)
+            if ready:
+                results = await asyncio.gather(*(self._check(cid, stop) for cid in ready))
+                if not all(results):
+                    return  # stopping
                 continue
-            touched = dict.fromkeys(uuid.UUID(str(item.event.originator_id)) for item in batch)
-            for correspondence_id in touched:
-                if not await self._deliver_pending(correspondence_id, stop):
-                    return  # stopping mid-batch: the next run repeats it, skipping what was sent
-            await self.follower.advance(batch[-1].position)
+            await sleep_or_stop(stop, self._idle_seconds())
 
-    async def _deliver_pending(self, correspondence_id: uuid.UUID, stop: asyncio.Event) -> bool:
-        # Read fresh: what a previous run recorded as sent is no longer pending.
+    def _mark_uncertain(self, correspondence_id: uuid.UUID, step: str) -> None:
+        self.app.update(correspondence_id, lambda c: c.mark_uncertain(step, self.channel.name))
+
+    def _idle_seconds(self) -> float:
+        upcoming = self.outbox.next_due()
+        if upcoming is None:
+            return self.wait
+        return max(0.0, min(self.wait, (upcoming - self.clock()).total_seconds()))
+
+    async def _check(self, correspondence_id: uuid.UUID, stop: asyncio.Event) -> bool:
+        """Attempt every due message of one correspondence; False only when stopping."""
         correspondence = await asyncio.to_thread(self.app.correspondence, correspondence_id)
-        for due in correspondence.pending():
-            if not await self._deliver(correspondence, due, stop):
+        for due in correspondence.pending(channels=(self.channel.name,)):
+            if due.retry_at is not None and due.retry_at > self.clock():
+                self.outbox.wake(correspondence_id, due.retry_at)
+                continue
+            if not await self._attempt(correspondence, due, stop):
                 return False
         return True
 
-    async def _deliver(
-        self, correspondence: Correspondence, due: ScheduledStep, stop: asyncio.Event
-    ) -> bool:
-        """Send and record one step; False only when stopping before both were done."""
-        refund_id = correspondence.refund_id
+    async def _attempt(self, correspondence: Correspondence, due: Due, stop: asyncio.Event) -> bool:
+        cid = correspondence.id
         try:
-            outgoing = self._compose(correspondence, due)
-        except Exception:  # a step that cannot be rendered must not hold back the others
-            log.exception("cannot compose %s/%s of %s; skipped", due.step, due.channel, refund_id)
-            self.dropped += 1
-            return True
-        sent = await self._retry(
-            stop, f"send {due.step} of {refund_id}", self._send, outgoing.message
+            outgoing = self.channel.compose(correspondence.refund_id, due)
+        except Exception as error:  # a message that cannot be rendered must not hold the rest
+            log.exception("cannot compose %s/%s", due.step, self.channel.name)
+            return bool(await self._store(stop, self._failed, cid, due, f"template: {error}"))
+        attempt = due.attempts + 1
+        if self.channel.claims:
+            claimed = await self._store(
+                stop, self.app.start_attempt, cid, due.step, self.channel.name
+            )
+            if claimed is None:
+                return not stop.is_set()  # no longer open, or stopping
+            attempt = claimed
+        try:
+            provider_id = await asyncio.to_thread(self.channel.send, outgoing)
+        except TryLater as error:
+            self.health.report(self.part, False)
+            if attempt >= self.attempts:
+                cause = f"{error} (gave up after {attempt} attempts)"
+                return bool(await self._store(stop, self._failed, cid, due, cause))
+            retry_at = self.clock() + self._delay(attempt, error.retry_after)
+            self.retried += 1
+            log.warning("%s/%s attempt %d: %s", due.step, self.channel.name, attempt, error)
+            return bool(await self._store(stop, self._retry_later, cid, due, str(error), retry_at))
+        except Undeliverable as error:
+            log.error("%s/%s refused for good: %s", due.step, self.channel.name, error)
+            return bool(await self._store(stop, self._failed, cid, due, str(error)))
+        self.health.report(self.part, True)
+        return bool(await self._store(stop, self._record_sent, cid, due, outgoing, provider_id))
+
+    def _delay(self, attempt: int, retry_after: float | None) -> timedelta:
+        delay = self.backoff * (2 ** (attempt - 1))
+        delay = min(delay, MAX_RETRY_DELAY) * (1 + self.rng.uniform(-JITTER, JITTER))
+        if retry_after is not None and timedelta(seconds=retry_after) > delay:
+            delay = min(timedelta(seconds=retry_after), MAX_RETRY_DELAY)
+        return delay
+
+    def _record_sent(self, cid: uuid.UUID, due: Due, outgoing: Outgoing, provider_id: str) -> bool:
+        self.app.update(
+            cid,
+            lambda c: c.record_sent(
+                step=due.step,
+                channel=self.channel.name,
+                message_id=provider_id,
+                recipient_masked=outgoing.recipient_masked,
+                locale=outgoing.locale,
+                template=outgoing.template,
+                sent_at=self.clock(),
+            ),
         )
-        if sent is None:
-            return False
-        if not sent:
-            self.dropped += 1
-            return True
-        record = await self._retry(
-            stop,
-            f"record {due.step} of {refund_id}",
-            self._record,
-            correspondence.id,
-            due,
-            outgoing,
-        )
-        if record is None:
-            return False
         self.sent += 1
         return True
 
-    def _send(self, message: EmailMessage) -> bool:
-        try:
-            self.mailer.send(message)
-        except Exception as error:
-            if is_transient(error):
-                raise
-            log.error("%s refused for good (%s); not retried", message["Message-ID"], error)
-            return False
-        return True
-
-    def _record(self, correspondence_id: uuid.UUID, due: ScheduledStep, outgoing: Outgoing) -> bool:
-        self.app.record_sent(
-            correspondence_id,
-            step=due.step,
-            channel=due.channel,
-            message_id=str(outgoing.message["Message-ID"]),
-            recipient_masked=mask_email(outgoing.recipient),
-            locale=outgoing.locale,
-            template=outgoing.template,
-            sent_at=datetime.now(UTC),
+    def _retry_later(self, cid: uuid.UUID, due: Due, error: str, retry_at: datetime) -> bool:
+        self.app.update(
+            cid,
+            lambda c: c.record_attempt_failed(
+                step=due.step, channel=self.channel.name, error=error, retry_at=retry_at
+            ),
         )
         return True
 
-    async def _retry(
-        self, stop: asyncio.Event, what: str, call: Callable[..., T], *args: object
-    ) -> T | None:
-        """`call` in a thread until it returns; None when stopping first."""
-        backoff = self.min_backoff
+    def _failed(self, cid: uuid.UUID, due: Due, cause: str) -> bool:
+        self.app.update(
+            cid,
+            lambda c: c.record_failed(
+                step=due.step, channel=self.channel.name, cause=cause, failed_at=self.clock()
+            ),
+        )
+        self.failed += 1
+        return True
+
+    async def _store(self, stop: asyncio.Event, call: Callable[..., T], *args: object) -> T | None:
+        """Run a store call in a thread until it succeeds (the store may be briefly down);
+        None when stopping first. A claim left behind makes the message uncertain at the next
+        start, never sent twice."""
+        low, high = self.store_backoff
+        backoff = low
         while not stop.is_set():
             try:
-                result = await asyncio.to_thread(call, *args)
-            except Exception as error:  # transient by construction of `call`
-                log.warning("%s failed (%s); retrying in %.1fs", what, error, backoff)
-                self.health.report("sender", False)
+                return await asyncio.to_thread(call, *args)
+            except Exception:
+                log.exception("%s: store call failed; retrying in %.1fs", self.part, backoff)
+                self.health.report(self.part, False)
                 await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-                continue
-            self.health.report("sender", True)
-            return result
+                backoff = min(backoff * 2, high)
         return None
-
-    def _compose(self, correspondence: Correspondence, due: ScheduledStep) -> Outgoing:
-        contact = correspondence.contact
-        address = contact.address_for(due.channel) if contact else None
-        if contact is None or address is None:
-            raise ValueError("no address for a pending step")
-        refund_id = correspondence.refund_id
-        rendering = render(
-            due.step, contact.locale, due.facts, reference=refund_id, channel=due.channel
-        )
-        message = EmailMessage()
-        message["From"] = self.settings.mail_from
-        message["To"] = address
-        message["Subject"] = rendering.subject
-        message["Date"] = format_datetime(datetime.now(UTC))
-        # Derived from (refund, step, channel), never random: see the class docstring.
-        message["Message-ID"] = message_id(refund_id, due.step, due.channel)
-        message["Content-Language"] = rendering.locale
-        message["X-Refund-Id"] = refund_id
-        message["X-Notification-Id"] = notification_id(refund_id, due.step, due.channel)
-        message.set_content(rendering.body, charset="utf-8")
-        if rendering.html is not None:  # multipart/alternative: plain text first, then HTML
-            message.add_alternative(rendering.html, subtype="html", charset="utf-8")
-        return Outgoing(message, address, rendering.locale, rendering.template)

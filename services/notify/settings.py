@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from shared.settings import ServiceSettings
+from services.notify.webhooks import RETRY_SCHEDULE, retry_schedule
+from shared.settings import PlatformSettings, StaffSettings
 
 ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
 
-class NotifySettings(ServiceSettings):
+class NotifySettings(PlatformSettings, StaffSettings):
     port: int = Field(8004, ge=1, le=65535)
     smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP server for e-mail")
     smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev sink: 8025)")
@@ -20,7 +21,64 @@ class NotifySettings(ServiceSettings):
         "refunds@localhost",
         description="From of customer e-mail: addr@domain or `Name <addr@domain>`",
     )
-    sender_enabled: bool = Field(True, description="run the e-mail sender in this process")
+    sender_enabled: bool = Field(True, description="run the message senders in this process")
+    sms_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="SMS provider base URL (the sandbox: `python -m sandbox.sms`); unset: no SMS",
+    )
+    sms_api_key: str | None = Field(None, description="bearer key for the SMS provider")
+    keys_from_intake: bool = Field(
+        True,
+        description="also accept the API keys stored in intake's store (`refunds api-keys`)",
+    )
+    intake_database_schema: str = Field(
+        "intake",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of intake's store, where the stored API keys are",
+    )
+    send_attempts: int = Field(
+        10, ge=1, le=50, description="attempts per customer message before it is failed for good"
+    )
+    send_backoff_ms: int = Field(
+        30_000,
+        ge=1,
+        le=3_600_000,
+        description="first retry delay of a message; doubles per attempt",
+    )
+    webhook_enabled: bool = Field(True, description="run the webhook deliverer in this process")
+    webhook_allow_private: bool = Field(
+        False,
+        description="dev stack only: webhooks to http, loopback and private addresses "
+        "(refused when env=production)",
+    )
+    webhook_timeout_ms: int = Field(
+        10_000, ge=100, le=60_000, description="timeout of one webhook request"
+    )
+    webhook_retry_schedule: str = Field(
+        ",".join(f"{step:g}" for step in RETRY_SCHEDULE),
+        description="seconds before each webhook attempt, comma-separated (Standard Webhooks')",
+    )
+    webhook_disable_after_s: float = Field(
+        5 * 86400, gt=0, description="an endpoint failing this long without a success is disabled"
+    )
+    webhook_concurrency: int = Field(8, ge=1, le=256, description="webhook requests in flight")
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        retry_schedule(value)
+        return value
+
+    @model_validator(mode="after")
+    def _no_private_webhooks_in_production(self) -> NotifySettings:
+        if self.env == "production" and self.webhook_allow_private:
+            raise ValueError("REFUNDS_WEBHOOK_ALLOW_PRIVATE must not be set in production")
+        return self
+
+    @property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        return retry_schedule(self.webhook_retry_schedule)
 
     @field_validator("mail_from")
     @classmethod

@@ -43,12 +43,30 @@ MONTHS_EN = (
 
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-CHANNELS = ("email",)  # sms and in_app: add `<step>.sms.<locale>.j2` files and a sender
+# The steps notify tells a customer about, in the order a refund can go through them.
+STEPS = (
+    "received",
+    "in_review",
+    "evidence_requested",
+    "approved",
+    "rejected",
+    "compensation_offered",
+    "withdrawn",
+    "paid",
+    "payout_failed",
+)
+CHANNELS = ("email", "sms", "in_app")
+# The blocks each channel's files hold: e-mail a subject, plain text and HTML; an SMS only
+# its text; an in-app feed item a title (`subject`) and a body (`text`).
+BLOCKS = {"email": ("subject", "text", "html"), "sms": ("text",), "in_app": ("subject", "text")}
+_EXPECTED = tuple(
+    (step, channel, locale) for step in STEPS for channel in CHANNELS for locale in LOCALES
+)
 _FILE = re.compile(r"^(?P<step>[a-z_]+)\.(?P<channel>[a-z_]+)\.(?P<locale>[A-Za-z-]+)\.j2$")
 _VERSION = re.compile(r"\A\{#-?\s*version:\s*(\d+)")
 
 # One file per step, channel and locale, `<step>.<channel>.<locale>.j2`, opening with a
-# `{# version: N #}` comment and holding the blocks `subject`, `text` and (e-mail) `html`.
+# `{# version: N #}` comment and holding exactly the blocks BLOCKS names for its channel.
 # The same file is compiled twice: plain text never escaped, HTML always autoescaped, so
 # that a value a customer typed can never become markup in the HTML part.
 _TEXT = Environment(  # plain text and subjects only: escaping would corrupt them
@@ -81,27 +99,45 @@ class Template:
 
 @dataclass(frozen=True)
 class Rendering:
-    subject: str
-    body: str
+    subject: str  # e-mail subject or in-app title; "" for an SMS
+    body: str  # e-mail: plain text ending in a newline; SMS and in-app: the text as shown
     locale: str
     template: str  # e.g. "paid.email.en@1": which text, so a complaint can be traced to it
     html: str | None = None  # e-mail only
 
 
-def _load() -> dict[tuple[str, str, str], Template]:
+class TemplateSetError(ValueError):
+    """The template folder does not hold exactly one well-formed file per step, channel
+    and locale."""
+
+
+def load(directory: Path) -> dict[tuple[str, str, str], Template]:
+    """Every template in ``directory``; TemplateSetError unless every step, channel and
+    locale has exactly one file, with a version and its channel's blocks, and nothing else."""
+    env = Environment(loader=FileSystemLoader(directory), autoescape=False)  # noqa: S701
     found: dict[tuple[str, str, str], Template] = {}
-    for path in sorted(TEMPLATE_DIR.glob("*.j2")):
+    for path in sorted(directory.glob("*.j2")):
         match = _FILE.match(path.name)
         version = _VERSION.match(path.read_text(encoding="utf-8"))
         if match is None or version is None:
-            raise ValueError(f"{path.name}: expected <step>.<channel>.<locale>.j2 with a version")
-        step, channel, locale = match["step"], match["channel"], match["locale"]
-        found[step, channel, locale] = Template(step, channel, locale, int(version[1]))
+            raise TemplateSetError(
+                f"{path.name}: expected <step>.<channel>.<locale>.j2 with a version"
+            )
+        key = (match["step"], match["channel"], match["locale"])
+        if key not in _EXPECTED:
+            raise TemplateSetError(f"{path.name}: unknown step, channel or locale")
+        blocks = set(env.get_template(path.name).blocks)
+        if blocks != set(BLOCKS[key[1]]):
+            wanted = ", ".join(BLOCKS[key[1]])
+            raise TemplateSetError(f"{path.name}: has blocks {sorted(blocks)}, needs {wanted}")
+        found[key] = Template(*key, int(version[1]))
+    missing = [Template(*key, 0).filename for key in _EXPECTED if key not in found]
+    if missing:
+        raise TemplateSetError(f"missing templates in {directory}: {', '.join(missing)}")
     return found
 
 
-TEMPLATES = _load()
-STEPS = tuple(sorted({step for step, _, _ in TEMPLATES}))
+TEMPLATES = load(TEMPLATE_DIR)  # at import, so a missing or broken file stops the service
 
 # Facts shaped like those notify stores for each step, to look at a template with
 # (`refunds notify render`); the reason carries markup to show that HTML escapes it.
@@ -135,6 +171,7 @@ SAMPLE_FACTS: dict[str, dict[str, Any]] = {
         "message": "Please photograph the front of the T-shirt in daylight.",
     },
     "withdrawn": {"order_id": "ORD-1001"},
+    "in_review": {"order_id": "ORD-1001", "deadline": "2026-11-06T18:00:00+08:00"},
     "compensation_offered": {
         "order_id": "ORD-1001",
         "coupon": {"amount": 2000, "currency": "CNY"},
@@ -185,6 +222,8 @@ def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, 
         values["message"] = str(facts["message"])
     if "coupon" in facts:
         values["coupon"] = format_money(Money(**facts["coupon"]), locale)
+    if facts.get("deadline") is not None:  # None: no decision date is promised
+        values["deadline"] = format_date(facts["deadline"], locale)
     return values
 
 
@@ -196,15 +235,16 @@ def render(
     reference: str,
     channel: str = "email",
 ) -> Rendering:
-    """The message of one step; KeyError for an unknown step or when the facts lack what
-    its text states."""
+    """The message of one step on one channel; KeyError for an unknown step or channel, or
+    when the facts lack what its text states."""
     chosen = resolve_locale(locale)
     template = TEMPLATES[step, channel, chosen]
+    blocks = BLOCKS[channel]
     values = _values(facts, chosen, reference)
     try:
-        subject = _block(_TEXT, template, "subject", values)
-        body = _block(_TEXT, template, "text", values) + "\n"
-        html = _block(_HTML, template, "html", values) + "\n" if channel == "email" else None
+        subject = _block(_TEXT, template, "subject", values) if "subject" in blocks else ""
+        body = _block(_TEXT, template, "text", values) + ("\n" if channel == "email" else "")
+        html = _block(_HTML, template, "html", values) + "\n" if "html" in blocks else None
     except UndefinedError as error:
         raise KeyError(f"{template.filename}: {error.message}") from error
     return Rendering(subject=subject, body=body, locale=chosen, template=template.name, html=html)

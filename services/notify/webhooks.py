@@ -166,23 +166,40 @@ def verify(
 
 
 def next_attempt_delay(
-    attempt: int, rng: Uniform, retry_after: float | None = None
+    attempt: int,
+    rng: Uniform,
+    retry_after: float | None = None,
+    schedule: Sequence[float] = RETRY_SCHEDULE,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None to give up.
 
     ``attempt`` is how many attempts were made so far (0 before the first, which is immediate).
     The schedule's step gets up to ±10 % jitter, never below zero; a Retry-After of the
-    receiver wins when it is longer (capped at the schedule's longest step).
+    receiver wins when it is longer (capped at the schedule's longest step). ``schedule``
+    replaces the spec's steps (a deployment's setting; tests use short ones).
     """
     if attempt < 0:
         raise ValueError("attempt must be >= 0")
-    if attempt >= MAX_ATTEMPTS:
+    if attempt >= len(schedule):
         return None
-    base = RETRY_SCHEDULE[attempt]
+    base = schedule[attempt]
     delay = max(0.0, base * (1 + rng.uniform(-JITTER, JITTER)))
     if retry_after is not None and math.isfinite(retry_after) and retry_after > delay:
-        delay = min(retry_after, max(MAX_RETRY_AFTER, delay))
+        delay = min(retry_after, max(max(schedule), delay))
     return delay
+
+
+def retry_schedule(text: str) -> tuple[float, ...]:
+    """``"0,5,300"`` → (0.0, 5.0, 300.0): the delays before each attempt; ValueError if unusable."""
+    try:
+        steps = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected comma-separated seconds, got {text!r}") from None
+    if any(not math.isfinite(step) or step < 0 for step in steps):
+        raise ValueError("retry delays must be finite and >= 0")
+    if len(steps) > 50:
+        raise ValueError("at most 50 attempts")
+    return steps
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

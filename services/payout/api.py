@@ -48,7 +48,7 @@ from services.payout.views import (
 from shared.http import Problem, problem_response, problem_responses
 from shared.idempotency import IdempotencyMismatch, KeyedRequest
 from shared.ids import parse_public_id
-from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed
+from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed, one_cursor
 from shared.staff import Staff, StaffAuth, staff_problem_responses
 
 SIGNATURE_HEADER = "Gateway-Signature"
@@ -150,13 +150,6 @@ def payout_not_found(payout_id: str) -> Problem:
     return Problem(404, "No such payout", f"No payout {payout_id}.", kind="not-found")
 
 
-def _one_cursor(starting_after: str | None, ending_before: str | None) -> None:
-    if starting_after and ending_before:
-        raise invalid(
-            "query.ending_before", "exclusive", "use starting_after or ending_before, not both"
-        )
-
-
 def staff_router(
     app: PayoutApplication,
     index: PayoutIndex,
@@ -221,7 +214,7 @@ def staff_router(
     ) -> JSONResponse:
         """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
         next (older) page; `ending_before` the first id gives the previous one."""
-        _one_cursor(starting_after, ending_before)
+        one_cursor(starting_after, ending_before)
         for name, moment in (("created_after", created_after), ("created_before", created_before)):
             if moment is not None and moment.tzinfo is None:
                 raise invalid(f"query.{name}", "timezone", "give a time zone, e.g. Z")
@@ -389,7 +382,7 @@ def staff_router(
         starting_after: Cursor = None,
         ending_before: Cursor = None,
     ) -> JSONResponse:
-        _one_cursor(starting_after, ending_before)
+        one_cursor(starting_after, ending_before)
 
         def look() -> ReconciliationList:
             page = reports.page(

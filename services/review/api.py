@@ -48,7 +48,7 @@ from services.review.schemas import (
 from services.review.views import case_view, claim_view, queue_entry, version_view
 from shared.http import Problem, problem_response
 from shared.idempotency import IdempotencyMismatch, KeyedRequest
-from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed
+from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed, one_cursor
 from shared.staff import Staff, StaffAuth, staff_problem_responses
 
 RefundId = Annotated[str, Path(max_length=100, description="the refund's id, `rf_…`")]
@@ -178,10 +178,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
     ) -> JSONResponse:
         """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
         next (older) page; `ending_before` the first id gives the previous one."""
-        if starting_after and ending_before:
-            raise invalid(
-                "query.ending_before", "exclusive", "use starting_after or ending_before, not both"
-            )
+        one_cursor(starting_after, ending_before)
         now = app.now()
         query = QueueQuery(
             limit=limit,

@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 
+from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from sandbox.mailsink import read_mailbox
 from shared.auth import DEV_API_KEY
 from tests.support.factories import refund_body
 
 FINAL = {"paid", "rejected", "payout_failed"}
+PLATFORM = {"Authorization": f"Bearer {DEV_API_KEY}"}
 
 
 class Platform:
@@ -96,6 +98,43 @@ def assert_paid_exactly_once(platform: Platform, finals: dict[str, dict[str, Any
             )
             assert entry["amount"] == view["amount"]["amount"]
             assert entry["provider_reference"] == view["payout"]["provider_reference"]
+
+
+def notify_log(notify_url: str, refund_ids: list[str]) -> list[dict[str, Any]]:
+    """Every message notify has for these refunds, as an auditor sees them."""
+    claims = staff_claims("e2e.auditor", ["auditor"], 600)
+    headers = {"Authorization": f"Bearer {encode(claims, DEV_JWT_SECRET)}"}
+    entries: list[dict[str, Any]] = []
+    with httpx.Client(base_url=notify_url, timeout=10, headers=headers) as notify:
+        for refund_id in refund_ids:
+            response = notify.get("/v1/notifications", params={"refund_id": refund_id})
+            assert response.status_code == 200, response.text
+            entries += response.json()["data"]
+    return entries
+
+
+def register_webhook(notify_url: str, url: str, event_types: list[str]) -> str:
+    """A webhook endpoint of the dev tenant; its id."""
+    with httpx.Client(base_url=notify_url, timeout=10, headers=PLATFORM) as notify:
+        response = notify.post(
+            "/v1/webhook_endpoints", json={"url": url, "event_types": event_types}
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def webhook_deliveries(notify_url: str, endpoint_id: str) -> list[dict[str, Any]]:
+    """Every delivery of one endpoint, following the cursor to the end."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    with httpx.Client(base_url=notify_url, timeout=10, headers=PLATFORM) as notify:
+        while True:
+            page = notify.get(f"/v1/webhook_endpoints/{endpoint_id}/deliveries", params=params)
+            assert page.status_code == 200, page.text
+            found += page.json()["data"]
+            if not page.json()["has_more"]:
+                return found
+            params["starting_after"] = found[-1]["id"]
 
 
 def assert_one_message_per_step(messages: list[EmailMessage]) -> Counter[str]:

@@ -63,6 +63,13 @@ def test_infrastructure_starts_restarts_and_stops(stack: Stack) -> None:
     with smtplib.SMTP("127.0.0.1", stack.ports.smtp, timeout=5) as smtp:
         assert smtp.noop()[0] == 250
     assert accepts(stack.ports.broker)
+    sent = httpx.post(
+        stack.url("sms") + "/v1/messages",
+        json={"to": "+8613812345678", "text": "Refunds: hello"},
+        headers={"Idempotency-Key": "devstack-1"},
+    )
+    assert sent.status_code == 201, sent.text
+    assert '"devstack-1"' in (stack.data_dir / "sms-messages.jsonl").read_text()
 
     paid = httpx.post(stack.url("gateway") + "/v1/refunds", json=REFUND)
     assert paid.status_code == 200, paid.text
@@ -173,6 +180,10 @@ def test_services_get_the_stack_environment_and_not_the_shell(
     assert gateway["SANDBOX_DATA_DIR"] == str(tmp_path.resolve())
     assert not any(key.startswith("REFUNDS_") for key in gateway if key != "REFUNDS_TOPIC_PREFIX")
     assert stack.environment("mailsink")["SANDBOX_SMTP_PORT"] == "30025"
+    sms = stack.environment("sms")
+    assert (sms["SANDBOX_SMS_HOST"], sms["SANDBOX_SMS_PORT"]) == ("127.0.0.1", "30030")
+    assert sms["SANDBOX_DATA_DIR"] == str(tmp_path.resolve())
+    assert stack.environment("notify")["REFUNDS_SMS_URL"] == "http://127.0.0.1:30030"
 
 
 def test_sqlite_stacks_set_no_database_variables(tmp_path: Path) -> None:
@@ -190,6 +201,7 @@ def test_component_names_are_checked(tmp_path: Path) -> None:
         "tcp://127.0.0.1:9092",
         "http://127.0.0.1:8010",
         "smtp://127.0.0.1:8025",
+        "http://127.0.0.1:8030",
         "http://127.0.0.1:8001",
         "http://127.0.0.1:8002",
         "http://127.0.0.1:8003",

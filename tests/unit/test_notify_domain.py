@@ -20,6 +20,7 @@ from shared.money import Money
 
 REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
 CNY_129 = {"amount": 12900, "currency": "CNY"}
+AT = datetime(2026, 11, 4, tzinfo=UTC)
 REJECTION = {
     "order_id": "ORD-1001",
     "rule": "R-RETURN-WINDOW-30D",
@@ -38,25 +39,40 @@ def event_names(correspondence: Correspondence) -> list[str]:
     return [type(e).__name__ for e in correspondence.collect_events()]
 
 
-def sent(correspondence: Correspondence, step: str) -> None:
+def sent(correspondence: Correspondence, step: str, channel: str = "email") -> None:
     correspondence.record_sent(
         step=step,
-        channel="email",
-        message_id=message_id(REFUND, step, "email"),
+        channel=channel,
+        message_id=message_id(REFUND, step, channel),
         recipient_masked="l***@example.com",
         locale="en",
-        template=f"{step}.email.en@1",
-        sent_at=datetime(2026, 11, 4, tzinfo=UTC),
+        template=f"{step}.{channel}.en@1",
+        sent_at=AT,
     )
+
+
+def reachable(**contact: str | None) -> Correspondence:
+    correspondence = opened()
+    correspondence.record_contact(
+        email=contact.get("email", "li.wei@example.com"),
+        phone=contact.get("phone"),
+        locale="en",
+        customer_id=contact.get("customer_id", "C-42"),
+    )
+    return correspondence
+
+
+def due(correspondence: Correspondence, channel: str = "email") -> list[str]:
+    return [d.step for d in correspondence.pending(channels=(channel,))]
 
 
 def test_scheduling_a_step_twice_stores_one_event() -> None:
     correspondence = opened()
-    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-1")
-    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-2")
+    correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-2")
 
     assert event_names(correspondence) == ["Opened", "StepScheduled"]
-    assert correspondence.scheduled["approved", "email"].causation_id == "ev-1"
+    assert correspondence.scheduled["approved"].causation_id == "ev-1"
 
 
 def test_recording_the_same_contact_again_stores_nothing() -> None:
@@ -69,41 +85,109 @@ def test_recording_the_same_contact_again_stores_nothing() -> None:
 
 def test_a_step_scheduled_before_the_contact_is_pending_once_the_contact_arrives() -> None:
     correspondence = opened()
-    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-1")
     assert correspondence.pending() == []
 
     correspondence.record_contact(email="li.wei@example.com", phone=None, locale="en")
 
-    assert [due.step for due in correspondence.pending()] == ["approved"]
+    assert due(correspondence) == ["approved"]
 
 
-def test_email_steps_wait_for_an_email_address() -> None:
-    correspondence = opened()
-    correspondence.record_contact(email=None, phone="+8613800000000", locale="zh-CN")
-    correspondence.schedule("received", "email", {"amount": CNY_129}, causation_id="ev-1")
+def test_channels_follow_the_contact_details() -> None:
+    both = reachable(phone="+8613800000000")
+    email_only = reachable()
+    phone_only = reachable(email=None, phone="+8613800000000", customer_id=None)
+    for correspondence in (both, email_only, phone_only):
+        correspondence.schedule("received", {"amount": CNY_129}, causation_id="ev-1")
 
-    assert correspondence.pending() == []
+    assert {(d.step, d.channel) for d in both.pending()} == {
+        ("received", "email"),
+        ("received", "sms"),
+        ("received", "in_app"),
+    }
+    assert {d.channel for d in email_only.pending()} == {"email", "in_app"}
+    assert {d.channel for d in phone_only.pending()} == {"sms"}  # no customer id: no feed
 
 
 def test_sent_steps_are_no_longer_pending_and_are_recorded_once() -> None:
-    correspondence = opened()
-    correspondence.record_contact(email="li.wei@example.com", phone=None, locale="en")
-    correspondence.schedule("received", "email", {"amount": CNY_129}, causation_id="ev-1")
-    correspondence.schedule("approved", "email", {"amount": CNY_129}, causation_id="ev-2")
+    correspondence = reachable()
+    correspondence.schedule("received", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-2")
     correspondence.collect_events()
 
     sent(correspondence, "received")
     sent(correspondence, "received")
 
     assert event_names(correspondence) == ["MessageSent"]
-    assert [due.step for due in correspondence.pending()] == ["approved"]
+    assert due(correspondence) == ["approved"]
     assert correspondence.is_sent("received", "email")
+    assert due(correspondence, "in_app") == ["received", "approved"]  # channels are apart
+
+
+def test_an_attempt_is_claimed_once_and_failures_are_retried_then_given_up() -> None:
+    correspondence = reachable()
+    correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.collect_events()
+
+    assert correspondence.start_attempt("paid", "email") == 1
+    assert correspondence.start_attempt("paid", "email") is None  # in flight: no second claim
+    correspondence.record_attempt_failed(
+        step="paid", channel="email", error="421 busy", retry_at=AT
+    )
+    (waiting,) = correspondence.pending(channels=("email",))
+    assert waiting.attempts == 1 and waiting.retry_at == AT
+    assert correspondence.start_attempt("paid", "email") == 2
+    correspondence.record_failed(step="paid", channel="email", cause="gave up", failed_at=AT)
+    correspondence.record_failed(step="paid", channel="email", cause="again", failed_at=AT)
+
+    assert event_names(correspondence) == [
+        "AttemptStarted",
+        "AttemptFailed",
+        "AttemptStarted",
+        "MessageFailed",
+    ]
+    delivery = correspondence.delivery("paid", "email")
+    assert delivery.status == "failed" and delivery.attempts == 2
+    assert delivery.last_error == "gave up"
+    assert due(correspondence) == []
+    assert correspondence.start_attempt("paid", "email") is None
+
+
+def test_a_claim_without_outcome_becomes_uncertain_until_a_person_resends_it() -> None:
+    correspondence = reachable()
+    correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.start_attempt("paid", "email")
+    correspondence.collect_events()
+
+    correspondence.mark_uncertain("paid", "email")
+    correspondence.mark_uncertain("paid", "email")
+    assert due(correspondence) == []
+    assert correspondence.request_resend("paid", "email", actor="staff:ann") is True
+    assert correspondence.request_resend("paid", "email", actor="staff:ann") is False
+
+    assert event_names(correspondence) == ["MarkedUncertain", "ResendRequested"]
+    assert due(correspondence) == ["paid"]
+    assert correspondence.delivery("paid", "email").attempts == 0
+
+
+def test_a_sent_message_cannot_be_failed_resent_or_made_uncertain() -> None:
+    correspondence = reachable()
+    correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-1")
+    sent(correspondence, "paid")
+    correspondence.collect_events()
+
+    correspondence.record_failed(step="paid", channel="email", cause="late", failed_at=AT)
+    correspondence.mark_uncertain("paid", "email")
+    assert correspondence.request_resend("paid", "email", actor="staff:ann") is False
+
+    assert event_names(correspondence) == []
+    assert correspondence.delivery("paid", "email").status == "sent"
 
 
 def test_unknown_steps_are_refused() -> None:
     correspondence = opened()
     with pytest.raises(UnknownStep):
-        correspondence.schedule("shipped", "email", {}, causation_id="ev-1")
+        correspondence.schedule("shipped", {}, causation_id="ev-1")
     with pytest.raises(UnknownStep):
         sent(correspondence, "received")  # never scheduled
 

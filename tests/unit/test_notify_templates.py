@@ -1,20 +1,30 @@
-"""Notify's Jinja2 templates: every step in every locale, HTML escaping, versions, the CLI."""
+"""Notify's Jinja2 templates: every step on every channel in every locale, SMS lengths, HTML
+escaping, versions, the completeness check at load, the CLI."""
 
 from __future__ import annotations
 
+import shutil
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
 from refunds.cli import main
+from services.notify.sms import measure
 from services.notify.templates import (
+    CHANNELS,
     LOCALES,
     SAMPLE_FACTS,
     SAMPLE_REFERENCE,
     STEPS,
+    TEMPLATE_DIR,
     TEMPLATES,
+    TemplateSetError,
+    load,
     render,
 )
+
+BRAND = {"zh-CN": "【退款通知】", "en": "Refunds: "}
 
 REJECTION = {
     "order_id": "ORD-1001",
@@ -26,6 +36,7 @@ REJECTION = {
 def test_the_steps_notify_schedules_all_have_templates() -> None:
     assert set(STEPS) == {
         "received",
+        "in_review",
         "evidence_requested",
         "approved",
         "rejected",
@@ -35,11 +46,40 @@ def test_the_steps_notify_schedules_all_have_templates() -> None:
         "payout_failed",
     }
     assert set(SAMPLE_FACTS) == set(STEPS)
+    assert set(TEMPLATES) == {
+        (step, channel, locale) for step in STEPS for channel in CHANNELS for locale in LOCALES
+    }
+    assert CHANNELS == ("email", "sms", "in_app")
+
+
+def test_loading_fails_loudly_when_a_template_is_missing_or_malformed(tmp_path: Path) -> None:
+    for source in TEMPLATE_DIR.glob("*.j2"):
+        shutil.copy(source, tmp_path / source.name)
+    assert load(tmp_path) == TEMPLATES
+
+    (tmp_path / "paid.sms.zh-CN.j2").unlink()
+    with pytest.raises(TemplateSetError, match=r"missing templates .*: paid\.sms\.zh-CN\.j2$"):
+        load(tmp_path)
+
+    (tmp_path / "paid.sms.zh-CN.j2").write_text(
+        "{# version: 1 #}{% block subject %}x{% endblock %}"
+    )
+    with pytest.raises(TemplateSetError, match=r"paid\.sms\.zh-CN\.j2: has blocks \['subject'\]"):
+        load(tmp_path)
+
+    (tmp_path / "paid.sms.zh-CN.j2").write_text("{% block text %}x{% endblock %}")
+    with pytest.raises(TemplateSetError, match="with a version"):
+        load(tmp_path)
+
+    shutil.copy(TEMPLATE_DIR / "paid.sms.zh-CN.j2", tmp_path / "paid.sms.zh-CN.j2")
+    shutil.copy(TEMPLATE_DIR / "paid.sms.en.j2", tmp_path / "paid.fax.en.j2")
+    with pytest.raises(TemplateSetError, match=r"paid\.fax\.en\.j2: unknown step"):
+        load(tmp_path)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("step", STEPS)
-def test_every_step_renders_in_every_locale(step: str, locale: str) -> None:
+def test_every_email_renders_in_every_locale(step: str, locale: str) -> None:
     rendering = render(step, locale, SAMPLE_FACTS[step], reference=SAMPLE_REFERENCE)
 
     assert rendering.locale == locale
@@ -63,13 +103,117 @@ def test_html_escapes_what_a_customer_or_reviewer_wrote_and_text_keeps_it() -> N
     assert zh.subject == "您订单 <i>O-1</i> 的退款申请未通过审核"
 
 
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("step", STEPS)
-def test_the_template_version_is_recorded_with_the_rendering(step: str) -> None:
+def test_every_sms_renders_in_every_locale_as_one_branded_line(step: str, locale: str) -> None:
+    rendering = render(step, locale, SAMPLE_FACTS[step], reference=SAMPLE_REFERENCE, channel="sms")
+
+    assert rendering.locale == locale and rendering.subject == "" and rendering.html is None
+    assert rendering.body.startswith(BRAND[locale])
+    assert "\n" not in rendering.body and rendering.body == rendering.body.strip()
+    assert "{" not in rendering.body and "—" not in rendering.body
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("step", STEPS)
+def test_every_in_app_item_renders_in_every_locale(step: str, locale: str) -> None:
+    rendering = render(
+        step, locale, SAMPLE_FACTS[step], reference=SAMPLE_REFERENCE, channel="in_app"
+    )
+
+    assert rendering.locale == locale and rendering.html is None
+    assert rendering.subject and "\n" not in rendering.subject
+    assert rendering.body and rendering.body == rendering.body.strip()
+    assert "{" not in rendering.subject + rendering.body and "—" not in rendering.body
+
+
+# What the SMS of the sample facts come to: one segment unless the text must carry more
+# than fits (the evidence list and the sample's English reason in a Chinese text, and a
+# rejection's reason, rule and way to appeal).
+SMS_SEGMENTS = {
+    "zh-CN": {"evidence_requested": 2, "rejected": 2},
+    "en": {"rejected": 2},
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("step", STEPS)
+def test_sms_stay_within_their_segments(step: str, locale: str) -> None:
+    body = render(step, locale, SAMPLE_FACTS[step], reference=SAMPLE_REFERENCE, channel="sms").body
+    length = measure(body)
+
+    assert length.encoding == ("UCS-2" if locale == "zh-CN" else "GSM-7")
+    assert length.segments == SMS_SEGMENTS[locale].get(step, 1)
+    if length.segments == 1:
+        assert len(body) <= (70 if locale == "zh-CN" else 160)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_rejection_sms_says_why_by_which_rule_and_how_to_appeal(locale: str) -> None:
+    body = render("rejected", locale, REJECTION, reference="r", channel="sms").body
+
+    assert REJECTION["explanation"][locale] in body and "R-RETURN-WINDOW-30D" in body
+    assert (
+        ("“申诉”" in body and "申诉期内" in body)
+        if locale == "zh-CN"
+        else ("choose Appeal within the appeal window" in body)
+    )
+    assert ("App或网站" if locale == "zh-CN" else "where you asked for it") in body
+
+
+@pytest.mark.parametrize("channel", ["sms", "in_app"])
+def test_paid_and_evidence_messages_carry_what_the_customer_needs(channel: str) -> None:
+    zh = render("paid", "zh-CN", SAMPLE_FACTS["paid"], reference="r", channel=channel)
+    en = render("paid", "en", SAMPLE_FACTS["paid"], reference="r", channel=channel)
+    assert all(part in zh.body for part in ("¥129.00", "微信支付", "2026年11月5日"))
+    assert all(part in en.body for part in ("CNY 129.00", "WeChat Pay account", "5 November 2026"))
+
+    facts = {"order_id": "O-7", "missing": ["收据", "照片"], "message": "m"}
+    zh = render("evidence_requested", "zh-CN", facts, reference="r", channel=channel)
+    en = render("evidence_requested", "en", {**facts, "missing": ["a receipt", "a photo"]},
+                reference="r", channel=channel)  # fmt: skip
+    assert "收据、照片" in zh.body and "补充凭证" in zh.body
+    assert "a receipt, a photo" in en.body and "Add evidence" in en.body
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_amounts_are_formatted_for_the_locale_on_every_channel(channel: str) -> None:
+    for step in ("received", "approved", "paid", "payout_failed"):
+        zh = render(step, "zh-CN", SAMPLE_FACTS[step], reference="r", channel=channel)
+        en = render(step, "en", SAMPLE_FACTS[step], reference="r", channel=channel)
+        assert "¥129.00" in zh.body and "CNY" not in zh.body
+        assert "CNY 129.00" in en.body and "¥" not in en.body
+    coupon = render("compensation_offered", "zh-CN", SAMPLE_FACTS["compensation_offered"],
+                    reference="r", channel=channel)  # fmt: skip
+    assert "¥20.00" in coupon.body
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_in_review_promises_a_decision_date_only_when_there_is_one(channel: str) -> None:
+    dated = {"order_id": "O-9", "deadline": "2026-11-07T01:00:00+08:00"}
+    for undated in ({"order_id": "O-9", "deadline": None}, {"order_id": "O-9"}):
+        zh = render("in_review", "zh-CN", undated, reference="r", channel=channel)
+        en = render("in_review", "en", undated, reference="r", channel=channel)
+        assert "O-9" in zh.body and "预计" not in zh.body and "年" not in zh.body
+        assert "O-9" in en.body and "decide by" not in en.body and "2026" not in en.body
+
+    zh = render("in_review", "zh-CN", dated, reference="r", channel=channel)
+    en = render("in_review", "en", dated, reference="r", channel=channel)
+    # The date in the offset the deadline was given in: the 7th there, still the 6th in UTC.
+    assert "2026年11月7日" in zh.body and "预计" in zh.body
+    assert "decide by 7 November 2026." in en.body
+    if channel == "email":
+        assert en.html is not None and "decide by 7 November 2026." in en.html
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("step", STEPS)
+def test_the_template_version_is_recorded_with_the_rendering(step: str, channel: str) -> None:
     for locale in LOCALES:
-        template = TEMPLATES[step, "email", locale]
-        rendering = render(step, locale, SAMPLE_FACTS[step], reference="r")
+        template = TEMPLATES[step, channel, locale]
+        rendering = render(step, locale, SAMPLE_FACTS[step], reference="r", channel=channel)
         assert template.version >= 1
-        assert rendering.template == f"{step}.email.{locale}@{template.version}"
+        assert rendering.template == f"{step}.{channel}.{locale}@{template.version}"
 
 
 def test_an_unknown_locale_falls_back_to_english_and_a_missing_fact_is_a_key_error() -> None:
@@ -80,7 +224,11 @@ def test_an_unknown_locale_falls_back_to_english_and_a_missing_fact_is_a_key_err
     with pytest.raises(KeyError):
         render("nope", "en", {}, reference="r")
     with pytest.raises(KeyError):
-        render("paid", "en", SAMPLE_FACTS["paid"], reference="r", channel="sms")
+        render("paid", "en", SAMPLE_FACTS["paid"], reference="r", channel="fax")
+    with pytest.raises(KeyError, match=r"paid\.sms\.en\.j2"):
+        render("paid", "en", {"amount": {"amount": 1, "currency": "CNY"}}, reference="r",
+               channel="sms")  # fmt: skip
+    assert render("paid", "fr", SAMPLE_FACTS["paid"], reference="r", channel="sms").locale == "en"
 
 
 def test_the_email_is_multipart_alternative_with_text_and_html() -> None:
@@ -109,6 +257,27 @@ def test_cli_renders_subject_and_text(capsys: pytest.CaptureFixture[str]) -> Non
     assert "支付宝" in out and "<p>" not in out
 
 
+def test_cli_renders_an_sms_with_its_length(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["notify", "render", "paid", "--locale", "zh-CN", "--channel", "sms"]) == 0
+    out = capsys.readouterr().out
+    text = render("paid", "zh-CN", SAMPLE_FACTS["paid"], reference=SAMPLE_REFERENCE, channel="sms")
+
+    assert out == (
+        "Template: paid.sms.zh-CN@1\n"
+        f"Length: {len(text.body)} characters, UCS-2, 1 segment\n\n{text.body}\n"
+    )
+    assert main(["notify", "render", "paid", "--locale", "en", "--channel", "sms", "--html"]) == 2
+    assert "no HTML body" in capsys.readouterr().err
+
+
+def test_cli_renders_an_in_app_item(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["notify", "render", "in_review", "--locale", "en", "--channel", "in_app"]) == 0
+    out = capsys.readouterr().out
+
+    assert out.startswith("Template: in_review.in_app.en@1\nSubject: Your refund request is")
+    assert "decide by 6 November 2026." in out
+
+
 def test_cli_renders_the_escaped_html(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["notify", "render", "rejected", "--locale", "en", "--html"]) == 0
     out = capsys.readouterr().out
@@ -122,11 +291,11 @@ def test_cli_renders_the_escaped_html(capsys: pytest.CaptureFixture[str]) -> Non
     [
         (
             ["nope", "--locale", "en"],
-            "approved, compensation_offered, evidence_requested, paid, payout_failed,"
-            " received, rejected, withdrawn",
+            "received, in_review, evidence_requested, approved, rejected,"
+            " compensation_offered, withdrawn, paid, payout_failed",
         ),
         (["paid", "--locale", "fr"], "zh-CN, en"),
-        (["paid", "--locale", "en", "--channel", "pigeon"], "email"),
+        (["paid", "--locale", "en", "--channel", "pigeon"], "email, sms, in_app"),
     ],
 )
 def test_cli_unknown_step_locale_or_channel_exits_2_with_the_known_ones(

@@ -1,0 +1,95 @@
+"""The customers' in-app feed: one row per in-app message, kept from notify's own log.
+
+A row is written once from the `MessageSent` event of an in-app message (which carries
+the title and body as the customer sees them) and never changes; the table can be
+rebuilt from the log at any time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from services.notify.domain import IN_APP, Correspondence
+from shared.readmodel import BATCH, ReadModel, sortable
+
+SENT_TOPIC = get_topic(Correspondence.MessageSent)
+COLUMNS = (
+    "notification_id",
+    "tenant",
+    "customer_id",
+    "refund_id",
+    "step",
+    "locale",
+    "template",
+    "title",
+    "body",
+    "created_at",
+    "version",
+)
+
+
+class CustomerFeed(ReadModel):
+    name = "customer_feed"
+    schema = (
+        "notification_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL, "
+        "refund_id TEXT NOT NULL, step TEXT NOT NULL, locale TEXT NOT NULL, "
+        "template TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, version BIGINT NOT NULL"
+    )
+    columns = COLUMNS
+    changing = ("version",)
+    time_column = "created_at"
+    topic_marker = ":Correspondence.MessageSent"
+    cursor_scope = frozenset({"tenant", "customer_id"})
+
+    def catch_up(self) -> int:
+        """Rows straight from the events (no aggregate is loaded): sent in-app messages only."""
+        read = 0
+        with self._lock:
+            while True:
+                position = self.app.positions.load(self.name)
+                notifications = self.app.recorder.select_notifications(
+                    start=position, limit=BATCH, topics=(SENT_TOPIC,), inclusive_of_start=False
+                )
+                if not notifications:
+                    return read
+                events: list[Any] = [self.app.mapper.to_domain_event(n) for n in notifications]
+                rows = [_row(e) for e in events if e.channel == IN_APP and e.customer_id]
+                self._write(rows, notifications[-1].id)
+                read += len(notifications)
+
+    def page(
+        self,
+        tenant: str,
+        customer_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        found, has_more = self.fetch(
+            {"tenant": tenant, "customer_id": customer_id},
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [dict(zip(COLUMNS, row, strict=True)) for row in found], has_more
+
+
+def _row(event: Any) -> tuple[Any, ...]:
+    sent: Any = event
+    return (
+        sent.message_id,  # the in-app message's id is its notification id
+        sent.tenant,
+        sent.customer_id,
+        sent.refund_id,
+        sent.step,
+        sent.locale,
+        sent.template,
+        sent.title or "",
+        sent.body or "",
+        sortable(sent.sent_at),
+        sent.originator_version,
+    )
