@@ -19,6 +19,16 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+def really_cancelled() -> bool:
+    """Whether the running task was asked to stop (not just handed a stray CancelledError).
+
+    aiokafka 0.14 can raise CancelledError out of its own close after a broker
+    outage; treating that as our cancellation would silently end a worker.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def keep_running(
     session: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     stop: asyncio.Event,
@@ -32,6 +42,11 @@ async def keep_running(
         try:
             await session(stop)
             backoff = 0.2
+        except asyncio.CancelledError:
+            if really_cancelled():
+                raise
+            log.warning("%s: stray CancelledError from a client; starting again", part)
+            await sleep_or_stop(stop, backoff)
         except Exception:  # broker or store fault: a fresh session is the recovery
             log.exception("%s failed; starting again in %.1fs", part, backoff)
             health.report(part, False)

@@ -14,7 +14,7 @@ from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.health import Health
-from shared.kafka import BrokerWatch, ensure_topics, new_admin, new_consumer
+from shared.kafka import BrokerWatch, close_quietly, ensure_topics, new_admin, new_consumer
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class Consumer:
             await self._consume_until(stop, consumer, watch)
         finally:
             # stop() and close() are safe on clients that never connected.
-            await consumer.stop()
-            await admin.close()
+            await close_quietly(consumer.stop, admin.close)
 
     async def _consume_until(
         self, stop: asyncio.Event, consumer: AIOKafkaConsumer, watch: BrokerWatch

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.aio import really_cancelled
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -98,3 +101,20 @@ class BrokerWatch:
 
     async def mark(self) -> None:
         await ensure_topics(self._admin, [self.sentinel], partitions=1)
+
+
+async def close_quietly(*closers: Callable[[], Awaitable[None]]) -> None:
+    """Close clients even when aiokafka's own close raises a stray CancelledError.
+
+    aiokafka 0.14's fetcher cancels a fetch that is sleeping in its retry
+    backoff and then awaits it unguarded, so `consumer.stop()` after a broker
+    outage can raise CancelledError although nobody cancelled us. Left alone it
+    would end the worker's task for good; only a real cancellation goes through.
+    """
+    for close in closers:
+        try:
+            await close()
+        except asyncio.CancelledError:
+            if really_cancelled():
+                raise
+            log.warning("a Kafka client raised CancelledError while closing; ignored")

@@ -15,7 +15,7 @@ from shared.application import ServiceApplication
 from shared.contracts import CONTENT_TYPE, IntegrationEvent, envelope, stable_event_id
 from shared.follower import LogFollower, LoggedEvent
 from shared.health import Health
-from shared.kafka import BrokerWatch, ensure_topics, new_admin, new_producer
+from shared.kafka import BrokerWatch, close_quietly, ensure_topics, new_admin, new_producer
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,7 @@ class Relay:
             await self._publish_until(stop, admin, producer)
         finally:
             # stop() and close() are safe on clients that never connected.
-            await producer.stop()
-            await admin.close()
+            await close_quietly(producer.stop, admin.close)
 
     async def _publish_until(
         self, stop: asyncio.Event, admin: Any, producer: AIOKafkaProducer
