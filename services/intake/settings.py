@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import PlatformSettings
+from shared.settings import PlatformSettings, StaffSettings
 
 
-class IntakeSettings(PlatformSettings):
+class IntakeSettings(PlatformSettings, StaffSettings):
     port: int = Field(8001, ge=1, le=65535)
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=16 * 1024 * 1024, description="larger request bodies get 413"
