@@ -8,7 +8,13 @@ from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.kafka import TOPICS
 
 PUBLISHERS = {
-    "intake": ["refund.requested.v1"],
+    "intake": [
+        "refund.requested.v1",
+        "refund.withdrawn.v1",
+        "refund.evidence_added.v1",
+        "refund.appealed.v1",
+        "customer.erased.v1",
+    ],
     "review": ["review.approved.v1", "review.rejected.v1"],
     "payout": ["payout.succeeded.v1", "payout.failed.v1"],
     "notify": ["notification.sent.v1"],
@@ -26,7 +32,14 @@ def _message(event_type: str) -> dict[str, Any]:
         "title": model.__name__,
         "contentType": "application/cloudevents+json",
         "summary": (model.__doc__ or "").strip() or event_type,
-        "bindings": {"kafka": {"key": {"type": "string", "description": "the refund id"}}},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": "the refund id (customer.erased.v1: the erasure's `ce_…` id)",
+                }
+            }
+        },
         "payload": {
             "allOf": [
                 {"$ref": "#/components/schemas/CloudEvent"},

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from refunds import jwt
+from refunds.audit import add_audit
 from refunds.devstack import COMPONENTS, Ports, Stack, StackError, describe_exit
 from services.intake import tenants
 from shared.auth import DEV_API_KEY, DEV_TENANT, LOOKUP_TTL_SECONDS
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_asyncapi(commands)
     _add_payouts(commands)
     _add_notify(commands)
+    add_audit(commands)
     return parser
 
 

@@ -285,11 +285,17 @@ class Stack:
             # The local stack's webhook receivers run on this machine: plain http to
             # loopback and private addresses is allowed here, and only here.
             "REFUNDS_WEBHOOK_ALLOW_PRIVATE": "true",
+            # Intake's cross-service timeline asks the others for their ledgers.
+            "REFUNDS_REVIEW_URL": self.url("review"),
+            "REFUNDS_PAYOUT_URL": self.url("payout"),
+            "REFUNDS_NOTIFY_URL": self.url("notify"),
         }
         if self.database_url is not None:
             env["REFUNDS_DATABASE_URL"] = self.database_url
             env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"
             env["REFUNDS_INTAKE_DATABASE_SCHEMA"] = f"{self.schema_prefix}_intake"
+            # One keystore of customer keys for the four services, like a KMS.
+            env["REFUNDS_KEYSTORE_SCHEMA"] = f"{self.schema_prefix}_keystore"
         return env
 
     # -- internals ----------------------------------------------------------------------------

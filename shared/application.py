@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     ProcessRecorder,
     Tracking,
     Transcoding,
@@ -24,6 +25,7 @@ from eventsourcing.persistence import (
 from shared.contracts import CloudEvent, IntegrationEvent
 from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
+from shared.stamping import StampingMapper, acting
 from shared.store import Positions
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,19 @@ class ServiceApplication(Application[uuid.UUID]):
         """Now, for expiry decisions (tests move it forward)."""
         return datetime.now(UTC)
 
+    @property
+    def service(self) -> str:
+        """The service's short name (`intake`), from the application's name."""
+        return self.name.removesuffix("Application").lower()
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        mapper = self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=StampingMapper
+        )
+        assert isinstance(mapper, StampingMapper)
+        mapper.default_actor = f"system:{self.service}"
+        return mapper
+
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
@@ -84,7 +99,14 @@ class ServiceApplication(Application[uuid.UUID]):
             processing: ProcessingEvent[uuid.UUID] = ProcessingEvent(tracking)
             self.react(payload, message, processing)
             try:
-                self._record(processing)
+                # The reaction is this service's own doing, caused by the upstream event.
+                with acting(
+                    f"system:{self.service}",
+                    via=f"event:{message.type}",
+                    causation=message.id,
+                    correlation=message.correlationid,
+                ):
+                    self._record(processing)
             except IntegrityError:
                 # Either a concurrent duplicate (then tracked) or an aggregate
                 # version conflict (then retry on fresh state).

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from shared.http import Problem
+from shared.stamping import identify
 
 DEV_TENANT = "dev-platform"
 DEV_API_KEY = "sk_dev_local_only_0000000000000000"
@@ -69,13 +70,17 @@ class ApiKeys:
         if scheme.lower() != "bearer" or not key.strip():
             raise _unauthorized("Send `Authorization: Bearer <api key>`.")
         wanted = digest(key.strip())
-        for known, tenant in self._hashed.items():
+        tenant: str | None = None
+        for known, candidate in self._hashed.items():
             if hmac.compare_digest(known, wanted):
-                return tenant
-        stored = self._stored_tenant(wanted)
-        if stored is None:
+                tenant = candidate
+        if tenant is None:
+            tenant = self._stored_tenant(wanted)
+        if tenant is None:
             raise _unauthorized("The API key is not valid.")
-        return stored
+        # The key's fingerprint, never the key: which of the tenant's keys acted.
+        identify(f"tenant:{tenant}", via=f"key:{wanted[:12]}")
+        return tenant
 
     def _stored_tenant(self, wanted: str) -> str | None:
         if self._lookup is None:

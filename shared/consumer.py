@@ -6,8 +6,8 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
 from shared.aio import keep_running
@@ -46,6 +46,8 @@ class Consumer:
         self.health = health
         self.applied = 0
         self.duplicates = 0
+        # Records behind the high-water mark per assigned partition (for /metrics).
+        self.lag: dict[TopicPartition, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         await keep_running(self._session, stop, part="consumer", health=self.health)
@@ -62,6 +64,7 @@ class Consumer:
             await consumer.start()
             await self._consume_until(stop, consumer, watch)
         finally:
+            self.lag = {}
             # stop() and close() are safe on clients that never connected.
             await close_quietly(consumer.stop, admin.close)
 
@@ -78,6 +81,7 @@ class Consumer:
                 except CommitFailedError:
                     # Rebalanced away: the new owner re-delivers; tracking absorbs it.
                     log.info("commit refused after rebalance on %s", partition)
+            self.lag = await partition_lag(consumer)
             if time.monotonic() >= next_check:
                 if not await watch.intact():
                     # Offsets and positions refer to a log that no longer exists:
@@ -109,3 +113,22 @@ class Consumer:
             log.warning("skipping unknown event type %s (%s)", message.type, message.id)
             return None
         return message
+
+
+async def partition_lag(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    """Records between each assigned partition's position and its high-water mark.
+
+    Only partitions already fetched from have a known high-water mark, and so a valid
+    position: asking for it then answers at once, without a round trip.
+    """
+    lag = {}
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(partition)
+        except IllegalStateError:  # revoked by a rebalance meanwhile
+            continue
+        lag[partition] = max(highwater - position, 0)
+    return lag

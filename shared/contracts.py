@@ -72,11 +72,28 @@ class IntegrationEvent(BaseModel):
     tenant: str
 
 
+# Personal data travels sealed: `pii:v1:<key id>:<ciphertext>` under the customer's key (see
+# shared/keystore.py), bound to one of these field names, which a subscriber passes to open
+# it. Once the customer is erased it opens to nothing, wherever a copy went.
+SEALED_NAME = "customer.name"
+SEALED_EMAIL = "customer.email"
+SEALED_PHONE = "customer.phone"
+SEALED_ADDRESS = "customer.address"
+SEALED_DESCRIPTION = "description"
+SEALED_EVIDENCE_DESCRIPTION = "evidence.description"
+SEALED_EVIDENCE_NOTE = "evidence.note"
+SEALED_STATEMENT = "appeal.statement"
+SEALED_WITHDRAWAL_REASON = "withdrawal.reason"
+SEALED_DOC = "sealed (`pii:v1:…`): open with the customer's key, field "
+
+
 class CustomerContact(BaseModel):
+    """Where notify reaches the customer; the addresses travel sealed, never in plaintext."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: str | None = None
-    phone: str | None = None
+    email: str | None = Field(None, description=SEALED_DOC + f"`{SEALED_EMAIL}`")
+    phone: str | None = Field(None, description=SEALED_DOC + f"`{SEALED_PHONE}`")
     locale: Locale = "zh-CN"
 
 
@@ -95,7 +112,7 @@ class EvidenceRecord(BaseModel):
     sha256: str | None = None
     captured_at: datetime | None = None
     sku: str | None = None
-    description: str = ""
+    description: str = Field("", description=SEALED_DOC + f"`{SEALED_EVIDENCE_DESCRIPTION}`")
 
 
 class OrderLine(BaseModel):
@@ -142,7 +159,7 @@ class RefundWithdrawnV1(IntegrationEvent):
     TYPE: ClassVar[str] = "refund.withdrawn.v1"
 
     order_id: str
-    reason: str
+    reason: str = Field(description=SEALED_DOC + f"`{SEALED_WITHDRAWAL_REASON}` (or empty)")
     actor: str
     withdrawn_at: datetime
 
@@ -152,7 +169,7 @@ class RefundEvidenceAddedV1(IntegrationEvent):
 
     order_id: str
     evidence: list[EvidenceRecord]
-    note: str
+    note: str = Field(description=SEALED_DOC + f"`{SEALED_EVIDENCE_NOTE}` (or empty)")
     actor: str
     added_at: datetime
 
@@ -164,7 +181,7 @@ class RefundAppealedV1(IntegrationEvent):
 
     order_id: str
     amount: MoneyModel
-    statement: str
+    statement: str = Field(description=SEALED_DOC + f"`{SEALED_STATEMENT}`")
     appealed_rule: str = Field(description="the rule the appealed rejection cited")
     actor: str
     appealed_at: datetime
@@ -328,6 +345,24 @@ class NotificationFailedV1(IntegrationEvent):
     failed_at: datetime
 
 
+class CustomerErasedV1(IntegrationEvent):
+    """A customer's personal data was erased: their key is gone, so everything sealed under it
+    (on every topic, in every store) opens to nothing. Subscribers stop what they still meant
+    to send them. Amounts and decisions are untouched.
+
+    It is about a customer, not one refund: `refund_id` (the subject and record key) is the
+    id of the customer's erasure record, `ce_…`; `refund_ids` are the refunds it concerns.
+    """
+
+    TYPE: ClassVar[str] = "customer.erased.v1"
+
+    customer_id: str
+    refund_ids: list[str] = Field(description="the customer's refunds at the time of erasure")
+    key_ids: list[str] = Field(description="the erased keys (values sealed under them are gone)")
+    actor: str = Field(description="who erased, e.g. staff:alice")
+    erased_at: datetime
+
+
 EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
     model.TYPE: model
     for model in (
@@ -336,6 +371,7 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
         RefundEvidenceAddedV1,
         RefundAppealedV1,
         RefundReceiptConfirmedV1,
+        CustomerErasedV1,
         ReviewApprovedV1,
         ReviewRejectedV1,
         ReviewCaseOpenedV1,

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.health import Health
+from shared.request_stamp import RequestStamp
 
 log = logging.getLogger(__name__)
 
@@ -428,13 +429,16 @@ def install_problem_handlers(
     app: FastAPI, *, max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES
 ) -> None:
     """Answer every error as application/problem+json, document them so in OpenAPI,
-    and refuse bodies over `max_body_bytes` with 413 (None: no limit)."""
+    and refuse bodies over `max_body_bytes` with 413 (None: no limit).
+
+    Also gives every request its audit stamp and `Request-Id` (shared.request_stamp)."""
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(Exception, _unexpected)
     if max_body_bytes is not None:
         install_body_limit(app, max_body_bytes)
+    app.add_middleware(RequestStamp)
     document_problems(app)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -77,8 +77,11 @@ class ReadModel:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def catch_up(self) -> int:
-        """Apply every logged event not yet in the table; returns how many were read."""
+    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
+        """Apply every logged event not yet in the table; returns how many were read.
+
+        `progress(n)` is told after each batch how many log positions it advanced.
+        """
         read = 0
         with self._lock:
             while True:
@@ -92,6 +95,8 @@ class ReadModel:
                 rows = [self.row(self.app.repository.get(uuid.UUID(str(uid)))) for uid in changed]
                 self._write(rows, notifications[-1].id)
                 read += len(notifications)
+                if progress is not None:
+                    progress(notifications[-1].id - position)  # log positions advanced
 
     def _write(self, rows: list[tuple[Any, ...]], position: int) -> None:
         changes = ", ".join(f"{column} = excluded.{column}" for column in self.changing)
@@ -107,12 +112,30 @@ class ReadModel:
         if position > self.app.positions.load(self.name):
             self.app.positions.save(self.name, position)
 
-    def rebuild(self) -> int:
+    def rebuild(self, progress: Callable[[int], object] | None = None) -> int:
         """Forget every row and replay the whole log into the table."""
         with self._lock, self._datastore.transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {self.table}")
         self.app.positions.save(self.name, 0)
-        return self.catch_up()
+        return self.catch_up(progress)
+
+    def all_rows(self) -> dict[str, list[Any]]:
+        """Every row by key (for comparing a rebuilt copy with the live table)."""
+        with self._datastore.transaction(commit=False) as db:
+            db.execute(f"SELECT {', '.join(self.columns)} FROM {self.table}")
+            return {str(values(row)[0]): values(row) for row in db.fetchall()}
+
+    def drop(self) -> None:
+        """Remove the table and its position (for a scratch copy)."""
+        with self._lock, self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+        self.app.positions.save(self.name, 0)
+
+    @classmethod
+    def scratch(cls, app: ServiceApplication, suffix: str) -> ReadModel:
+        """A fresh copy of this read model in its own table, `<name>_<suffix>`."""
+        copy = type(f"{cls.__name__}Scratch", (cls,), {"name": f"{cls.name}_{suffix}"})
+        return copy(app)
 
     # -- reading ----------------------------------------------------------------------------
 

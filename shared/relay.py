@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 Mapping = Callable[[Any], IntegrationEvent | None]
 
 
+def position_name(topic: str) -> str:
+    """The name of the relay's saved position in the log (shared.store.Positions)."""
+    return f"relay:{topic}"
+
+
 class Relay:
     """Follows the service's notification log and publishes the mapped integration events.
 
@@ -51,7 +56,7 @@ class Relay:
         self.to_integration = to_integration
         self.health = health
         self.follower = LogFollower(
-            app, f"relay:{topic}", poll_interval=settings.poll_interval_ms / 1000
+            app, position_name(topic), poll_interval=settings.poll_interval_ms / 1000
         )
         self.published = 0
 

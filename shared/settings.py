@@ -11,7 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refunds.jwt import DEV_JWT_SECRET
 from shared.auth import DEV_API_KEY, DEV_TENANT, parse_api_keys
+from shared.keystore import DEV_MASTER_KEY, master_key_from
+from shared.signing import Signer, dev_seed
 
+DEV_KEY_SERVICES = ("intake", "review", "payout", "notify")
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
 
 
@@ -44,6 +47,15 @@ class ServiceSettings(BaseSettings):
     consumer_enabled: bool = Field(True, description="run the Kafka consumer in this process")
     poll_interval_ms: int = Field(20, ge=1, le=10_000, description="idle poll of the event log")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    audit_signing_key: str = Field(
+        "",
+        repr=False,
+        description="base64 Ed25519 seed (32 bytes) signing this service's ledger checkpoints "
+        "(REFUNDS_AUDIT_SIGNING_KEY); outside production a public dev key per service",
+    )
+    audit_checkpoint_seconds: int = Field(
+        60, ge=1, le=86_400, description="how often a signed ledger checkpoint is written"
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -54,9 +66,29 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port], got {server!r}")
         return value
 
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _signing_key_decodes(cls, value: str) -> str:
+        if value:
+            Signer(value)  # BadKey is a ValueError: reported as a configuration problem
+        return value
+
+    @model_validator(mode="after")
+    def _real_signing_key_in_production(self) -> ServiceSettings:
+        if self.env == "production" and (
+            not self.audit_signing_key
+            or self.audit_signing_key in {dev_seed(s) for s in DEV_KEY_SERVICES}
+        ):
+            raise ValueError("REFUNDS_AUDIT_SIGNING_KEY must be set to a real key in production")
+        return self
+
     @property
     def uses_postgres(self) -> bool:
         return self.database_url is not None
+
+    def audit_signer(self, service: str) -> Signer:
+        """The key that signs `service`'s checkpoints (the public dev key outside production)."""
+        return Signer(self.audit_signing_key or dev_seed(service))
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -137,3 +169,47 @@ class StaffSettings(ServiceSettings):
 
     def staff_secret(self) -> str:
         return self.jwt_secret or DEV_JWT_SECRET
+
+
+class KeystoreSettings(ServiceSettings):
+    """Settings of a service that seals or opens personal data (shared/keystore.py)."""
+
+    keystore_master_key: str = Field(
+        "",
+        repr=False,
+        description="base64 of 32 bytes wrapping every customer key "
+        "(REFUNDS_KEYSTORE_MASTER_KEY); outside production, the public dev key",
+    )
+    keystore_schema: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the shared keystore; default `keystore`, or "
+        "`<prefix>_keystore` when this service's schema is `<prefix>_<service>`",
+    )
+    keystore_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=10,
+        description="how long a process keeps a customer key; another service stops using an "
+        "erased key at most this long after the erasure",
+    )
+
+    @field_validator("keystore_master_key")
+    @classmethod
+    def _master_key_decodes(cls, value: str) -> str:
+        if value:
+            master_key_from(value)  # ValueError: reported as a configuration problem
+        return value
+
+    @model_validator(mode="after")
+    def _real_master_key_in_production(self) -> KeystoreSettings:
+        if self.env == "production":
+            refuse_placeholder(
+                "REFUNDS_KEYSTORE_MASTER_KEY", self.keystore_master_key or None, self.env
+            )
+            if self.keystore_master_key.strip() == DEV_MASTER_KEY:
+                raise ValueError("REFUNDS_KEYSTORE_MASTER_KEY: production needs its own key")
+        return self
+
+    def keystore_master_key_bytes(self) -> bytes:
+        return master_key_from(self.keystore_master_key or DEV_MASTER_KEY)

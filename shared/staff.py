@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from refunds.jwt import STAFF_ROLES, InvalidToken, decode
 from shared.http import Problem, problem_response
+from shared.stamping import identify
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -83,6 +84,7 @@ class StaffAuth:
                     f"the token holds {sorted(staff.roles)}.",
                     kind="forbidden",
                 )
+            identify(f"staff:{staff.sub}", via="roles:" + ",".join(sorted(staff.roles)))
             return staff
 
         return staff_member

@@ -20,6 +20,7 @@ class Messaging:
     health: Health = field(default_factory=Health)
     workers: list[Worker] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
+    consumer: Consumer | None = None  # for its lag on /metrics
 
 
 def messaging(
@@ -49,5 +50,6 @@ def messaging(
             app, settings, group=f"refunds-{service}", topics=topics, health=wired.health
         )
         wired.workers.append(consumer.run)
+        wired.consumer = consumer
         wired.required.append("consumer")
     return wired

@@ -18,7 +18,6 @@ from services.intake.index import ListQuery, RefundIndex, UnknownCursor
 from services.intake.orders import FieldProblems
 from services.intake.schemas import (
     AppealRequest,
-    EventList,
     EvidenceRequest,
     ReceiptRequest,
     RefundCreate,
@@ -27,12 +26,13 @@ from services.intake.schemas import (
     Status,
     WithdrawRequest,
 )
-from services.intake.views import event_view, refund_view
+from services.intake.views import refund_view
 from shared.auth import ApiKeys
 from shared.http import Problem, problem_responses
 from shared.idempotency import IdempotencyMismatch
 from shared.ids import parse_public_id
 from shared.keyed import IdempotencyKey, answer, idempotency_conflict, keyed
+from shared.keystore import Keystore
 from shared.money import Money
 
 RefundId = Annotated[
@@ -55,10 +55,18 @@ def invalid(errors: list[dict[str, str]]) -> Problem:
     )
 
 
-async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) -> JSONResponse:
-    """Run a command off the event loop and turn its refusals into problem documents."""
+async def run(
+    keystore: Keystore, command: Callable[[], tuple[RefundRequest, bool]], status: int
+) -> JSONResponse:
+    """Run a command off the event loop and turn its refusals into problem documents; the
+    answer shows the refund's personal data opened (or `[erased]`)."""
+
+    def view() -> tuple[RefundView, bool]:
+        refund, replayed = command()
+        return refund_view(refund, keystore), replayed
+
     try:
-        refund, replayed = await asyncio.to_thread(command)
+        shown, replayed = await asyncio.to_thread(view)
     except RefundNotFound as missing:
         raise Problem(404, "No such refund", f"No refund {missing}.", kind="not-found") from None
     except IdempotencyMismatch:
@@ -77,7 +85,7 @@ async def run(command: Callable[[], tuple[RefundRequest, bool]], status: int) ->
         ) from None
     except FieldProblems as refused:
         raise invalid([p.as_dict() for p in refused.problems]) from None
-    return answer(refund_view(refund), status, replayed)
+    return answer(shown, status, replayed)
 
 
 def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> APIRouter:
@@ -122,6 +130,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         }
         request_key = keyed(tenant, idempotency_key, request, body)
         return await run(
+            app.keys,
             lambda: app.request_refund(
                 tenant=tenant, draft=draft, actor=f"tenant:{tenant}", keyed=request_key
             ),
@@ -185,7 +194,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
                 "object": "list",
                 "url": request.url.path,
                 "has_more": found.has_more,
-                "data": [refund_view(r).model_dump(mode="json") for r in refunds],
+                "data": [refund_view(r, app.keys).model_dump(mode="json") for r in refunds],
             }
 
         try:
@@ -210,7 +219,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         responses=problem_responses(401, 404),
     )
     async def get_refund(refund_id: RefundId, tenant: Tenant) -> JSONResponse:
-        return await run(lambda: (app.refund_for(tenant, refund_id), False), 200)
+        return await run(app.keys, lambda: (app.refund_for(tenant, refund_id), False), 200)
 
     @router.post(
         "/refunds/{refund_id}/withdraw",
@@ -229,6 +238,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         body = body or WithdrawRequest()
         request_key = keyed(tenant, idempotency_key, request, body)
         return await run(
+            app.keys,
             lambda: app.withdraw(
                 tenant=tenant,
                 refund_id=refund_id,
@@ -259,6 +269,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         request_key = keyed(tenant, idempotency_key, request, body)
         evidence = [e.model_dump(mode="json") for e in body.evidence]
         return await run(
+            app.keys,
             lambda: app.add_evidence(
                 tenant=tenant,
                 refund_id=refund_id,
@@ -287,6 +298,7 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         amount is reserved again (409 if other refunds of the order took it meanwhile)."""
         request_key = keyed(tenant, idempotency_key, request, body)
         return await run(
+            app.keys,
             lambda: app.appeal(
                 tenant=tenant,
                 refund_id=refund_id,
@@ -314,30 +326,11 @@ def build_router(app: IntakeApplication, keys: ApiKeys, index: RefundIndex) -> A
         body = body or ReceiptRequest()
         request_key = keyed(tenant, idempotency_key, request, body)
         return await run(
+            app.keys,
             lambda: app.confirm_receipt(
                 tenant=tenant, refund_id=refund_id, actor=f"tenant:{tenant}", keyed=request_key
             ),
             200,
-        )
-
-    @router.get(
-        "/refunds/{refund_id}/events",
-        response_model=EventList,
-        summary="The refund's timeline of events",
-        responses=problem_responses(401, 404),
-    )
-    async def refund_events(refund_id: RefundId, tenant: Tenant, request: Request) -> JSONResponse:
-        """Intake's own events for this refund and the review and payout facts it recorded,
-        oldest first, each with its source, actor and causation."""
-        try:
-            events = await asyncio.to_thread(app.history, tenant, refund_id)
-        except RefundNotFound:
-            raise Problem(
-                404, "No such refund", f"No refund {refund_id}.", kind="not-found"
-            ) from None
-        views = [v.model_dump(mode="json") for v in map(event_view, events) if v is not None]
-        return JSONResponse(
-            {"object": "list", "url": request.url.path, "has_more": False, "data": views}
         )
 
     return router

@@ -10,7 +10,9 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 
 from services.intake.domain import LifecycleError, RefundRequest
+from services.intake.erasure import CustomerErasure
 from services.intake.orders import FieldProblem, Order, OverRefund
+from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Sealer
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
@@ -24,8 +26,9 @@ from shared.contracts import (
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
-from shared.idempotency import KeyedRequest, Outcome
+from shared.idempotency import IdempotencyKey, KeyedRequest, Outcome
 from shared.ids import parse_public_id
+from shared.keystore import Keystore
 from shared.money import Money
 
 
@@ -41,8 +44,27 @@ class OrderMismatch(Exception):
         self.problems = problems
 
 
+class CustomerNotFound(Exception):
+    """The tenant has no refunds of that customer (and the keystore no key)."""
+
+
 class IntakeApplication(ServiceApplication):
     name = "Intake"
+    keystore: Keystore | None = None  # set by the composition root; personal data needs it
+
+    @property
+    def keys(self) -> Keystore:
+        if self.keystore is None:
+            raise RuntimeError("intake needs a keystore to seal personal data (open_keystore)")
+        return self.keystore
+
+    def sealer(self, tenant: str, customer_id: str) -> Sealer:
+        return Sealer(self.keys, (tenant, customer_id))
+
+    def close(self) -> None:
+        super().close()
+        if self.keystore is not None:
+            self.keystore.close()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -53,8 +75,10 @@ class IntakeApplication(ServiceApplication):
 
         `draft` is the validated request: `items` and `amount` may be None (the
         whole order; what those items cost, capped by what is left to refund).
-        Returns the refund as first answered and whether this was a replay.
+        Returns the refund as first answered and whether this was a replay. Personal data
+        is sealed with the customer's key before anything is stored.
         """
+        draft = self.sealer(tenant, draft["order"]["customer_id"]).request(draft)
 
         def attempt() -> tuple[Outcome, list[Any]]:
             order = self._order(tenant, draft["order"])
@@ -87,7 +111,8 @@ class IntakeApplication(ServiceApplication):
         self, *, tenant: str, refund_id: str, reason: str, actor: str, keyed: KeyedRequest | None
     ) -> tuple[RefundRequest, bool]:
         def change(refund: RefundRequest) -> list[Any]:
-            refund.withdraw(reason=reason, actor=actor, at=_now())
+            sealed = self.sealer(tenant, refund.customer_id).text(reason, WITHDRAWAL)
+            refund.withdraw(reason=sealed, actor=actor, at=_now())
             order = self._existing_order(refund)
             order.release(str(refund.id), why="withdrawn")
             return [order]
@@ -105,7 +130,13 @@ class IntakeApplication(ServiceApplication):
         keyed: KeyedRequest | None,
     ) -> tuple[RefundRequest, bool]:
         def change(refund: RefundRequest) -> list[Any]:
-            refund.add_evidence(evidence=evidence, note=note, actor=actor, at=_now())
+            sealer = self.sealer(tenant, refund.customer_id)
+            refund.add_evidence(
+                evidence=sealer.evidence(evidence),
+                note=sealer.text(note, NOTE),
+                actor=actor,
+                at=_now(),
+            )
             return []
 
         return self._on_refund(tenant, refund_id, keyed, change)
@@ -116,7 +147,8 @@ class IntakeApplication(ServiceApplication):
         """Reopen a rejected refund; its amount is reserved again, if the order still has it."""
 
         def change(refund: RefundRequest) -> list[Any]:
-            refund.appeal(statement=statement, actor=actor, at=_now())
+            sealed = self.sealer(tenant, refund.customer_id).text(statement, STATEMENT)
+            refund.appeal(statement=sealed, actor=actor, at=_now())
             order = self._existing_order(refund)
             try:
                 order.reserve(str(refund.id), refund.amount, refund.reserved_items)
@@ -138,6 +170,67 @@ class IntakeApplication(ServiceApplication):
             return []
 
         return self._on_refund(tenant, refund_id, keyed, change)
+
+    def erase_customer(
+        self,
+        *,
+        tenant: str,
+        customer_id: str,
+        refund_ids: list[str],
+        reason: str,
+        actor: str,
+        keyed: KeyedRequest | None,
+    ) -> tuple[CustomerErasure, bool]:
+        """Shred the customer's keys, then record who did it: their personal data is gone from
+        every store and topic at once, while amounts and decisions stay.
+
+        The keys go first: a crash in between leaves them shredded without the record, and
+        the client's retry records it. A replay of a key answers without erasing again (the
+        customer may have come back with a new key since).
+        """
+        replay = self._replay(keyed)
+        if replay is not None:
+            return self.repository.get(replay.aggregate_id, version=replay.version), True
+        subject = (tenant, customer_id)
+        if not refund_ids and not self.keys.knows(subject):
+            raise CustomerNotFound(customer_id)
+        key_ids = [tombstone.key_id for tombstone in self.keys.erase(subject, by=actor)]
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            erasure = self.erasure_of(tenant, customer_id) or CustomerErasure(
+                tenant=tenant, customer_id=customer_id
+            )
+            erasure.erase(
+                key_ids=key_ids, refund_ids=refund_ids, reason=reason, actor=actor, at=_now()
+            )
+            return Outcome(200, erasure.id, erasure.version), [erasure]
+
+        outcome, fresh = self.execute(keyed, attempt)
+        if isinstance(fresh, CustomerErasure):
+            return fresh, False
+        answered: CustomerErasure = self.repository.get(
+            outcome.aggregate_id, version=outcome.version
+        )
+        return answered, True
+
+    def erasure_of(self, tenant: str, customer_id: str) -> CustomerErasure | None:
+        try:
+            found: CustomerErasure = self.repository.get(
+                CustomerErasure.create_id(tenant, customer_id)
+            )
+        except AggregateNotFoundError:
+            return None
+        return found
+
+    def _replay(self, keyed: KeyedRequest | None) -> Outcome | None:
+        """The remembered answer under this key (IdempotencyMismatch for another request)."""
+        if keyed is None:
+            return None
+        try:
+            record: IdempotencyKey = self.repository.get(keyed.record_id)
+        except AggregateNotFoundError:
+            return None
+        return record.answer(keyed, self.clock())
 
     def _on_refund(
         self,

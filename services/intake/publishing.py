@@ -1,7 +1,9 @@
 """Which of intake's stored events become public integration events, and their shape.
 
 Decisions and payouts recorded here are echoes of upstream events, so they are
-not published again; orders and idempotency keys are private bookkeeping.
+not published again; orders and idempotency keys are private bookkeeping. Personal data
+leaves sealed, as it is stored (services/intake/personal.py); a customer's erasure is
+published as `customer.erased.v1`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from services.intake.domain import RefundRequest
+from services.intake.erasure import CustomerErasure
 from shared.contracts import (
     CustomerContact,
+    CustomerErasedV1,
     EvidenceRecord,
     IntegrationEvent,
     MoneyModel,
@@ -27,9 +31,21 @@ from shared.ids import public_id
 from shared.money import Money
 
 Event: Any = RefundRequest  # the nested event classes are created by eventsourcing
+Erasure: Any = CustomerErasure
 
 
 def to_integration(event: Any) -> IntegrationEvent | None:
+    """Personal data is published as stored: sealed under the customer's key."""
+    if isinstance(event, Erasure.CustomerErased):
+        return CustomerErasedV1(
+            refund_id=public_id("ce", event.originator_id),
+            tenant=event.tenant,
+            customer_id=event.customer_id,
+            refund_ids=event.refund_ids,
+            key_ids=event.key_ids,
+            actor=event.actor,
+            erased_at=event.at,
+        )
     refund_id = public_id("rf", event.originator_id)
     if isinstance(event, Event.Requested):
         return _requested(event, refund_id)

@@ -159,7 +159,11 @@ class Evidence(Strict):
 
 
 class Customer(Strict):
-    """How to reach the customer: at least one of e-mail or phone, and their language."""
+    """How to reach the customer: at least one of e-mail or phone, and their language.
+
+    Name, e-mail, phone and address are personal data: stored sealed with the customer's
+    key, shown in answers while it exists, and as `"[erased]"` once the customer is erased.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -174,6 +178,9 @@ class Customer(Strict):
     email: Annotated[EmailStr, StringConstraints(max_length=254)] | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
         None, description="E.164, e.g. +8613800000000"
+    )
+    address: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        None, description="postal address, free text"
     )
     locale: Locale
 
@@ -236,7 +243,10 @@ class RefundCreate(Strict):
         " phone); they may not approve it",
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(
-        default_factory=dict, max_length=50, description="≤ 50 keys; key ≤ 40, value ≤ 500 chars"
+        default_factory=dict,
+        max_length=50,
+        description="≤ 50 keys; key ≤ 40, value ≤ 500 chars. The platform's own references,"
+        " stored as given: put no personal data here (it would survive erasure)",
     )
 
 
@@ -349,6 +359,11 @@ class RefundView(BaseModel):
     description: str
     evidence: list[dict[str, Any]]
     customer: dict[str, Any]
+    personal_data: Literal["available", "erased"] = Field(
+        "available",
+        description="`erased`: the customer was erased; their name, contact, description and "
+        "other texts read `[erased]`, while amounts, decisions and the timeline stay",
+    )
     channel: Channel
     created_at: datetime
     decision: DecisionView | None
@@ -402,3 +417,51 @@ class EventList(BaseModel):
     url: str
     has_more: bool = False
     data: list[EventView]
+
+
+class ErasureRequest(Strict):
+    """Erase one customer of one tenant: their personal data becomes unreadable everywhere."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"tenant": "acme", "reason": "Customer request, PIPL art. 47"}]
+        },
+    )
+
+    tenant: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ErasureView(BaseModel):
+    """The record of a customer's erasure (kept; the personal data is not)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ce_5b0f6a9d2c3e4f5a6b7c8d9e0f1a2b3c",
+                    "object": "customer_erasure",
+                    "tenant": "acme",
+                    "customer_id": "C-42",
+                    "erased_at": "2026-11-20T10:00:00Z",
+                    "erased_by": "staff:alice",
+                    "reason": "Customer request, PIPL art. 47",
+                    "refund_ids": ["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"],
+                    "keys_erased": 1,
+                    "erasures": 1,
+                }
+            ]
+        }
+    )
+
+    id: str
+    object: Literal["customer_erasure"] = "customer_erasure"
+    tenant: str
+    customer_id: str
+    erased_at: datetime | None
+    erased_by: str | None
+    reason: str
+    refund_ids: list[str] = Field(description="the customer's refunds when last erased")
+    keys_erased: int = Field(description="customer keys shredded so far")
+    erasures: int = Field(description="how often the customer was erased (again after coming back)")

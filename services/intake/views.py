@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from services.intake.domain import RefundRequest
-from services.intake.schemas import EventView, RefundView
-from shared.contracts import stable_event_id
+from services.intake.erasure import CustomerErasure
+from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Shower
+from services.intake.schemas import ErasureView, EventView, RefundView
+from shared.contracts import SEALED_DESCRIPTION, stable_event_id
 from shared.ids import public_id
+from shared.keystore import Keystore
 from shared.money import Money
 
 # Stored event → (public type, the service the fact came from).
@@ -50,6 +53,14 @@ EVENT_FACTS = {
 }
 
 
+# Facts that are personal data, sealed as stored: shown opened (or `[erased]`).
+SEALED_FACTS = {
+    "Withdrawn": {"reason": WITHDRAWAL},
+    "EvidenceAdded": {"note": NOTE},
+    "Appealed": {"statement": STATEMENT},
+}
+
+
 def plain(value: Any) -> Any:
     """Money → {"amount", "currency"}, recursively; everything else as it is."""
     if isinstance(value, Money):
@@ -61,7 +72,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def refund_view(refund: RefundRequest) -> RefundView:
+def refund_view(refund: RefundRequest, keystore: Keystore) -> RefundView:
+    """The refund with its personal data opened: plaintext, or `[erased]` after erasure."""
+    show = Shower(keystore)
     return RefundView.model_validate(
         {
             "id": public_id("rf", refund.id),
@@ -72,31 +85,37 @@ def refund_view(refund: RefundRequest) -> RefundView:
             "items": refund.items,
             "reason": refund.reason,
             "desired_outcome": refund.desired_outcome,
-            "description": refund.description,
-            "evidence": refund.evidence,
-            "customer": refund.customer,
+            "description": show.text(refund.description, SEALED_DESCRIPTION),
+            "evidence": show.evidence(refund.evidence),
+            "customer": show.customer(refund.customer),
+            "personal_data": "erased" if show.erased(refund.customer) else "available",
             "channel": refund.channel,
             "created_at": refund.created_on,
             "decision": plain(refund.decision),
             "decisions": plain(refund.decisions),
             "payout": plain(refund.payout),
-            "withdrawal": plain(refund.withdrawal),
-            "appeals": plain(refund.appeals),
+            "withdrawal": plain(show.withdrawal(refund.withdrawal)),
+            "appeals": plain(show.appeals(refund.appeals)),
             "review": plain(refund.review),
             "evidence_request": plain(refund.evidence_request),
             "compensation": plain(refund.compensation),
-            "timeline": plain(refund.timeline),
+            "timeline": plain(show.timeline(refund.timeline)),
             "metadata": refund.metadata,
         }
     )
 
 
-def event_view(event: Any) -> EventView | None:
+def event_view(event: Any, keystore: Keystore) -> EventView | None:
     name = type(event).__name__
     if name not in EVENT_TYPES:
         return None
     kind, source = EVENT_TYPES[name]
     facts = {field: plain(getattr(event, field)) for field in EVENT_FACTS[name]}
+    show = Shower(keystore)
+    for field, sealed in SEALED_FACTS.get(name, {}).items():
+        facts[field] = show.text(facts[field], sealed)
+    if "evidence" in facts:
+        facts["evidence"] = show.evidence(facts["evidence"])
     return EventView(
         id=stable_event_id("intake", event.originator_id, event.originator_version),
         type=kind,
@@ -123,3 +142,20 @@ def _actor(event: Any, source: str) -> str:
         if hasattr(event, field):
             return str(getattr(event, field))
     return f"service:{source}"
+
+
+def erasure_view(erasure: CustomerErasure) -> ErasureView:
+    last = erasure.last or {}
+    return ErasureView.model_validate(
+        {
+            "id": public_id("ce", erasure.id),
+            "tenant": erasure.tenant,
+            "customer_id": erasure.customer_id,
+            "erased_at": last.get("at"),
+            "erased_by": last.get("actor"),
+            "reason": last.get("reason", ""),
+            "refund_ids": last.get("refund_ids", []),
+            "keys_erased": len(erasure.key_ids),
+            "erasures": len(erasure.erasures),
+        }
+    )

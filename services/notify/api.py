@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify.application import NotifyApplication
+from services.notify.application import SEALED_BODY, SEALED_TITLE, NotifyApplication
 from services.notify.feed import CustomerFeed
 from shared.auth import ApiKeys
 from shared.contracts import Locale
@@ -67,6 +67,8 @@ class Resend(BaseModel):
 
 
 class FeedItem(BaseModel):
+    """One in-app message; its title and body read `[erased]` once the customer is erased."""
+
     id: str = Field(examples=["nt_9a0e7c1d2b3f4a5e6d7c8b9a0f1e2d3c"])
     object: Literal["customer_notification"] = "customer_notification"
     refund_id: str
@@ -179,15 +181,23 @@ def build_router(
         """What the platform shows in its app: every step of every refund of this customer,
         in their language. Only the calling platform's customers are visible."""
         one_cursor(starting_after, ending_before)
-        try:
-            rows, has_more = await asyncio.to_thread(
-                feed.page,
+
+        def opened_page() -> tuple[list[dict[str, Any]], bool]:
+            rows, has_more = feed.page(
                 tenant,
                 customer_id,
                 limit=limit,
                 starting_after=starting_after,
                 ending_before=ending_before,
             )
+            # Stored sealed; shown opened, or `[erased]` once the customer was erased.
+            for row in rows:
+                row["title"] = app.keys.show(row["title"], field=SEALED_TITLE)
+                row["body"] = app.keys.show(row["body"], field=SEALED_BODY)
+            return rows, has_more
+
+        try:
+            rows, has_more = await asyncio.to_thread(opened_page)
         except UnknownCursor as unknown:
             name = "starting_after" if starting_after else "ending_before"
             raise invalid(f"query.{name}", "unknown_cursor", f"no message {unknown}") from None

@@ -11,12 +11,15 @@ from typing import Any, Literal, cast
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 
-from services.notify.domain import IN_APP, Correspondence, notification_id
+from services.notify.domain import CUSTOMER_ERASED, IN_APP, Correspondence, notification_id
 from services.notify.templates import render
 from services.notify.webhook_commands import WebhookCommands
 from shared.application import ServiceApplication
 from shared.contracts import (
+    SEALED_EMAIL,
+    SEALED_PHONE,
     CloudEvent,
+    CustomerErasedV1,
     IntegrationEvent,
     Locale,
     NotificationFailedV1,
@@ -31,9 +34,13 @@ from shared.contracts import (
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
+from shared.keystore import Keystore, Subject, is_sealed, key_id_of
 
 log = logging.getLogger(__name__)
 Channel = Literal["email", "sms", "in_app", "webhook"]  # NotificationSentV1.channel
+# The in-app message as the customer sees it is stored sealed under the contact's key.
+SEALED_TITLE = "in_app.title"
+SEALED_BODY = "in_app.body"
 
 
 def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
@@ -88,6 +95,18 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
 
 class NotifyApplication(WebhookCommands, ServiceApplication):
     name = "Notify"
+    keystore: Keystore | None = None  # set by the composition root; contacts are sealed
+
+    @property
+    def keys(self) -> Keystore:
+        if self.keystore is None:
+            raise RuntimeError("notify needs a keystore to open contacts (open_keystore)")
+        return self.keystore
+
+    def close(self) -> None:
+        super().close()
+        if self.keystore is not None:
+            self.keystore.close()
 
     def react(
         self,
@@ -96,15 +115,19 @@ class NotifyApplication(WebhookCommands, ServiceApplication):
         processing: ProcessingEvent[uuid.UUID],
     ) -> None:
         self.fan_out(message, processing)
+        if isinstance(payload, CustomerErasedV1):
+            self._forget(payload, processing)
+            return
         due = step_for(payload)
         if due is None:
             return
         correspondence = self._open(payload.refund_id, payload.tenant)
         if isinstance(payload, RefundRequestedV1):
             contact = payload.customer
+            subject = (payload.tenant, payload.customer_id)
             correspondence.record_contact(
-                email=contact.email,
-                phone=contact.phone,
+                email=self._sealed(subject, contact.email, SEALED_EMAIL),
+                phone=self._sealed(subject, contact.phone, SEALED_PHONE),
                 locale=contact.locale,
                 customer_id=payload.customer_id,
             )
@@ -113,10 +136,48 @@ class NotifyApplication(WebhookCommands, ServiceApplication):
         self._post_in_app(correspondence, sent_at=message.time)
         processing.collect_events(correspondence)
 
+    def _sealed(self, subject: Subject, address: str | None, field: str) -> str | None:
+        """Contacts arrive sealed; one that does not (a producer from before sealing) is
+        sealed here, so that notify never stores a plaintext address."""
+        if address is None or is_sealed(address):
+            return address
+        return self.keys.seal(subject, address, field=field)
+
+    def _forget(self, payload: CustomerErasedV1, processing: ProcessingEvent[uuid.UUID]) -> None:
+        """The customer was erased: what was still to be sent to them fails, not sent."""
+        touched = []
+        for refund_id in payload.refund_ids:
+            try:
+                correspondence = self.correspondence(Correspondence.create_id(refund_id))
+            except AggregateNotFoundError:
+                continue  # nothing scheduled yet; a later step fails at send time
+            if correspondence.tenant == payload.tenant and correspondence.fail_open(
+                cause=CUSTOMER_ERASED, failed_at=payload.erased_at
+            ):
+                touched.append(correspondence)
+        processing.collect_events(*touched)
+
+    def _in_app_key(self, correspondence: Correspondence) -> str | None:
+        """The key the in-app texts are sealed with: the contact's (None: erased)."""
+        contact = correspondence.contact
+        assert contact is not None  # in-app messages are due only once the contact is known
+        key_id = key_id_of(contact.email) or key_id_of(contact.phone)
+        if key_id is None:  # no e-mail or phone: the customer's live key
+            key_id = self.keys.current_key((correspondence.tenant, str(contact.customer_id)))
+        return None if self.keys.is_erased(key_id) else key_id
+
     def _post_in_app(self, correspondence: Correspondence, *, sent_at: datetime) -> None:
         """In-app messages are delivered by storing them, in the same transaction as the
-        upstream event that made them due: exactly once, with no worker involved."""
-        for due in correspondence.pending(channels=(IN_APP,)):
+        upstream event that made them due: exactly once, with no worker involved. Their
+        texts are stored sealed; for an erased customer they fail instead."""
+        pending = correspondence.pending(channels=(IN_APP,))
+        key_id = self._in_app_key(correspondence) if pending else None
+        for due in pending:
+            if key_id is None:
+                correspondence.record_failed(
+                    step=due.step, channel=IN_APP, cause=CUSTOMER_ERASED, failed_at=sent_at
+                )
+                continue
             try:
                 rendering = render(
                     due.step,
@@ -139,8 +200,8 @@ class NotifyApplication(WebhookCommands, ServiceApplication):
                 locale=rendering.locale,
                 template=rendering.template,
                 sent_at=sent_at,
-                title=rendering.subject,
-                body=rendering.body,
+                title=self.keys.seal_with(key_id, rendering.subject, field=SEALED_TITLE),
+                body=self.keys.seal_with(key_id, rendering.body, field=SEALED_BODY),
             )
 
     def _open(self, refund_id: str, tenant: str) -> Correspondence:

@@ -20,8 +20,11 @@ from services.notify.sms import HttpSmsProvider
 from services.notify.webhook_index import WebhookIndex
 from services.notify.webhooks_api import build_webhooks_router
 from shared.aio import every
+from shared.audit_api import auditing
 from shared.auth import ApiKeys, Lookup
 from shared.http import health_router, install_problem_handlers
+from shared.keystore import open_keystore
+from shared.metrics import instrument
 from shared.runtime import Service
 from shared.settings import load_settings
 from shared.staff import StaffAuth
@@ -35,6 +38,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     settings = settings or load_settings(NotifySettings)
     mailer = mailer or SmtpMailer(settings.smtp_host, settings.smtp_port, settings.envelope_from)
     app = NotifyApplication(env=store_env(settings, "notify"))
+    app.keystore = open_keystore(settings, "notify")
     feed = CustomerFeed(app)
     keys = ApiKeys(settings.hashed_api_keys(), lookup=_intake_keys(settings))
     app.webhook_allow_private = settings.webhook_allow_private
@@ -72,7 +76,11 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
             wired.workers.append(sender.run)
     if settings.webhook_enabled:
         wired.workers.append(Deliverer(app, settings, mailer, health=wired.health).run)
+    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    http.include_router(audit.router)
+    wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
+    instrument(http, app, settings, service="notify", consumer=wired.consumer)
     return Service("notify", settings, http, wired.workers, close=app.close)
 
 

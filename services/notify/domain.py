@@ -31,6 +31,8 @@ SMS = "sms"
 CHANNELS = (EMAIL, SMS, IN_APP)
 OUTBOUND = (EMAIL, SMS)
 MESSAGE_ID_DOMAIN = "refunds.local"
+# Why a message was never sent: the customer was erased, their address no longer opens.
+CUSTOMER_ERASED = "customer_erased"
 
 
 class UnknownStep(ValueError):
@@ -57,7 +59,11 @@ def mask_email(address: str) -> str:
 
 @dataclass(frozen=True)
 class Contact:
-    """How the refund's customer can be reached; the channels follow from what they gave."""
+    """How the refund's customer can be reached; the channels follow from what they gave.
+
+    E-mail and phone are kept sealed (`pii:v1:…`), as they arrive: the sender opens them only
+    when a message leaves, and not at all once the customer is erased.
+    """
 
     email: str | None
     phone: str | None
@@ -406,6 +412,16 @@ class Correspondence(Aggregate):
         delivery.in_flight = False
         delivery.attempts = attempts
         delivery.last_error = cause
+
+    def fail_open(self, *, cause: str, failed_at: datetime) -> bool:
+        """Give up every message still to be sent (e.g. the customer was erased); False when
+        nothing was open."""
+        due = self.pending()
+        for message in due:
+            self.record_failed(
+                step=message.step, channel=message.channel, cause=cause, failed_at=failed_at
+            )
+        return bool(due)
 
     def mark_uncertain(self, step: str, channel: str) -> None:
         """A claimed attempt without an outcome (the sender died): never sent again by itself."""

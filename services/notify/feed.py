@@ -7,6 +7,7 @@ rebuilt from the log at any time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.utils import get_topic
@@ -44,7 +45,7 @@ class CustomerFeed(ReadModel):
     topic_marker = ":Correspondence.MessageSent"
     cursor_scope = frozenset({"tenant", "customer_id"})
 
-    def catch_up(self) -> int:
+    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
         """Rows straight from the events (no aggregate is loaded): sent in-app messages only."""
         read = 0
         with self._lock:
@@ -59,6 +60,8 @@ class CustomerFeed(ReadModel):
                 rows = [_row(e) for e in events if e.channel == IN_APP and e.customer_id]
                 self._write(rows, notifications[-1].id)
                 read += len(notifications)
+                if progress is not None:
+                    progress(notifications[-1].id - position)
 
     def page(
         self,

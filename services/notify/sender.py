@@ -9,6 +9,9 @@ Exactly once per (refund, step, channel):
   an outcome and marks the message `uncertain` instead of sending it again: SMTP cannot say
   whether the message left, and a second copy is the worse mistake. A person can resend
   it (`POST /v1/notifications/{id}/resend`); the customer's in-app feed has it anyway.
+- Addresses are stored sealed and opened only here, in memory, right before a message is
+  composed. When the customer's key was erased the message fails with `customer_erased`
+  and is not sent.
 - SMS needs no claim: the provider keeps our idempotency key (the notification id), so a
   repeat after a crash is recognised there and not sent twice.
 
@@ -22,20 +25,24 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from services.notify.application import NotifyApplication
 from services.notify.channels import Channel, Outgoing, TryLater, Undeliverable
-from services.notify.domain import Correspondence, Due
+from services.notify.domain import CUSTOMER_ERASED, EMAIL, SMS, Correspondence, Due
 from services.notify.outbox import Outbox
 from shared.aio import sleep_or_stop
+from shared.contracts import SEALED_EMAIL, SEALED_PHONE
 from shared.health import Health
+from shared.keystore import SealedValueInvalid
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RETRY_DELAY = timedelta(hours=1)
 JITTER = 0.1
+ADDRESS_FIELDS = {EMAIL: SEALED_EMAIL, SMS: SEALED_PHONE}
 
 
 class Sender:
@@ -126,6 +133,15 @@ class Sender:
     async def _attempt(self, correspondence: Correspondence, due: Due, stop: asyncio.Event) -> bool:
         cid = correspondence.id
         try:
+            address = await asyncio.to_thread(self._open_address, due)
+        except SealedValueInvalid as error:
+            log.error("%s/%s: address does not open: %s", due.step, self.channel.name, error)
+            return bool(await self._store(stop, self._failed, cid, due, f"address: {error}"))
+        if address is None:
+            log.info("%s/%s not sent: customer erased", due.step, self.channel.name)
+            return bool(await self._store(stop, self._failed, cid, due, CUSTOMER_ERASED))
+        due = replace(due, address=address)
+        try:
             outgoing = self.channel.compose(correspondence.refund_id, due)
         except Exception as error:  # a message that cannot be rendered must not hold the rest
             log.exception("cannot compose %s/%s", due.step, self.channel.name)
@@ -154,6 +170,12 @@ class Sender:
             return bool(await self._store(stop, self._failed, cid, due, str(error)))
         self.health.report(self.part, True)
         return bool(await self._store(stop, self._record_sent, cid, due, outgoing, provider_id))
+
+    def _open_address(self, due: Due) -> str | None:
+        """The plaintext address, in memory only; None when the customer was erased. Asked of
+        the store, not the cache: nothing leaves after an erasure has returned."""
+        field = ADDRESS_FIELDS[self.channel.name]
+        return self.app.keys.reveal(due.address, field=field, fresh=True)
 
     def _delay(self, attempt: int, retry_after: float | None) -> timedelta:
         delay = self.backoff * (2 ** (attempt - 1))

@@ -8,12 +8,12 @@ from email.utils import parseaddr
 from pydantic import Field, field_validator, model_validator
 
 from services.notify.webhooks import RETRY_SCHEDULE, retry_schedule
-from shared.settings import PlatformSettings, StaffSettings
+from shared.settings import KeystoreSettings, PlatformSettings, StaffSettings
 
 ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
 
-class NotifySettings(PlatformSettings, StaffSettings):
+class NotifySettings(PlatformSettings, StaffSettings, KeystoreSettings):
     port: int = Field(8004, ge=1, le=65535)
     smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP server for e-mail")
     smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev sink: 8025)")

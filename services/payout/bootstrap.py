@@ -19,7 +19,9 @@ from services.payout.poller import StatusPoller
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
 from shared.aio import every
+from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
+from shared.metrics import instrument
 from shared.runtime import Service, Worker
 from shared.settings import load_settings
 from shared.staff import StaffAuth
@@ -52,6 +54,16 @@ def build(settings: PayoutSettings | None = None) -> Service:
     index, reports = PayoutIndex(app), ReconciliationIndex(app)
     http.include_router(staff_router(app, index, reports, StaffAuth(settings.staff_secret())))
     wired.workers.append(every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
+    metrics = instrument(http, app, settings, service="payout", consumer=wired.consumer)
+    metrics.gauge(
+        "refunds_payouts",
+        "Payouts by status now (pending, processing, paid, failed, cancelled).",
+        lambda: {(status,): n for status, n in index.count_by_status().items()},
+        labels=["status"],
+    )
+    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    http.include_router(audit.router)
+    wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     return Service("payout", settings, http, wired.workers, close=app.close)
 

@@ -16,7 +16,7 @@ from typing import Any
 from services.payout.domain import Payout
 from services.payout.reconcile import ReconciliationReport
 from shared.ids import public_id
-from shared.readmodel import ReadModel, UnknownCursor, sortable
+from shared.readmodel import ReadModel, UnknownCursor, sortable, values
 
 __all__ = [
     "Page",
@@ -91,6 +91,14 @@ class PayoutIndex(ReadModel):
             ending_before=query.ending_before,
         )
         return Page([str(row[0]) for row in found], has_more)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many payouts are in each status now (caught up to the log's end first)."""
+        self.catch_up()
+        with self._datastore.transaction(commit=False) as db:
+            # The table name is the read model's own; nothing here comes from a request.
+            db.execute(f"SELECT status, COUNT(*) FROM {self.table} GROUP BY status")  # noqa: S608
+            return {str(status): int(count) for status, count in map(values, db.fetchall())}
 
 
 class ReconciliationIndex(ReadModel):

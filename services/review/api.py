@@ -112,7 +112,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
                 app.record_refusal(refund_id, person=staff.sub, action=action, rule=violation.rule)
                 raise
             claims = app.claims_of(case, as_opened=replayed)
-            return case_view(case, claims, app.now()), replayed
+            return case_view(case, claims, app.now(), app.keystore), replayed
 
         try:
             view, replayed = await asyncio.to_thread(work)
@@ -215,7 +215,7 @@ def build_router(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) ->
             case = app.case_for(refund_id)
             if case is None:
                 return None
-            return case_view(case, app.claims_of(case), app.now())
+            return case_view(case, app.claims_of(case), app.now(), app.keystore)
 
         view = await asyncio.to_thread(look)
         if view is None:

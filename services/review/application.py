@@ -33,6 +33,7 @@ from shared.contracts import (
     RefundWithdrawnV1,
 )
 from shared.idempotency import KeyedRequest, Outcome
+from shared.keystore import Keystore
 
 Clock = Callable[[], datetime]
 
@@ -50,7 +51,11 @@ def _utc_now() -> datetime:
 
 
 class ReviewApplication(ServiceApplication):
+    """Review never needs the customer's plaintext: it stores their texts sealed, as they
+    arrive; `keystore` (set by the composition root) opens them for staff to read."""
+
     name = "Review"
+    keystore: Keystore | None = None
 
     def __init__(
         self, policy: Policy, env: dict[str, str] | None = None, clock: Clock = _utc_now
@@ -59,6 +64,11 @@ class ReviewApplication(ServiceApplication):
         self.shipped = policy
         self.now = clock
         self._policy_cache: tuple[str, Policy] = ("", policy)
+
+    def close(self) -> None:
+        super().close()
+        if self.keystore is not None:
+            self.keystore.close()
 
     # -- the policy in force ------------------------------------------------------------------
 

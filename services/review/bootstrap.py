@@ -12,7 +12,10 @@ from services.review.queue import ReviewQueue
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
 from shared.aio import every
+from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
+from shared.keystore import open_keystore
+from shared.metrics import instrument
 from shared.runtime import Service
 from shared.settings import load_settings
 from shared.staff import StaffAuth
@@ -26,6 +29,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
     settings = settings or load_settings(ReviewSettings)
     policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
     app = ReviewApplication(policy, env=store_env(settings, "review"))
+    app.keystore = open_keystore(settings, "review")
     app.record_shipped_policy()
     http = FastAPI(
         title="Refunds — review",
@@ -42,7 +46,11 @@ def build(settings: ReviewSettings | None = None) -> Service:
         to_integration=to_integration,
         consumes=["intake"],
     )
+    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    http.include_router(audit.router)
+    wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
+    instrument(http, app, settings, service="review", consumer=wired.consumer)
     workers = [
         *wired.workers,
         keep_time(app, settings.sla_interval_ms / 1000),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from shared.settings import StaffSettings
+from shared.settings import KeystoreSettings, StaffSettings
 
 
-class ReviewSettings(StaffSettings):
+class ReviewSettings(StaffSettings, KeystoreSettings):
     port: int = Field(8002, ge=1, le=65535)
     policy_file: Path | None = Field(
         None, description="a policy document (YAML or JSON) to start with instead of the default"

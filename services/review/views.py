@@ -15,6 +15,8 @@ from services.review.schemas import (
     PolicyVersionView,
     QueueEntry,
 )
+from shared.contracts import SEALED_EVIDENCE_DESCRIPTION, SEALED_STATEMENT
+from shared.keystore import Keystore
 from shared.money import Money
 
 ASSESSMENT_FIELDS = tuple(AssessmentView.model_fields)
@@ -35,7 +37,39 @@ def is_overdue(state: str, deadline: datetime | None, now: datetime) -> bool:
     return state == "pending" and deadline is not None and deadline < now
 
 
-def case_view(case: ReviewCase, claims: list[RecoveryClaim], now: datetime) -> CaseView:
+def opened(keystore: Keystore | None, value: Any, field: str) -> Any:
+    """A sealed text of the customer as staff read it: plaintext, or `[erased]`."""
+    if keystore is None or not isinstance(value, str):
+        return value
+    return keystore.show(value, field=field)
+
+
+def _evidence(records: list[dict[str, Any]], keystore: Keystore | None) -> list[dict[str, Any]]:
+    return [
+        {**r, "description": opened(keystore, r["description"], SEALED_EVIDENCE_DESCRIPTION)}
+        if "description" in r
+        else r
+        for r in records
+    ]
+
+
+def _history(entries: list[dict[str, Any]], keystore: Keystore | None) -> list[dict[str, Any]]:
+    return [
+        {**e, "statement": opened(keystore, e["statement"], SEALED_STATEMENT)}
+        if "statement" in e
+        else e
+        for e in entries
+    ]
+
+
+def case_view(
+    case: ReviewCase,
+    claims: list[RecoveryClaim],
+    now: datetime,
+    keystore: Keystore | None = None,
+) -> CaseView:
+    """The case for staff; the customer's texts (evidence descriptions, appeal statements) are
+    stored sealed and opened here with `keystore` (none: shown as stored)."""
     assessment = case.assessment
     return CaseView.model_validate(
         {
@@ -61,12 +95,12 @@ def case_view(case: ReviewCase, claims: list[RecoveryClaim], now: datetime) -> C
                     "policy_version": case.policy_version,
                     "rule": assessment["rule"],
                     "assessment": {key: assessment[key] for key in ASSESSMENT_FIELDS},
-                    "evidence": case.evidence,
+                    "evidence": _evidence(case.evidence, keystore),
                     "evidence_requests": case.evidence_requests,
                     "decision": case.decision,
                     "decisions": case.decisions,
                     "compensation": case.compensation,
-                    "history": case.history,
+                    "history": _history(case.history, keystore),
                     "version": case.version,
                 }
             ),

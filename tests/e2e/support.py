@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections import Counter
@@ -141,3 +142,11 @@ def assert_one_message_per_step(messages: list[EmailMessage]) -> Counter[str]:
     ids = Counter(str(message["Message-ID"]) for message in messages)
     assert all(count == 1 for count in ids.values()), f"sent twice: {ids.most_common(3)}"
     return ids
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True

@@ -33,8 +33,9 @@ from shared.contracts import (
 from shared.health import Health
 from shared.ids import public_id
 from shared.kafka import topic_of
+from shared.keystore import open_keystore
 from shared.relay import Relay
-from shared.settings import ServiceSettings
+from shared.settings import KeystoreSettings, ServiceSettings
 from shared.store import store_env
 from tests.support.factories import eventually, intake_command
 from tests.support.tansu import TansuBroker
@@ -114,6 +115,10 @@ async def _pipeline(
         )
 
     intake = IntakeApplication(env=store_env(settings("intake"), "intake"))
+    intake.keystore = open_keystore(
+        KeystoreSettings(database_url=postgres_url, database_schema=f"{schema_prefix}_intake"),
+        "intake",
+    )
     review = ReviewApplication(
         default_policy(),
         env=store_env(settings("review"), "review"),

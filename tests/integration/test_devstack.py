@@ -171,6 +171,7 @@ def test_services_get_the_stack_environment_and_not_the_shell(
     assert env["REFUNDS_API_KEYS"] == f"dev-platform:{DEV_API_KEY}"
     assert env["REFUNDS_DATABASE_URL"] == "postgresql://u:p@127.0.0.1:5432/refunds"
     assert env["REFUNDS_DATABASE_SCHEMA"] == "t1_payout"
+    assert env["REFUNDS_KEYSTORE_SCHEMA"] == "t1_keystore"
     assert env["REFUNDS_TOPIC_PREFIX"] == "t1."
     assert "REFUNDS_JWT_SECRET" not in env
     assert "SANDBOX_DATA_DIR" not in env

@@ -27,6 +27,7 @@ from services.notify.domain import Correspondence, message_id, notification_id
 from services.notify.feed import CustomerFeed
 from services.notify.mailer import SmtpMailer
 from services.notify.sender import Sender
+from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsProvider
 from shared.auth import ApiKeys, parse_api_keys
 from shared.contracts import (
@@ -47,6 +48,7 @@ from shared.contracts import (
 )
 from shared.http import install_problem_handlers
 from shared.ids import public_id
+from shared.keystore import open_keystore
 from shared.staff import StaffAuth
 
 WAIT = 8.0
@@ -171,6 +173,7 @@ def app(tmp_path: Path) -> Iterator[NotifyApplication]:
         "SINGLE_ROW_TRACKING": "n",
     }
     application = NotifyApplication(env=env)
+    application.keystore = open_keystore(NotifySettings(data_dir=tmp_path), "notify")
     yield application
     application.close()
 
@@ -497,6 +500,7 @@ async def test_a_record_racing_the_consumer_is_stored_without_sending_again(
             return super().save(*objs, **kwargs)
 
     raced = RacedByConsumer(env=app.env)
+    raced.keystore = app.keystore
     try:
         assert raced.handle(cloud(requested(refund), "intake", 1))
         raced.race = cloud(approved(refund), "review", 1)

@@ -3,6 +3,7 @@ finance actions on failed payouts (with idempotent retries) and reconciliation."
 
 from __future__ import annotations
 
+import base64
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -377,9 +378,14 @@ def test_the_service_serves_the_staff_api_with_its_secret(tmp_path: Path) -> Non
     finally:
         service.close()
     real = "a-real-secret-3f9c"
+    signing = {"audit_signing_key": base64.b64encode(bytes(range(32))).decode()}
     with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):
-        PayoutSettings(env="production", gateway_callback_secret=real)
+        PayoutSettings(env="production", gateway_callback_secret=real, **signing)
     with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):
-        PayoutSettings(env="production", gateway_callback_secret=real, jwt_secret=DEV_JWT_SECRET)
-    production = PayoutSettings(env="production", gateway_callback_secret=real, jwt_secret=SECRET)
+        PayoutSettings(
+            env="production", gateway_callback_secret=real, jwt_secret=DEV_JWT_SECRET, **signing
+        )
+    production = PayoutSettings(
+        env="production", gateway_callback_secret=real, jwt_secret=SECRET, **signing
+    )
     assert production.staff_secret() == SECRET

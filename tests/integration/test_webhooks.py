@@ -42,6 +42,7 @@ from shared.contracts import (
 )
 from shared.http import install_problem_handlers
 from shared.ids import public_id
+from shared.keystore import open_keystore
 from shared.settings import load_settings
 from shared.store import store_env
 from tests.support.receiver import Received, Receiver
@@ -121,6 +122,7 @@ class World:
         self.receiver = receiver
         self.sink = sink
         self.app = NotifyApplication(env=store_env(settings, "notify"))
+        self.app.keystore = open_keystore(settings, "notify")
         self.app.webhook_allow_private = settings.webhook_allow_private
         http = FastAPI()
         install_problem_handlers(http)

@@ -25,8 +25,9 @@ from services.review.publishing import to_integration as review_events
 from shared.application import ServiceApplication
 from shared.contracts import envelope
 from shared.ids import public_id
+from shared.keystore import open_keystore
 from shared.money import Money
-from shared.settings import ServiceSettings
+from shared.settings import KeystoreSettings, ServiceSettings
 from shared.store import store_env
 
 NOW = datetime.now(UTC)
@@ -96,6 +97,10 @@ def pipe(postgres_url: str, schema_prefix: str) -> Iterator[Pipe]:
         return store_env(settings, service)
 
     intake = IntakeApplication(env=env("intake"))
+    intake.keystore = open_keystore(
+        KeystoreSettings(database_url=postgres_url, database_schema=f"{schema_prefix}_intake"),
+        "intake",
+    )
     review = ReviewApplication(default_policy(), env=env("review"))
     review.record_shipped_policy()
     yield Pipe(intake, review)

@@ -26,6 +26,7 @@ from shared.contracts import (
     ReviewRejectedV1,
     envelope,
 )
+from shared.keystore import open_keystore
 from shared.store import store_env
 
 ACME_KEY = "acme-key-0123456789abcdefghij"
@@ -138,6 +139,7 @@ def serve_intake(request: pytest.FixtureRequest, tmp_path: Path, store: str) -> 
     )
     service = build(settings)
     app = IntakeApplication(env=store_env(settings, "intake"))
+    app.keystore = open_keystore(settings, "intake")
     try:
         with TestClient(service.http) as client:
             yield Intake(client, app, settings)

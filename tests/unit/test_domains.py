@@ -75,6 +75,7 @@ DOMAIN_MODULES = [
     "intake/domain.py",
     "intake/orders.py",
     "intake/tenants.py",
+    "intake/erasure.py",
     "review/domain.py",
     "review/customers.py",
     "review/policies.py",

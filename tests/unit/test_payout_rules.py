@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -159,16 +160,30 @@ def test_backoff_grows_with_jitter_and_never_undercuts_retry_after() -> None:
     assert policy.delay(6, 0.5, rng) >= 4
 
 
+AUDIT_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 def test_settings_refuse_the_dev_callback_secret_in_production() -> None:
     assert PayoutSettings(port=8123).notify_url == "http://127.0.0.1:8123/v1/gateway/callbacks"
     public = PayoutSettings(public_url="https://payout.example.com/")
     assert public.notify_url == "https://payout.example.com/v1/gateway/callbacks"
     staff = "a-real-staff-token-secret-0123456789abcdef"
+    key = AUDIT_KEY
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
-        PayoutSettings(env="production", jwt_secret=staff)
+        PayoutSettings(env="production", jwt_secret=staff, audit_signing_key=key)
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
-        PayoutSettings(env="production", gateway_callback_secret="changeme", jwt_secret=staff)
-    PayoutSettings(env="production", gateway_callback_secret="a-real-secret-3f9c", jwt_secret=staff)
+        PayoutSettings(
+            env="production",
+            gateway_callback_secret="changeme",
+            jwt_secret=staff,
+            audit_signing_key=key,
+        )
+    PayoutSettings(
+        env="production",
+        gateway_callback_secret="a-real-secret-3f9c",
+        jwt_secret=staff,
+        audit_signing_key=key,
+    )
 
 
 def test_a_cross_border_payout_converts_once_and_only_on_the_gateway() -> None:

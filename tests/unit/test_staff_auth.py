@@ -141,3 +141,20 @@ def test_openapi_documents_the_bearer_scheme(client: TestClient) -> None:
         "bearerFormat": "JWT",
         "description": "A staff JWT (HS256): `sub` is the person, `roles` lists their roles.",
     }
+
+
+def test_production_needs_a_real_ledger_signing_key() -> None:
+    import base64
+
+    from shared.settings import ServiceSettings
+    from shared.signing import dev_seed
+
+    with pytest.raises(ValueError, match="REFUNDS_AUDIT_SIGNING_KEY"):
+        ServiceSettings(env="production")
+    with pytest.raises(ValueError, match="REFUNDS_AUDIT_SIGNING_KEY"):
+        ServiceSettings(env="production", audit_signing_key=dev_seed("review"))
+    with pytest.raises(ValueError, match="32 bytes"):
+        ServiceSettings(audit_signing_key=base64.b64encode(b"short").decode())
+    real = base64.b64encode(bytes(range(32))).decode()
+    signer = ServiceSettings(env="production", audit_signing_key=real).audit_signer("review")
+    assert signer.public_key != ServiceSettings().audit_signer("review").public_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import base64
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -293,6 +294,8 @@ def test_private_webhooks_are_refused_in_production() -> None:
         "env": "production",
         "jwt_secret": "a-real-secret-of-thirty-two-chars!!",
         "api_keys": "acme:sk_live_0123456789abcdefghijklmn",
+        "audit_signing_key": base64.b64encode(bytes(range(32))).decode(),
+        "keystore_master_key": base64.b64encode(bytes(range(32, 64))).decode(),
     }
     assert NotifySettings(**production).webhook_allow_private is False  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="WEBHOOK_ALLOW_PRIVATE"):

@@ -1,0 +1,398 @@
+"""A service's ledger: its stored events, hash-chained in log order, with signed checkpoints.
+
+Each event's canonical bytes are its stored row as written (originator id,
+version, topic, state — the state includes the audit stamp), length-prefixed.
+The chain is `hash_n = sha256(hash_{n-1} ‖ canonical_n)` from 32 zero bytes;
+`leaf_n = sha256(canonical_n)` is kept beside it, so that verification can say
+which event changed, vanished, appeared or moved. A sealer follows the log and
+appends ledger entries (with the actor, causation and correlation read from the
+event) to `audit_ledger` in the service's own database; checkpoints — (size,
+position, head, time) signed with the service's Ed25519 key — go to
+`audit_checkpoints`, periodically and on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresDatastore
+
+from shared.application import ServiceApplication
+from shared.contracts import stable_event_id
+from shared.readmodel import values
+from shared.signing import Signer
+from shared.stamping import STAMP_KEY, stamp_of
+from shared.store import StoreMisconfigured
+
+GENESIS = "0" * 64
+BATCH = 500
+ACTOR_FIELDS = ("actor", "decided_by", "by", "person", "granted_by")
+
+# (topic, originator id, stored state) → the public refund id the event concerns, if any.
+Correlate = Callable[[str, uuid.UUID, dict[str, Any]], str | None]
+
+
+def refund_id_field(topic: str, originator_id: uuid.UUID, state: dict[str, Any]) -> str | None:
+    """The default: the event's own `refund_id` field, when it names one."""
+    return _text(state.get("refund_id"))
+
+
+def canonical(originator_id: uuid.UUID | str, version: int, topic: str, state: bytes) -> bytes:
+    """The bytes an event's hash covers: its stored row, each part length-prefixed."""
+    parts = [str(originator_id).encode(), str(version).encode(), topic.encode(), state]
+    return b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+
+
+def leaf_of(notification: Notification) -> tuple[bytes, str]:
+    data = canonical(
+        notification.originator_id,
+        notification.originator_version,
+        notification.topic,
+        notification.state,
+    )
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def chained(previous: str, data: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(previous) + data).hexdigest()
+
+
+def event_type(topic: str) -> str:
+    """`services.intake.domain:RefundRequest.Approved` → `RefundRequest.Approved`."""
+    return topic.rpartition(":")[2]
+
+
+@dataclass(frozen=True)
+class Entry:
+    position: int
+    originator_id: str
+    originator_version: int
+    type: str
+    leaf: str
+    chain: str
+    at: str
+    actor: str
+    via: str | None
+    causation: str | None
+    correlation: str | None
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    service: str
+    size: int  # ledger entries covered
+    position: int  # the last one's log position
+    head: str  # the chain hash after it
+    at: str
+    key_id: str
+    signature: str
+
+    def payload(self) -> bytes:
+        return signed_payload(self.service, self.size, self.position, self.head, self.at)
+
+
+def signed_payload(service: str, size: int, position: int, head: str, at: str) -> bytes:
+    document = {"service": service, "size": size, "position": position, "head": head, "at": at}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+ENTRY_COLUMNS = tuple(Entry.__dataclass_fields__)
+CHECKPOINT_COLUMNS = ("size", "position", "head", "at", "key_id", "signature")
+
+
+class Ledger:
+    """The sealer, the checkpoint writer and the reader of one service's ledger."""
+
+    def __init__(
+        self,
+        app: ServiceApplication,
+        *,
+        signer: Signer | None = None,
+        correlate: Correlate | None = None,
+    ) -> None:
+        self.app = app
+        self.service = app.service
+        self.signer = signer
+        self.correlate = correlate or refund_id_field
+        datastore: Any = getattr(app.recorder, "datastore", None)
+        if datastore is None:
+            raise StoreMisconfigured("the ledger needs an SQL store")
+        self._datastore = datastore
+        self.postgres = isinstance(datastore, PostgresDatastore)
+        prefix = f'"{datastore.schema}".' if self.postgres else ""
+        self.table = f"{prefix}audit_ledger"
+        self.checkpoint_table = f"{prefix}audit_checkpoints"
+        self.p = "%s" if self.postgres else "?"
+        self._lock = threading.Lock()
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "position BIGINT PRIMARY KEY, originator_id TEXT NOT NULL, "
+                "originator_version BIGINT NOT NULL, type TEXT NOT NULL, leaf TEXT NOT NULL, "
+                "chain TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, via TEXT, "
+                "causation TEXT, correlation TEXT, event_id TEXT NOT NULL)"
+            )
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS audit_ledger_by_correlation "
+                f"ON {self.table} (correlation, position)"
+            )
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS audit_ledger_by_originator "
+                f"ON {self.table} (originator_id, position)"
+            )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.checkpoint_table} ("
+                "size BIGINT PRIMARY KEY, position BIGINT NOT NULL, head TEXT NOT NULL, "
+                "at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)"
+            )
+
+    # -- sealing ----------------------------------------------------------------------------
+
+    def seal(self) -> int:
+        """Append every stored event not yet in the ledger; returns how many were sealed."""
+        sealed = 0
+        with self._lock:
+            while True:
+                added = self._seal_batch()
+                sealed += added
+                if added < BATCH:
+                    return sealed
+
+    def _seal_batch(self) -> int:
+        with self._datastore.transaction(commit=True) as cursor:
+            if self.postgres:  # one sealer at a time across processes
+                cursor.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+            cursor.execute(
+                f"SELECT position, chain FROM {self.table} ORDER BY position DESC LIMIT 1"
+            )
+            row = cursor.fetchone()
+            position, chain = (int(values(row)[0]), str(values(row)[1])) if row else (0, GENESIS)
+            notifications = self.app.recorder.select_notifications(
+                start=position, limit=BATCH, inclusive_of_start=False
+            )
+            memo: dict[str, str | None] = {}
+            rows = []
+            for notification in notifications:
+                data, leaf = leaf_of(notification)
+                chain = chained(chain, data)
+                entry = self._entry(notification, leaf, chain, cursor, memo)
+                rows.append(tuple(asdict(entry).values()))
+            if rows:
+                placeholders = ", ".join([self.p] * len(ENTRY_COLUMNS))
+                cursor.executemany(
+                    f"INSERT INTO {self.table} ({', '.join(ENTRY_COLUMNS)}) "
+                    f"VALUES ({placeholders})",
+                    rows,
+                )
+        return len(rows)
+
+    def _entry(
+        self,
+        notification: Notification,
+        leaf: str,
+        chain: str,
+        cursor: Any,
+        memo: dict[str, str | None],
+    ) -> Entry:
+        state = _state(notification.state)
+        stamp = stamp_of(notification.state)
+        originator = str(notification.originator_id)
+        correlation = (
+            stamp.get("correlation")
+            or self.correlate(notification.topic, uuid.UUID(originator), state)
+            or self._known_correlation(originator, cursor, memo)
+        )
+        memo[originator] = correlation
+        actor = _actor(stamp.get("actor"), state, self.service)
+        return Entry(
+            position=notification.id,
+            originator_id=originator,
+            originator_version=notification.originator_version,
+            type=event_type(notification.topic),
+            leaf=leaf,
+            chain=chain,
+            at=_timestamp(state),
+            actor=actor,
+            via=stamp.get("via"),
+            causation=stamp.get("causation") or _text(state.get("causation_id")),
+            correlation=correlation,
+            event_id=stable_event_id(
+                self.service, uuid.UUID(originator), notification.originator_version
+            ),
+        )
+
+    def _known_correlation(
+        self, originator: str, cursor: Any, memo: dict[str, str | None]
+    ) -> str | None:
+        """The refund an aggregate's earlier events named (its creation event usually does)."""
+        if originator in memo:
+            return memo[originator]
+        cursor.execute(
+            f"SELECT correlation FROM {self.table} WHERE originator_id = {self.p} "
+            "AND correlation IS NOT NULL LIMIT 1",
+            (originator,),
+        )
+        row = cursor.fetchone()
+        return str(values(row)[0]) if row else None
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self, *, at: datetime | None = None) -> Checkpoint | None:
+        """Seal, then sign the head unless the last checkpoint already covers it."""
+        if self.signer is None:
+            raise StoreMisconfigured(f"{self.service}'s ledger has no signing key")
+        self.seal()
+        size, position, head = self.head()
+        last = self.last_checkpoint()
+        if size == 0 or (last is not None and last.size >= size):
+            return last
+        moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
+        payload = signed_payload(self.service, size, position, head, moment)
+        checkpoint = Checkpoint(
+            self.service,
+            size,
+            position,
+            head,
+            moment,
+            self.signer.key_id,
+            self.signer.sign(payload),
+        )
+        conflict = "ON CONFLICT (size) DO NOTHING"
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.checkpoint_table} ({', '.join(CHECKPOINT_COLUMNS)}) "
+                f"VALUES ({', '.join([self.p] * len(CHECKPOINT_COLUMNS))}) {conflict}",
+                (size, position, head, moment, checkpoint.key_id, checkpoint.signature),
+            )
+        return checkpoint
+
+    def head(self) -> tuple[int, int, str]:
+        """(entries, last position, chain hash) of the sealed ledger."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT COUNT(*), MAX(position) FROM {self.table}")
+            count, position = values(cursor.fetchone())
+            if not count:
+                return 0, 0, GENESIS
+            cursor.execute(f"SELECT chain FROM {self.table} WHERE position = {self.p}", (position,))
+            return int(count), int(position), str(values(cursor.fetchone())[0])
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {self.checkpoint_table} ORDER BY size"
+            )
+            rows = cursor.fetchall()
+        return [_checkpoint(self.service, row) for row in rows]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {self.checkpoint_table} "
+                "ORDER BY size DESC LIMIT 1"
+            )
+            row = cursor.fetchone()
+        return _checkpoint(self.service, row) if row else None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def entries(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
+        """Sealed entries after log position `after`, in order."""
+        return self._select(f"position > {self.p} ORDER BY position LIMIT {int(limit)}", (after,))
+
+    def for_refund(self, refund_id: str) -> list[Entry]:
+        return self._select(f"correlation = {self.p} ORDER BY position", (refund_id,))
+
+    def all_entries(self) -> Iterator[Entry]:
+        after = 0
+        while batch := self.entries(after=after, limit=BATCH):
+            yield from batch
+            after = batch[-1].position
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[Entry]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(ENTRY_COLUMNS)} FROM {self.table} WHERE {where}", params
+            )
+            rows = cursor.fetchall()
+        return [_entry_from(row) for row in rows]
+
+    def stored(self, positions: Sequence[int]) -> dict[int, Notification]:
+        """The stored events at `positions` (absent ones are missing from the result)."""
+        if not positions:
+            return {}
+        found: dict[int, Notification] = {}
+        low, high = min(positions), max(positions)
+        wanted = set(positions)
+        start = low
+        while start <= high:
+            batch = self.app.recorder.select_notifications(start=start, limit=BATCH, stop=high)
+            if not batch:
+                break
+            found.update({n.id: n for n in batch if n.id in wanted})
+            start = batch[-1].id + 1
+        return found
+
+
+def data_of(notification: Notification) -> dict[str, Any]:
+    """An event's stored state as JSON data (what the ledger shows), without the stamp."""
+    state = _state(notification.state)
+    state.pop(STAMP_KEY, None)
+    return state
+
+
+def _state(raw: bytes) -> dict[str, Any]:
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _actor(stamped: str | None, state: dict[str, Any], service: str) -> str:
+    """Who acted: the request's tenant or staff person; for work this service did on its
+    own (reacting, on a timer), the person or rule the event names, if it names one."""
+    if stamped and not stamped.startswith("system:"):
+        return stamped
+    named = next((_text(state.get(name)) for name in ACTOR_FIELDS if _text(state.get(name))), None)
+    if named is not None:
+        return named if ":" in named else f"staff:{named}"  # bare names are staff persons
+    return stamped or f"system:{service}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _timestamp(state: dict[str, Any]) -> str:
+    """The event's own time, as stored by eventsourcing's transcoder."""
+    stamp = state.get("timestamp")
+    if isinstance(stamp, dict) and isinstance(stamp.get("_data_"), str):
+        try:  # fixed width, so that text order is time order
+            moment = datetime.fromisoformat(stamp["_data_"]).astimezone(UTC)
+        except ValueError:
+            return str(stamp["_data_"])
+        return moment.isoformat(timespec="microseconds")
+    return ""
+
+
+def _entry_from(row: Any) -> Entry:
+    return Entry(*values(row))
+
+
+def _checkpoint(service: str, row: Any) -> Checkpoint:
+    size, position, head, at, key, signature = values(row)
+    return Checkpoint(
+        service, int(size), int(position), str(head), str(at), str(key), str(signature)
+    )

@@ -1,0 +1,74 @@
+"""The local stack as the README starts it (`refunds dev`), for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from refunds.devstack import Ports
+from tests.e2e.support import Platform
+
+
+def _free_base() -> int:
+    """A base port whose whole `refunds dev --base-port` layout is free right now."""
+    for base in range(21000 + os.getpid() % 200 * 100, 60000, 137):
+        ports = Ports.from_base(base)
+        if all(_is_free(getattr(ports, name)) for name in ports.__dataclass_fields__):
+            return base
+    raise RuntimeError("no free port range for the stack")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def refunds_dev(tmp_path: Path) -> Iterator[tuple[Platform, subprocess.Popen[str], Ports]]:
+    base = _free_base()
+    ports = Ports.from_base(base)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
+    cli = Path(sys.executable).with_name("refunds")
+    process = subprocess.Popen(
+        [str(cli), "dev", "--data-dir", str(tmp_path), "--base-port", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    banner = _read_until(process, "Ctrl-C to stop", timeout=90)
+    assert "sk_dev_local_only" in banner, banner
+    platform = Platform(
+        f"http://127.0.0.1:{ports.intake}", f"http://127.0.0.1:{ports.gateway}", tmp_path
+    )
+    yield platform, process, ports
+    platform.close()
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError("refunds dev did not come up:\n" + "".join(seen[-40:]))
