@@ -167,36 +167,50 @@ class Ledger:
             while True:
                 added = self._seal_batch()
                 sealed += added
-                if added < BATCH:
+                if added < BATCH:  # the log's end (or another sealer's turn)
                     return sealed
 
     def _seal_batch(self) -> int:
+        """Read and hash outside any write transaction (so requests never wait on it),
+        then append only if no other sealer moved the head meanwhile."""
+        position, chain = self._last()
+        notifications = self.app.recorder.select_notifications(
+            start=position, limit=BATCH, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        memo: dict[str, str | None] = {}
+        rows = []
+        running = chain
+        with self._datastore.transaction(commit=False) as reading:
+            for notification in notifications:
+                data, leaf = leaf_of(notification)
+                running = chained(running, data)
+                entry = self._entry(notification, leaf, running, reading, memo)
+                rows.append(tuple(asdict(entry).values()))
         with self._datastore.transaction(commit=True) as cursor:
             if self.postgres:  # one sealer at a time across processes
                 cursor.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
-            cursor.execute(
-                f"SELECT position, chain FROM {self.table} ORDER BY position DESC LIMIT 1"
+            if self._last(cursor) != (position, chain):
+                return 0  # another sealer got there first; the next round goes on from its head
+            placeholders = ", ".join([self.p] * len(ENTRY_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {self.table} ({', '.join(ENTRY_COLUMNS)}) VALUES ({placeholders})",
+                rows,
             )
-            row = cursor.fetchone()
-            position, chain = (int(values(row)[0]), str(values(row)[1])) if row else (0, GENESIS)
-            notifications = self.app.recorder.select_notifications(
-                start=position, limit=BATCH, inclusive_of_start=False
-            )
-            memo: dict[str, str | None] = {}
-            rows = []
-            for notification in notifications:
-                data, leaf = leaf_of(notification)
-                chain = chained(chain, data)
-                entry = self._entry(notification, leaf, chain, cursor, memo)
-                rows.append(tuple(asdict(entry).values()))
-            if rows:
-                placeholders = ", ".join([self.p] * len(ENTRY_COLUMNS))
-                cursor.executemany(
-                    f"INSERT INTO {self.table} ({', '.join(ENTRY_COLUMNS)}) "
-                    f"VALUES ({placeholders})",
-                    rows,
-                )
         return len(rows)
+
+    def _last(self, cursor: Any = None) -> tuple[int, str]:
+        """The sealed head: its log position and chain hash."""
+        query = f"SELECT position, chain FROM {self.table} ORDER BY position DESC LIMIT 1"
+        if cursor is None:
+            with self._datastore.transaction(commit=False) as reading:
+                reading.execute(query)
+                row = reading.fetchone()
+        else:
+            cursor.execute(query)
+            row = cursor.fetchone()
+        return (int(values(row)[0]), str(values(row)[1])) if row else (0, GENESIS)
 
     def _entry(
         self,
