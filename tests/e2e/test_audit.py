@@ -9,6 +9,8 @@ rebuild from zero must equal the live read models.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -231,6 +233,34 @@ def test_a_refunds_story_is_complete_the_ledgers_verify_and_rebuild_equals_live(
     assert int(intake_row.split()[2]) == MORE_REFUNDS + 1  # rows: every refund, none lost
     assert all(line.split()[-1] == "0" for line in rebuilt.stdout.splitlines()[1:] if "/" in line)
 
+    # The story's customer asks to be forgotten: their key goes, the books stay.
+    customer = platform.refund(refund_id)["customer_id"]
+    admin = _staff("root", "admin")
+    erased = platform.intake.post(
+        f"/v1/customers/{customer}/erase",
+        json={"tenant": "dev-platform", "reason": "customer request"},
+        headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert erased.status_code == 200, erased.text
+    after = platform.refund(refund_id)
+    assert after["customer"]["email"] == "[erased]"
+    assert after["status"] == "paid" and after["amount"] == {"amount": 80000, "currency": "CNY"}
+    for store in tmp_path.glob("*.sqlite"):  # the services' stores and the keystore, raw
+        raw = store.read_bytes()
+        assert b"li.wei@example.com" not in raw and b"8613800000000" not in raw, store.name
+
     verified = _cli("verify", "--seal", data_dir=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.count(" ok ") == 4, verified.stdout
+
+    # Any range of a ledger exports as JSON Lines and CSV, the same entries in both.
+    lines = _cli("export", "intake", "--after", "2", "--until", "40", data_dir=tmp_path)
+    exported = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [e["position"] for e in exported] == list(range(3, 41))
+    assert all(e["hash"] and e["actor"] for e in exported)
+    table = _cli(
+        "export", "intake", "--after", "2", "--until", "40", "--format", "csv", data_dir=tmp_path
+    )
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [int(r["position"]) for r in rows] == list(range(3, 41))
+    assert [r["hash"] for r in rows] == [e["hash"] for e in exported]

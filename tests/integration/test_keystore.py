@@ -4,6 +4,7 @@ sealing, field binding, erasure, generations after erasure, the master key, the 
 from __future__ import annotations
 
 import base64
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,13 +166,15 @@ def test_other_processes_stop_using_an_erased_key_within_the_cache_bound(
 
 
 def test_the_wrapped_keys_are_not_the_keys(settings: KeystoreSettings) -> None:
-    if settings.database_url is None:
-        pytest.skip("the PostgreSQL table is inspected here")
     keystore = open_keystore(settings, "intake")
     keystore.seal(ALICE, "alice@example.com", field=EMAIL)
-    schema, _ = keystore_location(settings, "intake")
-    with psycopg.connect(settings.database_url) as conn:
-        rows = conn.execute(f'SELECT wrapped FROM "{schema}".customer_keys').fetchall()  # noqa: S608
+    schema, path = keystore_location(settings, "intake")
+    if settings.database_url is None:
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT wrapped FROM customer_keys").fetchall()
+    else:
+        with psycopg.connect(settings.database_url) as conn:
+            rows = conn.execute(f'SELECT wrapped FROM "{schema}".customer_keys').fetchall()  # noqa: S608
     # 12-byte nonce + 32-byte key + 16-byte tag, under the master key.
     assert [len(base64.b64decode(row[0])) for row in rows] == [60]
     keystore.close()
