@@ -179,7 +179,8 @@ def run_verify(args: argparse.Namespace) -> int:
         print(
             f"{service:<7} {status:<6} {report.events} events, {report.sealed} sealed, "
             f"{report.unsealed} not yet sealed, {report.verified_checkpoints}/"
-            f"{report.checkpoints} checkpoints verified  ({stores.describe(service)})"
+            f"{report.checkpoints} checkpoints verified, signed through position "
+            f"{report.signed_through}  ({stores.describe(service)})"
         )
         for finding in report.findings:
             where = f"position {finding.position}" if finding.position is not None else "-"

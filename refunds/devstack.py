@@ -289,6 +289,7 @@ class Stack:
             "REFUNDS_REVIEW_URL": self.url("review"),
             "REFUNDS_PAYOUT_URL": self.url("payout"),
             "REFUNDS_NOTIFY_URL": self.url("notify"),
+            "REFUNDS_AUDIT_CHECKPOINT_SECONDS": "10",  # signed checkpoints while you watch
         }
         if self.database_url is not None:
             env["REFUNDS_DATABASE_URL"] = self.database_url

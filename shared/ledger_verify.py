@@ -36,6 +36,7 @@ class Report:
     unsealed: int = 0
     checkpoints: int = 0
     verified_checkpoints: int = 0
+    signed_through: int = 0  # the log position the last verified checkpoint covers
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -166,6 +167,7 @@ def _check_checkpoints(
             )
         elif public_key is not None:
             report.verified_checkpoints += 1
+            report.signed_through = max(report.signed_through, checkpoint.position)
         previous_position = checkpoint.position
 
 

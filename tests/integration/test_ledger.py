@@ -83,6 +83,7 @@ def test_a_clean_ledger_verifies_with_signed_checkpoints(intake: Intake, ledger:
     assert report.ok, report.findings
     assert report.sealed == report.events == second.size
     assert report.verified_checkpoints == 2
+    assert report.signed_through == second.position
 
 
 def test_entries_carry_the_actor_the_request_and_the_refund(intake: Intake, ledger: Ledger) -> None:
