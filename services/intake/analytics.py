@@ -105,6 +105,7 @@ class RefundFacts(ReadModel):
         "paid_at",
         "review_deadline",
         "review_ended_at",
+        "sla_breached_at",
         "version",
     )
     schema = (
@@ -113,7 +114,8 @@ class RefundFacts(ReadModel):
         "category TEXT NOT NULL, currency TEXT NOT NULL, requested BIGINT NOT NULL, "
         "outcome TEXT NOT NULL, approved BIGINT, approved_currency TEXT, paid BIGINT, "
         "paid_currency TEXT, first_decided_at TEXT, decided_at TEXT, decided_by TEXT, "
-        "paid_at TEXT, review_deadline TEXT, review_ended_at TEXT, version BIGINT NOT NULL"
+        "paid_at TEXT, review_deadline TEXT, review_ended_at TEXT, sla_breached_at TEXT, "
+        "version BIGINT NOT NULL"
     )
     changing = columns[9:]  # from `outcome` on; what a refund was asked for never changes
     time_column = "created_at"
@@ -146,6 +148,7 @@ class RefundFacts(ReadModel):
             _when(payout["paid_at"] if payout else None),
             _when((refund.review or {}).get("deadline")),
             _when(_review_ended(refund, decisions)),
+            _when(refund.sla_breached_at),
             refund.version,
         )
 
@@ -192,7 +195,7 @@ class Durations:
 @dataclass(frozen=True)
 class SlaBreaches:
     with_deadline: int  # refunds a person reviewed against a deadline
-    breached: int  # decided after it, or still undecided past it
+    breached: int  # review's clock ran out on them
     open_overdue: int  # of those breached: still undecided now
 
 
@@ -228,11 +231,11 @@ class Report:
         return self.refunds / self.orders if self.orders else None
 
 
-def analyse(facts: RefundFacts, query: AnalyticsQuery, now: datetime) -> Report:
-    return summarise(facts.select(query), query, now)
+def analyse(facts: RefundFacts, query: AnalyticsQuery) -> Report:
+    return summarise(facts.select(query), query)
 
 
-def summarise(rows: Sequence[dict[str, Any]], query: AnalyticsQuery, now: datetime) -> Report:
+def summarise(rows: Sequence[dict[str, Any]], query: AnalyticsQuery) -> Report:
     orders = len({(row["tenant"], row["order_id"]) for row in rows})
     return Report(
         refunds=len(rows),
@@ -246,7 +249,7 @@ def summarise(rows: Sequence[dict[str, Any]], query: AnalyticsQuery, now: dateti
         by_channel=_groups(rows, "channel"),
         by_outcome=_groups(rows, "outcome"),
         stages={stage: _durations(rows, stage) for stage in STAGES},
-        sla=_sla(rows, sortable(now)),
+        sla=_sla(rows),
         deciders=_deciders(rows),
     )
 
@@ -290,9 +293,11 @@ def percentile(ordered: Sequence[float], p: float) -> float | None:
     return ordered[max(math.ceil(p / 100 * len(ordered)), 1) - 1]
 
 
-def _sla(rows: Iterable[dict[str, Any]], now: str) -> SlaBreaches:
+def _sla(rows: Iterable[dict[str, Any]]) -> SlaBreaches:
+    """Breaches as review's SLA clock called them (`review.sla_breached.v1`): its clock counts
+    business days and pauses while the customer is asked for evidence, which intake cannot."""
     reviewed = [row for row in rows if row["review_deadline"] is not None]
-    late = [row for row in reviewed if (row["review_ended_at"] or now) > row["review_deadline"]]
+    late = [row for row in reviewed if row["sla_breached_at"] is not None]
     still_open = [row for row in late if row["review_ended_at"] is None]
     return SlaBreaches(len(reviewed), len(late), len(still_open))
 

@@ -63,13 +63,11 @@ class StageDurations(BaseModel):
 
 
 class SlaView(BaseModel):
-    """Counted from what intake knows: the deadline review opened the case with, against when
-    the case was decided (or withdrawn). Intake does not consume review's
-    `review.sla_breached.v1`, so pauses of review's clock while it waits for evidence are not
-    seen here: a case paused that long may count as breached though review's own clock did not."""
+    """Breaches as review's own SLA clock called them (`review.sla_breached.v1`, recorded by
+    intake): business days, paused while the customer is asked for evidence."""
 
     with_deadline: int = Field(description="refunds a person reviewed against a deadline")
-    breached: int = Field(description="decided after the deadline, or still undecided past it")
+    breached: int = Field(description="review's clock ran out on them")
     open_overdue: int = Field(description="of those breached, the ones still undecided now")
 
     @classmethod
@@ -217,7 +215,7 @@ def build_analytics_router(facts: RefundFacts, auth: StaffAuth) -> APIRouter:
             )
         query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
         now = datetime.now(UTC)
-        report = await asyncio.to_thread(analyse, facts, query, now)
+        report = await asyncio.to_thread(analyse, facts, query)
         filters = AnalyticsFilters(
             tenant=tenant, created_after=created_after, created_before=created_before
         )

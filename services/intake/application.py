@@ -25,6 +25,7 @@ from shared.contracts import (
     ReviewEscalatedV1,
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
+    ReviewSlaBreachedV1,
 )
 from shared.idempotency import IdempotencyKey, KeyedRequest, Outcome
 from shared.ids import parse_public_id
@@ -336,6 +337,10 @@ class IntakeApplication(ServiceApplication):
                 by=payload.escalated_by,
                 at=payload.escalated_at,
                 causation_id=message.id,
+            )
+        elif isinstance(payload, ReviewSlaBreachedV1):
+            refund.record_sla_breach(
+                deadline=payload.deadline, at=payload.breached_at, causation_id=message.id
             )
         elif isinstance(payload, ReviewCompensationOfferedV1):
             refund.record_compensation(

@@ -74,6 +74,7 @@ class RefundRequest(Aggregate):
         self.evidence_request: dict[str, Any] | None = None  # what review still waits for
         self.compensation: dict[str, Any] | None = None
         self.upstream: list[str] = []  # ids of upstream events already recorded
+        self.sla_breached_at: datetime | None = None  # review's clock ran out (review decides)
         self.timeline: list[dict[str, Any]] = []
         self.status = "submitted"
         self._note("submitted", self.created_on, actor)
@@ -307,6 +308,17 @@ class RefundRequest(Aggregate):
         self.evidence_request = {"missing": missing, "message": message, "by": by, "at": at}
         self.upstream.append(causation_id)
         self._note("evidence_requested", at, by, missing=missing, source="review")
+
+    def record_sla_breach(self, *, deadline: datetime, at: datetime, causation_id: str) -> None:
+        """Review's clock ran out on this case (its own clock: paused while awaiting evidence)."""
+        if not self.knows(causation_id):
+            self._sla_breached(deadline, at, causation_id)
+
+    @event("SlaBreached")
+    def _sla_breached(self, deadline: datetime, at: datetime, causation_id: str) -> None:
+        if self.sla_breached_at is None:
+            self.sla_breached_at = at
+        self.upstream.append(causation_id)
 
     def record_escalation(self, *, tier: str, by: str, at: datetime, causation_id: str) -> None:
         if not self.knows(causation_id):

@@ -21,6 +21,7 @@ from shared.contracts import (
     ReviewCaseOpenedV1,
     ReviewCompensationOfferedV1,
     ReviewRejectedV1,
+    ReviewSlaBreachedV1,
 )
 from tests.support.factories import order, refund_body
 from tests.support.intake import ACME, GLOBEX, Intake, serve_intake
@@ -73,6 +74,18 @@ class Upstream:
                 refundable=self.money(),
                 deadline=self.at(deadline),
                 opened_at=self.at(at),
+            ),
+        )
+
+    def breached(self, at: float, deadline: float) -> None:
+        """Review's SLA clock ran out (its own business-day clock)."""
+        self.intake.deliver(
+            "review",
+            ReviewSlaBreachedV1(
+                **self.route,
+                tier="general",
+                deadline=self.at(deadline),
+                breached_at=self.at(at),
             ),
         )
 
@@ -184,7 +197,9 @@ def story(intake: Intake) -> dict[str, dict[str, Any]]:
         Upstream(intake, made[n]) for n in ("r1", "r2", "r3", "r5", "r6", "r7")
     )
     r1.case_opened(at=60, deadline=3600)
-    r1.approved(at=7200, by="wang")  # after the deadline: a breach
+    r1.breached(at=3600, deadline=3600)  # review's clock ran out
+    r1.breached(at=3660, deadline=3600)  # called again (a re-published event): one breach
+    r1.approved(at=7200, by="wang")
     r1.paid(at=7800)
     r2.approved(at=100, by="system:auto_approve.within_limit", amount=18000)
     r2.paid(at=300, amount=18000)
@@ -195,6 +210,7 @@ def story(intake: Intake) -> dict[str, dict[str, Any]]:
     )
     assert withdrawn.status_code == 200, withdrawn.text
     r5.case_opened(at=0, deadline=-60)  # its deadline has passed, still undecided
+    r5.breached(at=-60, deadline=-60)
     r6.approved(at=50, by="system:auto_approve.within_limit")
     r6.payout_failed(at=500)
     r7.compensated(at=900, by="wang")

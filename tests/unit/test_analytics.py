@@ -1,4 +1,4 @@
-"""Refund analytics' pure parts: nearest-rank percentiles and the SLA judged against `now`."""
+"""Refund analytics' pure parts: nearest-rank percentiles, review's SLA breaches, money."""
 
 from __future__ import annotations
 
@@ -47,28 +47,26 @@ def row(**facts: Any) -> dict[str, Any]:
     return blank | facts
 
 
-def test_an_undecided_case_breaches_only_once_its_deadline_has_passed() -> None:
-    waiting = [row(review_deadline=sortable(T0 + timedelta(hours=1)))]
-    before = summarise(waiting, AnalyticsQuery(), T0 + timedelta(minutes=59))
-    after = summarise(waiting, AnalyticsQuery(), T0 + timedelta(minutes=61))
-    assert (before.sla.with_deadline, before.sla.breached, before.sla.open_overdue) == (1, 0, 0)
-    assert (after.sla.with_deadline, after.sla.breached, after.sla.open_overdue) == (1, 1, 1)
-
-
-def test_a_case_decided_in_time_never_breaches_later() -> None:
-    decided = [
+def test_breaches_are_the_ones_reviews_clock_called() -> None:
+    deadline = sortable(T0 + timedelta(hours=1))
+    rows = [
+        # Past its deadline by the wall clock, but review paused for evidence: no breach.
+        row(review_deadline=deadline, review_ended_at=sortable(T0 + timedelta(hours=5))),
+        row(review_deadline=deadline, sla_breached_at=sortable(T0 + timedelta(hours=1))),
         row(
-            review_deadline=sortable(T0 + timedelta(hours=1)),
-            review_ended_at=sortable(T0 + timedelta(minutes=30)),
-        )
+            review_deadline=deadline,
+            sla_breached_at=sortable(T0 + timedelta(hours=1)),
+            review_ended_at=sortable(T0 + timedelta(hours=2)),
+        ),
+        row(),  # decided by the policy: no deadline at all
     ]
-    much_later = summarise(decided, AnalyticsQuery(), T0 + timedelta(days=30))
-    assert (much_later.sla.breached, much_later.sla.open_overdue) == (0, 0)
+    sla = summarise(rows, AnalyticsQuery()).sla
+    assert (sla.with_deadline, sla.breached, sla.open_overdue) == (3, 2, 1)
 
 
 def test_money_is_summed_per_currency_never_mixed() -> None:
     rows = [row(requested=100), row(requested=250, currency="USD"), row(requested=5)]
-    report = summarise(rows, AnalyticsQuery(), T0)
+    report = summarise(rows, AnalyticsQuery())
     assert dict(report.requested) == {"CNY": 105, "USD": 250}
     assert report.by_reason["damaged"].count == 3
     assert dict(report.by_reason["damaged"].requested) == {"CNY": 105, "USD": 250}
