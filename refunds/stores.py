@@ -88,9 +88,10 @@ def _application(service: str, env: dict[str, str]) -> Any:
 def read_models(service: str) -> list[Any]:
     """The read-model classes of `service`, each rebuilt from its log on demand."""
     if service == "intake":
+        from services.intake.analytics import RefundFacts
         from services.intake.index import RefundIndex
 
-        return [RefundIndex]
+        return [RefundIndex, RefundFacts]
     if service == "review":
         from services.review.queue import ReviewQueue
 
