@@ -189,8 +189,13 @@ class Ledger:
                 entry = self._entry(notification, leaf, running, reading, memo)
                 rows.append(tuple(asdict(entry).values()))
         with self._datastore.transaction(commit=True) as cursor:
-            if self.postgres:  # one sealer at a time across processes
+            # One sealer at a time across processes. SQLite: take the write lock first (a
+            # no-op write waits for it); reading first and writing later would fail at once
+            # with "database is locked" when another process writes meanwhile.
+            if self.postgres:
                 cursor.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+            else:
+                cursor.execute(f"DELETE FROM {self.table} WHERE 1 = 0")
             if self._last(cursor) != (position, chain):
                 return 0  # another sealer got there first; the next round goes on from its head
             placeholders = ", ".join([self.p] * len(ENTRY_COLUMNS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,50 @@ def test_leaf_covers_the_stamp(intake: Intake, ledger: Ledger) -> None:
     assert leaf_of(stored)[1] == entry.leaf
     _rewrite(intake, entry.position, '"actor":"tenant:acme"', '"actor":"tenant:other"')
     assert ("altered", entry.position) in _kinds(verify_ledger(ledger, PUBLIC_KEY))
+
+
+def test_sealers_in_two_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
+    """Two sealers (a service and `refunds audit verify --seal`) race on one SQLite file while
+    events keep arriving: neither fails on the lock, nothing is sealed twice, all verifies."""
+    from eventsourcing.domain import Aggregate
+
+    from shared.application import ServiceApplication
+    from shared.settings import ServiceSettings
+    from shared.store import store_env
+
+    class Probe(ServiceApplication):
+        name = "Probe"
+
+    class Note(Aggregate):
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    env = store_env(ServiceSettings(data_dir=tmp_path), "probe")
+    writer, first, second = Probe(env=env), Probe(env=env), Probe(env=env)
+    ledgers = [Ledger(app, signer=Signer(dev_seed("probe"))) for app in (first, second)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def seal(ledger: Ledger) -> None:
+        while not stop.is_set():
+            try:
+                ledger.seal()
+            except BaseException as error:
+                errors.append(error)
+                return
+
+    threads = [threading.Thread(target=seal, args=(ledger,)) for ledger in ledgers]
+    for thread in threads:
+        thread.start()
+    for n in range(300):
+        writer.save(Note(f"note {n}"))
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    ledgers[0].seal()
+    report = verify_ledger(ledgers[0], Signer(dev_seed("probe")).public_key)
+    assert report.ok, report.findings
+    assert report.sealed == report.events == 300
+    for app in (writer, first, second):
+        app.close()
