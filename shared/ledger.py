@@ -18,7 +18,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from shared.application import ServiceApplication
 from shared.contracts import stable_event_id
 from shared.readmodel import values
 from shared.signing import Signer
-from shared.stamping import STAMP_KEY, stamp_of
+from shared.stamping import STAMP_KEY
 from shared.store import StoreMisconfigured
 
 GENESIS = "0" * 64
@@ -187,7 +187,7 @@ class Ledger:
                 data, leaf = leaf_of(notification)
                 running = chained(running, data)
                 entry = self._entry(notification, leaf, running, reading, memo)
-                rows.append(tuple(asdict(entry).values()))
+                rows.append(astuple_shallow(entry))
         with self._datastore.transaction(commit=True) as cursor:
             # One sealer at a time across processes. SQLite: take the write lock first (a
             # no-op write waits for it); reading first and writing later would fail at once
@@ -226,7 +226,7 @@ class Ledger:
         memo: dict[str, str | None],
     ) -> Entry:
         state = _state(notification.state)
-        stamp = stamp_of(notification.state)
+        stamp = _stamp(state)
         originator = str(notification.originator_id)
         correlation = (
             stamp.get("correlation")
@@ -388,6 +388,16 @@ def _actor(stamped: str | None, state: dict[str, Any], service: str) -> str:
     if named is not None:
         return named if ":" in named else f"staff:{named}"  # bare names are staff persons
     return stamped or f"system:{service}"
+
+
+def _stamp(state: dict[str, Any]) -> dict[str, str]:
+    audit = state.get(STAMP_KEY)
+    return audit if isinstance(audit, dict) else {}
+
+
+def astuple_shallow(entry: Entry) -> tuple[Any, ...]:
+    """The entry's values in column order (dataclasses.astuple deep-copies: 3x slower)."""
+    return tuple(getattr(entry, column) for column in ENTRY_COLUMNS)
 
 
 def _text(value: Any) -> str | None:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
 from shared.store import StoreMisconfigured
 
 BATCH = 500
+KEPT_AGGREGATES = 10_000
 
 
 class UnknownCursor(Exception):
@@ -61,6 +64,7 @@ class ReadModel:
         self.table = f'"{datastore.schema}".{self.name}' if postgres else self.name
         self.p = "%s" if postgres else "?"
         self._lock = threading.Lock()
+        self._kept: OrderedDict[uuid.UUID, Any] = OrderedDict()  # recently changed aggregates
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({self.schema})")
             cursor.execute(
@@ -91,12 +95,39 @@ class ReadModel:
                 )
                 if not notifications:
                     return read
-                changed = {n.originator_id for n in notifications if self.topic_marker in n.topic}
-                rows = [self.row(self.app.repository.get(uuid.UUID(str(uid)))) for uid in changed]
+                rows = [self.row(aggregate) for aggregate in self._fold(notifications)]
                 self._write(rows, notifications[-1].id)
                 read += len(notifications)
                 if progress is not None:
                     progress(notifications[-1].id - position)  # log positions advanced
+
+    def _fold(self, notifications: Sequence[Notification]) -> list[Any]:
+        """The aggregates these events changed, each brought up to date.
+
+        Each event is decoded once and applied to the aggregate kept from earlier batches
+        (a replay reads every event once); an aggregate not kept, or kept at another
+        version, is loaded from the store.
+        """
+        changed: dict[uuid.UUID, Any] = {}
+        for notification in notifications:
+            if self.topic_marker not in notification.topic:
+                continue
+            event: Any = self.app.mapper.to_domain_event(notification)
+            uid = event.originator_id
+            kept = self._kept.pop(uid, None)
+            if kept is not None and kept.version >= event.originator_version:
+                aggregate = kept  # loaded from the store with this event already in it
+            elif kept is not None and kept.version == event.originator_version - 1:
+                aggregate = event.mutate(kept)
+            elif event.originator_version == 1:
+                aggregate = event.mutate(None)
+            else:
+                aggregate = self.app.repository.get(uid)
+            self._kept[uid] = aggregate
+            changed[uid] = aggregate
+        while len(self._kept) > KEPT_AGGREGATES:
+            self._kept.popitem(last=False)  # least recently changed first
+        return list(changed.values())
 
     def _write(self, rows: list[tuple[Any, ...]], position: int) -> None:
         changes = ", ".join(f"{column} = excluded.{column}" for column in self.changing)
@@ -116,6 +147,7 @@ class ReadModel:
         """Forget every row and replay the whole log into the table."""
         with self._lock, self._datastore.transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {self.table}")
+            self._kept.clear()  # a replay owes nothing to what was kept
         self.app.positions.save(self.name, 0)
         return self.catch_up(progress)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -426,6 +427,31 @@ def test_the_list_is_a_read_model_that_rebuilds_the_same(intake: Intake) -> None
     assert [row[5] for row in live] == ["submitted", "submitted", "withdrawn", "approved"]
     assert index.rebuild() >= 4
     assert index.rows("acme") == live
+
+
+def test_the_list_folds_new_events_onto_kept_refunds_and_reloads_forgotten_ones(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index keeps the refunds it folded (here at most one): a kept one gets the new
+    events applied, a forgotten one is loaded afresh; either way it equals a rebuild."""
+    from services.intake.index import RefundIndex
+
+    monkeypatch.setattr("shared.readmodel.KEPT_AGGREGATES", 1)
+    first, second = intake.create(refund_body(1000)), intake.create(refund_body(2000))
+    index = RefundIndex(intake.app)
+    index.catch_up()  # keeps `second` only
+    intake.approve(first)  # forgotten: loaded from the store
+    intake.approve(second)  # kept: the decision is applied to it
+    intake.pay(second)
+    index.catch_up()
+    statuses = {f"rf_{uuid.UUID(row[0]).hex}": row[5] for row in index.rows("acme")}
+    assert statuses == {first["id"]: "approved", second["id"]: "paid"}
+    fresh = RefundIndex.scratch(intake.app, "check")
+    try:
+        fresh.rebuild()
+        assert fresh.all_rows() == index.all_rows()
+    finally:
+        fresh.drop()
 
 
 def test_events_timeline_shows_intake_and_upstream_facts(intake: Intake) -> None:
