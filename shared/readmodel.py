@@ -137,9 +137,9 @@ class ReadModel:
             f"ON CONFLICT ({self.key}) DO UPDATE SET {changes} "
             f"WHERE {self.table}.version < excluded.version"
         )
-        with self._datastore.transaction(commit=True) as cursor:
-            for row in rows:
-                cursor.execute(upsert, row)
+        if rows:  # one batch: psycopg pipelines it (a round trip per row was PostgreSQL's cost)
+            with self._datastore.transaction(commit=True) as cursor:
+                cursor.executemany(upsert, rows)
         if position > self.app.positions.load(self.name):
             self.app.positions.save(self.name, position)
 
