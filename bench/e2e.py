@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,26 +61,9 @@ class Level:
 # -- the stack -------------------------------------------------------------------------------------
 
 
-def _free_base() -> int:
-    for base in range(30000 + os.getpid() % 100 * 100, 60000, 137):
-        ports = Ports.from_base(base)
-        if all(_is_free(getattr(ports, name)) for name in ports.__dataclass_fields__):
-            return base
-    raise RuntimeError("no free port range for the stack")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextmanager
 def stack(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], Ports]]:
-    base = _free_base()
+    base = Ports.free_base(30000 + os.getpid() % 100 * 100)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     cli = Path(sys.executable).with_name("refunds")
     process = subprocess.Popen(

@@ -79,11 +79,28 @@ class Ports:
             raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
 
+    @classmethod
+    def free_base(cls, start: int) -> int:
+        """A base port from `start` on whose whole `from_base` layout is free right now."""
+        for base in range(start, 65535 - max(_BASE_OFFSETS.values()), 137):
+            if all(_is_free(base + offset) for offset in _BASE_OFFSETS.values()):
+                return base
+        raise StackError("ports", f"no free port range from {start}")
+
     def of(self, component: str) -> int:
         """The port a component listens on."""
         _check_component(component)
         port: int = getattr(self, _PORT_FIELD.get(component, component))
         return port
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 class StackError(RuntimeError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,27 +16,9 @@ from refunds.devstack import Ports
 from tests.e2e.support import Platform
 
 
-def _free_base() -> int:
-    """A base port whose whole `refunds dev --base-port` layout is free right now."""
-    for base in range(21000 + os.getpid() % 200 * 100, 60000, 137):
-        ports = Ports.from_base(base)
-        if all(_is_free(getattr(ports, name)) for name in ports.__dataclass_fields__):
-            return base
-    raise RuntimeError("no free port range for the stack")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
 def refunds_dev(tmp_path: Path) -> Iterator[tuple[Platform, subprocess.Popen[str], Ports]]:
-    base = _free_base()
+    base = Ports.free_base(21000 + os.getpid() % 200 * 100)
     ports = Ports.from_base(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     cli = Path(sys.executable).with_name("refunds")

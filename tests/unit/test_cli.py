@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,17 @@ def test_committed_asyncapi_document_is_current() -> None:
     assert json.loads(committed.read_text()) == json.loads(json.dumps(generate())), (
         "docs/asyncapi.json is stale: run `refunds asyncapi`"
     )
+
+
+def test_free_base_skips_a_layout_with_any_port_taken() -> None:
+    import socket
+
+    start = Ports.free_base(41000 + os.getpid() % 100 * 100)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", Ports.from_base(start).gateway))  # one port of that layout
+        chosen = Ports.free_base(start)
+    assert chosen > start
+    layout = Ports.from_base(chosen)
+    assert Ports.from_base(start).gateway not in {
+        getattr(layout, f) for f in layout.__dataclass_fields__
+    }
