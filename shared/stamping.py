@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -98,13 +97,3 @@ class StampingMapper(Mapper[Any]):
         event = super().to_domain_event(stored_event)
         vars(event).pop(STAMP_KEY, None)
         return event
-
-
-def stamp_of(state: bytes) -> dict[str, str]:
-    """The stamp inside a stored event's state ({} for events stored before stamping)."""
-    try:
-        decoded = json.loads(state)
-    except ValueError:
-        return {}
-    audit = decoded.get(STAMP_KEY) if isinstance(decoded, dict) else None
-    return audit if isinstance(audit, dict) else {}
