@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import secrets
 import sqlite3
@@ -255,6 +256,7 @@ Millis = Annotated[int, Field(strict=True, ge=0, le=600_000)]
 Flag = Annotated[bool, Field(strict=True)]
 Reason = Annotated[str, Field(strict=True, pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
 RefundNo = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
 
 
 class RefundRequest(BaseModel):
@@ -298,6 +300,11 @@ class ControlRequest(BaseModel):
     settlement_amount_overrides: dict[RefundNo, Annotated[int, Field(strict=True)]] | None = None
     settlement_status_overrides: dict[RefundNo, RefundStatus] | None = None
     settlement_omit: list[RefundNo] | None = None
+    fail_ratio: Ratio | None = None
+    fail_after_commit_ratio: Ratio | None = None
+    timeout_after_commit_ratio: Ratio | None = None
+    drop_callbacks_ratio: Ratio | None = None
+    seed: Annotated[int, Field(strict=True)] | None = None
     reset: Flag = False
 
 
@@ -348,6 +355,12 @@ class FaultState:
     settlement_amount_overrides: dict[str, int] = field(default_factory=dict)
     settlement_status_overrides: dict[str, str] = field(default_factory=dict)
     settlement_omit: list[str] = field(default_factory=list)
+    # Standing faults: each request (or completion) is affected with this probability.
+    fail_ratio: float = 0.0
+    fail_after_commit_ratio: float = 0.0
+    timeout_after_commit_ratio: float = 0.0
+    drop_callbacks_ratio: float = 0.0
+    seed: int | None = None
 
 
 class Faults:
@@ -356,6 +369,7 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state = FaultState()
+        self._random = random.Random()
 
     def _snapshot(self) -> dict[str, Any]:
         state = vars(self._state)
@@ -375,7 +389,12 @@ class Faults:
             updates = change.model_dump(exclude={"reset"}, exclude_none=True)
             for name, value in updates.items():
                 setattr(self._state, name, value)
+            if "seed" in updates:
+                self._random.seed(updates["seed"])
             return self._snapshot()
+
+    def _chance(self, ratio: float) -> bool:
+        return ratio > 0 and self._random.random() < ratio
 
     def delay_seconds(self) -> float:
         with self._lock:
@@ -384,26 +403,28 @@ class Faults:
     def take_failure(self) -> tuple[int, int] | None:
         """Consume one fail_next token: the status to answer with and its Retry-After."""
         with self._lock:
-            if self._state.fail_next <= 0:
+            if self._state.fail_next > 0:
+                self._state.fail_next -= 1
+            elif not self._chance(self._state.fail_ratio):
                 return None
-            self._state.fail_next -= 1
             return self._state.fail_status, self._state.retry_after_seconds
 
     def take_failure_after_commit(self) -> bool:
         with self._lock:
-            if self._state.fail_after_commit_next <= 0:
-                return False
-            self._state.fail_after_commit_next -= 1
-            return True
+            if self._state.fail_after_commit_next > 0:
+                self._state.fail_after_commit_next -= 1
+                return True
+            return self._chance(self._state.fail_after_commit_ratio)
 
     def take_timeout(self, *, after_commit: bool) -> float | None:
         """Consume a timeout token; the seconds to stall the answer for."""
         name = "timeout_after_commit_next" if after_commit else "timeout_next"
         with self._lock:
             left = getattr(self._state, name)
-            if left <= 0:
+            if left > 0:
+                setattr(self._state, name, left - 1)
+            elif not (after_commit and self._chance(self._state.timeout_after_commit_ratio)):
                 return None
-            setattr(self._state, name, left - 1)
             return self._state.timeout_ms / 1000.0
 
     def plan(self) -> Plan:
@@ -421,10 +442,10 @@ class Faults:
 
     def take_dropped_callback(self) -> bool:
         with self._lock:
-            if self._state.drop_callbacks_next <= 0:
-                return False
-            self._state.drop_callbacks_next -= 1
-            return True
+            if self._state.drop_callbacks_next > 0:
+                self._state.drop_callbacks_next -= 1
+                return True
+            return self._chance(self._state.drop_callbacks_ratio)
 
     def callback_policy(self) -> tuple[int, float]:
         """Delivery attempts allowed per callback, and the first retry's delay in seconds."""

@@ -412,6 +412,11 @@ DEFAULT_CONTROL: dict[str, Any] = {
     "settlement_amount_overrides": {},
     "settlement_status_overrides": {},
     "settlement_omit": [],
+    "fail_ratio": 0.0,
+    "fail_after_commit_ratio": 0.0,
+    "timeout_after_commit_ratio": 0.0,
+    "drop_callbacks_ratio": 0.0,
+    "seed": None,
 }
 
 
@@ -439,6 +444,8 @@ def test_control_defaults_changes_and_reset(gateway: httpx.Client) -> None:
         {"callback_max_attempts": 0},
         {"settlement_status_overrides": {"RF-1": "refunded"}},
         {"no_such_switch": 1},
+        {"fail_ratio": 1.5},
+        {"drop_callbacks_ratio": -0.1},
     ],
 )
 def test_invalid_switches_are_rejected(gateway: httpx.Client, bad_switch: dict[str, Any]) -> None:
@@ -457,6 +464,37 @@ def test_fail_next_answers_5xx_and_records_nothing(gateway: httpx.Client, status
     assert ledger_entries(gateway) == []
     assert gateway.get("/control").json()["fail_next"] == 0
     assert gateway.post("/v1/refunds", json=refund()).status_code == 200
+
+
+def test_fail_ratio_fails_that_share_of_calls_repeatably_and_records_nothing_for_them(
+    gateway: httpx.Client,
+) -> None:
+    def run() -> list[int]:
+        control(gateway, fail_ratio=0.3, seed=7)
+        return [
+            gateway.post("/v1/refunds", json=refund(f"RF-{n:04d}")).status_code for n in range(200)
+        ]
+
+    first = run()
+    failed = first.count(503)
+    assert set(first) == {200, 503}
+    assert 30 <= failed <= 90  # 30 % of 200, give or take three standard deviations
+    assert len(ledger_entries(gateway)) == 200 - failed
+    assert run() == first  # the same seed fails the same calls (replays answer alike)
+    assert len(ledger_entries(gateway)) == 200 - failed
+    control(gateway, fail_ratio=0.0)
+    assert gateway.post("/v1/refunds", json=refund("RF-0000")).status_code == 200
+
+
+def test_timeout_after_commit_ratio_moves_the_money_then_stalls(gateway: httpx.Client) -> None:
+    control(gateway, timeout_after_commit_ratio=1.0, timeout_ms=300)
+    started = time.monotonic()
+
+    response = gateway.post("/v1/refunds", json=refund())
+
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200
+    assert [e["merchant_refund_no"] for e in ledger_entries(gateway)] == ["RF-0001"]
 
 
 def test_fail_next_with_429_sets_retry_after(gateway: httpx.Client) -> None:
