@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck install clean
+.PHONY: run test test-quick drills lint typecheck install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# Everything but the fault drills (tests/drills), for a quicker loop while developing.
+test-quick: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not drill"
+
+# Only the fault drills, printing their counts.
+drills: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/pytest -m drill -s tests/drills
 
 clean:
 	rm -rf $(VENV) data

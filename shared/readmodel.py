@@ -21,7 +21,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
-from shared.store import StoreMisconfigured
+from shared.store import StoreMisconfigured, create_tables
 
 BATCH = 500
 KEPT_AGGREGATES = 10_000
@@ -65,12 +65,14 @@ class ReadModel:
         self.p = "%s" if postgres else "?"
         self._lock = threading.Lock()
         self._kept: OrderedDict[uuid.UUID, Any] = OrderedDict()  # recently changed aggregates
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({self.schema})")
-            cursor.execute(
+        create_tables(
+            self._datastore,
+            [
+                f"CREATE TABLE IF NOT EXISTS {self.table} ({self.schema})",
                 f"CREATE INDEX IF NOT EXISTS {self.name}_by_time ON {self.table} "
-                f"({self.time_column} DESC, {self.key} DESC)"
-            )
+                f"({self.time_column} DESC, {self.key} DESC)",
+            ],
+        )
 
     @property
     def key(self) -> str:

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema; defaults to the service name",
     )
+    database_pool_size: int = Field(
+        6, ge=1, le=100, description="PostgreSQL connections each store keeps open"
+    )
+    database_max_overflow: int = Field(
+        6, ge=0, le=100, description="extra PostgreSQL connections a store may open at peaks"
+    )
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions per topic")
     kafka_idempotence: bool = Field(False, description="idempotent producer (off for tansu)")

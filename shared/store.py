@@ -49,8 +49,8 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
         "POSTGRES_SCHEMA": schema,
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_PRE_PING": "y",
-        "POSTGRES_POOL_SIZE": "6",
-        "POSTGRES_MAX_OVERFLOW": "6",
+        "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.database_max_overflow),
         "POSTGRES_LOCK_TIMEOUT": "5",
     }
     create_schema(env)
@@ -69,6 +69,17 @@ def create_schema(env: dict[str, str]) -> None:
         autocommit=True,
     ) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{env["POSTGRES_SCHEMA"]}"')
+
+
+def create_tables(datastore: Any, statements: list[str]) -> None:
+    """Run `CREATE … IF NOT EXISTS` statements in one transaction. On PostgreSQL an advisory
+    lock per schema comes first: two processes of one service starting together would
+    otherwise race inside IF NOT EXISTS (a duplicate key in pg_type)."""
+    with datastore.transaction(commit=True) as cursor:
+        if isinstance(datastore, PostgresDatastore):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (datastore.schema,))
+        for statement in statements:
+            cursor.execute(statement)
 
 
 class Positions:
@@ -100,11 +111,13 @@ class Positions:
             f"INSERT INTO {self._table} (name, position) VALUES ({p}, {p}) "
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
         )
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(
+        create_tables(
+            self._datastore,
+            [
                 f"CREATE TABLE IF NOT EXISTS {self._table} "
                 "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-            )
+            ],
+        )
 
     def load(self, name: str) -> int:
         with self._datastore.transaction(commit=False) as cursor:

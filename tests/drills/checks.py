@@ -1,0 +1,238 @@
+"""What must hold after every drill, checked against the outside world's own records: the
+gateway's ledger, the mailbox, the SMS provider, the webhook receiver, and the audit ledgers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox.mailsink import read_mailbox
+from tests.drills.workload import AUDITOR, CHANNELS, ENDS, PLATFORM, STEPS, Refund, Workload
+from tests.support.receiver import Receiver
+
+SETTLE_SECONDS = 90
+
+
+@dataclass
+class Counts:
+    """What a drill printed: enough to see at a glance that nothing was lost or doubled."""
+
+    refunds: Counter[str] = field(default_factory=Counter)  # kind → refunds
+    ends: Counter[str] = field(default_factory=Counter)  # final status → refunds
+    payments: int = 0  # successful refunds in the gateway's ledger
+    payout_retries: int = 0  # payouts that failed and finance retried
+    refused_over_refunds: int = 0
+    messages: Counter[str] = field(default_factory=Counter)  # "channel:status" → messages
+    emails_received: int = 0
+    texts_received: int = 0
+    webhooks: Counter[str] = field(default_factory=Counter)  # delivery state → deliveries
+    webhook_posts: int = 0
+    ledgers: dict[str, int] = field(default_factory=dict)  # service → events sealed, verified
+
+    def line(self) -> str:
+        return (
+            f"refunds {dict(self.refunds)} ended {dict(self.ends)}; "
+            f"gateway payments {self.payments}; payouts retried {self.payout_retries}; "
+            f"over-refunds refused {self.refused_over_refunds}; "
+            f"messages {dict(self.messages)}; e-mails received {self.emails_received}; "
+            f"texts received {self.texts_received}; webhooks {dict(self.webhooks)} "
+            f"({self.webhook_posts} POSTs); sealed and verified {self.ledgers}"
+        )
+
+
+def views(workload: Workload) -> dict[str, dict[str, Any]]:
+    def get(refund_id: str) -> dict[str, Any]:
+        response = httpx.get(
+            f"{workload.urls.intake}/v1/refunds/{refund_id}", headers=PLATFORM, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(workload.refunds)
+        return dict(zip(ids, pool.map(get, ids), strict=True))
+
+
+def check_ends(workload: Workload, found: dict[str, dict[str, Any]], counts: Counts) -> None:
+    """Every refund ended as its kind should."""
+    wrong = {
+        refund.id: (refund.kind, found[refund.id]["status"])
+        for refund in workload.refunds.values()
+        if found[refund.id]["status"] != ENDS[refund.kind]
+    }
+    assert not wrong, f"{len(wrong)} refund(s) ended wrongly: {list(wrong.items())[:5]}"
+    counts.refunds = Counter(r.kind for r in workload.refunds.values())
+    counts.ends = Counter(view["status"] for view in found.values())
+    counts.refused_over_refunds = workload.refused_over_refunds
+    counts.payout_retries = sum(1 for r in workload.refunds.values() if r.retries)
+
+
+def check_payments(workload: Workload, found: dict[str, dict[str, Any]], counts: Counts) -> None:
+    """The gateway moved money once per paid refund, for its amount, and never for the others;
+    no order got back more than it paid."""
+    ledger = httpx.get(workload.urls.gateway + "/ledger", timeout=30).json()["entries"]
+    by_payout: Counter[str] = Counter(e["merchant_refund_no"].split("-")[0] for e in ledger)
+    twice = [payout for payout, n in by_payout.items() if n > 1]
+    assert not twice, f"paid twice: {twice[:5]}"
+    paid = {
+        view["payout"]["payout_id"]: refund_id
+        for refund_id, view in found.items()
+        if view["status"] == "paid"
+    }
+    assert set(by_payout) == set(paid), (
+        f"money moved for {len(set(by_payout) - set(paid))} payout(s) of unpaid refunds; "
+        f"{len(set(paid) - set(by_payout))} paid refund(s) missing from the gateway"
+    )
+    per_order: Counter[str] = Counter()
+    for entry in ledger:
+        refund = workload.refunds[paid[entry["merchant_refund_no"].split("-")[0]]]
+        assert entry["amount"] == refund.amount and entry["currency"] == "CNY", entry
+        per_order[refund.order_id] += entry["amount"]
+    paid_for = {r.order_id: r.amount for r in workload.refunds.values()}  # one order each
+    over = {o: n for o, n in per_order.items() if n > paid_for[o]}
+    assert not over, f"orders refunded more than they paid: {over}"
+    counts.payments = len(ledger)
+
+
+def check_messages(workload: Workload, data_dir: Path, counts: Counts, *, uncertain: int) -> None:
+    """One message per (refund, step, channel): notify's own log, then what the mail server
+    and the SMS provider actually received. At most `uncertain` e-mails may have been cut off
+    by a kill between sending and recording (never sent twice)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        log = _notify_log(workload)
+        pending = [e for e in log if e["status"] == "pending"]
+        if not pending and _all_steps_there(workload.refunds, log):
+            break
+        if time.monotonic() > deadline:
+            missing = [
+                (r.kind, step, channel)
+                for r in workload.refunds.values()
+                for step in STEPS[r.kind]
+                for channel in CHANNELS
+                if not any(
+                    e["refund_id"] == r.id and e["step"] == step and e["channel"] == channel
+                    for e in log
+                )
+            ]
+            raise AssertionError(f"{len(pending)} pending, missing {missing[:5]}")
+        time.sleep(1)
+    keys = Counter((e["refund_id"], e["step"], e["channel"]) for e in log)
+    assert all(n == 1 for n in keys.values()), f"twice in the log: {keys.most_common(2)}"
+    counts.messages = Counter(f"{e['channel']}:{e['status']}" for e in log)
+    bad = {k: n for k, n in counts.messages.items() if k.split(":")[1] not in ("sent", "uncertain")}
+    assert not bad, f"messages that did not go out: {bad}"
+    assert counts.messages["in_app:uncertain"] == counts.messages["sms:uncertain"] == 0
+
+    mail = Counter(str(m["Message-ID"]) for m in read_mailbox(data_dir / "mail"))
+    assert all(n == 1 for n in mail.values()), f"e-mailed twice: {mail.most_common(2)}"
+    ours = {f"<{e['id']}@refunds.local>": e["status"] for e in log if e["channel"] == "email"}
+    sent = {m for m, status in ours.items() if status == "sent"}
+    received = set(mail) & set(ours)
+    assert sent <= received, f"{len(sent - received)} e-mail(s) recorded sent never arrived"
+    assert received <= set(ours)
+    assert counts.messages["email:uncertain"] <= uncertain
+    counts.emails_received = len(received)
+
+    texts = httpx.get(workload.urls.sms + "/v1/messages", timeout=30).json()["data"]
+    per_key = Counter(t["idempotency_key"] for t in texts)
+    assert all(n == 1 for n in per_key.values()), f"texted twice: {per_key.most_common(2)}"
+    assert len(texts) == counts.messages["sms:sent"]
+    counts.texts_received = len(texts)
+
+
+def _notify_log(workload: Workload) -> list[dict[str, Any]]:
+    def of(refund_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            workload.urls.notify + "/v1/notifications",
+            params={"refund_id": refund_id},
+            headers=AUDITOR,
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return list(response.json()["data"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return [entry for entries in pool.map(of, list(workload.refunds)) for entry in entries]
+
+
+def _all_steps_there(refunds: dict[str, Refund], log: list[dict[str, Any]]) -> bool:
+    have = {(e["refund_id"], e["step"], e["channel"]) for e in log}
+    return all(
+        (r.id, step, channel) in have
+        for r in refunds.values()
+        for step in STEPS[r.kind]
+        for channel in CHANNELS
+    )
+
+
+def check_webhooks(
+    workload: Workload, endpoint: str, receiver: Receiver, counts: Counts, *, uncertain: int
+) -> None:
+    """One delivery per decision and payment, and the receiver got each webhook-id once."""
+    paid = sum(1 for r in workload.refunds.values() if ENDS[r.kind] == "paid")
+    wanted = 2 * paid + (len(workload.refunds) - paid)  # approved + paid, or rejected
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        deliveries = _deliveries(workload.urls.notify, endpoint)
+        if len(deliveries) >= wanted and all(d["state"] != "pending" for d in deliveries):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(deliveries)} of {wanted} webhook deliveries, or pending")
+        time.sleep(1)
+    counts.webhooks = Counter(d["state"] for d in deliveries)
+    assert len(deliveries) == wanted == counts.webhooks["delivered"] + counts.webhooks["uncertain"]
+    assert counts.webhooks["uncertain"] <= uncertain
+    posted = Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert all(n == 1 for n in posted.values()), f"POSTed twice: {posted.most_common(2)}"
+    delivered = {d["id"] for d in deliveries if d["state"] == "delivered"}
+    assert delivered <= set(posted) <= {d["id"] for d in deliveries}
+    counts.webhook_posts = len(posted)
+
+
+def _deliveries(notify_url: str, endpoint: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    with httpx.Client(base_url=notify_url, timeout=10, headers=PLATFORM) as notify:
+        while True:
+            page = notify.get(f"/v1/webhook_endpoints/{endpoint}/deliveries", params=params)
+            assert page.status_code == 200, page.text
+            found += page.json()["data"]
+            if not page.json()["has_more"]:
+                return found
+            params["starting_after"] = found[-1]["id"]
+
+
+def check_ledgers(database_url: str, schema_prefix: str, counts: Counts) -> None:
+    """`refunds audit verify` finds every service's ledger intact (after the sealers ran)."""
+    time.sleep(1.5)  # the sealers run every 0.5 s
+    cli = Path(sys.executable).with_name("refunds")
+    done = subprocess.run(
+        [
+            str(cli),
+            "audit",
+            "verify",
+            "--database-url",
+            database_url,
+            "--schema-prefix",
+            schema_prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # "intake  ok     1234 events, 1200 sealed, ..." per service
+    lines = [line.split() for line in done.stdout.splitlines() if line[:1].isalpha()]
+    counts.ledgers = {words[0]: int(words[4]) for words in lines if words[1] == "ok"}
+    assert set(counts.ledgers) == {"intake", "review", "payout", "notify"}, done.stdout
+    assert all(sealed > 0 for sealed in counts.ledgers.values()), done.stdout

@@ -1,0 +1,231 @@
+"""Fault drills: the whole stack on PostgreSQL under a steady mixed load, with a fault each.
+
+One stack serves the module, each service as two processes: its HTTP API (with its other
+loops) and its relay and consumer, so that either can be killed alone. Each drill offers
+`DRILL_REFUNDS` more refunds (auto-approved, rejected by rule, manual with two approvals,
+evidence requested, over-refund attempts; some payouts closed by the provider and retried
+by finance) while its fault strikes, waits until every refund is final, then checks
+everything so far against the outside world's records: every refund ended as it should;
+the gateway moved money exactly once per paid refund and never for the others; no order
+got back more than it paid; the mail server, the SMS provider and a webhook receiver got
+each message once; the four audit ledgers verify. Each drill prints its counts (`pytest -s`
+shows them).
+
+Marked `drill`: `make test` (and so CI) runs them; `make test-quick` leaves them out.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from refunds.devstack import MESSAGING, SERVICES, Ports, Stack
+from tests.drills.checks import (
+    Counts,
+    check_ends,
+    check_ledgers,
+    check_messages,
+    check_payments,
+    check_webhooks,
+    views,
+)
+from tests.drills.storm import run_storm
+from tests.drills.workload import PLATFORM, Urls, Workload
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.drill, pytest.mark.e2e, pytest.mark.xdist_group("drills")]
+
+DRILL_REFUNDS = int(os.environ.get("REFUNDS_DRILL_REFUNDS", "200"))
+RATE = float(os.environ.get("REFUNDS_DRILL_RATE", "10"))  # refunds offered per second
+FINISH_SECONDS = 180
+# Every drill has the provider close a few payouts: finance retries them.
+CLOSED_PER_DRILL = max(1, DRILL_REFUNDS // 40)
+# An e-mail or webhook cut off by a kill of notify between sending and recording it is
+# `uncertain` (never sent twice); a kill of notify may leave up to this many.
+UNCERTAIN_PER_NOTIFY_KILL = 8
+DECISIONS = ["review.approved.v1", "review.rejected.v1", "payout.succeeded.v1"]
+
+
+class Drills:
+    """The module's stack, its load, its webhook receiver, and how many uncertain sends
+    its faults so far may have caused."""
+
+    def __init__(self, stack: Stack, database_url: str, schema_prefix: str) -> None:
+        self.stack = stack
+        self.database_url = database_url
+        self.schema_prefix = schema_prefix
+        self.workload = Workload(Urls(*(stack.url(name) for name in (*SERVICES, "gateway", "sms"))))
+        self.receiver = Receiver().start()
+        self.endpoint = _register_webhook(stack.url("notify"), self.receiver.url)
+        self.uncertain = 0
+        self.random = random.Random(20261122)
+
+    def gateway(self, **switches: object) -> None:
+        httpx.post(self.stack.url("gateway") + "/control", json=switches).raise_for_status()
+
+    def drill(self, name: str, fault: object) -> Counts:
+        """Offer this drill's load while `fault()` runs, finish every refund, check, print."""
+        self.gateway(close_next=CLOSED_PER_DRILL)
+        started = time.monotonic()
+        self.workload.run(DRILL_REFUNDS, RATE, fault, FINISH_SECONDS)  # type: ignore[arg-type]
+        self.gateway(reset=True)
+        counts = Counts()
+        found = views(self.workload)
+        check_ends(self.workload, found, counts)
+        check_payments(self.workload, found, counts)
+        check_messages(self.workload, self.stack.data_dir, counts, uncertain=self.uncertain)
+        check_webhooks(
+            self.workload, self.endpoint, self.receiver, counts, uncertain=self.uncertain
+        )
+        check_ledgers(self.database_url, self.schema_prefix, counts)
+        print(f"\n[drill {name}] {time.monotonic() - started:.0f} s: {counts.line()}")
+        return counts
+
+    def pause(self, low: float, high: float) -> None:
+        time.sleep(self.random.uniform(low, high))
+
+
+def _register_webhook(notify_url: str, url: str) -> str:
+    response = httpx.post(
+        notify_url + "/v1/webhook_endpoints",
+        json={"url": url, "event_types": DECISIONS},
+        headers=PLATFORM,
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.fixture(scope="module")
+def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drills]:
+    prefix = f"drill_{os.getpid()}_{int(time.time()) % 100000}"
+    data_dir: Path = tmp_path_factory.mktemp("drills")
+    env = {
+        "REFUNDS_GATEWAY_TIMEOUT_S": "1",  # a stalled gateway call gives up after 1 s
+        "REFUNDS_PAYOUT_POLL_AFTER_S": "1",  # and its fate is asked for soon after
+        "REFUNDS_PAYOUT_RETRY_BASE_S": "0.1",
+        "REFUNDS_PAYOUT_RETRY_MAX_S": "1",
+        "REFUNDS_PAYOUT_MAX_ATTEMPTS": "30",  # 30 % failures: each call retried to success
+        # Eight processes share PostgreSQL's 100 connections with the rest of the suite.
+        "REFUNDS_DATABASE_POOL_SIZE": "2",
+        "REFUNDS_DATABASE_MAX_OVERFLOW": "2",
+    }
+    stack = Stack(
+        data_dir,
+        Ports.free(),
+        database_url=postgres_url,
+        schema_prefix=prefix,
+        extra_env=env,
+        messaging_apart=True,  # so a relay and consumer can be killed while the API goes on
+    )
+    try:
+        with stack:
+            found = Drills(stack, postgres_url, prefix)
+            yield found
+            found.receiver.stop()
+    finally:
+        _drop_schemas(postgres_url, prefix)
+
+
+def _drop_schemas(postgres_url: str, prefix: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (prefix + "%",)
+        ).fetchall()
+        for (schema,) in rows:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_kill_9_each_service_in_turn_at_random_moments(drills: Drills) -> None:
+    def fault() -> None:
+        for victim in ("intake", "review", "payout", "notify"):
+            drills.pause(1.0, 3.0)
+            drills.stack.kill(victim)
+            drills.pause(0.3, 1.5)  # requests keep coming while it is down
+            drills.stack.start(victim)
+
+    drills.uncertain += UNCERTAIN_PER_NOTIFY_KILL
+    drills.drill("kill -9 each service", fault)
+
+
+def test_kill_9_each_services_relay_and_consumer_at_random_moments(drills: Drills) -> None:
+    def fault() -> None:
+        for victim in MESSAGING:  # each service's relay and consumer, its API still up
+            drills.pause(1.0, 3.0)
+            drills.stack.kill(victim)
+            drills.pause(0.3, 1.5)
+            drills.stack.start(victim)
+
+    drills.drill("kill -9 each relay and consumer", fault)
+
+
+def test_broker_restart_with_all_its_data_lost(drills: Drills) -> None:
+    def fault() -> None:
+        drills.pause(3.0, 6.0)
+        drills.stack.kill("broker")  # tansu keeps everything in memory: all of it is gone
+        time.sleep(1.0)
+        drills.stack.start("broker")
+
+    drills.drill("broker data loss", fault)
+
+
+def test_postgresql_connections_terminated_mid_load(drills: Drills) -> None:
+    terminated: list[int] = []
+
+    def fault() -> None:
+        for _ in range(4):
+            drills.pause(1.5, 3.5)
+            terminated.append(_terminate_backends(drills.database_url, drills.schema_prefix))
+
+    drills.uncertain += UNCERTAIN_PER_NOTIFY_KILL
+    drills.drill("PostgreSQL backends terminated", fault)
+    print(f"[drill PostgreSQL] backends terminated per round: {terminated}")
+    assert sum(terminated) > 0, "no backend of the stack was found to terminate"
+
+
+def _terminate_backends(database_url: str, prefix: str) -> int:
+    """Terminate every connection whose latest statement names one of the stack's schemas."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            " AND query LIKE %s",
+            (f"%{prefix}%",),
+        ).fetchall()
+    return sum(1 for (done,) in rows if done)
+
+
+def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
+    drills: Drills,
+) -> None:
+    def fault() -> None:
+        drills.gateway(
+            fail_ratio=0.3,  # answered 503, nothing moved
+            timeout_after_commit_ratio=0.05,  # the money moved, the answer came too late
+            timeout_ms=1500,
+            async_mode=True,  # refunds complete later and call back ...
+            completion_delay_ms=300,
+            drop_callbacks_ratio=0.3,  # ... or never call back
+            seed=3,
+        )
+
+    drills.drill("gateway faults", fault)
+
+
+def test_a_storm_of_duplicated_and_reordered_kafka_messages(drills: Drills) -> None:
+    published: list[int] = []
+
+    def fault() -> None:
+        drills.pause(4.0, 6.0)
+        published.append(run_storm(drills.stack.bootstrap, copies=2))
+
+    drills.drill("Kafka storm", fault)
+    print(f"[drill Kafka storm] messages published again: {published}")
+    assert published and published[0] > DRILL_REFUNDS

@@ -1,0 +1,39 @@
+"""`Stack(messaging_apart=True)`: each service's relay and consumer in a process of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refunds.devstack import MESSAGING, SERVICES, Ports, Stack
+
+
+def test_each_service_runs_as_its_api_and_its_messaging_process(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, Ports.free(), messaging_apart=True)
+
+    assert stack.components[-4:] == MESSAGING == tuple(f"{s}-messaging" for s in SERVICES)
+    for service in SERVICES:
+        main, messaging = stack.environment(service), stack.environment(f"{service}-messaging")
+        assert main["REFUNDS_RELAY_ENABLED"] == main["REFUNDS_CONSUMER_ENABLED"] == "false"
+        assert "REFUNDS_RELAY_ENABLED" not in messaging  # on, as by default
+        assert (
+            messaging["REFUNDS_EXECUTOR_ENABLED"]
+            == messaging["REFUNDS_SENDER_ENABLED"]
+            == ("false")
+        )
+        assert messaging["REFUNDS_PORT"] != main["REFUNDS_PORT"]
+        assert stack.url(f"{service}-messaging").endswith(messaging["REFUNDS_PORT"])
+        assert stack.command(f"{service}-messaging") == stack.command(service)
+        # The same store, broker and peers.
+        for name in ("REFUNDS_DATA_DIR", "REFUNDS_KAFKA_BOOTSTRAP", "REFUNDS_GATEWAY_URL"):
+            assert messaging[name] == main[name]
+
+
+def test_without_it_there_are_no_messaging_processes(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, Ports.free())
+
+    assert not stack.messaging_apart
+    assert "REFUNDS_RELAY_ENABLED" not in stack.environment("intake")
+    with pytest.raises(ValueError, match="unknown component"):
+        stack.environment("intake-messaging")
