@@ -507,8 +507,9 @@ class StoreTarget:
     name: str
     intake_env: dict[str, str]
     database_url: str | None = None
-    schemas: list[str] = field(default_factory=list)
+    schemas: list[str] = field(default_factory=list)  # dropped by cleanup()
     data_dir: Path | None = None
+    baseline_schema: str | None = None  # PostgreSQL: where the bare save baseline writes
 
     @classmethod
     def sqlite(cls, folder: Path) -> StoreTarget:
@@ -518,11 +519,13 @@ class StoreTarget:
     def postgres(cls, url: str) -> StoreTarget:
         suffix = uuid.uuid4().hex[:10]
         intake_schema = f"bench_intake_{suffix}"
+        baseline_schema = f"bench_baseline_{suffix}"
         return cls(
             "postgres",
             {"REFUNDS_DATABASE_URL": url, "REFUNDS_DATABASE_SCHEMA": intake_schema},
             database_url=url,
-            schemas=[intake_schema, f"bench_baseline_{suffix}"],
+            schemas=[intake_schema, baseline_schema],
+            baseline_schema=baseline_schema,
         )
 
     @property
@@ -546,7 +549,7 @@ class StoreTarget:
             )
         else:
             settings = ServiceSettings.model_validate(
-                {"database_url": self.database_url, "database_schema": self.schemas[1]}
+                {"database_url": self.database_url, "database_schema": self.baseline_schema}
             )
         return store_env(settings, "bench_baseline")
 

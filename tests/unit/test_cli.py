@@ -16,7 +16,7 @@ import pytest
 from refunds import jwt
 from refunds.asyncapi import generate
 from refunds.cli import EXAMPLE_REFUND, banner, main
-from refunds.devstack import COMPONENTS, Ports, Stack
+from refunds.devstack import COMPONENTS, Ports, Stack, StackError
 from shared.auth import DEV_API_KEY, DEV_TENANT
 
 SECRET = "unit-test-secret-with-enough-length"
@@ -216,3 +216,53 @@ def test_free_base_skips_a_layout_with_any_port_taken() -> None:
     assert Ports.from_base(start).gateway not in {
         getattr(layout, f) for f in layout.__dataclass_fields__
     }
+
+
+def test_dev_help_documents_the_schema_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["dev", "--help"])
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--schema-prefix PREFIX" in out
+    assert "PREFIX_<service>" in out and "PREFIX_keystore" in out
+
+
+@pytest.mark.parametrize("prefix", ["Refunds", "9lives", "bench-e2e", "x" * 55, ""])
+def test_dev_refuses_a_schema_prefix_postgres_would_not_take(
+    prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["dev", "--postgres", "postgresql://u@h/db", "--schema-prefix", prefix])
+    assert exit_.value.code == 2
+    assert "--schema-prefix" in capsys.readouterr().err
+
+
+def test_dev_needs_postgres_for_a_schema_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--schema-prefix", "bench_e2e_1"]) == 2
+    assert "--schema-prefix needs --postgres" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "prefix"),
+    [(["--schema-prefix", "bench_e2e_1"], "bench_e2e_1"), ([], "refunds")],
+)
+def test_dev_gives_the_stack_its_schema_prefix(
+    options: list[str], prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import refunds.cli
+
+    made: list[Stack] = []
+
+    class Refusing(Stack):
+        def start_all(self, timeout: float = 60, only: object = None) -> None:
+            made.append(self)
+            raise StackError("broker", "not in a unit test")
+
+    monkeypatch.setattr(refunds.cli, "Stack", Refusing)
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    assert main(["dev", "--data-dir", str(tmp_path), "--postgres", url, *options]) == 1
+    (stack,) = made
+    assert stack.database_url == url
+    env = stack.environment("payout")
+    assert env["REFUNDS_DATABASE_SCHEMA"] == f"{prefix}_payout"
+    assert env["REFUNDS_KEYSTORE_SCHEMA"] == f"{prefix}_keystore"
