@@ -75,6 +75,7 @@ class Drills:
         self.gateway(close_next=CLOSED_PER_DRILL)
         started = time.monotonic()
         self.workload.run(DRILL_REFUNDS, RATE, fault, FINISH_SECONDS)  # type: ignore[arg-type]
+        final = time.monotonic()
         self.gateway(reset=True)
         counts = Counts()
         found = views(self.workload)
@@ -85,7 +86,10 @@ class Drills:
             self.workload, self.endpoint, self.receiver, counts, uncertain=self.uncertain
         )
         check_ledgers(self.database_url, self.schema_prefix, counts)
-        print(f"\n[drill {name}] {time.monotonic() - started:.0f} s: {counts.line()}")
+        print(
+            f"\n[drill {name}] {final - started:.0f} s to final, "
+            f"{time.monotonic() - final:.0f} s to check: {counts.line()}"
+        )
         return counts
 
     def pause(self, low: float, high: float) -> None:

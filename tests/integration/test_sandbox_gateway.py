@@ -472,16 +472,16 @@ def test_fail_ratio_fails_that_share_of_calls_repeatably_and_records_nothing_for
     def run() -> list[int]:
         control(gateway, fail_ratio=0.3, seed=7)
         return [
-            gateway.post("/v1/refunds", json=refund(f"RF-{n:04d}")).status_code for n in range(200)
+            gateway.post("/v1/refunds", json=refund(f"RF-{n:04d}")).status_code for n in range(60)
         ]
 
     first = run()
     failed = first.count(503)
     assert set(first) == {200, 503}
-    assert 30 <= failed <= 90  # 30 % of 200, give or take three standard deviations
-    assert len(ledger_entries(gateway)) == 200 - failed
+    assert 8 <= failed <= 30  # 30 % of 60, give or take three standard deviations
+    assert len(ledger_entries(gateway)) == 60 - failed
     assert run() == first  # the same seed fails the same calls (replays answer alike)
-    assert len(ledger_entries(gateway)) == 200 - failed
+    assert len(ledger_entries(gateway)) == 60 - failed
     control(gateway, fail_ratio=0.0)
     assert gateway.post("/v1/refunds", json=refund("RF-0000")).status_code == 200
 
