@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,6 +18,66 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, but wake at once when the service is stopping."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class Doorbell:
+    """Wakes the tasks waiting for something to happen, from any thread.
+
+    `rings` counts the rings: a waiter reads it before looking (e.g. at the event log) and
+    passes it to `wait`, which returns at once if a ring came in between, so no ring is
+    missed. Used to wake log followers when this process appends to its log, instead of
+    polling it.
+    """
+
+    def __init__(self) -> None:
+        self.rings = 0
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def ring(self) -> None:
+        with self._lock:
+            self.rings += 1
+            waiting, self._waiting = self._waiting, []
+        for loop, future in waiting:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self, since: int, timeout: float) -> bool:
+        """Until a ring after `since` (a value of `rings`), at most `timeout` seconds;
+        whether it rang."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self.rings != since:
+                return True
+            self._waiting.append((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiting.remove((loop, future))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def ring_or_stop(bell: Doorbell, since: int, stop: asyncio.Event, timeout: float) -> None:
+    """Wait until `bell` rings after `since`, the service is stopping, or `timeout` passes."""
+    if stop.is_set():
+        return
+    rang = asyncio.ensure_future(bell.wait(since, timeout))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({rang, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        rang.cancel()
+        stopping.cancel()
+        await asyncio.gather(rang, stopping, return_exceptions=True)  # let them clean up
 
 
 def really_cancelled() -> bool:

@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from shared.aio import Doorbell
 from shared.contracts import CloudEvent, IntegrationEvent
 from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
@@ -61,6 +62,11 @@ class ServiceApplication(Application[uuid.UUID]):
     max_command_attempts = 60
     idempotency_ttl: timedelta = DEFAULT_TTL
 
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        # Rung after this process stored new events: its log followers wake on it.
+        self.appended = Doorbell()
+        super().__init__(env=env)
+
     def clock(self) -> datetime:
         """Now, for expiry decisions (tests move it forward)."""
         return datetime.now(UTC)
@@ -88,6 +94,11 @@ class ServiceApplication(Application[uuid.UUID]):
     @cached_property
     def positions(self) -> Positions:
         return Positions(self.recorder)
+
+    def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> Any:
+        recordings = super()._record(processing_event)
+        self.appended.ring()
+        return recordings
 
     def handle(self, message: CloudEvent) -> bool:
         """Apply `message` exactly once; False when it had already been applied."""

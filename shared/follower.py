@@ -12,6 +12,9 @@ from eventsourcing.persistence import Notification
 
 from shared.application import ServiceApplication
 
+# The longest pause between looks at a quiet log, for appends by other processes.
+IDLE_POLL_SECONDS = 0.25
+
 
 @dataclass(frozen=True)
 class LoggedEvent:
@@ -42,6 +45,7 @@ class LogFollower:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.position = 0
+        self._idle_poll = poll_interval
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
@@ -64,10 +68,24 @@ class LogFollower:
         return [LoggedEvent(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
 
     async def next_batch(self, wait: float) -> list[LoggedEvent]:
-        """The next batch, polling up to `wait` seconds; empty when nothing new arrived."""
+        """The next batch, waiting up to `wait` seconds; empty when nothing new arrived.
+
+        Between looks it waits for this process to append to the log (the application's
+        `appended` bell), and looks at most every `poll_interval`, so that a busy log is
+        read in batches. Other processes' appends ring no bell: while the log stays quiet
+        it is still looked at, every `poll_interval` at first, then less and less often,
+        up to every `IDLE_POLL_SECONDS`.
+        """
         deadline = time.monotonic() + wait
         while True:
+            rings = self.app.appended.rings
             batch = await asyncio.to_thread(self._read)
-            if batch or time.monotonic() >= deadline:
+            looked = time.monotonic()
+            if batch:
+                self._idle_poll = self.poll_interval
                 return batch
-            await asyncio.sleep(self.poll_interval)
+            if looked >= deadline:
+                return batch
+            await self.app.appended.wait(rings, min(self._idle_poll, deadline - looked))
+            self._idle_poll = min(self._idle_poll * 2, max(IDLE_POLL_SECONDS, self.poll_interval))
+            await asyncio.sleep(max(0.0, looked + self.poll_interval - time.monotonic()))

@@ -51,7 +51,13 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="topic name prefix")
     relay_enabled: bool = Field(True, description="run the outbox relay in this process")
     consumer_enabled: bool = Field(True, description="run the Kafka consumer in this process")
-    poll_interval_ms: int = Field(20, ge=1, le=10_000, description="idle poll of the event log")
+    poll_interval_ms: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="shortest pause between looks at the event log (appends in this process "
+        "wake its followers; a quiet log is looked at less often, up to every 0.5 s)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     audit_signing_key: str = Field(
         "",

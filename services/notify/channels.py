@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from typing import Protocol
 
 from services.notify.domain import EMAIL, SMS, Due, mask_email, message_id, notification_id
-from services.notify.mailer import Mailer, is_transient
+from services.notify.mailer import Mailer, is_transient, new_message
 from services.notify.sms import HttpSmsProvider, SmsRejected, SmsUnavailable, mask_phone
 from services.notify.templates import render
 
@@ -65,7 +65,7 @@ class EmailChannel:
 
     def compose(self, refund_id: str, due: Due) -> Outgoing:
         rendering = render(due.step, due.locale, due.facts, reference=refund_id, channel=EMAIL)
-        message = EmailMessage()
+        message = new_message()
         message["From"] = self.mail_from
         message["To"] = due.address
         message["Subject"] = rendering.subject

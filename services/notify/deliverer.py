@@ -43,13 +43,14 @@ from eventsourcing.utils import get_topic
 
 from services.notify.application import NotifyApplication
 from services.notify.endpoints import AttemptResult, WebhookDelivery, WebhookEndpoint
-from services.notify.mailer import Mailer
+from services.notify.mailer import Mailer, new_message
 from services.notify.safety import IPAddress, UnsafeUrl, safe_addresses
 from services.notify.settings import NotifySettings
 from services.notify.webhook_commands import Claim, endpoint_public_id
 from services.notify.webhooks import excerpt, headers, is_gone, next_attempt_delay
 from services.notify.webhooks import parse_retry_after as retry_after_of
-from shared.aio import sleep_or_stop
+from shared.aio import ring_or_stop, sleep_or_stop
+from shared.follower import IDLE_POLL_SECONDS
 from shared.health import Health
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Deliverer:
         self.timeout = settings.webhook_timeout_ms / 1000
         self.disable_after = timedelta(seconds=settings.webhook_disable_after_s)
         self.poll = settings.poll_interval_ms / 1000
+        self._idle_poll = self.poll
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.alert_retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0  # requests made (whatever their answer)
@@ -201,11 +203,24 @@ class Deliverer:
             verify=self.verify,
         ) as client:
             while not stop.is_set():
-                await asyncio.to_thread(schedule.catch_up)
+                rings = self.app.appended.rings
+                read = await asyncio.to_thread(schedule.catch_up)
+                looked = time.monotonic()
                 self.health.report("deliverer", True)
                 await self._send_alerts(schedule)
                 self._dispatch(schedule, client)
-                await sleep_or_stop(stop, self._idle(schedule))
+                await self._pause(stop, rings, looked, schedule, quiet=not read)
+
+    async def _pause(
+        self, stop: asyncio.Event, rings: int, looked: float, schedule: DueSchedule, *, quiet: bool
+    ) -> None:
+        """Until this process appends to its log or a delivery falls due; a quiet log is
+        still looked at now and then (other processes ring no bell), and a busy one at
+        most every `poll` seconds, so that it is read in batches."""
+        longest = max(IDLE_POLL_SECONDS, self.poll)
+        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else self.poll
+        await ring_or_stop(self.app.appended, rings, stop, self._idle(schedule))
+        await sleep_or_stop(stop, max(0.0, looked + self.poll - time.monotonic()))
 
     def _dispatch(self, schedule: DueSchedule, client: httpx.AsyncClient) -> None:
         now = datetime.now(UTC)
@@ -228,8 +243,8 @@ class Deliverer:
     def _idle(self, schedule: DueSchedule) -> float:
         upcoming = schedule.next_due()
         if upcoming is None:
-            return self.poll
-        return min(self.poll, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
+            return self._idle_poll
+        return min(self._idle_poll, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
 
     async def _attempt(
         self, delivery_id: uuid.UUID, client: httpx.AsyncClient, schedule: DueSchedule
@@ -349,7 +364,7 @@ class Deliverer:
     def _alert_message(self, endpoint: WebhookEndpoint) -> EmailMessage:
         public = endpoint_public_id(endpoint.id)
         since = endpoint.failing_since.isoformat() if endpoint.failing_since else "—"
-        message = EmailMessage()
+        message = new_message()
         message["From"] = self.settings.mail_from
         message["To"] = endpoint.alert_email
         message["Subject"] = f"Webhook endpoint disabled: {endpoint.url}"

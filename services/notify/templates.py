@@ -68,14 +68,20 @@ _VERSION = re.compile(r"\A\{#-?\s*version:\s*(\d+)")
 # One file per step, channel and locale, `<step>.<channel>.<locale>.j2`, opening with a
 # `{# version: N #}` comment and holding exactly the blocks BLOCKS names for its channel.
 # The same file is compiled twice: plain text never escaped, HTML always autoescaped, so
-# that a value a customer typed can never become markup in the HTML part.
+# that a value a customer typed can never become markup in the HTML part. Each file is
+# compiled once per process (`auto_reload=False`: no stat of the file per message), like
+# TEMPLATES, whose versions are read once at import.
 _TEXT = Environment(  # plain text and subjects only: escaping would corrupt them
     loader=FileSystemLoader(TEMPLATE_DIR),
     autoescape=False,  # noqa: S701
     undefined=StrictUndefined,
+    auto_reload=False,
 )
 _HTML = Environment(
-    loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined
+    loader=FileSystemLoader(TEMPLATE_DIR),
+    autoescape=True,
+    undefined=StrictUndefined,
+    auto_reload=False,
 )
 
 
