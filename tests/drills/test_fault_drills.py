@@ -150,9 +150,9 @@ def _drop_schemas(postgres_url: str, prefix: str) -> None:
 def test_kill_9_each_service_in_turn_at_random_moments(drills: Drills) -> None:
     def fault() -> None:
         for victim in ("intake", "review", "payout", "notify"):
-            drills.pause(1.0, 3.0)
+            drills.pause(0.5, 2.0)
             drills.stack.kill(victim)
-            drills.pause(0.3, 1.5)  # requests keep coming while it is down
+            drills.pause(0.2, 1.0)  # requests keep coming while it is down
             drills.stack.start(victim)
 
     drills.uncertain += UNCERTAIN_PER_NOTIFY_KILL
@@ -162,9 +162,9 @@ def test_kill_9_each_service_in_turn_at_random_moments(drills: Drills) -> None:
 def test_kill_9_each_services_relay_and_consumer_at_random_moments(drills: Drills) -> None:
     def fault() -> None:
         for victim in MESSAGING:  # each service's relay and consumer, its API still up
-            drills.pause(1.0, 3.0)
+            drills.pause(0.5, 2.0)
             drills.stack.kill(victim)
-            drills.pause(0.3, 1.5)
+            drills.pause(0.2, 1.0)
             drills.stack.start(victim)
 
     drills.drill("kill -9 each relay and consumer", fault)
