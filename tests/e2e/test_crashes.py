@@ -1,4 +1,5 @@
-"""kill -9 review, payout or notify mid-flight: every refund still ends right, and is paid once."""
+"""kill -9 of notify, relay and consumer included, mid-flight: every refund still ends right, is
+paid once, and every message goes out once (more crashes: tests/drills)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def _late(amount: int) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("victim", ["review", "payout", "notify"])
+# The fault drills (tests/drills) kill every service's API and its relay-and-consumer
+# process apart under a mixed load; this kills notify whole, as `refunds dev` runs it.
+@pytest.mark.parametrize("victim", ["notify"])
 def test_kill_9_mid_flight_loses_nothing_and_pays_once(
     stack: Stack, platform: Platform, victim: str
 ) -> None:
