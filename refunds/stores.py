@@ -57,6 +57,9 @@ def open_service(stores: Stores, service: str) -> Iterator[Any]:
             "data_dir": stores.data_dir,
             "database_url": stores.database_url,
             "database_schema": stores.schema(service) if stores.database_url else None,
+            # A tool reads one service at a time: it needs few of the server's connections.
+            "database_pool_size": 1,
+            "database_max_overflow": 2,
         }
     )
     app = _application(service, store_env(settings, service))

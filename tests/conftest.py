@@ -14,6 +14,10 @@ from tests.support.tansu import TansuBroker
 TEST_DATABASE_URL = os.environ.get(
     "REFUNDS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+# Two workers, each with several services' stores open at once, plus the drills' stack,
+# share the server's 100 connections: stores in tests keep fewer than production's 6 + 6.
+os.environ.setdefault("REFUNDS_DATABASE_POOL_SIZE", "2")
+os.environ.setdefault("REFUNDS_DATABASE_MAX_OVERFLOW", "4")
 
 
 @pytest.fixture(scope="session")

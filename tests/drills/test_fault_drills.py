@@ -119,7 +119,7 @@ def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "REFUNDS_PAYOUT_RETRY_MAX_S": "1",
         "REFUNDS_PAYOUT_MAX_ATTEMPTS": "30",  # 30 % failures: each call retried to success
         # Eight processes share PostgreSQL's 100 connections with the rest of the suite.
-        "REFUNDS_DATABASE_POOL_SIZE": "2",
+        "REFUNDS_DATABASE_POOL_SIZE": "1",
         "REFUNDS_DATABASE_MAX_OVERFLOW": "2",
     }
     stack = Stack(

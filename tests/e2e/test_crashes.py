@@ -33,7 +33,15 @@ COUNT = 40
 
 @pytest.fixture
 def stack(tmp_path: Path, postgres_url: str, schema_prefix: str) -> Iterator[Stack]:
-    with Stack(tmp_path, Ports.free(), database_url=postgres_url, schema_prefix=schema_prefix) as s:
+    # The suite shares PostgreSQL's 100 connections (the drills run beside this).
+    pool = {"REFUNDS_DATABASE_POOL_SIZE": "2", "REFUNDS_DATABASE_MAX_OVERFLOW": "2"}
+    with Stack(
+        tmp_path,
+        Ports.free(),
+        database_url=postgres_url,
+        schema_prefix=schema_prefix,
+        extra_env=pool,
+    ) as s:
         yield s
 
 
