@@ -67,3 +67,19 @@ def own_broker() -> Iterator[TansuBroker]:
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}."
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After the run, the fault drills' counts (tests/drills), also from xdist workers."""
+    lines = [
+        str(value)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "drill"
+    ]
+    if lines:
+        terminalreporter.section("fault drills")
+        for line in lines:
+            terminalreporter.write_line(line)

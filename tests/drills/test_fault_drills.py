@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -51,6 +51,7 @@ CLOSED_PER_DRILL = max(1, DRILL_REFUNDS // 40)
 # An e-mail or webhook cut off by a kill of notify between sending and recording it is
 # `uncertain` (never sent twice); a kill of notify may leave up to this many.
 UNCERTAIN_PER_NOTIFY_KILL = 8
+Record = Callable[[str, object], None]  # pytest's record_property
 DECISIONS = ["review.approved.v1", "review.rejected.v1", "payout.succeeded.v1"]
 
 
@@ -71,11 +72,18 @@ class Drills:
     def gateway(self, **switches: object) -> None:
         httpx.post(self.stack.url("gateway") + "/control", json=switches).raise_for_status()
 
-    def drill(self, name: str, fault: object) -> Counts:
-        """Offer this drill's load while `fault()` runs, finish every refund, check, print."""
+    def drill(
+        self,
+        name: str,
+        fault: Callable[[], None],
+        record: Callable[[str, object], None],
+        extra: Callable[[], str] = str,
+    ) -> Counts:
+        """Offer this drill's load while `fault()` runs, finish every refund, check, then
+        print the counts (and `extra()`) and record them for the run's summary."""
         self.gateway(close_next=CLOSED_PER_DRILL)
         started = time.monotonic()
-        self.workload.run(DRILL_REFUNDS, RATE, fault, FINISH_SECONDS)  # type: ignore[arg-type]
+        self.workload.run(DRILL_REFUNDS, RATE, fault, FINISH_SECONDS)
         final = time.monotonic()
         self.gateway(reset=True)
         counts = Counts()
@@ -87,10 +95,12 @@ class Drills:
             self.workload, self.endpoint, self.receiver, counts, uncertain=self.uncertain
         )
         check_ledgers(self.database_url, self.schema_prefix, counts)
-        print(
-            f"\n[drill {name}] {final - started:.0f} s to final, "
-            f"{time.monotonic() - final:.0f} s to check: {counts.line()}"
-        )
+        line = (
+            f"[drill {name}] {final - started:.0f} s to final, "
+            f"{time.monotonic() - final:.0f} s to check: {counts.line()} {extra()}"
+        ).rstrip()
+        print("\n" + line)
+        record("drill", line)  # tests/conftest.py prints them after the run
         return counts
 
     def pause(self, low: float, high: float) -> None:
@@ -148,7 +158,9 @@ def _drop_schemas(postgres_url: str, prefix: str) -> None:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def test_kill_9_each_service_in_turn_at_random_moments(drills: Drills) -> None:
+def test_kill_9_each_service_in_turn_at_random_moments(
+    drills: Drills, record_property: Record
+) -> None:
     def fault() -> None:
         for victim in ("intake", "review", "payout", "notify"):
             drills.pause(0.5, 2.0)
@@ -157,10 +169,12 @@ def test_kill_9_each_service_in_turn_at_random_moments(drills: Drills) -> None:
             drills.stack.start(victim)
 
     drills.uncertain += UNCERTAIN_PER_NOTIFY_KILL
-    drills.drill("kill -9 each service", fault)
+    drills.drill("kill -9 each service", fault, record_property)
 
 
-def test_kill_9_each_services_relay_and_consumer_at_random_moments(drills: Drills) -> None:
+def test_kill_9_each_services_relay_and_consumer_at_random_moments(
+    drills: Drills, record_property: Record
+) -> None:
     def fault() -> None:
         for victim in MESSAGING:  # each service's relay and consumer, its API still up
             drills.pause(0.5, 2.0)
@@ -168,20 +182,22 @@ def test_kill_9_each_services_relay_and_consumer_at_random_moments(drills: Drill
             drills.pause(0.2, 1.0)
             drills.stack.start(victim)
 
-    drills.drill("kill -9 each relay and consumer", fault)
+    drills.drill("kill -9 each relay and consumer", fault, record_property)
 
 
-def test_broker_restart_with_all_its_data_lost(drills: Drills) -> None:
+def test_broker_restart_with_all_its_data_lost(drills: Drills, record_property: Record) -> None:
     def fault() -> None:
         drills.pause(3.0, 6.0)
         drills.stack.kill("broker")  # tansu keeps everything in memory: all of it is gone
         time.sleep(1.0)
         drills.stack.start("broker")
 
-    drills.drill("broker data loss", fault)
+    drills.drill("broker data loss", fault, record_property)
 
 
-def test_postgresql_connections_terminated_mid_load(drills: Drills) -> None:
+def test_postgresql_connections_terminated_mid_load(
+    drills: Drills, record_property: Record
+) -> None:
     terminated: list[int] = []
 
     def fault() -> None:
@@ -190,8 +206,12 @@ def test_postgresql_connections_terminated_mid_load(drills: Drills) -> None:
             terminated.append(_terminate_backends(drills.database_url, drills.schema_prefix))
 
     drills.uncertain += UNCERTAIN_PER_NOTIFY_KILL
-    drills.drill("PostgreSQL backends terminated", fault)
-    print(f"[drill PostgreSQL] backends terminated per round: {terminated}")
+    drills.drill(
+        "PostgreSQL backends terminated",
+        fault,
+        record_property,
+        lambda: f"; backends terminated per round {terminated}",
+    )
     assert sum(terminated) > 0, "no backend of the stack was found to terminate"
 
 
@@ -208,7 +228,7 @@ def _terminate_backends(database_url: str, prefix: str) -> int:
 
 
 def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
-    drills: Drills,
+    drills: Drills, record_property: Record
 ) -> None:
     def fault() -> None:
         drills.gateway(
@@ -221,16 +241,19 @@ def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
             seed=3,
         )
 
-    drills.drill("gateway faults", fault)
+    drills.drill("gateway faults", fault, record_property)
 
 
-def test_a_storm_of_duplicated_and_reordered_kafka_messages(drills: Drills) -> None:
+def test_a_storm_of_duplicated_and_reordered_kafka_messages(
+    drills: Drills, record_property: Record
+) -> None:
     published: list[int] = []
 
     def fault() -> None:
         drills.pause(4.0, 6.0)
         published.append(run_storm(drills.stack.bootstrap, copies=2))
 
-    drills.drill("Kafka storm", fault)
-    print(f"[drill Kafka storm] messages published again: {published}")
+    drills.drill(
+        "Kafka storm", fault, record_property, lambda: f"; messages published again {published}"
+    )
     assert published and published[0] > DRILL_REFUNDS
