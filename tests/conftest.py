@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from tests.support.postgres import drop_schemas
 from tests.support.tansu import TansuBroker
 
 TEST_DATABASE_URL = os.environ.get(
@@ -38,12 +39,7 @@ def schema_prefix(postgres_url: str) -> Iterator[str]:
     """A unique prefix; every schema `<prefix>_<service>` is dropped afterwards."""
     prefix = f"t_{uuid.uuid4().hex[:10]}"
     yield prefix
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (prefix + "%",)
-        ).fetchall()
-        for (name,) in rows:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    drop_schemas(postgres_url, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import httpx
 
 from sandbox.mailsink import read_mailbox
 from tests.drills.workload import AUDITOR, CHANNELS, ENDS, PLATFORM, STEPS, Refund, Workload
+from tests.e2e.support import webhook_deliveries
 from tests.support.receiver import Receiver
 
 SETTLE_SECONDS = 90
@@ -182,7 +183,7 @@ def check_webhooks(
     wanted = 2 * paid + (len(workload.refunds) - paid)  # approved + paid, or rejected
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        deliveries = _deliveries(workload.urls.notify, endpoint)
+        deliveries = webhook_deliveries(workload.urls.notify, endpoint)
         if len(deliveries) >= wanted and all(d["state"] != "pending" for d in deliveries):
             break
         if time.monotonic() > deadline:
@@ -196,19 +197,6 @@ def check_webhooks(
     delivered = {d["id"] for d in deliveries if d["state"] == "delivered"}
     assert delivered <= set(posted) <= {d["id"] for d in deliveries}
     counts.webhook_posts = len(posted)
-
-
-def _deliveries(notify_url: str, endpoint: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": 100}
-    with httpx.Client(base_url=notify_url, timeout=10, headers=PLATFORM) as notify:
-        while True:
-            page = notify.get(f"/v1/webhook_endpoints/{endpoint}/deliveries", params=params)
-            assert page.status_code == 200, page.text
-            found += page.json()["data"]
-            if not page.json()["has_more"]:
-                return found
-            params["starting_after"] = found[-1]["id"]
 
 
 def check_ledgers(database_url: str, schema_prefix: str, counts: Counts) -> None:

@@ -37,10 +37,12 @@ from tests.drills.checks import (
     views,
 )
 from tests.drills.storm import run_storm
-from tests.drills.workload import PLATFORM, Urls, Workload
+from tests.drills.workload import Urls, Workload
+from tests.e2e.support import register_webhook
+from tests.support.postgres import drop_schemas
 from tests.support.receiver import Receiver
 
-pytestmark = [pytest.mark.drill, pytest.mark.e2e, pytest.mark.xdist_group("drills")]
+pytestmark = [pytest.mark.drill, pytest.mark.e2e]
 
 # 100 per drill in `make test` (600 by the last drill), 200 in `make drills`.
 DRILL_REFUNDS = int(os.environ.get("REFUNDS_DRILL_REFUNDS", "100"))
@@ -65,7 +67,7 @@ class Drills:
         self.schema_prefix = schema_prefix
         self.workload = Workload(Urls(*(stack.url(name) for name in (*SERVICES, "gateway", "sms"))))
         self.receiver = Receiver().start()
-        self.endpoint = _register_webhook(stack.url("notify"), self.receiver.url)
+        self.endpoint = register_webhook(stack.url("notify"), self.receiver.url, DECISIONS)
         self.uncertain = 0
         self.random = random.Random(20261122)
 
@@ -107,17 +109,6 @@ class Drills:
         time.sleep(self.random.uniform(low, high))
 
 
-def _register_webhook(notify_url: str, url: str) -> str:
-    response = httpx.post(
-        notify_url + "/v1/webhook_endpoints",
-        json={"url": url, "event_types": DECISIONS},
-        headers=PLATFORM,
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 @pytest.fixture(scope="module")
 def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drills]:
     prefix = f"drill_{os.getpid()}_{int(time.time()) % 100000}"
@@ -146,16 +137,7 @@ def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             yield found
             found.receiver.stop()
     finally:
-        _drop_schemas(postgres_url, prefix)
-
-
-def _drop_schemas(postgres_url: str, prefix: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (prefix + "%",)
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        drop_schemas(postgres_url, prefix)
 
 
 def test_kill_9_each_service_in_turn_at_random_moments(

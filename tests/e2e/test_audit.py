@@ -28,7 +28,7 @@ from refunds.devstack import Ports
 from tests.e2e.support import Platform
 from tests.support.factories import refund_body
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 MORE_REFUNDS = 200
 

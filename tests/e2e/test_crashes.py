@@ -26,7 +26,7 @@ from tests.e2e.support import (
 from tests.support.factories import order, refund_body
 from tests.support.receiver import Receiver
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 COUNT = 40
 

@@ -12,7 +12,7 @@ import pytest
 from refunds.devstack import Ports
 from tests.e2e.support import Platform
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 RATE, DURATION = 20, 5
 

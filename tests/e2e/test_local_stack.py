@@ -19,7 +19,7 @@ from tests.e2e.support import (
 )
 from tests.support.factories import order, refund_body
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 
 def test_refund_walks_from_request_to_paid_and_rejected(

@@ -30,7 +30,7 @@ from shared.runtime import Service
 from tests.integration.test_notify_sender import cloud, new_refund_id, requested
 from tests.support.fuzz import fuzz_api
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
+pytestmark = [pytest.mark.slow]
 
 TENANT = "fuzz"
 API_KEY = "sk_fuzz_0123456789abcdefghijklmn"

@@ -25,7 +25,7 @@ from services.intake.settings import IntakeSettings
 from tests.support.factories import refund_body
 from tests.support.fuzz import Run, fuzz_api
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
+pytestmark = [pytest.mark.slow]
 
 API_KEY = "sk_fuzz_0123456789abcdefghijklmn"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
