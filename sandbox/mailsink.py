@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -26,6 +29,10 @@ EXIT_BAD_CONFIG = 2
 READY_TIMEOUT_SECONDS = 5.0
 _SEQUENCE_WIDTH = 6
 _PARSER = BytesParser(policy=policy.default)
+# For the one log line per message: the legacy policy keeps raw header strings, which
+# costs a small fraction of the modern header classes (decoded below, only for logging).
+_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -34,6 +41,25 @@ def parse_message(raw: bytes) -> EmailMessage:
     if not isinstance(message, EmailMessage):  # policy.default always yields EmailMessage
         raise TypeError(f"unexpected message type {type(message).__name__}")
     return message
+
+
+def summary_headers(raw: bytes, names: tuple[str, ...]) -> dict[str, str | None]:
+    """Some headers of raw message bytes, unfolded and decoded (RFC 2047), cheaply: without
+    parsing the body or building the modern header objects. A missing header is None."""
+    headers = _HEADER_PARSER.parsebytes(raw)
+    found: dict[str, str | None] = {}
+    for name in names:
+        value = headers.get(name)
+        found[name] = None if value is None else _decoded(str(value))
+    return found
+
+
+def _decoded(value: str) -> str:
+    unfolded = _FOLD.sub("", value)
+    try:
+        return str(make_header(decode_header(unfolded)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return unfolded
 
 
 def _sequence_of(path: Path) -> int | None:
@@ -61,11 +87,17 @@ def _free_port(host: str) -> int:
 
 
 class _Mailbox:
-    """Thread-safe store shared by the SMTP loop thread and callers waiting for mail."""
+    """Thread-safe store shared by the SMTP loop thread and callers waiting for mail.
+
+    Receiving keeps the raw bytes only (and files them); a message is parsed the first time
+    someone asks for the messages, then kept parsed. A sink nobody reads in-process (the
+    local stack's, which only files mail) never pays for parsing.
+    """
 
     def __init__(self, mail_dir: Path | None) -> None:
         self._mail_dir = mail_dir
-        self._messages: list[EmailMessage] = []
+        self._raw: list[bytes] = []
+        self._parsed: list[EmailMessage] = []  # a prefix of _raw, parsed
         self._arrived = threading.Condition()
         self._last_sequence = 0
 
@@ -79,15 +111,14 @@ class _Mailbox:
         with self._arrived:
             self._last_sequence = last
 
-    def add(self, raw: bytes) -> tuple[int, EmailMessage]:
-        message = parse_message(raw)
+    def add(self, raw: bytes) -> int:
         with self._arrived:
             self._last_sequence += 1
             sequence = self._last_sequence
             self._file(sequence, raw)
-            self._messages.append(message)
+            self._raw.append(raw)
             self._arrived.notify_all()
-        return sequence, message
+        return sequence
 
     def _file(self, sequence: int, raw: bytes) -> None:
         if self._mail_dir is None:
@@ -98,19 +129,24 @@ class _Mailbox:
         partial.write_bytes(raw)
         partial.replace(self._mail_dir / name)
 
+    def _parsed_so_far(self) -> list[EmailMessage]:
+        # Called holding the lock: parses what arrived since the last call, once.
+        for raw in self._raw[len(self._parsed) :]:
+            self._parsed.append(parse_message(raw))
+        return list(self._parsed)
+
     def snapshot(self) -> list[EmailMessage]:
         with self._arrived:
-            return list(self._messages)
+            return self._parsed_so_far()
 
     def wait_for(self, count: int, timeout: float) -> list[EmailMessage]:
         with self._arrived:
-            arrived = self._arrived.wait_for(lambda: len(self._messages) >= count, timeout)
+            arrived = self._arrived.wait_for(lambda: len(self._raw) >= count, timeout)
             if not arrived:
                 raise TimeoutError(
-                    f"expected {count} message(s) within {timeout}s, "
-                    f"but {len(self._messages)} arrived"
+                    f"expected {count} message(s) within {timeout}s, but {len(self._raw)} arrived"
                 )
-            return list(self._messages)
+            return self._parsed_so_far()
 
 
 class _SinkHandler:
@@ -134,14 +170,18 @@ class _SinkHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
-        sequence, message = self._mailbox.add(bytes(raw))
-        log.info(
-            "mail #%d to=%s subject=%s message-id=%s",
-            sequence,
-            message.get("To", ", ".join(envelope.rcpt_tos)),
-            message.get("Subject", ""),
-            message.get("Message-ID", ""),
-        )
+        raw = bytes(raw)
+        sequence = self._mailbox.add(raw)
+        if log.isEnabledFor(logging.INFO):
+            headers = summary_headers(raw, ("To", "Subject", "Message-ID"))
+            to, subject, message_id = headers["To"], headers["Subject"], headers["Message-ID"]
+            log.info(
+                "mail #%d to=%s subject=%s message-id=%s",
+                sequence,
+                ", ".join(envelope.rcpt_tos) if to is None else to,
+                subject or "",
+                message_id or "",
+            )
         return "250 Message accepted for delivery"
 
 

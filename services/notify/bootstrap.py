@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from eventsourcing.application import Application
@@ -25,7 +26,7 @@ from shared.auth import ApiKeys, Lookup
 from shared.http import health_router, install_problem_handlers
 from shared.keystore import open_keystore
 from shared.metrics import instrument
-from shared.runtime import Service
+from shared.runtime import Service, Worker
 from shared.settings import load_settings
 from shared.staff import StaffAuth
 from shared.store import store_env
@@ -81,7 +82,20 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="notify", consumer=wired.consumer)
+    wired.workers.append(_mailer_closer(mailer))
     return Service("notify", settings, http, wired.workers, close=app.close)
+
+
+def _mailer_closer(mailer: Mailer) -> Worker:
+    """When the service stops: end the mailer's open SMTP sessions, if it keeps any."""
+
+    async def close_when_stopping(stop: asyncio.Event) -> None:
+        await stop.wait()
+        close = getattr(mailer, "close", None)
+        if callable(close):
+            await asyncio.to_thread(close)
+
+    return close_when_stopping
 
 
 class _IntakeKeyStore(Application):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
+import threading
+import time
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import default
-from typing import Protocol
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -42,18 +47,162 @@ class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
 
-class SmtpMailer:
-    """One SMTP session per message: simple, and nothing to keep alive between steps."""
+class _Session(smtplib.SMTP):
+    """An SMTP connection that knows whether the current message went past MAIL/RCPT:
+    from the DATA command on, the server may have accepted it."""
 
-    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0) -> None:
+    data_started = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)
+
+
+def _lost_before_data(error: Exception) -> bool:
+    """The connection was found gone (closed, reset, or the server's 421 "closing") while
+    starting a message: nothing of the message was handed over."""
+    if isinstance(error, smtplib.SMTPServerDisconnected | ConnectionError):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code == 421 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 421
+
+
+class SmtpMailer:
+    """Keeps SMTP sessions open between messages instead of one session per message.
+
+    Each message takes an idle session (or opens one) for itself, so concurrent senders
+    never share one; a session that saw any error is closed, never reused. A session kept
+    idle may have been closed by the server meanwhile: when that shows *before the DATA
+    command* (at MAIL FROM or RCPT TO), the server holds no part of the message, and it is
+    handed once more to a new session. From DATA on, the server may have accepted it, so an
+    error then is raised as before (the sender's retry rules decide), never resent here.
+    Sessions idle for `idle_seconds` are closed (QUIT), as are all of them on `close()`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        timeout: float = 10.0,
+        idle_seconds: float = 5.0,
+        max_idle: int = 8,
+    ) -> None:
         self.host = host
         self.port = port
         self.sender = sender
         self.timeout = timeout
+        self.idle_seconds = idle_seconds
+        self.max_idle = max_idle
+        self.sessions_opened = 0
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._idle: list[tuple[_Session, float]] = []  # oldest first, with when it was left
+        self._reaper: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def idle_sessions(self) -> int:
+        with self._lock:
+            return len(self._idle)
 
     def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
-            client.send_message(message, from_addr=self.sender)
+        session, reused = self._take()
+        try:
+            self._transfer(session, message)
+        except BaseException as error:
+            _quit(session)
+            lost = isinstance(error, Exception) and _lost_before_data(error)
+            if not (reused and lost and not session.data_started):
+                raise
+            log.info("smtp session found closed before the message (%s); opening another", error)
+            session = self._open()
+            try:
+                self._transfer(session, message)
+            except BaseException:
+                _quit(session)
+                raise
+        self._leave(session)
+
+    def close(self) -> None:
+        """Close the idle sessions; a message sent afterwards uses a session of its own."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._changed.notify_all()
+        for session, _ in idle:
+            _quit(session)
+
+    def _transfer(self, session: _Session, message: EmailMessage) -> None:
+        session.data_started = False
+        session.send_message(message, from_addr=self.sender)
+
+    def _open(self) -> _Session:
+        session = _Session(self.host, self.port, timeout=self.timeout)
+        with self._lock:
+            self.sessions_opened += 1
+        return session
+
+    def _take(self) -> tuple[_Session, bool]:
+        expired: list[_Session] = []
+        taken: _Session | None = None
+        with self._lock:
+            now = time.monotonic()
+            while self._idle:
+                session, left = self._idle.pop()  # the most recently used
+                if now - left < self.idle_seconds:
+                    taken = session
+                    break
+                expired.append(session)
+        for session in expired:
+            _quit(session)
+        if taken is not None:
+            return taken, True
+        return self._open(), False
+
+    def _leave(self, session: _Session) -> None:
+        with self._lock:
+            keep = not self._closed and len(self._idle) < self.max_idle
+            if keep:
+                self._idle.append((session, time.monotonic()))
+                if self._reaper is None:
+                    self._reaper = threading.Thread(
+                        target=self._reap, name="smtp-idle-closer", daemon=True
+                    )
+                    self._reaper.start()
+        if not keep:
+            _quit(session)
+
+    def _reap(self) -> None:
+        """Close sessions left idle too long; ends when none is left (restarted on demand)."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                expired: list[_Session] = []
+                while self._idle and now - self._idle[0][1] >= self.idle_seconds:
+                    expired.append(self._idle.pop(0)[0])
+                if not expired:
+                    if not self._idle:
+                        self._reaper = None
+                        return
+                    self._changed.wait(self._idle[0][1] + self.idle_seconds - now)
+                    continue
+            for session in expired:
+                _quit(session)
+
+
+def _quit(session: smtplib.SMTP) -> None:
+    """End a session politely if it answers quickly, and free its socket in any case."""
+    try:
+        if session.sock is not None:
+            session.sock.settimeout(min(session.timeout, 2.0))
+            session.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        session.close()
 
 
 def is_transient(error: Exception) -> bool:
