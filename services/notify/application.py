@@ -216,12 +216,17 @@ class NotifyApplication(WebhookCommands, ServiceApplication):
         found: Correspondence = self.repository.get(correspondence_id)
         return found
 
-    def start_attempt(self, correspondence_id: uuid.UUID, step: str, channel: str) -> int | None:
-        """Claim the next attempt of a message; None when it is no longer open."""
+    def start_attempt(
+        self, correspondence_id: uuid.UUID, step: str, channel: str, claim: str | None = None
+    ) -> int | None:
+        """Claim the next attempt of a message; None when it is no longer open (or claimed
+        by someone else: `claim` recognises one's own, see `Correspondence.start_attempt`)."""
         claimed: list[int | None] = []
         self.update(
             correspondence_id,
-            lambda correspondence: claimed.append(correspondence.start_attempt(step, channel)),
+            lambda correspondence: claimed.append(
+                correspondence.start_attempt(step, channel, claim)
+            ),
         )
         return claimed[-1]
 

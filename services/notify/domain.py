@@ -102,6 +102,7 @@ class Delivery:
     status: str = "pending"  # pending → sent | failed | uncertain
     attempts: int = 0
     in_flight: bool = False  # an attempt was claimed and has no outcome yet
+    claim: str | None = None  # the claimer's token of the attempt in flight
     retry_at: datetime | None = None
     last_error: str | None = None
     sent: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +154,7 @@ class Correspondence(Aggregate):
         step: str
         channel: str
         attempt: int
+        claim: str | None = None  # the sender's token (none in events stored before it)
 
     class AttemptFailed(Aggregate.Event):
         step: str
@@ -282,19 +284,32 @@ class Correspondence(Aggregate):
 
     # -- attempts and outcomes ----------------------------------------------------------------
 
-    def start_attempt(self, step: str, channel: str) -> int | None:
-        """Claim the next attempt; None when the message is no longer open (nothing stored)."""
+    def start_attempt(self, step: str, channel: str, claim: str | None = None) -> int | None:
+        """Claim the next attempt; None when the message is no longer open (nothing stored).
+
+        `claim` is the claimer's token: asked again with the same token while that attempt
+        is in flight, the claim is found to be its own and its number is returned. So a
+        claim that was stored although its answer was lost (a dropped database connection
+        after the commit) is not mistaken for another sender's, leaving the message unsent.
+        """
         delivery = self._open_delivery(step, channel)
+        if claim is not None and delivery.in_flight and delivery.claim == claim:
+            return delivery.attempts
         if not delivery.open or delivery.in_flight:
             return None
-        self._attempt_started(step=step, channel=channel, attempt=delivery.attempts + 1)
+        self._attempt_started(
+            step=step, channel=channel, attempt=delivery.attempts + 1, claim=claim
+        )
         return delivery.attempts
 
     @event(AttemptStarted)
-    def _attempt_started(self, *, step: str, channel: str, attempt: int) -> None:
+    def _attempt_started(
+        self, *, step: str, channel: str, attempt: int, claim: str | None = None
+    ) -> None:
         delivery = self._open_delivery(step, channel)
         delivery.attempts = attempt
         delivery.in_flight = True
+        delivery.claim = claim
 
     def record_attempt_failed(
         self, *, step: str, channel: str, error: str, retry_at: datetime

@@ -148,8 +148,10 @@ class Sender:
             return bool(await self._store(stop, self._failed, cid, due, f"template: {error}"))
         attempt = due.attempts + 1
         if self.channel.claims:
+            # Our token: if the claim is stored but its answer lost, the retry knows it.
+            claim = uuid.uuid4().hex
             claimed = await self._store(
-                stop, self.app.start_attempt, cid, due.step, self.channel.name
+                stop, self.app.start_attempt, cid, due.step, self.channel.name, claim
             )
             if claimed is None:
                 return not stop.is_set()  # no longer open, or stopping

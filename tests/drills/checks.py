@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -49,11 +50,20 @@ class Counts:
         )
 
 
+_clients = threading.local()
+
+
+def _client() -> httpx.Client:
+    """A keep-alive client per thread of the checks' pools."""
+    client = getattr(_clients, "client", None)
+    if client is None:
+        client = _clients.client = httpx.Client(timeout=10)
+    return client
+
+
 def views(workload: Workload) -> dict[str, dict[str, Any]]:
     def get(refund_id: str) -> dict[str, Any]:
-        response = httpx.get(
-            f"{workload.urls.intake}/v1/refunds/{refund_id}", headers=PLATFORM, timeout=10
-        )
+        response = _client().get(f"{workload.urls.intake}/v1/refunds/{refund_id}", headers=PLATFORM)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -147,11 +157,10 @@ def check_messages(workload: Workload, data_dir: Path, counts: Counts, *, uncert
 
 def _notify_logs(workload: Workload, refund_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     def of(refund_id: str) -> list[dict[str, Any]]:
-        response = httpx.get(
+        response = _client().get(
             workload.urls.notify + "/v1/notifications",
             params={"refund_id": refund_id},
             headers=AUDITOR,
-            timeout=10,
         )
         assert response.status_code == 200, response.text
         return list(response.json()["data"])

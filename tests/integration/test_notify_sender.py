@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI
 
 from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
@@ -479,6 +480,40 @@ async def test_a_crash_between_send_and_record_never_sends_a_second_email(
     stored = app.events.get(Correspondence.create_id(refund))
     (request,) = [e for e in stored if isinstance(e, Correspondence.ResendRequested)]
     assert request.actor == "staff:ann.auditor"
+
+
+async def test_a_claim_stored_though_its_answer_was_lost_is_still_ours(
+    app: NotifyApplication,
+) -> None:
+    """The database commits the claim, then the connection drops before the answer: the
+    sender asks again with its token and gets its attempt, instead of leaving the message
+    claimed by no one and never sent."""
+    refund = new_refund_id()
+
+    class LostAnswer(NotifyApplication):
+        lose_next = False
+
+        def save(self, *objs: Any, **kwargs: Any) -> Any:
+            saved = super().save(*objs, **kwargs)
+            if self.lose_next:
+                self.lose_next = False
+                raise OperationalError("server closed the connection unexpectedly")
+            return saved
+
+    lossy = LostAnswer(env=app.env)
+    lossy.keystore = app.keystore
+    try:
+        assert lossy.handle(cloud(requested(refund), "intake", 1))
+        cid = Correspondence.create_id(refund)
+        lossy.lose_next = True
+        with pytest.raises(OperationalError):
+            lossy.start_attempt(cid, "received", "email", "token-1")
+        assert lossy.start_attempt(cid, "received", "email", "token-1") == 1  # the retry
+        assert lossy.start_attempt(cid, "received", "email", "token-2") is None
+        started = [e for e in lossy.events.get(cid) if isinstance(e, Correspondence.AttemptStarted)]
+        assert len(started) == 1
+    finally:
+        lossy.close()
 
 
 async def test_a_record_racing_the_consumer_is_stored_without_sending_again(

@@ -153,6 +153,19 @@ def test_an_attempt_is_claimed_once_and_failures_are_retried_then_given_up() -> 
     assert correspondence.start_attempt("paid", "email") is None
 
 
+def test_a_claimer_recognises_its_own_claim_and_no_one_else_gets_it() -> None:
+    correspondence = reachable()
+    correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-1")
+    correspondence.collect_events()
+
+    assert correspondence.start_attempt("paid", "email", "token-a") == 1
+    # Asked again with its token (its answer was lost): the same attempt, nothing stored.
+    assert correspondence.start_attempt("paid", "email", "token-a") == 1
+    assert len(correspondence.collect_events()) == 1
+    assert correspondence.start_attempt("paid", "email", "token-b") is None
+    assert correspondence.start_attempt("paid", "email") is None
+
+
 def test_a_claim_without_outcome_becomes_uncertain_until_a_person_resends_it() -> None:
     correspondence = reachable()
     correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-1")
