@@ -118,7 +118,7 @@ def schedule_kinds(mix: dict[str, int], count: int) -> list[str]:
     sent = Counter[str]()
     kinds: list[str] = []
     for n in range(1, count + 1):
-        kind = max(KINDS, key=lambda k: mix[k] * n / total - sent[k])
+        kind = max(mix, key=lambda k: mix[k] * n / total - sent[k])
         sent[kind] += 1
         kinds.append(kind)
     return kinds

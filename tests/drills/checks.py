@@ -32,6 +32,7 @@ class Counts:
     payments: int = 0  # successful refunds in the gateway's ledger
     payout_retries: int = 0  # payouts that failed and finance retried
     refused_over_refunds: int = 0
+    transport_errors: int = 0  # requests of staff and customers that found a service down
     messages: Counter[str] = field(default_factory=Counter)  # "channel:status" → messages
     emails_received: int = 0
     texts_received: int = 0
@@ -44,6 +45,7 @@ class Counts:
             f"refunds {dict(self.refunds)} ended {dict(self.ends)}; "
             f"gateway payments {self.payments}; payouts retried {self.payout_retries}; "
             f"over-refunds refused {self.refused_over_refunds}; "
+            f"requests that found a service down {self.transport_errors}; "
             f"messages {dict(self.messages)}; e-mails received {self.emails_received}; "
             f"texts received {self.texts_received}; webhooks {dict(self.webhooks)} "
             f"({self.webhook_posts} POSTs); sealed and verified {self.ledgers}"
@@ -83,6 +85,7 @@ def check_ends(workload: Workload, found: dict[str, dict[str, Any]], counts: Cou
     counts.refunds = Counter(r.kind for r in workload.refunds.values())
     counts.ends = Counter(view["status"] for view in found.values())
     counts.refused_over_refunds = workload.refused_over_refunds
+    counts.transport_errors = workload.transport_errors
     counts.payout_retries = sum(1 for r in workload.refunds.values() if r.retries)
 
 

@@ -23,11 +23,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from bench.loadgen import schedule_kinds
 from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from shared.auth import DEV_API_KEY
 from tests.support.factories import order, refund_body
@@ -74,7 +75,6 @@ class Refund:
     status: str = "submitted"
     evidence_requested: bool = False
     evidence_sent: bool = False
-    approvals: set[str] = field(default_factory=set)
     retries: int = 0
     last_retry: float = 0.0
 
@@ -87,19 +87,6 @@ class Urls:
     notify: str
     gateway: str
     sms: str
-
-
-def schedule(count: int, mix: dict[str, int] = MIX) -> list[str]:
-    """`count` kinds in the mix's proportions, evenly spread: each next one is the kind
-    furthest behind its share so far."""
-    total = sum(mix.values())
-    sent: Counter[str] = Counter()
-    kinds = []
-    for n in range(1, count + 1):
-        kind = max(mix, key=lambda k: mix[k] * n / total - sent[k])
-        sent[kind] += 1
-        kinds.append(kind)
-    return kinds
 
 
 def body_of(kind: str) -> dict[str, Any]:
@@ -242,7 +229,6 @@ class Workload:
         answer = self._post(f"{case_url}/approve", approval, APPROVERS[person], key)
         if answer is not None:
             assert answer.status_code in (200, 201, 409), answer.text
-            refund.approvals.add(person)
 
     def _retry_payout(self, refund: Refund, payout_id: str) -> None:
         url = f"{self.urls.payout}/v1/payouts/{payout_id}/retry"
@@ -266,7 +252,7 @@ class Workload:
 
     def run(self, count: int, rate: float, during: Callable[[], None], timeout: float) -> None:
         """Offer `count` refunds at `rate`/s, run `during` (the fault) meanwhile, then finish."""
-        kinds = schedule(count)
+        kinds = schedule_kinds(MIX, count)
         offering = threading.Thread(target=self.offer, args=(kinds, rate), daemon=True)
         offering.start()
         stop = threading.Event()
