@@ -47,9 +47,12 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        if not line and process.poll() is not None:
+        if not line:  # its output ended: it exited, or is about to
+            process.wait(timeout=10)
             break
         seen.append(line)
         if marker in line:
             return "".join(seen)
-    raise AssertionError("refunds dev did not come up:\n" + "".join(seen[-40:]))
+    raise AssertionError(
+        f"refunds dev did not come up (exit code {process.poll()}):\n" + "".join(seen[-40:])
+    )
