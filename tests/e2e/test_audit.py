@@ -258,9 +258,9 @@ def test_a_refunds_story_is_complete_the_ledgers_verify_and_rebuild_equals_live(
     exported = [json.loads(line) for line in lines.stdout.splitlines()]
     assert [e["position"] for e in exported] == list(range(3, 41))
     assert all(e["hash"] and e["actor"] for e in exported)
-    table = _cli(
+    as_csv = _cli(
         "export", "intake", "--after", "2", "--until", "40", "--format", "csv", data_dir=tmp_path
     )
-    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [int(r["position"]) for r in rows] == list(range(3, 41))
     assert [r["hash"] for r in rows] == [e["hash"] for e in exported]
