@@ -685,6 +685,17 @@ def _add_notify(commands: Any) -> None:
     render.add_argument(
         "--html", action="store_true", help="print the HTML body instead of the plain text"
     )
+    render.add_argument(
+        "--again",
+        action="store_true",
+        help="a later occurrence of the step (a rejection after an appeal, a second evidence "
+        "request)",
+    )
+    render.add_argument(
+        "--why",
+        choices=("appeal", "evidence"),
+        help="in_review only: in review again after an appeal or the evidence asked for",
+    )
     render.set_defaults(handler=run_notify_render)
 
 
@@ -709,10 +720,16 @@ def run_notify_render(args: argparse.Namespace) -> int:
             f"{where}: no {args.channel} template of {args.step} in {args.locale}", file=sys.stderr
         )
         return EXIT_USAGE
+    if args.why is not None and args.step != "in_review":
+        print(f"{where}: --why is for in_review only", file=sys.stderr)
+        return EXIT_USAGE
+    facts = dict(templates.SAMPLE_FACTS[args.step])
+    if args.why is not None:
+        facts.update(why=args.why, deadline=None)
     rendering = templates.render(
-        args.step,
+        f"{args.step}#2" if args.again else args.step,
         args.locale,
-        templates.SAMPLE_FACTS[args.step],
+        facts,
         reference=templates.SAMPLE_REFERENCE,
         channel=args.channel,
     )

@@ -250,6 +250,17 @@ class ReviewEvidenceRequestedV1(IntegrationEvent):
     requested_at: datetime
 
 
+class ReviewEvidenceReceivedV1(IntegrationEvent):
+    """The evidence review asked for arrived: the case is back in review, its clock running.
+    (Evidence sent when none was asked for is kept, and not announced.)"""
+
+    TYPE: ClassVar[str] = "review.evidence_received.v1"
+
+    order_id: str
+    evidence_count: int = Field(ge=0, description="how many records this answer added")
+    received_at: datetime
+
+
 class ReviewEscalatedV1(IntegrationEvent):
     TYPE: ClassVar[str] = "review.escalated.v1"
 
@@ -320,11 +331,18 @@ class PayoutFailedV1(IntegrationEvent):
     failed_at: datetime
 
 
+OCCURRENCE_DOC = (
+    "which time the refund went through this step: 2 for a second evidence request, a "
+    "rejection upheld on appeal, a retried payout failing again; each is a message of its own"
+)
+
+
 class NotificationSentV1(IntegrationEvent):
     TYPE: ClassVar[str] = "notification.sent.v1"
 
     notification_id: str
     step: str
+    occurrence: int = Field(1, ge=1, description=OCCURRENCE_DOC)
     channel: Literal["email", "sms", "in_app", "webhook"]
     recipient: str = Field(description="masked address, never the plaintext contact")
     locale: Locale
@@ -339,6 +357,7 @@ class NotificationFailedV1(IntegrationEvent):
 
     notification_id: str
     step: str
+    occurrence: int = Field(1, ge=1, description=OCCURRENCE_DOC)
     channel: Literal["email", "sms", "in_app", "webhook"]
     attempts: int
     cause: str
@@ -376,6 +395,7 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
         ReviewRejectedV1,
         ReviewCaseOpenedV1,
         ReviewEvidenceRequestedV1,
+        ReviewEvidenceReceivedV1,
         ReviewEscalatedV1,
         ReviewCompensationOfferedV1,
         ReviewSlaBreachedV1,

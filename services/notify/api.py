@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notify.application import SEALED_BODY, SEALED_TITLE, NotifyApplication
 from services.notify.feed import CustomerFeed
 from shared.auth import ApiKeys
-from shared.contracts import Locale
+from shared.contracts import OCCURRENCE_DOC, Locale
 from shared.http import Problem, problem_responses
 from shared.ids import parse_public_id
 from shared.keyed import invalid, one_cursor
@@ -33,6 +33,7 @@ class NotificationView(BaseModel):
     object: Literal["notification"] = "notification"
     refund_id: str
     step: str = Field(examples=["paid"])
+    occurrence: int = Field(1, examples=[1], description=OCCURRENCE_DOC)
     channel: Literal["email", "sms", "in_app"] = Field(examples=["email"])
     status: NotificationStatus = Field(
         description="sent; pending (due or being retried); failed (given up, see last_error); "

@@ -11,7 +11,14 @@ from typing import Any, Literal, cast
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 
-from services.notify.domain import CUSTOMER_ERASED, IN_APP, Correspondence, notification_id
+from services.notify.domain import (
+    CUSTOMER_ERASED,
+    IN_APP,
+    Correspondence,
+    notification_id,
+    occurrence_of,
+    step_of,
+)
 from services.notify.templates import render
 from services.notify.webhook_commands import WebhookCommands
 from shared.application import ServiceApplication
@@ -31,6 +38,8 @@ from shared.contracts import (
     ReviewApprovedV1,
     ReviewCaseOpenedV1,
     ReviewCompensationOfferedV1,
+    ReviewEscalatedV1,
+    ReviewEvidenceReceivedV1,
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
 )
@@ -41,6 +50,8 @@ Channel = Literal["email", "sms", "in_app", "webhook"]  # NotificationSentV1.cha
 # The in-app message as the customer sees it is stored sealed under the contact's key.
 SEALED_TITLE = "in_app.title"
 SEALED_BODY = "in_app.body"
+# The reason review gives when an appeal reopens a case (services/review/domain.py).
+APPEAL = "appeal"
 
 
 def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
@@ -90,6 +101,12 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
     if isinstance(payload, ReviewCaseOpenedV1):
         deadline = payload.deadline.isoformat() if payload.deadline else None
         return "in_review", {"order_id": payload.order_id, "deadline": deadline}
+    if isinstance(payload, ReviewEscalatedV1) and payload.reason == APPEAL:
+        # Review's own record of the appeal, so it comes after the rejection it reopens
+        # (one topic, one partition per refund); other escalations are staff business.
+        return "in_review", {"order_id": payload.order_id, "deadline": None, "why": "appeal"}
+    if isinstance(payload, ReviewEvidenceReceivedV1):  # the evidence asked for arrived
+        return "in_review", {"order_id": payload.order_id, "deadline": None, "why": "evidence"}
     return None
 
 
@@ -247,7 +264,8 @@ class NotifyApplication(WebhookCommands, ServiceApplication):
                 {
                     "notification_id": notification_id(refund_id, step, channel),
                     "refund_id": refund_id,
-                    "step": step,
+                    "step": step_of(step),
+                    "occurrence": occurrence_of(step),
                     "channel": channel,
                     "status": delivery.status,
                     "attempts": delivery.attempts,
@@ -288,7 +306,8 @@ def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
             refund_id=event.refund_id,
             tenant=event.tenant,
             notification_id=notification_id(event.refund_id, event.step, event.channel),
-            step=event.step,
+            step=step_of(event.step),
+            occurrence=occurrence_of(event.step),
             # The domain keeps plain strings; pydantic still checks these at run time.
             channel=cast(Channel, event.channel),
             recipient=event.recipient_masked,
@@ -301,7 +320,8 @@ def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
             refund_id=event.refund_id,
             tenant=event.tenant,
             notification_id=notification_id(event.refund_id, event.step, event.channel),
-            step=event.step,
+            step=step_of(event.step),
+            occurrence=occurrence_of(event.step),
             channel=cast(Channel, event.channel),
             attempts=event.attempts,
             cause=event.cause,

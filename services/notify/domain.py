@@ -23,6 +23,10 @@ STEPS = (
     "paid",
     "payout_failed",
 )
+# Steps a refund can go through more than once: review asks for evidence again, an appeal
+# reopens a rejected case (so it is in review again, and may be rejected again), a payout
+# retried by finance fails again. Each new occurrence is a message of its own.
+REPEATABLE = frozenset({"in_review", "evidence_requested", "rejected", "payout_failed"})
 # in_app is delivered by storing it (the customer's feed reads it); e-mail and SMS leave
 # the system and are sent by a worker, attempt by attempt.
 IN_APP = "in_app"
@@ -39,8 +43,26 @@ class UnknownStep(ValueError):
     """A step or channel this service does not send."""
 
 
+def occurrence_key(step: str, occurrence: int) -> str:
+    """How a step's occurrence is named wherever a message is keyed: `rejected` for the first,
+    `rejected#2` for the second. The first keeps the plain step, so its ids never change."""
+    return step if occurrence == 1 else f"{step}#{occurrence}"
+
+
+def step_of(key: str) -> str:
+    """`rejected#2` → `rejected`: the step whose templates a message is rendered with."""
+    return key.partition("#")[0]
+
+
+def occurrence_of(key: str) -> int:
+    """`rejected#2` → 2; a plain step is its first occurrence."""
+    number = key.partition("#")[2]
+    return int(number) if number else 1
+
+
 def notification_id(refund_id: str, step: str, channel: str) -> str:
-    """`nt_<hex>`: the same (refund, step, channel) always names the same notification."""
+    """`nt_<hex>`: the same (refund, step, channel) always names the same notification
+    (`step` is an occurrence key: a second rejection is a notification of its own)."""
     return public_id("nt", derived_id("notification", refund_id, step, channel))
 
 
@@ -88,7 +110,7 @@ class Contact:
 class ScheduledStep:
     """A step that is due: the facts to render it with and the upstream event behind it."""
 
-    step: str
+    step: str  # its occurrence key
     facts: dict[str, Any]
     causation_id: str
 
@@ -131,6 +153,9 @@ class Correspondence(Aggregate):
     Upstream facts arrive in any order across topics, so whichever arrives first
     opens the correspondence; a step scheduled before the contact is known waits
     until `ContactRecorded` says where (and in which language) to send it.
+
+    Messages are keyed by occurrence (`occurrence_key`): wherever a method or event below
+    says `step`, it is `rejected` for the first rejection and `rejected#2` for the second.
     """
 
     class Opened(Aggregate.Created):
@@ -232,12 +257,27 @@ class Correspondence(Aggregate):
     ) -> None:
         self.contact = Contact(email, phone, locale, customer_id)
 
-    def schedule(self, step: str, facts: dict[str, Any], *, causation_id: str) -> None:
-        """Make a step due; a step already scheduled keeps its first facts (no event)."""
+    def schedule(self, step: str, facts: dict[str, Any], *, causation_id: str) -> str | None:
+        """Make a step due; answers its occurrence key, or None when nothing new is due.
+
+        The same upstream fact again (a redelivery, a re-publication: same `causation_id`)
+        changes nothing. A repeatable step caused by a new fact is its next occurrence; any
+        other step scheduled already keeps its first facts (no event either way).
+        """
         if step not in STEPS:
             raise UnknownStep(step)
-        if step not in self.scheduled:
-            self._step_scheduled(step=step, facts=facts, causation_id=causation_id)
+        earlier = self.occurrences(step)
+        if earlier and (
+            step not in REPEATABLE or any(s.causation_id == causation_id for s in earlier)
+        ):
+            return None
+        key = occurrence_key(step, len(earlier) + 1)
+        self._step_scheduled(step=key, facts=facts, causation_id=causation_id)
+        return key
+
+    def occurrences(self, step: str) -> list[ScheduledStep]:
+        """The step's occurrences scheduled so far, first first."""
+        return [s for key, s in self.scheduled.items() if step_of(key) == step]
 
     @event(StepScheduled)
     def _step_scheduled(self, *, step: str, facts: dict[str, Any], causation_id: str) -> None:
@@ -279,7 +319,7 @@ class Correspondence(Aggregate):
 
     def _open_delivery(self, step: str, channel: str) -> Delivery:
         if step not in self.scheduled or channel not in CHANNELS:
-            raise UnknownStep(f"{step}/{channel} was never scheduled")
+            raise UnknownStep(f"{step}/{channel} was never scheduled")  # step: occurrence key
         return self.deliveries.setdefault((step, channel), Delivery(step, channel))
 
     # -- attempts and outcomes ----------------------------------------------------------------
@@ -387,7 +427,8 @@ class Correspondence(Aggregate):
         delivery.attempts = max(delivery.attempts, 1)
         delivery.sent = {
             "notification_id": notification_id(refund_id, step, channel),
-            "step": step,
+            "step": step_of(step),
+            "occurrence": occurrence_of(step),
             "channel": channel,
             "message_id": message_id,
             "recipient": recipient_masked,

@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from services.notify.domain import IN_APP, Correspondence
+from services.notify.domain import IN_APP, Correspondence, step_of
 from shared.readmodel import BATCH, ReadModel, sortable
 
 SENT_TOPIC = get_topic(Correspondence.MessageSent)
@@ -88,7 +88,7 @@ def _row(event: Any) -> tuple[Any, ...]:
         sent.tenant,
         sent.customer_id,
         sent.refund_id,
-        sent.step,
+        step_of(sent.step),  # a later occurrence is a row of its own, under the same step
         sent.locale,
         sent.template,
         sent.title or "",

@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
 
+from services.notify.domain import occurrence_of, step_of
 from shared.money import Money, exponent_of
 
 LOCALES = ("zh-CN", "en")
@@ -212,6 +213,8 @@ def _explanation(texts: Mapping[str, str], locale: str) -> str:
 
 def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, str]:
     values = {"reference": reference, "order_id": str(facts.get("order_id", "—"))}
+    if facts.get("why") in ("appeal", "evidence"):  # in review again, and why
+        values["why"] = str(facts["why"])
     if "amount" in facts:
         values["amount"] = format_money(Money(**facts["amount"]), locale)
     if "method" in facts:
@@ -242,11 +245,14 @@ def render(
     channel: str = "email",
 ) -> Rendering:
     """The message of one step on one channel; KeyError for an unknown step or channel, or
-    when the facts lack what its text states."""
+    when the facts lack what its text states. `step` may name a later occurrence
+    (`rejected#2`): its step's template says so where its wording differs (`again`)."""
     chosen = resolve_locale(locale)
-    template = TEMPLATES[step, channel, chosen]
+    template = TEMPLATES[step_of(step), channel, chosen]
     blocks = BLOCKS[channel]
     values = _values(facts, chosen, reference)
+    if occurrence_of(step) > 1:
+        values["again"] = "yes"
     try:
         subject = _block(_TEXT, template, "subject", values) if "subject" in blocks else ""
         body = _block(_TEXT, template, "text", values) + ("\n" if channel == "email" else "")

@@ -333,11 +333,21 @@ class ReviewCase(Aggregate):
         self._log("evidence_requested", at, by, missing=missing)
 
     def receive_evidence(self, records: list[dict[str, Any]], at: datetime) -> None:
-        """Keep what the customer sent; if review was waiting for it, the case resumes."""
-        self._evidence_received(records, at)
+        """Keep what the customer sent; if review was waiting for it, the case resumes
+        (`answered`: published, so that the customer hears their refund is in review again)."""
+        answered = self.state == "awaiting_evidence"
+        self._evidence_received(records, at, answered=answered, **self._route())
 
     @event("EvidenceReceived")
-    def _evidence_received(self, records: list[dict[str, Any]], at: datetime) -> None:
+    def _evidence_received(
+        self,
+        records: list[dict[str, Any]],
+        at: datetime,
+        answered: bool = False,  # events stored before these fields lack them
+        refund_id: str | None = None,
+        tenant: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
         self.evidence = [*self.evidence, *records]
         if self.state == "awaiting_evidence":
             self.state = "pending"

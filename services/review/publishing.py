@@ -14,6 +14,7 @@ from shared.contracts import (
     ReviewCaseOpenedV1,
     ReviewCompensationOfferedV1,
     ReviewEscalatedV1,
+    ReviewEvidenceReceivedV1,
     ReviewEvidenceRequestedV1,
     ReviewRecoveryClaimedV1,
     ReviewRejectedV1,
@@ -88,9 +89,17 @@ def _opened(event: Any) -> IntegrationEvent | None:
 
 
 def _manual_step(event: Any) -> IntegrationEvent | None:
-    published = (Case.EvidenceRequested, Case.Escalated, Case.CompensationOffered, Case.SlaBreached)
+    published = (
+        Case.EvidenceRequested,
+        Case.EvidenceReceived,
+        Case.Escalated,
+        Case.CompensationOffered,
+        Case.SlaBreached,
+    )
     if not isinstance(event, published):
         return None  # claims, approvals on the way, reminders: the case's own record
+    if isinstance(event, Case.EvidenceReceived) and not getattr(event, "answered", False):
+        return None  # evidence nobody was waiting for changes nothing the customer sees
     route = {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
     if isinstance(event, Case.EvidenceRequested):
         return ReviewEvidenceRequestedV1(
@@ -99,6 +108,10 @@ def _manual_step(event: Any) -> IntegrationEvent | None:
             message=event.message,
             requested_by=event.by,
             requested_at=event.at,
+        )
+    if isinstance(event, Case.EvidenceReceived):
+        return ReviewEvidenceReceivedV1(
+            **route, evidence_count=len(event.records), received_at=event.at
         )
     if isinstance(event, Case.Escalated):
         return ReviewEscalatedV1(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from sandbox.mailsink import read_mailbox
+from services.notify.domain import occurrence_key
 from tests.drills.workload import AUDITOR, CHANNELS, ENDS, PLATFORM, STEPS, Refund, Workload
 from tests.e2e.support import webhook_deliveries
 from tests.support.receiver import Receiver
@@ -134,7 +135,7 @@ def check_messages(workload: Workload, data_dir: Path, counts: Counts, *, uncert
     log = [
         e for entries in _notify_logs(workload, list(workload.refunds)).values() for e in entries
     ]
-    keys = Counter((e["refund_id"], e["step"], e["channel"]) for e in log)
+    keys = Counter((e["refund_id"], _key(e), e["channel"]) for e in log)
     assert all(n == 1 for n in keys.values()), f"twice in the log: {keys.most_common(2)}"
     counts.messages = Counter(f"{e['channel']}:{e['status']}" for e in log)
     bad = {k: n for k, n in counts.messages.items() if k.split(":")[1] not in ("sent", "uncertain")}
@@ -172,9 +173,14 @@ def _notify_logs(workload: Workload, refund_ids: list[str]) -> dict[str, list[di
         return dict(zip(refund_ids, pool.map(of, refund_ids), strict=True))
 
 
+def _key(entry: dict[str, Any]) -> str:
+    """`rejected`, or `rejected#2` for the step's second occurrence."""
+    return occurrence_key(entry["step"], entry["occurrence"])
+
+
 def _missing(refund: Refund, log: list[dict[str, Any]]) -> list[str]:
     """The (step, channel) messages this refund should have had that are not out yet."""
-    out = {(e["step"], e["channel"]) for e in log if e["status"] != "pending"}
+    out = {(_key(e), e["channel"]) for e in log if e["status"] != "pending"}
     return [
         f"{step}/{channel}"
         for step in sorted(STEPS[refund.kind])

@@ -39,11 +39,13 @@ ENDS = {"auto": "paid", "reject": "rejected", "manual": "paid", "evidence": "pai
 FINAL = frozenset({"paid", "rejected", "withdrawn", "closed"})
 AMOUNTS = {"auto": 12900, "reject": 12900, "manual": 250000, "evidence": 80000, "over": 12900}
 # The steps each kind's customer must hear about, on every channel.
+# The messages each kind's customer gets, by occurrence key: a manual case is in review,
+# and in review again (`in_review#2`) once the evidence asked for arrives.
 STEPS = {
     "auto": {"received", "approved", "paid"},
     "reject": {"received", "rejected"},
-    "manual": {"received", "approved", "paid"},
-    "evidence": {"received", "evidence_requested", "approved", "paid"},
+    "manual": {"received", "in_review", "approved", "paid"},
+    "evidence": {"received", "in_review", "evidence_requested", "in_review#2", "approved", "paid"},
     "over": {"received", "approved", "paid"},
 }
 CHANNELS = ("email", "sms", "in_app")

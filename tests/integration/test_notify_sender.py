@@ -44,6 +44,9 @@ from shared.contracts import (
     RefundRequestedV1,
     ReviewApprovedV1,
     ReviewCaseOpenedV1,
+    ReviewEscalatedV1,
+    ReviewEvidenceReceivedV1,
+    ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
     envelope,
 )
@@ -151,6 +154,40 @@ def case_opened(refund_id: str) -> ReviewCaseOpenedV1:
         refundable=CNY_129,
         deadline=NOW + timedelta(days=2),
         opened_at=NOW,
+    )
+
+
+def escalated(refund_id: str, reason: str) -> ReviewEscalatedV1:
+    return ReviewEscalatedV1(
+        refund_id=refund_id,
+        tenant="acme",
+        order_id="ORD-1001",
+        tier="important",
+        reason=reason,
+        escalated_by="system:appeal" if reason == "appeal" else "ann",
+        escalated_at=NOW,
+    )
+
+
+def evidence_requested(refund_id: str, missing: str) -> ReviewEvidenceRequestedV1:
+    return ReviewEvidenceRequestedV1(
+        refund_id=refund_id,
+        tenant="acme",
+        order_id="ORD-1001",
+        missing=[missing],
+        message="Please send it within 7 days.",
+        requested_by="ann",
+        requested_at=NOW,
+    )
+
+
+def evidence_received(refund_id: str) -> ReviewEvidenceReceivedV1:
+    return ReviewEvidenceReceivedV1(
+        refund_id=refund_id,
+        tenant="acme",
+        order_id="ORD-1001",
+        evidence_count=1,
+        received_at=NOW,
     )
 
 
@@ -330,6 +367,84 @@ async def test_the_same_cloud_event_twice_sends_once(
         await asyncio.sleep(0.2)
 
     assert len(sink.messages) == 1
+
+
+async def test_each_time_the_refund_goes_round_again_is_one_message_of_its_own(
+    app: NotifyApplication, sink: MailSink
+) -> None:
+    """Evidence asked for, sent, asked for again; rejected, appealed, rejected again: the
+    customer hears of each, once, however often each upstream event is delivered."""
+    zh, en = new_refund_id(), new_refund_id()
+    story = {}
+    for base, (refund, locale) in ((0, (zh, "zh-CN")), (100, (en, "en"))):
+        story[refund] = [
+            cloud(requested(refund, locale=locale), "intake", base + 1),
+            cloud(case_opened(refund), "review", base + 1),
+            cloud(evidence_requested(refund, "a photo of the stain"), "review", base + 2),
+            cloud(evidence_received(refund), "review", base + 3),
+            cloud(evidence_requested(refund, "the delivery note"), "review", base + 4),
+            cloud(escalated(refund, "deadline passed"), "review", base + 5),  # staff business
+            cloud(rejected(refund), "review", base + 6),
+            cloud(escalated(refund, "appeal"), "review", base + 7),
+            cloud(rejected(refund), "review", base + 8),
+        ]
+        # Each delivered twice, and re-published once more under new positions with the
+        # same ids (as after the broker lost its data): new to tracking, the same facts.
+        again = [m.model_copy(update={"position": m.position + 50}) for m in story[refund]]
+        await feed(app, *story[refund], *story[refund], *again)
+    keys = [
+        ("received", 1),
+        ("in_review", 1),
+        ("evidence_requested", 1),
+        ("in_review", 2),
+        ("evidence_requested", 2),
+        ("rejected", 1),
+        ("in_review", 3),
+        ("rejected", 2),
+    ]
+    async with running(app, email(sink)) as sender:
+        received = await mails(sink, 2 * len(keys))
+        await until(lambda: sender.sent == 2 * len(keys), "all recorded")
+        await feed(app, *story[zh])  # and once more while the sender runs
+        await asyncio.sleep(0.3)
+    assert len(sink.messages) == 2 * len(keys)
+    by_id = {str(m["Message-ID"]): m for m in received}
+    assert len(by_id) == 2 * len(keys)
+
+    for refund in (zh, en):
+        log = [n for n in app.notifications_for(refund) if n["channel"] == "email"]
+        assert [(n["step"], n["occurrence"]) for n in log] == keys
+        assert {n["status"] for n in log} == {"sent"}
+        assert len({n["notification_id"] for n in log}) == len(keys)
+
+    def mail(refund: str, key: str) -> tuple[str, str]:
+        message = by_id[message_id(refund, key, "email")]
+        return str(message["Subject"]), body_of(message)
+
+    assert mail(zh, "in_review#2")[0] == "我们已收到您为订单 ORD-1001 补充的材料"
+    assert mail(en, "in_review#2")[0] == "We have received your evidence for order ORD-1001"
+    assert "the delivery note" in mail(en, "evidence_requested#2")[1]
+    assert "a photo of the stain" in mail(en, "evidence_requested")[1]
+    assert mail(zh, "in_review#3")[0] == "我们已收到您对订单 ORD-1001 的申诉"
+    assert mail(en, "in_review#3")[0] == "We have received your appeal for order ORD-1001"
+    assert mail(zh, "rejected")[0] == "您订单 ORD-1001 的退款申请未通过审核"
+    subject, body = mail(zh, "rejected#2")
+    assert subject == "您对订单 ORD-1001 的申诉未获支持"
+    assert "结果仍为未通过" in body and "R-RETURN-WINDOW-30D" in body and "如何申诉" in body
+    subject, body = mail(en, "rejected#2")
+    assert subject == "Your appeal for order ORD-1001 was not upheld"
+    assert "still not approved" in body and "How to appeal" in body
+
+    # Published with the plain step and which time it was; in-app items as well.
+    published = [
+        to_integration(e)
+        for e in app.recorder.select_notifications(start=1, limit=10_000)
+        for e in [app.mapper.to_domain_event(e)]
+        if isinstance(e, Correspondence.MessageSent) and e.refund_id == en
+    ]
+    assert sorted(
+        (p.step, p.occurrence, p.channel) for p in published if isinstance(p, NotificationSentV1)
+    ) == sorted([(step, n, ch) for step, n in keys for ch in ("email", "in_app")])
 
 
 async def test_a_step_waits_for_its_contact_then_is_sent_once(

@@ -14,6 +14,9 @@ from services.notify.domain import (
     mask_email,
     message_id,
     notification_id,
+    occurrence_key,
+    occurrence_of,
+    step_of,
 )
 from services.notify.templates import format_money, render
 from shared.money import Money
@@ -73,6 +76,48 @@ def test_scheduling_a_step_twice_stores_one_event() -> None:
 
     assert event_names(correspondence) == ["Opened", "StepScheduled"]
     assert correspondence.scheduled["approved"].causation_id == "ev-1"
+
+
+def test_a_step_the_refund_goes_through_again_is_a_message_of_its_own_once() -> None:
+    correspondence = reachable()
+    correspondence.collect_events()
+    first = correspondence.schedule("rejected", REJECTION, causation_id="ev-1")
+    appealed = correspondence.schedule("in_review", {"why": "appeal"}, causation_id="ev-2")
+    second = correspondence.schedule("rejected", REJECTION, causation_id="ev-3")
+    # The same upstream facts again (redelivered, re-published) change nothing.
+    again = [
+        correspondence.schedule("rejected", REJECTION, causation_id=cause)
+        for cause in ("ev-1", "ev-3")
+    ]
+
+    assert (first, appealed, second, again) == ("rejected", "in_review", "rejected#2", [None] * 2)
+    assert event_names(correspondence) == ["StepScheduled"] * 3
+    assert due(correspondence) == ["rejected", "in_review", "rejected#2"]
+    assert [s.causation_id for s in correspondence.occurrences("rejected")] == ["ev-1", "ev-3"]
+    # Each occurrence is sent, and its ids derived, apart; the first keeps the plain step's.
+    assert notification_id(REFUND, "rejected#2", "email") != notification_id(
+        REFUND, "rejected", "email"
+    )
+    sent(correspondence, "rejected")
+    assert due(correspondence) == ["in_review", "rejected#2"]
+
+
+def test_a_step_that_happens_once_keeps_its_first_occurrence_whatever_comes_after() -> None:
+    correspondence = reachable()
+    assert correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-1")
+    assert correspondence.schedule("approved", {"amount": CNY_129}, causation_id="ev-9") is None
+    assert correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-2")
+    assert correspondence.schedule("paid", {"amount": CNY_129}, causation_id="ev-8") is None
+    assert due(correspondence) == ["approved", "paid"]
+
+
+@pytest.mark.parametrize(
+    ("step", "occurrence", "key"),
+    [("rejected", 1, "rejected"), ("rejected", 2, "rejected#2"), ("in_review", 12, "in_review#12")],
+)
+def test_occurrence_keys_name_the_step_and_its_number(step: str, occurrence: int, key: str) -> None:
+    assert occurrence_key(step, occurrence) == key
+    assert (step_of(key), occurrence_of(key)) == (step, occurrence)
 
 
 def test_recording_the_same_contact_again_stores_nothing() -> None:

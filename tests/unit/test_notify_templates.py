@@ -274,7 +274,7 @@ def test_cli_renders_an_in_app_item(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["notify", "render", "in_review", "--locale", "en", "--channel", "in_app"]) == 0
     out = capsys.readouterr().out
 
-    assert out.startswith("Template: in_review.in_app.en@1\nSubject: Your refund request is")
+    assert out.startswith("Template: in_review.in_app.en@2\nSubject: Your refund request is")
     assert "decide by 6 November 2026." in out
 
 
@@ -354,3 +354,49 @@ def test_review_and_withdrawal_steps_are_announced_to_the_customer() -> None:
     text = render("evidence_requested", "en", asked[1], reference="rf_1").body  # type: ignore[index]
     assert "photo" in text and "Add evidence" in text
     assert "¥20.00" in render("compensation_offered", "zh-CN", coupon[1], reference="rf_1").subject
+
+
+# What the customer reads when the refund goes round again, per channel and locale:
+# (step key, facts) → words each rendering must hold, and words the first time's must not.
+AGAIN = {
+    ("in_review", "appeal"): {"en": "appeal", "zh-CN": "申诉"},
+    ("in_review", "evidence"): {"en": "evidence", "zh-CN": "收到"},
+    ("rejected#2", None): {"en": "still not approved", "zh-CN": "仍"},
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize(("key", "why"), list(AGAIN))
+def test_in_review_again_and_a_rejection_upheld_say_so_on_every_channel(
+    key: str, why: str | None, channel: str, locale: str
+) -> None:
+    step = key.partition("#")[0]
+    facts = {**SAMPLE_FACTS[step], **({"why": why, "deadline": None} if why else {})}
+    again = render(key, locale, facts, reference="r", channel=channel)
+    first = render(step, locale, SAMPLE_FACTS[step], reference="r", channel=channel)
+    words = AGAIN[key, why][locale]
+
+    assert words in again.subject + again.body and words not in first.subject + first.body
+    assert "ORD-1001" in again.subject + again.body
+    assert again.template == first.template == f"{step}.{channel}.{locale}@2"
+    if channel == "email":
+        assert again.html is not None and words in again.html
+        assert again.subject != first.subject
+    if channel == "sms":
+        assert again.body.startswith(BRAND[locale])
+        assert measure(again.body).segments <= measure(first.body).segments + 1
+    if step == "rejected":  # an appeal can be appealed again: still says how
+        assert ("appeal" if locale == "en" else "申诉") in again.body.lower()
+
+
+def test_the_cli_shows_the_wording_of_a_later_occurrence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["notify", "render", "rejected", "--locale", "en", "--again"]) == 0
+    assert "Subject: Your appeal for order ORD-1001 was not upheld" in capsys.readouterr().out
+    argv = ["notify", "render", "in_review", "--locale", "zh-CN", "--why", "evidence"]
+    assert main(argv) == 0
+    assert "Subject: 我们已收到您为订单 ORD-1001 补充的材料" in capsys.readouterr().out
+    assert main(["notify", "render", "paid", "--locale", "en", "--why", "appeal"]) == 2
+    assert "--why is for in_review only" in capsys.readouterr().err

@@ -272,6 +272,61 @@ class TestEvidenceAndClock:
         assert [e["url"][-5:] for e in c.evidence] == ["1.jpg", "2.jpg"]
         assert c.state == "pending"
 
+    def test_evidence_answering_a_request_is_announced_and_other_evidence_is_not(self) -> None:
+        c = case()
+        c.collect_events()
+        c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
+        assert published(c) == []  # nobody asked: the case goes on as it was
+        c.request_evidence(
+            person="ann",
+            roles=REVIEWER,
+            missing=["photo"],
+            message="send a photo",
+            remaining_seconds=3600,
+            evidence_due=NOW + timedelta(days=3),
+            at=NOW,
+        )
+        c.collect_events()
+        records = [{"kind": "photo", "url": f"https://cdn.example.com/{n}.jpg"} for n in (3, 4)]
+        c.receive_evidence(records, NOW + timedelta(hours=1))
+        (received,) = [p for p in map(to_integration, c.collect_events()) if p is not None]
+        assert received.TYPE == "review.evidence_received.v1"
+        assert received.model_dump(include={"refund_id", "order_id", "evidence_count"}) == {
+            "refund_id": c.refund_id,
+            "order_id": c.order_id,
+            "evidence_count": 2,
+        }
+        assert received.received_at == NOW + timedelta(hours=1)  # type: ignore[attr-defined]
+
+    def test_evidence_stored_before_it_named_its_case_replays_and_is_not_announced(
+        self,
+    ) -> None:
+        c = case()
+        c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
+        events = c.collect_events()
+        fields = ("answered", "refund_id", "tenant", "order_id")
+        for name in fields:
+            object.__delattr__(events[-1], name)
+        assert to_integration(events[-1]) is None
+        c = case()
+        c.request_evidence(
+            person="ann",
+            roles=REVIEWER,
+            missing=["photo"],
+            message="send a photo",
+            remaining_seconds=3600,
+            evidence_due=NOW + timedelta(days=3),
+            at=NOW,
+        )
+        c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
+        rebuilt: Any = None
+        for stored in c.collect_events():
+            if type(stored).__name__ == "EvidenceReceived":
+                for name in fields:
+                    object.__delattr__(stored, name)
+            rebuilt = stored.mutate(rebuilt)
+        assert rebuilt.state == "pending" and len(rebuilt.evidence) == 2
+
     def test_remind_then_breach_and_escalate(self) -> None:
         c = case()
         deadline = NOW + timedelta(hours=8)
