@@ -47,7 +47,10 @@ def check_event_types(event_types: list[str]) -> None:
 
 
 class WebhookEndpoint(Aggregate):
-    """A URL a tenant receives signed events at; secrets overlap for a while after a rotation."""
+    """A URL a tenant receives signed events at; secrets overlap for a while after a rotation.
+
+    Secrets are held as the application gives them: sealed, opened only to sign.
+    """
 
     class Registered(Aggregate.Created):
         tenant: str

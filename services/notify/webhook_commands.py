@@ -33,6 +33,7 @@ from services.notify.webhooks import is_gone, new_secret
 from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.idempotency import KeyedRequest, Outcome
 from shared.ids import parse_public_id, public_id
+from shared.keystore import Keystore, Subject
 
 if TYPE_CHECKING:
     from shared.application import ServiceApplication
@@ -45,6 +46,14 @@ ENDPOINT_PREFIX = "we"
 DELIVERY_PREFIX = "wd"
 EDITABLE = ("url", "event_types", "description", "alert_email", "enabled")
 T = TypeVar("T")
+# Signing secrets are stored sealed (AES-256-GCM) under a key of the endpoint's own in the
+# shared keystore: no stored event, audit entry or backup holds one in clear, and deleting
+# the endpoint shreds them. Tenant names never hold ":", so no customer's subject collides.
+SECRET_FIELD = "webhook.secret"  # noqa: S105 (the sealed field's name, not a secret)
+
+
+def secret_subject(tenant: str, endpoint_id: uuid.UUID) -> Subject:
+    return (f"webhooks:{tenant}", str(endpoint_id))
 
 
 class EndpointNotFound(LookupError):
@@ -100,6 +109,7 @@ class WebhookCommands(_Base):
 
     # Set by the composition root from NotifySettings; the dev stack allows private addresses.
     webhook_allow_private: bool = False
+    keystore: Keystore | None = None  # seals the endpoints' secrets
     webhook_resolve: Resolver = staticmethod(socket.getaddrinfo)  # no self: a plain resolver
 
     # --- fan-out (inside `react`) ---------------------------------------------------------------
@@ -142,15 +152,18 @@ class WebhookCommands(_Base):
         """A new endpoint and its `whsec_` secret; (endpoint, replayed)."""
         self._vet({"url": url, "event_types": event_types})
         chosen = secret or new_secret()
+        endpoint_id = uuid.uuid4()
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
-            endpoint = WebhookEndpoint(
+            endpoint = WebhookEndpoint._create(  # with its id chosen: its key is sealed under it
+                WebhookEndpoint.Registered,
+                id=endpoint_id,
                 tenant=tenant,
                 url=url,
                 event_types=event_types,
                 description=description,
                 alert_email=alert_email,
-                secret=chosen,
+                secret=self._seal_secret(tenant, endpoint_id, chosen),
                 actor=actor,
             )
             directory = self._directory(tenant) or EndpointDirectory(tenant=tenant)
@@ -201,7 +214,9 @@ class WebhookCommands(_Base):
             endpoint.delete(actor=actor)
             return self._with_directory(endpoint, 200)
 
-        return self._run(None, attempt)[0]
+        deleted = self._run(None, attempt)[0]
+        self._secret_keys().erase(secret_subject(tenant, uid), by=actor)  # shred its secrets
+        return deleted
 
     def rotate_secret(
         self,
@@ -219,14 +234,41 @@ class WebhookCommands(_Base):
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
             endpoint = self._endpoint(tenant, uid)
+            if secret is not None and secret == self.endpoint_secret(endpoint):
+                raise EndpointRefused("same_secret", "the new secret must differ from the current")
             endpoint.rotate_secret(
-                secret=chosen,
+                secret=self._seal_secret(tenant, uid, chosen),
                 previous_expires_at=self.clock() + expire_previous_after,
                 actor=actor,
             )
             return Outcome(200, endpoint.id, endpoint.version), [endpoint]
 
         return self._run(keyed, attempt)
+
+    # --- secrets, sealed at rest ------------------------------------------------------------------
+
+    def _secret_keys(self) -> Keystore:
+        if self.keystore is None:
+            raise RuntimeError("notify needs a keystore to seal webhook secrets (open_keystore)")
+        return self.keystore
+
+    def _seal_secret(self, tenant: str, endpoint_id: uuid.UUID, secret: str) -> str:
+        subject = secret_subject(tenant, endpoint_id)
+        return self._secret_keys().seal(subject, secret, field=SECRET_FIELD)
+
+    def live_secrets(self, endpoint: WebhookEndpoint, now: Any) -> list[str]:
+        """The `whsec_` secrets that sign a message sent at `now`, opened (a secret stored
+        before sealing existed is used as it is; a shredded one signs nothing)."""
+        keys = self._secret_keys()
+        opened = (keys.reveal(s, field=SECRET_FIELD) for s in endpoint.live_secrets(now))
+        return [s for s in opened if s is not None]
+
+    def endpoint_secret(self, endpoint: WebhookEndpoint) -> str:
+        """The current `whsec_` secret, opened: shown on creation and rotation only."""
+        opened = self._secret_keys().reveal(endpoint.secret, field=SECRET_FIELD)
+        if opened is None:
+            raise EndpointRefused("deleted", "the endpoint's secrets were shredded")
+        return opened
 
     def redeliver(
         self,
@@ -295,7 +337,7 @@ class WebhookCommands(_Base):
                 round_attempts=delivery.round_attempts,
                 msg_id=delivery_public_id(delivery.id),
                 url=endpoint.url,
-                secrets=endpoint.live_secrets(now),
+                secrets=self.live_secrets(endpoint, now),
                 body=delivery.body.encode(),
             )
 

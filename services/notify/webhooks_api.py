@@ -194,8 +194,8 @@ def endpoint_view(endpoint: WebhookEndpoint) -> EndpointView:
     )
 
 
-def with_secret(endpoint: WebhookEndpoint) -> EndpointWithSecret:
-    return EndpointWithSecret(**endpoint_view(endpoint).model_dump(), secret=endpoint.secret)
+def with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
+    return EndpointWithSecret(**endpoint_view(endpoint).model_dump(), secret=secret)
 
 
 def delivery_view(delivery: WebhookDelivery) -> DeliveryView:
@@ -296,7 +296,7 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
                 keyed=request_key,
             )
         )
-        return answer(with_secret(endpoint), 201, replayed)
+        return answer(with_secret(endpoint, app.endpoint_secret(endpoint)), 201, replayed)
 
     @router.get(
         "/webhook_endpoints",
@@ -400,7 +400,7 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
                 keyed=request_key,
             )
         )
-        return answer(with_secret(endpoint), 200, replayed)
+        return answer(with_secret(endpoint, app.endpoint_secret(endpoint)), 200, replayed)
 
     @router.get(
         "/webhook_endpoints/{endpoint_id}/deliveries",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
@@ -647,6 +648,72 @@ async def test_a_deleted_endpoint_gets_nothing_and_is_gone_from_the_api(world: W
     missing = await world.client.get(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
     assert missing.status_code == 404
     assert (await world.client.get("/v1/webhook_endpoints", headers=ACME)).json()["data"] == []
+
+
+def stored_text(world: World) -> str:
+    """Every row of every table of notify's schema, as text."""
+    schema = world.settings.database_schema
+    with psycopg.connect(world.settings.database_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchall()
+        assert len(tables) >= 4, tables  # events, tracking, read models, …
+        rows = [
+            row
+            for (table,) in tables
+            for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()  # noqa: S608
+        ]
+    return "\n".join(
+        bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | memoryview) else str(v)
+        for row in rows
+        for v in row
+    )
+
+
+async def test_secrets_are_stored_sealed_and_shredded_with_their_endpoint(world: World) -> None:
+    endpoint = await world.register()
+    rotated = await world.client.post(
+        f"/v1/webhook_endpoints/{endpoint['id']}/rotate_secret",
+        json={"expire_previous_after_seconds": 3600},
+        headers=ACME,
+    )
+    assert rotated.status_code == 200, rotated.text
+    secrets = [endpoint["secret"], rotated.json()["secret"]]
+    async with world.delivering():
+        await world.event()
+        (received,) = await world.requests(1)
+    for secret in secrets:  # both sign during the overlap
+        verify(secret, received)
+
+    stored = stored_text(world)
+    for secret in secrets:
+        assert secret not in stored and secret.removeprefix("whsec_") not in stored
+    log = await world.client.get(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
+    assert "secret" not in log.json()
+
+    uid = world.app._endpoint_uuid(endpoint["id"])
+    live = world.app._endpoint("acme", uid)
+    assert world.app.live_secrets(live, datetime.now(UTC)) == secrets[::-1]
+    deleted = await world.client.delete(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
+    assert deleted.status_code == 200
+    gone = world.app.repository.get(uid)
+    assert world.app.live_secrets(gone, datetime.now(UTC)) == []  # shredded, not just unused
+
+
+async def test_a_secret_stored_in_clear_by_an_earlier_build_still_signs(world: World) -> None:
+    endpoint = await world.register()
+    uid = world.app._endpoint_uuid(endpoint["id"])
+    legacy = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a secret as stored before sealing
+    world.app.update(
+        uid,
+        lambda e: e.rotate_secret(
+            secret=legacy, previous_expires_at=datetime.now(UTC), actor="tenant:acme"
+        ),
+    )
+    async with world.delivering():
+        await world.event()
+        (received,) = await world.requests(1)
+    verify(legacy, received)
 
 
 @pytest.fixture
