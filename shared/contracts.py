@@ -261,12 +261,18 @@ class ReviewEvidenceReceivedV1(IntegrationEvent):
     received_at: datetime
 
 
+ESCALATED_ON_APPEAL = "appeal"  # ReviewEscalatedV1.reason when the customer's appeal reopens
+
+
 class ReviewEscalatedV1(IntegrationEvent):
     TYPE: ClassVar[str] = "review.escalated.v1"
 
     order_id: str
     tier: Literal["general", "important", "major"]
-    reason: str
+    reason: str = Field(
+        description=f"`{ESCALATED_ON_APPEAL}` when the customer's appeal reopened the case; "
+        "otherwise the reviewer's words or the clock's (`deadline passed`)"
+    )
     escalated_by: str
     escalated_at: datetime
 

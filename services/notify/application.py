@@ -23,6 +23,7 @@ from services.notify.templates import render
 from services.notify.webhook_commands import WebhookCommands
 from shared.application import ServiceApplication
 from shared.contracts import (
+    ESCALATED_ON_APPEAL,
     SEALED_EMAIL,
     SEALED_PHONE,
     CloudEvent,
@@ -50,8 +51,6 @@ Channel = Literal["email", "sms", "in_app", "webhook"]  # NotificationSentV1.cha
 # The in-app message as the customer sees it is stored sealed under the contact's key.
 SEALED_TITLE = "in_app.title"
 SEALED_BODY = "in_app.body"
-# The reason review gives when an appeal reopens a case (services/review/domain.py).
-APPEAL = "appeal"
 
 
 def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
@@ -101,7 +100,7 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
     if isinstance(payload, ReviewCaseOpenedV1):
         deadline = payload.deadline.isoformat() if payload.deadline else None
         return "in_review", {"order_id": payload.order_id, "deadline": deadline}
-    if isinstance(payload, ReviewEscalatedV1) and payload.reason == APPEAL:
+    if isinstance(payload, ReviewEscalatedV1) and payload.reason == ESCALATED_ON_APPEAL:
         # Review's own record of the appeal, so it comes after the rejection it reopens
         # (one topic, one partition per refund); other escalations are staff business.
         return "in_review", {"order_id": payload.order_id, "deadline": None, "why": "appeal"}

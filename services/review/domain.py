@@ -19,6 +19,7 @@ from shared.money import Money
 TIERS = ("general", "important", "major")
 APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
 OPEN_STATES = frozenset({"pending", "awaiting_evidence"})
+APPEAL = "appeal"  # why a case reopened on appeal was escalated (published as its reason)
 
 
 class DutyViolation(Exception):
@@ -400,7 +401,7 @@ class ReviewCase(Aggregate):
         if self.state != "rejected" or self.decision is None:
             return
         self._appealed(statement, str(self.decision["decided_by"]), at)
-        self._escalate("system:appeal", "appeal", at)
+        self._escalate("system:appeal", APPEAL, at)
 
     @event("Appealed")
     def _appealed(self, statement: str, decider: str, at: datetime) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from services.review.domain import CaseStateError, DutyViolation, ReviewCase
 from services.review.publishing import to_integration
+from shared.contracts import ESCALATED_ON_APPEAL, ReviewEscalatedV1
 from shared.money import Money
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -183,8 +184,13 @@ class TestSeparationOfDuties:
     def test_an_appeal_goes_up_a_tier_to_another_decider(self) -> None:
         c = case()
         c.reject(person="ann", roles=REVIEWER, reason_code="no_defect", explanation={}, at=NOW)
+        c.collect_events()
         c.reopen_on_appeal(statement="it was broken", at=NOW)
         assert c.state == "pending" and c.tier == "important" and c.round == 2
+        # Published so that notify tells the customer their appeal is being reviewed.
+        (escalated,) = [p for p in map(to_integration, c.collect_events()) if p is not None]
+        assert isinstance(escalated, ReviewEscalatedV1)
+        assert escalated.reason == ESCALATED_ON_APPEAL and escalated.escalated_by == "system:appeal"
         with pytest.raises(DutyViolation) as refused:
             c.approve(person="ann", roles=REVIEWER, amount=Money(1, "CNY"), liability=None, at=NOW)
         assert refused.value.rule == "duty.appeal_needs_another_decider"
