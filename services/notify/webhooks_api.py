@@ -296,7 +296,8 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
                 keyed=request_key,
             )
         )
-        return answer(with_secret(endpoint, app.endpoint_secret(endpoint)), 201, replayed)
+        shown = await run(lambda: with_secret(endpoint, app.endpoint_secret(endpoint)))
+        return answer(shown, 201, replayed)
 
     @router.get(
         "/webhook_endpoints",
@@ -400,7 +401,8 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
                 keyed=request_key,
             )
         )
-        return answer(with_secret(endpoint, app.endpoint_secret(endpoint)), 200, replayed)
+        shown = await run(lambda: with_secret(endpoint, app.endpoint_secret(endpoint)))
+        return answer(shown, 200, replayed)
 
     @router.get(
         "/webhook_endpoints/{endpoint_id}/deliveries",

@@ -572,6 +572,14 @@ async def test_an_idempotency_key_replays_the_registration(world: World) -> None
     listed = await world.client.get("/v1/webhook_endpoints", headers=ACME)
     assert [e["id"] for e in listed.json()["data"]] == [first.json()["id"]]
 
+    # Once the endpoint is deleted its secret is shredded: a replay cannot show it again.
+    gone = await world.client.delete(f"/v1/webhook_endpoints/{first.json()['id']}", headers=ACME)
+    assert gone.status_code == 200
+    late = await world.client.post("/v1/webhook_endpoints", json=body, headers=keyed)
+    assert late.status_code == 409, late.text
+    assert late.headers["content-type"] == "application/problem+json"
+    assert "shredded" in late.json()["detail"]
+
 
 async def test_validation_problems_name_each_bad_field(world: World) -> None:
     world.app.webhook_allow_private = False
