@@ -130,6 +130,9 @@ class OrderLine(BaseModel):
 
 
 class RefundRequestedV1(IntegrationEvent):
+    """A platform asked for a refund: the order, items, amount, reason and the customer's
+    (sealed) contact."""
+
     TYPE: ClassVar[str] = "refund.requested.v1"
 
     order_id: str
@@ -165,6 +168,8 @@ class RefundWithdrawnV1(IntegrationEvent):
 
 
 class RefundEvidenceAddedV1(IntegrationEvent):
+    """The customer sent evidence (photos, documents) for their refund."""
+
     TYPE: ClassVar[str] = "refund.evidence_added.v1"
 
     order_id: str
@@ -188,6 +193,8 @@ class RefundAppealedV1(IntegrationEvent):
 
 
 class RefundReceiptConfirmedV1(IntegrationEvent):
+    """The customer confirmed the refund reached them: the refund is closed."""
+
     TYPE: ClassVar[str] = "refund.receipt_confirmed.v1"
 
     order_id: str
@@ -196,6 +203,9 @@ class RefundReceiptConfirmedV1(IntegrationEvent):
 
 
 class ReviewApprovedV1(IntegrationEvent):
+    """The refund was approved, by a rule or by people: the amount, the route it is paid
+    back on, the policy rule and who decided."""
+
     TYPE: ClassVar[str] = "review.approved.v1"
 
     order_id: str
@@ -213,6 +223,9 @@ class ReviewApprovedV1(IntegrationEvent):
 
 
 class ReviewRejectedV1(IntegrationEvent):
+    """The refund was refused: the policy rule it broke, the explanation in each locale
+    and who decided."""
+
     TYPE: ClassVar[str] = "review.rejected.v1"
 
     order_id: str
@@ -265,6 +278,8 @@ ESCALATED_ON_APPEAL = "appeal"  # ReviewEscalatedV1.reason when the customer's a
 
 
 class ReviewEscalatedV1(IntegrationEvent):
+    """The case went up a tier (a reviewer's call, a missed deadline, or an appeal)."""
+
     TYPE: ClassVar[str] = "review.escalated.v1"
 
     order_id: str
@@ -290,6 +305,8 @@ class ReviewCompensationOfferedV1(IntegrationEvent):
 
 
 class ReviewSlaBreachedV1(IntegrationEvent):
+    """Review missed its decision deadline for the case; it escalates."""
+
     TYPE: ClassVar[str] = "review.sla_breached.v1"
 
     order_id: str
@@ -311,6 +328,8 @@ class ReviewRecoveryClaimedV1(IntegrationEvent):
 
 
 class PayoutSucceededV1(IntegrationEvent):
+    """The money went back on the payment route: amount, provider reference, expected arrival."""
+
     TYPE: ClassVar[str] = "payout.succeeded.v1"
 
     payout_id: str
@@ -327,6 +346,8 @@ class PayoutSucceededV1(IntegrationEvent):
 
 
 class PayoutFailedV1(IntegrationEvent):
+    """The payout failed for good after its retries; finance decides what happens next."""
+
     TYPE: ClassVar[str] = "payout.failed.v1"
 
     payout_id: str
@@ -344,6 +365,9 @@ OCCURRENCE_DOC = (
 
 
 class NotificationSentV1(IntegrationEvent):
+    """A customer message left: which step, on which channel, to whom (masked) and with
+    which template."""
+
     TYPE: ClassVar[str] = "notification.sent.v1"
 
     notification_id: str

@@ -422,7 +422,7 @@ class WebhookCommands(_Base):
                     {
                         "field": f"event_types.{i}",
                         "code": "unknown_event_type",
-                        "message": f"no event type {name!r}; see the AsyncAPI document",
+                        "message": f"no event type {name!r}; see GET /v1/webhook_event_types",
                     }
                 )
         if errors:

@@ -24,6 +24,7 @@ from services.notify.webhook_commands import (
 )
 from services.notify.webhook_index import UnknownCursor, WebhookIndex
 from shared.auth import ApiKeys
+from shared.contracts import EVENT_TYPES, IntegrationEvent
 from shared.http import Problem, problem_responses
 from shared.idempotency import IdempotencyMismatch
 from shared.ids import parse_public_id
@@ -171,6 +172,38 @@ class DeliveryView(BaseModel):
     attempts: list[AttemptView]
 
 
+# Who publishes each family of event types (the CloudEvent's `source`).
+SOURCES = {
+    "refund": "intake",
+    "customer": "intake",
+    "review": "review",
+    "payout": "payout",
+    "notification": "notify",
+}
+
+
+class EventTypeView(BaseModel):
+    object: Literal["webhook_event_type"] = "webhook_event_type"
+    type: str = Field(examples=["payout.succeeded.v1"])
+    source: str = Field(examples=["payout"], description="the service that publishes it")
+    description: str
+    data_schema: dict[str, Any] = Field(description="JSON Schema of the CloudEvent's `data`")
+
+
+class EventTypeList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EventTypeView]
+
+
+def event_type_view(name: str, model: type[IntegrationEvent]) -> EventTypeView:
+    return EventTypeView(
+        type=name,
+        source=SOURCES[name.split(".")[0]],
+        description=" ".join((model.__doc__ or "").split()),
+        data_schema=model.model_json_schema(),
+    )
+
+
 class DeliveryList(BaseModel):
     object: Literal["list"] = "list"
     url: str
@@ -267,6 +300,18 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
     ]
     Limit = Annotated[int, Query(ge=1, le=100)]
     After = Annotated[str | None, Query(description="the last id of the previous page")]
+
+    @router.get(
+        "/webhook_event_types",
+        response_model=EventTypeList,
+        summary="Every event type an endpoint can subscribe to",
+        responses=problem_responses(401),
+    )
+    async def list_event_types(tenant: Tenant) -> JSONResponse:
+        """Each CloudEvent type with its publisher, what it means and the JSON Schema of its
+        `data` (the AsyncAPI document, docs/asyncapi.json, describes the same)."""
+        views = [event_type_view(name, model) for name, model in sorted(EVENT_TYPES.items())]
+        return answer(EventTypeList(data=views))
 
     @router.post(
         "/webhook_endpoints",

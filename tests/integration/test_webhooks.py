@@ -31,6 +31,7 @@ from services.notify.webhook_index import WebhookIndex
 from services.notify.webhooks_api import build_webhooks_router
 from shared.auth import ApiKeys, parse_api_keys
 from shared.contracts import (
+    EVENT_TYPES,
     CloudEvent,
     CustomerContact,
     IntegrationEvent,
@@ -579,6 +580,30 @@ async def test_an_idempotency_key_replays_the_registration(world: World) -> None
     assert late.status_code == 409, late.text
     assert late.headers["content-type"] == "application/problem+json"
     assert "shredded" in late.json()["detail"]
+
+
+async def test_the_event_types_to_subscribe_to_are_listed_with_their_schemas(
+    world: World,
+) -> None:
+    listed = await world.client.get("/v1/webhook_event_types", headers=ACME)
+    assert listed.status_code == 200, listed.text
+    types = {t["type"]: t for t in listed.json()["data"]}
+    assert set(types) == set(EVENT_TYPES)
+    assert all(t["description"] for t in types.values())  # each says what it means
+    paid = types["payout.succeeded.v1"]
+    assert paid["source"] == "payout" and "expected_arrival" in paid["data_schema"]["properties"]
+    assert types["review.evidence_received.v1"]["source"] == "review"
+    assert types["customer.erased.v1"]["source"] == "intake"
+    # Every listed type can be subscribed to; an unknown one is refused, pointing here.
+    every = await world.register(event_types=sorted(types))
+    assert sorted(every["event_types"]) == sorted(types)
+    body = {"url": world.receiver.url, "event_types": ["payout.paid.v1"]}
+    refused = await world.client.post("/v1/webhook_endpoints", json=body, headers=ACME)
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert error["code"] == "unknown_event_type" and "/v1/webhook_event_types" in error["message"]
+    anonymous = await world.client.get("/v1/webhook_event_types")
+    assert anonymous.status_code == 401
 
 
 async def test_validation_problems_name_each_bad_field(world: World) -> None:
