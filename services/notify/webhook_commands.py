@@ -9,11 +9,12 @@ same event re-published under a new position.
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -54,6 +55,32 @@ SECRET_FIELD = "webhook.secret"  # noqa: S105 (the sealed field's name, not a se
 
 def secret_subject(tenant: str, endpoint_id: uuid.UUID) -> Subject:
     return (f"webhooks:{tenant}", str(endpoint_id))
+
+
+# A test event, sent to one endpoint on request whatever it subscribes to. It is a plain
+# CloudEvent (the required attributes, `subject` naming the endpoint) and changes nothing.
+TEST_EVENT_TYPE = "webhook.test.v1"
+
+
+def test_event_body(tenant: str, endpoint_id: uuid.UUID, event_id: str, at: datetime) -> str:
+    endpoint = endpoint_public_id(endpoint_id)
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "notify",
+            "type": TEST_EVENT_TYPE,
+            "subject": endpoint,
+            "time": at.isoformat(),
+            "datacontenttype": "application/json",
+            "tenant": tenant,
+            "data": {
+                "endpoint_id": endpoint,
+                "message": "A test event sent on request; no refund changed.",
+            },
+        },
+        separators=(",", ":"),
+    )
 
 
 class EndpointNotFound(LookupError):
@@ -242,6 +269,32 @@ class WebhookCommands(_Base):
                 actor=actor,
             )
             return Outcome(200, endpoint.id, endpoint.version), [endpoint]
+
+        return self._run(keyed, attempt)
+
+    def send_test(
+        self, *, tenant: str, endpoint_id: str, keyed: KeyedRequest | None = None
+    ) -> tuple[WebhookDelivery, bool]:
+        """A test event to this endpoint alone, signed and retried like any other delivery
+        (in its log, with its own `webhook-id`); the endpoint must be enabled."""
+        uid = self._endpoint_uuid(endpoint_id)
+        event_id = str(uuid.uuid4())
+
+        def attempt() -> tuple[Outcome, list[Aggregate]]:
+            endpoint = self._endpoint(tenant, uid)
+            if not endpoint.enabled:
+                raise EndpointRefused("endpoint_disabled", "enable the endpoint first")
+            now = self.clock()
+            delivery = WebhookDelivery(
+                tenant=tenant,
+                endpoint_id=endpoint.id,
+                event_id=event_id,
+                event_type=TEST_EVENT_TYPE,
+                refund_id="",  # about no refund
+                body=test_event_body(tenant, endpoint.id, event_id, now),
+                at=now,
+            )
+            return Outcome(202, delivery.id, delivery.version), [delivery]
 
         return self._run(keyed, attempt)
 

@@ -162,7 +162,7 @@ class DeliveryView(BaseModel):
     endpoint_id: str = Field(examples=[ENDPOINT_EXAMPLE])
     event_id: str = Field(description="the CloudEvent's id")
     event_type: str = Field(examples=["refund.requested.v1"])
-    refund_id: str
+    refund_id: str | None = Field(description="none for a test event (`webhook.test.v1`)")
     state: Literal["pending", "delivered", "failed", "uncertain"] = Field(
         description="uncertain: sent, but whether it arrived is unknown; never resent by itself"
     )
@@ -237,7 +237,7 @@ def delivery_view(delivery: WebhookDelivery) -> DeliveryView:
         endpoint_id=endpoint_public_id(delivery.endpoint_id),
         event_id=delivery.event_id,
         event_type=delivery.event_type,
-        refund_id=delivery.refund_id,
+        refund_id=delivery.refund_id or None,
         state=delivery.state,  # type: ignore[arg-type]
         reason=delivery.reason,
         next_attempt_at=delivery.next_attempt_at,
@@ -514,6 +514,28 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
                 actor=f"tenant:{tenant}",
                 keyed=request_key,
             )
+        )
+        return answer(delivery_view(delivery), 202, replayed)
+
+    @router.post(
+        "/webhook_endpoints/{endpoint_id}/test",
+        status_code=202,
+        response_model=DeliveryView,
+        summary="Send a test event",
+        responses=problem_responses(400, 401, 404, 409, 413, 422),
+    )
+    async def send_test(
+        endpoint_id: EndpointId,
+        tenant: Tenant,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Queues a `webhook.test.v1` CloudEvent to this endpoint alone, whatever it
+        subscribes to, signed and retried like any delivery and kept in its log; to check a
+        receiver and its signature verification. 409 while the endpoint is disabled."""
+        request_key = keyed(tenant, idempotency_key, request, None)
+        delivery, replayed = await run(
+            lambda: app.send_test(tenant=tenant, endpoint_id=endpoint_id, keyed=request_key)
         )
         return answer(delivery_view(delivery), 202, replayed)
 

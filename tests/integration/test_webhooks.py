@@ -582,6 +582,37 @@ async def test_an_idempotency_key_replays_the_registration(world: World) -> None
     assert "shredded" in late.json()["detail"]
 
 
+async def test_a_test_event_goes_to_that_endpoint_alone_signed_and_once(world: World) -> None:
+    subscribed = await world.register(event_types=["payout.succeeded.v1"])
+    other = await world.register()
+    path = f"/v1/webhook_endpoints/{subscribed['id']}/test"
+    keyed = {**ACME, "Idempotency-Key": "try-1"}
+    async with world.delivering():
+        queued = await world.client.post(path, headers=keyed)
+        assert queued.status_code == 202, queued.text
+        (received,) = await world.requests(1)
+        replayed = await world.client.post(path, headers=keyed)
+        await asyncio.sleep(0.5)
+
+    assert replayed.status_code == 202 and replayed.headers["idempotent-replayed"] == "true"
+    assert len(world.receiver.requests) == 1  # not to `other`, and not twice
+    event = verify(subscribed["secret"], received)
+    assert event["type"] == "webhook.test.v1" and event["subject"] == subscribed["id"]
+    assert event["tenant"] == "acme" and event["data"]["endpoint_id"] == subscribed["id"]
+    assert received.headers["webhook-id"] == queued.json()["id"] == replayed.json()["id"]
+    (logged,) = (await world.deliveries(subscribed["id"]))["data"]
+    assert logged["event_type"] == "webhook.test.v1" and logged["refund_id"] is None
+    assert logged["state"] == "delivered"
+    assert (await world.deliveries(other["id"]))["data"] == []
+
+    off = await world.client.post(
+        f"/v1/webhook_endpoints/{other['id']}", json={"enabled": False}, headers=ACME
+    )
+    assert off.status_code == 200
+    refused = await world.client.post(f"/v1/webhook_endpoints/{other['id']}/test", headers=ACME)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("endpoint-disabled")
+
+
 async def test_the_event_types_to_subscribe_to_are_listed_with_their_schemas(
     world: World,
 ) -> None:
