@@ -54,6 +54,19 @@ def case(
     )
 
 
+def ask_for_a_photo(c: ReviewCase) -> None:
+    """Ann asks for a photo, with an hour of review left and three days for the customer."""
+    c.request_evidence(
+        person="ann",
+        roles=REVIEWER,
+        missing=["photo"],
+        message="send a photo",
+        remaining_seconds=3600,
+        evidence_due=NOW + timedelta(days=3),
+        at=NOW,
+    )
+
+
 def published(c: ReviewCase) -> list[str]:
     return [p.TYPE for p in map(to_integration, c.collect_events()) if p is not None]
 
@@ -261,15 +274,7 @@ class TestEvidenceAndClock:
         c = case()
         deadline = NOW + timedelta(days=1)
         c.schedule(deadline=deadline, remind_at=deadline - timedelta(hours=4), at=NOW)
-        c.request_evidence(
-            person="ann",
-            roles=REVIEWER,
-            missing=["photo"],
-            message="send a photo",
-            remaining_seconds=3600,
-            evidence_due=NOW + timedelta(days=3),
-            at=NOW,
-        )
+        ask_for_a_photo(c)
         assert c.state == "awaiting_evidence" and c.deadline is None
         assert c.paused_remaining == 3600
         assert c.due(NOW + timedelta(days=2)) is None  # a paused review clock never breaches
@@ -283,15 +288,7 @@ class TestEvidenceAndClock:
         c.collect_events()
         c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
         assert published(c) == []  # nobody asked: the case goes on as it was
-        c.request_evidence(
-            person="ann",
-            roles=REVIEWER,
-            missing=["photo"],
-            message="send a photo",
-            remaining_seconds=3600,
-            evidence_due=NOW + timedelta(days=3),
-            at=NOW,
-        )
+        ask_for_a_photo(c)
         c.collect_events()
         records = [{"kind": "photo", "url": f"https://cdn.example.com/{n}.jpg"} for n in (3, 4)]
         c.receive_evidence(records, NOW + timedelta(hours=1))
@@ -315,15 +312,7 @@ class TestEvidenceAndClock:
             object.__delattr__(events[-1], name)
         assert to_integration(events[-1]) is None
         c = case()
-        c.request_evidence(
-            person="ann",
-            roles=REVIEWER,
-            missing=["photo"],
-            message="send a photo",
-            remaining_seconds=3600,
-            evidence_due=NOW + timedelta(days=3),
-            at=NOW,
-        )
+        ask_for_a_photo(c)
         c.receive_evidence([{"kind": "photo", "url": "https://cdn.example.com/2.jpg"}], NOW)
         rebuilt: Any = None
         for stored in c.collect_events():
