@@ -241,8 +241,13 @@ class WebhookCommands(_Base):
             endpoint.delete(actor=actor)
             return self._with_directory(endpoint, 200)
 
-        deleted = self._run(None, attempt)[0]
-        self._secret_keys().erase(secret_subject(tenant, uid), by=actor)  # shred its secrets
+        shred = secret_subject(tenant, uid)  # only this tenant's own key can be named
+        try:
+            deleted = self._run(None, attempt)[0]
+        except EndpointNotFound:
+            self._secret_keys().erase(shred, by=actor)  # a deletion cut short before its shred
+            raise
+        self._secret_keys().erase(shred, by=actor)  # its secrets, unreadable from now on
         return deleted
 
     def rotate_secret(

@@ -763,6 +763,15 @@ async def test_secrets_are_stored_sealed_and_shredded_with_their_endpoint(world:
     gone = world.app.repository.get(uid)
     assert world.app.live_secrets(gone, datetime.now(UTC)) == []  # shredded, not just unused
 
+    # A deletion stored by a process that died before shredding: deleting again shreds.
+    cut_short = await world.register()
+    cid = world.app._endpoint_uuid(cut_short["id"])
+    world.app.update(cid, lambda e: e.delete(actor="tenant:acme"))
+    assert world.app.live_secrets(world.app.repository.get(cid), datetime.now(UTC))
+    again = await world.client.delete(f"/v1/webhook_endpoints/{cut_short['id']}", headers=ACME)
+    assert again.status_code == 404
+    assert world.app.live_secrets(world.app.repository.get(cid), datetime.now(UTC)) == []
+
 
 async def test_a_secret_stored_in_clear_by_an_earlier_build_still_signs(world: World) -> None:
     endpoint = await world.register()
