@@ -287,6 +287,9 @@ def cursor(prefix: str, value: str | None) -> Any:
 
 def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookIndex) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["webhooks"])
+    catalog = EventTypeList(
+        data=[event_type_view(name, model) for name, model in sorted(EVENT_TYPES.items())]
+    )
 
     def tenant(authorization: Annotated[str | None, Header()] = None) -> str:
         return keys.tenant_for(authorization)
@@ -310,8 +313,7 @@ def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookI
     async def list_event_types(tenant: Tenant) -> JSONResponse:
         """Each CloudEvent type with its publisher, what it means and the JSON Schema of its
         `data` (the AsyncAPI document, docs/asyncapi.json, describes the same)."""
-        views = [event_type_view(name, model) for name, model in sorted(EVENT_TYPES.items())]
-        return answer(EventTypeList(data=views))
+        return answer(catalog)
 
     @router.post(
         "/webhook_endpoints",

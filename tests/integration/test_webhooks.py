@@ -755,17 +755,16 @@ async def test_secrets_are_stored_sealed_and_shredded_with_their_endpoint(world:
     log = await world.client.get(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
     assert "secret" not in log.json()
 
-    uid = world.app._endpoint_uuid(endpoint["id"])
-    live = world.app._endpoint("acme", uid)
+    live = world.app.endpoint_for("acme", endpoint["id"])
     assert world.app.live_secrets(live, datetime.now(UTC)) == secrets[::-1]
     deleted = await world.client.delete(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
     assert deleted.status_code == 200
-    gone = world.app.repository.get(uid)
+    gone = world.app.repository.get(live.id)
     assert world.app.live_secrets(gone, datetime.now(UTC)) == []  # shredded, not just unused
 
     # A deletion stored by a process that died before shredding: deleting again shreds.
     cut_short = await world.register()
-    cid = world.app._endpoint_uuid(cut_short["id"])
+    cid = world.app.endpoint_for("acme", cut_short["id"]).id
     world.app.update(cid, lambda e: e.delete(actor="tenant:acme"))
     assert world.app.live_secrets(world.app.repository.get(cid), datetime.now(UTC))
     again = await world.client.delete(f"/v1/webhook_endpoints/{cut_short['id']}", headers=ACME)
@@ -775,7 +774,7 @@ async def test_secrets_are_stored_sealed_and_shredded_with_their_endpoint(world:
 
 async def test_a_secret_stored_in_clear_by_an_earlier_build_still_signs(world: World) -> None:
     endpoint = await world.register()
-    uid = world.app._endpoint_uuid(endpoint["id"])
+    uid = world.app.endpoint_for("acme", endpoint["id"]).id
     legacy = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a secret as stored before sealing
     world.app.update(
         uid,
