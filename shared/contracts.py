@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from shared.money import Money
 
@@ -33,7 +33,14 @@ Reason = Literal[
     "other",
 ]
 DesiredOutcome = Literal["full_refund", "partial_refund", "exchange", "compensation"]
-Locale = Literal["zh-CN", "en"]
+Locale = Literal["zh-CN", "en"]  # the languages notify writes in
+# A customer's language as a BCP 47 tag (`zh-CN`, `en`, `en-US`, `zh-Hans-CN`, `fr`): any is
+# accepted; notify writes in the nearest `Locale` (same tag, else same language), else English.
+LanguageTag = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length=35),
+    Field(examples=["zh-CN"], description="BCP 47 language tag, e.g. zh-CN, en, en-US"),
+]
 
 
 class MoneyModel(BaseModel):
@@ -94,7 +101,7 @@ class CustomerContact(BaseModel):
 
     email: str | None = Field(None, description=SEALED_DOC + f"`{SEALED_EMAIL}`")
     phone: str | None = Field(None, description=SEALED_DOC + f"`{SEALED_PHONE}`")
-    locale: Locale = "zh-CN"
+    locale: LanguageTag = "zh-CN"
 
 
 class RefundedItem(BaseModel):

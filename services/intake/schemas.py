@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.contracts import DesiredOutcome, Locale, PaymentMethod, Reason
+from shared.contracts import DesiredOutcome, LanguageTag, PaymentMethod, Reason
 from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Strict, Text
 
 LongText = Annotated[str, StringConstraints(max_length=2000)]
@@ -182,7 +182,11 @@ class Customer(Strict):
     address: Annotated[str, StringConstraints(max_length=500)] | None = Field(
         None, description="postal address, free text"
     )
-    locale: Locale
+    locale: LanguageTag = Field(
+        description="BCP 47 language tag; messages are written in zh-CN or en, the nearest "
+        "(same tag, else same language: en-US → en, zh-Hans-CN → zh-CN), else English",
+        examples=["zh-CN"],
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> Customer:

@@ -187,7 +187,13 @@ SAMPLE_FACTS: dict[str, dict[str, Any]] = {
 
 
 def resolve_locale(locale: str | None) -> str:
-    return locale if locale in LOCALES else FALLBACK_LOCALE
+    """The locale to write in for a customer's BCP 47 tag: the same one (any case), else one
+    of the same language (`en-US` → en, `zh-Hans-CN` and `zh-TW` → zh-CN), else English."""
+    tag = (locale or "").replace("_", "-").lower()
+    language = tag.split("-")[0]
+    exact = [known for known in LOCALES if known.lower() == tag]
+    same_language = [known for known in LOCALES if known.lower().split("-")[0] == language]
+    return (exact or same_language or [FALLBACK_LOCALE])[0]
 
 
 def format_money(money: Money, locale: str) -> str:

@@ -73,6 +73,14 @@ def test_create_and_read_back(intake: Intake) -> None:
     assert refund["timeline"][0]["actor"] == "tenant:acme"
 
 
+@pytest.mark.parametrize("locale", ["en-US", "zh-Hans-CN", "fr"])
+def test_any_language_tag_is_taken_as_the_customer_gave_it(intake: Intake, locale: str) -> None:
+    body = refund_body(11900)
+    body["customer"]["locale"] = locale
+    refund = intake.create(body)
+    assert refund["customer"]["locale"] == locale  # notify picks the nearest it writes in
+
+
 # -- tenants ------------------------------------------------------------------------------------
 
 

@@ -153,7 +153,10 @@ CASES: dict[str, tuple[Mutation, set[tuple[str, str]]]] = {
         {("customer.phone", "string_pattern_mismatch")},
     ),
     "locale missing": (deleter("customer.locale"), {("customer.locale", "missing")}),
-    "locale unsupported": (setter("customer.locale", "fr"), {("customer.locale", "literal_error")}),
+    "locale not a language tag": (
+        setter("customer.locale", "English please"),
+        {("customer.locale", "string_pattern_mismatch")},
+    ),
     "channel unknown": (setter("channel", "fax"), {("channel", "literal_error")}),
     # evidence
     "evidence over http": (

@@ -352,6 +352,27 @@ async def test_one_email_per_step_in_the_customers_locale(
     assert en_received["template"] == "received.email.en@1"
 
 
+async def test_a_customer_language_tag_gets_the_nearest_locale_we_write(
+    app: NotifyApplication, sink: MailSink
+) -> None:
+    tags = {"en-GB": "en", "zh-Hans-CN": "zh-CN", "fr-FR": "en"}
+    refunds = {tag: new_refund_id() for tag in tags}
+    for n, (tag, refund) in enumerate(refunds.items(), start=1):
+        await feed(app, cloud(requested(refund, locale=tag), "intake", 300 + n))
+    async with running(app, email(sink)) as sender:
+        received = await mails(sink, len(tags))
+        await until(lambda: sender.sent == len(tags), "recorded")
+
+    by_id = {str(m["Message-ID"]): m for m in received}
+    for tag, written_in in tags.items():
+        message = by_id[message_id(refunds[tag], "received", "email")]
+        assert message["Content-Language"] == written_in
+        (logged,) = [n for n in app.notifications_for(refunds[tag]) if n["channel"] == "email"]
+        assert logged["locale"] == written_in
+        assert logged["template"] == f"received.email.{written_in}@1"
+        assert ("¥129.00" if written_in == "zh-CN" else "CNY 129.00") in body_of(message)
+
+
 async def test_the_same_cloud_event_twice_sends_once(
     app: NotifyApplication, sink: MailSink
 ) -> None:

@@ -22,6 +22,7 @@ from services.notify.templates import (
     TemplateSetError,
     load,
     render,
+    resolve_locale,
 )
 
 BRAND = {"zh-CN": "【退款通知】", "en": "Refunds: "}
@@ -214,6 +215,33 @@ def test_the_template_version_is_recorded_with_the_rendering(step: str, channel:
         rendering = render(step, locale, SAMPLE_FACTS[step], reference="r", channel=channel)
         assert template.version >= 1
         assert rendering.template == f"{step}.{channel}.{locale}@{template.version}"
+
+
+@pytest.mark.parametrize(
+    ("tag", "written_in"),
+    [
+        ("zh-CN", "zh-CN"),
+        ("zh-cn", "zh-CN"),
+        ("zh_CN", "zh-CN"),
+        ("zh", "zh-CN"),
+        ("zh-Hans-CN", "zh-CN"),
+        ("zh-TW", "zh-CN"),  # Chinese in the script we write, before English
+        ("en", "en"),
+        ("en-US", "en"),
+        ("EN-gb", "en"),
+        ("fr-FR", "en"),
+        ("ja", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
+def test_a_customers_language_tag_is_written_in_the_nearest_locale(
+    tag: str | None, written_in: str
+) -> None:
+    assert resolve_locale(tag) == written_in
+    rendered = render("approved", tag, SAMPLE_FACTS["approved"], reference="r")
+    assert rendered.locale == written_in
+    assert ("¥129.00" if written_in == "zh-CN" else "CNY 129.00") in rendered.subject
 
 
 def test_an_unknown_locale_falls_back_to_english_and_a_missing_fact_is_a_key_error() -> None:
