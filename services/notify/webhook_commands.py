@@ -9,12 +9,11 @@ same event re-published under a new position.
 
 from __future__ import annotations
 
-import json
 import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -28,6 +27,13 @@ from services.notify.endpoints import (
     WebhookDelivery,
     WebhookEndpoint,
     check_event_types,
+)
+from services.notify.operational import (
+    SUBSCRIBABLE,
+    WebhookEndpointDisabledV1,
+    WebhookTestV1,
+    cloud_event,
+    disabled_event_id,
 )
 from services.notify.safety import Resolver, UnsafeUrl, check_url
 from services.notify.webhooks import is_gone, new_secret
@@ -55,32 +61,6 @@ SECRET_FIELD = "webhook.secret"  # noqa: S105 (the sealed field's name, not a se
 
 def secret_subject(tenant: str, endpoint_id: uuid.UUID) -> Subject:
     return (f"webhooks:{tenant}", str(endpoint_id))
-
-
-# A test event, sent to one endpoint on request whatever it subscribes to. It is a plain
-# CloudEvent (the required attributes, `subject` naming the endpoint) and changes nothing.
-TEST_EVENT_TYPE = "webhook.test.v1"
-
-
-def test_event_body(tenant: str, endpoint_id: uuid.UUID, event_id: str, at: datetime) -> str:
-    endpoint = endpoint_public_id(endpoint_id)
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": "notify",
-            "type": TEST_EVENT_TYPE,
-            "subject": endpoint,
-            "time": at.isoformat(),
-            "datacontenttype": "application/json",
-            "tenant": tenant,
-            "data": {
-                "endpoint_id": endpoint,
-                "message": "A test event sent on request; no refund changed.",
-            },
-        },
-        separators=(",", ":"),
-    )
 
 
 class EndpointNotFound(LookupError):
@@ -290,13 +270,14 @@ class WebhookCommands(_Base):
             if not endpoint.enabled:
                 raise EndpointRefused("endpoint_disabled", "enable the endpoint first")
             now = self.clock()
+            test = WebhookTestV1(endpoint_id=endpoint_public_id(endpoint.id))
             delivery = WebhookDelivery(
                 tenant=tenant,
                 endpoint_id=endpoint.id,
                 event_id=event_id,
-                event_type=TEST_EVENT_TYPE,
+                event_type=test.TYPE,
                 refund_id="",  # about no refund
-                body=test_event_body(tenant, endpoint.id, event_id, now),
+                body=cloud_event(test, tenant=tenant, event_id=event_id, at=now),
                 at=now,
             )
             return Outcome(202, delivery.id, delivery.version), [delivery]
@@ -475,7 +456,7 @@ class WebhookCommands(_Base):
                     {"field": "event_types", "code": refused.code, "message": refused.message}
                 )
         for i, name in enumerate(types):
-            if name != "*" and name not in EVENT_TYPES:
+            if name != "*" and name not in EVENT_TYPES and name not in SUBSCRIBABLE:
                 errors.append(
                     {
                         "field": f"event_types.{i}",
@@ -545,15 +526,48 @@ class WebhookCommands(_Base):
         def change(found: list[Any]) -> T:
             delivery = cast(WebhookDelivery, found[0])
             endpoint = self.endpoint(delivery.endpoint_id)
+            enabled = endpoint.enabled
             result = decide(delivery, endpoint)
             found.append(endpoint)
             directory = self._directory(endpoint.tenant)
             if directory is not None:
                 directory.sync(endpoint)
                 found.append(directory)
+                if enabled and not endpoint.enabled:  # disabled by us: tell the others
+                    found.extend(self._disabled_notices(directory, endpoint))
             return result
 
         return self._change([delivery_id], change)
+
+    def _disabled_notices(
+        self, directory: EndpointDirectory, endpoint: WebhookEndpoint
+    ) -> list[WebhookDelivery]:
+        """`webhook.endpoint_disabled.v1` for each other enabled endpoint of the tenant that
+        subscribes to it, stored with the disabling itself."""
+        assert endpoint.disabled_at is not None and endpoint.disabled_reason is not None
+        notice = WebhookEndpointDisabledV1(
+            endpoint_id=endpoint_public_id(endpoint.id),
+            url=endpoint.url,
+            reason=cast(Any, endpoint.disabled_reason),
+            failing_since=endpoint.failing_since,
+            disabled_at=endpoint.disabled_at,
+        )
+        event_id = disabled_event_id(endpoint.id, endpoint.disabled_at)
+        now = self.clock()
+        body = cloud_event(notice, tenant=endpoint.tenant, event_id=event_id, at=now)
+        return [
+            WebhookDelivery(
+                tenant=endpoint.tenant,
+                endpoint_id=other,
+                event_id=event_id,
+                event_type=notice.TYPE,
+                refund_id="",  # about no refund
+                body=body,
+                at=now,
+            )
+            for other in directory.subscribers(notice.TYPE)
+            if other != endpoint.id
+        ]
 
     def _change(self, ids: list[uuid.UUID], change: Callable[[list[Any]], T]) -> T:
         """Load, decide, save in one transaction; on a concurrent write, redo on fresh state.

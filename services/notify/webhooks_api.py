@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from services.notify.application import NotifyApplication
 from services.notify.endpoints import EndpointRefused, WebhookDelivery, WebhookEndpoint
+from services.notify.operational import SUBSCRIBABLE
 from services.notify.webhook_commands import (
     DELIVERY_PREFIX,
     ENDPOINT_PREFIX,
@@ -24,7 +25,7 @@ from services.notify.webhook_commands import (
 )
 from services.notify.webhook_index import UnknownCursor, WebhookIndex
 from shared.auth import ApiKeys
-from shared.contracts import EVENT_TYPES, IntegrationEvent
+from shared.contracts import EVENT_TYPES
 from shared.http import Problem, problem_responses
 from shared.idempotency import IdempotencyMismatch
 from shared.ids import parse_public_id
@@ -179,6 +180,7 @@ SOURCES = {
     "review": "review",
     "payout": "payout",
     "notification": "notify",
+    "webhook": "notify",  # operational: about the webhooks themselves
 }
 
 
@@ -195,7 +197,7 @@ class EventTypeList(BaseModel):
     data: list[EventTypeView]
 
 
-def event_type_view(name: str, model: type[IntegrationEvent]) -> EventTypeView:
+def event_type_view(name: str, model: type[BaseModel]) -> EventTypeView:
     return EventTypeView(
         type=name,
         source=SOURCES[name.split(".")[0]],
@@ -287,8 +289,9 @@ def cursor(prefix: str, value: str | None) -> Any:
 
 def build_webhooks_router(app: NotifyApplication, keys: ApiKeys, index: WebhookIndex) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["webhooks"])
+    subscribable = {**EVENT_TYPES, **SUBSCRIBABLE}
     catalog = EventTypeList(
-        data=[event_type_view(name, model) for name, model in sorted(EVENT_TYPES.items())]
+        data=[event_type_view(name, model) for name, model in sorted(subscribable.items())]
     )
 
     def tenant(authorization: Annotated[str | None, Header()] = None) -> str:

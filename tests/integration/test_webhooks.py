@@ -382,6 +382,34 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_its_tenant_told_once
         await asyncio.to_thread(world.receiver.wait_for, tried + 1, WAIT)
 
 
+async def test_an_endpoint_we_disable_is_announced_to_the_tenants_other_endpoints(
+    world: World,
+) -> None:
+    broken = await world.register()  # every type, at world.receiver
+    world.receiver.default_status = 410
+    with Receiver() as ops_receiver, Receiver() as payouts_receiver:
+        ops = await world.register(
+            url=ops_receiver.url, event_types=["webhook.endpoint_disabled.v1"]
+        )
+        await world.register(url=payouts_receiver.url, event_types=["payout.succeeded.v1"])
+        await world.event()
+        async with world.delivering():
+            (notice,) = await asyncio.to_thread(ops_receiver.wait_for, 1, WAIT)
+            await asyncio.sleep(0.5)
+        assert payouts_receiver.requests == []  # it did not ask for such news
+        assert len(ops_receiver.requests) == 1
+
+    event = verify(ops["secret"], notice)
+    assert event["type"] == "webhook.endpoint_disabled.v1" and event["subject"] == broken["id"]
+    assert event["tenant"] == "acme" and event["source"] == "notify"
+    assert event["data"]["endpoint_id"] == broken["id"] and event["data"]["url"] == broken["url"]
+    assert event["data"]["reason"] == "gone" and event["data"]["disabled_at"]
+    (logged,) = (await world.deliveries(ops["id"]))["data"]
+    assert logged["event_type"] == "webhook.endpoint_disabled.v1" and logged["refund_id"] is None
+    assert logged["state"] == "delivered"
+    assert len(world.receiver.requests) == 1  # the broken one was not told about itself
+
+
 async def test_rotation_signs_with_both_secrets_until_the_overlap_expires(world: World) -> None:
     endpoint = await world.register()
     old = endpoint["secret"]
@@ -619,12 +647,14 @@ async def test_the_event_types_to_subscribe_to_are_listed_with_their_schemas(
     listed = await world.client.get("/v1/webhook_event_types", headers=ACME)
     assert listed.status_code == 200, listed.text
     types = {t["type"]: t for t in listed.json()["data"]}
-    assert set(types) == set(EVENT_TYPES)
+    assert set(types) == {*EVENT_TYPES, "webhook.endpoint_disabled.v1"}
     assert all(t["description"] for t in types.values())  # each says what it means
     paid = types["payout.succeeded.v1"]
     assert paid["source"] == "payout" and "expected_arrival" in paid["data_schema"]["properties"]
     assert types["review.evidence_received.v1"]["source"] == "review"
     assert types["customer.erased.v1"]["source"] == "intake"
+    assert types["webhook.endpoint_disabled.v1"]["source"] == "notify"
+    assert "webhook.test.v1" not in types  # sent on request only, never subscribed to
     # Every listed type can be subscribed to; an unknown one is refused, pointing here.
     every = await world.register(event_types=sorted(types))
     assert sorted(every["event_types"]) == sorted(types)
