@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -295,7 +295,7 @@ class WebhookCommands(_Base):
         subject = secret_subject(tenant, endpoint_id)
         return self._secret_keys().seal(subject, secret, field=SECRET_FIELD)
 
-    def live_secrets(self, endpoint: WebhookEndpoint, now: Any) -> list[str]:
+    def live_secrets(self, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
         """The `whsec_` secrets that sign a message sent at `now`, opened (a secret stored
         before sealing existed is used as it is; a shredded one signs nothing)."""
         keys = self._secret_keys()
