@@ -20,10 +20,10 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from refunds import jwt
 from refunds.audit import add_audit
 from refunds.devstack import COMPONENTS, Ports, Stack, StackError, describe_exit
 from services.intake import tenants
+from shared import staff_tokens as jwt
 from shared.auth import DEV_API_KEY, DEV_TENANT, LOOKUP_TTL_SECONDS
 
 EXIT_OK = 0

@@ -50,7 +50,6 @@ DEFAULT_PORT = 8010
 DEFAULT_DATA_DIR = "./data"
 # A fixed, public development value: anything signed with it proves nothing outside a sandbox.
 DEFAULT_CALLBACK_SECRET = "sandbox-dev-callback-secret"  # noqa: S105 - public by design
-SIGNATURE_TOLERANCE_SECONDS = 300
 CALLBACK_TIMEOUT_SECONDS = 5.0
 # The completer also polls, so refunds and callbacks made due by another process get done.
 POLL_SECONDS = 0.5
@@ -176,33 +175,6 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     """The ``Gateway-Signature`` header value: ``t=<timestamp>,v1=<signature>``."""
     return f"t={timestamp},v1={sign(secret, timestamp, body)}"
-
-
-def verify_signature(
-    secret: str,
-    header: str,
-    body: bytes,
-    *,
-    now: float,
-    tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS,
-) -> bool:
-    """Whether ``header`` signs exactly ``body`` with ``secret`` at a time close to ``now``.
-
-    Any of several ``v1`` entries may match (room for secret rotation); a timestamp
-    further than ``tolerance_seconds`` from ``now`` fails, which bounds replays.
-    """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
-        elif key == "v1" and value:
-            candidates.append(value)
-    if timestamp is None or not candidates or abs(now - timestamp) > tolerance_seconds:
-        return False
-    expected = sign(secret, timestamp, body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
 # --- Arrival estimates -----------------------------------------------------------------

@@ -9,7 +9,6 @@ own included, is answered as `application/problem+json` and documented as such.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -17,149 +16,43 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.health import Health
+from shared.paging import UnknownCursor, bad_query
+from shared.problems import (
+    PROBLEM_JSON,
+    SCHEMAS,
+    Problem,
+    ProblemDocument,
+    ProblemMap,
+    problem_response,
+    problem_responses,
+)
 from shared.request_stamp import RequestStamp
+
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "ProblemMap",
+    "health_router",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_responses",
+]
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://refunds.example.com/problems/"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 MAX_FIELD_ERRORS = 100
-_SCHEMAS = "#/components/schemas/"
-
-
-class Problem(Exception):
-    """An error a client can act on, answered as application/problem+json."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        *,
-        kind: str = "error",
-        errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.kind = kind
-        self.errors = errors
-        self.headers = headers
-
-    def response(self, instance: str | None = None) -> JSONResponse:
-        body: dict[str, Any] = {
-            "type": PROBLEM_BASE + self.kind,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            body["instance"] = instance
-        if self.errors is not None:
-            body["errors"] = self.errors
-        return JSONResponse(body, self.status, headers=self.headers, media_type=PROBLEM_JSON)
-
-
-# --- The documented shape -------------------------------------------------------------
-
-
-class FieldError(BaseModel):
-    """One field that failed validation."""
-
-    field: str = Field(description="dotted path into the request; `body` for the whole body")
-    code: str = Field(description="stable machine-readable reason, e.g. `missing`")
-    message: str = Field(description="human-readable explanation")
-
-
-class ProblemDocument(BaseModel):
-    """An RFC 9457 problem document: every error this API answers has this shape."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": PROBLEM_BASE + "validation",
-                    "title": "Invalid request",
-                    "status": 422,
-                    "detail": "1 field(s) failed validation.",
-                    "instance": "/v1/refunds",
-                    "errors": [
-                        {
-                            "field": "reason",
-                            "code": "literal_error",
-                            "message": "Input should be 'damaged', 'quality_defect' or 'other'",
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    type: str = Field(description="URI naming the kind of problem; stable, safe to branch on")
-    title: str = Field(description="short summary of the kind of problem")
-    status: int = Field(description="the HTTP status code, repeated")
-    detail: str = Field(description="what went wrong with this request")
-    instance: str | None = Field(None, description="the path of the request that failed")
-    errors: list[FieldError] | None = Field(None, description="one entry per invalid field")
-
-
-PROBLEM_DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed request: the body is not valid JSON or could not be read.",
-    401: "Missing or invalid API key (`Authorization: Bearer <key>`).",
-    403: "The API key may not do this.",
-    404: "No such resource for this tenant.",
-    409: "Conflict with the resource's current state, or an Idempotency-Key reused "
-    "with a different body.",
-    413: "The request body is larger than the limit.",
-    415: "The body is not sent as `application/json`.",
-    422: "The request is well-formed but invalid; `errors` names each bad field.",
-    429: "Too many requests; slow down and retry later.",
-    500: "The server failed; the request may be retried.",
-    503: "The service is temporarily unavailable; retry later.",
-}
-
-_RESPONSE_HEADERS: dict[int, dict[str, Any]] = {
-    401: {
-        "WWW-Authenticate": {
-            "description": "the authentication scheme to use: `Bearer`",
-            "schema": {"type": "string"},
-        }
-    },
-}
-
-
-def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
-    """The OpenAPI response object for one problem status."""
-    response: dict[str, Any] = {
-        "description": description or PROBLEM_DESCRIPTIONS.get(status, "Problem"),
-        "content": {PROBLEM_JSON: {"schema": {"$ref": _SCHEMAS + "ProblemDocument"}}},
-    }
-    if status in _RESPONSE_HEADERS:
-        response["headers"] = copy.deepcopy(_RESPONSE_HEADERS[status])
-    return response
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries documenting each status as an application/problem+json
-    ProblemDocument, e.g. `@router.get(..., responses=problem_responses(401, 404))`.
-
-    The ProblemDocument schema itself is added to components/schemas by
-    `document_problems` (which `install_problem_handlers` installs)."""
-    return {status: problem_response(status) for status in statuses}
 
 
 def problem_component_schemas() -> dict[str, Any]:
     """ProblemDocument and the models it refers to, as OpenAPI components."""
     schema = ProblemDocument.model_json_schema(
-        ref_template=_SCHEMAS + "{model}", mode="serialization"
+        ref_template=SCHEMAS + "{model}", mode="serialization"
     )
     found: dict[str, Any] = schema.pop("$defs", {})
     found[ProblemDocument.__name__] = schema
@@ -169,7 +62,7 @@ def problem_component_schemas() -> dict[str, Any]:
 def _is_framework_422(response: Mapping[str, Any]) -> bool:
     content = response.get("content", {})
     schema = content.get("application/json", {}).get("schema", {})
-    return bool(schema.get("$ref") == _SCHEMAS + "HTTPValidationError")
+    return bool(schema.get("$ref") == SCHEMAS + "HTTPValidationError")
 
 
 def _json_body(operation: Mapping[str, Any]) -> bool:
@@ -179,7 +72,7 @@ def _json_body(operation: Mapping[str, Any]) -> bool:
 
 def _references(document: Any, name: str) -> bool:
     if isinstance(document, dict):
-        if document.get("$ref") == _SCHEMAS + name:
+        if document.get("$ref") == SCHEMAS + name:
             return True
         return any(_references(value, name) for value in document.values())
     if isinstance(document, list):
@@ -425,15 +318,39 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     return problem.response(request.url.path)
 
 
+async def _unknown_cursor(request: Request, error: Exception) -> JSONResponse:
+    # The read model knows the id it could not find; the request says which cursor it was.
+    name = "ending_before" if request.query_params.get("ending_before") else "starting_after"
+    problem = bad_query(name, "unknown_cursor", f"no such id {error}")
+    return problem.response(request.url.path)
+
+
+def _mapped(to_problem: Callable[[Any], Problem]) -> Callable[..., Any]:
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        return to_problem(error).response(request.url.path)
+
+    return handler
+
+
 def install_problem_handlers(
-    app: FastAPI, *, max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES
+    app: FastAPI,
+    *,
+    problems: ProblemMap | None = None,
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
     """Answer every error as application/problem+json, document them so in OpenAPI,
     and refuse bodies over `max_body_bytes` with 413 (None: no limit).
 
+    `problems` maps the service's domain errors to problems (its `problems.py`): routes
+    let them through and this is the one place they become answers. Starlette picks the
+    handler of the nearest class in an error's MRO, so a subclass may be mapped apart.
+
     Also gives every request its audit stamp and `Request-Id` (shared.request_stamp)."""
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(UnknownCursor, _unknown_cursor)
+    for error, to_problem in (problems or {}).items():
+        app.add_exception_handler(error, _mapped(to_problem))
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(Exception, _unexpected)
     if max_body_bytes is not None:

@@ -21,14 +21,13 @@ from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
+from shared.paging import UnknownCursor
 from shared.store import StoreMisconfigured, create_tables
+
+__all__ = ["ReadModel", "UnknownCursor", "sortable"]
 
 BATCH = 500
 KEPT_AGGREGATES = 10_000
-
-
-class UnknownCursor(Exception):
-    """`starting_after` / `ending_before` names no row the caller may see."""
 
 
 def sortable(at: datetime) -> str:

@@ -9,10 +9,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from refunds.jwt import DEV_JWT_SECRET
 from shared.auth import DEV_API_KEY, DEV_TENANT, parse_api_keys
 from shared.keystore import DEV_MASTER_KEY, master_key_from
 from shared.signing import Signer, dev_seed
+from shared.staff_tokens import DEV_JWT_SECRET
 
 DEV_KEY_SERVICES = ("intake", "review", "payout", "notify")
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}

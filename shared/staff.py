@@ -1,6 +1,6 @@
 """Staff authentication for every service's staff API: bearer JWTs naming a person and roles.
 
-A staff token (HS256, `refunds.jwt`) carries `sub` (the person, recorded as the
+A staff token (HS256, `shared.staff_tokens`) carries `sub` (the person, recorded as the
 actor of whatever they do), `roles` (some of `STAFF_ROLES`) and `exp`. Routes
 ask for the roles they allow: `Depends(auth.dependency("reviewer", "admin"))`.
 A missing, malformed, forged or expired token is a 401 problem; a valid token
@@ -17,8 +17,8 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from refunds.jwt import STAFF_ROLES, InvalidToken, decode
 from shared.http import Problem, problem_response
+from shared.staff_tokens import STAFF_ROLES, InvalidToken, decode
 from shared.stamping import identify
 
 _bearer = HTTPBearer(

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from refunds.jwt import encode, staff_claims
 from services.intake.application import IntakeApplication, RefundNotFound
 from services.intake.schemas import EventList, EventView
 from services.intake.views import event_view
 from shared.auth import ApiKeys
 from shared.http import Problem, problem_responses
+from shared.staff_tokens import encode, staff_claims
 from shared.timeline import Moment, moment, ordered
 
 PEER_TIMEOUT_SECONDS = 5.0

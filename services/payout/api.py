@@ -22,9 +22,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from sandbox.gateway import verify_signature
 from services.payout.application import PayoutApplication, PayoutNotFound
 from services.payout.domain import Payout, PayoutActionRefused
+from services.payout.gateway import verify_signature
 from services.payout.index import PayoutIndex, PayoutQuery, ReconciliationIndex, UnknownCursor
 from services.payout.reconcile import MalformedReport
 from services.payout.schemas import (

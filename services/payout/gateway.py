@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,6 +14,8 @@ import httpx
 from services.payout.fx import Rate
 
 FINAL_FAILURES = frozenset({"closed", "abnormal"})
+# How far a callback's signed timestamp may be from our clock: bounds replays.
+SIGNATURE_TOLERANCE_SECONDS = 300
 
 
 class TransientGatewayError(Exception):
@@ -178,3 +182,35 @@ def _raise_transient(response: httpx.Response) -> None:
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
     return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+# --- Callback signatures (the gateway signs, we verify) ---------------------------------
+
+
+def verify_signature(
+    secret: str,
+    header: str,
+    body: bytes,
+    *,
+    now: float,
+    tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS,
+) -> bool:
+    """Whether a callback's ``Gateway-Signature`` ``header`` signs exactly ``body`` with
+    ``secret`` at a time close to ``now``.
+
+    Any of several ``v1`` entries may match (room for secret rotation); a timestamp
+    further than ``tolerance_seconds`` from ``now`` fails, which bounds replays.
+    """
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1" and value:
+            candidates.append(value)
+    if timestamp is None or not candidates or abs(now - timestamp) > tolerance_seconds:
+        return False
+    message = f"{timestamp}.".encode() + body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)

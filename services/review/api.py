@@ -21,7 +21,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from refunds.jwt import STAFF_ROLES
 from services.review.application import CaseNotFound, ClaimNotFound, ReviewApplication
 from services.review.domain import APPROVER_ROLES, CaseStateError, DutyViolation, ReviewCase
 from services.review.policies import VersionExists
@@ -50,6 +49,7 @@ from shared.http import Problem, problem_response
 from shared.idempotency import IdempotencyMismatch, KeyedRequest
 from shared.keyed import IdempotencyKey, answer, idempotency_conflict, invalid, keyed, one_cursor
 from shared.staff import Staff, StaffAuth, staff_problem_responses
+from shared.staff_tokens import STAFF_ROLES
 
 RefundId = Annotated[str, Path(max_length=100, description="the refund's id, `rf_…`")]
 PartyName = Annotated[str, Path(max_length=40, description="the liable party: merchant, carrier")]

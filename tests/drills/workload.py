@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 from bench.loadgen import schedule_kinds
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from shared.auth import DEV_API_KEY
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from tests.support.factories import order, refund_body
 
 KINDS = ("auto", "reject", "manual", "evidence", "over")

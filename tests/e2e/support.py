@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from sandbox.mailsink import read_mailbox
 from shared.auth import DEV_API_KEY
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from tests.support.factories import refund_body
 
 FINAL = {"paid", "rejected", "payout_failed"}

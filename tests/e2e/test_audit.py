@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from refunds import jwt
 from refunds.devstack import Ports
+from shared import staff_tokens as jwt
 from tests.e2e.support import Platform
 from tests.support.factories import refund_body
 

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from refunds import jwt
 from refunds.devstack import Ports
+from shared import staff_tokens as jwt
 from tests.e2e.support import (
     Platform,
     accepts,

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from refunds.jwt import encode, staff_claims
 from shared.contracts import (
     MoneyModel,
     PaymentRoute,
@@ -23,6 +22,7 @@ from shared.contracts import (
     ReviewRejectedV1,
     ReviewSlaBreachedV1,
 )
+from shared.staff_tokens import encode, staff_claims
 from tests.support.factories import order, refund_body
 from tests.support.intake import ACME, GLOBEX, Intake, serve_intake
 

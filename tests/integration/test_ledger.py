@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from shared.ledger import Ledger, leaf_of
 from shared.ledger_verify import Report, verify_ledger
 from shared.signing import Signer, dev_seed
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from tests.support.factories import refund_body
 from tests.support.intake import ACME, Intake, serve_intake
 

@@ -21,12 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from schemathesis import Case
 
-from refunds.jwt import encode, staff_claims
 from services.notify.application import NotifyApplication
 from services.notify.bootstrap import build
 from services.notify.domain import Correspondence
 from services.notify.settings import NotifySettings
 from shared.runtime import Service
+from shared.staff_tokens import encode, staff_claims
 from tests.integration.test_notify_sender import cloud, new_refund_id, requested
 from tests.support.fuzz import fuzz_api
 

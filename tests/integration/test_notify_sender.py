@@ -18,7 +18,6 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI
 
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from sandbox.mailsink import MailSink
 from sandbox.sms import SmsSandbox
 from services.notify.api import build_router
@@ -54,6 +53,7 @@ from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.keystore import open_keystore
 from shared.staff import StaffAuth
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 
 WAIT = 8.0
 NOW = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)

@@ -16,7 +16,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
 from services.payout.bootstrap import build
@@ -29,6 +28,7 @@ from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from shared.store import store_env
 
 SECRET = "payout-api-test-secret-0123456789"

@@ -18,7 +18,6 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from refunds.jwt import DEV_JWT_SECRET, encode, staff_claims
 from sandbox.mailsink import MailSink
 from services.intake.publishing import to_integration as intake_events
 from services.notify.api import build_router as notify_router
@@ -39,6 +38,7 @@ from shared.http import install_problem_handlers
 from shared.keystore import ERASED, PREFIX, open_keystore
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
+from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from shared.store import store_env
 from tests.support.factories import refund_body
 from tests.support.intake import ACME, ACME_KEY, Intake, serve_intake

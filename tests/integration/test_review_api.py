@@ -17,7 +17,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from refunds.jwt import encode, staff_claims
 from services.review.api import build_router
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
@@ -39,6 +38,7 @@ from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
+from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
 
 SECRET = "review-api-test-secret-0123456789"

@@ -38,12 +38,12 @@ from sandbox.gateway import (
     add_business_days,
     create_app,
     sign,
-    verify_signature,
 )
 from services.payout.gateway import (
     PermanentGatewayError,
     SandboxGateway,
     TransientGatewayError,
+    verify_signature,
 )
 
 START_TIMEOUT_SECONDS = 5.0

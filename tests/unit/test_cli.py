@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from refunds import jwt
 from refunds.asyncapi import generate
 from refunds.cli import EXAMPLE_REFUND, banner, main
 from refunds.devstack import COMPONENTS, Ports, Stack, StackError
+from shared import staff_tokens as jwt
 from shared.auth import DEV_API_KEY, DEV_TENANT
 
 SECRET = "unit-test-secret-with-enough-length"

@@ -13,7 +13,6 @@ import pytest
 from fastapi import FastAPI
 
 from refunds.cli import main
-from refunds.jwt import encode, staff_claims
 from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
@@ -24,6 +23,7 @@ from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
+from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
 from tests.integration.test_sandbox_gateway import serving
 

@@ -11,9 +11,9 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from refunds.jwt import encode, staff_claims
 from shared.http import install_problem_handlers
 from shared.staff import Staff, StaffAuth
+from shared.staff_tokens import encode, staff_claims
 
 SECRET = "unit-test-secret-0123456789abcdef"
 
