@@ -39,6 +39,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.payout.gateway import SETTLEMENT_COLUMNS
+
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "gateway-ledger.sqlite"
@@ -71,15 +73,6 @@ LEDGER_COLUMNS = (
     "method",
     "payment_reference",
     "executed_at",
-)
-SETTLEMENT_COLUMNS = (
-    "merchant_refund_no",
-    "provider_reference",
-    "amount",
-    "currency",
-    "method",
-    "status",
-    "completed_at",
 )
 _DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

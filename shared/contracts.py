@@ -419,6 +419,32 @@ class CustomerErasedV1(IntegrationEvent):
     erased_at: datetime
 
 
+class ApiKeyIssuedV1(IntegrationEvent):
+    """Intake issued a platform API key (`refunds api-keys create`). Other services that answer
+    platforms (notify) keep their own table of valid keys from these, never reading intake's store.
+
+    It is about a key, not a refund: `refund_id` (the subject and record key) is the key's id,
+    `ak_…`. Only the key's SHA-256 travels; the key itself is seen once, by whoever created it.
+    """
+
+    TYPE: ClassVar[str] = "api_key.issued.v1"
+
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex")
+    prefix: str = Field(description="the key's first characters, to tell keys apart")
+    actor: str = Field(description="who issued it, e.g. cli:ops")
+    issued_at: datetime
+
+
+class ApiKeyRevokedV1(IntegrationEvent):
+    """Intake revoked a platform API key: from now on it authenticates nowhere. `refund_id` is
+    the key's id (`ak_…`, as in `api_key.issued.v1`); revocation is final."""
+
+    TYPE: ClassVar[str] = "api_key.revoked.v1"
+
+    actor: str = Field(description="who revoked it")
+    revoked_at: datetime
+
+
 EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
     model.TYPE: model
     for model in (
@@ -428,6 +454,8 @@ EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
         RefundAppealedV1,
         RefundReceiptConfirmedV1,
         CustomerErasedV1,
+        ApiKeyIssuedV1,
+        ApiKeyRevokedV1,
         ReviewApprovedV1,
         ReviewRejectedV1,
         ReviewCaseOpenedV1,

@@ -14,6 +14,16 @@ import httpx
 from services.payout.fx import Rate
 
 FINAL_FAILURES = frozenset({"closed", "abnormal"})
+# The gateway's daily settlement file (sandbox/GATEWAY.md), header and order of its columns.
+SETTLEMENT_COLUMNS = (
+    "merchant_refund_no",
+    "provider_reference",
+    "amount",
+    "currency",
+    "method",
+    "status",
+    "completed_at",
+)
 # How far a callback's signed timestamp may be from our clock: bounds replays.
 SIGNATURE_TOLERANCE_SECONDS = 300
 

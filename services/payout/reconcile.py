@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, event
 
+from services.payout.gateway import SETTLEMENT_COLUMNS
 from shared.ids import derived_id
 
 Kind = Literal[
@@ -28,15 +29,6 @@ Kind = Literal[
     "amount_differs",
     "status_differs",
 ]
-COLUMNS = (
-    "merchant_refund_no",
-    "provider_reference",
-    "amount",
-    "currency",
-    "method",
-    "status",
-    "completed_at",
-)
 # The provider's final statuses and what we call the same outcome.
 OURS_FOR = {"success": "paid", "closed": "failed", "abnormal": "failed", "processing": "pending"}
 
@@ -76,15 +68,17 @@ class Finding:
 
 def parse_settlement(text: str) -> list[SettlementLine]:
     rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
-        raise MalformedReport(f"line 1: expected the header {','.join(COLUMNS)}")
+    if not rows or tuple(c.strip() for c in rows[0]) != SETTLEMENT_COLUMNS:
+        raise MalformedReport(f"line 1: expected the header {','.join(SETTLEMENT_COLUMNS)}")
     lines = []
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != len(COLUMNS):
-            raise MalformedReport(f"line {number}: {len(row)} fields, expected {len(COLUMNS)}")
-        fields = dict(zip(COLUMNS, (c.strip() for c in row), strict=True))
+        if len(row) != len(SETTLEMENT_COLUMNS):
+            raise MalformedReport(
+                f"line {number}: {len(row)} fields, expected {len(SETTLEMENT_COLUMNS)}"
+            )
+        fields = dict(zip(SETTLEMENT_COLUMNS, (c.strip() for c in row), strict=True))
         try:
             amount = int(fields["amount"])
         except ValueError:

@@ -20,8 +20,8 @@ from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
 from services.payout.bootstrap import build
 from services.payout.domain import Payout
+from services.payout.gateway import SETTLEMENT_COLUMNS as COLUMNS
 from services.payout.index import PayoutIndex, ReconciliationIndex
-from services.payout.reconcile import COLUMNS
 from services.payout.settings import PayoutSettings
 from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
 from shared.http import install_problem_handlers

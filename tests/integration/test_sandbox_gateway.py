@@ -33,13 +33,13 @@ from sandbox.gateway import (
     DEFAULT_CALLBACK_SECRET,
     LEDGER_COLUMNS,
     LEDGER_FILE,
-    SETTLEMENT_COLUMNS,
     SIGNATURE_HEADER,
     add_business_days,
     create_app,
     sign,
 )
 from services.payout.gateway import (
+    SETTLEMENT_COLUMNS,
     PermanentGatewayError,
     SandboxGateway,
     TransientGatewayError,

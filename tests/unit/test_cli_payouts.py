@@ -16,8 +16,8 @@ from refunds.cli import main
 from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
+from services.payout.gateway import SETTLEMENT_COLUMNS as COLUMNS
 from services.payout.index import PayoutIndex, ReconciliationIndex
-from services.payout.reconcile import COLUMNS
 from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
 from shared.http import install_problem_handlers
 from shared.ids import public_id
