@@ -14,6 +14,8 @@ PUBLISHERS = {
         "refund.evidence_added.v1",
         "refund.appealed.v1",
         "customer.erased.v1",
+        "api_key.issued.v1",
+        "api_key.revoked.v1",
     ],
     "review": ["review.approved.v1", "review.rejected.v1"],
     "payout": ["payout.succeeded.v1", "payout.failed.v1"],
@@ -36,7 +38,7 @@ def _message(event_type: str) -> dict[str, Any]:
             "kafka": {
                 "key": {
                     "type": "string",
-                    "description": "the refund id (customer.erased.v1: the erasure's `ce_…` id)",
+                    "description": "the refund id (customer.erased.v1: the erasure's `ce_…` id; api_key.*: the key's `ak_…` id)",
                 }
             }
         },
