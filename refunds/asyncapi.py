@@ -38,7 +38,10 @@ def _message(event_type: str) -> dict[str, Any]:
             "kafka": {
                 "key": {
                     "type": "string",
-                    "description": "the refund id (customer.erased.v1: the erasure's `ce_…` id; api_key.*: the key's `ak_…` id)",
+                    "description": (
+                        "the refund id (customer.erased.v1: the erasure's `ce_…` id;"
+                        " api_key.*: the key's `ak_…` id)"
+                    ),
                 }
             }
         },
