@@ -27,6 +27,10 @@ from shared.contracts import (
 from shared.idempotency import KeyedRequest, Outcome
 from shared.ids import parse_public_id
 
+Named = uuid.UUID | str  # a payout as the caller names it: its id, `po_<hex>` or UUID text
+Key = KeyedRequest | None
+Answer = tuple[Payout, bool]  # the payout as answered, and whether that was a replay
+
 
 class DateAsISO(Transcoding):
     """A calendar day (a reconciliation's `day`) as `YYYY-MM-DD`."""
@@ -49,7 +53,7 @@ class ReconciliationNotFound(LookupError):
     """No reconciliation by that name (`rc_<hex>`, a UUID, or anything else)."""
 
 
-def uuid_of(prefix: str, name: uuid.UUID | str) -> uuid.UUID | None:
+def uuid_of(prefix: str, name: Named) -> uuid.UUID | None:
     """`prefix_<hex>` or a plain UUID; None for anything else (a 404, never a 500)."""
     if isinstance(name, uuid.UUID):
         return name
@@ -72,10 +76,7 @@ class PayoutApplication(PayoutSettlement):
     # -- reactions ----------------------------------------------------------------------------
 
     def react(
-        self,
-        payload: IntegrationEvent,
-        message: CloudEvent,
-        processing: ProcessingEvent[uuid.UUID],
+        self, payload: IntegrationEvent, message: CloudEvent, processing: ProcessingEvent[uuid.UUID]
     ) -> None:
         if isinstance(payload, ReviewApprovedV1):
             self._approved(payload, message, processing)
@@ -156,7 +157,7 @@ class PayoutApplication(PayoutSettlement):
 
     # -- queries ------------------------------------------------------------------------------
 
-    def payout_named(self, name: uuid.UUID | str) -> Payout:
+    def payout_named(self, name: Named) -> Payout:
         """The payout `name` names (its id, `po_<hex>` or UUID text); PayoutNotFound if none."""
         found = self._find(uuid_of("po", name), Payout)
         if found is None:
@@ -192,58 +193,40 @@ class PayoutApplication(PayoutSettlement):
         return [report for report in found if report is not None]
 
     # -- finance actions (the staff HTTP API calls these) ------------------------------------
-    # Each takes the payout by name, applies at most once per idempotency key (none: every
-    # call) and answers (the payout as first answered, whether this was a replay).
+    # Each takes the payout by name (PayoutNotFound otherwise) and the person acting, applies
+    # at most once per idempotency key (none: every call) and answers the payout as first
+    # answered and whether this was a replay.
 
-    def retry_payout(
-        self, payout: uuid.UUID | str, *, actor: str, keyed: KeyedRequest | None = None
-    ) -> tuple[Payout, bool]:
-        return self.act_once(payout, lambda p: p.retry(actor, self.clock()), keyed)
+    def retry_payout(self, payout: Named, *, actor: str, keyed: Key = None) -> Answer:
+        return self.act_once(payout, keyed, Payout.retry, actor)
 
     def switch_to_store_balance(
-        self,
-        payout: uuid.UUID | str,
-        *,
-        actor: str,
-        consent_reference: str,
-        keyed: KeyedRequest | None = None,
-    ) -> tuple[Payout, bool]:
-        def switch(p: Payout) -> None:
-            p.switch_to_store_balance(actor, consent_reference, self.clock())
-
-        return self.act_once(payout, switch, keyed)
+        self, payout: Named, *, actor: str, consent_reference: str, keyed: Key = None
+    ) -> Answer:
+        switch = Payout.switch_to_store_balance  # with the customer's recorded consent
+        return self.act_once(payout, keyed, switch, actor, consent_reference)
 
     def record_manual_payment(
-        self,
-        payout: uuid.UUID | str,
-        *,
-        actor: str,
-        reference: str,
-        keyed: KeyedRequest | None = None,
-    ) -> tuple[Payout, bool]:
-        def paid(p: Payout) -> None:
-            p.record_manual_payment(actor, reference, self.clock())
-
-        return self.act_once(payout, paid, keyed)
+        self, payout: Named, *, actor: str, reference: str, keyed: Key = None
+    ) -> Answer:
+        return self.act_once(payout, keyed, Payout.record_manual_payment, actor, reference)
 
     def act_once(
-        self,
-        payout: uuid.UUID | str,
-        change: Callable[[Payout], None],
-        keyed: KeyedRequest | None,
-    ) -> tuple[Payout, bool]:
-        """Apply one finance action at most once per idempotency key (none: like `update`).
+        self, payout: Named, keyed: Key, action: Callable[..., None], actor: str, *details: str
+    ) -> Answer:
+        """Apply one finance `action` of the payout (`action(payout, actor, *details, at)`)
+        at most once per idempotency key (none: like `update`).
 
-        `change` is a pure decision on the payout (one of its finance actions), redone on
-        fresh state after a write conflict; a refusal (`PayoutActionRefused`) stores
-        nothing and is not remembered under the key. Returns the payout as first answered
-        (a replay: at the version recorded under the key) and whether this was a replay.
+        The action is a pure decision on the payout, redone on fresh state after a write
+        conflict; a refusal (`PayoutActionRefused`) stores nothing and is not remembered
+        under the key. Returns the payout as first answered (a replay: at the version
+        recorded under the key) and whether this was a replay.
         """
         payout_id = self.payout_named(payout).id
 
         def attempt() -> tuple[Outcome, list[Any]]:
             fresh = self.payout(payout_id)
-            change(fresh)
+            action(fresh, actor, *details, self.clock())
             return Outcome(200, fresh.id, fresh.version), [fresh]
 
         outcome, saved = self.execute(keyed, attempt)

@@ -28,11 +28,8 @@ class CallbackRefused(Exception):
 
 
 class CallbackReplayed(Exception):
-    """The callback was processed before: it has no further effect (the repeat is counted)."""
-
-    def __init__(self, callback_id: str) -> None:
-        super().__init__(callback_id)
-        self.callback_id = callback_id
+    """The callback (its id, the message) was processed before: it has no further effect
+    (the repeat is counted)."""
 
 
 @dataclass(frozen=True)

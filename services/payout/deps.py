@@ -4,13 +4,17 @@ staff by role, and the paging and path parameters of its lists and resources."""
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from fastapi import Depends, Path, Request
+from pydantic import BaseModel
 
 from services.payout.application import PayoutApplication
 from services.payout.gateway import CallbackKey
 from services.payout.index import PayoutIndex, ReconciliationIndex
+from shared.idempotency import KeyedRequest
+from shared.keyed import IdempotencyKey, keyed
 from shared.paging import Page, cursor_paging
 from shared.staff import Credentials, Staff, StaffAuth
 from shared.staff_tokens import STAFF_ROLES
@@ -20,24 +24,13 @@ FINANCE = ("finance", "admin")
 READERS = ("finance", "auditor", "admin")
 
 
-def _payout(request: Request) -> PayoutApplication:
-    app: PayoutApplication = request.app.state.payout
-    return app
+def _on_state(name: str) -> Any:
+    """`Depends(...)` on what the composition root put on `http.state` under `name`."""
 
+    async def get(request: Request) -> Any:  # no thread: it only reads the state
+        return getattr(request.app.state, name)
 
-def _payout_index(request: Request) -> PayoutIndex:
-    index: PayoutIndex = request.app.state.payout_index
-    return index
-
-
-def _reconciliation_index(request: Request) -> ReconciliationIndex:
-    index: ReconciliationIndex = request.app.state.reconciliation_index
-    return index
-
-
-def _callback_key(request: Request) -> CallbackKey:
-    key: CallbackKey = request.app.state.callback_key
-    return key
+    return Depends(get)
 
 
 def _staff(*roles: str) -> Callable[..., Staff]:
@@ -52,12 +45,34 @@ def _staff(*roles: str) -> Callable[..., Staff]:
     return staff_member
 
 
-PayoutApp = Annotated[PayoutApplication, Depends(_payout)]
-Payouts = Annotated[PayoutIndex, Depends(_payout_index)]
-Reconciliations = Annotated[ReconciliationIndex, Depends(_reconciliation_index)]
-SigningKey = Annotated[CallbackKey, Depends(_callback_key)]
+PayoutApp = Annotated[PayoutApplication, _on_state("payout")]
+Payouts = Annotated[PayoutIndex, _on_state("payout_index")]
+Reconciliations = Annotated[ReconciliationIndex, _on_state("reconciliation_index")]
+SigningKey = Annotated[CallbackKey, _on_state("callback_key")]
 Reader = Annotated[Staff, Depends(_staff(*READERS))]
 Finance = Annotated[Staff, Depends(_staff(*FINANCE))]
+
+
+@dataclass(frozen=True)
+class FinanceCall:
+    """A finance action asked for: who asks, under which Idempotency-Key (if any)."""
+
+    staff: Staff
+    request: Request
+    idempotency_key: str | None
+
+    def keyed(self, body: BaseModel | None = None) -> KeyedRequest | None:
+        """The request under the person's key (None without one), its body included."""
+        return keyed(self.staff.scope, self.idempotency_key, self.request, body)
+
+
+def _finance_call(
+    staff: Finance, request: Request, idempotency_key: IdempotencyKey = None
+) -> FinanceCall:
+    return FinanceCall(staff, request, idempotency_key)
+
+
+Acting = Annotated[FinanceCall, Depends(_finance_call)]
 
 PayoutId = Annotated[str, Path(max_length=100, description="the payout's id, `po_…` (or its UUID)")]
 ReportId = Annotated[

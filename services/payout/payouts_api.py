@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.payout.deps import Finance, PayoutApp, PayoutId, PayoutPaging, Payouts, Reader
+from services.payout.deps import Acting, PayoutApp, PayoutId, PayoutPaging, Payouts, Reader
 from services.payout.domain import Payout, PayoutStatus
 from services.payout.index import PayoutQuery
 from services.payout.schemas import (
@@ -26,7 +26,7 @@ from services.payout.schemas import (
 )
 from services.payout.views import payout_entry, payout_view
 from shared.contracts import PaymentMethod
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.paging import bad_query
 from shared.problems import problem_response
 from shared.staff import staff_problem_responses
@@ -105,18 +105,11 @@ async def get_payout(payout_id: PayoutId, staff: Reader, app: PayoutApp) -> JSON
 
 
 @finance_action("retry", "Retry a failed payout (a new attempt series)")
-async def retry(
-    payout_id: PayoutId,
-    staff: Finance,
-    app: PayoutApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def retry(payout_id: PayoutId, finance: Acting, app: PayoutApp) -> JSONResponse:
     """The executor sends it again under the same merchant refund number; only when
     the provider closed that number does the new series get a new one."""
-    key = keyed(staff.scope, idempotency_key, request, None)
     payout, replayed = await asyncio.to_thread(
-        app.retry_payout, payout_id, actor=staff.sub, keyed=key
+        app.retry_payout, payout_id, actor=finance.staff.sub, keyed=finance.keyed()
     )
     return await shown(app, payout, replayed)
 
@@ -126,38 +119,25 @@ async def retry(
     "Pay a failed payout into the customer's store balance, with their consent",
 )
 async def switch_to_store_balance(
-    payout_id: PayoutId,
-    body: SwitchToStoreBalanceRequest,
-    staff: Finance,
-    app: PayoutApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    payout_id: PayoutId, body: SwitchToStoreBalanceRequest, finance: Acting, app: PayoutApp
 ) -> JSONResponse:
     payout, replayed = await asyncio.to_thread(
         app.switch_to_store_balance,
         payout_id,
-        actor=staff.sub,
+        actor=finance.staff.sub,
         consent_reference=body.consent_reference,
-        keyed=keyed(staff.scope, idempotency_key, request, body),
+        keyed=finance.keyed(body),
     )
     return await shown(app, payout, replayed)
 
 
 @finance_action("manual-payment", "Record that finance paid a failed payout by hand")
 async def manual_payment(
-    payout_id: PayoutId,
-    body: ManualPaymentRequest,
-    staff: Finance,
-    app: PayoutApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    payout_id: PayoutId, body: ManualPaymentRequest, finance: Acting, app: PayoutApp
 ) -> JSONResponse:
     """The payout becomes `paid` (`outcome.via`: manual) under the given reference."""
+    actor, key = finance.staff.sub, finance.keyed(body)
     payout, replayed = await asyncio.to_thread(
-        app.record_manual_payment,
-        payout_id,
-        actor=staff.sub,
-        reference=body.reference,
-        keyed=keyed(staff.scope, idempotency_key, request, body),
+        app.record_manual_payment, payout_id, actor=actor, reference=body.reference, keyed=key
     )
     return await shown(app, payout, replayed)

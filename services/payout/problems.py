@@ -43,7 +43,7 @@ def callback_replayed(error: CallbackReplayed) -> Problem:
     return Problem(
         409,
         "Callback already processed",
-        f"Callback {error.callback_id} was processed before; it has no further effect.",
+        f"Callback {error} was processed before; it has no further effect.",
         kind="callback-replayed",
     )
 
