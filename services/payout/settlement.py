@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -28,10 +28,23 @@ from shared.application import ServiceApplication
 
 T = TypeVar("T")
 
+# What a receipt (a route's answer, a status query, a callback) did to the payout.
+ReceiptOutcome = Literal[
+    "paid",
+    "processing",
+    "failed",
+    "already_settled",
+    "unknown_number",
+    "stale_number",
+    "amount_mismatch",
+    "unknown_status",
+    "unknown_payout",  # a callback naming no payout of ours
+]
+
 
 def apply_receipt(
     payout: Payout, number: str, route: str, receipt: GatewayReceipt, at: datetime
-) -> str:
+) -> ReceiptOutcome:
     """Settle `payout` from what `route` says about `number`; the outcome, as a word.
 
     A pure decision on the aggregate: success under any (number, route) the payout
@@ -174,7 +187,7 @@ class PayoutSettlement(ServiceApplication):
 
     # -- gateway callbacks ---------------------------------------------------------------------
 
-    def receive_delivery(self, delivery: Delivery, key: CallbackKey) -> tuple[str, str]:
+    def receive_delivery(self, delivery: Delivery, key: CallbackKey) -> tuple[str, ReceiptOutcome]:
         """Settle from one delivered callback: (its id, the outcome as a word).
 
         It must be signed with `key` over its exact bytes, and be a gateway notification
@@ -190,7 +203,9 @@ class PayoutSettlement(ServiceApplication):
             raise
         return callback_id, self.receive_callback(callback_id, body, delivery.at)
 
-    def receive_callback(self, callback_id: str, body: dict[str, Any], at: datetime) -> str:
+    def receive_callback(
+        self, callback_id: str, body: dict[str, Any], at: datetime
+    ) -> ReceiptOutcome:
         """Settle from a verified callback, once per callback id (a repeat: CallbackReplayed)."""
         data = body.get("data") or {}
         number = str(data.get("merchant_refund_no") or "")
@@ -206,7 +221,7 @@ class PayoutSettlement(ServiceApplication):
                     continue
                 raise CallbackReplayed(callback_id)
             payout = self._find(payout_id_of(number), Payout)
-            outcome = (
+            outcome: ReceiptOutcome = (
                 "unknown_payout"
                 if payout is None
                 else apply_receipt(payout, number, route, receipt, at)
