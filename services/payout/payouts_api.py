@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.payout.application import PayoutApplication
 from services.payout.deps import Acting, PayoutApp, PayoutId, PayoutPaging, Payouts, Reader
 from services.payout.domain import Payout, PayoutStatus
 from services.payout.index import PayoutQuery
@@ -56,7 +57,7 @@ def finance_action(action: str, summary: str) -> Any:
     )
 
 
-async def shown(app: PayoutApp, payout: Payout, replayed: bool = False) -> JSONResponse:
+async def shown(app: PayoutApplication, payout: Payout, replayed: bool = False) -> JSONResponse:
     """The payout as staff read it, with its trail up to the version answered."""
     history = await asyncio.to_thread(app.history, payout.id)
     return answer(payout_view(payout, history), 200, replayed)
