@@ -1,31 +1,22 @@
-"""Payout's reactions (approvals, compensation, withdrawals), settlement and finance commands."""
+"""Payout's application: reactions (approvals, compensation, withdrawals), the finance
+commands and queries staff use, and reconciliation; settlement is PayoutSettlement's."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import get_topic
 
-from services.payout.adapters import RefundOrder
-from services.payout.domain import (
-    GATEWAY_METHODS,
-    CallbackLog,
-    Coupon,
-    Payout,
-    RefundPayouts,
-    RefusedCallback,
-    StoreCredit,
-    payout_id_of,
-)
-from services.payout.gateway import GatewayReceipt
-from services.payout.reconcile import OurPayout, ReconciliationReport, report_of
-from shared.application import ServiceApplication
+from services.payout.credits import Coupon
+from services.payout.domain import Payout, RefundPayouts
+from services.payout.reconcile import OurPayout, ReconciliationReport, our_records, report_of
+from services.payout.settlement import PayoutSettlement
 from shared.contracts import (
     CloudEvent,
     IntegrationEvent,
@@ -34,6 +25,11 @@ from shared.contracts import (
     ReviewCompensationOfferedV1,
 )
 from shared.idempotency import KeyedRequest, Outcome
+from shared.ids import parse_public_id
+
+Named = uuid.UUID | str  # a payout as the caller names it: its id, `po_<hex>` or UUID text
+Key = KeyedRequest | None
+Answer = tuple[Payout, bool]  # the payout as answered, and whether that was a replay
 
 
 class DateAsISO(Transcoding):
@@ -49,48 +45,28 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
-class PayoutNotFound(Exception):
-    pass
+class PayoutNotFound(LookupError):
+    """No payout by that name (the name as given: `po_<hex>`, a UUID, or anything else)."""
 
 
-def apply_receipt(
-    payout: Payout, number: str, route: str, receipt: GatewayReceipt, at: datetime
-) -> str:
-    """Settle `payout` from what `route` says about `number`; the outcome, as a word.
-
-    A pure decision on the aggregate: success under any (number, route) the payout
-    sent is money moved; a failure or `processing` counts only for the current one.
-    """
-    if not payout.is_pending:
-        return "already_settled"
-    current = payout.is_current(number, route)
-    if not current and not payout.has_sent(number, route):
-        return "unknown_number"
-    sent = payout.amount_on(route)
-    if receipt.amount is not None and (
-        receipt.amount != sent.amount or receipt.currency != sent.currency
-    ):
-        return "amount_mismatch"
-    if receipt.status == "success":
-        payout.succeed(
-            receipt.provider_reference,
-            receipt.executed_at or at,
-            arrival_latest=receipt.arrival_latest,
-            earlier=None if current else (number, route),
-        )
-        return "paid"
-    if not current:
-        return "stale_number"
-    if receipt.status == "processing":
-        payout.accept(receipt.provider_reference, at)
-        return "processing"
-    if receipt.failed:
-        payout.fail(receipt.cause, at, final=True)
-        return "failed"
-    return "unknown_status"
+class ReconciliationNotFound(LookupError):
+    """No reconciliation by that name (`rc_<hex>`, a UUID, or anything else)."""
 
 
-class PayoutApplication(ServiceApplication):
+def uuid_of(prefix: str, name: Named) -> uuid.UUID | None:
+    """`prefix_<hex>` or a plain UUID; None for anything else (a 404, never a 500)."""
+    if isinstance(name, uuid.UUID):
+        return name
+    found = parse_public_id(prefix, name)
+    if found is not None:
+        return found
+    try:
+        return uuid.UUID(name)
+    except ValueError:
+        return None
+
+
+class PayoutApplication(PayoutSettlement):
     name = "Payout"
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -100,41 +76,19 @@ class PayoutApplication(ServiceApplication):
     # -- reactions ----------------------------------------------------------------------------
 
     def react(
-        self,
-        payload: IntegrationEvent,
-        message: CloudEvent,
-        processing: ProcessingEvent[uuid.UUID],
+        self, payload: IntegrationEvent, message: CloudEvent, processing: ProcessingEvent[uuid.UUID]
     ) -> None:
         if isinstance(payload, ReviewApprovedV1):
             self._approved(payload, message, processing)
         elif isinstance(payload, ReviewCompensationOfferedV1):
-            self._issue_coupon(
-                processing,
-                message,
-                payload,
-                value=payload.coupon,
-                reason=payload.note or "compensation",
-                granted_by=payload.offered_by,
-                at=payload.offered_at,
-                order_id=payload.order_id,
-            )
+            self._issue_coupon(payload, message, processing)
         elif isinstance(payload, RefundWithdrawnV1):
             self._withdrawn(payload, processing)
 
     def _approved(
         self, payload: ReviewApprovedV1, message: CloudEvent, processing: ProcessingEvent[uuid.UUID]
     ) -> None:
-        if payload.coupon is not None:
-            self._issue_coupon(
-                processing,
-                message,
-                payload,
-                value=payload.coupon,
-                reason="approval",
-                granted_by=payload.decided_by,
-                at=payload.decided_at,
-                order_id=payload.order_id,
-            )
+        self._issue_coupon(payload, message, processing)
         if Payout.create_id(message.id) in self.repository:
             return
         payout = Payout(
@@ -173,24 +127,24 @@ class PayoutApplication(ServiceApplication):
 
     def _issue_coupon(
         self,
-        processing: ProcessingEvent[uuid.UUID],
+        payload: ReviewApprovedV1 | ReviewCompensationOfferedV1,
         message: CloudEvent,
-        payload: IntegrationEvent,
-        *,
-        value: Any,
-        reason: str,
-        granted_by: str,
-        at: datetime,
-        order_id: str,
+        processing: ProcessingEvent[uuid.UUID],
     ) -> None:
-        if Coupon.create_id(message.id) in self.repository:
+        """The coupon an approval or a compensation offer grants, once per granting event."""
+        if payload.coupon is None or Coupon.create_id(message.id) in self.repository:
             return
+        if isinstance(payload, ReviewApprovedV1):
+            reason, granted_by, at = "approval", payload.decided_by, payload.decided_at
+        else:
+            reason = payload.note or "compensation"
+            granted_by, at = payload.offered_by, payload.offered_at
         coupon = Coupon(
             source_event_id=message.id,
             refund_id=payload.refund_id,
             tenant=payload.tenant,
-            order_id=order_id,
-            value=value.to_money(),
+            order_id=payload.order_id,
+            value=payload.coupon.to_money(),
             reason=reason,
             granted_by=granted_by,
             at=at,
@@ -198,174 +152,88 @@ class PayoutApplication(ServiceApplication):
         processing.collect_events(coupon)
 
     def _refund_payouts(self, refund_id: str) -> RefundPayouts:
-        try:
-            link: RefundPayouts = self.repository.get(RefundPayouts.create_id(refund_id))
-        except AggregateNotFoundError:
-            return RefundPayouts(refund_id=refund_id)
-        return link
+        found = self._find(RefundPayouts.create_id(refund_id), RefundPayouts)
+        return found if found is not None else RefundPayouts(refund_id=refund_id)
 
     # -- queries ------------------------------------------------------------------------------
 
-    def payout(self, payout_id: uuid.UUID) -> Payout:
-        result: Payout = self.repository.get(payout_id)
-        return result
+    def payout_named(self, name: Named) -> Payout:
+        """The payout `name` names (its id, `po_<hex>` or UUID text); PayoutNotFound if none."""
+        found = self._find(uuid_of("po", name), Payout)
+        if found is None:
+            raise PayoutNotFound(str(name))
+        return found
+
+    def payouts_named(self, names: list[str]) -> list[Payout]:
+        return [self.payout_named(name) for name in names]
 
     def payouts_of(self, refund_id: str) -> list[Payout]:
-        try:
-            link: RefundPayouts = self.repository.get(RefundPayouts.create_id(refund_id))
-        except AggregateNotFoundError:
-            return []
-        return [self.payout(payout_id) for payout_id in link.payout_ids]
+        link = self._find(RefundPayouts.create_id(refund_id), RefundPayouts)
+        return [self.payout(payout_id) for payout_id in link.payout_ids] if link else []
+
+    def history(self, aggregate_id: uuid.UUID) -> list[Any]:
+        """Every stored event of one aggregate, oldest first (a payout's trail)."""
+        return list(self.repository.event_store.get(aggregate_id))
 
     def coupon(self, source_event_id: str) -> Coupon | None:
         return self._find(Coupon.create_id(source_event_id), Coupon)
 
-    def store_credit(self, merchant_refund_no: str) -> StoreCredit | None:
-        return self._find(StoreCredit.create_id(merchant_refund_no), StoreCredit)
+    def reconciliation(self, report_id: uuid.UUID | None) -> ReconciliationReport | None:
+        return self._find(report_id, ReconciliationReport)
 
-    def callback_log(self, callback_id: str) -> CallbackLog | None:
-        return self._find(CallbackLog.create_id(callback_id), CallbackLog)
-
-    def _find(self, aggregate_id: uuid.UUID, kind: type[Any]) -> Any:
-        try:
-            found: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
-    # -- the executor's records -------------------------------------------------------------
-
-    def settle(self, payout_id: uuid.UUID, change: Callable[[Payout], None]) -> Payout:
-        """Apply `change` to a payout still open; a settled payout is left as it is."""
-
-        def if_pending(payout: Payout) -> None:
-            if payout.is_pending:
-                change(payout)
-
-        return self.update(payout_id, if_pending)
-
-    def record_conversion(self, payout_id: uuid.UUID, record: dict[str, str | int]) -> Payout:
-        """Record the payout's conversion once (no-op when it has one, or is not pending)."""
-
-        def convert(payout: Payout) -> None:
-            if payout.status == "pending":
-                payout.convert(record)
-
-        return self.update(payout_id, convert)
-
-    def record_dispatch(self, payout_id: uuid.UUID, at: datetime) -> Payout:
-        """Mark the payout as sent before the request leaves (no-op unless still pending)."""
-
-        def dispatch(payout: Payout) -> None:
-            if payout.status == "pending":
-                payout.dispatch(at)
-
-        return self.update(payout_id, dispatch)
-
-    def record_receipt(
-        self,
-        payout_id: uuid.UUID,
-        number: str,
-        route: str,
-        receipt: GatewayReceipt,
-        at: datetime,
-    ) -> Payout:
-        def settle(payout: Payout) -> None:
-            apply_receipt(payout, number, route, receipt, at)
-
-        return self.update(payout_id, settle)
-
-    def record_success(
-        self,
-        payout_id: uuid.UUID,
-        provider_reference: str,
-        paid_at: datetime,
-        arrival_latest: date | None = None,
-    ) -> Payout:
-        def succeed(payout: Payout) -> None:
-            payout.succeed(provider_reference, paid_at, arrival_latest=arrival_latest)
-
-        return self.settle(payout_id, succeed)
-
-    def record_failure(
-        self, payout_id: uuid.UUID, cause: str, failed_at: datetime, *, final: bool = False
-    ) -> Payout:
-        return self.settle(payout_id, lambda p: p.fail(cause, failed_at, final=final))
-
-    def record_failed_attempt(self, payout_id: uuid.UUID, cause: str, at: datetime) -> Payout:
-        return self.settle(payout_id, lambda p: p.record_failed_attempt(cause, at))
-
-    def credit_store_balance(self, order: RefundOrder) -> StoreCredit:
-        """Record the store credit for `order`, once per merchant refund number."""
-        for _ in range(self.max_conflict_retries):
-            existing = self.store_credit(order.merchant_refund_no)
-            if existing is not None:
-                return existing
-            credit = StoreCredit(
-                merchant_refund_no=order.merchant_refund_no,
-                refund_id=order.refund_id,
-                tenant=order.tenant,
-                amount=order.amount,
-                at=self.clock(),
-            )
-            try:
-                self.save(credit)
-            except IntegrityError:
-                continue  # a concurrent credit of the same number won: answer with it
-            return credit
-        raise RuntimeError(f"could not credit {order.merchant_refund_no}")
-
-    # -- finance actions (the staff HTTP API calls these) ------------------------------------
-
-    def retry_payout(self, payout_id: uuid.UUID, *, actor: str) -> Payout:
-        at = self.clock()
-        return self.update(self._existing(payout_id), lambda p: p.retry(actor, at))
-
-    def switch_to_store_balance(
-        self, payout_id: uuid.UUID, *, actor: str, consent_reference: str
-    ) -> Payout:
-        at = self.clock()
-        return self.update(
-            self._existing(payout_id),
-            lambda p: p.switch_to_store_balance(actor, consent_reference, at),
-        )
-
-    def record_manual_payment(self, payout_id: uuid.UUID, *, actor: str, reference: str) -> Payout:
-        at = self.clock()
-        return self.update(
-            self._existing(payout_id), lambda p: p.record_manual_payment(actor, reference, at)
-        )
-
-    def act_once(
-        self, payout_id: uuid.UUID, change: Callable[[Payout], None], keyed: KeyedRequest | None
-    ) -> tuple[Payout, bool]:
-        """Apply one finance action at most once per idempotency key (none: like `update`).
-
-        `change` is a pure decision on the payout (one of its finance actions), redone on
-        fresh state after a write conflict; a refusal (`PayoutActionRefused`) stores
-        nothing and is not remembered under the key. Returns the payout as first answered
-        (a replay: at the version recorded under the key) and whether this was a replay.
-        """
-        self._existing(payout_id)
-
-        def attempt() -> tuple[Outcome, list[Any]]:
-            payout = self.payout(payout_id)
-            change(payout)
-            return Outcome(200, payout.id, payout.version), [payout]
-
-        outcome, fresh = self.execute(keyed, attempt)
-        if isinstance(fresh, Payout):
-            return fresh, False
-        replayed: Payout = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return replayed, True
-
-    def find_payout(self, payout_id: uuid.UUID) -> Payout | None:
-        found: Payout | None = self._find(payout_id, Payout)
+    def reconciliation_named(self, name: str) -> ReconciliationReport:
+        """The reconciliation `name` names (`rc_<hex>` or UUID text); ReconciliationNotFound."""
+        found = self.reconciliation(uuid_of("rc", name))
+        if found is None:
+            raise ReconciliationNotFound(name)
         return found
 
-    def history(self, payout_id: uuid.UUID) -> list[Any]:
-        """Every stored event of one aggregate, oldest first (a payout's trail)."""
-        return list(self.repository.event_store.get(payout_id))
+    def reconciliations_named(self, names: list[str]) -> list[ReconciliationReport]:
+        found = [self.reconciliation(uuid_of("rc", name)) for name in names]
+        return [report for report in found if report is not None]
+
+    # -- finance actions (the staff HTTP API calls these) ------------------------------------
+    # Each takes the payout by name (PayoutNotFound otherwise) and the person acting, applies
+    # at most once per idempotency key (none: every call) and answers the payout as first
+    # answered and whether this was a replay.
+
+    def retry_payout(self, payout: Named, *, actor: str, keyed: Key = None) -> Answer:
+        return self.act_once(payout, keyed, Payout.retry, actor)
+
+    def switch_to_store_balance(
+        self, payout: Named, *, actor: str, consent_reference: str, keyed: Key = None
+    ) -> Answer:
+        switch = Payout.switch_to_store_balance  # with the customer's recorded consent
+        return self.act_once(payout, keyed, switch, actor, consent_reference)
+
+    def record_manual_payment(
+        self, payout: Named, *, actor: str, reference: str, keyed: Key = None
+    ) -> Answer:
+        return self.act_once(payout, keyed, Payout.record_manual_payment, actor, reference)
+
+    def act_once(
+        self, payout: Named, keyed: Key, action: Callable[..., None], actor: str, *details: str
+    ) -> Answer:
+        """Apply one finance `action` of the payout (`action(payout, actor, *details, at)`)
+        at most once per idempotency key (none: like `update`).
+
+        The action is a pure decision on the payout, redone on fresh state after a write
+        conflict; a refusal (`PayoutActionRefused`) stores nothing and is not remembered
+        under the key. Returns the payout as first answered (a replay: at the version
+        recorded under the key) and whether this was a replay.
+        """
+        payout_id = self.payout_named(payout).id
+
+        def attempt() -> tuple[Outcome, list[Any]]:
+            fresh = self.payout(payout_id)
+            action(fresh, actor, *details, self.clock())
+            return Outcome(200, fresh.id, fresh.version), [fresh]
+
+        outcome, saved = self.execute(keyed, attempt)
+        if isinstance(saved, Payout):
+            return saved, False
+        replayed: Payout = self.repository.get(outcome.aggregate_id, version=outcome.version)
+        return replayed, True
 
     # -- reconciliation -----------------------------------------------------------------------
 
@@ -391,10 +259,6 @@ class PayoutApplication(ServiceApplication):
             return report, True
         raise RuntimeError(f"could not record the reconciliation of {day}")
 
-    def reconciliation(self, report_id: uuid.UUID) -> ReconciliationReport | None:
-        found: ReconciliationReport | None = self._find(report_id, ReconciliationReport)
-        return found
-
     def all_payouts(self) -> list[Payout]:
         """Every payout ever requested, oldest first."""
         topics = [get_topic(Payout.Requested)]  # type: ignore[attr-defined]
@@ -410,106 +274,4 @@ class PayoutApplication(ServiceApplication):
 
     def our_payouts(self) -> list[OurPayout]:
         """What we recorded under every merchant refund number sent to the gateway."""
-        ours: list[OurPayout] = []
-        for payout in self.all_payouts():
-            ours.extend(our_records(payout))
-        return ours
-
-    def _existing(self, payout_id: uuid.UUID) -> uuid.UUID:
-        if self._find(payout_id, Payout) is None:
-            raise PayoutNotFound(str(payout_id))
-        return payout_id
-
-    # -- gateway callbacks ---------------------------------------------------------------------
-
-    def receive_callback(self, callback_id: str, body: dict[str, Any], at: datetime) -> str:
-        """Settle from a verified callback, once per callback id; "replayed" for a repeat."""
-        data = body.get("data") or {}
-        number = str(data.get("merchant_refund_no") or "")
-        route = str(data.get("method") or "")
-        receipt = GatewayReceipt.from_refund(data)
-        for _ in range(self.max_conflict_retries):
-            log = self.callback_log(callback_id)
-            if log is not None:
-                log.replayed(at)
-                try:
-                    self.save(log)
-                except IntegrityError:
-                    continue
-                return "replayed"
-            payout_id = payout_id_of(number)
-            payout = self._find(payout_id, Payout) if payout_id else None
-            outcome = (
-                "unknown_payout"
-                if payout is None
-                else apply_receipt(payout, number, route, receipt, at)
-            )
-            log = CallbackLog(
-                callback_id=callback_id,
-                type=str(body.get("type") or ""),
-                merchant_refund_no=number,
-                status=receipt.status,
-                outcome=outcome,
-                received_at=at,
-            )
-            try:
-                self.save(log, *([payout] if payout is not None else []))
-            except IntegrityError:
-                continue  # a concurrent delivery or settlement: decide again on fresh state
-            return outcome
-        raise RuntimeError(f"could not record callback {callback_id}")
-
-    def refuse_callback(
-        self,
-        *,
-        reason: str,
-        callback_id: str | None,
-        signature: str | None,
-        body: bytes,
-        at: datetime,
-    ) -> RefusedCallback:
-        refused = RefusedCallback(
-            reason=reason,
-            callback_id=callback_id,
-            signature=signature,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            received_at=at,
-        )
-        self.save(refused)
-        return refused
-
-
-def _day(at: Any) -> date | None:
-    return at.astimezone(UTC).date() if isinstance(at, datetime) else None
-
-
-def our_records(payout: Payout) -> list[OurPayout]:
-    """The payout as the provider knows it: one record per gateway merchant refund number.
-
-    The number the money moved under is `paid` on the day it moved; an earlier number of a
-    later series is `failed` (the provider closed it or never completed it); the current
-    number has the payout's own status (`processing` is still `pending`). Store balance and
-    manual payments never reach the provider, so they are not listed under their own route.
-    """
-    result = payout.result or {}
-    paid_number = result.get("merchant_refund_no") if payout.status == "paid" else None
-    via = result.get("via")
-    numbers = [number for number, route in payout.sent if route in GATEWAY_METHODS]
-    route_of = {number: route for number, route in payout.sent if route in GATEWAY_METHODS}
-    if payout.method in GATEWAY_METHODS and payout.number not in numbers:
-        numbers.append(payout.number)  # not sent yet: pending or cancelled
-        route_of[payout.number] = payout.method
-    records = []
-    for number in dict.fromkeys(numbers):
-        gateway_paid = via == "gateway" and payout.method in GATEWAY_METHODS
-        if payout.status == "paid" and gateway_paid and number == paid_number:
-            status, settled = "paid", _day(result.get("paid_at"))
-        elif number == payout.number and payout.method in GATEWAY_METHODS and via != "manual":
-            status = "pending" if payout.status == "processing" else payout.status
-            at = result.get("failed_at") or result.get("cancelled_at") or result.get("paid_at")
-            settled = _day(at) if status in {"paid", "failed", "cancelled"} else None
-        else:
-            status, settled = "failed", None
-        sent = payout.amount_on(route_of[number])
-        records.append(OurPayout(number, sent.amount, sent.currency, status, settled))
-    return records
+        return [record for payout in self.all_payouts() for record in our_records(payout)]

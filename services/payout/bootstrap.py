@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.payout import callbacks_api, payouts_api, reconciliation_api
 from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
-from services.payout.api import callbacks_router, staff_router
 from services.payout.application import PayoutApplication
 from services.payout.executor import PayoutExecutor, RetryPolicy
-from services.payout.gateway import SandboxGateway
+from services.payout.gateway import CallbackKey, SandboxGateway
 from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.poller import StatusPoller
+from services.payout.problems import PROBLEMS
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
 from shared.aio import every
@@ -31,11 +32,28 @@ from shared.wiring import messaging
 INDEX_INTERVAL_SECONDS = 0.5
 
 
+def http_api(app: PayoutApplication, settings: PayoutSettings) -> FastAPI:
+    """Payout's HTTP surface over `app`: the gateway's callbacks and the staff API for
+    payouts and reconciliation, with payout's problems installed once."""
+    http = FastAPI(title="Refunds — payout", version="1.0.0", description="Payouts.")
+    install_problem_handlers(http, problems=PROBLEMS)
+    http.state.payout = app
+    http.state.payout_index = PayoutIndex(app)
+    http.state.reconciliation_index = ReconciliationIndex(app)
+    http.state.staff_auth = StaffAuth(settings.staff_secret())
+    http.state.callback_key = CallbackKey(
+        settings.gateway_callback_secret, settings.callback_tolerance_s
+    )
+    for api in (callbacks_api, payouts_api, reconciliation_api):
+        http.include_router(api.router)
+    return http
+
+
 def build(settings: PayoutSettings | None = None) -> Service:
     settings = settings or load_settings(PayoutSettings)
     app = PayoutApplication(env=store_env(settings, "payout"))
-    http = FastAPI(title="Refunds — payout", version="1.0.0", description="Payouts.")
-    install_problem_handlers(http)
+    http = http_api(app, settings)
+    index: PayoutIndex = http.state.payout_index
     wired = messaging(
         app,
         settings,
@@ -46,13 +64,6 @@ def build(settings: PayoutSettings | None = None) -> Service:
     if settings.executor_enabled:
         wired.workers.append(_executor_worker(app, settings))
         wired.workers.append(_poller_worker(app, settings))
-    http.include_router(
-        callbacks_router(
-            app, settings.gateway_callback_secret, tolerance_s=settings.callback_tolerance_s
-        )
-    )
-    index, reports = PayoutIndex(app), ReconciliationIndex(app)
-    http.include_router(staff_router(app, index, reports, StaffAuth(settings.staff_secret())))
     wired.workers.append(every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
     metrics = instrument(http, app, settings, service="payout", consumer=wired.consumer)
     metrics.gauge(
@@ -61,7 +72,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
         lambda: {(status,): n for status, n in index.count_by_status().items()},
         labels=["status"],
     )
-    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    audit = auditing(app, settings, http.state.staff_auth)
     http.include_router(audit.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))

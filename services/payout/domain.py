@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, event
 
@@ -29,7 +29,10 @@ ARRIVAL_BUSINESS_DAYS = {
 }
 GATEWAY_METHODS = frozenset({"card", "alipay", "wechat_pay", "bank_transfer"})
 STORE_BALANCE = "store_balance"
-OPEN = frozenset({"pending", "processing"})
+
+PayoutStatus = Literal["pending", "processing", "paid", "failed", "cancelled"]
+OPEN: frozenset[PayoutStatus] = frozenset({"pending", "processing"})
+SETTLED: frozenset[PayoutStatus] = frozenset({"paid", "failed", "cancelled"})
 
 
 def expected_arrival(method: str, paid_at: datetime, latest: date | None = None) -> datetime:
@@ -91,7 +94,7 @@ class Payout(Aggregate):
         # (a cross-border card): the gateway is paid a converted amount (`conversion`).
         self.payment_currency = payment_currency
         self.conversion: dict[str, str | int] | None = None
-        self.status = "pending"
+        self.status: PayoutStatus = "pending"
         self.attempts = 0
         self.series = 1
         self.number = public_id("po", self.id)
@@ -372,71 +375,6 @@ class Payout(Aggregate):
         self.last_failure_final = False
 
 
-class StoreCredit(Aggregate):
-    """A credit to the customer's store balance: the money of a `store_balance` payout.
-
-    Keyed by the merchant refund number, so recording it twice is impossible.
-    """
-
-    @staticmethod
-    def create_id(merchant_refund_no: str) -> uuid.UUID:
-        return derived_id("store-credit", merchant_refund_no)
-
-    @event("Credited")
-    def __init__(
-        self,
-        *,
-        merchant_refund_no: str,
-        refund_id: str,
-        tenant: str,
-        amount: Money,
-        at: datetime,
-    ) -> None:
-        self.merchant_refund_no = merchant_refund_no
-        self.refund_id = refund_id
-        self.tenant = tenant
-        self.amount = amount
-        self.at = at
-
-    @property
-    def reference(self) -> str:
-        return public_id("sb", self.id)
-
-
-class Coupon(Aggregate):
-    """A compensation coupon, issued once per review event that grants it."""
-
-    @staticmethod
-    def create_id(source_event_id: str) -> uuid.UUID:
-        return derived_id("coupon", source_event_id)
-
-    @event("Issued")
-    def __init__(
-        self,
-        *,
-        source_event_id: str,
-        refund_id: str,
-        tenant: str,
-        order_id: str,
-        value: Money,
-        reason: str,
-        granted_by: str,
-        at: datetime,
-    ) -> None:
-        self.source_event_id = source_event_id
-        self.refund_id = refund_id
-        self.tenant = tenant
-        self.order_id = order_id
-        self.value = value
-        self.reason = reason
-        self.granted_by = granted_by
-        self.at = at
-
-    @property
-    def code(self) -> str:
-        return public_id("cp", self.id)
-
-
 class RefundPayouts(Aggregate):
     """Which payouts belong to a refund, and whether the customer withdrew it.
 
@@ -462,54 +400,3 @@ class RefundPayouts(Aggregate):
     @event("Withdrawn")
     def withdraw(self, reason: str, actor: str, at: datetime) -> None:
         self.withdrawal = {"reason": reason, "actor": actor, "at": at}
-
-
-class RefusedCallback(Aggregate):
-    """A gateway callback we refused (bad or stale signature): kept for the audit trail."""
-
-    @event("Refused")
-    def __init__(
-        self,
-        *,
-        reason: str,
-        callback_id: str | None,
-        signature: str | None,
-        body_sha256: str,
-        received_at: datetime,
-    ) -> None:
-        self.reason = reason
-        self.callback_id = callback_id
-        self.signature = signature
-        self.body_sha256 = body_sha256
-        self.received_at = received_at
-
-
-class CallbackLog(Aggregate):
-    """One gateway notification (by its signed id): processed once, every repeat recorded."""
-
-    @staticmethod
-    def create_id(callback_id: str) -> uuid.UUID:
-        return derived_id("gateway-callback", callback_id)
-
-    @event("Received")
-    def __init__(
-        self,
-        *,
-        callback_id: str,
-        type: str,
-        merchant_refund_no: str,
-        status: str,
-        outcome: str,
-        received_at: datetime,
-    ) -> None:
-        self.callback_id = callback_id
-        self.type = type
-        self.merchant_refund_no = merchant_refund_no
-        self.status = status
-        self.outcome = outcome
-        self.received_at = received_at
-        self.repeats = 0
-
-    @event("Replayed")
-    def replayed(self, received_at: datetime) -> None:
-        self.repeats += 1

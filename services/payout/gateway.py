@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,9 @@ SETTLEMENT_COLUMNS = (
 )
 # How far a callback's signed timestamp may be from our clock: bounds replays.
 SIGNATURE_TOLERANCE_SECONDS = 300
+# The headers of a completion callback: its signature, and the id of the notification.
+SIGNATURE_HEADER = "Gateway-Signature"
+CALLBACK_ID_HEADER = "Gateway-Callback-Id"
 
 
 class TransientGatewayError(Exception):
@@ -224,3 +228,17 @@ def verify_signature(
     message = f"{timestamp}.".encode() + body
     expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+
+
+@dataclass(frozen=True)
+class CallbackKey:
+    """The secret completion callbacks are signed with, and how old a signature may be."""
+
+    secret: str = field(repr=False)
+    tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS
+
+    def signs(self, header: str, body: bytes) -> bool:
+        """Whether `header` signs exactly `body`, at a time close to now."""
+        return verify_signature(
+            self.secret, header, body, now=time.time(), tolerance_seconds=self.tolerance_seconds
+        )

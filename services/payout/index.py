@@ -16,16 +16,8 @@ from typing import Any
 from services.payout.domain import Payout
 from services.payout.reconcile import ReconciliationReport
 from shared.ids import public_id
-from shared.readmodel import ReadModel, UnknownCursor, sortable, values
-
-__all__ = [
-    "Page",
-    "PayoutIndex",
-    "PayoutQuery",
-    "ReconciliationIndex",
-    "UnknownCursor",
-    "report_public_id",
-]
+from shared.paging import Page
+from shared.readmodel import ReadModel, sortable, values
 
 
 def report_public_id(report_id: uuid.UUID) -> str:
@@ -34,19 +26,20 @@ def report_public_id(report_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class PayoutQuery:
-    limit: int = 20
+    """Which payouts a list shows: each filter given narrows it (created: strictly between)."""
+
     refund_id: str | None = None
     status: str | None = None
     method: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    starting_after: str | None = None  # public payout ids (`po_…`)
-    ending_before: str | None = None
 
 
 @dataclass(frozen=True)
-class Page:
-    ids: list[str]  # public ids, newest first
+class Listed:
+    """One page of a list: public ids (`po_…`, `rc_…`), newest first."""
+
+    ids: list[str]
     has_more: bool
 
 
@@ -74,23 +67,21 @@ class PayoutIndex(ReadModel):
             payout.version,
         )
 
-    def page(self, query: PayoutQuery) -> Page:
+    def page(self, query: PayoutQuery, page: Page) -> Listed:
         where, params = [], []
-        if query.created_after is not None:
-            where.append(f"created_at > {self.p}")
-            params.append(sortable(query.created_after))
-        if query.created_before is not None:
-            where.append(f"created_at < {self.p}")
-            params.append(sortable(query.created_before))
+        for moment, after_or_before in ((query.created_after, ">"), (query.created_before, "<")):
+            if moment is not None:
+                where.append(f"created_at {after_or_before} {self.p}")
+                params.append(sortable(moment))
         found, has_more = self.fetch(
             {"refund_id": query.refund_id, "status": query.status, "method": query.method},
             where=where,
             params=params,
-            limit=query.limit,
-            starting_after=query.starting_after,
-            ending_before=query.ending_before,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
         )
-        return Page([str(row[0]) for row in found], has_more)
+        return Listed([str(row[0]) for row in found], has_more)
 
     def count_by_status(self) -> dict[str, int]:
         """How many payouts are in each status now (caught up to the log's end first)."""
@@ -121,18 +112,11 @@ class ReconciliationIndex(ReadModel):
             report.version,
         )
 
-    def page(
-        self,
-        *,
-        limit: int,
-        day: str | None = None,
-        starting_after: str | None = None,
-        ending_before: str | None = None,
-    ) -> Page:
+    def page(self, page: Page, *, day: str | None = None) -> Listed:
         found, has_more = self.fetch(
             {"day": day},
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
         )
-        return Page([str(row[0]) for row in found], has_more)
+        return Listed([str(row[0]) for row in found], has_more)

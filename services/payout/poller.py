@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
@@ -20,6 +21,11 @@ from shared.follower import LogFollower
 log = logging.getLogger(__name__)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
 class StatusPoller:
     """Watches payouts the provider accepted; queries each once it has waited `after_s`.
 
@@ -28,22 +34,17 @@ class StatusPoller:
     once it is settled, by callback or by this poller.
     """
 
-    def __init__(
-        self,
-        app: PayoutApplication,
-        routes: Routes,
-        *,
-        after_s: float = 30.0,
-        interval_s: float = 5.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.app = app
-        self.routes = routes
-        self.after_s = after_s
-        self.interval_s = interval_s
-        self.clock = clock
-        self.follower = LogFollower(app, "poller", topics=[get_topic(Payout.Accepted)])  # type: ignore[attr-defined]
-        self.watching: set[uuid.UUID] = set()
+    app: PayoutApplication
+    routes: Routes
+    _: KW_ONLY
+    after_s: float = 30.0
+    interval_s: float = 5.0
+    clock: Callable[[], datetime] = _now
+    watching: set[uuid.UUID] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        accepted = get_topic(Payout.Accepted)  # type: ignore[attr-defined]
+        self.follower = LogFollower(self.app, "poller", topics=[accepted])
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -16,11 +16,7 @@ Paid: Any = Payout
 def to_integration(event: Any) -> IntegrationEvent | None:
     if isinstance(event, Paid.Succeeded):
         return PayoutSucceededV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            payout_id=public_id("po", event.originator_id),
-            amount=MoneyModel.of(event.amount),
-            method=event.method,
+            **_payout_of(event),
             merchant_refund_no=event.merchant_refund_no,
             provider_reference=event.provider_reference,
             paid_at=event.paid_at,
@@ -30,16 +26,23 @@ def to_integration(event: Any) -> IntegrationEvent | None:
         )
     if isinstance(event, Paid.Failed):
         return PayoutFailedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            payout_id=public_id("po", event.originator_id),
-            amount=MoneyModel.of(event.amount),
-            method=event.method,
+            **_payout_of(event),
             cause=event.cause,
             attempts=event.attempts,
             failed_at=event.failed_at,
         )
     return None
+
+
+def _payout_of(event: Any) -> dict[str, Any]:
+    """What both outcomes say of the payout: whose refund, which payout, how much, which route."""
+    return {
+        "refund_id": event.refund_id,
+        "tenant": event.tenant,
+        "payout_id": public_id("po", event.originator_id),
+        "amount": MoneyModel.of(event.amount),
+        "method": event.method,
+    }
 
 
 def _settlement(event: Any) -> MoneyModel | None:

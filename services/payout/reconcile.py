@@ -14,15 +14,16 @@ import io
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
+from services.payout.domain import GATEWAY_METHODS, SETTLED, Payout, PayoutStatus
 from services.payout.gateway import SETTLEMENT_COLUMNS
 from shared.ids import derived_id
 
-Kind = Literal[
+FindingKind = Literal[
     "matched",
     "missing_on_our_side",
     "missing_at_provider",
@@ -30,7 +31,12 @@ Kind = Literal[
     "status_differs",
 ]
 # The provider's final statuses and what we call the same outcome.
-OURS_FOR = {"success": "paid", "closed": "failed", "abnormal": "failed", "processing": "pending"}
+OURS_FOR: dict[str, PayoutStatus] = {
+    "success": "paid",
+    "closed": "failed",
+    "abnormal": "failed",
+    "processing": "pending",
+}
 
 
 class MalformedReport(ValueError):
@@ -55,13 +61,13 @@ class OurPayout:
     merchant_refund_no: str
     amount: int
     currency: str
-    status: str  # paid / failed / pending / cancelled
+    status: PayoutStatus  # paid / failed / pending (processing too) / cancelled
     settled_on: date | None  # the day the outcome was recorded
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: Kind
+    kind: FindingKind
     merchant_refund_no: str
     detail: str
 
@@ -135,30 +141,57 @@ def reconcile(lines: list[SettlementLine], ours: list[OurPayout], day: date) -> 
     return findings
 
 
-class ReconciliationReport(Aggregate):
+def _day(at: Any) -> date | None:
+    return at.astimezone(UTC).date() if isinstance(at, datetime) else None
+
+
+def our_records(payout: Payout) -> list[OurPayout]:
+    """The payout as the provider knows it: one record per gateway merchant refund number.
+
+    The number the money moved under is `paid` on the day it moved; an earlier number of a
+    later series is `failed` (the provider closed it or never completed it); the current
+    number has the payout's own status (`processing` is still `pending`). Store balance and
+    manual payments never reach the provider, so they are not listed under their own route.
+    """
+    result = payout.result or {}
+    paid_number = result.get("merchant_refund_no") if payout.status == "paid" else None
+    via = result.get("via")
+    numbers = [number for number, route in payout.sent if route in GATEWAY_METHODS]
+    route_of = {number: route for number, route in payout.sent if route in GATEWAY_METHODS}
+    if payout.method in GATEWAY_METHODS and payout.number not in numbers:
+        numbers.append(payout.number)  # not sent yet: pending or cancelled
+        route_of[payout.number] = payout.method
+    records: list[OurPayout] = []
+    status: PayoutStatus
+    for number in dict.fromkeys(numbers):
+        gateway_paid = via == "gateway" and payout.method in GATEWAY_METHODS
+        if payout.status == "paid" and gateway_paid and number == paid_number:
+            status, settled = "paid", _day(result.get("paid_at"))
+        elif number == payout.number and payout.method in GATEWAY_METHODS and via != "manual":
+            status = "pending" if payout.status == "processing" else payout.status
+            at = result.get("failed_at") or result.get("cancelled_at") or result.get("paid_at")
+            settled = _day(at) if status in SETTLED else None
+        else:
+            status, settled = "failed", None
+        sent = payout.amount_on(route_of[number])
+        records.append(OurPayout(number, sent.amount, sent.currency, status, settled))
+    return records
+
+
+@dataclass
+class ReconciliationReport(Aggregate, created_event_name="Recorded"):
     """One reconciliation of one provider report: kept as it was, for later questions."""
+
+    day: date
+    digest: str
+    findings: list[dict[str, Any]]
+    counts: dict[str, int]
+    actor: str
+    at: datetime
 
     @staticmethod
     def create_id(day: date, digest: str) -> uuid.UUID:
         return derived_id("reconciliation", day.isoformat(), digest)
-
-    @event("Recorded")
-    def __init__(
-        self,
-        *,
-        day: date,
-        digest: str,
-        findings: list[dict[str, Any]],
-        counts: dict[str, int],
-        actor: str,
-        at: datetime,
-    ) -> None:
-        self.day = day
-        self.digest = digest
-        self.findings = findings
-        self.counts = counts
-        self.actor = actor
-        self.at = at
 
 
 def report_of(

@@ -7,13 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.payout.domain import PayoutStatus
+from services.payout.reconcile import FindingKind
 from shared.schemas import Strict, Text
 
-PayoutStatus = Literal["pending", "processing", "paid", "failed", "cancelled"]
-PayoutMethod = Literal["card", "alipay", "wechat_pay", "bank_transfer", "store_balance"]
-FindingKind = Literal[
-    "matched", "missing_on_our_side", "missing_at_provider", "amount_differs", "status_differs"
-]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
 MAX_REPORT_CHARS = 5_000_000
 EXAMPLE_PAYOUT = "po_3f0c1a2b4d5e6f708192a3b4c5d6e7f8"
@@ -168,3 +165,8 @@ class ReconciliationList(BaseModel):
     url: str
     has_more: bool
     data: list[ReconciliationEntry]
+
+
+class CallbackAck(BaseModel):
+    id: str
+    outcome: str

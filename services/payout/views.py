@@ -60,6 +60,7 @@ def history_entry(stored: Any) -> HistoryEntry:
 
 
 def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
+    """The payout with its trail: the stored events up to the payout's version."""
     return PayoutView.model_validate(
         {
             **_entry_fields(payout),
@@ -78,7 +79,7 @@ def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
             "consent_reference": payout.consent_reference,
             "outcome": plain(payout.result),
             "actions": plain(payout.actions),
-            "history": [history_entry(e) for e in history],
+            "history": [history_entry(e) for e in history[: payout.version]],
             "version": payout.version,
         }
     )

@@ -13,21 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
-from services.payout.bootstrap import build
+from services.payout.bootstrap import build, http_api
 from services.payout.domain import Payout
 from services.payout.gateway import SETTLEMENT_COLUMNS as COLUMNS
-from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.settings import PayoutSettings
 from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
-from shared.http import install_problem_handlers
 from shared.ids import public_id
-from shared.settings import ServiceSettings
-from shared.staff import StaffAuth
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from shared.store import store_env
 
@@ -114,12 +108,9 @@ def payouts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Payouts]
             "database_url": request.getfixturevalue("postgres_url"),
             "database_schema": f"{prefix}_payout",
         }
-    settings = ServiceSettings(env="test", data_dir=tmp_path, **options)
+    settings = PayoutSettings(env="test", data_dir=tmp_path, jwt_secret=SECRET, **options)
     app = PayoutApplication(env=store_env(settings, "payout"))
-    http = FastAPI()
-    install_problem_handlers(http)
-    router = staff_router(app, PayoutIndex(app), ReconciliationIndex(app), StaffAuth(SECRET))
-    http.include_router(router)
+    http = http_api(app, settings)
     try:
         with TestClient(http) as client:
             yield Payouts(client, app)

@@ -20,13 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from eventsourcing.utils import get_topic
-from fastapi import FastAPI
 
 from sandbox.gateway import create_app, signature_header
 from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
-from services.payout.api import callbacks_router
 from services.payout.application import PayoutApplication
-from services.payout.domain import Coupon, Payout, RefusedCallback
+from services.payout.bootstrap import http_api
+from services.payout.callbacks import RefusedCallback
+from services.payout.credits import Coupon
+from services.payout.domain import Payout
 from services.payout.executor import PayoutExecutor, RetryPolicy
 from services.payout.gateway import SandboxGateway
 from services.payout.poller import StatusPoller
@@ -45,7 +46,6 @@ from shared.contracts import (
     ReviewCompensationOfferedV1,
     envelope,
 )
-from shared.http import install_problem_handlers
 from shared.store import store_env
 from tests.integration.test_sandbox_gateway import control, ledger_entries, serving
 
@@ -328,9 +328,7 @@ def _signed(
 async def test_signed_callback_settles_once_forged_and_replayed_ones_are_refused_and_recorded(
     app: PayoutApplication, settings: PayoutSettings, gateway: httpx.Client
 ) -> None:
-    http = FastAPI()
-    install_problem_handlers(http)
-    http.include_router(callbacks_router(app, SECRET))
+    http = http_api(app, settings)
     control(gateway, async_mode=True, completion_delay_ms=200)
     payout_id = approve(app, approval(method="card"))
     with serving(http) as payout_url:

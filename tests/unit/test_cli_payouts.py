@@ -10,19 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
 from refunds.cli import main
-from services.payout.api import staff_router
 from services.payout.application import PayoutApplication
+from services.payout.bootstrap import http_api
 from services.payout.domain import Payout
 from services.payout.gateway import SETTLEMENT_COLUMNS as COLUMNS
-from services.payout.index import PayoutIndex, ReconciliationIndex
+from services.payout.settings import PayoutSettings
 from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
-from shared.http import install_problem_handlers
 from shared.ids import public_id
-from shared.settings import ServiceSettings
-from shared.staff import StaffAuth
 from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
 from tests.integration.test_sandbox_gateway import serving
@@ -80,12 +76,9 @@ class Served:
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     for name in ("REFUNDS_JWT_SECRET", "REFUNDS_ENV"):
         monkeypatch.delenv(name, raising=False)
-    app = PayoutApplication(env=store_env(ServiceSettings(env="test", data_dir=tmp_path), "payout"))
-    http = FastAPI()
-    install_problem_handlers(http)
-    http.include_router(
-        staff_router(app, PayoutIndex(app), ReconciliationIndex(app), StaffAuth(SECRET))
-    )
+    settings = PayoutSettings(env="test", data_dir=tmp_path, jwt_secret=SECRET)
+    app = PayoutApplication(env=store_env(settings, "payout"))
+    http = http_api(app, settings)
     try:
         with serving(http) as url:
             yield Served(url, app, tmp_path)

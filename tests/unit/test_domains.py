@@ -83,6 +83,8 @@ DOMAIN_MODULES = [
     "review/rules.py",
     "review/calendar.py",
     "payout/domain.py",
+    "payout/credits.py",
+    "payout/callbacks.py",
     "payout/fx.py",
     "payout/reconcile.py",
     "notify/domain.py",

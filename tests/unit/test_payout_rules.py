@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from services.payout.application import apply_receipt
 from services.payout.domain import (
     Payout,
     PayoutActionRefused,
@@ -22,6 +21,7 @@ from services.payout.fx import Rate, convert
 from services.payout.gateway import GatewayReceipt
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
+from services.payout.settlement import apply_receipt
 from shared.contracts import PayoutSucceededV1
 from shared.money import Money
 

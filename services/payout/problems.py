@@ -1,0 +1,59 @@
+"""What each of payout's domain errors answers over HTTP: one problem per error, installed once."""
+
+from __future__ import annotations
+
+from services.payout.application import PayoutNotFound, ReconciliationNotFound
+from services.payout.callbacks import CallbackRefused, CallbackReplayed, Refusal
+from services.payout.domain import PayoutActionRefused
+from services.payout.gateway import CALLBACK_ID_HEADER
+from services.payout.reconcile import MalformedReport
+from shared.idempotency import IdempotencyMismatch
+from shared.keyed import idempotency_conflict, invalid
+from shared.problems import Problem, ProblemMap
+
+REFUSALS: dict[Refusal, tuple[int, str]] = {
+    "bad-signature": (401, "The signature is missing, wrong, or too old."),
+    "malformed": (400, "The callback is not a gateway notification."),
+    "id-mismatch": (400, f"{CALLBACK_ID_HEADER} differs from the body."),
+}
+
+
+def no_payout(error: PayoutNotFound) -> Problem:
+    return Problem(404, "No such payout", f"No payout {error}.", kind="not-found")
+
+
+def no_reconciliation(error: ReconciliationNotFound) -> Problem:
+    return Problem(404, "No such reconciliation", f"No reconciliation {error}.", kind="not-found")
+
+
+def action_refused(error: PayoutActionRefused) -> Problem:
+    return Problem(409, "Not allowed in this state", str(error), kind="payout-action-refused")
+
+
+def malformed_report(error: MalformedReport) -> Problem:
+    return invalid("body.report", "malformed_report", str(error))
+
+
+def callback_refused(error: CallbackRefused) -> Problem:
+    status, detail = REFUSALS[error.reason]
+    return Problem(status, "Callback refused", detail, kind=f"callback-{error.reason}")
+
+
+def callback_replayed(error: CallbackReplayed) -> Problem:
+    return Problem(
+        409,
+        "Callback already processed",
+        f"Callback {error} was processed before; it has no further effect.",
+        kind="callback-replayed",
+    )
+
+
+PROBLEMS: ProblemMap = {
+    PayoutNotFound: no_payout,
+    ReconciliationNotFound: no_reconciliation,
+    PayoutActionRefused: action_refused,
+    IdempotencyMismatch: lambda _: idempotency_conflict(),
+    MalformedReport: malformed_report,
+    CallbackRefused: callback_refused,
+    CallbackReplayed: callback_replayed,
+}

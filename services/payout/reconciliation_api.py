@@ -1,0 +1,81 @@
+"""Payout's staff API for reconciliation: reconcile the provider's settlement report of a day
+(finance), and read the reports recorded (finance, auditors)."""
+
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from services.payout.deps import (
+    Finance,
+    PayoutApp,
+    Reader,
+    ReconciliationPaging,
+    Reconciliations,
+    ReportId,
+)
+from services.payout.schemas import ReconciliationList, ReconciliationRequest, ReconciliationView
+from services.payout.views import reconciliation_entry, reconciliation_view
+from shared.keyed import answer
+from shared.problems import problem_response
+from shared.staff import staff_problem_responses
+
+router = APIRouter(prefix="/v1", tags=["reconciliation"])
+
+
+@router.post(
+    "/reconciliations",
+    response_model=ReconciliationView,
+    status_code=201,
+    summary="Reconcile the provider's settlement report of a day",
+    responses=staff_problem_responses(401, 403)
+    | {
+        200: {
+            "description": "This file was reconciled for this day before: the same report",
+            "model": ReconciliationView,
+        },
+        422: problem_response(
+            422, "The body is invalid, or the CSV cannot be read (`errors` names the line)."
+        ),
+    },
+)
+async def reconcile(body: ReconciliationRequest, staff: Finance, app: PayoutApp) -> JSONResponse:
+    """One finding per report line (matched, missing_on_our_side, amount_differs,
+    status_differs) and one per payout settled that day that the report does not list
+    (missing_at_provider). The same file for the same day answers the same report."""
+    report, created = await asyncio.to_thread(
+        app.reconcile_report, body.report, body.day, actor=staff.sub
+    )
+    return answer(reconciliation_view(report), 201 if created else 200)
+
+
+@router.get(
+    "/reconciliations",
+    response_model=ReconciliationList,
+    summary="Reconciliations, newest first",
+    responses=staff_problem_responses(401, 403, 422),
+)
+async def list_reconciliations(
+    staff: Reader,
+    app: PayoutApp,
+    index: Reconciliations,
+    request: Request,
+    page: ReconciliationPaging,
+) -> JSONResponse:
+    listed = await asyncio.to_thread(index.page, page)
+    reports = await asyncio.to_thread(app.reconciliations_named, listed.ids)
+    entries = [reconciliation_entry(report) for report in reports]
+    return answer(ReconciliationList(url=request.url.path, has_more=listed.has_more, data=entries))
+
+
+@router.get(
+    "/reconciliations/{report_id}",
+    response_model=ReconciliationView,
+    summary="One reconciliation with its findings, as recorded",
+    responses=staff_problem_responses(401, 403, 404),
+)
+async def get_reconciliation(report_id: ReportId, staff: Reader, app: PayoutApp) -> JSONResponse:
+    report = await asyncio.to_thread(app.reconciliation_named, report_id)
+    return answer(reconciliation_view(report))
