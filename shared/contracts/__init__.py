@@ -7,6 +7,7 @@ module lists what it publishes (`PUBLISHED`), and `EVENT_TYPES` is built from th
 
 from shared.contracts.catalog import (
     EVENT_TYPES,
+    PUBLISHED_BY,
     PUBLISHERS,
 )
 from shared.contracts.common import (
@@ -85,6 +86,7 @@ __all__ = [
     "EVENT_TYPES",
     "NOTIFICATION_CHANNELS",
     "OCCURRENCE_DOC",
+    "PUBLISHED_BY",
     "PUBLISHERS",
     "SEALED_ADDRESS",
     "SEALED_DESCRIPTION",

@@ -13,3 +13,7 @@ PUBLISHERS: dict[str, tuple[type[IntegrationEvent], ...]] = {
 EVENT_TYPES: dict[str, type[IntegrationEvent]] = {
     model.TYPE: model for models in PUBLISHERS.values() for model in models
 }
+# The service that publishes each type (a CloudEvent's `source`).
+PUBLISHED_BY: dict[str, str] = {
+    model.TYPE: service for service, models in PUBLISHERS.items() for model in models
+}
