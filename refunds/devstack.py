@@ -18,10 +18,10 @@ from types import TracebackType
 import httpx
 
 from shared.auth import DEV_API_KEY, DEV_TENANT
+from shared.contracts import SERVICES
 
 HOST = "127.0.0.1"
 INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
-SERVICES = ("intake", "review", "payout", "notify")
 COMPONENTS = INFRASTRUCTURE + SERVICES
 # With `messaging_apart`, each service's relay and consumer run in a process of their own.
 MESSAGING = tuple(f"{name}-messaging" for name in SERVICES)

@@ -21,6 +21,7 @@ from shared.contracts.common import (
     SEALED_PHONE,
     SEALED_STATEMENT,
     SEALED_WITHDRAWAL_REASON,
+    SERVICES,
     CurrencyCode,
     DesiredOutcome,
     IntegrationEvent,
@@ -30,6 +31,7 @@ from shared.contracts.common import (
     PaymentMethod,
     PaymentRoute,
     Reason,
+    Service,
 )
 from shared.contracts.envelope import (
     CONTENT_TYPE,
@@ -98,6 +100,7 @@ __all__ = [
     "SEALED_PHONE",
     "SEALED_STATEMENT",
     "SEALED_WITHDRAWAL_REASON",
+    "SERVICES",
     "TIERS",
     "ApiKeyIssuedV1",
     "ApiKeyRevokedV1",
@@ -135,6 +138,7 @@ __all__ = [
     "ReviewRecoveryClaimedV1",
     "ReviewRejectedV1",
     "ReviewSlaBreachedV1",
+    "Service",
     "Tier",
     "envelope",
     "stable_event_id",

@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from shared.money import Money
 
+# The four services, in the order a refund passes them (a CloudEvent's `source`).
+Service = Literal["intake", "review", "payout", "notify"]
+SERVICES: tuple[Service, ...] = ("intake", "review", "payout", "notify")
+
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
 PaymentMethod = Literal["card", "alipay", "wechat_pay", "bank_transfer", "store_balance"]
 Reason = Literal[
