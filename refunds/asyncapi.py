@@ -4,23 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contracts import EVENT_TYPES, CloudEvent
+from shared.contracts import EVENT_TYPES, PUBLISHERS, CloudEvent
 from shared.kafka import TOPICS
-
-PUBLISHERS = {
-    "intake": [
-        "refund.requested.v1",
-        "refund.withdrawn.v1",
-        "refund.evidence_added.v1",
-        "refund.appealed.v1",
-        "customer.erased.v1",
-        "api_key.issued.v1",
-        "api_key.revoked.v1",
-    ],
-    "review": ["review.approved.v1", "review.rejected.v1"],
-    "payout": ["payout.succeeded.v1", "payout.failed.v1"],
-    "notify": ["notification.sent.v1"],
-}
 
 
 def _message_name(event_type: str) -> str:
@@ -69,8 +54,9 @@ def generate() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for service, types in PUBLISHERS.items():
+    for service, models in PUBLISHERS.items():
         topic = TOPICS[service]
+        types = [model.TYPE for model in models]
         names = {
             _message_name(t): {"$ref": f"#/components/messages/{_message_name(t)}"} for t in types
         }

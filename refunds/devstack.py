@@ -9,20 +9,37 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from contextlib import ExitStack
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
+from refunds.ports import (
+    COMPONENTS,
+    HOST,
+    INFRASTRUCTURE,
+    Ports,
+    StackError,
+    check_component,
+    free_port,
+)
 from shared.auth import DEV_API_KEY, DEV_TENANT
+from shared.contracts import SERVICES
 
-HOST = "127.0.0.1"
-INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
-SERVICES = ("intake", "review", "payout", "notify")
-COMPONENTS = INFRASTRUCTURE + SERVICES
+# Ports and the component names come from refunds.ports; importers find them here too.
+__all__ = [
+    "COMPONENTS",
+    "INFRASTRUCTURE",
+    "MESSAGING",
+    "SERVICES",
+    "Ports",
+    "Stack",
+    "StackError",
+    "describe_exit",
+]
+
 # With `messaging_apart`, each service's relay and consumer run in a process of their own.
 MESSAGING = tuple(f"{name}-messaging" for name in SERVICES)
 # What a messaging process leaves to its service's main process.
@@ -40,89 +57,6 @@ _SANDBOX_MODULES = {
     "mailsink": "sandbox.mailsink",
     "sms": "sandbox.sms",
 }
-# Which Ports field each component listens on, where the names differ.
-_PORT_FIELD = {"mailsink": "smtp"}
-# Offsets from --base-port: each port keeps the last digits of its default.
-_BASE_OFFSETS = {
-    "intake": 1,
-    "review": 2,
-    "payout": 3,
-    "notify": 4,
-    "gateway": 10,
-    "smtp": 25,
-    "sms": 30,
-    "broker": 92,
-}
-
-
-@dataclass(frozen=True)
-class Ports:
-    """The 127.0.0.1 ports the stack listens on; the defaults are the documented ones."""
-
-    broker: int = 9092
-    intake: int = 8001
-    review: int = 8002
-    payout: int = 8003
-    notify: int = 8004
-    gateway: int = 8010
-    smtp: int = 8025
-    sms: int = 8030
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Ports the kernel says are free now (a brief race until the children bind is fine)."""
-        with ExitStack() as sockets:
-            chosen: dict[str, int] = {}
-            # All sockets stay open until every port is picked, so no two picks coincide.
-            for field in fields(cls):
-                sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                sock.bind((HOST, 0))
-                chosen[field.name] = sock.getsockname()[1]
-        return cls(**chosen)
-
-    @classmethod
-    def from_base(cls, base: int) -> Ports:
-        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+92 broker."""
-        if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
-            raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
-        return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
-
-    @classmethod
-    def free_base(cls, start: int) -> int:
-        """A base port from `start` on whose whole `from_base` layout is free right now."""
-        for base in range(start, 65535 - max(_BASE_OFFSETS.values()), 137):
-            if all(_is_free(base + offset) for offset in _BASE_OFFSETS.values()):
-                return base
-        raise StackError("ports", f"no free port range from {start}")
-
-    def of(self, component: str) -> int:
-        """The port a component listens on."""
-        _check_component(component)
-        port: int = getattr(self, _PORT_FIELD.get(component, component))
-        return port
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-class StackError(RuntimeError):
-    """A component failed to start, died, or did not become ready; `component` names it."""
-
-    def __init__(self, component: str, message: str) -> None:
-        super().__init__(message)
-        self.component = component
 
 
 @dataclass
@@ -137,7 +71,7 @@ class Stack:
     def __init__(
         self,
         data_dir: Path,
-        ports: Ports = Ports(),
+        ports: Ports = Ports(),  # noqa: B008 - frozen, so one shared default is safe
         database_url: str | None = None,
         schema_prefix: str | None = None,
         extra_env: dict[str, str] | None = None,
@@ -154,7 +88,7 @@ class Stack:
         self.schema_prefix = schema_prefix or "refunds"
         self.extra_env = dict(extra_env or {})
         self.python = python
-        self.messaging_ports = {name: _free_port() for name in MESSAGING} if messaging_apart else {}
+        self.messaging_ports = {name: free_port() for name in MESSAGING} if messaging_apart else {}
         self._children: dict[str, _Child] = {}
 
     @property
@@ -167,7 +101,7 @@ class Stack:
 
     def _check(self, name: str) -> None:
         if name not in self.messaging_ports:
-            _check_component(name)
+            check_component(name)
 
     def _port(self, name: str) -> int:
         return self.messaging_ports.get(name) or self.ports.of(name)
@@ -448,11 +382,6 @@ class Stack:
     def _pid(self, name: str) -> int | None:
         child = self._children.get(name)
         return child.process.pid if child else None
-
-
-def _check_component(name: str) -> None:
-    if name not in COMPONENTS:
-        raise ValueError(f"unknown component {name!r}; expected one of {', '.join(COMPONENTS)}")
 
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:

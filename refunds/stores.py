@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SERVICES = ("intake", "review", "payout", "notify")
-
 
 @dataclass(frozen=True)
 class Stores:

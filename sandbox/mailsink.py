@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
 import socket
@@ -15,17 +14,23 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from sandbox.serving import (
+    DEFAULT_HOST,
+    EXIT_BAD_CONFIG,
+    Served,
+    data_dir_from_env,
+    host_from_env,
+    port_from_env,
+)
+
 log = logging.getLogger("sandbox.mailsink")
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025
-DEFAULT_DATA_DIR = "./data"
-EXIT_BAD_CONFIG = 2
 READY_TIMEOUT_SECONDS = 5.0
 _SEQUENCE_WIDTH = 6
 _PARSER = BytesParser(policy=policy.default)
@@ -185,7 +190,7 @@ class _SinkHandler:
         return "250 Message accepted for delivery"
 
 
-class MailSink:
+class MailSink(Served):
     """An SMTP server on ``host:port`` (0 picks a free port) that keeps every message."""
 
     def __init__(
@@ -240,35 +245,11 @@ class MailSink:
         """Block until ``count`` messages arrived; raise TimeoutError saying how many did."""
         return self._mailbox.wait_for(count, timeout)
 
-    def __enter__(self) -> MailSink:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _parse_port(raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ValueError(f"SANDBOX_SMTP_PORT must be an integer, got {raw!r}") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"SANDBOX_SMTP_PORT must be between 1 and 65535, got {port}")
-    return port
-
 
 def _config_from_env() -> tuple[str, int, Path]:
-    host = os.environ.get("SANDBOX_SMTP_HOST", DEFAULT_HOST).strip()
-    if not host:
-        raise ValueError("SANDBOX_SMTP_HOST must not be empty")
-    port = _parse_port(os.environ.get("SANDBOX_SMTP_PORT", str(DEFAULT_PORT)).strip())
-    data_dir = Path(os.environ.get("SANDBOX_DATA_DIR", DEFAULT_DATA_DIR))
-    return host, port, data_dir / "mail"
+    host = host_from_env("SANDBOX_SMTP_HOST")
+    port = port_from_env("SANDBOX_SMTP_PORT", DEFAULT_PORT)
+    return host, port, data_dir_from_env() / "mail"
 
 
 def _wait_for_signal() -> None:

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated, Any
 
 import httpx
@@ -28,12 +27,11 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox.serving import DEFAULT_DATA_DIR, DEFAULT_HOST, EXIT_BAD_CONFIG, Served
+
 MESSAGES_FILE = "sms-messages.jsonl"
 REPLAY_HEADER = "Idempotent-Replayed"
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8030
-DEFAULT_DATA_DIR = "./data"
-EXIT_BAD_CONFIG = 2
 START_TIMEOUT_SECONDS = 5.0
 MAX_KEY_CHARS = 255
 MAX_TEXT_CHARS = 1600  # ten or more segments: no customer message is meant to be that long
@@ -222,7 +220,7 @@ def create_app(data_dir: Path, *, api_key: str | None = None) -> FastAPI:
     return app
 
 
-class SmsSandbox:
+class SmsSandbox(Served):
     """The provider served by uvicorn in a thread on a free 127.0.0.1 port, for tests:
 
     with SmsSandbox(tmp_path) as sms:
@@ -280,17 +278,6 @@ class SmsSandbox:
         response.raise_for_status()
         state: dict[str, Any] = response.json()
         return state
-
-    def __enter__(self) -> SmsSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _port(raw: str) -> int:

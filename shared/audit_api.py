@@ -116,15 +116,7 @@ def with_data(ledger: Ledger, entries: list[Entry]) -> list[AuditEntry]:
 
 
 def checkpoint_view(checkpoint: Checkpoint) -> SignedCheckpoint:
-    return SignedCheckpoint(
-        service=checkpoint.service,
-        size=checkpoint.size,
-        position=checkpoint.position,
-        head=checkpoint.head,
-        at=checkpoint.at,
-        key_id=checkpoint.key_id,
-        signature=checkpoint.signature,
-    )
+    return SignedCheckpoint.model_validate(checkpoint, from_attributes=True)
 
 
 def build_audit_router(ledger: Ledger, staff: StaffAuth) -> APIRouter:

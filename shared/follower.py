@@ -1,19 +1,92 @@
-"""Follows an application's own notification log from a durable position (at-least-once)."""
+"""Follows an application's own notification log from a durable position (at-least-once).
+
+Every reader of the log reads only what is new since its position: `pages_after` filters by
+topic in SQL and, once it has seen the log's end, moves the position to that end even when
+nothing there was wanted, so a quiet stretch of unwanted events is never read again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
 
 # The longest pause between looks at a quiet log, for appends by other processes.
 IDLE_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Events read after a position, and where to go on from once they are handled."""
+
+    notifications: Sequence[Notification]
+    # Nothing wanted lies between the last notification and `reached`.
+    reached: int
+
+
+def pages_after(
+    recorder: ApplicationRecorder,
+    position: int,
+    *,
+    limit: int,
+    topics: Sequence[str] = (),
+    marker: str | None = None,
+) -> Iterator[LogPage]:
+    """Pages of the events after `position` up to the log's end as it is now; `topics`
+    (exact) or `marker` (a part of the topic, e.g. `:RefundRequest.`) choose which.
+
+    The end is read first: notification ids are committed in order (eventsourcing's
+    PostgreSQL recorder inserts under an EXCLUSIVE table lock, SQLite has one writer), so
+    no event at or below it can appear later and the last page may move the position
+    there. A marker matches old topics too (an aggregate moved to another module keeps
+    its stored topics); it is turned into exact topics from the new events' topics only.
+    """
+    end = int(recorder.max_notification_id() or 0)
+    if end <= position:
+        return
+    if marker is not None:
+        topics = [topic for topic in _topics_between(recorder, position, end) if marker in topic]
+        if not topics:
+            yield LogPage([], end)
+            return
+    while True:
+        notifications = recorder.select_notifications(
+            start=position,
+            stop=end,
+            limit=limit,
+            topics=topics,
+            inclusive_of_start=False,
+        )
+        if len(notifications) < limit:
+            yield LogPage(notifications, end)
+            return
+        position = notifications[-1].id
+        yield LogPage(notifications, position)
+
+
+def _topics_between(recorder: ApplicationRecorder, after: int, end: int) -> list[str]:
+    """The distinct topics of the events in (after, end]."""
+    datastore: Any = getattr(recorder, "datastore", None)
+    table: str = getattr(recorder, "events_table_name", "")
+    # The table is the recorder's own; the positions are bound parameters.
+    if isinstance(datastore, PostgresDatastore):
+        sql = (
+            f'SELECT DISTINCT topic FROM "{datastore.schema}"."{table}" '  # noqa: S608
+            "WHERE notification_id > %s AND notification_id <= %s"
+        )
+    else:
+        sql = f"SELECT DISTINCT topic FROM {table} WHERE rowid > ? AND rowid <= ?"  # noqa: S608
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(sql, (after, end))
+        rows = cursor.fetchall()
+    return [str(row["topic"] if isinstance(row, dict) else row[0]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -27,7 +100,8 @@ class LogFollower:
 
     A crash between acting and advancing repeats the batch, so what the caller
     does must be idempotent (Kafka consumers dedupe by tracking; the gateway by
-    merchant refund number).
+    merchant refund number). A look that finds nothing wanted moves the position to
+    the log's end by itself (saved too, once `load` made the position a durable one).
     """
 
     def __init__(
@@ -45,10 +119,12 @@ class LogFollower:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.position = 0
+        self._durable = False
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
+        self._durable = True
         return self.position
 
     async def advance(self, position: int) -> None:
@@ -59,13 +135,20 @@ class LogFollower:
         await self.advance(0)
 
     def _read(self) -> list[LoggedEvent]:
-        notifications: Sequence[Notification] = self.app.recorder.select_notifications(
-            start=self.position,
-            limit=self.batch_size,
-            topics=self.topics,
-            inclusive_of_start=False,
+        page = next(
+            pages_after(
+                self.app.recorder, self.position, limit=self.batch_size, topics=self.topics
+            ),
+            None,
         )
-        return [LoggedEvent(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        if page is None:
+            return []
+        if not page.notifications:
+            # Only unwanted events since the position: never read them again.
+            if self._durable:
+                self.app.positions.save(self.name, page.reached)
+            self.position = page.reached
+        return [LoggedEvent(n.id, self.app.mapper.to_domain_event(n)) for n in page.notifications]
 
     async def next_batch(self, wait: float) -> list[LoggedEvent]:
         """The next batch, waiting up to `wait` seconds; empty when nothing new arrived.

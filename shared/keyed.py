@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from shared.http import Problem
 from shared.idempotency import KeyedRequest, fingerprint
+from shared.problems import invalid_fields
 
 IDEMPOTENCY_HELP = (
     "Stripe-style: a retry with the same key and body replays the first answer (with"
@@ -52,13 +53,7 @@ def idempotency_conflict() -> Problem:
 
 def invalid(field: str, code: str, message: str) -> Problem:
     """A 422 problem naming one bad field (validation of several comes from the schema)."""
-    return Problem(
-        422,
-        "Invalid request",
-        "1 field(s) failed validation.",
-        kind="validation",
-        errors=[{"field": field, "code": code, "message": message}],
-    )
+    return invalid_fields([{"field": field, "code": code, "message": message}])
 
 
 def one_cursor(starting_after: str | None, ending_before: str | None) -> None:

@@ -13,12 +13,9 @@ position, head, time) signed with the service's Ed25519 key — go to
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,86 +24,52 @@ from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
 from shared.contracts import stable_event_id
+from shared.ledger_entries import (
+    CHECKPOINT_COLUMNS,
+    ENTRY_COLUMNS,
+    GENESIS,
+    Checkpoint,
+    Correlate,
+    Entry,
+    actor_of,
+    astuple_shallow,
+    canonical,
+    chained,
+    checkpoint_from_row,
+    data_of,
+    entry_from_row,
+    event_type,
+    leaf_of,
+    refund_id_field,
+    signed_payload,
+    stamp_of,
+    stored_state,
+    stored_time,
+    text_of,
+)
 from shared.readmodel import values
 from shared.signing import Signer
-from shared.stamping import STAMP_KEY
 from shared.store import StoreMisconfigured, create_tables
 
-GENESIS = "0" * 64
+# The entries' parts are re-exported: readers of the ledger need only this module.
+__all__ = [
+    "BATCH",
+    "GENESIS",
+    "Checkpoint",
+    "Correlate",
+    "Entry",
+    "Ledger",
+    "canonical",
+    "chained",
+    "data_of",
+    "event_type",
+    "leaf_of",
+    "refund_id_field",
+]
+
 BATCH = 500
-ACTOR_FIELDS = ("actor", "decided_by", "by", "person", "granted_by")
-
-# (topic, originator id, stored state) → the public refund id the event concerns, if any.
-Correlate = Callable[[str, uuid.UUID, dict[str, Any]], str | None]
-
-
-def refund_id_field(topic: str, originator_id: uuid.UUID, state: dict[str, Any]) -> str | None:
-    """The default: the event's own `refund_id` field, when it names one."""
-    return _text(state.get("refund_id"))
-
-
-def canonical(originator_id: uuid.UUID | str, version: int, topic: str, state: bytes) -> bytes:
-    """The bytes an event's hash covers: its stored row, each part length-prefixed."""
-    parts = [str(originator_id).encode(), str(version).encode(), topic.encode(), state]
-    return b"".join(len(part).to_bytes(8, "big") + part for part in parts)
-
-
-def leaf_of(notification: Notification) -> tuple[bytes, str]:
-    data = canonical(
-        notification.originator_id,
-        notification.originator_version,
-        notification.topic,
-        notification.state,
-    )
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def chained(previous: str, data: bytes) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + data).hexdigest()
-
-
-def event_type(topic: str) -> str:
-    """`services.intake.domain:RefundRequest.Approved` → `RefundRequest.Approved`."""
-    return topic.rpartition(":")[2]
-
-
-@dataclass(frozen=True)
-class Entry:
-    position: int
-    originator_id: str
-    originator_version: int
-    type: str
-    leaf: str
-    chain: str
-    at: str
-    actor: str
-    via: str | None
-    causation: str | None
-    correlation: str | None
-    event_id: str
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    service: str
-    size: int  # ledger entries covered
-    position: int  # the last one's log position
-    head: str  # the chain hash after it
-    at: str
-    key_id: str
-    signature: str
-
-    def payload(self) -> bytes:
-        return signed_payload(self.service, self.size, self.position, self.head, self.at)
-
-
-def signed_payload(service: str, size: int, position: int, head: str, at: str) -> bytes:
-    document = {"service": service, "size": size, "position": position, "head": head, "at": at}
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-ENTRY_COLUMNS = tuple(Entry.__dataclass_fields__)
-CHECKPOINT_COLUMNS = ("size", "position", "head", "at", "key_id", "signature")
+# Positions this close are read as one range: fewer queries, a few unwanted rows at most.
+RUN_GAP = 16
 
 
 class Ledger:
@@ -221,8 +184,8 @@ class Ledger:
         cursor: Any,
         memo: dict[str, str | None],
     ) -> Entry:
-        state = _state(notification.state)
-        stamp = _stamp(state)
+        state = stored_state(notification.state)
+        stamp = stamp_of(state)
         originator = str(notification.originator_id)
         correlation = (
             stamp.get("correlation")
@@ -230,7 +193,7 @@ class Ledger:
             or self._known_correlation(originator, cursor, memo)
         )
         memo[originator] = correlation
-        actor = _actor(stamp.get("actor"), state, self.service)
+        actor = actor_of(stamp.get("actor"), state, self.service)
         return Entry(
             position=notification.id,
             originator_id=originator,
@@ -238,10 +201,10 @@ class Ledger:
             type=event_type(notification.topic),
             leaf=leaf,
             chain=chain,
-            at=_timestamp(state),
+            at=stored_time(state),
             actor=actor,
             via=stamp.get("via"),
-            causation=stamp.get("causation") or _text(state.get("causation_id")),
+            causation=stamp.get("causation") or text_of(state.get("causation_id")),
             correlation=correlation,
             event_id=stable_event_id(
                 self.service, uuid.UUID(originator), notification.originator_version
@@ -294,14 +257,21 @@ class Ledger:
         return checkpoint
 
     def head(self) -> tuple[int, int, str]:
-        """(entries, last position, chain hash) of the sealed ledger."""
+        """(entries, last position, chain hash) of the sealed ledger.
+
+        Entries are counted on from the last checkpoint, so the count reads only what was
+        sealed since; a ledger that lost rows below it is counted whole (verify says why).
+        """
+        position, chain = self._last()
+        if position == 0:
+            return 0, 0, GENESIS
+        last = self.last_checkpoint()
+        since, counted = (last.position, last.size) if last else (0, 0)
+        if position < since:
+            since, counted = 0, 0
         with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*), MAX(position) FROM {self.table}")
-            count, position = values(cursor.fetchone())
-            if not count:
-                return 0, 0, GENESIS
-            cursor.execute(f"SELECT chain FROM {self.table} WHERE position = {self.p}", (position,))
-            return int(count), int(position), str(values(cursor.fetchone())[0])
+            cursor.execute(f"SELECT COUNT(*) FROM {self.table} WHERE position > {self.p}", (since,))
+            return counted + int(values(cursor.fetchone())[0]), position, chain
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._datastore.transaction(commit=False) as cursor:
@@ -309,7 +279,7 @@ class Ledger:
                 f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {self.checkpoint_table} ORDER BY size"
             )
             rows = cursor.fetchall()
-        return [_checkpoint(self.service, row) for row in rows]
+        return [checkpoint_from_row(self.service, row) for row in rows]
 
     def last_checkpoint(self) -> Checkpoint | None:
         with self._datastore.transaction(commit=False) as cursor:
@@ -318,7 +288,7 @@ class Ledger:
                 "ORDER BY size DESC LIMIT 1"
             )
             row = cursor.fetchone()
-        return _checkpoint(self.service, row) if row else None
+        return checkpoint_from_row(self.service, row) if row else None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -341,83 +311,34 @@ class Ledger:
                 f"SELECT {', '.join(ENTRY_COLUMNS)} FROM {self.table} WHERE {where}", params
             )
             rows = cursor.fetchall()
-        return [_entry_from(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def stored(self, positions: Sequence[int]) -> dict[int, Notification]:
-        """The stored events at `positions` (absent ones are missing from the result)."""
-        if not positions:
-            return {}
+        """The stored events at `positions` (absent ones are missing from the result).
+
+        Runs of nearby positions are read together, and nothing between far-apart ones (a
+        refund's events lie scattered over the whole log)."""
         found: dict[int, Notification] = {}
-        low, high = min(positions), max(positions)
         wanted = set(positions)
-        start = low
-        while start <= high:
-            batch = self.app.recorder.select_notifications(start=start, limit=BATCH, stop=high)
-            if not batch:
-                break
-            found.update({n.id: n for n in batch if n.id in wanted})
-            start = batch[-1].id + 1
+        for low, high in _runs(sorted(wanted)):
+            start = low
+            while start <= high:
+                batch = self.app.recorder.select_notifications(start=start, limit=BATCH, stop=high)
+                if not batch:
+                    break
+                found.update({n.id: n for n in batch if n.id in wanted})
+                start = batch[-1].id + 1
         return found
 
 
-def data_of(notification: Notification) -> dict[str, Any]:
-    """An event's stored state as JSON data (what the ledger shows), without the stamp."""
-    state = _state(notification.state)
-    state.pop(STAMP_KEY, None)
-    return state
-
-
-def _state(raw: bytes) -> dict[str, Any]:
-    try:
-        decoded = json.loads(raw)
-    except ValueError:
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
-
-
-def _actor(stamped: str | None, state: dict[str, Any], service: str) -> str:
-    """Who acted: the request's tenant or staff person; for work this service did on its
-    own (reacting, on a timer), the person or rule the event names, if it names one."""
-    if stamped and not stamped.startswith("system:"):
-        return stamped
-    named = next((_text(state.get(name)) for name in ACTOR_FIELDS if _text(state.get(name))), None)
-    if named is not None:
-        return named if ":" in named else f"staff:{named}"  # bare names are staff persons
-    return stamped or f"system:{service}"
-
-
-def _stamp(state: dict[str, Any]) -> dict[str, str]:
-    audit = state.get(STAMP_KEY)
-    return audit if isinstance(audit, dict) else {}
-
-
-def astuple_shallow(entry: Entry) -> tuple[Any, ...]:
-    """The entry's values in column order (dataclasses.astuple deep-copies: 3x slower)."""
-    return tuple(getattr(entry, column) for column in ENTRY_COLUMNS)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _timestamp(state: dict[str, Any]) -> str:
-    """The event's own time, as stored by eventsourcing's transcoder."""
-    stamp = state.get("timestamp")
-    if isinstance(stamp, dict) and isinstance(stamp.get("_data_"), str):
-        try:  # fixed width, so that text order is time order
-            moment = datetime.fromisoformat(stamp["_data_"]).astimezone(UTC)
-        except ValueError:
-            return str(stamp["_data_"])
-        return moment.isoformat(timespec="microseconds")
-    return ""
-
-
-def _entry_from(row: Any) -> Entry:
-    return Entry(*values(row))
-
-
-def _checkpoint(service: str, row: Any) -> Checkpoint:
-    size, position, head, at, key, signature = values(row)
-    return Checkpoint(
-        service, int(size), int(position), str(head), str(at), str(key), str(signature)
-    )
+def _runs(positions: list[int], gap: int = RUN_GAP) -> Iterator[tuple[int, int]]:
+    """Sorted positions as (first, last) ranges, split where two lie more than `gap` apart."""
+    if not positions:
+        return
+    low = high = positions[0]
+    for position in positions[1:]:
+        if position - high > gap:
+            yield low, high
+            low = position
+        high = position
+    yield low, high

@@ -21,6 +21,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
+from shared.follower import pages_after
 from shared.paging import UnknownCursor
 from shared.store import StoreMisconfigured, create_tables
 
@@ -83,24 +84,24 @@ class ReadModel:
     # -- writing ----------------------------------------------------------------------------
 
     def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
-        """Apply every logged event not yet in the table; returns how many were read.
+        """Apply every logged event of this model not yet in the table; returns how many
+        were read. Only events after the saved position are looked at, and only this
+        model's are read (`shared.follower.pages_after`).
 
         `progress(n)` is told after each batch how many log positions it advanced.
         """
         read = 0
         with self._lock:
-            while True:
-                position = self.app.positions.load(self.name)
-                notifications = self.app.recorder.select_notifications(
-                    start=position, limit=BATCH, inclusive_of_start=False
-                )
-                if not notifications:
-                    return read
-                rows = [self.row(aggregate) for aggregate in self._fold(notifications)]
-                self._write(rows, notifications[-1].id)
-                read += len(notifications)
+            position = self.app.positions.load(self.name)
+            pages = pages_after(self.app.recorder, position, limit=BATCH, marker=self.topic_marker)
+            for page in pages:
+                rows = [self.row(aggregate) for aggregate in self._fold(page.notifications)]
+                self._write(rows, page.reached)
+                read += len(page.notifications)
                 if progress is not None:
-                    progress(notifications[-1].id - position)  # log positions advanced
+                    progress(page.reached - position)  # log positions advanced
+                position = page.reached
+        return read
 
     def _fold(self, notifications: Sequence[Notification]) -> list[Any]:
         """The aggregates these events changed, each brought up to date.

@@ -10,11 +10,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import DEV_API_KEY, DEV_TENANT, parse_api_keys
+from shared.contracts import SERVICES
 from shared.keystore import DEV_MASTER_KEY, master_key_from
 from shared.signing import Signer, dev_seed
 from shared.staff_tokens import DEV_JWT_SECRET
 
-DEV_KEY_SERVICES = ("intake", "review", "payout", "notify")
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
 
 
@@ -88,8 +88,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _real_signing_key_in_production(self) -> ServiceSettings:
         if self.env == "production" and (
-            not self.audit_signing_key
-            or self.audit_signing_key in {dev_seed(s) for s in DEV_KEY_SERVICES}
+            not self.audit_signing_key or self.audit_signing_key in {dev_seed(s) for s in SERVICES}
         ):
             raise ValueError("REFUNDS_AUDIT_SIGNING_KEY must be set to a real key in production")
         return self

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-SERVICE_ORDER = ("intake", "review", "payout", "notify")
+from shared.contracts import SERVICES
+
 # Facts worth a line in the story; free texts stay out (they may be personal data).
 SUMMARY_KEYS = (
     "amount",
@@ -117,7 +118,7 @@ def ordered(moments: Iterable[Moment]) -> list[Moment]:
 
     def rank(index: int) -> tuple[str, int, int]:
         m = items[index]
-        service = SERVICE_ORDER.index(m.service) if m.service in SERVICE_ORDER else 99
+        service = SERVICES.index(m.service) if m.service in SERVICES else 99
         return (m.time, service, m.position)
 
     ready = [(rank(i), i) for i in range(len(items)) if waiting[i] == 0]

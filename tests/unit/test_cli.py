@@ -249,7 +249,7 @@ def test_dev_needs_postgres_for_a_schema_prefix(capsys: pytest.CaptureFixture[st
 def test_dev_gives_the_stack_its_schema_prefix(
     options: list[str], prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import refunds.cli
+    import refunds.cli.dev
 
     made: list[Stack] = []
 
@@ -258,7 +258,7 @@ def test_dev_gives_the_stack_its_schema_prefix(
             made.append(self)
             raise StackError("broker", "not in a unit test")
 
-    monkeypatch.setattr(refunds.cli, "Stack", Refusing)
+    monkeypatch.setattr(refunds.cli.dev, "Stack", Refusing)
     url = "postgresql://postgres@127.0.0.1:5432/test"
     assert main(["dev", "--data-dir", str(tmp_path), "--postgres", url, *options]) == 1
     (stack,) = made

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from refunds.cli.common import EXIT_FAILED, EXIT_OK, add_group, aligned
 from refunds.stores import (
-    SERVICES,
     Stores,
     add_store_options,
     correlate,
@@ -24,8 +24,8 @@ from refunds.stores import (
     read_models,
     stores_from,
 )
+from shared.contracts import SERVICES
 
-EXIT_OK, EXIT_FAILED = 0, 1
 EXPORT_FIELDS = (
     "service",
     "position",
@@ -44,13 +44,13 @@ EXPORT_FIELDS = (
 )
 
 
-def add_audit(commands: Any) -> None:
-    audit = commands.add_parser(
+def add(commands: Any) -> None:
+    actions = add_group(
+        commands,
         "audit",
         help="verify the ledgers, show a refund's timeline, rebuild read models, export",
         description="Auditors' tools over the four services' stores.",
     )
-    actions = audit.add_subparsers(title="actions", metavar="ACTION", required=True)
 
     verify = actions.add_parser(
         "verify",
@@ -139,7 +139,7 @@ def _chosen(args: argparse.Namespace) -> list[str]:
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
-    pairs = {}
+    pairs: dict[str, str] = {}
     for value in values:
         service, sep, key = value.partition("=")
         if not sep or service not in SERVICES:
@@ -225,12 +225,7 @@ def timeline_table(moments: list[Any]) -> str:
     for item in moments:
         facts = ", ".join(f"{k}={_fact(v)}" for k, v in item.summary.items())
         rows.append((item.time[:23].replace("T", " "), item.service, item.type, item.actor, facts))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        for row in rows
-    ]
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(aligned(rows))
 
 
 def _fact(value: Any) -> str:

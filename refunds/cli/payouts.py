@@ -1,0 +1,140 @@
+"""`refunds payouts reconcile`: a provider's settlement report, checked by payout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from refunds.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, actor, add_group, aligned
+from shared import staff_tokens as jwt
+
+PAYOUT_URL = "http://127.0.0.1:8003"
+CLI_TOKEN_TTL_SECONDS = 300
+
+
+def add(commands: Any) -> None:
+    actions = add_group(
+        commands,
+        "payouts",
+        help="finance tasks against the payout service",
+        description="Finance tasks against a running payout service's staff API.",
+    )
+    reconcile = actions.add_parser(
+        "reconcile",
+        help="reconcile the provider's settlement report of a day",
+        description="Send the provider's settlement CSV for DAY to payout "
+        "(POST /v1/reconciliations) and print its findings: one per report line "
+        "(matched, missing_on_our_side, amount_differs, status_differs) and one per payout "
+        "settled that day that the report does not list (missing_at_provider). The same "
+        "file for the same day answers the report recorded the first time. "
+        "Exit status: 0 all matched, 1 mismatches found, 2 usage or HTTP error.",
+        epilog="example: refunds payouts reconcile settlement-2026-11-20.csv --day 2026-11-20",
+    )
+    reconcile.add_argument(
+        "file", type=Path, metavar="FILE", help="the settlement CSV (header line first)"
+    )
+    reconcile.add_argument(
+        "--day", required=True, type=_iso_day, metavar="YYYY-MM-DD", help="the settlement day"
+    )
+    reconcile.add_argument(
+        "--url", default=PAYOUT_URL, type=_http_url, help="payout's base URL (default %(default)s)"
+    )
+    reconcile.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a staff JWT with the finance or admin role (default: a 5-minute finance token "
+        f"for cli:<login> signed with ${jwt.SECRET_ENV}, or the dev secret in dev)",
+    )
+    reconcile.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON Lines: one object per finding, then one with the report's id and counts",
+    )
+    reconcile.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
+    )
+    reconcile.set_defaults(handler=run_payouts_reconcile)
+
+
+def _iso_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/]", value):
+        raise argparse.ArgumentTypeError(f"expected http(s)://host[:port], got {value!r}")
+    return value.rstrip("/")
+
+
+def run_payouts_reconcile(args: argparse.Namespace) -> int:
+    import httpx  # only this subcommand talks HTTP
+
+    where = "refunds payouts reconcile"
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"{where}: cannot read {args.file}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    token = args.token
+    if token is None:
+        try:
+            secret = jwt.secret_from_env(os.environ)
+        except LookupError as error:
+            print(f"{where}: {error} (or pass --token)", file=sys.stderr)
+            return EXIT_USAGE
+        token = jwt.encode(jwt.staff_claims(actor(), ["finance"], CLI_TOKEN_TTL_SECONDS), secret)
+    try:
+        response = httpx.post(
+            f"{args.url}/v1/reconciliations",
+            json={"day": args.day.isoformat(), "report": text},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=args.timeout,
+        )
+    except httpx.HTTPError as error:
+        print(f"{where}: cannot reach {args.url}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if response.status_code not in (200, 201):
+        print(f"{where}: {_problem_text(response)}", file=sys.stderr)
+        return EXIT_USAGE
+    report = response.json()
+    if args.json:
+        for finding in report["findings"]:
+            print(json.dumps(finding, ensure_ascii=False))
+        summary = {k: report[k] for k in ("id", "day", "counts", "mismatches")}
+        print(json.dumps({**summary, "created": response.status_code == 201}))
+    else:
+        print(findings_table(report["findings"]))
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report["counts"].items()))
+        again = "" if response.status_code == 201 else " (reconciled before: the same report)"
+        print(f"\nReport {report['id']} for {report['day']}{again}: {counts or 'no lines'}.")
+        print(f"{report['mismatches']} mismatch(es).")
+    return EXIT_FAILED if report["mismatches"] else EXIT_OK
+
+
+def findings_table(findings: list[dict[str, str]]) -> str:
+    rows = [("KIND", "MERCHANT REFUND NO", "DETAIL")]
+    rows += [(f["kind"], f["merchant_refund_no"], f["detail"]) for f in findings]
+    return "\n".join(aligned(rows))
+
+
+def _problem_text(response: Any) -> str:
+    """An HTTP error as a line: the problem's status, title, detail and field errors."""
+    try:
+        problem = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    if not isinstance(problem, dict):
+        return f"HTTP {response.status_code}"
+    text = f"HTTP {response.status_code} {problem.get('title', '')}: {problem.get('detail', '')}"
+    for error in problem.get("errors") or []:
+        text += f"\n  {error.get('field')}: {error.get('message')}"
+    return text

@@ -1,0 +1,101 @@
+"""The local stack's components and the 127.0.0.1 ports they listen on."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass, fields
+
+from shared.contracts import SERVICES
+
+HOST = "127.0.0.1"
+INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
+COMPONENTS = INFRASTRUCTURE + SERVICES
+# Which Ports field each component listens on, where the names differ.
+_PORT_FIELD = {"mailsink": "smtp"}
+# Offsets from --base-port: each port keeps the last digits of its default.
+_BASE_OFFSETS = {
+    "intake": 1,
+    "review": 2,
+    "payout": 3,
+    "notify": 4,
+    "gateway": 10,
+    "smtp": 25,
+    "sms": 30,
+    "broker": 92,
+}
+
+
+class StackError(RuntimeError):
+    """A component failed to start, died, or did not become ready; `component` names it."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The 127.0.0.1 ports the stack listens on; the defaults are the documented ones."""
+
+    broker: int = 9092
+    intake: int = 8001
+    review: int = 8002
+    payout: int = 8003
+    notify: int = 8004
+    gateway: int = 8010
+    smtp: int = 8025
+    sms: int = 8030
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports the kernel says are free now (a brief race until the children bind is fine)."""
+        with ExitStack() as sockets:
+            chosen: dict[str, int] = {}
+            # All sockets stay open until every port is picked, so no two picks coincide.
+            for field in fields(cls):
+                sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((HOST, 0))
+                chosen[field.name] = sock.getsockname()[1]
+        return cls(**chosen)
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+92 broker."""
+        if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
+            raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
+        return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
+
+    @classmethod
+    def free_base(cls, start: int) -> int:
+        """A base port from `start` on whose whole `from_base` layout is free right now."""
+        for base in range(start, 65535 - max(_BASE_OFFSETS.values()), 137):
+            if all(is_free(base + offset) for offset in _BASE_OFFSETS.values()):
+                return base
+        raise StackError("ports", f"no free port range from {start}")
+
+    def of(self, component: str) -> int:
+        """The port a component listens on."""
+        check_component(component)
+        port: int = getattr(self, _PORT_FIELD.get(component, component))
+        return port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_component(name: str) -> None:
+    if name not in COMPONENTS:
+        raise ValueError(f"unknown component {name!r}; expected one of {', '.join(COMPONENTS)}")

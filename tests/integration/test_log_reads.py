@@ -1,0 +1,213 @@
+"""Nothing reads more as history grows: followers, read models and the ledger read only what is
+new since their position, on real PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic, register_topic
+
+from shared.application import ServiceApplication
+from shared.follower import LogFollower
+from shared.ledger import Ledger
+from shared.readmodel import ReadModel, sortable
+from shared.settings import ServiceSettings
+from shared.signing import Signer, dev_seed
+from shared.store import store_env
+
+NOISE = 3000  # events no follower here cares about
+OLD_TOPIC = "old.module:Wanted"  # where Wanted lived in an earlier release
+
+
+class Wanted(Aggregate):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Noise(Aggregate):
+    pass
+
+
+register_topic(OLD_TOPIC, Wanted)
+
+
+class Probe(ServiceApplication):
+    name = "Probe"
+
+
+class WantedIndex(ReadModel):
+    name = "wanted_index"
+    schema = "id TEXT PRIMARY KEY, created_at TEXT NOT NULL, version BIGINT NOT NULL"
+    columns = ("id", "created_at", "version")
+    changing = ("version",)
+    time_column = "created_at"
+    topic_marker = ":Wanted."
+
+    def row(self, aggregate: Any) -> tuple[Any, ...]:
+        return (str(aggregate.id), sortable(aggregate.created_on), aggregate.version)
+
+
+class Reads:
+    """Counts the rows the recorder's `select_notifications` returns, and where each began."""
+
+    def __init__(self, app: ServiceApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.rows = 0
+        self.starts: list[int | None] = []
+        select = app.recorder.select_notifications
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            self.rows += len(found)
+            self.starts.append(kwargs.get("start", args[0] if args else None))
+            return found
+
+        monkeypatch.setattr(app.recorder, "select_notifications", counted)
+
+    def reset(self) -> None:
+        self.rows = 0
+        self.starts = []
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Probe]:
+    if request.param == "postgres":
+        prefix = request.getfixturevalue("schema_prefix")
+        settings = ServiceSettings(
+            database_url=request.getfixturevalue("postgres_url"),
+            database_schema=f"{prefix}_probe",
+        )
+    else:
+        settings = ServiceSettings(data_dir=tmp_path)
+    application = Probe(env=store_env(settings, "probe"))
+    yield application
+    application.close()
+
+
+def _noise(app: Probe, count: int = NOISE) -> int:
+    for start in range(0, count, 500):
+        app.save(*[Noise() for _ in range(min(500, count - start))])
+    return int(app.recorder.max_notification_id() or 0)
+
+
+def test_a_read_model_reads_none_of_the_events_it_does_not_keep(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = WantedIndex(app)
+    app.save(Wanted("first"))
+    assert index.catch_up() == 1
+    end = _noise(app)
+    reads = Reads(app, monkeypatch)
+    assert index.catch_up() == 0
+    assert reads.rows == 0
+    assert app.positions.load(index.name) == end  # past the noise, although none was kept
+    reads.reset()
+    assert index.catch_up() == 0
+    assert reads.starts == []  # nothing new: the log is not even queried
+    app.save(Wanted("second"), Noise())
+    assert index.catch_up() == 1
+    assert reads.rows == 1 and all(start is not None and start >= end for start in reads.starts)
+    rows, _ = index.fetch({})
+    assert len(rows) == 2
+
+
+def test_a_read_model_keeps_events_stored_under_an_old_topic(app: Probe) -> None:
+    """An aggregate moved to another module keeps its stored topics; the marker finds both."""
+    moved = Wanted("moved long ago")
+    mapper = app.mapper
+    stored = [mapper.to_stored_event(event) for event in moved.collect_events()]
+    current = get_topic(Wanted)
+    app.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=s.originator_id,
+                originator_version=s.originator_version,
+                topic=s.topic.replace(current, OLD_TOPIC),
+                state=s.state,
+            )
+            for s in stored
+        ]
+    )
+    _noise(app, 10)
+    index = WantedIndex(app)
+    assert index.catch_up() == 1
+    assert [row[0] for row in index.fetch({})[0]] == [str(moved.id)]
+
+
+def test_a_rebuild_reads_each_wanted_event_once_and_reports_every_position(app: Probe) -> None:
+    wanted = [Wanted(f"w{n}") for n in range(1200)]  # more than a batch
+    app.save(*wanted[:600])
+    end = _noise(app, 700)
+    app.save(*wanted[600:])
+    end = int(app.recorder.max_notification_id() or 0)
+    index = WantedIndex(app)
+    advanced: list[int] = []
+    assert index.rebuild(advanced.append) == len(wanted)
+    assert sum(advanced) == end
+    assert len(index.all_rows()) == len(wanted)
+
+
+async def test_a_follower_moves_past_events_of_other_topics_without_reading_them(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    follower = LogFollower(app, "probe", topics=[get_topic(Wanted.Created)])
+    await follower.load()
+    app.save(Wanted("first"))
+    batch = await follower.next_batch(wait=0)
+    assert len(batch) == 1
+    await follower.advance(batch[-1].position)
+    end = _noise(app)
+    reads = Reads(app, monkeypatch)
+    assert await follower.next_batch(wait=0) == []
+    assert reads.rows == 0
+    assert follower.position == end
+    assert app.positions.load("probe") == end  # saved: a restart does not scan them again
+    reads.reset()
+    assert await follower.next_batch(wait=0) == []
+    assert reads.starts == []
+    app.save(Noise(), Wanted("second"))
+    batch = await follower.next_batch(wait=0)
+    assert [item.event.text for item in batch] == ["second"]
+    assert all(start is not None and start >= end for start in reads.starts)
+
+
+async def test_an_in_memory_follower_moves_on_without_saving(app: Probe) -> None:
+    """A follower never loaded (e.g. payout's poller, which re-reads on restart) saves nothing."""
+    follower = LogFollower(app, "memory", topics=[get_topic(Wanted.Created)])
+    end = _noise(app, 20)
+    assert await follower.next_batch(wait=0) == []
+    assert follower.position == end
+    assert app.positions.load("memory") == 0
+
+
+def test_the_ledger_reads_a_refunds_events_not_the_history_between(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(app, signer=Signer(dev_seed("probe")))
+    app.save(Wanted("early"))
+    _noise(app)
+    app.save(Wanted("late"))
+    ledger.seal()
+    positions = [1, int(app.recorder.max_notification_id() or 0)]
+    reads = Reads(app, monkeypatch)
+    stored = ledger.stored(positions)
+    assert sorted(stored) == positions
+    assert reads.rows == 2
+
+
+def test_the_ledger_head_counts_on_from_its_last_checkpoint(app: Probe) -> None:
+    ledger = Ledger(app, signer=Signer(dev_seed("probe")))
+    _noise(app, 30)
+    first = ledger.checkpoint()
+    assert first is not None and first.size == 30
+    _noise(app, 12)
+    second = ledger.checkpoint()
+    assert second is not None and second.size == 42
+    assert ledger.head() == (42, second.position, second.head)
+    assert len(list(ledger.all_entries())) == 42
+    assert uuid.UUID(ledger.entries(limit=1)[0].originator_id)
