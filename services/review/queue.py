@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.review.domain import ReviewCase
-from shared.readmodel import ReadModel, UnknownCursor, sortable
-
-__all__ = ["QueuePage", "QueueQuery", "QueueRow", "ReviewQueue", "UnknownCursor"]
+from shared.paging import Page
+from shared.readmodel import ReadModel, sortable
 
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
 COLUMNS = ("refund_id", "tenant", "state", "tier", "assignee", "deadline", "opened_at", "version")
@@ -26,15 +25,13 @@ CHANGING = ("state", "tier", "assignee", "deadline", "version")
 
 @dataclass(frozen=True)
 class QueueQuery:
-    limit: int = 20
+    page: Page
     tenant: str | None = None
     tier: str | None = None
     state: str | None = None
     assignee: str | None = None
     overdue: bool | None = None
     now: datetime | None = None  # what `overdue` compares deadlines with
-    starting_after: str | None = None  # refund ids
-    ending_before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,9 +103,9 @@ class ReviewQueue(ReadModel):
             },
             where=where,
             params=params,
-            limit=query.limit,
-            starting_after=query.starting_after,
-            ending_before=query.ending_before,
+            limit=query.page.limit,
+            starting_after=query.page.starting_after,
+            ending_before=query.page.ending_before,
         )
         return QueuePage([_as_row(row) for row in found], has_more)
 

@@ -15,16 +15,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party, Tier
 from shared.schemas import Amount, Strict, Text
 
-Tier = Literal["general", "important", "major"]
-CaseState = Literal[
-    "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"
-]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
-Party = Literal["merchant", "carrier"]
-ClaimState = Literal["open", "recovered", "written_off"]
 EXAMPLE_REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
 EXAMPLE_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -250,7 +245,7 @@ class Check(BaseModel):
 class AssessmentView(BaseModel):
     """What the policy concluded when the case opened: the whole trail of checks."""
 
-    outcome: Literal["approve", "reject", "manual"]
+    outcome: Outcome
     rule: str = Field(examples=["manual.over_limit"])
     amount: MoneyView = Field(description="what an approval may pay at most")
     explanation: dict[str, str]
@@ -267,7 +262,7 @@ class EvidenceRequestView(BaseModel):
 
 
 class DecisionView(BaseModel):
-    outcome: Literal["approved", "rejected"]
+    outcome: Decision
     rule: str = Field(examples=["manual.important"])
     policy_version: str = Field(examples=["2026-11-01"])
     decided_by: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
 from services.review.queue import QueueRow
 from services.review.recovery import RecoveryClaim
@@ -107,6 +108,13 @@ def case_view(
             "claims": [claim_view(claim) for claim in claims],
         }
     )
+
+
+def shown_case(app: ReviewApplication, case: ReviewCase, *, as_opened: bool = False) -> CaseView:
+    """The case as staff see it, with its recovery claims (`as_opened`: as the approval
+    first answered them, for a replay). Reads the store and the keystore: call it off the
+    event loop."""
+    return case_view(case, app.claims_of(case, as_opened=as_opened), app.now(), app.keystore)
 
 
 def claim_view(claim: RecoveryClaim) -> ClaimView:
