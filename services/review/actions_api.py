@@ -18,11 +18,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.review.application import ReviewApplication
-from services.review.deps import AnyStaff, Decider, RefundId, ReviewApp
+from services.review.deps import AnyStaff, Decider, RefundId, Retry, ReviewApp
 from services.review.domain import ReviewCase
 from services.review.schemas import (
     ApproveRequest,
@@ -33,7 +33,7 @@ from services.review.schemas import (
     RejectRequest,
 )
 from services.review.views import shown_case
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.problems import problem_response
 from shared.staff import staff_problem_responses
 
@@ -70,44 +70,29 @@ async def _case_answer(app: ReviewApplication, case: ReviewCase, replayed: bool)
 
 
 @_action("claim", "Claim a case (assign it to yourself)")
-async def claim(
-    refund_id: RefundId,
-    staff: Decider,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def claim(refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry) -> JSONResponse:
     """Claiming your own case again changes nothing; someone else's claim is a 409."""
-    key = keyed(staff.scope, idempotency_key, request, None)
-    case, replayed = await asyncio.to_thread(
+    key = retry.of(staff)
+    done = await asyncio.to_thread(
         app.act_as, refund_id, staff.sub, "claim", lambda c: c.claim(staff.sub, app.now()), key
     )
-    return await _case_answer(app, case, replayed)
+    return await _case_answer(app, *done)
 
 
 @_action("release", "Release a case you claimed")
 async def release(
-    refund_id: RefundId,
-    staff: Decider,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
-    key = keyed(staff.scope, idempotency_key, request, None)
-    case, replayed = await asyncio.to_thread(
+    key = retry.of(staff)
+    done = await asyncio.to_thread(
         app.act_as, refund_id, staff.sub, "release", lambda c: c.release(staff.sub, app.now()), key
     )
-    return await _case_answer(app, case, replayed)
+    return await _case_answer(app, *done)
 
 
 @_action("approve", "Add your approval")
 async def approve(
-    refund_id: RefundId,
-    body: ApproveRequest,
-    staff: AnyStaff,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: ApproveRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
     """The case is approved once its tier's approvals are complete (`missing_approvals`):
     distinct people, a senior_reviewer or finance where the tier asks. Nobody approves
@@ -129,21 +114,14 @@ async def approve(
             coupon=coupon,
         )
 
-    key = keyed(staff.scope, idempotency_key, request, body)
-    case, replayed = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "approve", change, key
-    )
-    return await _case_answer(app, case, replayed)
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "approve", change, key)
+    return await _case_answer(app, *done)
 
 
 @_action("reject", "Reject, explaining why in both languages")
 async def reject(
-    refund_id: RefundId,
-    body: RejectRequest,
-    staff: AnyStaff,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: RejectRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
     explanation = body.explanation.as_dict()
 
@@ -156,21 +134,14 @@ async def reject(
             at=app.now(),
         )
 
-    key = keyed(staff.scope, idempotency_key, request, body)
-    case, replayed = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "reject", change, key
-    )
-    return await _case_answer(app, case, replayed)
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "reject", change, key)
+    return await _case_answer(app, *done)
 
 
 @_action("request-evidence", "Ask the customer for more evidence")
 async def request_evidence(
-    refund_id: RefundId,
-    body: EvidenceRequestBody,
-    staff: AnyStaff,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: EvidenceRequestBody, staff: AnyStaff, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
     """The review clock stops until the evidence arrives, keeping the time left."""
 
@@ -186,21 +157,16 @@ async def request_evidence(
             at=now,
         )
 
-    key = keyed(staff.scope, idempotency_key, request, body)
-    case, replayed = await asyncio.to_thread(
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(
         app.act_as, refund_id, staff.sub, "request_evidence", change, key
     )
-    return await _case_answer(app, case, replayed)
+    return await _case_answer(app, *done)
 
 
 @_action("escalate", "Send the case one tier up")
 async def escalate(
-    refund_id: RefundId,
-    body: EscalateRequest,
-    staff: AnyStaff,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: EscalateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
     """Approvals so far are dropped (the higher tier decides afresh) and whoever
     escalates may not approve the case afterwards."""
@@ -208,21 +174,14 @@ async def escalate(
     def change(case: ReviewCase) -> None:
         case.escalate(person=staff.sub, roles=staff.roles, why=body.reason, at=app.now())
 
-    key = keyed(staff.scope, idempotency_key, request, body)
-    case, replayed = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "escalate", change, key
-    )
-    return await _case_answer(app, case, replayed)
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "escalate", change, key)
+    return await _case_answer(app, *done)
 
 
 @_action("compensate", "Settle with a coupon instead of a refund")
 async def compensate(
-    refund_id: RefundId,
-    body: CompensateRequest,
-    staff: AnyStaff,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: CompensateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
 ) -> JSONResponse:
     """Offered by a senior_reviewer or finance."""
     coupon = body.coupon.money()
@@ -232,8 +191,6 @@ async def compensate(
             person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
         )
 
-    key = keyed(staff.scope, idempotency_key, request, body)
-    case, replayed = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "compensate", change, key
-    )
-    return await _case_answer(app, case, replayed)
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "compensate", change, key)
+    return await _case_answer(app, *done)

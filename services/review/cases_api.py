@@ -4,16 +4,13 @@ holds (facts, the policy's trail of checks, approvals, claims, history)."""
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.review.deps import AnyStaff, CasePaging, Queue, RefundId, ReviewApp
-from services.review.queue import QueueQuery
+from services.review.deps import AnyStaff, CaseFilter, CasePaging, Queue, RefundId, ReviewApp
 from services.review.schemas import CaseList, CaseView
 from services.review.views import queue_entry, shown_case
-from services.review.vocabulary import CaseState, Tier
 from shared.keyed import answer
 from shared.staff import staff_problem_responses
 
@@ -31,34 +28,15 @@ async def list_cases(
     app: ReviewApp,
     queue: Queue,
     page: CasePaging,
+    where: CaseFilter,
     request: Request,
-    tier: Tier | None = None,
-    state: CaseState | None = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
-    overdue: Annotated[
-        bool | None, Query(description="true: pending past the deadline; false: the rest")
-    ] = None,
-    tenant: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
     next (older) page; `ending_before` the first id gives the previous one."""
     now = app.now()
-    query = QueueQuery(
-        page=page,
-        tenant=tenant,
-        tier=tier,
-        state=state,
-        assignee=assignee,
-        overdue=overdue,
-        now=now,
-    )
-    found = await asyncio.to_thread(queue.page, query)
-    body = CaseList(
-        url=request.url.path,
-        has_more=found.has_more,
-        data=[queue_entry(row, now) for row in found.rows],
-    )
-    return answer(body)
+    found = await asyncio.to_thread(queue.page, where, page, now)
+    data = [queue_entry(row, now) for row in found.rows]
+    return answer(CaseList(url=request.url.path, has_more=found.has_more, data=data))
 
 
 @router.get(

@@ -7,13 +7,18 @@ routes name what they need with these aliases.
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel
 
 from services.review.application import ReviewApplication
 from services.review.duties import APPROVER_ROLES
-from services.review.queue import ReviewQueue
+from services.review.queue import QueueFilter, ReviewQueue
+from services.review.vocabulary import CaseState, Tier
+from shared.idempotency import KeyedRequest
+from shared.keyed import IdempotencyKey, keyed
 from shared.paging import cursor_paging
 from shared.staff import Credentials, Staff, StaffAuth
 from shared.staff_tokens import STAFF_ROLES
@@ -43,9 +48,39 @@ def _staff_with(*roles: str) -> Callable[..., Staff]:
     return staff_member
 
 
+@dataclass(frozen=True)
+class RetryKey:
+    """A POST's optional Idempotency-Key: a retry under it replays the first answer."""
+
+    request: Request
+    key: str | None
+
+    def of(self, staff: Staff, body: BaseModel | None = None) -> KeyedRequest | None:
+        """The request under its key among the staff person's keys (None: sent without)."""
+        return keyed(staff.scope, self.key, self.request, body)
+
+
+def _retry_key(request: Request, idempotency_key: IdempotencyKey = None) -> RetryKey:
+    return RetryKey(request, idempotency_key)
+
+
+def _queue_filter(
+    tier: Tier | None = None,
+    state: CaseState | None = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: pending past the deadline; false: the rest")
+    ] = None,
+    tenant: Annotated[str | None, Query(max_length=200)] = None,
+) -> QueueFilter:
+    return QueueFilter(tenant, tier, state, assignee, overdue)
+
+
 ReviewApp = Annotated[ReviewApplication, Depends(_review)]
 Queue = Annotated[ReviewQueue, Depends(_queue)]
 CasePaging = cursor_paging(default_limit=20, item="case")
+CaseFilter = Annotated[QueueFilter, Depends(_queue_filter)]
+Retry = Annotated[RetryKey, Depends(_retry_key)]
 
 AnyStaff = Annotated[Staff, Depends(_staff_with(*STAFF_ROLES))]
 Decider = Annotated[Staff, Depends(_staff_with(*sorted(APPROVER_ROLES)))]

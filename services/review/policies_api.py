@@ -5,14 +5,14 @@ and publishing a new one (admins)."""
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.review.deps import Admin, PolicyReader, ReviewApp
+from services.review.deps import Admin, PolicyReader, Retry, ReviewApp
 from services.review.policy_document import Policy
 from services.review.schemas import PolicyVersionList, PolicyVersionView
 from services.review.views import version_view
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.staff import staff_problem_responses
 
 router = APIRouter(prefix="/v1", tags=["policies"])
@@ -52,16 +52,10 @@ async def current_policy(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     summary="Publish a new policy version",
     responses=staff_problem_responses(401, 403, 409, 422),
 )
-async def publish_policy(
-    body: Policy,
-    staff: Admin,
-    app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def publish_policy(body: Policy, staff: Admin, app: ReviewApp, retry: Retry) -> JSONResponse:
     """The document is validated as a whole (422 names each bad field); a version is
     published once (409), and is in force for every assessment from then on."""
-    key = keyed(staff.scope, idempotency_key, request, body)
+    key = retry.of(staff, body)
     published, replayed = await asyncio.to_thread(
         app.publish_policy_once, body, by=staff.sub, keyed=key
     )

@@ -16,12 +16,8 @@ def _no_case(error: CaseNotFound) -> Problem:
 
 
 def _no_claim(error: ClaimNotFound) -> Problem:
-    return Problem(
-        404,
-        "No such claim",
-        f"No recovery claim against {error.party} for {error.refund_id}.",
-        kind="not-found",
-    )
+    detail = f"No recovery claim against {error.party} for {error.refund_id}."
+    return Problem(404, "No such claim", detail, kind="not-found")
 
 
 def _refused(violation: DutyViolation) -> Problem:
@@ -35,9 +31,8 @@ def _refused(violation: DutyViolation) -> Problem:
 
 
 def _wrong_state(error: CaseStateError) -> Problem:
-    return Problem(
-        409, "Not allowed in this state", error.message, kind=error.code.replace("_", "-")
-    )
+    kind = error.code.replace("_", "-")  # the rule's code, as a problem type
+    return Problem(409, "Not allowed in this state", error.message, kind=kind)
 
 
 def _settled(closed: ClaimClosed) -> Problem:
@@ -45,12 +40,8 @@ def _settled(closed: ClaimClosed) -> Problem:
 
 
 def _version_exists(exists: VersionExists) -> Problem:
-    return Problem(
-        409,
-        "Version exists",
-        f"Policy version {exists} was already published; use a new version.",
-        kind="version-exists",
-    )
+    detail = f"Policy version {exists} was already published; use a new version."
+    return Problem(409, "Version exists", detail, kind="version-exists")
 
 
 PROBLEMS: ProblemMap = {

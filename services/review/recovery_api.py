@@ -8,11 +8,11 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.review.deps import AnyStaff, PartyName, RefundId, ReviewApp, Settler
+from services.review.deps import AnyStaff, PartyName, RefundId, Retry, ReviewApp, Settler
 from services.review.recovery import RecoveryClaim
 from services.review.schemas import ClaimList, ClaimView, RecoverRequest, WriteOffRequest
 from services.review.views import claim_view
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.problems import problem_response
 from shared.staff import staff_problem_responses
 
@@ -56,8 +56,7 @@ async def recover_claim(
     body: RecoverRequest,
     staff: Settler,
     app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    retry: Retry,
 ) -> JSONResponse:
     """The party paid its share back; `reference` names the money received. A claim is
     settled once (409 after)."""
@@ -65,7 +64,7 @@ async def recover_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.recover(by=staff.sub, reference=body.reference, at=app.now())
 
-    key = keyed(staff.scope, idempotency_key, request, body)
+    key = retry.of(staff, body)
     claim, replayed = await asyncio.to_thread(app.settle_claim_once, refund_id, party, change, key)
     return answer(claim_view(claim), 200, replayed)
 
@@ -82,8 +81,7 @@ async def write_off_claim(
     body: WriteOffRequest,
     staff: Settler,
     app: ReviewApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    retry: Retry,
 ) -> JSONResponse:
     """The share will not be recovered, for the reason given. A claim is settled once
     (409 after)."""
@@ -91,6 +89,6 @@ async def write_off_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.write_off(by=staff.sub, reason=body.reason, at=app.now())
 
-    key = keyed(staff.scope, idempotency_key, request, body)
+    key = retry.of(staff, body)
     claim, replayed = await asyncio.to_thread(app.settle_claim_once, refund_id, party, change, key)
     return answer(claim_view(claim), 200, replayed)
