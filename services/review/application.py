@@ -25,7 +25,7 @@ from services.review.duties import DutyViolation
 from services.review.policy_document import Policy, policy_digest
 from services.review.policy_versions import PolicyBook
 from services.review.recovery import RecoveryClaim, claims_for
-from services.review.vocabulary import LIABLE_PARTIES
+from services.review.vocabulary import LIABLE_PARTIES, StaffAction
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
@@ -322,7 +322,7 @@ class ReviewApplication(ServiceApplication):
         self,
         refund_id: str,
         person: str,
-        action: str,
+        action: StaffAction,
         change: Callable[[ReviewCase], None],
         keyed: KeyedRequest | None,
     ) -> tuple[ReviewCase, bool]:

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.review import duties
 from services.review.duties import CaseStateError
-from services.review.vocabulary import OPEN_STATES, Decision, Due
+from services.review.vocabulary import OPEN_STATES, CaseState, Decision, Due
 from shared.ids import derived_id
 from shared.money import Money
 
@@ -61,7 +61,7 @@ class ReviewCase(Aggregate):
         self.policy_version = str(assessment["policy_version"])
         self.tier = str(assessment["tier"])
         self.needs: dict[str, Any] = dict(assessment["approvals"])
-        self.state = "pending"
+        self.state: CaseState = "pending"
         self.round = 1
         self.assignee: str | None = None
         self.approvals: list[dict[str, Any]] = []

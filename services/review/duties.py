@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.review.vocabulary import OPEN_STATES, TIERS, Tier
+from services.review.vocabulary import OPEN_STATES, TIERS, StaffAction, Tier
 from shared.money import Money
 
 APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
 COMPENSATOR_ROLES = frozenset({"senior_reviewer", "finance"})
 
 # Per staff action on a case: the roles that may take it, and the rule and words of a refusal.
-ROLE_RULES: dict[str, tuple[frozenset[str], str, str]] = {
+ROLE_RULES: dict[StaffAction, tuple[frozenset[str], str, str]] = {
     "approve": (APPROVER_ROLES, "role.approver", "approving needs reviewer, senior or finance"),
     "reject": (APPROVER_ROLES, "role.reviewer", "rejecting needs reviewer, senior or finance"),
     "request_evidence": (
@@ -55,7 +55,7 @@ def require_open(state: str) -> None:
         raise CaseStateError("closed", f"the case is {state}")
 
 
-def require_role(action: str, roles: frozenset[str]) -> None:
+def require_role(action: StaffAction, roles: frozenset[str]) -> None:
     allowed, rule, message = ROLE_RULES[action]
     if not roles & allowed:
         raise DutyViolation(rule, message)

@@ -3,10 +3,13 @@
 The numbers the business argues about (7 days, 24 hours, 500 yuan, two approvals)
 live in a YAML document, not in code, so that a change of policy is a reviewed
 change of data with a new version. Every decision records that version and the
-rule id it used (`rules.assess`), and `policy_digest` pins the exact content.
+rule id it used (`assessment.assess`), and `policy_digest` pins the exact content.
 
 Loading refuses nonsense early and precisely — a typo in a reason code or a
 missing translation must fail at start-up, not when a customer is waiting.
+
+The document's sections: policy_eligibility.py (windows, exclusions, amounts, automatic
+approval), policy_grading.py (risk, tiers, approvals), built from policy_values.py.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ WINDOW_PLACEHOLDERS = COMMON_PLACEHOLDERS | {
 }
 ITEM_PLACEHOLDERS = COMMON_PLACEHOLDERS | {"category", "sku"}
 
-# Deciding rules that exist whatever the document says (see rules.assess).
+# Deciding rules that exist whatever the document says (see assessment.assess).
 FIXED_RULE_IDS = frozenset(
     {
         "manual.incomplete",

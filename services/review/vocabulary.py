@@ -16,6 +16,11 @@ CaseState = Literal[
 ]
 OPEN_STATES: frozenset[str] = frozenset({"pending", "awaiting_evidence"})
 
+# What staff do to a case (the names a refusal records, and the API's actions).
+StaffAction = Literal[
+    "claim", "release", "approve", "reject", "request_evidence", "escalate", "compensate"
+]
+
 Outcome = Literal["approve", "reject", "manual"]  # what the policy concluded on a request
 Decision = Literal["approved", "rejected"]  # how a case was decided, by rule or by people
 Due = Literal["remind", "breach", "evidence_overdue"]  # what the SLA clock asks for
