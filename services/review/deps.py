@@ -73,7 +73,7 @@ def _queue_filter(
     ] = None,
     tenant: Annotated[str | None, Query(max_length=200)] = None,
 ) -> QueueFilter:
-    return QueueFilter(tenant, tier, state, assignee, overdue)
+    return QueueFilter(tenant=tenant, tier=tier, state=state, assignee=assignee, overdue=overdue)
 
 
 ReviewApp = Annotated[ReviewApplication, Depends(_review)]

@@ -1,8 +1,9 @@
 """A review case: one refund's path from the policy's assessment to a decision by rule or people.
 
-Separation of duties lives here: who may approve, how many must, and that no
-one approves twice, approves what they escalated, or re-decides their own
-decision on appeal. Every refusal names the rule it broke.
+The case enforces separation of duties on every staff action (the rules are in
+services/review/duties.py): who may approve, how many must, and that no one approves
+twice, approves what they escalated, or re-decides their own decision on appeal.
+Every refusal names the rule it broke.
 """
 
 from __future__ import annotations
