@@ -37,8 +37,7 @@ from shared.keyed import answer
 from shared.problems import problem_response
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["decisions"])
-
+# Every action answers these: the rule that refused it, or the state that does not allow it.
 ACTION_PROBLEMS = staff_problem_responses(401, 404) | {
     403: problem_response(
         403,
@@ -51,16 +50,12 @@ ACTION_PROBLEMS = staff_problem_responses(401, 404) | {
         " used for another request (`idempotency-conflict`).",
     ),
 }
+router = APIRouter(prefix="/v1", tags=["decisions"], responses=ACTION_PROBLEMS)
 
 
 def _action(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """POST /v1/cases/{refund_id}/<name>: one staff action, answered with the case."""
-    return router.post(
-        f"/cases/{{refund_id}}/{name}",
-        response_model=CaseView,
-        summary=summary,
-        responses=ACTION_PROBLEMS,
-    )
+    return router.post(f"/cases/{{refund_id}}/{name}", response_model=CaseView, summary=summary)
 
 
 async def _case_answer(app: ReviewApplication, case: ReviewCase, replayed: bool) -> JSONResponse:

@@ -12,16 +12,17 @@ from services.review.deps import AnyStaff, CaseFilter, CasePaging, Queue, Refund
 from services.review.schemas import CaseList, CaseView
 from services.review.views import queue_entry, shown_case
 from shared.keyed import answer
+from shared.problems import problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+router = APIRouter(prefix="/v1", tags=["cases"], responses=staff_problem_responses(401, 403))
 
 
 @router.get(
     "/cases",
     response_model=CaseList,
     summary="The review queue, newest first",
-    responses=staff_problem_responses(401, 403, 422),
+    responses=problem_responses(422),
 )
 async def list_cases(
     staff: AnyStaff,
@@ -43,7 +44,7 @@ async def list_cases(
     "/cases/{refund_id}",
     response_model=CaseView,
     summary="One case: facts, assessment trail, approvals, claims, history",
-    responses=staff_problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def get_case(refund_id: RefundId, staff: AnyStaff, app: ReviewApp) -> JSONResponse:
     view = await asyncio.to_thread(lambda: shown_case(app, app.case(refund_id)))

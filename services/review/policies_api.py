@@ -13,16 +13,16 @@ from services.review.policy_document import Policy
 from services.review.schemas import PolicyVersionList, PolicyVersionView
 from services.review.views import version_view
 from shared.keyed import answer
+from shared.problems import problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["policies"])
+router = APIRouter(prefix="/v1", tags=["policies"], responses=staff_problem_responses(401, 403))
 
 
 @router.get(
     "/policies",
     response_model=PolicyVersionList,
     summary="Every published policy version, oldest first",
-    responses=staff_problem_responses(401, 403),
 )
 async def list_policies(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     versions = await asyncio.to_thread(app.policy_versions)
@@ -33,12 +33,7 @@ async def list_policies(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     return answer(body)
 
 
-@router.get(
-    "/policies/current",
-    response_model=Policy,
-    summary="The policy document in force",
-    responses=staff_problem_responses(401, 403),
-)
+@router.get("/policies/current", response_model=Policy, summary="The policy document in force")
 async def current_policy(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     """The document as published; change `version` and the rules, then POST it back."""
     policy = await asyncio.to_thread(lambda: app.policy)
@@ -50,7 +45,7 @@ async def current_policy(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     status_code=201,
     response_model=PolicyVersionView,
     summary="Publish a new policy version",
-    responses=staff_problem_responses(401, 403, 409, 422),
+    responses=problem_responses(409, 422),
 )
 async def publish_policy(body: Policy, staff: Admin, app: ReviewApp, retry: Retry) -> JSONResponse:
     """The document is validated as a whole (422 names each bad field); a version is

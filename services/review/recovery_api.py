@@ -13,12 +13,12 @@ from services.review.recovery import RecoveryClaim
 from services.review.schemas import ClaimList, ClaimView, RecoverRequest, WriteOffRequest
 from services.review.views import claim_view
 from shared.keyed import answer
-from shared.problems import problem_response
+from shared.problems import problem_response, problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["recovery"])
+router = APIRouter(prefix="/v1", tags=["recovery"], responses=staff_problem_responses(401, 403))
 
-SETTLE_PROBLEMS = staff_problem_responses(401, 403) | {
+SETTLE_PROBLEMS = {
     404: problem_response(404, "No claim against this party for this refund."),
     409: problem_response(
         409,
@@ -32,7 +32,7 @@ SETTLE_PROBLEMS = staff_problem_responses(401, 403) | {
     "/cases/{refund_id}/claims",
     response_model=ClaimList,
     summary="The recovery claims a case's approval opened",
-    responses=staff_problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def list_claims(
     refund_id: RefundId, staff: AnyStaff, app: ReviewApp, request: Request
