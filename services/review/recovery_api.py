@@ -4,6 +4,7 @@ approval, and finance marking each claim recovered or written off."""
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +19,7 @@ from shared.staff import staff_problem_responses
 
 router = APIRouter(prefix="/v1", tags=["recovery"], responses=staff_problem_responses(401, 403))
 
-SETTLE_PROBLEMS = {
+SETTLE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: problem_response(404, "No claim against this party for this refund."),
     409: problem_response(
         409,
