@@ -74,7 +74,7 @@ def _application(service: str, env: dict[str, str]) -> Any:
         return IntakeApplication(env=env)
     if service == "review":
         from services.review.application import ReviewApplication
-        from services.review.policy import default_policy
+        from services.review.policy_document import default_policy
 
         return ReviewApplication(default_policy(), env=env)
     if service == "payout":

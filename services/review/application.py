@@ -16,13 +16,16 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
+from services.review.assessment import assess
 from services.review.calendar import WorkingCalendar
+from services.review.case_opening import facts_of, recorded
 from services.review.customers import CustomerHistory
 from services.review.domain import ReviewCase
-from services.review.policies import PolicyBook
-from services.review.policy import Policy, policy_digest
-from services.review.recovery import LIABLE_PARTIES, RecoveryClaim, claims_for
-from services.review.rules import Assessment, Facts, Line, assess
+from services.review.duties import DutyViolation
+from services.review.policy_document import Policy, policy_digest
+from services.review.policy_versions import PolicyBook
+from services.review.recovery import RecoveryClaim, claims_for
+from services.review.vocabulary import LIABLE_PARTIES, StaffAction
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
@@ -39,11 +42,19 @@ Clock = Callable[[], datetime]
 
 
 class CaseNotFound(Exception):
-    pass
+    """No review case for that refund."""
+
+    def __init__(self, refund_id: str) -> None:
+        super().__init__(refund_id)
+        self.refund_id = refund_id
 
 
 class ClaimNotFound(CaseNotFound):
     """No recovery claim against that party for that refund."""
+
+    def __init__(self, refund_id: str, party: str) -> None:
+        super().__init__(refund_id)
+        self.party = party
 
 
 def _utc_now() -> datetime:
@@ -294,7 +305,7 @@ class ReviewApplication(ServiceApplication):
         """
 
         def attempt() -> tuple[Outcome, list[Any]]:
-            case = self._case(refund_id)
+            case = self.case(refund_id)
             was_approved = case.state == "approved"
             change(case)
             claims: list[RecoveryClaim] = []
@@ -306,6 +317,23 @@ class ReviewApplication(ServiceApplication):
         if isinstance(fresh, ReviewCase):
             return fresh, False
         return self.case_at(outcome), True
+
+    def act_as(
+        self,
+        refund_id: str,
+        person: str,
+        action: StaffAction,
+        change: Callable[[ReviewCase], None],
+        keyed: KeyedRequest | None,
+    ) -> tuple[ReviewCase, bool]:
+        """One staff action by `person`, as `act_once`. A refusal by separation of duties is
+        recorded on the case before it propagates (and is not remembered under the key, so
+        a retry is decided afresh)."""
+        try:
+            return self.act_once(refund_id, change, keyed)
+        except DutyViolation as violation:
+            self.record_refusal(refund_id, person=person, action=action, rule=violation.rule)
+            raise
 
     def case_at(self, outcome: Outcome) -> ReviewCase:
         """The case at the version an earlier answer showed."""
@@ -375,7 +403,7 @@ class ReviewApplication(ServiceApplication):
         def attempt() -> tuple[Outcome, list[Any]]:
             claim = self.claim(refund_id, party)
             if claim is None:
-                raise ClaimNotFound(f"{refund_id}/{party}")
+                raise ClaimNotFound(refund_id, party)
             change(claim)
             return Outcome(200, claim.id, claim.version), [claim]
 
@@ -392,7 +420,8 @@ class ReviewApplication(ServiceApplication):
             refund_id, lambda c: c.record_refusal(person=person, action=action, rule=rule, at=now)
         )
 
-    def _case(self, refund_id: str) -> ReviewCase:
+    def case(self, refund_id: str) -> ReviewCase:
+        """The review case of `refund_id`; raises CaseNotFound."""
         case = self._case_or_none(refund_id)
         if case is None:
             raise CaseNotFound(refund_id)
@@ -404,61 +433,3 @@ class ReviewApplication(ServiceApplication):
         except AggregateNotFoundError:
             return None
         return case if isinstance(case, ReviewCase) else None
-
-
-def facts_of(payload: RefundRequestedV1, history: CustomerHistory) -> Facts:
-    """The facts the policy reads, from the request and the customer's recorded history."""
-    return Facts(
-        refund_id=payload.refund_id,
-        tenant=payload.tenant,
-        customer_id=payload.customer_id,
-        order_id=payload.order_id,
-        reason=payload.reason,
-        desired_outcome=payload.desired_outcome,
-        requested=payload.amount.to_money(),
-        paid=payload.paid.to_money(),
-        shipping_fee=payload.shipping_fee.to_money() if payload.shipping_fee else None,
-        discount=payload.discount.to_money() if payload.discount else None,
-        lines=tuple(
-            Line(
-                sku=line.sku,
-                category=line.category,
-                quantity=line.quantity,
-                unit_price=line.unit_price.to_money(),
-                custom_made=line.custom_made,
-                service_start=line.service_start,
-                service_end=line.service_end,
-            )
-            for line in payload.order_lines
-        ),
-        items=tuple((item.sku, item.quantity) for item in payload.items),
-        paid_at=payload.paid_at or payload.requested_at,
-        delivered_at=payload.delivered_at,
-        requested_at=payload.requested_at,
-        evidence_count=len(payload.evidence),
-        refunds_last_30d=history.refunds_before(payload.requested_at, excluding=payload.refund_id),
-        customer_first_seen=history.first_seen,
-    )
-
-
-def recorded(assessment: Assessment) -> dict[str, Any]:
-    """The assessment as stored with the case: the whole trail, to explain it later."""
-    return {
-        "outcome": assessment.outcome,
-        "rule": assessment.rule,
-        "refundable": assessment.refundable,
-        "amount": assessment.amount,
-        "explanation": dict(assessment.explanation),
-        "risk_score": assessment.risk_score,
-        "risk_signals": dict(assessment.risk_signals),
-        "tier": assessment.tier,
-        "approvals": {
-            "count": assessment.approvals.count,
-            "senior": assessment.approvals.senior,
-            "finance": assessment.approvals.finance,
-        },
-        "checks": [
-            {"rule": c.rule, "passed": c.passed, "detail": c.detail} for c in assessment.checks
-        ],
-        "policy_version": assessment.policy_version,
-    }

@@ -1,12 +1,14 @@
-"""Review's composition root: store, policy, relay, consumer and the SLA clock, wired once."""
+"""Review's composition root: store, policy, staff API, relay, consumer and the SLA clock,
+wired once."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.review.api import build_router
+from services.review import actions_api, cases_api, policies_api, recovery_api
 from services.review.application import ReviewApplication
-from services.review.policy import default_policy, load_policy
+from services.review.policy_document import default_policy, load_policy
+from services.review.problems import PROBLEMS
 from services.review.publishing import to_integration
 from services.review.queue import ReviewQueue
 from services.review.settings import ReviewSettings
@@ -23,6 +25,24 @@ from shared.store import store_env
 from shared.wiring import messaging
 
 QUEUE_INTERVAL_SECONDS = 0.5
+ROUTERS = (cases_api.router, actions_api.router, recovery_api.router, policies_api.router)
+
+
+def staff_api(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) -> FastAPI:
+    """Review's HTTP app: the staff routes, the objects they depend on (services/review/
+    deps.py) and the answer to every domain error (services/review/problems.py)."""
+    http = FastAPI(
+        title="Refunds — review",
+        version="1.0.0",
+        description="Policy decisions, the manual review queue and separation of duties.",
+    )
+    install_problem_handlers(http, problems=PROBLEMS)
+    http.state.review = app
+    http.state.queue = queue
+    http.state.staff_auth = auth
+    for router in ROUTERS:
+        http.include_router(router)
+    return http
 
 
 def build(settings: ReviewSettings | None = None) -> Service:
@@ -31,14 +51,9 @@ def build(settings: ReviewSettings | None = None) -> Service:
     app = ReviewApplication(policy, env=store_env(settings, "review"))
     app.keystore = open_keystore(settings, "review")
     app.record_shipped_policy()
-    http = FastAPI(
-        title="Refunds — review",
-        version="1.0.0",
-        description="Policy decisions, the manual review queue and separation of duties.",
-    )
-    install_problem_handlers(http)
     queue = ReviewQueue(app)
-    http.include_router(build_router(app, queue, StaffAuth(settings.staff_secret())))
+    auth = StaffAuth(settings.staff_secret())
+    http = staff_api(app, queue, auth)
     wired = messaging(
         app,
         settings,
@@ -46,7 +61,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
         to_integration=to_integration,
         consumes=["intake"],
     )
-    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    audit = auditing(app, settings, auth)
     http.include_router(audit.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))

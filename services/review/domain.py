@@ -1,8 +1,9 @@
 """A review case: one refund's path from the policy's assessment to a decision by rule or people.
 
-Separation of duties lives here: who may approve, how many must, and that no
-one approves twice, approves what they escalated, or re-decides their own
-decision on appeal. Every refusal names the rule it broke.
+The case enforces separation of duties on every staff action (the rules are in
+services/review/duties.py): who may approve, how many must, and that no one approves
+twice, approves what they escalated, or re-decides their own decision on appeal.
+Every refusal names the rule it broke.
 """
 
 from __future__ import annotations
@@ -13,31 +14,13 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from services.review import duties
+from services.review.duties import CaseStateError
+from services.review.vocabulary import OPEN_STATES, CaseState, Decision, Due
 from shared.ids import derived_id
 from shared.money import Money
 
-TIERS = ("general", "important", "major")
-APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
-OPEN_STATES = frozenset({"pending", "awaiting_evidence"})
 APPEAL = "appeal"  # why a case reopened on appeal was escalated (published as its reason)
-
-
-class DutyViolation(Exception):
-    """A staff action that separation of duties or roles forbid (answered 403, and recorded)."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-
-
-class CaseStateError(Exception):
-    """The action does not fit the case's state (answered 409)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ReviewCase(Aggregate):
@@ -79,7 +62,7 @@ class ReviewCase(Aggregate):
         self.policy_version = str(assessment["policy_version"])
         self.tier = str(assessment["tier"])
         self.needs: dict[str, Any] = dict(assessment["approvals"])
-        self.state = "pending"
+        self.state: CaseState = "pending"
         self.round = 1
         self.assignee: str | None = None
         self.approvals: list[dict[str, Any]] = []
@@ -112,34 +95,33 @@ class ReviewCase(Aggregate):
         """Apply the policy's automatic outcome, if it had one."""
         outcome = self.assessment["outcome"]
         rule = str(self.assessment["rule"])
+        decision = self._decision(rule, f"system:{rule}", at)
         if outcome == "approve":
-            amount: Money = self.assessment["amount"]
             self._approved(
-                **self._route(),
-                amount=amount,
+                **decision,
+                amount=self.assessment["amount"],
                 payment=self.payment,
-                policy_version=self.policy_version,
-                rule=rule,
-                decided_by=f"system:{rule}",
                 approvers=[],
                 liability=None,
-                decided_at=at,
             )
         elif outcome == "reject":
-            self._rejected(
-                **self._route(),
-                policy_version=self.policy_version,
-                rule=rule,
-                reason_code=rule,
-                explanation=dict(self.assessment["explanation"]),
-                decided_by=f"system:{rule}",
-                decided_at=at,
-            )
+            explanation = dict(self.assessment["explanation"])
+            self._rejected(**decision, reason_code=rule, explanation=explanation)
+
+    def _decision(self, rule: str, decided_by: str, at: datetime) -> dict[str, Any]:
+        """What every decision records besides its own terms: the case, the policy, who, when."""
+        return {
+            **self._route(),
+            "policy_version": self.policy_version,
+            "rule": rule,
+            "decided_by": decided_by,
+            "decided_at": at,
+        }
 
     # -- staff actions ------------------------------------------------------------------------
 
     def claim(self, person: str, at: datetime) -> None:
-        self._require_open()
+        duties.require_open(self.state)
         if self.assignee not in (None, person):
             raise CaseStateError("claimed", f"the case is claimed by {self.assignee}")
         if self.assignee != person:
@@ -173,46 +155,19 @@ class ReviewCase(Aggregate):
     ) -> None:
         """Add one approval (with the approver's note, if any); the case is approved once the
         tier's approvals are complete. A `coupon` is compensation on top of the refund."""
-        self._require_open()
-        if not roles & APPROVER_ROLES:
-            raise DutyViolation("role.approver", "approving needs reviewer, senior or finance")
-        if person in self.excluded:
-            raise DutyViolation(self.excluded[person], f"{person} may not approve this case")
-        if any(a["person"] == person for a in self.approvals):
-            raise DutyViolation(
-                "duty.second_approver", "the second approver must be another person"
-            )
-        if (
-            not 0 < amount.amount <= self.refundable.amount
-            or amount.currency != self.refundable.currency
-        ):
-            raise CaseStateError(
-                "amount_out_of_range", f"approve between 1 and {self.refundable.format()}"
-            )
-        if liability is not None and sum(liability.values()) != amount.amount:
-            raise CaseStateError("liability_split", "liability shares must sum to the amount")
-        if coupon is not None and (coupon.amount <= 0 or coupon.currency != amount.currency):
-            raise CaseStateError("coupon", f"a coupon is a positive amount in {amount.currency}")
-        first = self.approvals[0] if self.approvals else None
-        if first and (first["amount"] != amount or first.get("coupon") != coupon):
-            raise CaseStateError(
-                "terms_differ",
-                f"the first approval was for {first['amount'].format()}"
-                + (f" and a {first['coupon'].format()} coupon" if first.get("coupon") else "")
-                + "; confirm those terms, or reject or escalate",
-            )
+        duties.require_open(self.state)
+        duties.require_role("approve", roles)
+        duties.require_not_excluded(self.excluded, person, "approve")
+        duties.require_new_approver(self.approvals, person)
+        duties.require_same_terms(self.refundable, self.approvals, amount, liability, coupon)
         self._approval_added(person, sorted(roles), amount, liability, at, note, coupon)
-        if self._complete():
+        if not self.missing_approvals():
             self._approved(
-                **self._route(),
+                **self._decision(f"manual.{self.tier}", person, at),
                 amount=amount,
                 payment=self.payment,
-                policy_version=self.policy_version,
-                rule=f"manual.{self.tier}",
-                decided_by=person,
                 approvers=[a["person"] for a in self.approvals],
                 liability=self.approvals[0]["liability"],
-                decided_at=at,
                 coupon=coupon,
             )
 
@@ -240,26 +195,9 @@ class ReviewCase(Aggregate):
         )
         self._log("approval_added", at, person, amount=amount, note=note)
 
-    def _complete(self) -> bool:
-        if len(self.approvals) < int(self.needs["count"]):
-            return False
-        held = {role for a in self.approvals for role in a["roles"]}
-        if self.needs.get("senior") and "senior_reviewer" not in held:
-            return False
-        return not (self.needs.get("finance") and "finance" not in held)
-
     def missing_approvals(self) -> list[str]:
         """What the case still waits for, in words a reviewer understands."""
-        missing = []
-        remaining = int(self.needs["count"]) - len(self.approvals)
-        if remaining > 0:
-            missing.append(f"{remaining} more approval(s)")
-        held = {role for a in self.approvals for role in a["roles"]}
-        if self.needs.get("senior") and "senior_reviewer" not in held:
-            missing.append("a senior_reviewer")
-        if self.needs.get("finance") and "finance" not in held:
-            missing.append("finance")
-        return missing
+        return duties.missing_approvals(self.needs, self.approvals)
 
     def reject(
         self,
@@ -270,20 +208,11 @@ class ReviewCase(Aggregate):
         explanation: dict[str, str],
         at: datetime,
     ) -> None:
-        self._require_open()
-        if not roles & APPROVER_ROLES:
-            raise DutyViolation("role.reviewer", "rejecting needs reviewer, senior or finance")
-        if person in self.excluded:
-            raise DutyViolation(self.excluded[person], f"{person} may not decide this case")
-        self._rejected(
-            **self._route(),
-            policy_version=self.policy_version,
-            rule=f"manual.{reason_code}",
-            reason_code=reason_code,
-            explanation=explanation,
-            decided_by=person,
-            decided_at=at,
-        )
+        duties.require_open(self.state)
+        duties.require_role("reject", roles)
+        duties.require_not_excluded(self.excluded, person, "decide")
+        decision = self._decision(f"manual.{reason_code}", person, at)
+        self._rejected(**decision, reason_code=reason_code, explanation=explanation)
 
     def request_evidence(
         self,
@@ -298,9 +227,8 @@ class ReviewCase(Aggregate):
     ) -> None:
         """Ask the customer for more by `evidence_due`; the review clock stops meanwhile,
         with `remaining_seconds` left."""
-        self._require_open()
-        if not roles & APPROVER_ROLES:
-            raise DutyViolation("role.reviewer", "asking for evidence needs a reviewer role")
+        duties.require_open(self.state)
+        duties.require_role("request_evidence", roles)
         if self.state == "awaiting_evidence":
             raise CaseStateError("already_requested", "evidence was already requested")
         self._evidence_requested(
@@ -356,16 +284,12 @@ class ReviewCase(Aggregate):
         self._log("evidence_received", at, "customer", count=len(records))
 
     def escalate(self, *, person: str, roles: frozenset[str], why: str, at: datetime) -> None:
-        self._require_open()
-        if not roles & APPROVER_ROLES:
-            raise DutyViolation("role.reviewer", "escalating needs a reviewer role")
+        duties.require_open(self.state)
+        duties.require_role("escalate", roles)
         self._escalate(person, why, at)
 
     def _escalate(self, by: str, why: str, at: datetime) -> None:
-        tier = TIERS[min(TIERS.index(self.tier) + 1, len(TIERS) - 1)]
-        needs = {**self.needs, "count": max(int(self.needs["count"]), 2)}
-        if tier == "major":
-            needs["senior"] = True
+        tier, needs = duties.one_tier_up(self.tier, self.needs)
         self._escalated(**self._route(), tier=tier, needs=needs, by=by, why=why, at=at)
 
     @event("Escalated")
@@ -417,11 +341,9 @@ class ReviewCase(Aggregate):
         self, *, person: str, roles: frozenset[str], coupon: Money, note: str, at: datetime
     ) -> None:
         """A coupon instead of cash (e.g. a negotiated settlement of a non-refundable case)."""
-        self._require_open()
-        if not roles & {"senior_reviewer", "finance"}:
-            raise DutyViolation("role.senior", "compensation is offered by a senior or finance")
-        if person in self.excluded:
-            raise DutyViolation(self.excluded[person], f"{person} may not decide this case")
+        duties.require_open(self.state)
+        duties.require_role("compensate", roles)
+        duties.require_not_excluded(self.excluded, person, "decide")
         self._compensation_offered(**self._route(), coupon=coupon, note=note, by=person, at=at)
 
     @event("CompensationOffered")
@@ -461,7 +383,7 @@ class ReviewCase(Aggregate):
         self.remind_at = remind_at
         self.reminded = False
 
-    def due(self, now: datetime) -> str | None:
+    def due(self, now: datetime) -> Due | None:
         """What the clock asks for now: `remind`, `breach`, `evidence_overdue`, or nothing."""
         due_by = self.evidence_due
         if self.state == "awaiting_evidence" and due_by is not None and now >= due_by:
@@ -534,20 +456,17 @@ class ReviewCase(Aggregate):
         decided_at: datetime,
         coupon: Money | None = None,
     ) -> None:
-        self.state = "approved"
-        self.decision = {
-            "outcome": "approved",
-            "amount": amount,
-            "coupon": coupon,
-            "rule": rule,
-            "policy_version": policy_version,
-            "decided_by": decided_by,
-            "approvers": approvers,
-            "liability": liability,
-            "decided_at": decided_at,
-        }
-        self.decisions.append(self.decision)
-        self._log("approved", decided_at, decided_by, rule=rule)
+        self._decided(
+            "approved",
+            amount=amount,
+            coupon=coupon,
+            rule=rule,
+            policy_version=policy_version,
+            decided_by=decided_by,
+            approvers=approvers,
+            liability=liability,
+            decided_at=decided_at,
+        )
 
     @event("Rejected")
     def _rejected(
@@ -562,19 +481,18 @@ class ReviewCase(Aggregate):
         decided_by: str,
         decided_at: datetime,
     ) -> None:
-        self.state = "rejected"
-        self.decision = {
-            "outcome": "rejected",
-            "rule": rule,
-            "reason_code": reason_code,
-            "explanation": explanation,
-            "policy_version": policy_version,
-            "decided_by": decided_by,
-            "decided_at": decided_at,
-        }
-        self.decisions.append(self.decision)
-        self._log("rejected", decided_at, decided_by, rule=rule)
+        self._decided(
+            "rejected",
+            rule=rule,
+            reason_code=reason_code,
+            explanation=explanation,
+            policy_version=policy_version,
+            decided_by=decided_by,
+            decided_at=decided_at,
+        )
 
-    def _require_open(self) -> None:
-        if self.state not in OPEN_STATES:
-            raise CaseStateError("closed", f"the case is {self.state}")
+    def _decided(self, outcome: Decision, **decision: Any) -> None:
+        self.state = outcome
+        self.decision = {"outcome": outcome, **decision}
+        self.decisions.append(self.decision)
+        self._log(outcome, decision["decided_at"], decision["decided_by"], rule=decision["rule"])

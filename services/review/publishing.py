@@ -25,12 +25,15 @@ Case: Any = ReviewCase  # the nested event classes are created by eventsourcing
 Claim: Any = RecoveryClaim
 
 
+def _route(event: Any) -> dict[str, Any]:
+    """The refund a published event is about: every one of them carries it."""
+    return {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
+
+
 def to_integration(event: Any) -> IntegrationEvent | None:
     if isinstance(event, Claim.Claimed):
         return ReviewRecoveryClaimedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
+            **_route(event),
             claim_id=str(event.originator_id),
             party=event.party,
             amount=MoneyModel.of(event.amount),
@@ -40,9 +43,7 @@ def to_integration(event: Any) -> IntegrationEvent | None:
         return None  # customer histories and the policy book are review's own bookkeeping
     if isinstance(event, Case.Approved):
         return ReviewApprovedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
+            **_route(event),
             amount=MoneyModel.of(event.amount),
             payment=PaymentRoute.model_validate(event.payment),
             policy_version=event.policy_version,
@@ -55,9 +56,7 @@ def to_integration(event: Any) -> IntegrationEvent | None:
         )
     if isinstance(event, Case.Rejected):
         return ReviewRejectedV1(
-            refund_id=event.refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
+            **_route(event),
             policy_version=event.policy_version,
             rule=event.rule,
             explanation=event.explanation,
@@ -76,9 +75,7 @@ def _opened(event: Any) -> IntegrationEvent | None:
     if assessment["outcome"] != "manual":
         return None  # decided by rule at once: the decision is the news
     return ReviewCaseOpenedV1(
-        refund_id=event.refund_id,
-        tenant=event.tenant,
-        order_id=event.order_id,
+        **_route(event),
         tier=assessment["tier"],
         rule=assessment["rule"],
         policy_version=assessment["policy_version"],
@@ -100,7 +97,7 @@ def _manual_step(event: Any) -> IntegrationEvent | None:
         return None  # claims, approvals on the way, reminders: the case's own record
     if isinstance(event, Case.EvidenceReceived) and not getattr(event, "answered", False):
         return None  # evidence nobody was waiting for changes nothing the customer sees
-    route = {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
+    route = _route(event)
     if isinstance(event, Case.EvidenceRequested):
         return ReviewEvidenceRequestedV1(
             **route,

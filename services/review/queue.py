@@ -11,13 +11,12 @@ cannot leave a stale row behind.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.review.domain import ReviewCase
-from shared.readmodel import ReadModel, UnknownCursor, sortable
-
-__all__ = ["QueuePage", "QueueQuery", "QueueRow", "ReviewQueue", "UnknownCursor"]
+from shared.paging import Page
+from shared.readmodel import ReadModel, sortable
 
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
 COLUMNS = ("refund_id", "tenant", "state", "tier", "assignee", "deadline", "opened_at", "version")
@@ -25,16 +24,14 @@ CHANGING = ("state", "tier", "assignee", "deadline", "version")
 
 
 @dataclass(frozen=True)
-class QueueQuery:
-    limit: int = 20
+class QueueFilter:
+    """Which cases a page of the queue shows (None: any)."""
+
     tenant: str | None = None
     tier: str | None = None
     state: str | None = None
     assignee: str | None = None
-    overdue: bool | None = None
-    now: datetime | None = None  # what `overdue` compares deadlines with
-    starting_after: str | None = None  # refund ids
-    ending_before: str | None = None
+    overdue: bool | None = None  # pending past the deadline (or not), at the page's `now`
 
 
 @dataclass(frozen=True)
@@ -90,25 +87,26 @@ class ReviewQueue(ReadModel):
         found, _ = self.fetch({})
         return [_as_row(row) for row in found]
 
-    def page(self, query: QueueQuery) -> QueuePage:
-        where: list[str] = []
+    def page(self, where: QueueFilter, page: Page, now: datetime) -> QueuePage:
+        """One page of the cases `where` selects, newest first; raises UnknownCursor."""
+        conditions: list[str] = []
         params: list[Any] = []
-        if query.overdue is not None:
+        if where.overdue is not None:
             late = f"(state = 'pending' AND deadline IS NOT NULL AND deadline < {self.p})"
-            where.append(late if query.overdue else f"NOT {late}")
-            params.append(sortable(query.now or datetime.now(UTC)))
+            conditions.append(late if where.overdue else f"NOT {late}")
+            params.append(sortable(now))
         found, has_more = self.fetch(
             {
-                "tenant": query.tenant,
-                "tier": query.tier,
-                "state": query.state,
-                "assignee": query.assignee,
+                "tenant": where.tenant,
+                "tier": where.tier,
+                "state": where.state,
+                "assignee": where.assignee,
             },
-            where=where,
+            where=conditions,
             params=params,
-            limit=query.limit,
-            starting_after=query.starting_after,
-            ending_before=query.ending_before,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
         )
         return QueuePage([_as_row(row) for row in found], has_more)
 

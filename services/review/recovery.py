@@ -14,10 +14,9 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from services.review.vocabulary import LIABLE_PARTIES, ClaimState
 from shared.ids import derived_id
 from shared.money import Money
-
-LIABLE_PARTIES = ("merchant", "carrier")
 
 
 class ClaimClosed(Exception):
@@ -45,7 +44,7 @@ class RecoveryClaim(Aggregate):
         self.order_id = order_id
         self.party = party
         self.amount = amount
-        self.state = "open"
+        self.state: ClaimState = "open"
         self.settlement: dict[str, Any] | None = None
 
     def recover(self, *, by: str, reference: str, at: datetime) -> None:

@@ -15,18 +15,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party, Tier
 from shared.schemas import Amount, Strict, Text
 
-Tier = Literal["general", "important", "major"]
-CaseState = Literal[
-    "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"
-]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
-Party = Literal["merchant", "carrier"]
-ClaimState = Literal["open", "recovered", "written_off"]
 EXAMPLE_REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
 EXAMPLE_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def example(body: dict[str, Any]) -> ConfigDict:
+    """A model's config with the example OpenAPI shows for it (extra fields: as the base's)."""
+    return ConfigDict(json_schema_extra={"examples": [body]})
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -41,17 +41,12 @@ class Liability(Strict):
 
 
 class ApproveRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "amount": {"amount": 250000, "currency": "CNY"},
-                    "liability": {"platform": 0, "merchant": 200000, "carrier": 50000},
-                    "note": "Courier's photos show the box crushed in transit.",
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "amount": {"amount": 250000, "currency": "CNY"},
+            "liability": {"platform": 0, "merchant": 200000, "carrier": 50000},
+            "note": "Courier's photos show the box crushed in transit.",
+        }
     )
 
     amount: Amount = Field(
@@ -94,19 +89,14 @@ class RejectionExplanation(Strict):
 
 
 class RejectRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "reason_code": "no_defect_found",
-                    "explanation": {
-                        "zh-CN": "经核实，商品无质量问题，因此无法退款。",
-                        "en": "We found no defect in the item, so it cannot be refunded.",
-                    },
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "reason_code": "no_defect_found",
+            "explanation": {
+                "zh-CN": "经核实，商品无质量问题，因此无法退款。",
+                "en": "We found no defect in the item, so it cannot be refunded.",
+            },
+        }
     )
 
     reason_code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)] = Field(
@@ -116,16 +106,11 @@ class RejectRequest(Strict):
 
 
 class EvidenceRequestBody(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "missing": ["photo of the damage", "courier's delivery note"],
-                    "message": "Please add a photo of the damage and the delivery note.",
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "missing": ["photo of the damage", "courier's delivery note"],
+            "message": "Please add a photo of the damage and the delivery note.",
+        }
     )
 
     missing: list[Text] = Field(min_length=1, max_length=20, description="what is missing")
@@ -133,25 +118,17 @@ class EvidenceRequestBody(Strict):
 
 
 class EscalateRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"reason": "The merchant disputes liability."}]},
-    )
+    model_config = example({"reason": "The merchant disputes liability."})
 
     reason: LongText
 
 
 class CompensateRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "coupon": {"amount": 5000, "currency": "CNY"},
-                    "note": "Custom-made; settled with a coupon by phone.",
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "coupon": {"amount": 5000, "currency": "CNY"},
+            "note": "Custom-made; settled with a coupon by phone.",
+        }
     )
 
     coupon: Amount
@@ -159,18 +136,13 @@ class CompensateRequest(Strict):
 
 
 class RecoverRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reference": "SF-20261125-991"}]}
-    )
+    model_config = example({"reference": "SF-20261125-991"})
 
     reference: Text = Field(description="the reference of the money received")
 
 
 class WriteOffRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"reason": "The merchant closed its shop."}]},
-    )
+    model_config = example({"reason": "The merchant closed its shop."})
 
     reason: LongText
 
@@ -195,27 +167,23 @@ class QueueEntry(BaseModel):
 
 
 class CaseList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
+    model_config = example(
+        {
+            "object": "list",
+            "url": "/v1/cases",
+            "has_more": False,
+            "data": [
                 {
-                    "object": "list",
-                    "url": "/v1/cases",
-                    "has_more": False,
-                    "data": [
-                        {
-                            "refund_id": EXAMPLE_REFUND,
-                            "tenant": "acme",
-                            "state": "pending",
-                            "tier": "important",
-                            "assignee": None,
-                            "deadline": "2026-11-23T10:00:00Z",
-                            "overdue": False,
-                            "opened_at": "2026-11-20T10:00:00Z",
-                        }
-                    ],
+                    "refund_id": EXAMPLE_REFUND,
+                    "tenant": "acme",
+                    "state": "pending",
+                    "tier": "important",
+                    "assignee": None,
+                    "deadline": "2026-11-23T10:00:00Z",
+                    "overdue": False,
+                    "opened_at": "2026-11-20T10:00:00Z",
                 }
-            ]
+            ],
         }
     )
 
@@ -250,7 +218,7 @@ class Check(BaseModel):
 class AssessmentView(BaseModel):
     """What the policy concluded when the case opened: the whole trail of checks."""
 
-    outcome: Literal["approve", "reject", "manual"]
+    outcome: Outcome
     rule: str = Field(examples=["manual.over_limit"])
     amount: MoneyView = Field(description="what an approval may pay at most")
     explanation: dict[str, str]
@@ -267,7 +235,7 @@ class EvidenceRequestView(BaseModel):
 
 
 class DecisionView(BaseModel):
-    outcome: Literal["approved", "rejected"]
+    outcome: Decision
     rule: str = Field(examples=["manual.important"])
     policy_version: str = Field(examples=["2026-11-01"])
     decided_by: str
@@ -297,27 +265,23 @@ class SettlementView(BaseModel):
 class ClaimView(BaseModel):
     """What a liable party owes back: the platform paid the customer first."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "object": "recovery_claim",
-                    "id": "3f2b8a52-3c1e-4a7e-9d0f-2b7c1e5a9d11",
-                    "refund_id": EXAMPLE_REFUND,
-                    "tenant": "acme",
-                    "order_id": "ORD-1001",
-                    "party": "carrier",
-                    "amount": {"amount": 50000, "currency": "CNY"},
-                    "state": "recovered",
-                    "settlement": {
-                        "by": "zhao.finance",
-                        "at": "2026-11-25T10:00:00Z",
-                        "reference": "SF-20261125-991",
-                        "reason": None,
-                    },
-                    "version": 2,
-                }
-            ]
+    model_config = example(
+        {
+            "object": "recovery_claim",
+            "id": "3f2b8a52-3c1e-4a7e-9d0f-2b7c1e5a9d11",
+            "refund_id": EXAMPLE_REFUND,
+            "tenant": "acme",
+            "order_id": "ORD-1001",
+            "party": "carrier",
+            "amount": {"amount": 50000, "currency": "CNY"},
+            "state": "recovered",
+            "settlement": {
+                "by": "zhao.finance",
+                "at": "2026-11-25T10:00:00Z",
+                "reference": "SF-20261125-991",
+                "reason": None,
+            },
+            "version": 2,
         }
     )
 
@@ -351,34 +315,30 @@ class HistoryEntry(BaseModel):
 class CaseView(BaseModel):
     """A review case as staff see it: facts, assessment, approvals so far, and its history."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "object": "review_case",
-                    "refund_id": EXAMPLE_REFUND,
-                    "tenant": "acme",
-                    "order_id": "ORD-1001",
-                    "customer_id": "C-42",
-                    "reason": "damaged",
-                    "requested": {"amount": 250000, "currency": "CNY"},
-                    "refundable": {"amount": 250000, "currency": "CNY"},
-                    "tier": "important",
-                    "state": "pending",
-                    "round": 1,
-                    "needs": {"count": 2, "senior": False, "finance": False},
-                    "approvals": [],
-                    "missing_approvals": ["2 more approval(s)"],
-                    "excluded": {},
-                    "assignee": "li.na",
-                    "deadline": "2026-11-23T10:00:00Z",
-                    "overdue": False,
-                    "policy_version": "2026-11-01",
-                    "rule": "manual.over_limit",
-                    "claims": [],
-                    "version": 3,
-                }
-            ]
+    model_config = example(
+        {
+            "object": "review_case",
+            "refund_id": EXAMPLE_REFUND,
+            "tenant": "acme",
+            "order_id": "ORD-1001",
+            "customer_id": "C-42",
+            "reason": "damaged",
+            "requested": {"amount": 250000, "currency": "CNY"},
+            "refundable": {"amount": 250000, "currency": "CNY"},
+            "tier": "important",
+            "state": "pending",
+            "round": 1,
+            "needs": {"count": 2, "senior": False, "finance": False},
+            "approvals": [],
+            "missing_approvals": ["2 more approval(s)"],
+            "excluded": {},
+            "assignee": "li.na",
+            "deadline": "2026-11-23T10:00:00Z",
+            "overdue": False,
+            "policy_version": "2026-11-01",
+            "rule": "manual.over_limit",
+            "claims": [],
+            "version": 3,
         }
     )
 
@@ -426,23 +386,19 @@ class PolicyVersionView(BaseModel):
 
 
 class PolicyVersionList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
+    model_config = example(
+        {
+            "object": "list",
+            "current": "2026-11-01",
+            "data": [
                 {
-                    "object": "list",
-                    "current": "2026-11-01",
-                    "data": [
-                        {
-                            "version": "2026-11-01",
-                            "digest": EXAMPLE_DIGEST,
-                            "by": "system:shipped",
-                            "at": "2026-11-01T00:00:00Z",
-                            "current": True,
-                        }
-                    ],
+                    "version": "2026-11-01",
+                    "digest": EXAMPLE_DIGEST,
+                    "by": "system:shipped",
+                    "at": "2026-11-01T00:00:00Z",
+                    "current": True,
                 }
-            ]
+            ],
         }
     )
 

@@ -22,7 +22,7 @@ class ReviewSettings(StaffSettings, KeystoreSettings):
     @classmethod
     def _readable_policy(cls, value: Path | None) -> Path | None:
         if value is not None:
-            from services.review.policy import load_policy
+            from services.review.policy_document import load_policy
 
             load_policy(value)  # refuse a broken policy at start-up, naming the bad field
         return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
 from services.review.queue import QueueRow
 from services.review.recovery import RecoveryClaim
@@ -44,22 +45,11 @@ def opened(keystore: Keystore | None, value: Any, field: str) -> Any:
     return keystore.show(value, field=field)
 
 
-def _evidence(records: list[dict[str, Any]], keystore: Keystore | None) -> list[dict[str, Any]]:
-    return [
-        {**r, "description": opened(keystore, r["description"], SEALED_EVIDENCE_DESCRIPTION)}
-        if "description" in r
-        else r
-        for r in records
-    ]
-
-
-def _history(entries: list[dict[str, Any]], keystore: Keystore | None) -> list[dict[str, Any]]:
-    return [
-        {**e, "statement": opened(keystore, e["statement"], SEALED_STATEMENT)}
-        if "statement" in e
-        else e
-        for e in entries
-    ]
+def _opened_in(
+    entries: list[dict[str, Any]], key: str, field: str, keystore: Keystore | None
+) -> list[dict[str, Any]]:
+    """`entries` with the sealed text under `key`, where there is one, opened for staff."""
+    return [{**e, key: opened(keystore, e[key], field)} if key in e else e for e in entries]
 
 
 def case_view(
@@ -95,18 +85,27 @@ def case_view(
                     "policy_version": case.policy_version,
                     "rule": assessment["rule"],
                     "assessment": {key: assessment[key] for key in ASSESSMENT_FIELDS},
-                    "evidence": _evidence(case.evidence, keystore),
+                    "evidence": _opened_in(
+                        case.evidence, "description", SEALED_EVIDENCE_DESCRIPTION, keystore
+                    ),
                     "evidence_requests": case.evidence_requests,
                     "decision": case.decision,
                     "decisions": case.decisions,
                     "compensation": case.compensation,
-                    "history": _history(case.history, keystore),
+                    "history": _opened_in(case.history, "statement", SEALED_STATEMENT, keystore),
                     "version": case.version,
                 }
             ),
             "claims": [claim_view(claim) for claim in claims],
         }
     )
+
+
+def shown_case(app: ReviewApplication, case: ReviewCase, *, as_opened: bool = False) -> CaseView:
+    """The case as staff see it, with its recovery claims (`as_opened`: as the approval
+    first answered them, for a replay). Reads the store and the keystore: call it off the
+    event loop."""
+    return case_view(case, app.claims_of(case, as_opened=as_opened), app.now(), app.keystore)
 
 
 def claim_view(claim: RecoveryClaim) -> ClaimView:

@@ -16,7 +16,7 @@ from services.intake.application import IntakeApplication
 from services.intake.publishing import to_integration
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
-from services.review.policy import default_policy
+from services.review.policy_document import default_policy
 from shared.consumer import Consumer
 from shared.contracts import (
     CloudEvent,

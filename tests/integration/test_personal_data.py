@@ -29,7 +29,7 @@ from services.notify.mailer import SmtpMailer
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.review.application import ReviewApplication
-from services.review.policy import default_policy
+from services.review.policy_document import default_policy
 from services.review.publishing import to_integration as review_events
 from shared.application import ServiceApplication
 from shared.auth import ApiKeys, parse_api_keys

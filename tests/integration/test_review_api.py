@@ -14,13 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.review.api import build_router
 from services.review.application import ReviewApplication
+from services.review.bootstrap import staff_api
 from services.review.domain import ReviewCase
-from services.review.policy import default_policy
+from services.review.policy_document import default_policy
 from services.review.queue import ReviewQueue
 from shared.contracts import (
     CustomerContact,
@@ -34,7 +33,6 @@ from shared.contracts import (
     RefundRequestedV1,
     envelope,
 )
-from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
@@ -172,9 +170,7 @@ def review(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Review]:
     app = ReviewApplication(default_policy(), env=store_env(settings, "review"), clock=clock)
     app.record_shipped_policy()
     queue = ReviewQueue(app)
-    http = FastAPI()
-    install_problem_handlers(http)
-    http.include_router(build_router(app, queue, StaffAuth(SECRET)))
+    http = staff_api(app, queue, StaffAuth(SECRET))
     try:
         with TestClient(http) as client:
             yield Review(client, app, queue, clock)

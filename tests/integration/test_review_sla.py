@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.review.application import ReviewApplication
-from services.review.policy import default_policy
+from services.review.policy_document import default_policy
 from services.review.publishing import to_integration
 from services.review.sla import RunningClocks
 from shared.contracts import (

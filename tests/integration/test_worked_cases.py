@@ -20,7 +20,7 @@ from services.intake.application import IntakeApplication
 from services.intake.domain import RefundRequest
 from services.intake.publishing import to_integration as intake_events
 from services.review.application import ReviewApplication
-from services.review.policy import default_policy
+from services.review.policy_document import default_policy
 from services.review.publishing import to_integration as review_events
 from shared.application import ServiceApplication
 from shared.contracts import envelope

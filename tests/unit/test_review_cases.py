@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.review.domain import CaseStateError, DutyViolation, ReviewCase
+from services.review.domain import ReviewCase
+from services.review.duties import CaseStateError, DutyViolation
 from services.review.publishing import to_integration
 from shared.contracts import ESCALATED_ON_APPEAL, ReviewEscalatedV1
 from shared.money import Money

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from services.review.policy import (
+from services.review.policy_document import (
     DEFAULT_POLICY_PATH,
     Policy,
     default_policy,

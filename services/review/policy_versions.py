@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
 from shared.ids import derived_id
 
@@ -21,6 +22,8 @@ class VersionExists(Exception):
 
 
 class PolicyBook(Aggregate):
+    """Every published version of the policy, oldest first; the last one is in force."""
+
     @staticmethod
     def create_id() -> uuid.UUID:
         return derived_id("policy-book")
@@ -47,3 +50,7 @@ class PolicyBook(Aggregate):
         self.versions.append(
             {"version": version, "digest": digest, "document": document, "by": by, "at": at}
         )
+
+
+# Stored before this module had its name: those events keep their topic, and still load.
+register_topic("services.review.policies:PolicyBook", PolicyBook)

@@ -1,0 +1,191 @@
+"""Review's staff API for decisions on a case: claim, release, approve, reject, ask for
+evidence, escalate, compensate.
+
+Thin routes: who may decide what lives in the case (services/review/domain.py and
+services/review/duties.py), which answers a refusal with the rule it broke. Every
+change names the person of the staff token as its actor; a refused action is recorded
+on the case too (services/review/application.py, `act_as`).
+
+Every POST takes an optional Idempotency-Key (Stripe semantics, as intake's): the same
+key and body replay the first answer with `Idempotent-Replayed: true`; the same key with
+another body or endpoint is a 409. Keys belong to the person (`sub`) of the staff token;
+a refused action is not remembered under its key.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from services.review.application import ReviewApplication
+from services.review.deps import AnyStaff, Decider, RefundId, Retry, ReviewApp
+from services.review.domain import ReviewCase
+from services.review.schemas import (
+    ApproveRequest,
+    CaseView,
+    CompensateRequest,
+    EscalateRequest,
+    EvidenceRequestBody,
+    RejectRequest,
+)
+from services.review.views import shown_case
+from shared.keyed import answer
+from shared.problems import problem_response
+from shared.staff import staff_problem_responses
+
+# Every action answers these: the rule that refused it, or the state that does not allow it.
+ACTION_PROBLEMS = staff_problem_responses(401, 404) | {
+    403: problem_response(
+        403,
+        "The token's roles do not allow this, or separation of duties forbids it to this"
+        " person: `errors[0].code` names the rule (the refusal is recorded on the case).",
+    ),
+    409: problem_response(
+        409,
+        "Not allowed in the case's state (`type` names why), or the Idempotency-Key was"
+        " used for another request (`idempotency-conflict`).",
+    ),
+}
+router = APIRouter(prefix="/v1", tags=["decisions"], responses=ACTION_PROBLEMS)
+
+
+def _action(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """POST /v1/cases/{refund_id}/<name>: one staff action, answered with the case."""
+    return router.post(f"/cases/{{refund_id}}/{name}", response_model=CaseView, summary=summary)
+
+
+async def _case_answer(app: ReviewApplication, case: ReviewCase, replayed: bool) -> JSONResponse:
+    """The case after the action; a replay shows the recovery claims as first answered."""
+    view = await asyncio.to_thread(shown_case, app, case, as_opened=replayed)
+    return answer(view, 200, replayed)
+
+
+@_action("claim", "Claim a case (assign it to yourself)")
+async def claim(refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry) -> JSONResponse:
+    """Claiming your own case again changes nothing; someone else's claim is a 409."""
+    key = retry.of(staff)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "claim", lambda c: c.claim(staff.sub, app.now()), key
+    )
+    return await _case_answer(app, *done)
+
+
+@_action("release", "Release a case you claimed")
+async def release(
+    refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    key = retry.of(staff)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "release", lambda c: c.release(staff.sub, app.now()), key
+    )
+    return await _case_answer(app, *done)
+
+
+@_action("approve", "Add your approval")
+async def approve(
+    refund_id: RefundId, body: ApproveRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    """The case is approved once its tier's approvals are complete (`missing_approvals`):
+    distinct people, a senior_reviewer or finance where the tier asks. Nobody approves
+    twice, approves what they escalated, or re-decides their own decision on appeal (403,
+    naming the rule, and recorded on the case). A liability split opens a recovery claim
+    per liable party with the approval that completes the case."""
+    amount = body.amount.money()
+    liability = body.liability.model_dump() if body.liability else None
+    coupon = body.coupon.money() if body.coupon else None
+
+    def change(case: ReviewCase) -> None:
+        case.approve(
+            person=staff.sub,
+            roles=staff.roles,
+            amount=amount,
+            liability=liability,
+            at=app.now(),
+            note=body.note,
+            coupon=coupon,
+        )
+
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "approve", change, key)
+    return await _case_answer(app, *done)
+
+
+@_action("reject", "Reject, explaining why in both languages")
+async def reject(
+    refund_id: RefundId, body: RejectRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    explanation = body.explanation.as_dict()
+
+    def change(case: ReviewCase) -> None:
+        case.reject(
+            person=staff.sub,
+            roles=staff.roles,
+            reason_code=body.reason_code,
+            explanation=explanation,
+            at=app.now(),
+        )
+
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "reject", change, key)
+    return await _case_answer(app, *done)
+
+
+@_action("request-evidence", "Ask the customer for more evidence")
+async def request_evidence(
+    refund_id: RefundId, body: EvidenceRequestBody, staff: AnyStaff, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    """The review clock stops until the evidence arrives, keeping the time left."""
+
+    def change(case: ReviewCase) -> None:
+        now = app.now()
+        case.request_evidence(
+            person=staff.sub,
+            roles=staff.roles,
+            missing=list(body.missing),
+            message=body.message,
+            remaining_seconds=app.remaining_seconds(case, now),
+            evidence_due=app.evidence_due(now),
+            at=now,
+        )
+
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "request_evidence", change, key
+    )
+    return await _case_answer(app, *done)
+
+
+@_action("escalate", "Send the case one tier up")
+async def escalate(
+    refund_id: RefundId, body: EscalateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    """Approvals so far are dropped (the higher tier decides afresh) and whoever
+    escalates may not approve the case afterwards."""
+
+    def change(case: ReviewCase) -> None:
+        case.escalate(person=staff.sub, roles=staff.roles, why=body.reason, at=app.now())
+
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "escalate", change, key)
+    return await _case_answer(app, *done)
+
+
+@_action("compensate", "Settle with a coupon instead of a refund")
+async def compensate(
+    refund_id: RefundId, body: CompensateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+) -> JSONResponse:
+    """Offered by a senior_reviewer or finance."""
+    coupon = body.coupon.money()
+
+    def change(case: ReviewCase) -> None:
+        case.offer_compensation(
+            person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
+        )
+
+    key = retry.of(staff, body)
+    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "compensate", change, key)
+    return await _case_answer(app, *done)

@@ -1,0 +1,121 @@
+"""Separation of duties on a review case: who may decide, how many must, and why not.
+
+The review case (services/review/domain.py) asks these before it records a staff
+action; every refusal names the rule it broke, so that it can be recorded and shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.review.vocabulary import OPEN_STATES, TIERS, StaffAction, Tier
+from shared.money import Money
+
+APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
+COMPENSATOR_ROLES = frozenset({"senior_reviewer", "finance"})
+
+# Per staff action on a case: the roles that may take it, and the rule and words of a refusal.
+ROLE_RULES: dict[StaffAction, tuple[frozenset[str], str, str]] = {
+    "approve": (APPROVER_ROLES, "role.approver", "approving needs reviewer, senior or finance"),
+    "reject": (APPROVER_ROLES, "role.reviewer", "rejecting needs reviewer, senior or finance"),
+    "request_evidence": (
+        APPROVER_ROLES,
+        "role.reviewer",
+        "asking for evidence needs a reviewer role",
+    ),
+    "escalate": (APPROVER_ROLES, "role.reviewer", "escalating needs a reviewer role"),
+    "compensate": (
+        COMPENSATOR_ROLES,
+        "role.senior",
+        "compensation is offered by a senior or finance",
+    ),
+}
+
+
+class DutyViolation(Exception):
+    """A staff action that separation of duties or roles forbid (answered 403, and recorded)."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+class CaseStateError(Exception):
+    """The action does not fit the case's state (answered 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def require_open(state: str) -> None:
+    if state not in OPEN_STATES:
+        raise CaseStateError("closed", f"the case is {state}")
+
+
+def require_role(action: StaffAction, roles: frozenset[str]) -> None:
+    allowed, rule, message = ROLE_RULES[action]
+    if not roles & allowed:
+        raise DutyViolation(rule, message)
+
+
+def require_not_excluded(excluded: dict[str, str], person: str, verb: str) -> None:
+    """People who raised, escalated or decided the case before may not decide it now."""
+    if person in excluded:
+        raise DutyViolation(excluded[person], f"{person} may not {verb} this case")
+
+
+def require_new_approver(approvals: list[dict[str, Any]], person: str) -> None:
+    if any(approval["person"] == person for approval in approvals):
+        raise DutyViolation("duty.second_approver", "the second approver must be another person")
+
+
+def require_same_terms(
+    refundable: Money,
+    approvals: list[dict[str, Any]],
+    amount: Money,
+    liability: dict[str, int] | None,
+    coupon: Money | None,
+) -> None:
+    """An approval pays within the refundable amount, and a later approver confirms the
+    first approver's terms (amount and coupon) rather than approving other ones."""
+    first = approvals[0] if approvals else None
+    if not 0 < amount.amount <= refundable.amount or amount.currency != refundable.currency:
+        raise CaseStateError("amount_out_of_range", f"approve between 1 and {refundable.format()}")
+    if liability is not None and sum(liability.values()) != amount.amount:
+        raise CaseStateError("liability_split", "liability shares must sum to the amount")
+    if coupon is not None and (coupon.amount <= 0 or coupon.currency != amount.currency):
+        raise CaseStateError("coupon", f"a coupon is a positive amount in {amount.currency}")
+    if first and (first["amount"] != amount or first.get("coupon") != coupon):
+        raise CaseStateError(
+            "terms_differ",
+            f"the first approval was for {first['amount'].format()}"
+            + (f" and a {first['coupon'].format()} coupon" if first.get("coupon") else "")
+            + "; confirm those terms, or reject or escalate",
+        )
+
+
+def missing_approvals(needs: dict[str, Any], approvals: list[dict[str, Any]]) -> list[str]:
+    """What a case still waits for, in words a reviewer understands (nothing: approved)."""
+    missing = []
+    remaining = int(needs["count"]) - len(approvals)
+    if remaining > 0:
+        missing.append(f"{remaining} more approval(s)")
+    held = {role for approval in approvals for role in approval["roles"]}
+    if needs.get("senior") and "senior_reviewer" not in held:
+        missing.append("a senior_reviewer")
+    if needs.get("finance") and "finance" not in held:
+        missing.append("finance")
+    return missing
+
+
+def one_tier_up(tier: str, needs: dict[str, Any]) -> tuple[Tier, dict[str, Any]]:
+    """An escalated case: the next tier (major stays major), decided by at least two
+    people, one of them a senior_reviewer once it is major."""
+    higher = TIERS[min(TIERS.index(tier) + 1, len(TIERS) - 1)]
+    escalated = {**needs, "count": max(int(needs["count"]), 2)}
+    if higher == "major":
+        escalated["senior"] = True
+    return higher, escalated
