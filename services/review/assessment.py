@@ -30,8 +30,9 @@ from services.review.eligibility import ClosedWindow, closed_window, non_refunda
 from services.review.grading import ApprovalNeeds, approvals_needed, policy_money, risk, tier_of
 from services.review.refund_facts import Check, Facts, Line
 from services.review.refundable import refundable_amount, requested_units
-from services.review.vocabulary import Outcome, Tier
+from services.review.vocabulary import Outcome
 from shared.money import Money
+from shared.vocabulary import Tier
 
 if TYPE_CHECKING:
     from services.review.policy_document import Policy

@@ -16,12 +16,13 @@ from pydantic import BaseModel
 from services.review.application import ReviewApplication
 from services.review.duties import APPROVER_ROLES
 from services.review.queue import QueueFilter, ReviewQueue
-from services.review.vocabulary import CaseState, Tier
+from services.review.vocabulary import CaseState
 from shared.idempotency import KeyedRequest
 from shared.keyed import IdempotencyKey, keyed
 from shared.paging import cursor_paging
 from shared.staff import Credentials, Staff, StaffAuth
 from shared.staff_tokens import STAFF_ROLES
+from shared.vocabulary import Tier
 
 
 def _review(request: Request) -> ReviewApplication:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.review.vocabulary import OPEN_STATES, TIERS, StaffAction, Tier
+from services.review.vocabulary import OPEN_STATES, StaffAction
 from shared.money import Money
+from shared.vocabulary import TIERS, Tier
 
 APPROVER_ROLES = frozenset({"reviewer", "senior_reviewer", "finance"})
 COMPENSATOR_ROLES = frozenset({"senior_reviewer", "finance"})

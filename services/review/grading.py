@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.review.refund_facts import DAY, HOUR, Check, Facts
-from services.review.vocabulary import TIERS, Tier
 from shared.money import Money
+from shared.vocabulary import TIERS, Tier
 
 if TYPE_CHECKING:
     from services.review.policy_document import Policy

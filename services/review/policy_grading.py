@@ -10,8 +10,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from services.review.policy_values import AmountByCurrency, Strict, non_empty
-from services.review.vocabulary import Tier
 from shared.contracts import Reason
+from shared.vocabulary import Tier
 
 
 class Band(Strict):

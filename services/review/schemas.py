@@ -15,8 +15,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party, Tier
+from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party
 from shared.schemas import Amount, Strict, Text
+from shared.vocabulary import Tier
 
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]

@@ -1,4 +1,6 @@
-"""Review's words, each defined once: tiers, case states, outcomes, liable parties.
+"""Review's words, each defined once: case states, outcomes, actions, liable parties.
+
+Tiers are shared with the contracts: `shared.vocabulary`.
 
 Standard library only, so that the pure assessment may import it as well as the
 aggregates, the policy document and the API's bodies.
@@ -7,9 +9,6 @@ aggregates, the policy document and the API's bodies.
 from __future__ import annotations
 
 from typing import Literal, get_args
-
-Tier = Literal["general", "important", "major"]
-TIERS: tuple[Tier, ...] = get_args(Tier)  # lowest first: an escalation goes one step up
 
 CaseState = Literal[
     "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"

@@ -9,8 +9,9 @@ from pydantic import Field
 
 from shared.contracts.common import IntegrationEvent, MoneyModel, PaymentRoute
 
-Tier = Literal["general", "important", "major"]  # a case's review tier, least senior first
-TIERS: tuple[Tier, ...] = ("general", "important", "major")
+# Re-exported: the contract names the tiers its events carry.
+from shared.vocabulary import TIERS as TIERS
+from shared.vocabulary import Tier as Tier
 
 
 class ReviewApprovedV1(IntegrationEvent):

@@ -19,8 +19,8 @@ from services.review.policy_document import Policy, default_policy
 from services.review.policy_values import REASONS
 from services.review.refund_facts import Facts, Line
 from services.review.refundable import allocate
-from services.review.vocabulary import TIERS
 from shared.money import CurrencyMismatch, Money
+from shared.vocabulary import TIERS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 POLICY = default_policy()
@@ -564,4 +564,5 @@ def test_rules_and_calendar_are_pure(module: str) -> None:
         "typing",
         "zoneinfo",
         "shared.money",
+        "shared.vocabulary",
     } | {f"services.review.{pure.removesuffix('.py')}" for pure in PURE}
