@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from services.intake.domain import RefundRequest
+from services.intake.index import created_between
 from shared.readmodel import ReadModel, sortable
 
 OPEN_STATUSES = frozenset({"submitted", "in_review", "awaiting_evidence"})
@@ -154,13 +155,7 @@ class RefundFacts(ReadModel):
 
     def select(self, query: AnalyticsQuery) -> list[dict[str, Any]]:
         """The rows of the refunds `query` covers, caught up to the end of the log."""
-        where, params = [], []
-        if query.created_after is not None:
-            where.append(f"created_at > {self.p}")
-            params.append(sortable(query.created_after))
-        if query.created_before is not None:
-            where.append(f"created_at < {self.p}")
-            params.append(sortable(query.created_before))
+        where, params = created_between(self, query.created_after, query.created_before)
         found, _ = self.fetch({"tenant": query.tenant}, where=where, params=params)
         return [dict(zip(self.columns, row, strict=True)) for row in found]
 

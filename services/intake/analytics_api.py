@@ -1,13 +1,13 @@
 """Intake's analytics route for auditors and admins: `GET /v1/analytics/refunds`."""
-# No `from __future__ import annotations`: FastAPI resolves the closure-scoped
-# dependency alias in build_analytics_router() at runtime.
+
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
 
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.intake.analytics import (
@@ -15,14 +15,14 @@ from services.intake.analytics import (
     Deciders,
     Durations,
     Group,
-    RefundFacts,
     Report,
     SlaBreaches,
     analyse,
 )
+from services.intake.deps import Auditor, Facts
 from shared.contracts import MoneyModel
 from shared.keyed import invalid
-from shared.staff import Staff, StaffAuth, staff_problem_responses
+from shared.staff import staff_problem_responses
 
 CNY = [{"amount": 25800, "currency": "CNY"}]
 
@@ -181,44 +181,42 @@ def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> Ref
     )
 
 
-def build_analytics_router(facts: RefundFacts, auth: StaffAuth) -> APIRouter:
-    router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
-    Auditor = Annotated[Staff, Depends(auth.dependency("auditor", "admin"))]
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
-    @router.get(
-        "/refunds",
-        response_model=RefundAnalytics,
-        summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
-        responses=staff_problem_responses(401, 403, 422),
-    )
-    async def refund_analytics(
-        staff: Auditor,
-        tenant: Annotated[
-            str | None,
-            Query(min_length=1, max_length=200, description="one platform; all if absent"),
-        ] = None,
-        created_after: Annotated[
-            AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
-        ] = None,
-        created_before: Annotated[
-            AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
-        ] = None,
-        orders_placed: Annotated[
-            int | None,
-            Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
-        ] = None,
-    ) -> RefundAnalytics:
-        """For auditors and admins, across tenants unless `tenant` names one."""
-        if created_after and created_before and created_after >= created_before:
-            raise invalid(
-                "query.created_before", "before_start", "created_before must be after created_after"
-            )
-        query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
-        now = datetime.now(UTC)
-        report = await asyncio.to_thread(analyse, facts, query)
-        filters = AnalyticsFilters(
-            tenant=tenant, created_after=created_after, created_before=created_before
+
+@router.get(
+    "/refunds",
+    response_model=RefundAnalytics,
+    summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
+    responses=staff_problem_responses(401, 403, 422),
+)
+async def refund_analytics(
+    staff: Auditor,
+    facts: Facts,
+    tenant: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="one platform; all if absent"),
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
+    ] = None,
+    orders_placed: Annotated[
+        int | None,
+        Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
+    ] = None,
+) -> RefundAnalytics:
+    """For auditors and admins, across tenants unless `tenant` names one."""
+    if created_after and created_before and created_after >= created_before:
+        raise invalid(
+            "query.created_before", "before_start", "created_before must be after created_after"
         )
-        return report_view(report, filters, now)
-
-    return router
+    query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
+    now = datetime.now(UTC)
+    report = await asyncio.to_thread(analyse, facts, query)
+    filters = AnalyticsFilters(
+        tenant=tenant, created_after=created_after, created_before=created_before
+    )
+    return report_view(report, filters, now)

@@ -48,6 +48,11 @@ class OrderMismatch(Exception):
 class CustomerNotFound(Exception):
     """The tenant has no refunds of that customer (and the keystore no key)."""
 
+    def __init__(self, tenant: str, customer_id: str) -> None:
+        super().__init__(customer_id)
+        self.tenant = tenant
+        self.customer_id = customer_id
+
 
 class IntakeApplication(ServiceApplication):
     name = "Intake"
@@ -194,7 +199,7 @@ class IntakeApplication(ServiceApplication):
             return self.repository.get(replay.aggregate_id, version=replay.version), True
         subject = (tenant, customer_id)
         if not refund_ids and not self.keys.knows(subject):
-            raise CustomerNotFound(customer_id)
+            raise CustomerNotFound(tenant, customer_id)
         key_ids = [tombstone.key_id for tombstone in self.keys.erase(subject, by=actor)]
 
         def attempt() -> tuple[Outcome, list[Any]]:

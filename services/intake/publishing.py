@@ -3,7 +3,8 @@
 Decisions and payouts recorded here are echoes of upstream events, so they are
 not published again; orders and idempotency keys are private bookkeeping. Personal data
 leaves sealed, as it is stored (services/intake/personal.py); a customer's erasure is
-published as `customer.erased.v1`.
+published as `customer.erased.v1`; platform API keys as `api_key.issued.v1` (when issued,
+or announced later for keys issued before keys were published) and `api_key.revoked.v1`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 
 from services.intake.domain import RefundRequest
 from services.intake.erasure import CustomerErasure
+from services.intake.tenants import ApiKey
 from shared.contracts import (
+    ApiKeyIssuedV1,
+    ApiKeyRevokedV1,
     CustomerContact,
     CustomerErasedV1,
     EvidenceRecord,
@@ -36,6 +40,8 @@ Erasure: Any = CustomerErasure
 
 def to_integration(event: Any) -> IntegrationEvent | None:
     """Personal data is published as stored: sealed under the customer's key."""
+    if isinstance(event, ApiKey.Event):
+        return _api_key(event)
     if isinstance(event, Erasure.CustomerErased):
         return CustomerErasedV1(
             refund_id=public_id("ce", event.originator_id),
@@ -129,3 +135,22 @@ def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
         evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
         raised_by=getattr(event, "raised_by", None),
     )
+
+
+def _api_key(event: ApiKey.Event) -> IntegrationEvent | None:
+    """A key is known by its id (`ak_…`) and hash; the key itself never leaves."""
+    key_id = public_id("ak", event.originator_id)
+    if isinstance(event, ApiKey.Issued | ApiKey.Announced):
+        return ApiKeyIssuedV1(
+            refund_id=key_id,
+            tenant=event.tenant,
+            key_hash=event.key_hash,
+            prefix=event.prefix,
+            actor=event.issued_by,
+            issued_at=event.issued_at,
+        )
+    if isinstance(event, ApiKey.Revoked):
+        return ApiKeyRevokedV1(
+            refund_id=key_id, tenant=event.tenant, actor=event.actor, revoked_at=event.timestamp
+        )
+    return None
