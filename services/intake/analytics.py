@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.intake.domain import RefundRequest
+from services.intake.domain import OPEN, RefundRequest
 from services.intake.index import created_between
 from shared.readmodel import ReadModel, sortable
 
-OPEN_STATUSES = frozenset({"submitted", "in_review", "awaiting_evidence"})
 MIXED = "mixed"  # a refund of items from several categories
 UNCATEGORIZED = "uncategorized"
 STAGES = ("submitted_to_decision", "decision_to_paid", "submitted_to_paid")
@@ -32,7 +31,7 @@ def outcome_of(refund: RefundRequest) -> str:
         return "paid"  # closed by the customer confirming the money arrived
     if refund.status == "closed":
         return "compensated"
-    if refund.status in OPEN_STATUSES:
+    if refund.status in OPEN:
         return "open"
     return str(refund.status)
 

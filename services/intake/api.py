@@ -12,8 +12,8 @@ from pydantic import AwareDatetime
 
 from services.intake.application import IntakeApplication
 from services.intake.checks import evidence_problems, request_problems
-from services.intake.deps import Index, IntakeApp, RefundPaging, Tenant
-from services.intake.domain import RefundRequest
+from services.intake.deps import Command, Index, IntakeApp, RefundPaging, Tenant
+from services.intake.domain import RefundRequest, Status
 from services.intake.index import ListQuery
 from services.intake.schemas import (
     AppealRequest,
@@ -22,15 +22,12 @@ from services.intake.schemas import (
     RefundCreate,
     RefundList,
     RefundView,
-    Status,
     WithdrawRequest,
 )
 from services.intake.views import refund_view
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.money import Money
 from shared.problems import invalid_fields, problem_responses
-
-__all__ = ["RefundCreate", "RefundId", "router"]
 
 router = APIRouter(prefix="/v1", tags=["refunds"])
 
@@ -49,7 +46,7 @@ ACTION: dict[str, Any] = {
 
 
 async def shown(
-    app: IntakeApplication, refund: RefundRequest, replayed: bool, status: int = 200
+    app: IntakeApplication, refund: RefundRequest, replayed: bool, *, status: int = 200
 ) -> JSONResponse:
     """The refund as answered, its personal data opened (or `[erased]`): the keystore is
     read off the event loop."""
@@ -81,13 +78,7 @@ def _draft(body: RefundCreate) -> dict[str, Any]:
     summary="Create a refund request",
     responses=problem_responses(400, 401, 409, 413, 422),
 )
-async def create_refund(
-    body: RefundCreate,
-    tenant: Tenant,
-    app: IntakeApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def create_refund(body: RefundCreate, command: Command, app: IntakeApp) -> JSONResponse:
     """Record a request and reserve its amount on the order's refundable balance.
 
     `items` defaults to the whole order; `amount` to what those items cost, capped
@@ -97,14 +88,8 @@ async def create_refund(
     errors = request_problems(body)
     if errors:
         raise invalid_fields(errors)
-    refund, replayed = await asyncio.to_thread(
-        app.request_refund,
-        tenant=tenant,
-        draft=_draft(body),
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
-    )
-    return await shown(app, refund, replayed, 201)
+    done = await asyncio.to_thread(app.request_refund, draft=_draft(body), **command.by(body))
+    return await shown(app, *done, status=201)
 
 
 @router.get(
@@ -165,89 +150,52 @@ async def get_refund(refund_id: RefundId, tenant: Tenant, app: IntakeApp) -> JSO
     "/refunds/{refund_id}/withdraw", summary="Withdraw a refund before payout starts", **ACTION
 )
 async def withdraw(
-    refund_id: RefundId,
-    tenant: Tenant,
-    app: IntakeApp,
-    request: Request,
-    body: WithdrawRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, command: Command, app: IntakeApp, body: WithdrawRequest | None = None
 ) -> JSONResponse:
     """Allowed until the payout starts; releases the amount reserved on the order."""
     body = body or WithdrawRequest()
-    refund, replayed = await asyncio.to_thread(
-        app.withdraw,
-        tenant=tenant,
-        refund_id=refund_id,
-        reason=body.reason,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+    done = await asyncio.to_thread(
+        app.withdraw, refund_id=refund_id, reason=body.reason, **command.by(body)
     )
-    return await shown(app, refund, replayed)
+    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/evidence", summary="Add evidence", **ACTION)
 async def add_evidence(
-    refund_id: RefundId,
-    body: EvidenceRequest,
-    tenant: Tenant,
-    app: IntakeApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: EvidenceRequest, command: Command, app: IntakeApp
 ) -> JSONResponse:
     """Accepted while the refund is undecided, and while review asks for more."""
     errors = evidence_problems(body.evidence, datetime.now(UTC), prefix="evidence")
     if errors:
         raise invalid_fields(errors)
-    refund, replayed = await asyncio.to_thread(
+    evidence = [e.model_dump(mode="json") for e in body.evidence]
+    done = await asyncio.to_thread(
         app.add_evidence,
-        tenant=tenant,
         refund_id=refund_id,
-        evidence=[e.model_dump(mode="json") for e in body.evidence],
+        evidence=evidence,
         note=body.note,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+        **command.by(body),
     )
-    return await shown(app, refund, replayed)
+    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/appeal", summary="Appeal a rejection", **ACTION)
 async def appeal(
-    refund_id: RefundId,
-    body: AppealRequest,
-    tenant: Tenant,
-    app: IntakeApp,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, body: AppealRequest, command: Command, app: IntakeApp
 ) -> JSONResponse:
     """Once per rejection, with a statement; the refund goes back to review and its
     amount is reserved again (409 if other refunds of the order took it meanwhile)."""
-    refund, replayed = await asyncio.to_thread(
-        app.appeal,
-        tenant=tenant,
-        refund_id=refund_id,
-        statement=body.statement,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+    done = await asyncio.to_thread(
+        app.appeal, refund_id=refund_id, statement=body.statement, **command.by(body)
     )
-    return await shown(app, refund, replayed)
+    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/confirm-receipt", summary="Confirm the money arrived", **ACTION)
 async def confirm_receipt(
-    refund_id: RefundId,
-    tenant: Tenant,
-    app: IntakeApp,
-    request: Request,
-    body: ReceiptRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
+    refund_id: RefundId, command: Command, app: IntakeApp, body: ReceiptRequest | None = None
 ) -> JSONResponse:
     """Only once the refund is paid; it is then closed."""
     body = body or ReceiptRequest()
-    refund, replayed = await asyncio.to_thread(
-        app.confirm_receipt,
-        tenant=tenant,
-        refund_id=refund_id,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
-    )
-    return await shown(app, refund, replayed)
+    done = await asyncio.to_thread(app.confirm_receipt, refund_id=refund_id, **command.by(body))
+    return await shown(app, *done)

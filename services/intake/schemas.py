@@ -20,24 +20,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.intake.domain import DecisionOutcome, PayoutOutcome, Status
 from shared.contracts import DesiredOutcome, LanguageTag, PaymentMethod, Reason
 from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Strict, Text
 
 LongText = Annotated[str, StringConstraints(max_length=2000)]
-Outcome = DesiredOutcome
 Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
-Status = Literal[
-    "submitted",
-    "in_review",
-    "awaiting_evidence",
-    "approved",
-    "rejected",
-    "withdrawn",
-    "paying",
-    "paid",
-    "payout_failed",
-    "closed",
-]
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 EXAMPLE_ORDER: dict[str, Any] = {
@@ -236,7 +224,7 @@ class RefundCreate(Strict):
         " order has left to refund",
     )
     reason: Reason
-    desired_outcome: Outcome
+    desired_outcome: DesiredOutcome
     description: LongText = ""
     evidence: list[Evidence] = Field(default_factory=list, max_length=20)
     customer: Customer
@@ -302,7 +290,7 @@ class MoneyView(BaseModel):
 
 
 class DecisionView(BaseModel):
-    outcome: Literal["approved", "rejected"]
+    outcome: DecisionOutcome
     amount: MoneyView | None = None
     policy_version: str = Field(examples=["2026-11-01"])
     rule: str = Field(examples=["auto_approve.within_limit"])
@@ -312,7 +300,7 @@ class DecisionView(BaseModel):
 
 
 class PayoutView(BaseModel):
-    status: Literal["paid", "failed"]
+    status: PayoutOutcome
     payout_id: str
     amount: MoneyView | None = None
     method: str | None = None
@@ -359,7 +347,7 @@ class RefundView(BaseModel):
     customer_id: str
     items: list[RequestedItem]
     reason: Reason
-    desired_outcome: Outcome
+    desired_outcome: DesiredOutcome
     description: str
     evidence: list[dict[str, Any]]
     customer: dict[str, Any]
