@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.analytics import (
     AnalyticsQuery,
@@ -20,6 +20,7 @@ from services.intake.analytics import (
     analyse,
 )
 from services.intake.deps import Auditor, Facts
+from services.intake.schemas import example
 from shared.contracts import MoneyModel
 from shared.keyed import invalid
 from shared.staff import staff_problem_responses
@@ -129,7 +130,7 @@ class RefundAnalytics(BaseModel):
     in minor units, never converted; groups are keyed by reason, order-line category (`mixed`
     when a refund's items span several), channel and outcome."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+    model_config = example(EXAMPLE)
 
     object: Literal["refund_analytics"] = "refund_analytics"
     generated_at: datetime
@@ -183,6 +184,21 @@ def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> Ref
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
+# The query's filters, each with the help the OpenAPI document gives it.
+OneTenant = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="one platform; all if absent")
+]
+CreatedAfter = Annotated[
+    AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
+]
+CreatedBefore = Annotated[
+    AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
+]
+OrdersPlaced = Annotated[
+    int | None,
+    Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
+]
+
 
 @router.get(
     "/refunds",
@@ -193,20 +209,10 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 async def refund_analytics(
     staff: Auditor,
     facts: Facts,
-    tenant: Annotated[
-        str | None,
-        Query(min_length=1, max_length=200, description="one platform; all if absent"),
-    ] = None,
-    created_after: Annotated[
-        AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
-    ] = None,
-    created_before: Annotated[
-        AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
-    ] = None,
-    orders_placed: Annotated[
-        int | None,
-        Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
-    ] = None,
+    tenant: OneTenant = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    orders_placed: OrdersPlaced = None,
 ) -> RefundAnalytics:
     """For auditors and admins, across tenants unless `tenant` names one."""
     if created_after and created_before and created_after >= created_before:

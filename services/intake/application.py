@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 
 from services.intake.domain import LifecycleError, RefundRequest
 from services.intake.erasure import CustomerErasure
-from services.intake.orders import FieldProblem, Order, OverRefund
+from services.intake.orders import FieldProblem, FieldProblems, Order, OverRefund
 from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Sealer
 from shared.application import ServiceApplication
 from shared.contracts import (
@@ -75,21 +75,14 @@ class RefundNotFound(Exception):
     """No refund with that id for this tenant (another tenant's looks the same)."""
 
 
-class OrderMismatch(Exception):
-    """The order snapshot contradicts what the order's first refund recorded."""
-
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        super().__init__("order snapshot mismatch")
-        self.problems = problems
+class OrderMismatch(FieldProblems):
+    """The order snapshot contradicts what the order's first refund recorded (a 409, not the
+    422 of other field problems: the request is fine, the two snapshots disagree)."""
 
 
-class CustomerNotFound(Exception):
-    """The tenant has no refunds of that customer (and the keystore no key)."""
-
-    def __init__(self, tenant: str, customer_id: str) -> None:
-        super().__init__(customer_id)
-        self.tenant = tenant
-        self.customer_id = customer_id
+class CustomerNotFound(LookupError):
+    """The tenant has no refunds of that customer (and the keystore no key); the arguments
+    are the tenant and the customer's id."""
 
 
 class IntakeApplication(ServiceApplication):
@@ -129,22 +122,10 @@ class IntakeApplication(ServiceApplication):
             named = draft["items"] is not None
             items = draft["items"] if named else _whole_order(draft["order"])
             amount = draft["amount"] or _default_amount(draft["order"], items, order)
-            refund = RefundRequest(
-                tenant=tenant,
-                order=draft["order"],
-                amount=amount,
-                items=items,
-                items_named=named,
-                reason=draft["reason"],
-                desired_outcome=draft["desired_outcome"],
-                description=draft["description"],
-                evidence=draft["evidence"],
-                customer=draft["customer"],
-                channel=draft["channel"],
-                metadata=draft["metadata"],
-                raised_by=draft.get("raised_by"),
-                actor=actor,
-            )
+            # The request as drafted, with the items and amount it defaults to.
+            requested = {**draft, "items": items, "amount": amount}
+            requested.setdefault("raised_by", None)
+            refund = RefundRequest(**requested, items_named=named, tenant=tenant, actor=actor)
             paths = {item["sku"]: f"items.{i}.quantity" for i, item in enumerate(items)}
             order.reserve(str(refund.id), amount, refund.reserved_items, item_paths=paths)
             return Outcome(201, refund.id, refund.version), [refund, order]

@@ -41,8 +41,7 @@ class LifecycleError(Exception):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
-        self.message = message
+        self.code, self.message = code, message  # code: the problem's kind (`not_paid`)
 
 
 class RefundRequest(Aggregate):

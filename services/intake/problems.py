@@ -35,7 +35,8 @@ def field_problems(refused: FieldProblems) -> Problem:
 
 
 def customer_not_found(missing: CustomerNotFound) -> Problem:
-    detail = f"Tenant {missing.tenant} has no customer {missing.customer_id}."
+    tenant, customer_id = missing.args
+    detail = f"Tenant {tenant} has no customer {customer_id}."
     return Problem(404, "No such customer", detail, kind="not-found")
 
 
@@ -44,6 +45,6 @@ PROBLEMS: ProblemMap = {
     IdempotencyMismatch: lambda _: idempotency_conflict(),
     LifecycleError: not_allowed,
     OrderMismatch: order_mismatch,
-    FieldProblems: field_problems,  # OverRefund too: it is a FieldProblems
+    FieldProblems: field_problems,  # OverRefund too; OrderMismatch is mapped apart
     CustomerNotFound: customer_not_found,
 }
