@@ -22,7 +22,7 @@ from services.intake.analytics import (
 from services.intake.deps import Auditor, Facts
 from services.intake.schemas import example
 from shared.contracts import MoneyModel
-from shared.keyed import invalid
+from shared.paging import bad_query
 from shared.staff import staff_problem_responses
 
 CNY = [{"amount": 25800, "currency": "CNY"}]
@@ -216,8 +216,8 @@ async def refund_analytics(
 ) -> RefundAnalytics:
     """For auditors and admins, across tenants unless `tenant` names one."""
     if created_after and created_before and created_after >= created_before:
-        raise invalid(
-            "query.created_before", "before_start", "created_before must be after created_after"
+        raise bad_query(
+            "created_before", "before_start", "created_before must be after created_after"
         )
     query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
     now = datetime.now(UTC)

@@ -19,6 +19,10 @@ from shared.readmodel import ReadModel, UnknownCursor, sortable
 __all__ = ["ListQuery", "RefundIndex", "RefundPage", "UnknownCursor", "sortable"]
 
 
+# The list's filters that name a column's value.
+EQUAL_FILTERS = ("tenant", "order_id", "status", "customer_id")
+
+
 @dataclass(frozen=True)
 class ListQuery:
     """One tenant's refunds, newest first: a page (its cursors are refund ids, `rf_…`)."""
@@ -94,13 +98,9 @@ class RefundIndex(ReadModel):
 
     def page(self, query: ListQuery) -> RefundPage:
         where, params = created_between(self, query.created_after, query.created_before)
+        equal = {column: getattr(query, column) for column in EQUAL_FILTERS}
         found, has_more = self.fetch(
-            {
-                "tenant": query.tenant,
-                "order_id": query.order_id,
-                "status": query.status,
-                "customer_id": query.customer_id,
-            },
+            equal,
             where=where,
             params=params,
             limit=query.page.limit,

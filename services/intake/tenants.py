@@ -74,8 +74,9 @@ class ApiKey(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            # Revocations stored by earlier builds did not record the tenant; they were
-            # never published either (the relay had passed them), so nothing reads it.
+            # Revocations stored by earlier builds did not record the tenant. The relay had
+            # passed them; republished (the broker lost its data), they name the key by its
+            # id, which is what subscribers look revocations up by.
             state["tenant"] = ""
 
     class Announced(Aggregate.Event):
@@ -102,10 +103,7 @@ class ApiKey(Aggregate):
         actor: str,
         announced: bool,
     ) -> None:
-        self.tenant = tenant
-        self.key_hash = key_hash
-        self.prefix = prefix
-        self.label = label
+        self.tenant, self.key_hash, self.prefix, self.label = tenant, key_hash, prefix, label
         self.issued_by = actor
         self.announced = announced
         self.revoked = False

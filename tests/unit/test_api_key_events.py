@@ -4,6 +4,7 @@ still load."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.intake import tenants
 from services.intake.application import IntakeApplication
+from services.intake.bootstrap import until_done
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
 from services.intake.tenants import (
@@ -218,3 +220,18 @@ def test_a_stale_announcement_conflicts(app: IntakeApplication, settings: Intake
             other.save(stale)
     finally:
         other.close()
+
+
+def test_the_start_up_worker_retries_until_the_announcement_is_done() -> None:
+    calls: list[int] = []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("store not up yet")
+
+    async def run() -> None:
+        await asyncio.wait_for(until_done(0.01, step, what="test")(asyncio.Event()), 5)
+
+    asyncio.run(run())
+    assert len(calls) == 3  # and then it returned: nothing runs again
