@@ -21,7 +21,13 @@ from shared.readmodel import ReadModel, sortable
 
 MIXED = "mixed"  # a refund of items from several categories
 UNCATEGORIZED = "uncategorized"
-STAGES = ("submitted_to_decision", "decision_to_paid", "submitted_to_paid")
+# Each stage a refund goes through, from one column of its facts to another.
+STAGE_ENDS = {
+    "submitted_to_decision": ("created_at", "first_decided_at"),
+    "decision_to_paid": ("decided_at", "paid_at"),
+    "submitted_to_paid": ("created_at", "paid_at"),
+}
+STAGES = tuple(STAGE_ENDS)
 
 
 def outcome_of(refund: RefundRequest) -> str:
@@ -263,15 +269,8 @@ def _groups(rows: Iterable[dict[str, Any]], key: str) -> dict[str, Group]:
     return dict(sorted(groups.items()))
 
 
-_STAGE_ENDS = {
-    "submitted_to_decision": ("created_at", "first_decided_at"),
-    "decision_to_paid": ("decided_at", "paid_at"),
-    "submitted_to_paid": ("created_at", "paid_at"),
-}
-
-
 def _durations(rows: Iterable[dict[str, Any]], stage: str) -> Durations:
-    start, end = _STAGE_ENDS[stage]
+    start, end = STAGE_ENDS[stage]
     seconds = sorted(
         max((_parse(row[end]) - _parse(row[start])).total_seconds(), 0.0)
         for row in rows
