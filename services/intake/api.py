@@ -112,15 +112,8 @@ async def list_refunds(
 ) -> JSONResponse:
     """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
     next (older) page; `ending_before` the first id gives the previous one."""
-    query = ListQuery(
-        tenant=tenant,
-        page=page,
-        order_id=order_id,
-        status=status,
-        customer_id=customer_id,
-        created_after=created_after,
-        created_before=created_before,
-    )
+    # The filters in ListQuery's own order (they have its fields' names).
+    query = ListQuery(tenant, page, order_id, status, customer_id, created_after, created_before)
 
     def listed() -> dict[str, Any]:
         found = index.page(query)
