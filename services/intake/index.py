@@ -99,12 +99,16 @@ class RefundIndex(ReadModel):
     def page(self, query: ListQuery) -> RefundPage:
         where, params = created_between(self, query.created_after, query.created_before)
         equal = {column: getattr(query, column) for column in EQUAL_FILTERS}
-        found, has_more = self.fetch(
-            equal,
-            where=where,
-            params=params,
-            limit=query.page.limit,
-            starting_after=_cursor(query.page.starting_after),
-            ending_before=_cursor(query.page.ending_before),
-        )
+        try:
+            found, has_more = self.fetch(
+                equal,
+                where=where,
+                params=params,
+                limit=query.page.limit,
+                starting_after=_cursor(query.page.starting_after),
+                ending_before=_cursor(query.page.ending_before),
+            )
+        except UnknownCursor:
+            # Named as the client sent it (a refund id), not as the row's key.
+            raise UnknownCursor(getattr(query.page, query.page.cursor_name)) from None
         return RefundPage([uuid.UUID(str(row[0])) for row in found], has_more)
