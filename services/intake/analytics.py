@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.intake.domain import RefundRequest
+from services.intake.domain import OPEN, RefundRequest
+from services.intake.index import created_between
 from shared.readmodel import ReadModel, sortable
 
-OPEN_STATUSES = frozenset({"submitted", "in_review", "awaiting_evidence"})
 MIXED = "mixed"  # a refund of items from several categories
 UNCATEGORIZED = "uncategorized"
-STAGES = ("submitted_to_decision", "decision_to_paid", "submitted_to_paid")
+# Each stage a refund goes through, from one column of its facts to another.
+STAGE_ENDS = {
+    "submitted_to_decision": ("created_at", "first_decided_at"),
+    "decision_to_paid": ("decided_at", "paid_at"),
+    "submitted_to_paid": ("created_at", "paid_at"),
+}
+STAGES = tuple(STAGE_ENDS)
 
 
 def outcome_of(refund: RefundRequest) -> str:
@@ -31,7 +37,7 @@ def outcome_of(refund: RefundRequest) -> str:
         return "paid"  # closed by the customer confirming the money arrived
     if refund.status == "closed":
         return "compensated"
-    if refund.status in OPEN_STATUSES:
+    if refund.status in OPEN:
         return "open"
     return str(refund.status)
 
@@ -154,13 +160,7 @@ class RefundFacts(ReadModel):
 
     def select(self, query: AnalyticsQuery) -> list[dict[str, Any]]:
         """The rows of the refunds `query` covers, caught up to the end of the log."""
-        where, params = [], []
-        if query.created_after is not None:
-            where.append(f"created_at > {self.p}")
-            params.append(sortable(query.created_after))
-        if query.created_before is not None:
-            where.append(f"created_at < {self.p}")
-            params.append(sortable(query.created_before))
+        where, params = created_between(self, query.created_after, query.created_before)
         found, _ = self.fetch({"tenant": query.tenant}, where=where, params=params)
         return [dict(zip(self.columns, row, strict=True)) for row in found]
 
@@ -269,15 +269,8 @@ def _groups(rows: Iterable[dict[str, Any]], key: str) -> dict[str, Group]:
     return dict(sorted(groups.items()))
 
 
-_STAGE_ENDS = {
-    "submitted_to_decision": ("created_at", "first_decided_at"),
-    "decision_to_paid": ("decided_at", "paid_at"),
-    "submitted_to_paid": ("created_at", "paid_at"),
-}
-
-
 def _durations(rows: Iterable[dict[str, Any]], stage: str) -> Durations:
-    start, end = _STAGE_ENDS[stage]
+    start, end = STAGE_ENDS[stage]
     seconds = sorted(
         max((_parse(row[end]) - _parse(row[start])).total_seconds(), 0.0)
         for row in rows

@@ -1,28 +1,29 @@
 """Intake's analytics route for auditors and admins: `GET /v1/analytics/refunds`."""
-# No `from __future__ import annotations`: FastAPI resolves the closure-scoped
-# dependency alias in build_analytics_router() at runtime.
+
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
 
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.analytics import (
     AnalyticsQuery,
     Deciders,
     Durations,
     Group,
-    RefundFacts,
     Report,
     SlaBreaches,
     analyse,
 )
+from services.intake.deps import Auditor, Facts
+from services.intake.schemas import example
 from shared.contracts import MoneyModel
-from shared.keyed import invalid
-from shared.staff import Staff, StaffAuth, staff_problem_responses
+from shared.paging import bad_query
+from shared.staff import staff_problem_responses
 
 CNY = [{"amount": 25800, "currency": "CNY"}]
 
@@ -129,7 +130,7 @@ class RefundAnalytics(BaseModel):
     in minor units, never converted; groups are keyed by reason, order-line category (`mixed`
     when a refund's items span several), channel and outcome."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+    model_config = example(EXAMPLE)
 
     object: Literal["refund_analytics"] = "refund_analytics"
     generated_at: datetime
@@ -181,44 +182,47 @@ def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> Ref
     )
 
 
-def build_analytics_router(facts: RefundFacts, auth: StaffAuth) -> APIRouter:
-    router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
-    Auditor = Annotated[Staff, Depends(auth.dependency("auditor", "admin"))]
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
-    @router.get(
-        "/refunds",
-        response_model=RefundAnalytics,
-        summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
-        responses=staff_problem_responses(401, 403, 422),
-    )
-    async def refund_analytics(
-        staff: Auditor,
-        tenant: Annotated[
-            str | None,
-            Query(min_length=1, max_length=200, description="one platform; all if absent"),
-        ] = None,
-        created_after: Annotated[
-            AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
-        ] = None,
-        created_before: Annotated[
-            AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
-        ] = None,
-        orders_placed: Annotated[
-            int | None,
-            Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
-        ] = None,
-    ) -> RefundAnalytics:
-        """For auditors and admins, across tenants unless `tenant` names one."""
-        if created_after and created_before and created_after >= created_before:
-            raise invalid(
-                "query.created_before", "before_start", "created_before must be after created_after"
-            )
-        query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
-        now = datetime.now(UTC)
-        report = await asyncio.to_thread(analyse, facts, query)
-        filters = AnalyticsFilters(
-            tenant=tenant, created_after=created_after, created_before=created_before
+# The query's filters, each with the help the OpenAPI document gives it.
+OneTenant = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="one platform; all if absent")
+]
+CreatedAfter = Annotated[
+    AwareDatetime | None, Query(description="refunds created after (RFC 3339)")
+]
+CreatedBefore = Annotated[
+    AwareDatetime | None, Query(description="refunds created before (RFC 3339)")
+]
+OrdersPlaced = Annotated[
+    int | None,
+    Query(ge=1, le=10**12, description="the platform's orders in the window, for the rate"),
+]
+
+
+@router.get(
+    "/refunds",
+    response_model=RefundAnalytics,
+    summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
+    responses=staff_problem_responses(401, 403, 422),
+)
+async def refund_analytics(
+    staff: Auditor,
+    facts: Facts,
+    tenant: OneTenant = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    orders_placed: OrdersPlaced = None,
+) -> RefundAnalytics:
+    """For auditors and admins, across tenants unless `tenant` names one."""
+    if created_after and created_before and created_after >= created_before:
+        raise bad_query(
+            "created_before", "before_start", "created_before must be after created_after"
         )
-        return report_view(report, filters, now)
-
-    return router
+    query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
+    now = datetime.now(UTC)
+    report = await asyncio.to_thread(analyse, facts, query)
+    filters = AnalyticsFilters(
+        tenant=tenant, created_after=created_after, created_before=created_before
+    )
+    return report_view(report, filters, now)

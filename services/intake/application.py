@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 
 from services.intake.domain import LifecycleError, RefundRequest
 from services.intake.erasure import CustomerErasure
-from services.intake.orders import FieldProblem, Order, OverRefund
+from services.intake.orders import FieldProblem, FieldProblems, Order, OverRefund
 from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Sealer
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
     IntegrationEvent,
+    MoneyModel,
     PayoutFailedV1,
     PayoutSucceededV1,
     ReviewApprovedV1,
@@ -32,21 +35,54 @@ from shared.ids import parse_public_id
 from shared.keystore import Keystore
 from shared.money import Money
 
+Processing = ProcessingEvent[uuid.UUID]
+
+# How a refund records each fact review and payout publish: the method takes the fact's
+# fields by their names on the wire (and the id of the message that carried it).
+UPSTREAM_FACTS: dict[type[IntegrationEvent], Callable[..., None]] = {
+    ReviewApprovedV1: RefundRequest.record_approval,
+    ReviewRejectedV1: RefundRequest.record_rejection,
+    ReviewCaseOpenedV1: RefundRequest.record_review_opened,
+    ReviewEvidenceRequestedV1: RefundRequest.record_evidence_request,
+    ReviewEscalatedV1: RefundRequest.record_escalation,
+    ReviewSlaBreachedV1: RefundRequest.record_sla_breach,
+    ReviewCompensationOfferedV1: RefundRequest.record_compensation,
+    PayoutSucceededV1: RefundRequest.record_payment,
+    PayoutFailedV1: RefundRequest.record_payout_failure,
+}
+
+
+@cache
+def recorded_fields(record: Callable[..., None]) -> tuple[str, ...]:
+    """The facts `record` takes, by name."""
+    return tuple(
+        name
+        for name in inspect.signature(record).parameters
+        if name not in {"self", "causation_id"}
+    )
+
+
+def facts_for(record: Callable[..., None], payload: IntegrationEvent) -> dict[str, Any]:
+    """The payload's fields that `record` takes; money as the domain's Money."""
+    found = {name: getattr(payload, name) for name in recorded_fields(record)}
+    return {
+        name: value.to_money() if isinstance(value, MoneyModel) else value
+        for name, value in found.items()
+    }
+
 
 class RefundNotFound(Exception):
     """No refund with that id for this tenant (another tenant's looks the same)."""
 
 
-class OrderMismatch(Exception):
-    """The order snapshot contradicts what the order's first refund recorded."""
-
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        super().__init__("order snapshot mismatch")
-        self.problems = problems
+class OrderMismatch(FieldProblems):
+    """The order snapshot contradicts what the order's first refund recorded (a 409, not the
+    422 of other field problems: the request is fine, the two snapshots disagree)."""
 
 
-class CustomerNotFound(Exception):
-    """The tenant has no refunds of that customer (and the keystore no key)."""
+class CustomerNotFound(LookupError):
+    """The tenant has no refunds of that customer (and the keystore no key); the arguments
+    are the tenant and the customer's id."""
 
 
 class IntakeApplication(ServiceApplication):
@@ -86,22 +122,10 @@ class IntakeApplication(ServiceApplication):
             named = draft["items"] is not None
             items = draft["items"] if named else _whole_order(draft["order"])
             amount = draft["amount"] or _default_amount(draft["order"], items, order)
-            refund = RefundRequest(
-                tenant=tenant,
-                order=draft["order"],
-                amount=amount,
-                items=items,
-                items_named=named,
-                reason=draft["reason"],
-                desired_outcome=draft["desired_outcome"],
-                description=draft["description"],
-                evidence=draft["evidence"],
-                customer=draft["customer"],
-                channel=draft["channel"],
-                metadata=draft["metadata"],
-                raised_by=draft.get("raised_by"),
-                actor=actor,
-            )
+            # The request as drafted, with the items and amount it defaults to.
+            requested = {**draft, "items": items, "amount": amount}
+            requested.setdefault("raised_by", None)
+            refund = RefundRequest(**requested, items_named=named, tenant=tenant, actor=actor)
             paths = {item["sku"]: f"items.{i}.quantity" for i, item in enumerate(items)}
             order.reserve(str(refund.id), amount, refund.reserved_items, item_paths=paths)
             return Outcome(201, refund.id, refund.version), [refund, order]
@@ -194,7 +218,7 @@ class IntakeApplication(ServiceApplication):
             return self.repository.get(replay.aggregate_id, version=replay.version), True
         subject = (tenant, customer_id)
         if not refund_ids and not self.keys.knows(subject):
-            raise CustomerNotFound(customer_id)
+            raise CustomerNotFound(tenant, customer_id)
         key_ids = [tombstone.key_id for tombstone in self.keys.erase(subject, by=actor)]
 
         def attempt() -> tuple[Outcome, list[Any]]:
@@ -278,14 +302,10 @@ class IntakeApplication(ServiceApplication):
 
     # -- reactions --------------------------------------------------------------------------
 
-    def react(
-        self,
-        payload: IntegrationEvent,
-        message: CloudEvent,
-        processing: ProcessingEvent[uuid.UUID],
-    ) -> None:
+    def react(self, payload: IntegrationEvent, message: CloudEvent, processing: Processing) -> None:
+        record = UPSTREAM_FACTS.get(type(payload))
         uid = parse_public_id("rf", payload.refund_id)
-        if uid is None:
+        if record is None or uid is None:
             return
         try:
             refund: Any = self.repository.get(uid)
@@ -294,81 +314,14 @@ class IntakeApplication(ServiceApplication):
         if not isinstance(refund, RefundRequest) or refund.tenant != payload.tenant:
             return
         order = self._existing_order(refund)
+        record(refund, **facts_for(record, payload), causation_id=message.id)
+        # What the order's balance learns from it.
         if isinstance(payload, ReviewApprovedV1):
-            refund.record_approval(
-                amount=payload.amount.to_money(),
-                policy_version=payload.policy_version,
-                rule=payload.rule,
-                decided_by=payload.decided_by,
-                decided_at=payload.decided_at,
-                causation_id=message.id,
-            )
             order.settle(str(refund.id), payload.amount.to_money())
-        elif isinstance(payload, ReviewRejectedV1):
-            refund.record_rejection(
-                policy_version=payload.policy_version,
-                rule=payload.rule,
-                explanation=payload.explanation,
-                decided_by=payload.decided_by,
-                decided_at=payload.decided_at,
-                causation_id=message.id,
-            )
-            if refund.status == "rejected":
-                order.release(str(refund.id), why="rejected")
-        elif isinstance(payload, ReviewCaseOpenedV1):
-            refund.record_review_opened(
-                tier=payload.tier,
-                rule=payload.rule,
-                deadline=payload.deadline,
-                at=payload.opened_at,
-                causation_id=message.id,
-            )
-        elif isinstance(payload, ReviewEvidenceRequestedV1):
-            refund.record_evidence_request(
-                missing=payload.missing,
-                message=payload.message,
-                by=payload.requested_by,
-                at=payload.requested_at,
-                causation_id=message.id,
-            )
-        elif isinstance(payload, ReviewEscalatedV1):
-            refund.record_escalation(
-                tier=payload.tier,
-                by=payload.escalated_by,
-                at=payload.escalated_at,
-                causation_id=message.id,
-            )
-        elif isinstance(payload, ReviewSlaBreachedV1):
-            refund.record_sla_breach(
-                deadline=payload.deadline, at=payload.breached_at, causation_id=message.id
-            )
-        elif isinstance(payload, ReviewCompensationOfferedV1):
-            refund.record_compensation(
-                coupon=payload.coupon.to_money(),
-                note=payload.note,
-                by=payload.offered_by,
-                at=payload.offered_at,
-                causation_id=message.id,
-            )
-            if refund.status == "closed":
-                order.release(str(refund.id), why="compensated with a coupon")
-        elif isinstance(payload, PayoutSucceededV1):
-            refund.record_payment(
-                payout_id=payload.payout_id,
-                amount=payload.amount.to_money(),
-                method=payload.method,
-                provider_reference=payload.provider_reference,
-                paid_at=payload.paid_at,
-                expected_arrival=payload.expected_arrival,
-                causation_id=message.id,
-            )
-        elif isinstance(payload, PayoutFailedV1):
-            refund.record_payout_failure(
-                payout_id=payload.payout_id,
-                cause=payload.cause,
-                failed_at=payload.failed_at,
-                causation_id=message.id,
-            )
+        elif isinstance(payload, ReviewRejectedV1) and refund.status == "rejected":
+            order.release(str(refund.id), why="rejected")
+        elif isinstance(payload, ReviewCompensationOfferedV1) and refund.status == "closed":
+            order.release(str(refund.id), why="compensated with a coupon")
         processing.collect_events(refund, order)
 
     # -- helpers ----------------------------------------------------------------------------

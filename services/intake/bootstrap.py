@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
 
+from services.intake import analytics_api, api, erasure_api, timeline_api
 from services.intake.analytics import RefundFacts
-from services.intake.analytics_api import build_analytics_router
-from services.intake.api import build_router
 from services.intake.application import IntakeApplication
 from services.intake.audit import refund_of
-from services.intake.erasure_api import build_erasure_router
 from services.intake.index import RefundIndex
+from services.intake.problems import PROBLEMS
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
-from services.intake.tenants import tenant_for_hash
-from services.intake.timeline_api import build_timeline_router
-from shared.aio import every
+from services.intake.tenants import announce_keys, tenant_for_hash
+from shared.aio import every, sleep_or_stop
 from shared.audit_api import auditing
 from shared.auth import ApiKeys
 from shared.http import health_router, install_problem_handlers
 from shared.keystore import open_keystore
 from shared.metrics import instrument
-from shared.runtime import Service
+from shared.runtime import Service, Worker
 from shared.settings import load_settings
 from shared.staff import StaffAuth
 from shared.store import store_env
 from shared.wiring import messaging
 
+log = logging.getLogger(__name__)
+
 INDEX_INTERVAL_SECONDS = 0.5
+ANNOUNCE_RETRY_SECONDS = 5.0
 
 
 def build(settings: IntakeSettings | None = None) -> Service:
@@ -38,17 +42,24 @@ def build(settings: IntakeSettings | None = None) -> Service:
     app.idempotency_ttl = timedelta(hours=settings.idempotency_ttl_hours)
     app.keystore = open_keystore(settings, "intake")
     index = RefundIndex(app)
-    keys = ApiKeys(settings.hashed_api_keys(), lookup=lambda hashed: tenant_for_hash(app, hashed))
+    facts = RefundFacts(app)
+    staff_auth = StaffAuth(settings.staff_secret())
     http = FastAPI(
         title="Refunds — intake",
         version="1.0.0",
         description="The platform-facing refund API: create, follow and act on refund requests.",
     )
-    install_problem_handlers(http, max_body_bytes=settings.max_body_bytes)
-    http.include_router(build_router(app, keys, index))
-    http.include_router(build_erasure_router(app, index, StaffAuth(settings.staff_secret())))
-    facts = RefundFacts(app)
-    http.include_router(build_analytics_router(facts, StaffAuth(settings.staff_secret())))
+    http.state.intake = app
+    http.state.index = index
+    http.state.facts = facts
+    http.state.settings = settings
+    http.state.staff_auth = staff_auth
+    http.state.api_keys = ApiKeys(
+        settings.hashed_api_keys(), lookup=lambda hashed: tenant_for_hash(app, hashed)
+    )
+    install_problem_handlers(http, problems=PROBLEMS, max_body_bytes=settings.max_body_bytes)
+    for routes in (api, erasure_api, analytics_api):
+        http.include_router(routes.router)
     wired = messaging(
         app,
         settings,
@@ -56,9 +67,9 @@ def build(settings: IntakeSettings | None = None) -> Service:
         to_integration=to_integration,
         consumes=["review", "payout"],
     )
-    audit = auditing(app, settings, StaffAuth(settings.staff_secret()), correlate=refund_of)
+    audit = auditing(app, settings, staff_auth, correlate=refund_of)
     http.include_router(audit.router)
-    http.include_router(build_timeline_router(app, keys, settings.peers(), settings.staff_secret()))
+    http.include_router(timeline_api.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="intake", consumer=wired.consumer)
@@ -67,5 +78,23 @@ def build(settings: IntakeSettings | None = None) -> Service:
         *wired.workers,
         every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"),
         every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"),
+        # Keys issued before keys were published are announced once (see tenants.py).
+        until_done(ANNOUNCE_RETRY_SECONDS, lambda: announce_keys(app), what="API key announcement"),
     ]
     return Service("intake", settings, http, workers, close=app.close)
+
+
+def until_done(retry_seconds: float, step: Callable[[], object], *, what: str) -> Worker:
+    """A worker that runs the blocking `step` once, off the event loop, trying again every
+    `retry_seconds` until it succeeds (the store may be briefly down at start-up)."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(step)
+                return
+            except Exception:
+                log.exception("%s failed; retrying", what)
+            await sleep_or_stop(stop, retry_seconds)
+
+    return run

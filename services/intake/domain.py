@@ -8,16 +8,32 @@ and deriving the status from all of them gives the same answer whatever the orde
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, event
 
 from services.intake.orders import FieldProblem, FieldProblems
 from shared.money import Money
 
+# The statuses a platform sees, each derived from the facts recorded (_derive_status).
+Status = Literal[
+    "submitted",
+    "in_review",
+    "awaiting_evidence",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "paying",
+    "paid",
+    "payout_failed",
+    "closed",
+]
+OPEN: frozenset[Status] = frozenset({"submitted", "in_review", "awaiting_evidence"})  # undecided
+WITHDRAWABLE: frozenset[Status] = OPEN | {"approved"}
+PAYOUT_STARTED: frozenset[Status] = frozenset({"paying", "paid", "payout_failed", "closed"})
+DecisionOutcome = Literal["approved", "rejected"]  # review's decisions (a coupon is no decision)
+PayoutOutcome = Literal["paid", "failed"]
 MAX_EVIDENCE = 50
-OPEN = frozenset({"submitted", "in_review", "awaiting_evidence"})
-WITHDRAWABLE = OPEN | {"approved"}
 
 
 class LifecycleError(Exception):
@@ -25,8 +41,7 @@ class LifecycleError(Exception):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
-        self.message = message
+        self.code, self.message = code, message  # code: the problem's kind (`not_paid`)
 
 
 class RefundRequest(Aggregate):
@@ -76,7 +91,7 @@ class RefundRequest(Aggregate):
         self.upstream: list[str] = []  # ids of upstream events already recorded
         self.sla_breached_at: datetime | None = None  # review's clock ran out (review decides)
         self.timeline: list[dict[str, Any]] = []
-        self.status = "submitted"
+        self.status: Status = "submitted"
         self._note("submitted", self.created_on, actor)
 
     # -- what the refund is ---------------------------------------------------------------------
@@ -100,17 +115,19 @@ class RefundRequest(Aggregate):
             return {}
         return {item["sku"]: item["quantity"] for item in self.items}
 
-    def _derive_status(self) -> str:
+    def _derive_status(self) -> Status:
         if self.receipt is not None:
             return "closed"
         if self.payout is not None:
-            return {"paid": "paid", "failed": "payout_failed"}.get(self.payout["status"], "paying")
+            paid: PayoutOutcome = self.payout["status"]
+            return "payout_failed" if paid == "failed" else paid
         if self.withdrawal is not None:
             return "withdrawn"
         if self.compensation is not None:
             return "closed"
         if self.decision is not None:
-            return str(self.decision["outcome"])
+            outcome: DecisionOutcome = self.decision["outcome"]
+            return outcome
         if self.evidence_request is not None:
             return "awaiting_evidence"
         return "in_review" if self.appeals or self.review else "submitted"
@@ -207,9 +224,29 @@ class RefundRequest(Aggregate):
         self._note("receipt_confirmed", at, actor)
 
     # -- facts learned from review and payout --------------------------------------------------
+    # Each fact is recorded once (by the id of the upstream event that carried it), and only
+    # while it can still matter: a decision while none stands, a payout until one succeeded.
+    # The keywords are the integration events' own field names (shared.contracts).
 
     def knows(self, upstream_event_id: str) -> bool:
         return upstream_event_id in self.upstream
+
+    def _new(self, causation_id: str, *, unless: bool = False) -> bool:
+        return not unless and not self.knows(causation_id)
+
+    def _learned(
+        self, causation_id: str, step: str, at: datetime, actor: str, source: str, **facts: Any
+    ) -> None:
+        self.upstream.append(causation_id)
+        self._note(step, at, actor, **facts, source=source)
+
+    def _decided(self, decision: dict[str, Any], causation_id: str) -> None:
+        """Review decided this round: an approval or a rejection."""
+        self.decision = decision
+        self.decisions.append(decision)
+        rule = decision["rule"]
+        outcome, at, by = decision["outcome"], decision["decided_at"], decision["decided_by"]
+        self._learned(causation_id, outcome, at, by, "review", rule=rule)
 
     def record_approval(
         self,
@@ -221,7 +258,7 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        if self.decision is None and not self.knows(causation_id):
+        if self._new(causation_id, unless=self.decision is not None):
             self._approved(amount, policy_version, rule, decided_by, decided_at, causation_id)
 
     @event("Approved")
@@ -234,17 +271,11 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        self.decision = {
-            "outcome": "approved",
-            "amount": amount,
-            "policy_version": policy_version,
-            "rule": rule,
-            "decided_by": decided_by,
-            "decided_at": decided_at,
-        }
-        self.decisions.append(self.decision)
-        self.upstream.append(causation_id)
-        self._note("approved", decided_at, decided_by, rule=rule, source="review")
+        approval = {"outcome": "approved", "amount": amount, "policy_version": policy_version}
+        self._decided(
+            {**approval, "rule": rule, "decided_by": decided_by, "decided_at": decided_at},
+            causation_id,
+        )
 
     def record_rejection(
         self,
@@ -256,7 +287,7 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        if self.decision is None and not self.knows(causation_id):
+        if self._new(causation_id, unless=self.decision is not None):
             self._rejected(policy_version, rule, explanation, decided_by, decided_at, causation_id)
 
     @event("Rejected")
@@ -269,80 +300,86 @@ class RefundRequest(Aggregate):
         decided_at: datetime,
         causation_id: str,
     ) -> None:
-        self.decision = {
-            "outcome": "rejected",
-            "policy_version": policy_version,
-            "rule": rule,
-            "explanation": explanation,
-            "decided_by": decided_by,
-            "decided_at": decided_at,
-        }
-        self.decisions.append(self.decision)
-        self.upstream.append(causation_id)
-        self._note("rejected", decided_at, decided_by, rule=rule, source="review")
+        rejection = {"outcome": "rejected", "policy_version": policy_version, "rule": rule}
+        why = {"explanation": explanation, "decided_by": decided_by, "decided_at": decided_at}
+        self._decided({**rejection, **why}, causation_id)
 
     def record_review_opened(
-        self, *, tier: str, rule: str, deadline: datetime | None, at: datetime, causation_id: str
+        self,
+        *,
+        tier: str,
+        rule: str,
+        deadline: datetime | None,
+        opened_at: datetime,
+        causation_id: str,
     ) -> None:
-        if not self.knows(causation_id):
-            self._review_opened(tier, rule, deadline, at, causation_id)
+        if self._new(causation_id):
+            self._review_opened(tier, rule, deadline, opened_at, causation_id)
 
     @event("ReviewOpened")
     def _review_opened(
         self, tier: str, rule: str, deadline: datetime | None, at: datetime, causation_id: str
     ) -> None:
         self.review = {"tier": tier, "rule": rule, "deadline": deadline}
-        self.upstream.append(causation_id)
-        self._note("in_review", at, "service:review", tier=tier, rule=rule, source="review")
+        self._learned(
+            causation_id, "in_review", at, "service:review", "review", tier=tier, rule=rule
+        )
 
     def record_evidence_request(
-        self, *, missing: list[str], message: str, by: str, at: datetime, causation_id: str
+        self,
+        *,
+        missing: list[str],
+        message: str,
+        requested_by: str,
+        requested_at: datetime,
+        causation_id: str,
     ) -> None:
-        if self.decision is None and not self.knows(causation_id):
-            self._evidence_requested(missing, message, by, at, causation_id)
+        if self._new(causation_id, unless=self.decision is not None):
+            self._evidence_requested(missing, message, requested_by, requested_at, causation_id)
 
     @event("EvidenceRequested")
     def _evidence_requested(
         self, missing: list[str], message: str, by: str, at: datetime, causation_id: str
     ) -> None:
         self.evidence_request = {"missing": missing, "message": message, "by": by, "at": at}
-        self.upstream.append(causation_id)
-        self._note("evidence_requested", at, by, missing=missing, source="review")
+        self._learned(causation_id, "evidence_requested", at, by, "review", missing=missing)
 
-    def record_sla_breach(self, *, deadline: datetime, at: datetime, causation_id: str) -> None:
+    def record_sla_breach(
+        self, *, deadline: datetime, breached_at: datetime, causation_id: str
+    ) -> None:
         """Review's clock ran out on this case (its own clock: paused while awaiting evidence)."""
-        if not self.knows(causation_id):
-            self._sla_breached(deadline, at, causation_id)
+        if self._new(causation_id):
+            self._sla_breached(deadline, breached_at, causation_id)
 
     @event("SlaBreached")
     def _sla_breached(self, deadline: datetime, at: datetime, causation_id: str) -> None:
         if self.sla_breached_at is None:
             self.sla_breached_at = at
-        self.upstream.append(causation_id)
+        self.upstream.append(causation_id)  # no step of its own in the timeline
 
-    def record_escalation(self, *, tier: str, by: str, at: datetime, causation_id: str) -> None:
-        if not self.knows(causation_id):
-            self._escalated(tier, by, at, causation_id)
+    def record_escalation(
+        self, *, tier: str, escalated_by: str, escalated_at: datetime, causation_id: str
+    ) -> None:
+        if self._new(causation_id):
+            self._escalated(tier, escalated_by, escalated_at, causation_id)
 
     @event("Escalated")
     def _escalated(self, tier: str, by: str, at: datetime, causation_id: str) -> None:
         self.review = {**(self.review or {}), "tier": tier}
-        self.upstream.append(causation_id)
-        self._note("escalated", at, by, tier=tier, source="review")
+        self._learned(causation_id, "escalated", at, by, "review", tier=tier)
 
     def record_compensation(
-        self, *, coupon: Money, note: str, by: str, at: datetime, causation_id: str
+        self, *, coupon: Money, note: str, offered_by: str, offered_at: datetime, causation_id: str
     ) -> None:
-        if self.decision is None and not self.knows(causation_id):
-            self._compensated(coupon, note, by, at, causation_id)
+        if self._new(causation_id, unless=self.decision is not None):
+            self._compensated(coupon, note, offered_by, offered_at, causation_id)
 
     @event("CompensationOffered")
     def _compensated(
         self, coupon: Money, note: str, by: str, at: datetime, causation_id: str
     ) -> None:
         self.compensation = {"coupon": coupon, "note": note, "by": by, "at": at}
-        self.upstream.append(causation_id)
-        self._note("compensation_offered", at, by, source="review")
+        self._learned(causation_id, "compensation_offered", at, by, "review")
 
     def record_payment(
         self,
@@ -356,7 +393,7 @@ class RefundRequest(Aggregate):
         causation_id: str,
     ) -> None:
         already_paid = self.payout is not None and self.payout["status"] == "paid"
-        if not already_paid and not self.knows(causation_id):
+        if self._new(causation_id, unless=already_paid):
             self._paid(
                 payout_id,
                 amount,
@@ -387,31 +424,27 @@ class RefundRequest(Aggregate):
             "paid_at": paid_at,
             "expected_arrival": expected_arrival,
         }
-        self.upstream.append(causation_id)
-        self._note("paid", paid_at, "service:payout", payout_id=payout_id, source="payout")
+        by = "service:payout"
+        self._learned(causation_id, "paid", paid_at, by, "payout", payout_id=payout_id)
 
     def record_payout_failure(
         self, *, payout_id: str, cause: str, failed_at: datetime, causation_id: str
     ) -> None:
-        if self.payout is None and not self.knows(causation_id):
+        if self._new(causation_id, unless=self.payout is not None):
             self._payout_failed(payout_id, cause, failed_at, causation_id)
 
     @event("PayoutFailed")
     def _payout_failed(
         self, payout_id: str, cause: str, failed_at: datetime, causation_id: str
     ) -> None:
-        self.payout = {
-            "status": "failed",
-            "payout_id": payout_id,
-            "cause": cause,
-            "failed_at": failed_at,
-        }
-        self.upstream.append(causation_id)
-        self._note("payout_failed", failed_at, "service:payout", cause=cause, source="payout")
+        failure = {"status": "failed", "payout_id": payout_id, "cause": cause}
+        self.payout = {**failure, "failed_at": failed_at}
+        by = "service:payout"
+        self._learned(causation_id, "payout_failed", failed_at, by, "payout", cause=cause)
 
 
-def _why_not_withdrawable(status: str) -> str:
-    if status in {"paying", "paid", "payout_failed", "closed"}:
+def _why_not_withdrawable(status: Status) -> str:
+    if status in PAYOUT_STARTED:
         return "the payout has already started, so the refund can no longer be withdrawn"
     if status == "withdrawn":
         return "the refund was already withdrawn"

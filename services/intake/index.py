@@ -12,28 +12,58 @@ from datetime import datetime
 from typing import Any
 
 from services.intake.domain import RefundRequest
+from shared.ids import parse_public_id
+from shared.paging import Page
 from shared.readmodel import ReadModel, UnknownCursor, sortable
 
-__all__ = ["ListQuery", "Page", "RefundIndex", "UnknownCursor", "sortable"]
+__all__ = ["ListQuery", "RefundIndex", "RefundPage", "UnknownCursor", "sortable"]
+
+
+# The list's filters that name a column's value.
+EQUAL_FILTERS = ("tenant", "order_id", "status", "customer_id")
 
 
 @dataclass(frozen=True)
 class ListQuery:
+    """One tenant's refunds, newest first: a page (its cursors are refund ids, `rf_…`)."""
+
     tenant: str
-    limit: int = 10
+    page: Page
     order_id: str | None = None
     status: str | None = None
     customer_id: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    starting_after: uuid.UUID | None = None
-    ending_before: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
-class Page:
+class RefundPage:
     ids: list[uuid.UUID]
     has_more: bool
+
+
+def created_between(
+    model: ReadModel, after: datetime | None, before: datetime | None
+) -> tuple[list[str], list[str]]:
+    """SQL conditions (and their parameters) for rows created in the open interval."""
+    where, params = [], []
+    if after is not None:
+        where.append(f"created_at > {model.p}")
+        params.append(sortable(after))
+    if before is not None:
+        where.append(f"created_at < {model.p}")
+        params.append(sortable(before))
+    return where, params
+
+
+def _cursor(refund_id: str | None) -> str | None:
+    """The row key behind a refund id; an id that is no refund's is an unknown cursor."""
+    if refund_id is None:
+        return None
+    uid = parse_public_id("rf", refund_id)
+    if uid is None:
+        raise UnknownCursor(refund_id)
+    return str(uid)
 
 
 class RefundIndex(ReadModel):
@@ -66,25 +96,19 @@ class RefundIndex(ReadModel):
         found, _ = self.fetch({"tenant": tenant})
         return [tuple(row) for row in found]
 
-    def page(self, query: ListQuery) -> Page:
-        where, params = [], []
-        if query.created_after is not None:
-            where.append(f"created_at > {self.p}")
-            params.append(sortable(query.created_after))
-        if query.created_before is not None:
-            where.append(f"created_at < {self.p}")
-            params.append(sortable(query.created_before))
-        found, has_more = self.fetch(
-            {
-                "tenant": query.tenant,
-                "order_id": query.order_id,
-                "status": query.status,
-                "customer_id": query.customer_id,
-            },
-            where=where,
-            params=params,
-            limit=query.limit,
-            starting_after=str(query.starting_after) if query.starting_after else None,
-            ending_before=str(query.ending_before) if query.ending_before else None,
-        )
-        return Page([uuid.UUID(str(row[0])) for row in found], has_more)
+    def page(self, query: ListQuery) -> RefundPage:
+        where, params = created_between(self, query.created_after, query.created_before)
+        equal = {column: getattr(query, column) for column in EQUAL_FILTERS}
+        try:
+            found, has_more = self.fetch(
+                equal,
+                where=where,
+                params=params,
+                limit=query.page.limit,
+                starting_after=_cursor(query.page.starting_after),
+                ending_before=_cursor(query.page.ending_before),
+            )
+        except UnknownCursor:
+            # Named as the client sent it (a refund id), not as the row's key.
+            raise UnknownCursor(getattr(query.page, query.page.cursor_name)) from None
+        return RefundPage([uuid.UUID(str(row[0])) for row in found], has_more)

@@ -3,16 +3,20 @@
 Decisions and payouts recorded here are echoes of upstream events, so they are
 not published again; orders and idempotency keys are private bookkeeping. Personal data
 leaves sealed, as it is stored (services/intake/personal.py); a customer's erasure is
-published as `customer.erased.v1`.
+published as `customer.erased.v1`; platform API keys as `api_key.issued.v1` (when issued,
+or announced later for keys issued before keys were published) and `api_key.revoked.v1`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from services.intake.domain import RefundRequest
 from services.intake.erasure import CustomerErasure
+from services.intake.tenants import ApiKey
 from shared.contracts import (
+    ApiKeyIssuedV1,
+    ApiKeyRevokedV1,
     CustomerContact,
     CustomerErasedV1,
     EvidenceRecord,
@@ -30,65 +34,48 @@ from shared.contracts import (
 from shared.ids import public_id
 from shared.money import Money
 
+Published = TypeVar("Published", bound=IntegrationEvent)
 Event: Any = RefundRequest  # the nested event classes are created by eventsourcing
 Erasure: Any = CustomerErasure
 
 
 def to_integration(event: Any) -> IntegrationEvent | None:
     """Personal data is published as stored: sealed under the customer's key."""
+    if isinstance(event, ApiKey.Event):
+        return _api_key(event)
     if isinstance(event, Erasure.CustomerErased):
-        return CustomerErasedV1(
-            refund_id=public_id("ce", event.originator_id),
-            tenant=event.tenant,
-            customer_id=event.customer_id,
-            refund_ids=event.refund_ids,
-            key_ids=event.key_ids,
-            actor=event.actor,
-            erased_at=event.at,
-        )
+        erasure_id = public_id("ce", event.originator_id)
+        return _carried(CustomerErasedV1, event, refund_id=erasure_id, erased_at=event.at)
     refund_id = public_id("rf", event.originator_id)
     if isinstance(event, Event.Requested):
         return _requested(event, refund_id)
     if isinstance(event, Event.Withdrawn):
-        return RefundWithdrawnV1(
-            refund_id=refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
-            reason=event.reason,
-            actor=event.actor,
-            withdrawn_at=event.at,
-        )
+        return _carried(RefundWithdrawnV1, event, refund_id=refund_id, withdrawn_at=event.at)
     if isinstance(event, Event.EvidenceAdded):
-        return RefundEvidenceAddedV1(
-            refund_id=refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
-            evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
-            note=event.note,
-            actor=event.actor,
-            added_at=event.at,
+        evidence = [EvidenceRecord.model_validate(e) for e in event.evidence]
+        return _carried(
+            RefundEvidenceAddedV1, event, refund_id=refund_id, evidence=evidence, added_at=event.at
         )
     if isinstance(event, Event.Appealed):
         amount: Money = event.amount
-        return RefundAppealedV1(
+        return _carried(
+            RefundAppealedV1,
+            event,
             refund_id=refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
             amount=MoneyModel.of(amount),
-            statement=event.statement,
             appealed_rule=event.appealed["rule"],
-            actor=event.actor,
             appealed_at=event.at,
         )
     if isinstance(event, Event.ReceiptConfirmed):
-        return RefundReceiptConfirmedV1(
-            refund_id=refund_id,
-            tenant=event.tenant,
-            order_id=event.order_id,
-            actor=event.actor,
-            confirmed_at=event.at,
-        )
+        return _carried(RefundReceiptConfirmedV1, event, refund_id=refund_id, confirmed_at=event.at)
     return None
+
+
+def _carried(contract: type[Published], event: Any, **given: Any) -> Published:
+    """The integration event with the facts `given`, and every other field as the stored
+    event records it under the same name (tenant, order_id, actor…)."""
+    carried = {name: getattr(event, name) for name in contract.model_fields if name not in given}
+    return contract(**carried, **given)
 
 
 def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
@@ -129,3 +116,13 @@ def _requested(event: Any, refund_id: str) -> RefundRequestedV1:
         evidence=[EvidenceRecord.model_validate(e) for e in event.evidence],
         raised_by=getattr(event, "raised_by", None),
     )
+
+
+def _api_key(event: ApiKey.Event) -> IntegrationEvent | None:
+    """A key is known by its id (`ak_…`) and hash; the key itself never leaves."""
+    key_id = public_id("ak", event.originator_id)
+    if isinstance(event, ApiKey.Issued | ApiKey.Announced):
+        return _carried(ApiKeyIssuedV1, event, refund_id=key_id, actor=event.issued_by)
+    if isinstance(event, ApiKey.Revoked):
+        return _carried(ApiKeyRevokedV1, event, refund_id=key_id, revoked_at=event.timestamp)
+    return None

@@ -20,24 +20,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.intake.domain import DecisionOutcome, PayoutOutcome, Status
 from shared.contracts import DesiredOutcome, LanguageTag, PaymentMethod, Reason
 from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Strict, Text
 
 LongText = Annotated[str, StringConstraints(max_length=2000)]
-Outcome = DesiredOutcome
+
+
+def example(sample: dict[str, Any]) -> ConfigDict:
+    """A model's configuration documenting `sample` as its example in OpenAPI."""
+    return ConfigDict(json_schema_extra={"examples": [sample]})
+
+
 Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
-Status = Literal[
-    "submitted",
-    "in_review",
-    "awaiting_evidence",
-    "approved",
-    "rejected",
-    "withdrawn",
-    "paying",
-    "paid",
-    "payout_failed",
-    "closed",
-]
 Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 EXAMPLE_ORDER: dict[str, Any] = {
@@ -115,7 +110,7 @@ class OrderItem(Strict):
 class OrderSnapshot(Strict):
     """The order as the platform recorded it; every refund of one order must repeat it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ORDER]})
+    model_config = example(EXAMPLE_ORDER)
 
     id: Text
     customer_id: Text
@@ -138,7 +133,7 @@ class RequestedItem(Strict):
 class Evidence(Strict):
     """A photo, video, document… that supports the request, linked to the order."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_EVIDENCE]})
+    model_config = example(EXAMPLE_EVIDENCE)
 
     kind: Literal[
         "photo",
@@ -165,13 +160,8 @@ class Customer(Strict):
     key, shown in answers while it exists, and as `"[erased]"` once the customer is erased.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"email": "li.wei@example.com", "phone": "+8613800000000", "locale": "zh-CN"}
-            ]
-        },
+    model_config = example(
+        {"email": "li.wei@example.com", "phone": "+8613800000000", "locale": "zh-CN"}
     )
 
     name: Text | None = None
@@ -202,28 +192,23 @@ MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 class RefundCreate(Strict):
     """A refund request: the five elements (customer, order, items, reason, desired outcome)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "order": EXAMPLE_ORDER,
-                    "items": [{"sku": "TSHIRT-L-WHITE", "quantity": 1}],
-                    "amount": {"amount": 11900, "currency": "CNY"},
-                    "reason": "damaged",
-                    "desired_outcome": "full_refund",
-                    "description": "Stain on the front, visible in the photo",
-                    "evidence": [EXAMPLE_EVIDENCE],
-                    "customer": {
-                        "email": "li.wei@example.com",
-                        "phone": "+8613800000000",
-                        "locale": "zh-CN",
-                    },
-                    "channel": "app",
-                    "metadata": {"ticket": "T-77"},
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "order": EXAMPLE_ORDER,
+            "items": [{"sku": "TSHIRT-L-WHITE", "quantity": 1}],
+            "amount": {"amount": 11900, "currency": "CNY"},
+            "reason": "damaged",
+            "desired_outcome": "full_refund",
+            "description": "Stain on the front, visible in the photo",
+            "evidence": [EXAMPLE_EVIDENCE],
+            "customer": {
+                "email": "li.wei@example.com",
+                "phone": "+8613800000000",
+                "locale": "zh-CN",
+            },
+            "channel": "app",
+            "metadata": {"ticket": "T-77"},
+        }
     )
 
     order: OrderSnapshot
@@ -236,7 +221,7 @@ class RefundCreate(Strict):
         " order has left to refund",
     )
     reason: Reason
-    desired_outcome: Outcome
+    desired_outcome: DesiredOutcome
     description: LongText = ""
     evidence: list[Evidence] = Field(default_factory=list, max_length=20)
     customer: Customer
@@ -255,31 +240,21 @@ class RefundCreate(Strict):
 
 
 class WithdrawRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "Found the parcel"}]}
-    )
+    model_config = example({"reason": "Found the parcel"})
 
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
 class EvidenceRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"evidence": [EXAMPLE_EVIDENCE], "note": "Close-up of the stain"}]
-        },
-    )
+    model_config = example({"evidence": [EXAMPLE_EVIDENCE], "note": "Close-up of the stain"})
 
     evidence: list[Evidence] = Field(min_length=1, max_length=20)
     note: LongText = ""
 
 
 class AppealRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"statement": "The stain was there on delivery; see the unboxing video."}]
-        },
+    model_config = example(
+        {"statement": "The stain was there on delivery; see the unboxing video."}
     )
 
     statement: Annotated[
@@ -288,7 +263,7 @@ class AppealRequest(Strict):
 
 
 class ReceiptRequest(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": ""}]})
+    model_config = example({"note": ""})
 
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
@@ -302,7 +277,7 @@ class MoneyView(BaseModel):
 
 
 class DecisionView(BaseModel):
-    outcome: Literal["approved", "rejected"]
+    outcome: DecisionOutcome
     amount: MoneyView | None = None
     policy_version: str = Field(examples=["2026-11-01"])
     rule: str = Field(examples=["auto_approve.within_limit"])
@@ -312,7 +287,7 @@ class DecisionView(BaseModel):
 
 
 class PayoutView(BaseModel):
-    status: Literal["paid", "failed"]
+    status: PayoutOutcome
     payout_id: str
     amount: MoneyView | None = None
     method: str | None = None
@@ -335,19 +310,15 @@ class TimelineEntry(BaseModel):
 class RefundView(BaseModel):
     """A refund as the platform sees it."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11",
-                    "object": "refund",
-                    "status": "paid",
-                    "amount": {"amount": 11900, "currency": "CNY"},
-                    "order_id": "ORD-1001",
-                    "customer_id": "C-42",
-                    "created_at": "2026-11-04T09:00:00Z",
-                }
-            ]
+    model_config = example(
+        {
+            "id": "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11",
+            "object": "refund",
+            "status": "paid",
+            "amount": {"amount": 11900, "currency": "CNY"},
+            "order_id": "ORD-1001",
+            "customer_id": "C-42",
+            "created_at": "2026-11-04T09:00:00Z",
         }
     )
 
@@ -359,7 +330,7 @@ class RefundView(BaseModel):
     customer_id: str
     items: list[RequestedItem]
     reason: Reason
-    desired_outcome: Outcome
+    desired_outcome: DesiredOutcome
     description: str
     evidence: list[dict[str, Any]]
     customer: dict[str, Any]
@@ -385,11 +356,7 @@ class RefundView(BaseModel):
 
 
 class RefundList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"object": "list", "url": "/v1/refunds", "has_more": False, "data": []}]
-        }
-    )
+    model_config = example({"object": "list", "url": "/v1/refunds", "has_more": False, "data": []})
 
     object: Literal["list"] = "list"
     url: str
@@ -411,11 +378,7 @@ class EventView(BaseModel):
 
 
 class EventList(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"object": "list", "url": "/v1/refunds/rf_…/events", "data": []}]
-        }
-    )
+    model_config = example({"object": "list", "url": "/v1/refunds/rf_…/events", "data": []})
 
     object: Literal["list"] = "list"
     url: str
@@ -426,12 +389,7 @@ class EventList(BaseModel):
 class ErasureRequest(Strict):
     """Erase one customer of one tenant: their personal data becomes unreadable everywhere."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"tenant": "acme", "reason": "Customer request, PIPL art. 47"}]
-        },
-    )
+    model_config = example({"tenant": "acme", "reason": "Customer request, PIPL art. 47"})
 
     tenant: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
@@ -440,22 +398,18 @@ class ErasureRequest(Strict):
 class ErasureView(BaseModel):
     """The record of a customer's erasure (kept; the personal data is not)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "ce_5b0f6a9d2c3e4f5a6b7c8d9e0f1a2b3c",
-                    "object": "customer_erasure",
-                    "tenant": "acme",
-                    "customer_id": "C-42",
-                    "erased_at": "2026-11-20T10:00:00Z",
-                    "erased_by": "staff:alice",
-                    "reason": "Customer request, PIPL art. 47",
-                    "refund_ids": ["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"],
-                    "keys_erased": 1,
-                    "erasures": 1,
-                }
-            ]
+    model_config = example(
+        {
+            "id": "ce_5b0f6a9d2c3e4f5a6b7c8d9e0f1a2b3c",
+            "object": "customer_erasure",
+            "tenant": "acme",
+            "customer_id": "C-42",
+            "erased_at": "2026-11-20T10:00:00Z",
+            "erased_by": "staff:alice",
+            "reason": "Customer request, PIPL art. 47",
+            "refund_ids": ["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"],
+            "keys_erased": 1,
+            "erasures": 1,
         }
     )
 

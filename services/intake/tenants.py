@@ -36,43 +36,104 @@ class UnknownApiKey(LookupError):
 
 
 class ApiKey(Aggregate):
-    """One platform API key of one tenant, known by its hash; revocation is final."""
+    """One platform API key of one tenant, known by its hash; revocation is final.
+
+    Other services learn keys from intake's integration events (`api_key.issued.v1`,
+    `api_key.revoked.v1`; services/intake/publishing.py). Keys issued before those were
+    published are announced once instead (`announce_keys`).
+    """
 
     class Issued(Aggregate.Created):
+        class_version = 2
         tenant: str
         key_hash: str
         prefix: str
         label: str
         actor: str
+        announced: bool  # published as it was issued (api_key.issued.v1)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Keys issued by earlier builds were never published: announce_keys does it.
+            state["announced"] = False
+
+        # What `Announced` records, read the same way (not stored: no part of the shape).
+        @property
+        def issued_by(self) -> str:
+            return self.actor
+
+        @property
+        def issued_at(self) -> datetime:
+            return self.timestamp
 
     class Revoked(Aggregate.Event):
+        class_version = 2
         actor: str
         reason: str
+        tenant: str  # so that the relay maps the event alone
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Revocations stored by earlier builds did not record the tenant. The relay had
+            # passed them; republished (the broker lost its data), they name the key by its
+            # id, which is what subscribers look revocations up by.
+            state["tenant"] = ""
+
+    class Announced(Aggregate.Event):
+        """A key issued before keys were published, published now: what `Issued` says."""
+
+        tenant: str
+        key_hash: str
+        prefix: str
+        issued_by: str
+        issued_at: datetime
 
     @staticmethod
     def create_id(key_hash: str) -> uuid.UUID:
         return derived_id("api-key", key_hash)
 
     @event(Issued)
-    def __init__(self, *, tenant: str, key_hash: str, prefix: str, label: str, actor: str) -> None:
-        self.tenant = tenant
-        self.key_hash = key_hash
-        self.prefix = prefix
-        self.label = label
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        key_hash: str,
+        prefix: str,
+        label: str,
+        actor: str,
+        announced: bool,
+    ) -> None:
+        self.tenant, self.key_hash, self.prefix, self.label = tenant, key_hash, prefix, label
         self.issued_by = actor
+        self.announced = announced
         self.revoked = False
 
     def revoke(self, *, actor: str, reason: str) -> None:
         if not self.revoked:
-            self._revoked(actor=actor, reason=reason)
+            self._revoked(actor=actor, reason=reason, tenant=self.tenant)
 
     @event(Revoked)
-    def _revoked(self, actor: str, reason: str) -> None:
+    def _revoked(self, actor: str, reason: str, tenant: str) -> None:
         self.revoked = True
+
+    def announce(self) -> bool:
+        """Publish a live key that never was; False when there is nothing to announce (a
+        revoked key is refused everywhere whether it was announced or not)."""
+        if self.announced or self.revoked:
+            return False
+        self._announced(self.tenant, self.key_hash, self.prefix, self.issued_by, self.created_on)
+        return True
+
+    @event(Announced)
+    def _announced(
+        self, tenant: str, key_hash: str, prefix: str, issued_by: str, issued_at: datetime
+    ) -> None:
+        self.announced = True
 
     @property
     def revoked_on(self) -> datetime | None:
-        # Revoked is the last event a key can have, so it set modified_on.
+        # Revoked is the last event a key can have (a revoked key is never announced), so
+        # it set modified_on.
         return self.modified_on if self.revoked else None
 
     def summary(self) -> dict[str, Any]:
@@ -108,6 +169,7 @@ def issue_key(app: StoreApp, tenant: str, *, label: str = "", actor: str) -> str
             prefix=key[:PREFIX_LENGTH],
             label=label,
             actor=actor,
+            announced=True,  # its Issued event is published as it is
         )
     )
     return key
@@ -161,6 +223,38 @@ def _get(app: StoreApp, hashed: str) -> ApiKey | None:
     except AggregateNotFoundError:
         return None
     return key if isinstance(key, ApiKey) else None
+
+
+def announce_keys(app: StoreApp) -> int:
+    """Announce every live key that was never published (issued by an earlier build); how
+    many this call announced. Idempotent, and safe with several processes at once: the
+    second to save an announcement conflicts, and the key it reloads is announced."""
+    announced = 0
+    for key_id in _unannounced(app):
+        for _ in range(3):
+            key: ApiKey = app.repository.get(key_id)
+            if not key.announce():
+                break
+            try:
+                app.save(key)
+            except IntegrityError:  # announced or revoked concurrently: reload and see
+                continue
+            announced += 1
+            break
+    return announced
+
+
+def _unannounced(app: StoreApp) -> list[uuid.UUID]:
+    """Keys whose `Issued` was stored unannounced, and that are neither announced nor
+    revoked since (read from the log, so that announced keys are not loaded again)."""
+    waiting: dict[uuid.UUID, None] = {}
+    for fact in _key_events(app, ApiKey.Issued, ApiKey.Announced, ApiKey.Revoked):
+        if isinstance(fact, ApiKey.Issued):
+            if not fact.announced:
+                waiting[fact.originator_id] = None
+        else:
+            waiting.pop(fact.originator_id, None)
+    return list(waiting)
 
 
 def _find(app: StoreApp, prefix_or_hash: str) -> uuid.UUID:

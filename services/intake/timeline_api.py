@@ -5,25 +5,30 @@ theirs (`GET /v1/audit/refunds/{id}`) with a short-lived auditor token of its
 own; a service that does not answer is named in `incomplete`, never guessed.
 """
 
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
+
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.intake.application import IntakeApplication, RefundNotFound
+from services.intake.api import RefundId
+from services.intake.application import IntakeApplication
+from services.intake.deps import IntakeApp, Settings, Tenant
 from services.intake.schemas import EventList, EventView
 from services.intake.views import event_view
-from shared.auth import ApiKeys
-from shared.http import Problem, problem_responses
+from shared.problems import problem_responses
 from shared.staff_tokens import encode, staff_claims
 from shared.timeline import Moment, moment, ordered
 
 PEER_TIMEOUT_SECONDS = 5.0
 TOKEN_SECONDS = 60
+
+router = APIRouter(prefix="/v1", tags=["refunds"])
 
 
 class Timeline(EventList):
@@ -33,66 +38,48 @@ class Timeline(EventList):
     )
 
 
-def build_timeline_router(
-    app: IntakeApplication,
-    keys: ApiKeys,
-    peers: dict[str, str],
-    staff_secret: str,
-) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["refunds"])
-
-    @router.get(
-        "/refunds/{refund_id}/events",
-        response_model=Timeline,
-        summary="The refund's audit timeline across all four services",
-        responses=problem_responses(401, 404),
+@router.get(
+    "/refunds/{refund_id}/events",
+    response_model=Timeline,
+    summary="The refund's audit timeline across all four services",
+    responses=problem_responses(401, 404),
+)
+async def refund_events(
+    refund_id: RefundId, tenant: Tenant, app: IntakeApp, settings: Settings, request: Request
+) -> JSONResponse:
+    """Intake's events for this refund (with the review and payout facts it recorded) and
+    review's, payout's and notify's own ledger entries about it: causes before effects,
+    each with its source, actor and causation. Peers' entries carry a summary of facts,
+    never free text."""
+    own = await asyncio.to_thread(_own_events, app, tenant, refund_id)
+    token = encode(
+        staff_claims("service:intake", ["auditor"], TOKEN_SECONDS), settings.staff_secret()
     )
-    async def refund_events(
-        refund_id: Annotated[
-            str,
-            Path(description="the refund's id", examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"]),
-        ],
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> JSONResponse:
-        """Intake's events for this refund (with the review and payout facts it recorded) and
-        review's, payout's and notify's own ledger entries about it: causes before effects,
-        each with its source, actor and causation. Peers' entries carry a summary of facts,
-        never free text."""
-        tenant = keys.tenant_for(authorization)
-        try:
-            own = await asyncio.to_thread(_own_events, app, tenant, refund_id)
-        except RefundNotFound:
-            raise Problem(
-                404, "No such refund", f"No refund {refund_id}.", kind="not-found"
-            ) from None
-        token = encode(staff_claims("service:intake", ["auditor"], TOKEN_SECONDS), staff_secret)
-        fetched = await asyncio.gather(
-            *(_peer_entries(url, refund_id, token) for url in peers.values())
-        )
-        views = {view.id: view for _, view in own}
-        moments = [m for m, _ in own]
-        incomplete = []
-        for service, entries in zip(peers, fetched, strict=True):
-            if entries is None:
-                incomplete.append(service)
-                continue
-            for entry in entries:
-                found = moment(service, entry)
-                moments.append(found)
-                views[found.event_id] = _peer_view(found)
-        story = [views[m.event_id].model_dump(mode="json") for m in ordered(moments)]
-        return JSONResponse(
-            {
-                "object": "list",
-                "url": request.url.path,
-                "has_more": False,
-                "data": story,
-                "incomplete": incomplete,
-            }
-        )
-
-    return router
+    peers = settings.peers()
+    fetched = await asyncio.gather(
+        *(_peer_entries(url, refund_id, token) for url in peers.values())
+    )
+    views = {view.id: view for _, view in own}
+    moments = [m for m, _ in own]
+    incomplete = []
+    for service, entries in zip(peers, fetched, strict=True):
+        if entries is None:
+            incomplete.append(service)
+            continue
+        for entry in entries:
+            found = moment(service, entry)
+            moments.append(found)
+            views[found.event_id] = _peer_view(found)
+    story = [views[m.event_id].model_dump(mode="json") for m in ordered(moments)]
+    return JSONResponse(
+        {
+            "object": "list",
+            "url": request.url.path,
+            "has_more": False,
+            "data": story,
+            "incomplete": incomplete,
+        }
+    )
 
 
 def _own_events(

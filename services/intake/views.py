@@ -13,43 +13,30 @@ from shared.ids import public_id
 from shared.keystore import Keystore
 from shared.money import Money
 
-# Stored event → (public type, the service the fact came from).
-EVENT_TYPES = {
-    "Requested": ("refund.requested", "intake"),
-    "Withdrawn": ("refund.withdrawn", "intake"),
-    "EvidenceAdded": ("refund.evidence_added", "intake"),
-    "Appealed": ("refund.appealed", "intake"),
-    "ReceiptConfirmed": ("refund.receipt_confirmed", "intake"),
-    "Approved": ("review.approved", "review"),
-    "Rejected": ("review.rejected", "review"),
-    "ReviewOpened": ("review.case_opened", "review"),
-    "EvidenceRequested": ("review.evidence_requested", "review"),
-    "Escalated": ("review.escalated", "review"),
-    "CompensationOffered": ("review.compensation_offered", "review"),
-    "PayoutSucceeded": ("payout.succeeded", "payout"),
-    "PayoutFailed": ("payout.failed", "payout"),
-}
-# What each event shows in the timeline (personal data and bulky snapshots stay out).
-EVENT_FACTS = {
-    "Requested": ("amount", "items", "reason", "desired_outcome", "channel"),
-    "Withdrawn": ("reason",),
-    "EvidenceAdded": ("evidence", "note"),
-    "Appealed": ("statement", "appealed", "amount"),
-    "ReceiptConfirmed": (),
-    "Approved": ("amount", "policy_version", "rule"),
-    "Rejected": ("policy_version", "rule", "explanation"),
-    "ReviewOpened": ("tier", "rule", "deadline"),
-    "EvidenceRequested": ("missing", "message"),
-    "Escalated": ("tier",),
-    "CompensationOffered": ("coupon", "note"),
-    "PayoutSucceeded": (
-        "payout_id",
-        "amount",
-        "method",
-        "provider_reference",
-        "expected_arrival",
+# Stored event → its public type, the service the fact came from, and the facts the timeline
+# shows (personal data as below; bulky snapshots stay out).
+TIMELINE_EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "Requested": (
+        "refund.requested",
+        "intake",
+        ("amount", "items", "reason", "desired_outcome", "channel"),
     ),
-    "PayoutFailed": ("payout_id", "cause"),
+    "Withdrawn": ("refund.withdrawn", "intake", ("reason",)),
+    "EvidenceAdded": ("refund.evidence_added", "intake", ("evidence", "note")),
+    "Appealed": ("refund.appealed", "intake", ("statement", "appealed", "amount")),
+    "ReceiptConfirmed": ("refund.receipt_confirmed", "intake", ()),
+    "Approved": ("review.approved", "review", ("amount", "policy_version", "rule")),
+    "Rejected": ("review.rejected", "review", ("policy_version", "rule", "explanation")),
+    "ReviewOpened": ("review.case_opened", "review", ("tier", "rule", "deadline")),
+    "EvidenceRequested": ("review.evidence_requested", "review", ("missing", "message")),
+    "Escalated": ("review.escalated", "review", ("tier",)),
+    "CompensationOffered": ("review.compensation_offered", "review", ("coupon", "note")),
+    "PayoutSucceeded": (
+        "payout.succeeded",
+        "payout",
+        ("payout_id", "amount", "method", "provider_reference", "expected_arrival"),
+    ),
+    "PayoutFailed": ("payout.failed", "payout", ("payout_id", "cause")),
 }
 
 
@@ -107,10 +94,10 @@ def refund_view(refund: RefundRequest, keystore: Keystore) -> RefundView:
 
 def event_view(event: Any, keystore: Keystore) -> EventView | None:
     name = type(event).__name__
-    if name not in EVENT_TYPES:
+    if name not in TIMELINE_EVENTS:
         return None
-    kind, source = EVENT_TYPES[name]
-    facts = {field: plain(getattr(event, field)) for field in EVENT_FACTS[name]}
+    kind, source, shown = TIMELINE_EVENTS[name]
+    facts = {field: plain(getattr(event, field)) for field in shown}
     show = Shower(keystore)
     for field, sealed in SEALED_FACTS.get(name, {}).items():
         facts[field] = show.text(facts[field], sealed)

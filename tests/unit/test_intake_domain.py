@@ -282,3 +282,12 @@ class TestPublishing:
         )
         published = to_integration(r.collect_events()[0])
         assert published is not None and published.model_dump()["raised_by"] == "cs.zhang"
+
+
+def test_every_upstream_fact_is_recorded_from_fields_its_event_carries() -> None:
+    """The application hands each record_… method the payload's fields of the same names."""
+    from services.intake.application import UPSTREAM_FACTS, recorded_fields
+
+    for payload_type, record in UPSTREAM_FACTS.items():
+        missing = set(recorded_fields(record)) - set(payload_type.model_fields)
+        assert not missing, f"{payload_type.TYPE} has no {sorted(missing)}"
