@@ -13,6 +13,7 @@ from typing import Any
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
 from shared.aio import every
+from shared.follower import pages_after
 from shared.runtime import Worker
 
 Case: Any = ReviewCase
@@ -30,20 +31,16 @@ class RunningClocks:
         self.running: set[uuid.UUID] = set()
 
     def catch_up(self) -> set[uuid.UUID]:
-        while True:
-            notifications = self.app.recorder.select_notifications(
-                start=self.position, limit=500, inclusive_of_start=False
-            )
-            if not notifications:
-                return self.running
-            for notification in notifications:
-                if ":ReviewCase." in notification.topic:
-                    event = self.app.mapper.to_domain_event(notification)
-                    if isinstance(event, (Case.SlaScheduled, Case.EvidenceRequested)):
-                        self.running.add(event.originator_id)
-                    elif isinstance(event, STOPS + STOPS_TOO):
-                        self.running.discard(event.originator_id)
-            self.position = notifications[-1].id
+        # Only the cases' events are read (filtered in SQL), each once.
+        for page in pages_after(self.app.recorder, self.position, limit=500, marker=":ReviewCase."):
+            for notification in page.notifications:
+                event = self.app.mapper.to_domain_event(notification)
+                if isinstance(event, (Case.SlaScheduled, Case.EvidenceRequested)):
+                    self.running.add(event.originator_id)
+                elif isinstance(event, STOPS + STOPS_TOO):
+                    self.running.discard(event.originator_id)
+            self.position = page.reached
+        return self.running
 
 
 def keep_time(app: ReviewApplication, interval: float) -> Worker:
