@@ -7,11 +7,7 @@ is dispatched to them and stored with its tracking record in one transaction.
 
 from __future__ import annotations
 
-import uuid
-
-from eventsourcing.application import ProcessingEvent
-
-from services.notify.messages.application import Messages
+from services.notify.messages.application import Messages, Processing
 from services.notify.platform_keys import record_platform_key
 from services.notify.webhooks.attempts import WebhookDeliveries
 from services.notify.webhooks.commands import Webhooks
@@ -43,13 +39,8 @@ class NotifyApplication(ServiceApplication):
         if self.keystore is not None:
             self.keystore.close()
 
-    def react(
-        self,
-        payload: IntegrationEvent,
-        message: CloudEvent,
-        processing: ProcessingEvent[uuid.UUID],
-    ) -> None:
-        if record_platform_key(self, payload, processing):
+    def react(self, payload: IntegrationEvent, message: CloudEvent, into: Processing) -> None:
+        if record_platform_key(self, payload, into):
             return  # intake's keys are notify's own business: no message, no webhook
-        self.webhook_deliveries.fan_out(message, processing)
-        self.messages.react(payload, message, processing)
+        self.webhook_deliveries.fan_out(message, into)
+        self.messages.react(payload, message, into)

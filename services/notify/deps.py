@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
 from fastapi import Depends, Header, Request
+from pydantic import BaseModel
 
 from services.notify.application import NotifyApplication
 from services.notify.messages.feed import CustomerFeed
 from services.notify.webhooks.commands import DELIVERY_PREFIX, ENDPOINT_PREFIX
 from services.notify.webhooks.index import WebhookIndex
 from shared.auth import ApiKeys
+from shared.idempotency import KeyedRequest
 from shared.ids import parse_public_id
+from shared.keyed import IdempotencyKey, keyed
 from shared.paging import Page, bad_query, cursor_paging
 from shared.staff import Credentials, Staff, StaffAuth
 
@@ -50,6 +53,31 @@ Notify = Annotated[NotifyApplication, Depends(_notify)]
 FeedRows = Annotated[CustomerFeed, Depends(_feed)]
 WebhookLists = Annotated[WebhookIndex, Depends(_webhook_index)]
 Tenant = Annotated[str, Depends(_tenant)]
+
+
+@dataclass(frozen=True)
+class PlatformCall:
+    """A platform's command: its tenant, and the request under its Idempotency-Key, if any."""
+
+    tenant: str
+    request: Request
+    idempotency_key: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"tenant:{self.tenant}"
+
+    def keyed(self, body: BaseModel | None = None) -> KeyedRequest | None:
+        return keyed(self.tenant, self.idempotency_key, self.request, body)
+
+
+def _platform_call(
+    tenant: Tenant, request: Request, idempotency_key: IdempotencyKey = None
+) -> PlatformCall:
+    return PlatformCall(tenant, request, idempotency_key)
+
+
+Command = Annotated[PlatformCall, Depends(_platform_call)]
 
 
 def _staff(*roles: str) -> Any:

@@ -34,12 +34,10 @@ class PlatformKey(Aggregate):
     class Issued(Aggregate.Event):
         tenant: str
         key_hash: str
-        prefix: str
-        actor: str
+        prefix: str  # the key's first characters, to tell a tenant's keys apart
         issued_at: datetime
 
     class Revoked(Aggregate.Event):
-        actor: str
         revoked_at: datetime
 
     @staticmethod
@@ -54,37 +52,32 @@ class PlatformKey(Aggregate):
         self.key_hash = ""  # unknown until the issue arrives
         self.revoked = False
 
-    def issue(
-        self, *, tenant: str, key_hash: str, prefix: str, actor: str, issued_at: datetime
-    ) -> None:
+    def issue(self, tenant: str, key_hash: str, prefix: str, at: datetime) -> None:
         """Record the key's issue; the same issue again changes nothing."""
         if not self.key_hash:
-            self._issued(
-                tenant=tenant, key_hash=key_hash, prefix=prefix, actor=actor, issued_at=issued_at
-            )
+            self._issued(tenant=tenant, key_hash=key_hash, prefix=prefix, issued_at=at)
 
     @event(Issued)
-    def _issued(
-        self, *, tenant: str, key_hash: str, prefix: str, actor: str, issued_at: datetime
-    ) -> None:
+    def _issued(self, *, tenant: str, key_hash: str, prefix: str, issued_at: datetime) -> None:
         self.tenant = tenant
         self.key_hash = key_hash
 
-    def revoke(self, *, actor: str, revoked_at: datetime) -> None:
+    def revoke(self, at: datetime) -> None:
         """Revoke it for good; a second revocation changes nothing."""
         if not self.revoked:
-            self._revoked(actor=actor, revoked_at=revoked_at)
+            self._revoked(revoked_at=at)
 
     @event(Revoked)
-    def _revoked(self, *, actor: str, revoked_at: datetime) -> None:
+    def _revoked(self, *, revoked_at: datetime) -> None:
         self.revoked = True
 
 
 def record_platform_key(
-    app: ServiceApplication, payload: IntegrationEvent, processing: ProcessingEvent[uuid.UUID]
+    app: ServiceApplication, payload: IntegrationEvent, into: ProcessingEvent[uuid.UUID]
 ) -> bool:
-    """Keep the key an upstream event announces (collected into `processing`, stored with its
-    tracking); False when `payload` is not about a key."""
+    """Keep the key an upstream event announces, into the reaction stored with its tracking;
+    False when `payload` is not about a key. (Who issued or revoked it is intake's record: the
+    audit stamp names the upstream event.)"""
     if not isinstance(payload, ApiKeyIssuedV1 | ApiKeyRevokedV1):
         return False
     key_id = payload.refund_id  # a key's events name the key where others name the refund
@@ -93,16 +86,10 @@ def record_platform_key(
     except AggregateNotFoundError:
         key = PlatformKey(key_id=key_id)
     if isinstance(payload, ApiKeyIssuedV1):
-        key.issue(
-            tenant=payload.tenant,
-            key_hash=payload.key_hash,
-            prefix=payload.prefix,
-            actor=payload.actor,
-            issued_at=payload.issued_at,
-        )
+        key.issue(payload.tenant, payload.key_hash, payload.prefix, payload.issued_at)
     else:  # its tenant may be "" (revocations stored by older intake builds): not needed
-        key.revoke(actor=payload.actor, revoked_at=payload.revoked_at)
-    processing.collect_events(key)
+        key.revoke(payload.revoked_at)
+    into.collect_events(key)
     return True
 
 
@@ -126,15 +113,8 @@ class PlatformKeyIndex(TopicReadModel):
         create_tables(self._datastore, [index])
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
-        key: PlatformKey = aggregate
-        return (
-            key.key_id,
-            key.key_hash,
-            key.tenant,
-            int(key.revoked),
-            sortable(key.created_on),
-            key.version,
-        )
+        k: PlatformKey = aggregate
+        return (k.key_id, k.key_hash, k.tenant, int(k.revoked), sortable(k.created_on), k.version)
 
     def tenant_for_hash(self, key_hash: str) -> str | None:
         """The tenant of the live key with this SHA-256 (hex); None if unknown or revoked.

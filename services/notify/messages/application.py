@@ -48,6 +48,7 @@ from shared.contracts import (
 from shared.keystore import Keystore, Subject, is_sealed, key_id_of
 
 log = logging.getLogger(__name__)
+Processing = ProcessingEvent[uuid.UUID]  # a reaction's new events, stored with its tracking
 # The in-app message as the customer sees it is stored sealed under the contact's key.
 SEALED_TITLE = "in_app.title"
 SEALED_BODY = "in_app.body"
@@ -121,15 +122,10 @@ class Messages:
     def keys(self) -> Keystore:
         return self._keys()
 
-    def react(
-        self,
-        payload: IntegrationEvent,
-        message: CloudEvent,
-        processing: ProcessingEvent[uuid.UUID],
-    ) -> None:
-        """Schedule the step `payload` announces (a reaction: stored with its tracking)."""
+    def react(self, payload: IntegrationEvent, message: CloudEvent, into: Processing) -> None:
+        """Schedule the step `payload` announces, into the reaction stored with its tracking."""
         if isinstance(payload, CustomerErasedV1):
-            self._forget(payload, processing)
+            self._forget(payload, into)
             return
         due = step_for(payload)
         if due is None:
@@ -147,7 +143,7 @@ class Messages:
         step, facts = due
         correspondence.schedule(step, facts, causation_id=message.id)
         self._post_in_app(correspondence, sent_at=message.time)
-        processing.collect_events(correspondence)
+        into.collect_events(correspondence)
 
     def _sealed(self, subject: Subject, address: str | None, field: str) -> str | None:
         """Contacts arrive sealed; one that does not (a producer from before sealing) is
@@ -156,7 +152,7 @@ class Messages:
             return address
         return self.keys.seal(subject, address, field=field)
 
-    def _forget(self, payload: CustomerErasedV1, processing: ProcessingEvent[uuid.UUID]) -> None:
+    def _forget(self, payload: CustomerErasedV1, into: Processing) -> None:
         """The customer was erased: what was still to be sent to them fails, not sent."""
         touched = []
         for refund_id in payload.refund_ids:
@@ -168,7 +164,7 @@ class Messages:
                 cause=CUSTOMER_ERASED, failed_at=payload.erased_at
             ):
                 touched.append(correspondence)
-        processing.collect_events(*touched)
+        into.collect_events(*touched)
 
     def _in_app_key(self, correspondence: Correspondence) -> str | None:
         """The key the in-app texts are sealed with: the contact's (None: erased)."""

@@ -74,16 +74,9 @@ class FeedItem(BaseModel):
     @classmethod
     def of(cls, row: dict[str, Any]) -> "FeedItem":
         """One row of the customer feed, its texts already opened."""
-        return cls(
-            id=row["notification_id"],
-            refund_id=row["refund_id"],
-            step=row["step"],
-            locale=row["locale"],
-            title=row["title"],
-            body=row["body"],
-            template=row["template"],
-            created_at=datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")),
-        )
+        shown = ("refund_id", "step", "locale", "title", "body", "template")
+        created_at = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+        return cls(id=row["notification_id"], created_at=created_at, **{k: row[k] for k in shown})
 
 
 class Feed(BaseModel):

@@ -4,14 +4,24 @@
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from services.notify.deps import DeliveryPaging, EndpointPaging, Notify, Tenant, WebhookLists
+from services.notify.application import NotifyApplication
+from services.notify.deps import (
+    Command,
+    DeliveryPaging,
+    EndpointPaging,
+    Notify,
+    Tenant,
+    WebhookLists,
+)
 from services.notify.webhooks.commands import endpoint_public_id
 from services.notify.webhooks.deliveries import DeliveryState
+from services.notify.webhooks.endpoints import WebhookEndpoint
 from services.notify.webhooks.schemas import (
     CATALOG,
     DELIVERY_EXAMPLE,
@@ -30,7 +40,7 @@ from services.notify.webhooks.schemas import (
     endpoint_view,
     with_secret,
 )
-from shared.keyed import IdempotencyKey, answer, invalid, keyed
+from shared.keyed import answer, invalid
 from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -63,29 +73,15 @@ async def list_event_types(tenant: Tenant) -> JSONResponse:
     summary="Register a webhook endpoint",
     responses=problem_responses(400, 401, 409, 413, 422),
 )
-async def create_endpoint(
-    body: EndpointCreate,
-    tenant: Tenant,
-    request: Request,
-    notify: Notify,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def create_endpoint(body: EndpointCreate, call: Command, notify: Notify) -> JSONResponse:
     """Events of the listed types are POSTed to `url`, signed per Standard Webhooks with the
     `secret` in the answer (shown only here and on rotation). The URL must be https and
     resolve only to public addresses (422 names the reason otherwise)."""
-    webhooks = notify.webhooks
-    endpoint, replayed = await asyncio.to_thread(
-        webhooks.register_endpoint,
-        tenant=tenant,
-        url=body.url,
-        event_types=body.event_types,
-        description=body.description,
-        alert_email=body.alert_email,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+    register = partial(notify.webhooks.register_endpoint, **body.model_dump())
+    registered = await asyncio.to_thread(
+        register, tenant=call.tenant, actor=call.actor, keyed=call.keyed(body)
     )
-    secret = await asyncio.to_thread(webhooks.secrets.current, endpoint)
-    return answer(with_secret(endpoint, secret), 201, replayed)
+    return await _with_secret(notify, *registered, status=201)
 
 
 @router.get(
@@ -99,8 +95,8 @@ async def list_endpoints(
 ) -> JSONResponse:
     def listed() -> EndpointList:
         found = index.endpoints.page(tenant, limit=page.limit, starting_after=page.starting_after)
-        views = [endpoint_view(notify.webhooks.endpoint(uid)) for uid in found.ids]
-        return EndpointList(url=request.url.path, has_more=found.has_more, data=views)
+        show = notify.webhooks.endpoint
+        return EndpointList.of(request, found, lambda uid: endpoint_view(show(uid)))
 
     return answer(await asyncio.to_thread(listed))
 
@@ -123,12 +119,7 @@ async def get_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) 
     responses=CHANGES,
 )
 async def update_endpoint(
-    endpoint_id: EndpointId,
-    body: EndpointUpdate,
-    tenant: Tenant,
-    request: Request,
-    notify: Notify,
-    idempotency_key: IdempotencyKey = None,
+    endpoint_id: EndpointId, body: EndpointUpdate, call: Command, notify: Notify
 ) -> JSONResponse:
     """Only the fields sent change. `enabled: true` re-enables an endpoint disabled after a
     410 or after failing too long; deliveries failed meanwhile can be redelivered."""
@@ -139,11 +130,11 @@ async def update_endpoint(
             raise invalid(name, "null", f"{name} cannot be null")
     endpoint, replayed = await asyncio.to_thread(
         notify.webhooks.update_endpoint,
-        tenant=tenant,
+        tenant=call.tenant,
         endpoint_id=endpoint_id,
         changes=changes,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+        actor=call.actor,
+        keyed=call.keyed(body),
     )
     return answer(endpoint_view(endpoint), 200, replayed)
 
@@ -172,27 +163,20 @@ async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notif
     responses=CHANGES,
 )
 async def rotate_secret(
-    endpoint_id: EndpointId,
-    tenant: Tenant,
-    request: Request,
-    notify: Notify,
-    body: RotateSecret | None = None,
-    idempotency_key: IdempotencyKey = None,
+    endpoint_id: EndpointId, call: Command, notify: Notify, body: RotateSecret | None = None
 ) -> JSONResponse:
     """A new secret signs from now on; the previous one signs too (a second `v1,`
     signature) for `expire_previous_after_seconds`, so receivers can switch over."""
     body = body or RotateSecret.model_validate({})
-    webhooks = notify.webhooks
-    endpoint, replayed = await asyncio.to_thread(
-        webhooks.rotate_secret,
-        tenant=tenant,
+    rotated = await asyncio.to_thread(
+        notify.webhooks.rotate_secret,
+        tenant=call.tenant,
         endpoint_id=endpoint_id,
         expire_previous_after=timedelta(seconds=body.expire_previous_after_seconds),
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, body),
+        actor=call.actor,
+        keyed=call.keyed(body),
     )
-    secret = await asyncio.to_thread(webhooks.secrets.current, endpoint)
-    return answer(with_secret(endpoint, secret), 200, replayed)
+    return await _with_secret(notify, *rotated, status=200)
 
 
 @router.get(
@@ -215,11 +199,12 @@ async def list_deliveries(
 
     def listed() -> DeliveryList:
         endpoint = notify.webhooks.endpoint_for(tenant, endpoint_id)
+        after, limit = page.starting_after, page.limit
         found = index.deliveries.page(
-            tenant, endpoint.id, limit=page.limit, state=state, starting_after=page.starting_after
+            tenant, endpoint.id, limit=limit, state=state, starting_after=after
         )
-        views = [delivery_view(notify.webhooks.delivery(uid)) for uid in found.ids]
-        return DeliveryList(url=request.url.path, has_more=found.has_more, data=views)
+        show = notify.webhooks.delivery
+        return DeliveryList.of(request, found, lambda uid: delivery_view(show(uid)))
 
     return answer(await asyncio.to_thread(listed))
 
@@ -247,22 +232,17 @@ async def get_delivery(
     responses=CHANGES,
 )
 async def redeliver(
-    endpoint_id: EndpointId,
-    delivery_id: DeliveryId,
-    tenant: Tenant,
-    request: Request,
-    notify: Notify,
-    idempotency_key: IdempotencyKey = None,
+    endpoint_id: EndpointId, delivery_id: DeliveryId, call: Command, notify: Notify
 ) -> JSONResponse:
     """Queues the delivery again, with the same `webhook-id` and a fresh round of retries —
     also for an `uncertain` one. 409 while its endpoint is disabled."""
     delivery, replayed = await asyncio.to_thread(
         notify.webhooks.redeliver,
-        tenant=tenant,
+        tenant=call.tenant,
         endpoint_id=endpoint_id,
         delivery_id=delivery_id,
-        actor=f"tenant:{tenant}",
-        keyed=keyed(tenant, idempotency_key, request, None),
+        actor=call.actor,
+        keyed=call.keyed(),
     )
     return answer(delivery_view(delivery), 202, replayed)
 
@@ -274,20 +254,19 @@ async def redeliver(
     summary="Send a test event",
     responses=CHANGES,
 )
-async def send_test(
-    endpoint_id: EndpointId,
-    tenant: Tenant,
-    request: Request,
-    notify: Notify,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def send_test(endpoint_id: EndpointId, call: Command, notify: Notify) -> JSONResponse:
     """Queues a `webhook.test.v1` CloudEvent to this endpoint alone, whatever it
     subscribes to, signed and retried like any delivery and kept in its log; to check a
     receiver and its signature verification. 409 while the endpoint is disabled."""
     delivery, replayed = await asyncio.to_thread(
-        notify.webhooks.send_test,
-        tenant=tenant,
-        endpoint_id=endpoint_id,
-        keyed=keyed(tenant, idempotency_key, request, None),
+        notify.webhooks.send_test, tenant=call.tenant, endpoint_id=endpoint_id, keyed=call.keyed()
     )
     return answer(delivery_view(delivery), 202, replayed)
+
+
+async def _with_secret(
+    notify: NotifyApplication, endpoint: WebhookEndpoint, replayed: bool, *, status: int
+) -> JSONResponse:
+    """The endpoint with its current secret opened: answered on creation and rotation only."""
+    secret = await asyncio.to_thread(notify.webhooks.secrets.current, endpoint)
+    return answer(with_secret(endpoint, secret), status, replayed)

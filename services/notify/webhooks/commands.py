@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -37,6 +37,7 @@ ENDPOINT_PREFIX = "we"
 DELIVERY_PREFIX = "wd"
 EDITABLE = ("url", "event_types", "description", "alert_email", "enabled")
 Attempt = Callable[[], tuple[Outcome, list[Aggregate]]]
+A = TypeVar("A", bound=Aggregate)
 
 
 class EndpointNotFound(LookupError):
@@ -125,7 +126,7 @@ class Webhooks:
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         self._vet(changes)
-        uid = self._endpoint_uuid(endpoint_id)
+        uid = _endpoint_uuid(endpoint_id)
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
             endpoint = self._endpoint(tenant, uid)
@@ -145,7 +146,7 @@ class Webhooks:
         return self._run(keyed, attempt)
 
     def delete_endpoint(self, *, tenant: str, endpoint_id: str, actor: str) -> WebhookEndpoint:
-        uid = self._endpoint_uuid(endpoint_id)
+        uid = _endpoint_uuid(endpoint_id)
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
             endpoint = self._endpoint(tenant, uid)
@@ -171,7 +172,7 @@ class Webhooks:
         secret: str | None = None,
     ) -> tuple[WebhookEndpoint, bool]:
         """A new current secret; the previous one still signs until `expire_previous_after`."""
-        uid = self._endpoint_uuid(endpoint_id)
+        uid = _endpoint_uuid(endpoint_id)
         chosen = secret or new_secret()
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
@@ -192,7 +193,7 @@ class Webhooks:
     ) -> tuple[WebhookDelivery, bool]:
         """A test event to this endpoint alone, signed and retried like any other delivery
         (in its log, with its own `webhook-id`); the endpoint must be enabled."""
-        uid = self._endpoint_uuid(endpoint_id)
+        uid = _endpoint_uuid(endpoint_id)
         event_id = str(uuid.uuid4())
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
@@ -222,8 +223,8 @@ class Webhooks:
         keyed: KeyedRequest | None = None,
     ) -> tuple[WebhookDelivery, bool]:
         """Send a delivery again (same webhook-id); the endpoint must be enabled."""
-        uid = self._endpoint_uuid(endpoint_id)
-        did = self._delivery_uuid(delivery_id)
+        uid = _endpoint_uuid(endpoint_id)
+        did = _delivery_uuid(delivery_id)
 
         def attempt() -> tuple[Outcome, list[Aggregate]]:
             endpoint = self._endpoint(tenant, uid)
@@ -237,11 +238,11 @@ class Webhooks:
     # --- queries --------------------------------------------------------------------------------
 
     def endpoint_for(self, tenant: str, endpoint_id: str) -> WebhookEndpoint:
-        return self._endpoint(tenant, self._endpoint_uuid(endpoint_id))
+        return self._endpoint(tenant, _endpoint_uuid(endpoint_id))
 
     def delivery_for(self, tenant: str, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
         endpoint = self.endpoint_for(tenant, endpoint_id)
-        return self._delivery_of(endpoint, self._delivery_uuid(delivery_id))
+        return self._delivery_of(endpoint, _delivery_uuid(delivery_id))
 
     def delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery:
         found: WebhookDelivery = self.app.repository.get(delivery_id)
@@ -307,39 +308,40 @@ class Webhooks:
         directory.sync(endpoint)
         return Outcome(status, endpoint.id, endpoint.version), [endpoint, directory]
 
-    @staticmethod
-    def _endpoint_uuid(endpoint_id: str) -> uuid.UUID:
-        uid = parse_public_id(ENDPOINT_PREFIX, endpoint_id)
-        if uid is None:
-            raise EndpointNotFound(endpoint_id)
-        return uid
-
-    @staticmethod
-    def _delivery_uuid(delivery_id: str) -> uuid.UUID:
-        did = parse_public_id(DELIVERY_PREFIX, delivery_id)
-        if did is None:
-            raise DeliveryNotFound(delivery_id)
-        return did
-
     def _endpoint(self, tenant: str, uid: uuid.UUID) -> WebhookEndpoint:
-        try:
-            endpoint: Any = self.app.repository.get(uid)
-        except AggregateNotFoundError:
-            endpoint = None
-        if not isinstance(endpoint, WebhookEndpoint) or endpoint.tenant != tenant:
-            raise EndpointNotFound(endpoint_public_id(uid))
-        if endpoint.deleted:
+        """The tenant's endpoint; another tenant's, or a deleted one, is not found either."""
+        endpoint = self._found(uid, WebhookEndpoint)
+        if endpoint is None or endpoint.tenant != tenant or endpoint.deleted:
             raise EndpointNotFound(endpoint_public_id(uid))
         return endpoint
 
     def _delivery_of(self, endpoint: WebhookEndpoint, did: uuid.UUID) -> WebhookDelivery:
-        try:
-            delivery: Any = self.app.repository.get(did)
-        except AggregateNotFoundError:
-            delivery = None
-        if not isinstance(delivery, WebhookDelivery) or delivery.endpoint_id != endpoint.id:
+        delivery = self._found(did, WebhookDelivery)
+        if delivery is None or delivery.endpoint_id != endpoint.id:
             raise DeliveryNotFound(delivery_public_id(did))
         return delivery
+
+    def _found(self, aggregate_id: uuid.UUID, kind: type[A]) -> A | None:
+        """The aggregate, if there is one of that kind (an id of another kind finds none)."""
+        try:
+            found: Aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+
+def _endpoint_uuid(endpoint_id: str) -> uuid.UUID:
+    uid = parse_public_id(ENDPOINT_PREFIX, endpoint_id)
+    if uid is None:
+        raise EndpointNotFound(endpoint_id)
+    return uid
+
+
+def _delivery_uuid(delivery_id: str) -> uuid.UUID:
+    did = parse_public_id(DELIVERY_PREFIX, delivery_id)
+    if did is None:
+        raise DeliveryNotFound(delivery_id)
+    return did
 
 
 def _enabled(endpoint: WebhookEndpoint) -> WebhookEndpoint:

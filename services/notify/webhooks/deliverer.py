@@ -17,7 +17,7 @@ mark the other's attempts in flight as uncertain at start-up.
 A deliverer connects to an address it vetted itself (`safety.safe_addresses`, right before the
 attempt), with TLS still verified against the URL's host name, so a DNS answer that changes
 between the check and the connection cannot redirect a delivery to an internal address.
-Redirects are not followed; response bodies are kept only as `webhooks.excerpt()`.
+Redirects are not followed; response bodies are kept only as `retries.excerpt()`.
 
 Deliveries that come due while their endpoint is disabled or deleted are failed ("cancelled",
 with the reason); after re-enabling, the tenant redelivers the ones it wants.

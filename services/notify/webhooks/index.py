@@ -47,14 +47,8 @@ class EndpointIndex(_Ids):
     cursor_scope = frozenset({"tenant"})
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
-        endpoint: WebhookEndpoint = aggregate
-        return (
-            str(endpoint.id),
-            endpoint.tenant,
-            sortable(endpoint.created_on),
-            int(endpoint.deleted),
-            endpoint.version,
-        )
+        e: WebhookEndpoint = aggregate
+        return (str(e.id), e.tenant, sortable(e.created_on), int(e.deleted), e.version)
 
     def page(self, tenant: str, *, limit: int, starting_after: uuid.UUID | None = None) -> Page:
         return self.ids({"tenant": tenant, "deleted": 0}, limit, starting_after)
@@ -74,15 +68,8 @@ class DeliveryIndex(_Ids):
     cursor_scope = frozenset({"tenant", "endpoint_id"})  # a cursor must be this endpoint's
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
-        delivery: WebhookDelivery = aggregate
-        return (
-            str(delivery.id),
-            delivery.tenant,
-            str(delivery.endpoint_id),
-            sortable(delivery.created_on),
-            delivery.state,
-            delivery.version,
-        )
+        d: WebhookDelivery = aggregate
+        return (str(d.id), d.tenant, str(d.endpoint_id), sortable(d.created_on), d.state, d.version)
 
     def page(
         self,

@@ -3,14 +3,18 @@ event types, and how the aggregates are shown."""
 
 # No `from __future__ import annotations`: FastAPI and pydantic read these at runtime.
 
+import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from services.notify.webhooks.commands import delivery_public_id, endpoint_public_id
 from services.notify.webhooks.deliveries import AttemptOutcome, DeliveryState, WebhookDelivery
 from services.notify.webhooks.endpoints import DisableReason, WebhookEndpoint
+from services.notify.webhooks.index import Page
 from services.notify.webhooks.operational import OFFERED
 
 ENDPOINT_EXAMPLE = "we_3f2a1b0c5d4e4f0ea1c298b37e6a1d2c"
@@ -113,10 +117,23 @@ class EndpointWithSecret(EndpointView):
     )
 
 
-class EndpointList(BaseModel):
+class _Listed(BaseModel):
+    """A page of a list, Stripe's way."""
+
     object: Literal["list"] = "list"
     url: str
     has_more: bool
+
+    @classmethod
+    def of(cls, request: Request, found: Page, show: Callable[[uuid.UUID], BaseModel]) -> Self:
+        """The page `found` (its ids, in order) of the list at the request's path."""
+        data = [show(uid) for uid in found.ids]
+        return cls.model_validate(
+            {"url": request.url.path, "has_more": found.has_more, "data": data}
+        )
+
+
+class EndpointList(_Listed):
     data: list[EndpointView]
 
 
@@ -188,10 +205,7 @@ def event_type_view(name: str, model: type[BaseModel]) -> EventTypeView:
     )
 
 
-class DeliveryList(BaseModel):
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
+class DeliveryList(_Listed):
     data: list[DeliveryView]
 
 
