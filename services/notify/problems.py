@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.notify.messages.application import NotificationNotFound, NotResendable
 from services.notify.messages.feed import UnknownMessage
 from services.notify.webhooks.commands import DeliveryNotFound, EndpointNotFound, InvalidEndpoint
 from services.notify.webhooks.endpoints import EndpointRefused
@@ -9,6 +10,15 @@ from shared.idempotency import IdempotencyMismatch
 from shared.keyed import idempotency_conflict
 from shared.paging import bad_query
 from shared.problems import Problem, ProblemMap, invalid_fields
+
+
+def _no_notification(missing: NotificationNotFound) -> Problem:
+    return Problem(404, "No such notification", f"No {missing} here.", kind="not-found")
+
+
+def _not_resendable(refused: NotResendable) -> Problem:
+    detail = f"The message is {refused.status}; only uncertain or failed ones are resent."
+    return Problem(409, "Not resendable", detail, kind="not-resendable")
 
 
 def _no_endpoint(missing: EndpointNotFound) -> Problem:
@@ -30,6 +40,8 @@ def _no_message(unknown: UnknownMessage) -> Problem:
 
 
 PROBLEMS: ProblemMap = {
+    NotificationNotFound: _no_notification,
+    NotResendable: _not_resendable,
     EndpointNotFound: _no_endpoint,
     DeliveryNotFound: _no_delivery,
     EndpointRefused: _not_now,  # DeliveryRefused too

@@ -16,8 +16,10 @@ from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import (
     CUSTOMER_ERASED,
     IN_APP,
+    RESENDABLE,
     ChannelName,
     notification_id,
+    occurrence_key,
     occurrence_of,
     step_of,
 )
@@ -108,6 +110,18 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
     if isinstance(payload, ReviewEvidenceReceivedV1):  # the evidence asked for arrived
         return "in_review", {"order_id": payload.order_id, "deadline": None, "why": "evidence"}
     return None
+
+
+class NotificationNotFound(LookupError):
+    """No message of that id for this refund."""
+
+
+class NotResendable(ValueError):
+    """Only an uncertain or failed message is sent again; `status` is what this one is."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class Messages:
@@ -267,24 +281,25 @@ class Messages:
             )
         return found
 
-    def request_resend(
-        self, refund_id: str, notification: str, *, actor: str
-    ) -> dict[str, Any] | None:
-        """Send an uncertain or failed message again (a person's decision); None if unknown."""
-        correspondence_id = Correspondence.create_id(refund_id)
-        try:
-            correspondence = self.correspondence(correspondence_id)
-        except AggregateNotFoundError:
-            return None
-        for step, channel in list(correspondence.deliveries):
-            if notification_id(refund_id, step, channel) == notification:
-                self.app.update(correspondence_id, _resend(step, channel, actor))
-                return next(
-                    n
-                    for n in self.notifications_for(refund_id)
-                    if n["notification_id"] == notification
-                )
-        return None
+    def request_resend(self, refund_id: str, notification: str, *, actor: str) -> dict[str, Any]:
+        """Send an uncertain or failed message again (a person's decision); its entry then.
+
+        NotificationNotFound when the refund has no such message; NotResendable when it is
+        neither uncertain nor failed (a pending one is sent anyway, a sent one was).
+        """
+        current = self._entry(refund_id, notification)
+        if current["status"] not in RESENDABLE:
+            raise NotResendable(current["status"])
+        key = occurrence_key(current["step"], current["occurrence"])
+        resend = _resend(key, current["channel"], actor)
+        self.app.update(Correspondence.create_id(refund_id), resend)
+        return self._entry(refund_id, notification)
+
+    def _entry(self, refund_id: str, notification: str) -> dict[str, Any]:
+        for entry in self.notifications_for(refund_id):
+            if entry["notification_id"] == notification:
+                return entry
+        raise NotificationNotFound(notification)
 
 
 def _resend(step: str, channel: str, actor: str) -> Callable[[Correspondence], object]:
