@@ -11,7 +11,7 @@ from services.notify.application import NotifyApplication
 from services.notify.platform_keys import PlatformKey, PlatformKeyIndex
 from services.notify.webhooks.deliveries import WebhookDelivery
 from shared.auth import ApiKeys, digest
-from shared.http import Problem
+from shared.problems import Problem
 from tests.support.notify import (
     cloud,
     key_issued,
