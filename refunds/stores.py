@@ -101,10 +101,11 @@ def read_models(service: str) -> list[Any]:
         from services.payout.index import PayoutIndex, ReconciliationIndex
 
         return [PayoutIndex, ReconciliationIndex]
-    from services.notify.feed import CustomerFeed
-    from services.notify.webhook_index import DeliveryIndex, EndpointIndex
+    from services.notify.messages.feed import CustomerFeed
+    from services.notify.platform_keys import PlatformKeyIndex
+    from services.notify.webhooks.index import DeliveryIndex, EndpointIndex
 
-    return [CustomerFeed, EndpointIndex, DeliveryIndex]
+    return [CustomerFeed, EndpointIndex, DeliveryIndex, PlatformKeyIndex]
 
 
 def correlate(service: str) -> Any:

@@ -1,0 +1,1 @@
+"""Notify: customer messages (messages/) and platform webhooks (webhooks/) over one store."""

@@ -1,28 +1,29 @@
-"""Notify's composition root: store, API, relay, consumer, feed and the channel senders."""
+"""Notify's composition root: store, API, relay, consumer, read models and the senders."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
-from eventsourcing.application import Application
 from fastapi import FastAPI
 
-from services.intake.tenants import tenant_for_hash
-from services.notify.api import build_router
-from services.notify.application import NotifyApplication, to_integration
-from services.notify.channels import Channel, EmailChannel, SmsChannel
-from services.notify.deliverer import Deliverer
-from services.notify.feed import CustomerFeed
-from services.notify.mailer import Mailer, SmtpMailer
-from services.notify.sender import Sender
+from services.notify.application import NotifyApplication
+from services.notify.messages import api as messages_api
+from services.notify.messages.application import to_integration
+from services.notify.messages.channels import Channel, EmailChannel, SmsChannel
+from services.notify.messages.feed import CustomerFeed
+from services.notify.messages.mailer import Mailer, SmtpMailer
+from services.notify.messages.sender import Sender
+from services.notify.messages.sms import HttpSmsProvider
+from services.notify.platform_keys import PlatformKeyIndex
+from services.notify.problems import PROBLEMS
 from services.notify.settings import NotifySettings
-from services.notify.sms import HttpSmsProvider
-from services.notify.webhook_index import WebhookIndex
-from services.notify.webhooks_api import build_webhooks_router
+from services.notify.webhooks import api as webhooks_api
+from services.notify.webhooks.deliverer import Deliverer
+from services.notify.webhooks.index import WebhookIndex
 from shared.aio import every
 from shared.audit_api import auditing
-from shared.auth import ApiKeys, Lookup
+from shared.auth import ApiKeys
 from shared.http import health_router, install_problem_handlers
 from shared.keystore import open_keystore
 from shared.metrics import instrument
@@ -32,7 +33,9 @@ from shared.staff import StaffAuth
 from shared.store import store_env
 from shared.wiring import messaging
 
-FEED_INTERVAL_SECONDS = 0.5
+# How often the customer feed and the platform keys are brought up to date in the background
+# (a request catches its read model up anyway, so this only keeps requests short).
+READ_MODEL_INTERVAL_SECONDS = 0.5
 
 
 def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) -> Service:
@@ -40,18 +43,12 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     mailer = mailer or SmtpMailer(settings.smtp_host, settings.smtp_port, settings.envelope_from)
     app = NotifyApplication(env=store_env(settings, "notify"))
     app.keystore = open_keystore(settings, "notify")
+    app.webhooks.allow_private = settings.webhook_allow_private
     feed = CustomerFeed(app)
-    keys = ApiKeys(settings.hashed_api_keys(), lookup=_intake_keys(settings))
-    app.webhook_allow_private = settings.webhook_allow_private
-    http = FastAPI(
-        title="Refunds — notify",
-        version="1.0.0",
-        description="Customer messages at every step of a refund (e-mail, SMS, in-app), "
-        "their delivery log, and the customers' in-app feed.",
-    )
-    install_problem_handlers(http)
-    http.include_router(build_router(app, keys, StaffAuth(settings.staff_secret()), feed))
-    http.include_router(build_webhooks_router(app, keys, WebhookIndex(app)))
+    platform_keys = PlatformKeyIndex(app)
+    staff = StaffAuth(settings.staff_secret())
+    keys = ApiKeys(settings.hashed_api_keys(), lookup=platform_keys.tenant_for_hash)
+    http = http_api(app, keys, staff, feed)
     # Readiness follows the broker parts only: an SMTP or SMS outage delays messages (the
     # senders retry) but must not take the delivery log off the load balancer.
     wired = messaging(
@@ -61,7 +58,9 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
         to_integration=to_integration,
         consumes=["intake", "review", "payout"],
     )
-    wired.workers.append(every(FEED_INTERVAL_SECONDS, feed.catch_up, what="customer feed"))
+    for read_model in (feed, platform_keys):
+        what = read_model.name.replace("_", " ")
+        wired.workers.append(every(READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what))
     if settings.sender_enabled:
         channels: list[Channel] = [EmailChannel(mailer, settings.mail_from)]
         if settings.sms_url:
@@ -77,13 +76,35 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
             wired.workers.append(sender.run)
     if settings.webhook_enabled:
         wired.workers.append(Deliverer(app, settings, mailer, health=wired.health).run)
-    audit = auditing(app, settings, StaffAuth(settings.staff_secret()))
+    audit = auditing(app, settings, staff)
     http.include_router(audit.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="notify", consumer=wired.consumer)
     wired.workers.append(_mailer_closer(mailer))
     return Service("notify", settings, http, wired.workers, close=app.close)
+
+
+def http_api(
+    app: NotifyApplication, keys: ApiKeys, staff: StaffAuth, feed: CustomerFeed
+) -> FastAPI:
+    """Notify's HTTP API over `app`: customer messages and platform webhooks, every refusal
+    answered as a problem document."""
+    http = FastAPI(
+        title="Refunds — notify",
+        version="1.0.0",
+        description="Customer messages at every step of a refund (e-mail, SMS, in-app), "
+        "their delivery log, and the customers' in-app feed.",
+    )
+    http.state.notify = app
+    http.state.api_keys = keys
+    http.state.staff_auth = staff
+    http.state.feed = feed
+    http.state.webhook_index = WebhookIndex(app)
+    install_problem_handlers(http, problems=PROBLEMS)
+    http.include_router(messages_api.router)
+    http.include_router(webhooks_api.router)
+    return http
 
 
 def _mailer_closer(mailer: Mailer) -> Worker:
@@ -96,27 +117,3 @@ def _mailer_closer(mailer: Mailer) -> Worker:
             await asyncio.to_thread(close)
 
     return close_when_stopping
-
-
-class _IntakeKeyStore(Application):
-    """Read-only use of intake's store: the API keys issued with `refunds api-keys`."""
-
-    name = "Intake"
-
-
-def _intake_keys(settings: NotifySettings) -> Lookup | None:
-    """Stored keys live in intake's store (its schema, or its SQLite file in the data folder);
-    opened on the first key that is not one of REFUNDS_API_KEYS."""
-    if not settings.keys_from_intake:
-        return None
-    opened: list[_IntakeKeyStore] = []
-
-    def lookup(hashed: str) -> str | None:
-        if not opened:
-            intake = settings.model_copy(
-                update={"database_schema": settings.intake_database_schema}
-            )
-            opened.append(_IntakeKeyStore(env=store_env(intake, "intake")))
-        return tenant_for_hash(opened[0], hashed)
-
-    return lookup

@@ -1,4 +1,9 @@
-"""Notify's configuration (environment variables, validated at start-up)."""
+"""Notify's configuration (environment variables, validated at start-up).
+
+Keys made with `refunds api-keys` reach notify as intake's events (services/notify/
+platform_keys.py): REFUNDS_KEYS_FROM_INTAKE and REFUNDS_INTAKE_DATABASE_SCHEMA, which once
+pointed notify at intake's store, are no longer read (and, like any unknown variable, ignored).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from email.utils import parseaddr
 
 from pydantic import Field, field_validator, model_validator
 
-from services.notify.webhooks import RETRY_SCHEDULE, retry_schedule
+from services.notify.webhooks.retries import RETRY_SCHEDULE, retry_schedule
 from shared.settings import KeystoreSettings, PlatformSettings, StaffSettings
 
 ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
@@ -28,15 +33,6 @@ class NotifySettings(PlatformSettings, StaffSettings, KeystoreSettings):
         description="SMS provider base URL (the sandbox: `python -m sandbox.sms`); unset: no SMS",
     )
     sms_api_key: str | None = Field(None, description="bearer key for the SMS provider")
-    keys_from_intake: bool = Field(
-        True,
-        description="also accept the API keys stored in intake's store (`refunds api-keys`)",
-    )
-    intake_database_schema: str = Field(
-        "intake",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="PostgreSQL schema of intake's store, where the stored API keys are",
-    )
     send_attempts: int = Field(
         10, ge=1, le=50, description="attempts per customer message before it is failed for good"
     )

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from sandbox.mailsink import read_mailbox
-from services.notify.domain import occurrence_key
+from services.notify.messages.steps import occurrence_key
 from tests.drills.workload import AUDITOR, CHANNELS, ENDS, PLATFORM, STEPS, Refund, Workload
 from tests.e2e.support import webhook_deliveries
 from tests.support.receiver import Receiver

@@ -23,7 +23,7 @@ from schemathesis import Case
 
 from services.notify.application import NotifyApplication
 from services.notify.bootstrap import build
-from services.notify.domain import Correspondence
+from services.notify.messages.domain import Correspondence
 from services.notify.settings import NotifySettings
 from shared.runtime import Service
 from shared.staff_tokens import encode, staff_claims
@@ -59,11 +59,10 @@ def notify(tmp_path: Path) -> Iterator[Service]:
             sender_enabled=False,
             webhook_enabled=False,
             webhook_allow_private=False,
-            keys_from_intake=False,
             api_keys=f"{TENANT}:{API_KEY}",
         )
     )
-    application(service).webhook_resolve = resolve
+    application(service).webhooks.resolve = resolve
     yield service
     service.close()
 
@@ -103,11 +102,11 @@ class RealState:
             self.refunds.append(refund)
             cid = Correspondence.create_id(refund)
             if n % 2:
-                self.app.start_attempt(cid, "received", "email")
+                self.app.messages.start_attempt(cid, "received", "email")
                 self.app.update(cid, lambda c: c.mark_uncertain("received", "email"))
             else:
                 self.app.update(cid, bounced)
-            for entry in self.app.notifications_for(refund):
+            for entry in self.app.messages.notifications_for(refund):
                 self.notifications.append((refund, entry["notification_id"]))
         page = self.client.get(f"/v1/customers/{CUSTOMER}/notifications")
         assert page.status_code == 200, page.text

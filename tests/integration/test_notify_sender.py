@@ -16,19 +16,20 @@ from typing import Any
 import httpx
 import pytest
 from eventsourcing.persistence import OperationalError
-from fastapi import FastAPI
 
 from sandbox.mailsink import MailSink
 from sandbox.sms import SmsSandbox
-from services.notify.api import build_router
-from services.notify.application import NotifyApplication, to_integration
-from services.notify.channels import Channel, EmailChannel, Outgoing, SmsChannel
-from services.notify.domain import Correspondence, message_id, notification_id
-from services.notify.feed import CustomerFeed
-from services.notify.mailer import SmtpMailer
-from services.notify.sender import Sender
+from services.notify.application import NotifyApplication
+from services.notify.bootstrap import http_api
+from services.notify.messages.application import to_integration
+from services.notify.messages.channels import Channel, EmailChannel, Outgoing, SmsChannel
+from services.notify.messages.domain import Correspondence
+from services.notify.messages.feed import CustomerFeed
+from services.notify.messages.mailer import SmtpMailer
+from services.notify.messages.sender import Sender
+from services.notify.messages.sms import HttpSmsProvider
+from services.notify.messages.steps import message_id, notification_id
 from services.notify.settings import NotifySettings
-from services.notify.sms import HttpSmsProvider
 from shared.auth import ApiKeys, parse_api_keys
 from shared.contracts import (
     CloudEvent,
@@ -49,7 +50,6 @@ from shared.contracts import (
     ReviewRejectedV1,
     envelope,
 )
-from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.keystore import open_keystore
 from shared.staff import StaffAuth
@@ -251,7 +251,9 @@ async def feed(app: NotifyApplication, *messages: CloudEvent) -> list[bool]:
 
 def statuses(app: NotifyApplication, refund: str, channel: str) -> dict[str, str]:
     return {
-        n["step"]: n["status"] for n in app.notifications_for(refund) if n["channel"] == channel
+        n["step"]: n["status"]
+        for n in app.messages.notifications_for(refund)
+        if n["channel"] == channel
     }
 
 
@@ -278,10 +280,8 @@ def token(*roles: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def client(app: NotifyApplication) -> AsyncIterator[httpx.AsyncClient]:
-    http = FastAPI()
-    install_problem_handlers(http)
     keys = ApiKeys(parse_api_keys(KEYS))
-    http.include_router(build_router(app, keys, StaffAuth(DEV_JWT_SECRET), CustomerFeed(app)))
+    http = http_api(app, keys, StaffAuth(DEV_JWT_SECRET), CustomerFeed(app))
     transport = httpx.ASGITransport(app=http)
     async with httpx.AsyncClient(transport=transport, base_url="http://notify") as http_client:
         yield http_client
@@ -346,7 +346,9 @@ async def test_one_email_per_step_in_the_customers_locale(
     assert by_id[message_id(zh, "paid", "email")]["To"] == "li.wei@example.com"
     assert statuses(app, zh, "email") == {"received": "sent", "approved": "sent", "paid": "sent"}
     (en_received,) = [
-        n for n in app.notifications_for(en) if n["channel"] == "email" and n["step"] == "received"
+        n
+        for n in app.messages.notifications_for(en)
+        if n["channel"] == "email" and n["step"] == "received"
     ]
     assert en_received["recipient"] == "a***@example.com"
     assert en_received["template"] == "received.email.en@1"
@@ -367,7 +369,9 @@ async def test_a_customer_language_tag_gets_the_nearest_locale_we_write(
     for tag, written_in in tags.items():
         message = by_id[message_id(refunds[tag], "received", "email")]
         assert message["Content-Language"] == written_in
-        (logged,) = [n for n in app.notifications_for(refunds[tag]) if n["channel"] == "email"]
+        (logged,) = [
+            n for n in app.messages.notifications_for(refunds[tag]) if n["channel"] == "email"
+        ]
         assert logged["locale"] == written_in
         assert logged["template"] == f"received.email.{written_in}@1"
         assert ("¥129.00" if written_in == "zh-CN" else "CNY 129.00") in body_of(message)
@@ -433,7 +437,7 @@ async def test_each_time_the_refund_goes_round_again_is_one_message_of_its_own(
     assert len(by_id) == 2 * len(keys)
 
     for refund in (zh, en):
-        log = [n for n in app.notifications_for(refund) if n["channel"] == "email"]
+        log = [n for n in app.messages.notifications_for(refund) if n["channel"] == "email"]
         assert [(n["step"], n["occurrence"]) for n in log] == keys
         assert {n["status"] for n in log} == {"sent"}
         assert len({n["notification_id"] for n in log}) == len(keys)
@@ -522,7 +526,7 @@ async def test_an_smtp_outage_is_retried_with_backoff_until_delivered(
 
     assert len(revived.messages) == 1 and sink.messages == []
     assert sender.health.parts["email sender"] is True
-    (entry,) = [n for n in app.notifications_for(refund) if n["channel"] == "email"]
+    (entry,) = [n for n in app.messages.notifications_for(refund) if n["channel"] == "email"]
     assert entry["status"] == "sent" and entry["attempts"] >= 3
     stored = app.events.get(Correspondence.create_id(refund))
     failures = [e for e in stored if isinstance(e, Correspondence.AttemptFailed)]
@@ -541,7 +545,7 @@ async def test_out_of_attempts_the_message_fails_for_good_and_says_why(
     async with running(app, email(sink), attempts=3) as sender:
         await until(lambda: sender.failed == 1, "given up")
 
-    (entry,) = [n for n in app.notifications_for(refund) if n["channel"] == "email"]
+    (entry,) = [n for n in app.messages.notifications_for(refund) if n["channel"] == "email"]
     assert entry["status"] == "failed" and entry["attempts"] == 3
     assert "gave up after 3 attempts" in entry["last_error"]
     published = [to_integration(e) for e in app.events.get(Correspondence.create_id(refund))]
@@ -564,7 +568,7 @@ async def test_a_refused_recipient_fails_at_once_and_the_rest_still_go(
         await until(lambda: sender.failed == 1 and sender.sent == 1, "both decided")
 
     assert [str(m["To"]) for m in sink.messages] == ["li.wei@example.com"]
-    (entry,) = [n for n in app.notifications_for(bounced) if n["channel"] == "email"]
+    (entry,) = [n for n in app.messages.notifications_for(bounced) if n["channel"] == "email"]
     assert entry["status"] == "failed" and entry["attempts"] == 1
     assert "550" in entry["last_error"]
 
@@ -643,9 +647,9 @@ async def test_a_claim_stored_though_its_answer_was_lost_is_still_ours(
         cid = Correspondence.create_id(refund)
         lossy.lose_next = True
         with pytest.raises(OperationalError):
-            lossy.start_attempt(cid, "received", "email", "token-1")
-        assert lossy.start_attempt(cid, "received", "email", "token-1") == 1  # the retry
-        assert lossy.start_attempt(cid, "received", "email", "token-2") is None
+            lossy.messages.start_attempt(cid, "received", "email", "token-1")
+        assert lossy.messages.start_attempt(cid, "received", "email", "token-1") == 1  # the retry
+        assert lossy.messages.start_attempt(cid, "received", "email", "token-2") is None
         started = [e for e in lossy.events.get(cid) if isinstance(e, Correspondence.AttemptStarted)]
         assert len(started) == 1
     finally:
@@ -675,9 +679,11 @@ async def test_a_record_racing_the_consumer_is_stored_without_sending_again(
     try:
         assert raced.handle(cloud(requested(refund), "intake", 1))
         raced.race = cloud(approved(refund), "review", 1)
-        claimed = raced.start_attempt(Correspondence.create_id(refund), "received", "email")
+        claimed = raced.messages.start_attempt(
+            Correspondence.create_id(refund), "received", "email"
+        )
         assert claimed == 1 and raced.race is None
-        stored = raced.correspondence(Correspondence.create_id(refund))
+        stored = raced.messages.correspondence(Correspondence.create_id(refund))
         assert stored.delivery("received", "email").in_flight
         assert [due.step for due in stored.pending(channels=("email",))] == ["received", "approved"]
     finally:
@@ -725,7 +731,7 @@ async def test_sms_goes_to_the_phone_once_even_when_the_record_is_lost(
     assert statuses(app, refund, "email") == {}  # no address, no e-mail
     (entry,) = [
         n
-        for n in app.notifications_for(refund)
+        for n in app.messages.notifications_for(refund)
         if n["channel"] == "sms" and n["step"] == "approved"
     ]
     assert entry["recipient"] != PHONE and entry["recipient"].endswith("5678")
@@ -805,7 +811,7 @@ async def test_sent_messages_are_published_and_listed_for_auditors(
         await mails(sink, 1)
         await until(lambda: sender.sent == 1, "recorded")
 
-    stored = app.correspondence(Correspondence.create_id(refund))
+    stored = app.messages.correspondence(Correspondence.create_id(refund))
     published = [to_integration(e) for e in app.events.get(stored.id)]
     sent = {e.channel: e for e in published if isinstance(e, NotificationSentV1)}
     assert set(sent) == {"email", "in_app"}

@@ -16,17 +16,17 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 
 from sandbox.mailsink import MailSink
 from services.intake.publishing import to_integration as intake_events
-from services.notify.api import build_router as notify_router
 from services.notify.application import NotifyApplication
-from services.notify.channels import EmailChannel
-from services.notify.domain import CUSTOMER_ERASED, Correspondence
-from services.notify.feed import CustomerFeed
-from services.notify.mailer import SmtpMailer
-from services.notify.sender import Sender
+from services.notify.bootstrap import http_api as notify_http
+from services.notify.messages.channels import EmailChannel
+from services.notify.messages.domain import Correspondence
+from services.notify.messages.feed import CustomerFeed
+from services.notify.messages.mailer import SmtpMailer
+from services.notify.messages.sender import Sender
+from services.notify.messages.steps import CUSTOMER_ERASED
 from services.notify.settings import NotifySettings
 from services.review.application import ReviewApplication
 from services.review.policy_document import default_policy
@@ -34,7 +34,6 @@ from services.review.publishing import to_integration as review_events
 from shared.application import ServiceApplication
 from shared.auth import ApiKeys, parse_api_keys
 from shared.contracts import CloudEvent, MoneyModel, PayoutSucceededV1, envelope
-from shared.http import install_problem_handlers
 from shared.keystore import ERASED, PREFIX, open_keystore
 from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
@@ -181,12 +180,8 @@ async def world(
     review.record_shipped_policy()
     notify = NotifyApplication(env=store_env(notify_settings, "notify"))
     notify.keystore = open_keystore(notify_settings, "notify")
-    http = FastAPI()
-    install_problem_handlers(http)
     keys = ApiKeys(parse_api_keys(f"acme:{ACME_KEY}"))
-    http.include_router(
-        notify_router(notify, keys, StaffAuth(DEV_JWT_SECRET), CustomerFeed(notify))
-    )
+    http = notify_http(notify, keys, StaffAuth(DEV_JWT_SECRET), CustomerFeed(notify))
     transport = httpx.ASGITransport(app=http)
     with serve_intake(request, tmp_path, "postgres") as intake:
         async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
@@ -240,7 +235,7 @@ async def send_emails(notify: NotifyApplication, sink: MailSink, until: Callable
 def email_statuses(notify: NotifyApplication, refund_id: str) -> dict[str, tuple[str, Any]]:
     return {
         n["step"]: (n["status"], n["last_error"])
-        for n in notify.notifications_for(refund_id)
+        for n in notify.messages.notifications_for(refund_id)
         if n["channel"] == "email"
     }
 
@@ -374,9 +369,9 @@ async def test_personal_data_is_sealed_everywhere_and_erasure_shreds_it(
     for event in erasure_events:
         for name, text in erased.texts.items():
             assert text.encode() not in event.to_bytes(), name
-    correspondence = world.notify.correspondence(Correspondence.create_id(ours))
+    correspondence = world.notify.messages.correspondence(Correspondence.create_id(ours))
     assert correspondence.pending() == []  # the SMS (no sender running) failed too
-    sms = [n for n in world.notify.notifications_for(ours) if n["channel"] == "sms"]
+    sms = [n for n in world.notify.messages.notifications_for(ours) if n["channel"] == "sms"]
     assert sms and {(n["status"], n["last_error"]) for n in sms} == {("failed", CUSTOMER_ERASED)}
 
     # -- a later step for the erased customer is not posted in-app either ---------------------
@@ -402,7 +397,9 @@ async def test_personal_data_is_sealed_everywhere_and_erasure_shreds_it(
         )
     )
     in_app = {
-        n["step"]: n for n in world.notify.notifications_for(ours) if n["channel"] == "in_app"
+        n["step"]: n
+        for n in world.notify.messages.notifications_for(ours)
+        if n["channel"] == "in_app"
     }
     assert (in_app["paid"]["status"], in_app["paid"]["last_error"]) == ("failed", CUSTOMER_ERASED)
 

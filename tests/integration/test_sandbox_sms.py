@@ -11,7 +11,13 @@ import httpx
 import pytest
 
 from sandbox.sms import MESSAGES_FILE, SmsSandbox
-from services.notify.sms import HttpSmsProvider, SmsConflict, SmsRejected, SmsUnavailable, measure
+from services.notify.messages.sms import (
+    HttpSmsProvider,
+    SmsConflict,
+    SmsRejected,
+    SmsUnavailable,
+    measure,
+)
 
 PHONE = "+8613812345678"
 TEXT = "【退款通知】¥129.00已原路退至您的微信支付，预计2026年11月5日前到账。"

@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from sandbox.mailsink import MailSink, read_mailbox
-from services.notify.mailer import SmtpMailer, is_transient, new_message
+from services.notify.messages.mailer import SmtpMailer, is_transient, new_message
 
 WAIT = 5.0
 

@@ -18,17 +18,16 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as NotVerified
 
 from sandbox.mailsink import MailSink
 from services.notify.application import NotifyApplication
-from services.notify.deliverer import Deliverer
-from services.notify.mailer import SmtpMailer
+from services.notify.bootstrap import http_api
+from services.notify.messages.feed import CustomerFeed
+from services.notify.messages.mailer import SmtpMailer
 from services.notify.settings import NotifySettings
-from services.notify.webhook_index import WebhookIndex
-from services.notify.webhooks_api import build_webhooks_router
+from services.notify.webhooks.deliverer import Deliverer
 from shared.auth import ApiKeys, parse_api_keys
 from shared.contracts import (
     EVENT_TYPES,
@@ -42,10 +41,11 @@ from shared.contracts import (
     ReviewApprovedV1,
     envelope,
 )
-from shared.http import install_problem_handlers
 from shared.ids import public_id
 from shared.keystore import open_keystore
 from shared.settings import load_settings
+from shared.staff import StaffAuth
+from shared.staff_tokens import DEV_JWT_SECRET
 from shared.store import store_env
 from tests.support.receiver import Received, Receiver
 
@@ -125,11 +125,10 @@ class World:
         self.sink = sink
         self.app = NotifyApplication(env=store_env(settings, "notify"))
         self.app.keystore = open_keystore(settings, "notify")
-        self.app.webhook_allow_private = settings.webhook_allow_private
-        http = FastAPI()
-        install_problem_handlers(http)
+        self.app.webhooks.allow_private = settings.webhook_allow_private
         keys = ApiKeys(parse_api_keys(KEYS))
-        http.include_router(build_webhooks_router(self.app, keys, WebhookIndex(self.app)))
+        staff = StaffAuth(DEV_JWT_SECRET)
+        http = http_api(self.app, keys, staff, CustomerFeed(self.app))
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=http), base_url="http://notify"
         )
@@ -524,7 +523,7 @@ async def test_a_crash_between_send_and_record_leaves_it_uncertain_never_resent(
     ],
 )
 async def test_internal_urls_are_refused_at_registration(world: World, url: str) -> None:
-    world.app.webhook_allow_private = False
+    world.app.webhooks.allow_private = False
     refused = await world.client.post(
         "/v1/webhook_endpoints", json={"url": url, "event_types": ["*"]}, headers=ACME
     )
@@ -540,7 +539,7 @@ async def test_a_url_changed_to_an_internal_one_is_refused_and_rechecked_before_
     world: World,
 ) -> None:
     endpoint = await world.register()
-    world.app.webhook_allow_private = False
+    world.app.webhooks.allow_private = False
     changed = await world.client.post(
         f"/v1/webhook_endpoints/{endpoint['id']}",
         json={"url": "https://192.168.1.10/hook"},
@@ -647,7 +646,9 @@ async def test_the_event_types_to_subscribe_to_are_listed_with_their_schemas(
     listed = await world.client.get("/v1/webhook_event_types", headers=ACME)
     assert listed.status_code == 200, listed.text
     types = {t["type"]: t for t in listed.json()["data"]}
-    assert set(types) == {*EVENT_TYPES, "webhook.endpoint_disabled.v1"}
+    # Intake's platform-key events travel on its topic for notify's own use: not offered.
+    internal = {"api_key.issued.v1", "api_key.revoked.v1"}
+    assert set(types) == {*EVENT_TYPES, "webhook.endpoint_disabled.v1"} - internal
     assert all(t["description"] for t in types.values())  # each says what it means
     paid = types["payout.succeeded.v1"]
     assert paid["source"] == "payout" and "expected_arrival" in paid["data_schema"]["properties"]
@@ -668,7 +669,7 @@ async def test_the_event_types_to_subscribe_to_are_listed_with_their_schemas(
 
 
 async def test_validation_problems_name_each_bad_field(world: World) -> None:
-    world.app.webhook_allow_private = False
+    world.app.webhooks.allow_private = False
     bad = await world.client.post(
         "/v1/webhook_endpoints",
         json={"url": "ftp://hooks.example.com/x", "event_types": ["refund.requested.v1", "nope"]},
@@ -785,26 +786,28 @@ async def test_secrets_are_stored_sealed_and_shredded_with_their_endpoint(world:
     log = await world.client.get(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
     assert "secret" not in log.json()
 
-    live = world.app.endpoint_for("acme", endpoint["id"])
-    assert world.app.live_secrets(live, datetime.now(UTC)) == secrets[::-1]
+    live = world.app.webhooks.endpoint_for("acme", endpoint["id"])
+    assert world.app.webhooks.secrets.live(live, datetime.now(UTC)) == secrets[::-1]
     deleted = await world.client.delete(f"/v1/webhook_endpoints/{endpoint['id']}", headers=ACME)
     assert deleted.status_code == 200
     gone = world.app.repository.get(live.id)
-    assert world.app.live_secrets(gone, datetime.now(UTC)) == []  # shredded, not just unused
+    assert (
+        world.app.webhooks.secrets.live(gone, datetime.now(UTC)) == []
+    )  # shredded, not just unused
 
     # A deletion stored by a process that died before shredding: deleting again shreds.
     cut_short = await world.register()
-    cid = world.app.endpoint_for("acme", cut_short["id"]).id
+    cid = world.app.webhooks.endpoint_for("acme", cut_short["id"]).id
     world.app.update(cid, lambda e: e.delete(actor="tenant:acme"))
-    assert world.app.live_secrets(world.app.repository.get(cid), datetime.now(UTC))
+    assert world.app.webhooks.secrets.live(world.app.repository.get(cid), datetime.now(UTC))
     again = await world.client.delete(f"/v1/webhook_endpoints/{cut_short['id']}", headers=ACME)
     assert again.status_code == 404
-    assert world.app.live_secrets(world.app.repository.get(cid), datetime.now(UTC)) == []
+    assert world.app.webhooks.secrets.live(world.app.repository.get(cid), datetime.now(UTC)) == []
 
 
 async def test_a_secret_stored_in_clear_by_an_earlier_build_still_signs(world: World) -> None:
     endpoint = await world.register()
-    uid = world.app.endpoint_for("acme", endpoint["id"]).id
+    uid = world.app.webhooks.endpoint_for("acme", endpoint["id"]).id
     legacy = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a secret as stored before sealing
     world.app.update(
         uid,
@@ -848,7 +851,7 @@ async def test_https_goes_to_the_vetted_address_and_checks_the_hosts_certificate
         asked.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    world.app.webhook_resolve = resolve
+    world.app.webhooks.resolve = resolve
     with Receiver(tls=server_tls, host_name="hooks.test") as secure:
         endpoint = await world.register(url=secure.url)
         await world.event()

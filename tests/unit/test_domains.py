@@ -93,7 +93,10 @@ DOMAIN_MODULES = [
     "payout/callbacks.py",
     "payout/fx.py",
     "payout/reconcile.py",
-    "notify/domain.py",
+    "notify/messages/domain.py",
+    "notify/messages/steps.py",
+    "notify/webhooks/endpoints.py",
+    "notify/webhooks/deliveries.py",
     "../shared/idempotency.py",
     "../shared/money.py",
 ]

@@ -11,7 +11,8 @@ import pytest
 
 from services.intake.erasure import CustomerErasure
 from services.intake.publishing import to_integration
-from services.notify.domain import CUSTOMER_ERASED, Correspondence
+from services.notify.messages.domain import Correspondence
+from services.notify.messages.steps import CUSTOMER_ERASED
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 SERVICES = Path(__file__).parents[2] / "services"
@@ -80,7 +81,8 @@ def test_erased_customers_open_messages_fail_and_sent_ones_stay() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["intake/domain.py", "intake/erasure.py", "review/domain.py", "notify/domain.py"]
+    "module",
+    ["intake/domain.py", "intake/erasure.py", "review/domain.py", "notify/messages/domain.py"],
 )
 def test_domains_never_see_the_keystore(module: str) -> None:
     imported: set[str] = set()

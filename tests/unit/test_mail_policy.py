@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.policy import default
 
-from services.notify.mailer import POLICY, new_message
+from services.notify.messages.mailer import POLICY, new_message
 
 
 def _compose(message: EmailMessage) -> bytes:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notify.domain import (
-    Correspondence,
-    UnknownStep,
+from services.notify.messages.domain import Correspondence, UnknownStep
+from services.notify.messages.steps import (
     mask_email,
     message_id,
     notification_id,
@@ -18,7 +17,7 @@ from services.notify.domain import (
     occurrence_of,
     step_of,
 )
-from services.notify.templates import format_money, render
+from services.notify.messages.templates import format_money, render
 from shared.money import Money
 
 REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
@@ -262,7 +261,7 @@ def test_ids_are_deterministic_and_addresses_masked() -> None:
 
 
 def test_the_domain_imports_no_framework() -> None:
-    source = Path(__file__).parents[2] / "services" / "notify" / "domain.py"
+    source = Path(__file__).parents[2] / "services" / "notify" / "messages" / "domain.py"
     tree = ast.parse(source.read_text())
     imported = {
         name.split(".")[0]

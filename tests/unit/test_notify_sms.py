@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from services.notify.sms import (
+from services.notify.messages.sms import (
     HttpSmsProvider,
     SmsConflict,
     SmsRejected,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from refunds.cli import main
-from services.notify.sms import measure
-from services.notify.templates import (
+from services.notify.messages.sms import measure
+from services.notify.messages.templates import (
     CHANNELS,
     LOCALES,
     SAMPLE_FACTS,
@@ -338,7 +338,7 @@ def test_cli_unknown_step_locale_or_channel_exits_2_with_the_known_ones(
 def test_review_and_withdrawal_steps_are_announced_to_the_customer() -> None:
     from datetime import UTC, datetime
 
-    from services.notify.application import step_for
+    from services.notify.messages.application import step_for
     from shared.contracts import (
         MoneyModel,
         RefundWithdrawnV1,

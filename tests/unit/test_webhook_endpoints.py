@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.notify.deliverer import pinned
-from services.notify.endpoints import (
-    AttemptResult,
-    DeliveryRefused,
-    EndpointDirectory,
-    EndpointRefused,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
 from services.notify.settings import NotifySettings
-from services.notify.webhooks import new_secret, next_attempt_delay, retry_schedule
+from services.notify.webhooks.deliverer import pinned
+from services.notify.webhooks.deliveries import AttemptResult, DeliveryRefused, WebhookDelivery
+from services.notify.webhooks.endpoints import EndpointDirectory, EndpointRefused, WebhookEndpoint
+from services.notify.webhooks.retries import next_attempt_delay, retry_schedule
+from services.notify.webhooks.signing import new_secret
 
 T0 = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -319,7 +314,7 @@ def test_a_request_is_pinned_to_the_vetted_address_keeping_host_and_tls_name() -
 
 
 def test_the_webhook_domain_imports_no_framework() -> None:
-    source = Path("services/notify/endpoints.py").read_text(encoding="utf-8")
+    source = Path("services/notify/webhooks/endpoints.py").read_text(encoding="utf-8")
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -334,4 +329,28 @@ def test_the_webhook_domain_imports_no_framework() -> None:
         "typing",
         "eventsourcing",
         "shared",
+    }
+
+
+def test_the_delivery_domain_imports_no_framework_either() -> None:
+    """The deliveries' rules, split from the endpoints', import them and nothing more."""
+    source = Path("services/notify/webhooks/deliveries.py").read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert {name.split(".")[0] for name in imported} <= {
+        "__future__",
+        "uuid",
+        "dataclasses",
+        "datetime",
+        "typing",
+        "eventsourcing",
+        "shared",
+        "services",
+    }
+    assert {name for name in imported if name.startswith("services")} == {
+        "services.notify.webhooks.endpoints"
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.notify.safety import UnsafeUrl, check_url, forbidden_reason, safe_addresses
+from services.notify.webhooks.safety import UnsafeUrl, check_url, forbidden_reason, safe_addresses
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:4700:4700::1111"

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from services.notify.application import NotifyApplication
-from services.notify.domain import EMAIL, Correspondence
+from services.notify.follow import read_after, stored_topics
+from services.notify.messages import domain
+from services.notify.messages.domain import Correspondence
+from services.notify.messages.steps import EMAIL
 
 Event: Any = Correspondence
-TOPICS = tuple(
-    get_topic(cls)
-    for cls in (
+TOPICS = stored_topics(
+    (
         Event.ContactRecorded,
         Event.StepScheduled,
         Event.AttemptStarted,
@@ -30,7 +30,8 @@ TOPICS = tuple(
         Event.MessageFailed,
         Event.MarkedUncertain,
         Event.ResendRequested,
-    )
+    ),
+    domain.EARLIER_TOPICS,
 )
 BATCH = 1000
 CLOSING = (Event.MessageSent, Event.MessageFailed, Event.MarkedUncertain)
@@ -59,10 +60,12 @@ class Outbox:
     def scan(self) -> list[tuple[uuid.UUID, str]]:
         """Read the whole log; returns the (correspondence, step) attempts left unfinished."""
         seen: dict[uuid.UUID, _Seen] = {}
-        while batch := self._read(limit=BATCH):
-            for _, event in batch:
+        while True:
+            batch = self._read()
+            for event in batch:
                 self._learn(seen.setdefault(event.originator_id, _Seen()), event)
-            self.position = batch[-1][0]
+            if len(batch) < BATCH:
+                break
         unfinished = []
         for correspondence_id, known in seen.items():
             open_steps = (
@@ -99,9 +102,8 @@ class Outbox:
 
     def follow(self) -> int:
         """Note what happened since the last read; returns how many events were read."""
-        events = self._read(limit=BATCH)
-        for position, event in events:
-            self.position = position
+        events = self._read()
+        for event in events:
             if isinstance(event, Event.AttemptFailed) and event.channel == self.channel:
                 self.wake(event.originator_id, event.retry_at)
             elif not isinstance(event, (Event.AttemptStarted, *CLOSING)):
@@ -127,8 +129,10 @@ class Outbox:
         times = [at for at in self.due.values() if at is not None]
         return min(times) if times else None
 
-    def _read(self, *, limit: int) -> list[tuple[int, Any]]:
-        notifications = self.app.recorder.select_notifications(
-            start=self.position, limit=limit, topics=TOPICS, inclusive_of_start=False
-        )
-        return [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+    def _read(self) -> list[Any]:
+        """The next batch of correspondence events; the position moves past it, and past
+        whatever else was logged up to then."""
+        notifications, position = read_after(self.app, self.position, topics=TOPICS, limit=BATCH)
+        events = [self.app.mapper.to_domain_event(n) for n in notifications]
+        self.position = position
+        return events

@@ -30,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from services.notify.application import NotifyApplication
-from services.notify.channels import Channel, Outgoing, TryLater, Undeliverable
-from services.notify.domain import CUSTOMER_ERASED, EMAIL, SMS, Correspondence, Due
-from services.notify.outbox import Outbox
+from services.notify.messages.channels import Channel, Outgoing, TryLater, Undeliverable
+from services.notify.messages.domain import Correspondence, Due
+from services.notify.messages.outbox import Outbox
+from services.notify.messages.steps import CUSTOMER_ERASED, EMAIL, SMS
 from shared.aio import sleep_or_stop
 from shared.contracts import SEALED_EMAIL, SEALED_PHONE
 from shared.health import Health
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RETRY_DELAY = timedelta(hours=1)
 JITTER = 0.1
-ADDRESS_FIELDS = {EMAIL: SEALED_EMAIL, SMS: SEALED_PHONE}
+ADDRESS_FIELDS: dict[str, str] = {EMAIL: SEALED_EMAIL, SMS: SEALED_PHONE}
 
 
 class Sender:
@@ -121,7 +122,9 @@ class Sender:
 
     async def _check(self, correspondence_id: uuid.UUID, stop: asyncio.Event) -> bool:
         """Attempt every due message of one correspondence; False only when stopping."""
-        correspondence = await asyncio.to_thread(self.app.correspondence, correspondence_id)
+        correspondence = await asyncio.to_thread(
+            self.app.messages.correspondence, correspondence_id
+        )
         for due in correspondence.pending(channels=(self.channel.name,)):
             if due.retry_at is not None and due.retry_at > self.clock():
                 self.outbox.wake(correspondence_id, due.retry_at)
@@ -151,7 +154,7 @@ class Sender:
             # Our token: if the claim is stored but its answer lost, the retry knows it.
             claim = uuid.uuid4().hex
             claimed = await self._store(
-                stop, self.app.start_attempt, cid, due.step, self.channel.name, claim
+                stop, self.app.messages.start_attempt, cid, due.step, self.channel.name, claim
             )
             if claimed is None:
                 return not stop.is_set()  # no longer open, or stopping

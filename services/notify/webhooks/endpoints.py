@@ -1,25 +1,21 @@
-"""Platform webhooks, the rules: tenants' endpoints, their directory, and each delivery's attempts.
-
-One `WebhookDelivery` per (endpoint, CloudEvent), addressed by a derived id, so a redelivered
-Kafka message or a restarted consumer finds the delivery that exists instead of making another.
-An attempt is claimed (`AttemptStarted`) before the request goes out and settled afterwards; an
-attempt claimed but never settled is `uncertain` and is only ever sent again by a person.
-"""
+"""Platform webhooks, the rules of endpoints: the URLs a tenant receives events at, their
+secrets, when they are disabled, and the tenant's directory of what each subscribes to."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
 from shared.ids import derived_id
 
 ANY_TYPE = "*"
-DISABLE_REASONS = ("gone", "failing", "manual")
-DELIVERY_STATES = ("pending", "delivered", "failed", "uncertain")
+# Why an endpoint is disabled: it answered 410 Gone, it kept failing, or its tenant said so.
+DisableReason = Literal["gone", "failing", "manual"]
+DISABLE_REASONS: tuple[DisableReason, ...] = get_args(DisableReason)
 
 
 class EndpointRefused(ValueError):
@@ -29,10 +25,6 @@ class EndpointRefused(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class DeliveryRefused(EndpointRefused):
-    """A command the delivery's state does not allow."""
 
 
 def matches(event_types: list[str], event_type: str) -> bool:
@@ -114,7 +106,7 @@ class WebhookEndpoint(Aggregate):
         self.secret = secret
         self.previous_secret: str | None = None
         self.previous_expires_at: datetime | None = None
-        self.disabled_reason: str | None = None
+        self.disabled_reason: DisableReason | None = None
         self.disabled_at: datetime | None = None
         self.failing_since: datetime | None = None
         self.alert_sent_at: datetime | None = None
@@ -215,10 +207,10 @@ class WebhookEndpoint(Aggregate):
         if reason not in DISABLE_REASONS:
             raise EndpointRefused("unknown_reason", f"no disable reason {reason!r}")
         if self.disabled_reason is None:
-            self._disabled(reason=reason, at=at, actor=actor)
+            self._disabled(reason=cast(DisableReason, reason), at=at, actor=actor)
 
     @event(Disabled)
-    def _disabled(self, *, reason: str, at: datetime, actor: str) -> None:
+    def _disabled(self, *, reason: DisableReason, at: datetime, actor: str) -> None:
         self.disabled_reason = reason
         self.disabled_at = at
 
@@ -323,226 +315,11 @@ class EndpointDirectory(Aggregate):
         ]
 
 
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one request got back: a status (None when no answer came) and how long it took."""
-
-    status_code: int | None
-    latency_ms: int
-    error: str | None = None
-    response_excerpt: str = ""
-
-
-class WebhookDelivery(Aggregate):
-    """One event for one endpoint: the exact bytes to send, and every attempt to send them."""
-
-    class Scheduled(Aggregate.Created):
-        tenant: str
-        endpoint_id: uuid.UUID
-        event_id: str
-        event_type: str
-        refund_id: str
-        body: str
-        at: datetime
-
-    class AttemptStarted(Aggregate.Event):
-        n: int
-        at: datetime
-
-    class AttemptSucceeded(Aggregate.Event):
-        n: int
-        at: datetime
-        status_code: int
-        latency_ms: int
-        response_excerpt: str
-
-    class AttemptFailed(Aggregate.Event):
-        n: int
-        at: datetime
-        status_code: int | None
-        latency_ms: int
-        error: str | None
-        response_excerpt: str
-        next_attempt_at: datetime | None  # None: given up
-
-    class MarkedUncertain(Aggregate.Event):
-        n: int
-        at: datetime
-
-    class Cancelled(Aggregate.Event):
-        at: datetime
-        reason: str
-
-    class RedeliveryRequested(Aggregate.Event):
-        at: datetime
-        actor: str
-
-    @staticmethod
-    def create_id(endpoint_id: uuid.UUID, event_id: str) -> uuid.UUID:
-        # Whatever redelivers the event, the same (endpoint, event) names the same delivery.
-        return derived_id("webhook-delivery", str(endpoint_id), event_id)
-
-    @event(Scheduled)
-    def __init__(
-        self,
-        *,
-        tenant: str,
-        endpoint_id: uuid.UUID,
-        event_id: str,
-        event_type: str,
-        refund_id: str,
-        body: str,
-        at: datetime,
-    ) -> None:
-        self.tenant = tenant
-        self.endpoint_id = endpoint_id
-        self.event_id = event_id
-        self.event_type = event_type
-        self.refund_id = refund_id
-        self.body = body
-        self.created_at = at
-        self.state = "pending"
-        self.next_attempt_at: datetime | None = at
-        self.attempts: list[dict[str, Any]] = []
-        self.round_attempts = 0  # attempts since scheduling or the last manual redelivery
-        self.reason: str | None = None
-
-    @property
-    def in_flight(self) -> bool:
-        return bool(self.attempts) and self.attempts[-1]["finished_at"] is None
-
-    def is_due(self, now: datetime) -> bool:
-        return (
-            self.state == "pending"
-            and not self.in_flight
-            and self.next_attempt_at is not None
-            and self.next_attempt_at <= now
-        )
-
-    def start_attempt(self, *, at: datetime) -> int:
-        """Claim the next attempt before sending it; returns its number (1-based)."""
-        if not self.is_due(at):
-            raise DeliveryRefused("not_due", f"delivery is {self.state}, not due for an attempt")
-        n = len(self.attempts) + 1
-        self._attempt_started(n=n, at=at)
-        return n
-
-    @event(AttemptStarted)
-    def _attempt_started(self, *, n: int, at: datetime) -> None:
-        self.attempts.append(
-            {
-                "n": n,
-                "started_at": at,
-                "finished_at": None,
-                "status_code": None,
-                "latency_ms": None,
-                "error": None,
-                "response_excerpt": "",
-                "outcome": "in_flight",
-            }
-        )
-        self.round_attempts += 1
-        self.next_attempt_at = None
-
-    def _check_in_flight(self, n: int) -> None:
-        if not self.in_flight or self.attempts[-1]["n"] != n:
-            raise DeliveryRefused("not_in_flight", f"attempt {n} is not the one in flight")
-
-    def _settle(self, at: datetime, result: AttemptResult, outcome: str) -> None:
-        self.attempts[-1].update(
-            finished_at=at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-            outcome=outcome,
-        )
-
-    def succeed(self, *, n: int, at: datetime, result: AttemptResult) -> None:
-        self._check_in_flight(n)
-        if result.status_code is None or not 200 <= result.status_code < 300:
-            raise DeliveryRefused("not_success", "only a 2xx answer delivers")
-        self._attempt_succeeded(
-            n=n,
-            at=at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            response_excerpt=result.response_excerpt,
-        )
-
-    @event(AttemptSucceeded)
-    def _attempt_succeeded(
-        self, *, n: int, at: datetime, status_code: int, latency_ms: int, response_excerpt: str
-    ) -> None:
-        self._settle(
-            at, AttemptResult(status_code, latency_ms, None, response_excerpt), "succeeded"
-        )
-        self.state = "delivered"
-        self.next_attempt_at = None
-
-    def fail(self, *, n: int, at: datetime, result: AttemptResult, retry_in: float | None) -> None:
-        """A failed attempt; `retry_in` seconds until the next, None to give up."""
-        self._check_in_flight(n)
-        self._attempt_failed(
-            n=n,
-            at=at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-            next_attempt_at=None if retry_in is None else at + timedelta(seconds=retry_in),
-        )
-
-    @event(AttemptFailed)
-    def _attempt_failed(
-        self,
-        *,
-        n: int,
-        at: datetime,
-        status_code: int | None,
-        latency_ms: int,
-        error: str | None,
-        response_excerpt: str,
-        next_attempt_at: datetime | None,
-    ) -> None:
-        self._settle(at, AttemptResult(status_code, latency_ms, error, response_excerpt), "failed")
-        self.next_attempt_at = next_attempt_at
-        self.state = "pending" if next_attempt_at is not None else "failed"
-
-    def mark_uncertain(self, *, at: datetime) -> None:
-        """The attempt in flight will never be settled (its sender died): we cannot know
-        whether the receiver got it, so it is not sent again unless someone asks."""
-        if not self.in_flight:
-            raise DeliveryRefused("not_in_flight", "no attempt is in flight")
-        self._marked_uncertain(n=self.attempts[-1]["n"], at=at)
-
-    @event(MarkedUncertain)
-    def _marked_uncertain(self, *, n: int, at: datetime) -> None:
-        self.attempts[-1].update(finished_at=at, error="outcome unknown", outcome="uncertain")
-        self.state = "uncertain"
-        self.next_attempt_at = None
-
-    def cancel(self, *, at: datetime, reason: str) -> None:
-        """Stop a pending delivery (its endpoint was disabled or deleted)."""
-        if self.state != "pending" or self.in_flight:
-            raise DeliveryRefused("not_pending", f"delivery is {self.state}")
-        self._cancelled(at=at, reason=reason)
-
-    @event(Cancelled)
-    def _cancelled(self, *, at: datetime, reason: str) -> None:
-        self.state = "failed"
-        self.reason = reason
-        self.next_attempt_at = None
-
-    def request_redelivery(self, *, at: datetime, actor: str) -> None:
-        """Send it again now, with the same webhook-id, and a fresh round of retries."""
-        if self.in_flight:
-            raise DeliveryRefused("in_flight", "an attempt is in flight; wait for its outcome")
-        self._redelivery_requested(at=at, actor=actor)
-
-    @event(RedeliveryRequested)
-    def _redelivery_requested(self, *, at: datetime, actor: str) -> None:
-        self.state = "pending"
-        self.reason = None
-        self.next_attempt_at = at
-        self.round_attempts = 0
+# Stored events name the class they were written from; those of earlier releases name the
+# module it lived in then, and keep loading (their nested events resolve through it).
+EARLIER_TOPICS = {
+    "services.notify.endpoints:WebhookEndpoint": WebhookEndpoint,
+    "services.notify.endpoints:EndpointDirectory": EndpointDirectory,
+}
+for _topic, _moved in EARLIER_TOPICS.items():
+    register_topic(_topic, _moved)

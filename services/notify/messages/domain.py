@@ -9,74 +9,27 @@ from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
-from shared.ids import derived_id, public_id
-
-STEPS = (
-    "received",
-    "in_review",
-    "evidence_requested",
-    "approved",
-    "rejected",
-    "compensation_offered",
-    "withdrawn",
-    "paid",
-    "payout_failed",
+from services.notify.messages.steps import (
+    CHANNELS,
+    EMAIL,
+    IN_APP,
+    REPEATABLE,
+    RESENDABLE,
+    SMS,
+    STEPS,
+    Status,
+    notification_id,
+    occurrence_key,
+    occurrence_of,
+    step_of,
 )
-# Steps a refund can go through more than once: review asks for evidence again, an appeal
-# reopens a rejected case (so it is in review again, and may be rejected again), a payout
-# retried by finance fails again. Each new occurrence is a message of its own.
-REPEATABLE = frozenset({"in_review", "evidence_requested", "rejected", "payout_failed"})
-# in_app is delivered by storing it (the customer's feed reads it); e-mail and SMS leave
-# the system and are sent by a worker, attempt by attempt.
-IN_APP = "in_app"
-EMAIL = "email"
-SMS = "sms"
-CHANNELS = (EMAIL, SMS, IN_APP)
-OUTBOUND = (EMAIL, SMS)
-MESSAGE_ID_DOMAIN = "refunds.local"
-# Why a message was never sent: the customer was erased, their address no longer opens.
-CUSTOMER_ERASED = "customer_erased"
+from shared.ids import derived_id
 
 
 class UnknownStep(ValueError):
     """A step or channel this service does not send."""
-
-
-def occurrence_key(step: str, occurrence: int) -> str:
-    """How a step's occurrence is named wherever a message is keyed: `rejected` for the first,
-    `rejected#2` for the second. The first keeps the plain step, so its ids never change."""
-    return step if occurrence == 1 else f"{step}#{occurrence}"
-
-
-def step_of(key: str) -> str:
-    """`rejected#2` → `rejected`: the step whose templates a message is rendered with."""
-    return key.partition("#")[0]
-
-
-def occurrence_of(key: str) -> int:
-    """`rejected#2` → 2; a plain step is its first occurrence."""
-    number = key.partition("#")[2]
-    return int(number) if number else 1
-
-
-def notification_id(refund_id: str, step: str, channel: str) -> str:
-    """`nt_<hex>`: the same (refund, step, channel) always names the same notification
-    (`step` is an occurrence key: a second rejection is a notification of its own)."""
-    return public_id("nt", derived_id("notification", refund_id, step, channel))
-
-
-def message_id(refund_id: str, step: str, channel: str) -> str:
-    """The RFC 5322 Message-ID of the one e-mail for (refund, step, channel)."""
-    return f"<{notification_id(refund_id, step, channel)}@{MESSAGE_ID_DOMAIN}>"
-
-
-def mask_email(address: str) -> str:
-    """`li.wei@example.com` → `l***@example.com`: enough to recognise, not to contact."""
-    local, at, domain = address.rpartition("@")
-    if not at or not local:
-        return "***"
-    return f"{local[0]}***@{domain}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +74,7 @@ class Delivery:
 
     step: str
     channel: str
-    status: str = "pending"  # pending → sent | failed | uncertain
+    status: Status = "pending"
     attempts: int = 0
     in_flight: bool = False  # an attempt was claimed and has no outcome yet
     claim: str | None = None  # the claimer's token of the attempt in flight
@@ -322,6 +275,13 @@ class Correspondence(Aggregate):
             raise UnknownStep(f"{step}/{channel} was never scheduled")  # step: occurrence key
         return self.deliveries.setdefault((step, channel), Delivery(step, channel))
 
+    def _close(self, step: str, channel: str, status: Status) -> Delivery:
+        """An outcome: the message is no longer pending and no attempt of it is in flight."""
+        delivery = self._open_delivery(step, channel)
+        delivery.status = status
+        delivery.in_flight = False
+        return delivery
+
     # -- attempts and outcomes ----------------------------------------------------------------
 
     def start_attempt(self, step: str, channel: str, claim: str | None = None) -> int | None:
@@ -421,9 +381,7 @@ class Correspondence(Aggregate):
     ) -> None:
         # refund_id and tenant ride on the event so the relay can publish it
         # without loading the aggregate.
-        delivery = self._open_delivery(step, channel)
-        delivery.status = "sent"
-        delivery.in_flight = False
+        delivery = self._close(step, channel, "sent")
         delivery.attempts = max(delivery.attempts, 1)
         delivery.sent = {
             "notification_id": notification_id(refund_id, step, channel),
@@ -463,9 +421,7 @@ class Correspondence(Aggregate):
         cause: str,
         failed_at: datetime,
     ) -> None:
-        delivery = self._open_delivery(step, channel)
-        delivery.status = "failed"
-        delivery.in_flight = False
+        delivery = self._close(step, channel, "failed")
         delivery.attempts = attempts
         delivery.last_error = cause
 
@@ -487,14 +443,12 @@ class Correspondence(Aggregate):
 
     @event(MarkedUncertain)
     def _marked_uncertain(self, *, step: str, channel: str, attempt: int) -> None:
-        delivery = self._open_delivery(step, channel)
-        delivery.status = "uncertain"
-        delivery.in_flight = False
+        self._close(step, channel, "uncertain")
 
     def request_resend(self, step: str, channel: str, *, actor: str) -> bool:
         """A person decided an uncertain or failed message goes out (again); False if not so."""
         delivery = self._open_delivery(step, channel)
-        if delivery.status not in ("uncertain", "failed"):
+        if delivery.status not in RESENDABLE:
             return False
         self._resend_requested(step=step, channel=channel, actor=actor)
         return True
@@ -505,3 +459,10 @@ class Correspondence(Aggregate):
         delivery.status = "pending"
         delivery.attempts = 0
         delivery.retry_at = None
+
+
+# Stored events name the class they were written from; those of earlier releases name the
+# module it lived in then, and keep loading (their nested events resolve through it).
+EARLIER_TOPICS = {"services.notify.domain:Correspondence": Correspondence}
+for _topic, _moved in EARLIER_TOPICS.items():
+    register_topic(_topic, _moved)

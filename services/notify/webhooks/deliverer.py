@@ -17,7 +17,7 @@ mark the other's attempts in flight as uncertain at start-up.
 A deliverer connects to an address it vetted itself (`safety.safe_addresses`, right before the
 attempt), with TLS still verified against the URL's host name, so a DNS answer that changes
 between the check and the connection cannot redirect a delivery to an internal address.
-Redirects are not followed; response bodies are kept only as `webhooks.excerpt()`.
+Redirects are not followed; response bodies are kept only as `retries.excerpt()`.
 
 Deliveries that come due while their endpoint is disabled or deleted are failed ("cancelled",
 with the reason); after re-enabling, the tenant redelivers the ones it wants.
@@ -39,16 +39,20 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from eventsourcing.utils import get_topic
 
 from services.notify.application import NotifyApplication
-from services.notify.endpoints import AttemptResult, WebhookDelivery, WebhookEndpoint
-from services.notify.mailer import Mailer, new_message
-from services.notify.safety import IPAddress, UnsafeUrl, safe_addresses
+from services.notify.follow import read_after, stored_topics
+from services.notify.messages.mailer import Mailer, new_message
 from services.notify.settings import NotifySettings
-from services.notify.webhook_commands import Claim, endpoint_public_id
-from services.notify.webhooks import excerpt, headers, is_gone, next_attempt_delay
-from services.notify.webhooks import parse_retry_after as retry_after_of
+from services.notify.webhooks import deliveries, endpoints
+from services.notify.webhooks.attempts import Claim
+from services.notify.webhooks.commands import endpoint_public_id
+from services.notify.webhooks.deliveries import AttemptResult, WebhookDelivery
+from services.notify.webhooks.endpoints import WebhookEndpoint
+from services.notify.webhooks.retries import excerpt, is_gone, next_attempt_delay
+from services.notify.webhooks.retries import parse_retry_after as retry_after_of
+from services.notify.webhooks.safety import IPAddress, UnsafeUrl, safe_addresses
+from services.notify.webhooks.signing import headers
 from shared.aio import ring_or_stop, sleep_or_stop
 from shared.follower import IDLE_POLL_SECONDS
 from shared.health import Health
@@ -67,7 +71,10 @@ DELIVERY_EVENTS = (
     D.RedeliveryRequested,
 )
 ENDPOINT_EVENTS = (E.Changed, E.Disabled, E.Enabled, E.AlertSent, E.Deleted)
-TOPICS = tuple(get_topic(cls) for cls in DELIVERY_EVENTS + ENDPOINT_EVENTS)
+TOPICS = stored_topics(
+    DELIVERY_EVENTS + ENDPOINT_EVENTS, {**deliveries.EARLIER_TOPICS, **endpoints.EARLIER_TOPICS}
+)
+BATCH = 500
 READ_LIMIT = 4096  # response bytes read at most; only an excerpt of them is kept
 USER_AGENT = "refunds-webhooks/1"
 ALERT_RETRY_SECONDS = 30.0
@@ -86,17 +93,18 @@ class DueSchedule:
         self.alerts: set[uuid.UUID] = set()
 
     def catch_up(self) -> int:
+        """Apply what was logged since the last look; how many of its events were read."""
         read = 0
         while True:
-            notifications = self.app.recorder.select_notifications(
-                start=self.position, limit=500, topics=TOPICS, inclusive_of_start=False
+            notifications, position = read_after(
+                self.app, self.position, topics=TOPICS, limit=BATCH
             )
-            if not notifications:
-                return read
             for notification in notifications:
                 self._apply(self.app.mapper.to_domain_event(notification))
-            self.position = notifications[-1].id
+            self.position = position
             read += len(notifications)
+            if len(notifications) < BATCH:
+                return read
 
     def _apply(self, logged: Any) -> None:
         uid = logged.originator_id
@@ -191,7 +199,7 @@ class Deliverer:
         await asyncio.to_thread(schedule.catch_up)
         for delivery_id in sorted(schedule.started - set(self.in_flight)):
             # Claimed by a deliverer that died before recording the outcome: never resent.
-            if await asyncio.to_thread(self.app.mark_uncertain, delivery_id):
+            if await asyncio.to_thread(self.app.webhook_deliveries.mark_uncertain, delivery_id):
                 self.marked_uncertain += 1
                 log.warning("webhook delivery %s: outcome unknown, marked uncertain", delivery_id)
         limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
@@ -250,7 +258,7 @@ class Deliverer:
         self, delivery_id: uuid.UUID, client: httpx.AsyncClient, schedule: DueSchedule
     ) -> None:
         try:
-            claim = await asyncio.to_thread(self.app.claim_attempt, delivery_id)
+            claim = await asyncio.to_thread(self.app.webhook_deliveries.claim_attempt, delivery_id)
             if claim is None:
                 return
             result, retry_after = await self._post(client, claim)
@@ -263,7 +271,7 @@ class Deliverer:
                 )
             )
             settlement = await self._until_stored(
-                lambda: self.app.settle_attempt(
+                lambda: self.app.webhook_deliveries.settle_attempt(
                     claim, result, retry_in=retry_in, disable_after=self.disable_after
                 )
             )
@@ -281,7 +289,7 @@ class Deliverer:
     async def _post(
         self, client: httpx.AsyncClient, claim: Claim
     ) -> tuple[AttemptResult, float | None]:
-        allow = self.app.webhook_allow_private
+        allow = self.app.webhooks.allow_private
         started = time.perf_counter()
 
         def took() -> int:
@@ -289,7 +297,7 @@ class Deliverer:
 
         try:
             addresses = await asyncio.to_thread(
-                safe_addresses, claim.url, allow_private=allow, resolve=self.app.webhook_resolve
+                safe_addresses, claim.url, allow_private=allow, resolve=self.app.webhooks.resolve
             )
         except UnsafeUrl as unsafe:
             return AttemptResult(None, took(), f"unsafe URL: {unsafe.reason}"), None
@@ -355,11 +363,11 @@ class Deliverer:
 
         Sent, then recorded: a crash in between repeats the e-mail under the same Message-ID
         (as the customer e-mails do) rather than risk never telling the tenant."""
-        endpoint = await asyncio.to_thread(self.app.endpoint, endpoint_id)
+        endpoint = await asyncio.to_thread(self.app.webhooks.endpoint, endpoint_id)
         if not endpoint.alert_due:
             return
         await asyncio.to_thread(self.mailer.send, self._alert_message(endpoint))
-        await asyncio.to_thread(self.app.record_alert_sent, endpoint_id)
+        await asyncio.to_thread(self.app.webhook_deliveries.record_alert_sent, endpoint_id)
 
     def _alert_message(self, endpoint: WebhookEndpoint) -> EmailMessage:
         public = endpoint_public_id(endpoint.id)

@@ -10,11 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from services.notify.endpoints import WebhookDelivery, WebhookEndpoint
+from services.notify.follow import TopicReadModel, events_of, stored_topics
+from services.notify.webhooks import deliveries, endpoints
+from services.notify.webhooks.deliveries import WebhookDelivery
+from services.notify.webhooks.endpoints import WebhookEndpoint
 from shared.application import ServiceApplication
-from shared.readmodel import ReadModel, UnknownCursor, sortable
-
-__all__ = ["DeliveryIndex", "EndpointIndex", "Page", "UnknownCursor", "WebhookIndex"]
+from shared.readmodel import sortable
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,16 @@ class Page:
     has_more: bool
 
 
-class EndpointIndex(ReadModel):
+class _Ids(TopicReadModel):
+    """A list whose rows are keyed by aggregate id: a page is the ids to show."""
+
+    def ids(self, equal: dict[str, Any], limit: int, starting_after: uuid.UUID | None) -> Page:
+        after = str(starting_after) if starting_after else None
+        found, has_more = self.fetch(equal, limit=limit, starting_after=after)
+        return Page([uuid.UUID(str(row[0])) for row in found], has_more)
+
+
+class EndpointIndex(_Ids):
     name = "webhook_endpoint_index"
     schema = (
         "endpoint_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, created_at TEXT NOT NULL, "
@@ -33,28 +43,18 @@ class EndpointIndex(ReadModel):
     changing = ("deleted", "version")
     time_column = "created_at"
     topic_marker = ":WebhookEndpoint."
+    topics = stored_topics(events_of(WebhookEndpoint), endpoints.EARLIER_TOPICS)
     cursor_scope = frozenset({"tenant"})
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
-        endpoint: WebhookEndpoint = aggregate
-        return (
-            str(endpoint.id),
-            endpoint.tenant,
-            sortable(endpoint.created_on),
-            int(endpoint.deleted),
-            endpoint.version,
-        )
+        e: WebhookEndpoint = aggregate
+        return (str(e.id), e.tenant, sortable(e.created_on), int(e.deleted), e.version)
 
     def page(self, tenant: str, *, limit: int, starting_after: uuid.UUID | None = None) -> Page:
-        found, has_more = self.fetch(
-            {"tenant": tenant, "deleted": 0},
-            limit=limit,
-            starting_after=str(starting_after) if starting_after else None,
-        )
-        return Page([uuid.UUID(str(row[0])) for row in found], has_more)
+        return self.ids({"tenant": tenant, "deleted": 0}, limit, starting_after)
 
 
-class DeliveryIndex(ReadModel):
+class DeliveryIndex(_Ids):
     name = "webhook_delivery_index"
     schema = (
         "delivery_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, endpoint_id TEXT NOT NULL, "
@@ -64,18 +64,12 @@ class DeliveryIndex(ReadModel):
     changing = ("state", "version")
     time_column = "created_at"
     topic_marker = ":WebhookDelivery."
+    topics = stored_topics(events_of(WebhookDelivery), deliveries.EARLIER_TOPICS)
     cursor_scope = frozenset({"tenant", "endpoint_id"})  # a cursor must be this endpoint's
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
-        delivery: WebhookDelivery = aggregate
-        return (
-            str(delivery.id),
-            delivery.tenant,
-            str(delivery.endpoint_id),
-            sortable(delivery.created_on),
-            delivery.state,
-            delivery.version,
-        )
+        d: WebhookDelivery = aggregate
+        return (str(d.id), d.tenant, str(d.endpoint_id), sortable(d.created_on), d.state, d.version)
 
     def page(
         self,
@@ -86,12 +80,8 @@ class DeliveryIndex(ReadModel):
         state: str | None = None,
         starting_after: uuid.UUID | None = None,
     ) -> Page:
-        found, has_more = self.fetch(
-            {"tenant": tenant, "endpoint_id": str(endpoint_id), "state": state},
-            limit=limit,
-            starting_after=str(starting_after) if starting_after else None,
-        )
-        return Page([uuid.UUID(str(row[0])) for row in found], has_more)
+        equal = {"tenant": tenant, "endpoint_id": str(endpoint_id), "state": state}
+        return self.ids(equal, limit, starting_after)
 
 
 class WebhookIndex:

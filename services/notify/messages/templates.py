@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
 
-from services.notify.domain import occurrence_of, step_of
+from services.notify.messages.steps import CHANNELS, STEPS, occurrence_of, step_of
+from shared.contracts import Locale
 from shared.money import Money, exponent_of
 
-LOCALES = ("zh-CN", "en")
+LOCALES: tuple[str, ...] = get_args(Locale)  # the languages there are templates in
 FALLBACK_LOCALE = "en"
 
 # zh-CN writes the symbol for the currencies its readers know by symbol; any
@@ -44,19 +45,6 @@ MONTHS_EN = (
 
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-# The steps notify tells a customer about, in the order a refund can go through them.
-STEPS = (
-    "received",
-    "in_review",
-    "evidence_requested",
-    "approved",
-    "rejected",
-    "compensation_offered",
-    "withdrawn",
-    "paid",
-    "payout_failed",
-)
-CHANNELS = ("email", "sms", "in_app")
 # The blocks each channel's files hold: e-mail a subject, plain text and HTML; an SMS only
 # its text; an in-app feed item a title (`subject`) and a body (`text`).
 BLOCKS = {"email": ("subject", "text", "html"), "sms": ("text",), "in_app": ("subject", "text")}

@@ -7,15 +7,17 @@ rebuilt from the log at any time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import Notification
 
-from services.notify.domain import IN_APP, Correspondence, step_of
-from shared.readmodel import BATCH, ReadModel, sortable
+from services.notify.follow import TopicReadModel, stored_topics
+from services.notify.messages import domain
+from services.notify.messages.domain import Correspondence
+from services.notify.messages.steps import IN_APP, step_of
+from shared.readmodel import UnknownCursor, sortable
 
-SENT_TOPIC = get_topic(Correspondence.MessageSent)
 COLUMNS = (
     "notification_id",
     "tenant",
@@ -31,7 +33,15 @@ COLUMNS = (
 )
 
 
-class CustomerFeed(ReadModel):
+class UnknownMessage(UnknownCursor):
+    """A cursor naming no in-app message of this customer; `parameter` says which cursor."""
+
+    def __init__(self, message_id: str, parameter: str) -> None:
+        super().__init__(message_id)
+        self.parameter = parameter
+
+
+class CustomerFeed(TopicReadModel):
     name = "customer_feed"
     schema = (
         "notification_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL, "
@@ -43,25 +53,13 @@ class CustomerFeed(ReadModel):
     changing = ("version",)
     time_column = "created_at"
     topic_marker = ":Correspondence.MessageSent"
+    topics = stored_topics([Correspondence.MessageSent], domain.EARLIER_TOPICS)
     cursor_scope = frozenset({"tenant", "customer_id"})
 
-    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
+    def rows(self, notifications: Sequence[Notification]) -> list[tuple[Any, ...]]:
         """Rows straight from the events (no aggregate is loaded): sent in-app messages only."""
-        read = 0
-        with self._lock:
-            while True:
-                position = self.app.positions.load(self.name)
-                notifications = self.app.recorder.select_notifications(
-                    start=position, limit=BATCH, topics=(SENT_TOPIC,), inclusive_of_start=False
-                )
-                if not notifications:
-                    return read
-                events: list[Any] = [self.app.mapper.to_domain_event(n) for n in notifications]
-                rows = [_row(e) for e in events if e.channel == IN_APP and e.customer_id]
-                self._write(rows, notifications[-1].id)
-                read += len(notifications)
-                if progress is not None:
-                    progress(notifications[-1].id - position)
+        events: list[Any] = [self.app.mapper.to_domain_event(n) for n in notifications]
+        return [_row(e) for e in events if e.channel == IN_APP and e.customer_id]
 
     def page(
         self,
@@ -72,12 +70,16 @@ class CustomerFeed(ReadModel):
         starting_after: str | None = None,
         ending_before: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        found, has_more = self.fetch(
-            {"tenant": tenant, "customer_id": customer_id},
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-        )
+        try:
+            found, has_more = self.fetch(
+                {"tenant": tenant, "customer_id": customer_id},
+                limit=limit,
+                starting_after=starting_after,
+                ending_before=ending_before,
+            )
+        except UnknownCursor as unknown:
+            parameter = "ending_before" if ending_before else "starting_after"
+            raise UnknownMessage(str(unknown), parameter) from None
         return [dict(zip(COLUMNS, row, strict=True)) for row in found], has_more
 
 

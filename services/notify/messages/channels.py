@@ -13,10 +13,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Protocol
 
-from services.notify.domain import EMAIL, SMS, Due, mask_email, message_id, notification_id
-from services.notify.mailer import Mailer, is_transient, new_message
-from services.notify.sms import HttpSmsProvider, SmsRejected, SmsUnavailable, mask_phone
-from services.notify.templates import render
+from services.notify.messages.domain import Due
+from services.notify.messages.mailer import Mailer, is_transient, new_message
+from services.notify.messages.sms import HttpSmsProvider, SmsRejected, SmsUnavailable, mask_phone
+from services.notify.messages.steps import EMAIL, SMS, mask_email, message_id, notification_id
+from services.notify.messages.templates import render
 
 
 class TryLater(Exception):
@@ -56,7 +57,7 @@ class Channel(Protocol):
 
 
 class EmailChannel:
-    name = EMAIL
+    name: str = EMAIL
     claims = True
 
     def __init__(self, mailer: Mailer, mail_from: str) -> None:
@@ -102,7 +103,7 @@ class EmailChannel:
 
 
 class SmsChannel:
-    name = SMS
+    name: str = SMS
     claims = False
 
     def __init__(self, provider: HttpSmsProvider) -> None:

@@ -19,6 +19,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.contracts import EVENT_TYPES, ApiKeyIssuedV1, ApiKeyRevokedV1
+
 SOURCE = "notify"
 
 
@@ -47,6 +49,15 @@ class WebhookEndpointDisabledV1(BaseModel):
 # The operational types an endpoint may subscribe to (the test event is never fanned out).
 SUBSCRIBABLE: dict[str, type[BaseModel]] = {
     WebhookEndpointDisabledV1.TYPE: WebhookEndpointDisabledV1
+}
+# Intake's platform-key events travel on its refund topic for notify's own use (it keeps the
+# keys that open its API, services/notify/platform_keys.py); they tell platforms nothing about
+# refunds, and one tenant's keys are none of its receivers' business: never offered nor sent.
+INTERNAL = frozenset({ApiKeyIssuedV1.TYPE, ApiKeyRevokedV1.TYPE})
+# Every type an endpoint may subscribe to: the refund events of the four topics, and ours.
+OFFERED: dict[str, type[BaseModel]] = {
+    **{name: model for name, model in EVENT_TYPES.items() if name not in INTERNAL},
+    **SUBSCRIBABLE,
 }
 
 

@@ -1,0 +1,1 @@
+"""Customer messages: one correspondence per refund, its templates, channels, senders and feed."""

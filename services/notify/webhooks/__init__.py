@@ -1,0 +1,1 @@
+"""Platform webhooks: tenants' endpoints, signed deliveries with retries, and their routes."""
