@@ -48,7 +48,7 @@ def add(commands: Any) -> None:
 
 
 def run_notify_render(args: argparse.Namespace) -> int:
-    from services.notify import templates  # only this subcommand needs Jinja2
+    from services.notify.messages import templates  # only this subcommand needs Jinja2
 
     where = "refunds notify render"
     known = {
@@ -98,7 +98,7 @@ def run_notify_render(args: argparse.Namespace) -> int:
 
 
 def _sms_length(text: str) -> str:
-    from services.notify.sms import measure
+    from services.notify.messages.sms import measure
 
     length = measure(text)
     plural = "" if length.segments == 1 else "s"
