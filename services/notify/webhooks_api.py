@@ -177,6 +177,7 @@ class DeliveryView(BaseModel):
 SOURCES = {
     "refund": "intake",
     "customer": "intake",
+    "api_key": "intake",
     "review": "review",
     "payout": "payout",
     "notification": "notify",
