@@ -64,7 +64,7 @@ CLI = Path(sys.executable).with_name("refunds")
 # The refund whose events make each type's sample (the richest of its kind); otherwise the
 # first event of the type about a customer who was not erased.
 SAMPLE_KIND = {
-    "refund.requested.v1": "paid",
+    "refund.requested.v1": "evidence",  # manual review: a case to withdraw or add evidence to
     "refund.withdrawn.v1": "withdrawn",
     "refund.evidence_added.v1": "evidence",
     "refund.appealed.v1": "appeal_rejected",
@@ -74,7 +74,7 @@ SAMPLE_KIND = {
     "review.case_opened.v1": "evidence",
     "review.evidence_requested.v1": "evidence",
     "review.evidence_received.v1": "evidence",
-    "review.escalated.v1": "escalated",
+    "review.escalated.v1": "appeal_rejected",  # the escalation notify tells the customer of
     "review.compensation_offered.v1": "compensated",
     "review.recovery_claimed.v1": "two_approvals",
     "payout.succeeded.v1": "cross_border",
@@ -353,11 +353,12 @@ def pick_samples(raw: list[bytes], mix: Mix) -> dict[str, bytes]:
     return {kind: value for kind, (_, value) in chosen.items()}
 
 
-def _envelope(payload: IntegrationEvent, source: str, name: str) -> bytes:
+def _envelope(payload: IntegrationEvent, source: str, position: int) -> bytes:
+    """A CloudEvent as the relay would publish it, at a position no captured event has."""
     now = datetime.now(UTC).replace(microsecond=0)
-    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"frozen/{payload.refund_id}/{name}"))
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"frozen/{payload.refund_id}/{payload.TYPE}"))
     event = envelope(
-        payload, source=source, event_id=event_id, position=1, time=now, causation_id=None
+        payload, source=source, event_id=event_id, position=position, time=now, causation_id=None
     )
     return event.to_bytes()
 
@@ -394,9 +395,9 @@ def from_models(mix: Mix, keys: dict[str, dict[str, str]]) -> dict[str, bytes]:
         revoked_at=now,
     )
     return {
-        breach.TYPE: _envelope(breach, "review", "sla_breached"),
-        key_issued.TYPE: _envelope(key_issued, "intake", "api_key_issued"),
-        key_revoked.TYPE: _envelope(key_revoked, "intake", "api_key_revoked"),
+        breach.TYPE: _envelope(breach, "review", 900_001),
+        key_issued.TYPE: _envelope(key_issued, "intake", 900_002),
+        key_revoked.TYPE: _envelope(key_revoked, "intake", 900_003),
     }
 
 
