@@ -183,6 +183,11 @@ def register_webhooks(mix: Mix, live: Receiver, gone: Receiver) -> dict[str, dic
         "alert_email": "ops@example.com",
     }
     gone_id = mix.post("notify", base, requested, DEV, 201)["id"]
+    tested = f"{base}/{created['id']}/deliveries"
+    until(
+        lambda: mix.get("notify", tested, DEV)["data"][0]["state"] == "delivered", "the test event"
+    )
+    live.answer(500)  # the next delivery fails once: the endpoint fails, then recovers
     approvals = {"url": live.url, "event_types": ["review.approved.v1"]}
     deleted = mix.post("notify", base, approvals, DEV, 201)["id"]
     response = mix.http["notify"].delete(f"{base}/{deleted}", headers=DEV)
@@ -235,12 +240,14 @@ def callbacks_refused_and_replayed(mix: Mix) -> None:
         raise RuntimeError(f"a replayed callback was answered {again.status_code}: {again.text}")
 
 
-def after_the_refunds(mix: Mix, endpoint_id: str) -> None:
+def after_the_refunds(mix: Mix, endpoint_id: str, gone_id: str) -> None:
     """Finance reconciles today's settlement report; a delivered webhook is redelivered; the
-    endpoint's description changes; callbacks are forged and replayed."""
+    endpoints change; callbacks are forged and replayed."""
     callbacks_refused_and_replayed(mix)
     change = {"description": "frozen: every event, for the ERP"}
     mix.post("notify", f"/v1/webhook_endpoints/{endpoint_id}", change, DEV)
+    for enabled in (True, False):  # the gone endpoint re-enabled, then disabled by hand
+        mix.post("notify", f"/v1/webhook_endpoints/{gone_id}", {"enabled": enabled}, DEV)
     day = datetime.now(UTC).date().isoformat()
     report = mix.http["gateway"].get(f"/settlements/{day}.csv")
     report.raise_for_status()
@@ -484,7 +491,7 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
         endpoints = register_webhooks(mix, live, gone)
         log("keys, policy and webhook endpoints in place; the refunds ...")
         mix.run(acme)
-        after_the_refunds(mix, endpoints["every_event"]["id"])
+        after_the_refunds(mix, endpoints["every_event"]["id"], endpoints["gone"]["id"])
         log(f"{len(mix.refunds)} refunds done; waiting until the stack is quiet ...")
         wait_quiet(mix, endpoints["every_event"]["id"])
         statuses = {
