@@ -142,6 +142,18 @@ def events_of(source: str) -> dict[str, tuple[tuple[Field, ...], int]]:
             created = created or (function.name == "__init__" and spec is not None)
             if isinstance(spec, ast.Constant) and isinstance(spec.value, str):
                 found[f"{cls.name}.{spec.value}"] = (_params(function), function.lineno)
+            elif isinstance(spec, ast.Name) and f"{cls.name}.{spec.id}" in found:
+                # Loading calls the method: a parameter's default stands in for a missing field.
+                key = f"{cls.name}.{spec.id}"
+                defaults = {f.name: f.default for f in _params(function)}
+                fields, line = found[key]
+                found[key] = (
+                    tuple(
+                        Field(f.name, f.annotation, f.default or defaults.get(f.name))
+                        for f in fields
+                    ),
+                    line,
+                )
             elif function.name == "__init__" and spec is None:
                 found[f"{cls.name}.Created"] = (_params(function), function.lineno)
                 created = True
@@ -221,6 +233,10 @@ def report(found: dict[str, History], live: set[str]) -> str:
         for shape in history.shapes:
             listed = ", ".join(f.describe() for f in shape.fields) or "—"
             out.append(f"- {shape.commit} ({shape.subject[:70]}): {listed}")
+        added = {f.name for f in last.fields} - {f.name for f in first.fields}
+        loads = all(f.default is not None for f in last.fields if f.name in added)
+        verdict = "loads today (defaults)" if loads else "does NOT load today"
+        out.append(f"- a first-shape event {verdict}")
         out.append(f"- upcaster from the first shape: {'; '.join(upcast_steps(first, last))}\n")
     return "\n".join(out)
 

@@ -132,7 +132,7 @@ def test_a_v1_event_loads_upcast_into_v2(release: Any, tmp_path: Path, v2: str) 
 
     new = release(v2)
     app = _store(tmp_path)
-    loaded = app.repository.get(cart.id)
+    loaded: Any = app.repository.get(cart.id)
     assert isinstance(loaded, new.Cart)
     assert loaded.items == [("SOCKS-M", 1)]  # the v1 event, upcast
     loaded.add("CAP-BLUE", 2)  # new events are stored as v2 and load as they are
