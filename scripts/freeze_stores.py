@@ -430,6 +430,7 @@ def write_samples(
         index[event_type] = {
             "release": release,
             "origin": origin,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "refund_kind": mix.refunds.get(sample["subject"], {}).get("kind"),
             "keystore": f"tests/fixtures/stores/{release}/keystore.sqlite",
         }

@@ -18,6 +18,7 @@ A part that cannot be reached fails the test; nothing here is skipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -98,6 +99,14 @@ def test_the_current_release_has_a_frozen_store() -> None:
         f"`.venv/bin/python scripts/freeze_stores.py --release {version}` and commit "
         f"tests/fixtures/stores/{version}/ (and any new tests/fixtures/events/*.json)"
     )
+
+
+def test_the_frozen_files_are_as_their_release_wrote_them(frozen: Frozen) -> None:
+    """A frozen store is history: when today's code cannot read it, fix the code (an
+    upcaster, a registered topic), never the store."""
+    for name, entry in frozen.manifest["files"].items():
+        digest = hashlib.sha256((FROZEN / frozen.release / name).read_bytes()).hexdigest()
+        assert digest == entry["sha256"], f"{frozen.release}/{name} changed since it was frozen"
 
 
 # -- (a) every aggregate loads --------------------------------------------------------------

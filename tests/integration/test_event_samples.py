@@ -19,6 +19,7 @@ the sample is re-addressed to it. The samples' payloads are fed as they are.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -97,6 +98,14 @@ def test_every_event_type_has_a_sample_of_its_first_version() -> None:
     assert not missing, HOW_TO_ADD.format(types=", ".join(missing))
     unlisted = sorted(set(_samples()) - set(INDEX))
     assert not unlisted, f"{unlisted}: list them in tests/fixtures/events/MANIFEST.json"
+
+
+def test_every_sample_is_as_it_was_captured() -> None:
+    """A consumer that stops accepting a sample is fixed in the consumer, never in the sample."""
+    for name, raw in _samples().items():
+        assert hashlib.sha256(raw).hexdigest() == INDEX[name]["sha256"], (
+            f"{name}.json changed since release {INDEX[name]['release']} published it"
+        )
 
 
 def test_every_sample_parses_as_its_type() -> None:
