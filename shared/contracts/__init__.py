@@ -56,7 +56,6 @@ from shared.contracts.intake import (
     RefundWithdrawnV1,
 )
 from shared.contracts.notify import (
-    NOTIFICATION_CHANNELS,
     OCCURRENCE_DOC,
     NotificationChannel,
     NotificationFailedV1,
@@ -86,7 +85,6 @@ __all__ = [
     "ESCALATED_ON_APPEAL",
     "EVENT_ID_NAMESPACE",
     "EVENT_TYPES",
-    "NOTIFICATION_CHANNELS",
     "OCCURRENCE_DOC",
     "PUBLISHED_BY",
     "PUBLISHERS",

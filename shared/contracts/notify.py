@@ -8,9 +8,10 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from shared.contracts.common import IntegrationEvent, Locale
+from shared.vocabulary import CustomerChannel
 
-NotificationChannel = Literal["email", "sms", "in_app", "webhook"]
-NOTIFICATION_CHANNELS: tuple[NotificationChannel, ...] = ("email", "sms", "in_app", "webhook")
+# The published schema has always admitted "webhook" besides the customer's channels.
+NotificationChannel = Literal[CustomerChannel, "webhook"]
 
 OCCURRENCE_DOC = (
     "which time the refund went through this step: 2 for a second evidence request, a "

@@ -3,9 +3,10 @@ are told on, and how one message (refund, step occurrence, channel) is named eve
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 from shared.ids import derived_id, public_id
+from shared.vocabulary import CUSTOMER_CHANNELS, CustomerChannel
 
 # The steps notify tells a customer about, in the order a refund can go through them.
 STEPS = (
@@ -25,8 +26,8 @@ STEPS = (
 REPEATABLE = frozenset({"in_review", "evidence_requested", "rejected", "payout_failed"})
 # in_app is delivered by storing it (the customer's feed reads it); e-mail and SMS leave
 # the system and are sent by a worker, attempt by attempt.
-ChannelName = Literal["email", "sms", "in_app"]
-CHANNELS: tuple[ChannelName, ...] = get_args(ChannelName)
+ChannelName = CustomerChannel
+CHANNELS = CUSTOMER_CHANNELS
 EMAIL, SMS, IN_APP = CHANNELS
 OUTBOUND = (EMAIL, SMS)
 # What became of a message: pending (due, or being retried) → sent | failed | uncertain (an
