@@ -269,8 +269,14 @@ class Ledger:
         since, counted = (last.position, last.size) if last else (0, 0)
         if position < since:
             since, counted = 0, 0
+        # Bounded by the head read above: a sealer in another process may have sealed more
+        # since, and those entries must not be counted against this head.
         with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {self.table} WHERE position > {self.p}", (since,))
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {self.table}"
+                f" WHERE position > {self.p} AND position <= {self.p}",
+                (since, position),
+            )
             return counted + int(values(cursor.fetchone())[0]), position, chain
 
     def checkpoints(self) -> list[Checkpoint]:
