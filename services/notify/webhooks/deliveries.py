@@ -9,7 +9,7 @@ attempt claimed but never settled is `uncertain` and is only ever sent again by 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -175,15 +175,8 @@ class WebhookDelivery(Aggregate, created_event_name="Scheduled"):
     def fail(self, *, n: int, at: datetime, result: AttemptResult, retry_in: float | None) -> None:
         """A failed attempt; `retry_in` seconds until the next, None to give up."""
         self._check_in_flight(n)
-        self._attempt_failed(
-            n=n,
-            at=at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-            next_attempt_at=None if retry_in is None else at + timedelta(seconds=retry_in),
-        )
+        next_attempt_at = None if retry_in is None else at + timedelta(seconds=retry_in)
+        self._attempt_failed(n=n, at=at, **asdict(result), next_attempt_at=next_attempt_at)
 
     @event(AttemptFailed)
     def _attempt_failed(
