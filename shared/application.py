@@ -199,6 +199,24 @@ class ServiceApplication(Application[uuid.UUID]):
             return outcome, aggregates[0]
         raise RuntimeError("could not complete the command: persistent write conflicts")
 
+    def execute_once(
+        self,
+        keyed: KeyedRequest | None,
+        attempt: Callable[[], tuple[Outcome, list[Aggregate]]],
+        answer: type[A],
+    ) -> tuple[A, bool]:
+        """`execute`, answered with the aggregate of type `answer` as first answered and
+        whether this was a replay: the one just saved, or (a replay) the one the outcome
+        names, at the version it had when it was first answered."""
+        outcome, saved = self.execute(keyed, attempt)
+        if isinstance(saved, answer):
+            return saved, False
+        return self.at_outcome(outcome, answer), True
+
+    def at_outcome(self, outcome: Outcome, answer: type[A]) -> A:
+        """The aggregate an earlier answer showed, at the version it showed."""
+        return cast(A, self.repository.get(outcome.aggregate_id, version=outcome.version))
+
     def _key_record(self, keyed: KeyedRequest | None) -> IdempotencyKey | None:
         if keyed is None:
             return None

@@ -130,7 +130,7 @@ class IntakeApplication(ServiceApplication):
             order.reserve(str(refund.id), amount, refund.reserved_items, item_paths=paths)
             return Outcome(201, refund.id, refund.version), [refund, order]
 
-        return self._answer(*self.execute(keyed, attempt))
+        return self.execute_once(keyed, attempt, RefundRequest)
 
     def withdraw(
         self, *, tenant: str, refund_id: str, reason: str, actor: str, keyed: KeyedRequest | None
@@ -230,13 +230,7 @@ class IntakeApplication(ServiceApplication):
             )
             return Outcome(200, erasure.id, erasure.version), [erasure]
 
-        outcome, fresh = self.execute(keyed, attempt)
-        if isinstance(fresh, CustomerErasure):
-            return fresh, False
-        answered: CustomerErasure = self.repository.get(
-            outcome.aggregate_id, version=outcome.version
-        )
-        return answered, True
+        return self.execute_once(keyed, attempt, CustomerErasure)
 
     def erasure_of(self, tenant: str, customer_id: str) -> CustomerErasure | None:
         try:
@@ -271,22 +265,12 @@ class IntakeApplication(ServiceApplication):
             touched = change(refund)
             return Outcome(200, refund.id, refund.version), [refund, *touched]
 
-        return self._answer(*self.execute(keyed, attempt))
-
-    def _answer(self, outcome: Outcome, fresh: Any) -> tuple[RefundRequest, bool]:
-        """The refund as the answer shows it: fresh from the command, or as first answered."""
-        if isinstance(fresh, RefundRequest):
-            return fresh, False
-        return self.refund_at(outcome), True
+        return self.execute_once(keyed, attempt, RefundRequest)
 
     # -- queries ----------------------------------------------------------------------------
 
     def refund_for(self, tenant: str, refund_id: str) -> RefundRequest:
         return self._refund(tenant, refund_id)
-
-    def refund_at(self, outcome: Outcome) -> RefundRequest:
-        refund: RefundRequest = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return refund
 
     def history(self, tenant: str, refund_id: str) -> list[Any]:
         """The refund's own stored events, oldest first."""

@@ -11,6 +11,7 @@ Revocation is final: a key revoked before its issue arrived stays revoked once i
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +26,14 @@ from shared.readmodel import sortable
 from shared.store import create_tables
 
 
-class PlatformKey(Aggregate):
+@dataclass
+class PlatformKey(Aggregate, created_event_name="Noted"):
     """One key, by its id (`ak_…`): whose it is, its hash, and whether it was revoked."""
 
-    class Noted(Aggregate.Created):
-        key_id: str
+    key_id: str
+    tenant: str = field(default="", init=False)
+    key_hash: str = field(default="", init=False)  # unknown until the issue arrives
+    revoked: bool = field(default=False, init=False)
 
     class Issued(Aggregate.Event):
         tenant: str
@@ -44,13 +48,6 @@ class PlatformKey(Aggregate):
     def create_id(key_id: str) -> uuid.UUID:
         # Whichever of the key's events arrives first opens it, at the same id.
         return derived_id("platform-key", key_id)
-
-    @event(Noted)
-    def __init__(self, *, key_id: str) -> None:
-        self.key_id = key_id
-        self.tenant = ""
-        self.key_hash = ""  # unknown until the issue arrives
-        self.revoked = False
 
     def issue(self, tenant: str, key_hash: str, prefix: str, at: datetime) -> None:
         """Record the key's issue; the same issue again changes nothing."""

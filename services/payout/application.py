@@ -229,11 +229,7 @@ class PayoutApplication(PayoutSettlement):
             action(fresh, actor, *details, self.clock())
             return Outcome(200, fresh.id, fresh.version), [fresh]
 
-        outcome, saved = self.execute(keyed, attempt)
-        if isinstance(saved, Payout):
-            return saved, False
-        replayed: Payout = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return replayed, True
+        return self.execute_once(keyed, attempt, Payout)
 
     # -- reconciliation -----------------------------------------------------------------------
 

@@ -136,11 +136,8 @@ class ReviewApplication(ServiceApplication):
             self._publish(book, policy, by=by)
             return Outcome(201, book.id, book.version), [book]
 
-        outcome, fresh = self.execute(keyed, attempt)
-        if isinstance(fresh, PolicyBook):
-            return dict(fresh.versions[-1]), False
-        book: PolicyBook = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return dict(book.versions[-1]), True
+        book, replayed = self.execute_once(keyed, attempt, PolicyBook)
+        return dict(book.versions[-1]), replayed
 
     def _publish(self, book: PolicyBook, policy: Policy, *, by: str) -> None:
         book.publish(
@@ -313,10 +310,7 @@ class ReviewApplication(ServiceApplication):
                 claims = self._claims(case)
             return Outcome(200, case.id, case.version), [case, *claims]
 
-        outcome, fresh = self.execute(keyed, attempt)
-        if isinstance(fresh, ReviewCase):
-            return fresh, False
-        return self.case_at(outcome), True
+        return self.execute_once(keyed, attempt, ReviewCase)
 
     def act_as(
         self,
@@ -334,11 +328,6 @@ class ReviewApplication(ServiceApplication):
         except DutyViolation as violation:
             self.record_refusal(refund_id, person=person, action=action, rule=violation.rule)
             raise
-
-    def case_at(self, outcome: Outcome) -> ReviewCase:
-        """The case at the version an earlier answer showed."""
-        case: ReviewCase = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return case
 
     def _claims(self, case: ReviewCase) -> list[RecoveryClaim]:
         assert case.decision is not None
@@ -407,11 +396,7 @@ class ReviewApplication(ServiceApplication):
             change(claim)
             return Outcome(200, claim.id, claim.version), [claim]
 
-        outcome, fresh = self.execute(keyed, attempt)
-        if isinstance(fresh, RecoveryClaim):
-            return fresh, False
-        claim: RecoveryClaim = self.repository.get(outcome.aggregate_id, version=outcome.version)
-        return claim, True
+        return self.execute_once(keyed, attempt, RecoveryClaim)
 
     def record_refusal(self, refund_id: str, *, person: str, action: str, rule: str) -> None:
         """A staff action broke a rule: keep it on the case's record (after refusing it)."""

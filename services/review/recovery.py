@@ -9,6 +9,7 @@ written off (with a reason).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,51 +24,39 @@ class ClaimClosed(Exception):
     """A claim is settled once: recovered or written off."""
 
 
-class RecoveryClaim(Aggregate):
+@dataclass
+class RecoveryClaim(Aggregate, created_event_name="Claimed"):
+    """What one liable party owes back of one refund, until recovered or written off."""
+
+    refund_id: str
+    tenant: str
+    order_id: str
+    party: str
+    amount: Money
+    at: datetime  # when the approval opened it
+    state: ClaimState = field(default="open", init=False)
+    settlement: dict[str, Any] | None = field(default=None, init=False)
+
     @staticmethod
     def create_id(refund_id: str, party: str) -> uuid.UUID:
         return derived_id("recovery-claim", refund_id, party)
 
-    @event("Claimed")
-    def __init__(
-        self,
-        *,
-        refund_id: str,
-        tenant: str,
-        order_id: str,
-        party: str,
-        amount: Money,
-        at: datetime,
-    ) -> None:
-        self.refund_id = refund_id
-        self.tenant = tenant
-        self.order_id = order_id
-        self.party = party
-        self.amount = amount
-        self.state: ClaimState = "open"
-        self.settlement: dict[str, Any] | None = None
-
-    def recover(self, *, by: str, reference: str, at: datetime) -> None:
-        self._open()
-        self._recovered(by, reference, at)
+    # A settled claim refuses a second settlement: the check runs before the event is
+    # recorded (an event method that raises records nothing), and always holds on replay.
 
     @event("Recovered")
-    def _recovered(self, by: str, reference: str, at: datetime) -> None:
-        self.state = "recovered"
-        self.settlement = {"by": by, "reference": reference, "at": at}
-
-    def write_off(self, *, by: str, reason: str, at: datetime) -> None:
-        self._open()
-        self._written_off(by, reason, at)
+    def recover(self, *, by: str, reference: str, at: datetime) -> None:
+        self._settle("recovered", by=by, reference=reference, at=at)
 
     @event("WrittenOff")
-    def _written_off(self, by: str, reason: str, at: datetime) -> None:
-        self.state = "written_off"
-        self.settlement = {"by": by, "reason": reason, "at": at}
+    def write_off(self, *, by: str, reason: str, at: datetime) -> None:
+        self._settle("written_off", by=by, reason=reason, at=at)
 
-    def _open(self) -> None:
+    def _settle(self, state: ClaimState, **settlement: Any) -> None:
         if self.state != "open":
             raise ClaimClosed(f"the claim is already {self.state}")
+        self.state = state
+        self.settlement = settlement
 
 
 def claims_for(

@@ -100,7 +100,8 @@ class Due:
     retry_at: datetime | None
 
 
-class Correspondence(Aggregate):
+@dataclass
+class Correspondence(Aggregate, created_event_name="Opened"):
     """Every message one refund's customer gets: at most one per (step, channel).
 
     Upstream facts arrive in any order across topics, so whichever arrives first
@@ -111,9 +112,11 @@ class Correspondence(Aggregate):
     says `step`, it is `rejected` for the first rejection and `rejected#2` for the second.
     """
 
-    class Opened(Aggregate.Created):
-        refund_id: str
-        tenant: str
+    refund_id: str
+    tenant: str
+    contact: Contact | None = field(default=None, init=False)
+    scheduled: dict[str, ScheduledStep] = field(default_factory=dict, init=False)
+    deliveries: dict[tuple[str, str], Delivery] = field(default_factory=dict, init=False)
 
     class ContactRecorded(Aggregate.Event):
         email: str | None
@@ -182,14 +185,6 @@ class Correspondence(Aggregate):
         # Any replica reacting to any of the refund's events addresses the same
         # aggregate, so two "first" events cannot open two correspondences.
         return derived_id("correspondence", refund_id)
-
-    @event(Opened)
-    def __init__(self, *, refund_id: str, tenant: str) -> None:
-        self.refund_id = refund_id
-        self.tenant = tenant
-        self.contact: Contact | None = None
-        self.scheduled: dict[str, ScheduledStep] = {}
-        self.deliveries: dict[tuple[str, str], Delivery] = {}
 
     # -- what is due ----------------------------------------------------------------------
 

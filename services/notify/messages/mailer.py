@@ -6,6 +6,7 @@ import logging
 import smtplib
 import threading
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import default
@@ -68,6 +69,7 @@ def _lost_before_data(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 421
 
 
+@dataclass(eq=False)  # one pool is one pool: compared and hashed by identity
 class SmtpMailer:
     """Keeps SMTP sessions open between messages instead of one session per message.
 
@@ -80,28 +82,23 @@ class SmtpMailer:
     Sessions idle for `idle_seconds` are closed (QUIT), as are all of them on `close()`.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        sender: str,
-        *,
-        timeout: float = 10.0,
-        idle_seconds: float = 5.0,
-        max_idle: int = 8,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.timeout = timeout
-        self.idle_seconds = idle_seconds
-        self.max_idle = max_idle
-        self.sessions_opened = 0
-        self._lock = threading.Lock()
+    host: str
+    port: int
+    sender: str
+    _: KW_ONLY
+    timeout: float = 10.0
+    idle_seconds: float = 5.0
+    max_idle: int = 8
+    sessions_opened: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _idle: list[tuple[_Session, float]] = field(  # oldest first, with when it was left
+        default_factory=list, init=False, repr=False
+    )
+    _reaper: threading.Thread | None = field(default=None, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
-        self._idle: list[tuple[_Session, float]] = []  # oldest first, with when it was left
-        self._reaper: threading.Thread | None = None
-        self._closed = False
 
     @property
     def idle_sessions(self) -> int:

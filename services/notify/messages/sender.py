@@ -25,9 +25,9 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from services.notify.application import NotifyApplication
 from services.notify.messages.channels import Channel, Outgoing, TryLater, Undeliverable
@@ -46,37 +46,31 @@ JITTER = 0.1
 ADDRESS_FIELDS: dict[str, str] = {EMAIL: SEALED_EMAIL, SMS: SEALED_PHONE}
 
 
+@dataclass(eq=False)  # one sender is one sender: compared and hashed by identity
 class Sender:
-    wait = 0.5  # longest idle sleep between looks at the log
-    store_backoff = (0.1, 5.0)
+    wait: ClassVar[float] = 0.5  # longest idle sleep between looks at the log
+    store_backoff: ClassVar[tuple[float, float]] = (0.1, 5.0)
 
-    def __init__(
-        self,
-        app: NotifyApplication,
-        channel: Channel,
-        *,
-        attempts: int = 10,
-        backoff: timedelta = timedelta(seconds=30),
-        concurrency: int = 8,
-        health: Health | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        rng: random.Random | None = None,
-    ) -> None:
-        self.app = app
-        self.channel = channel
-        self.attempts = attempts
-        self.backoff = backoff
-        self.concurrency = concurrency
-        self.health = health or Health()
-        self.part = f"{channel.name} sender"
-        self.clock = clock
-        self.rng = rng or random.Random()
-        self.outbox = Outbox(app, channel.name)
-        self.ready = asyncio.Event()  # set once the start-up scan is done
-        self.sent = 0
-        self.failed = 0
-        self.retried = 0
-        self.uncertain = 0
+    app: NotifyApplication
+    channel: Channel
+    _: KW_ONLY
+    attempts: int = 10
+    backoff: timedelta = timedelta(seconds=30)
+    concurrency: int = 8
+    health: Health = field(default_factory=Health)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    rng: random.Random = field(default_factory=random.Random)
+    # Set once the start-up scan is done.
+    ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # What became of the messages it handled, counted since it started.
+    sent: int = field(default=0, init=False)
+    failed: int = field(default=0, init=False)
+    retried: int = field(default=0, init=False)
+    uncertain: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.part = f"{self.channel.name} sender"
+        self.outbox = Outbox(self.app, self.channel.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         low, high = self.store_backoff

@@ -269,10 +269,7 @@ class Webhooks:
     # --- helpers --------------------------------------------------------------------------------
 
     def _run(self, keyed: KeyedRequest | None, attempt: Attempt) -> tuple[Any, bool]:
-        outcome, saved = self.app.execute(keyed, attempt)
-        if saved is not None:
-            return saved, False
-        return self.app.repository.get(outcome.aggregate_id, version=outcome.version), True
+        return self.app.execute_once(keyed, attempt, Aggregate)
 
     def _vet(self, fields: dict[str, Any]) -> None:
         errors: list[dict[str, str]] = []

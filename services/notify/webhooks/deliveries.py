@@ -9,7 +9,7 @@ attempt claimed but never settled is `uncertain` and is only ever sent again by 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -38,17 +38,22 @@ class AttemptResult:
     response_excerpt: str = ""
 
 
-class WebhookDelivery(Aggregate):
+@dataclass
+class WebhookDelivery(Aggregate, created_event_name="Scheduled"):
     """One event for one endpoint: the exact bytes to send, and every attempt to send them."""
 
-    class Scheduled(Aggregate.Created):
-        tenant: str
-        endpoint_id: uuid.UUID
-        event_id: str
-        event_type: str
-        refund_id: str
-        body: str
-        at: datetime
+    tenant: str
+    endpoint_id: uuid.UUID
+    event_id: str
+    event_type: str
+    refund_id: str
+    body: str
+    at: datetime  # when it was scheduled
+    state: DeliveryState = field(default="pending", init=False)
+    next_attempt_at: datetime | None = field(init=False)
+    attempts: list[dict[str, Any]] = field(default_factory=list, init=False)
+    round_attempts: int = field(default=0, init=False)  # since scheduled or last redelivered
+    reason: str | None = field(default=None, init=False)
 
     class AttemptStarted(Aggregate.Event):
         n: int
@@ -87,30 +92,12 @@ class WebhookDelivery(Aggregate):
         # Whatever redelivers the event, the same (endpoint, event) names the same delivery.
         return derived_id("webhook-delivery", str(endpoint_id), event_id)
 
-    @event(Scheduled)
-    def __init__(
-        self,
-        *,
-        tenant: str,
-        endpoint_id: uuid.UUID,
-        event_id: str,
-        event_type: str,
-        refund_id: str,
-        body: str,
-        at: datetime,
-    ) -> None:
-        self.tenant = tenant
-        self.endpoint_id = endpoint_id
-        self.event_id = event_id
-        self.event_type = event_type
-        self.refund_id = refund_id
-        self.body = body
-        self.created_at = at
-        self.state: DeliveryState = "pending"
-        self.next_attempt_at: datetime | None = at
-        self.attempts: list[dict[str, Any]] = []
-        self.round_attempts = 0  # attempts since scheduling or the last manual redelivery
-        self.reason: str | None = None
+    def __post_init__(self) -> None:
+        self.next_attempt_at = self.at  # due at once
+
+    @property
+    def created_at(self) -> datetime:
+        return self.at
 
     @property
     def in_flight(self) -> bool:
@@ -188,15 +175,8 @@ class WebhookDelivery(Aggregate):
     def fail(self, *, n: int, at: datetime, result: AttemptResult, retry_in: float | None) -> None:
         """A failed attempt; `retry_in` seconds until the next, None to give up."""
         self._check_in_flight(n)
-        self._attempt_failed(
-            n=n,
-            at=at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-            next_attempt_at=None if retry_in is None else at + timedelta(seconds=retry_in),
-        )
+        next_attempt_at = None if retry_in is None else at + timedelta(seconds=retry_in)
+        self._attempt_failed(n=n, at=at, **asdict(result), next_attempt_at=next_attempt_at)
 
     @event(AttemptFailed)
     def _attempt_failed(
@@ -227,26 +207,23 @@ class WebhookDelivery(Aggregate):
         self.state = "uncertain"
         self.next_attempt_at = None
 
+    # The two below check the delivery's state inside the event method: one that raises
+    # records nothing, and the check always holds when stored events are replayed.
+
+    @event(Cancelled)
     def cancel(self, *, at: datetime, reason: str) -> None:
         """Stop a pending delivery (its endpoint was disabled or deleted)."""
         if self.state != "pending" or self.in_flight:
             raise DeliveryRefused("not_pending", f"delivery is {self.state}")
-        self._cancelled(at=at, reason=reason)
-
-    @event(Cancelled)
-    def _cancelled(self, *, at: datetime, reason: str) -> None:
         self.state = "failed"
         self.reason = reason
         self.next_attempt_at = None
 
+    @event(RedeliveryRequested)
     def request_redelivery(self, *, at: datetime, actor: str) -> None:
         """Send it again now, with the same webhook-id, and a fresh round of retries."""
         if self.in_flight:
             raise DeliveryRefused("in_flight", "an attempt is in flight; wait for its outcome")
-        self._redelivery_requested(at=at, actor=actor)
-
-    @event(RedeliveryRequested)
-    def _redelivery_requested(self, *, at: datetime, actor: str) -> None:
         self.state = "pending"
         self.reason = None
         self.next_attempt_at = at

@@ -4,6 +4,7 @@ secrets, when they are disabled, and the tenant's directory of what each subscri
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
@@ -258,15 +259,16 @@ class WebhookEndpoint(Aggregate):
         self.deleted = True
 
 
-class EndpointDirectory(Aggregate):
+@dataclass
+class EndpointDirectory(Aggregate, created_event_name="Opened"):
     """A tenant's endpoints with what they subscribe to, so a fan-out loads one aggregate.
 
     Saved together with the endpoint whenever its subscription, its state or its existence
     changes, so the two never disagree.
     """
 
-    class Opened(Aggregate.Created):
-        tenant: str
+    tenant: str
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
 
     class EntrySet(Aggregate.Event):
         endpoint_id: str
@@ -279,11 +281,6 @@ class EndpointDirectory(Aggregate):
     @staticmethod
     def create_id(tenant: str) -> uuid.UUID:
         return derived_id("webhook-directory", tenant)
-
-    @event(Opened)
-    def __init__(self, *, tenant: str) -> None:
-        self.tenant = tenant
-        self.entries: dict[str, dict[str, Any]] = {}
 
     def sync(self, endpoint: WebhookEndpoint) -> None:
         """Make the entry agree with `endpoint` (no event when it already does)."""
