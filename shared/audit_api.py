@@ -5,7 +5,7 @@
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
 from shared.aio import every
@@ -14,7 +14,7 @@ from shared.ledger import Checkpoint, Correlate, Entry, Ledger, data_of
 from shared.runtime import Worker
 from shared.schemas import example
 from shared.settings import ServiceSettings
-from shared.staff import staff_problem_responses, staff_with
+from shared.staff import Staff, staff_member, staff_problem_responses
 
 SEAL_INTERVAL_SECONDS = 0.5
 AUDIT_ROLES = ("auditor", "admin")
@@ -123,7 +123,7 @@ def checkpoint_view(checkpoint: Checkpoint) -> SignedCheckpoint:
 
 
 # The composition root puts the service's ledger on `http.state.ledger` and includes `router`.
-Auditor = staff_with(*AUDIT_ROLES)
+Auditor = Annotated[Staff, Depends(staff_member(*AUDIT_ROLES))]
 TheLedger = Annotated[Ledger, on_state("ledger")]
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=staff_problem_responses(401, 403))
 
@@ -192,9 +192,14 @@ class Auditing:
     ledger: Ledger
     workers: list[Worker]
 
+    def serve(self, http: FastAPI) -> None:
+        """Answer the audit routes on `http`: its state holds the ledger they read."""
+        http.state.ledger = self.ledger
+        http.include_router(router)
+
 
 def auditing(app: Any, settings: ServiceSettings, correlate: Correlate | None = None) -> Auditing:
-    """A service's ledger (for `http.state.ledger`), the sealer and the periodic checkpoint."""
+    """A service's ledger (its routes: `serve`), the sealer and the periodic checkpoint."""
     ledger = Ledger(app, signer=settings.audit_signer(app.service), correlate=correlate)
     workers = [
         every(SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal"),

@@ -18,7 +18,6 @@ from services.intake.problems import PROBLEMS
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
 from services.intake.tenants import announce_keys, tenant_for_hash
-from shared import audit_api
 from shared.aio import every, sleep_or_stop
 from shared.audit_api import auditing
 from shared.auth import ApiKeys
@@ -69,8 +68,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
         consumes=["review", "payout"],
     )
     audit = auditing(app, settings, correlate=refund_of)
-    http.state.ledger = audit.ledger
-    http.include_router(audit_api.router)
+    audit.serve(http)
     http.include_router(timeline_api.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))

@@ -21,7 +21,6 @@ from services.notify.settings import NotifySettings
 from services.notify.webhooks import api as webhooks_api
 from services.notify.webhooks.deliverer import Deliverer
 from services.notify.webhooks.index import WebhookIndex
-from shared import audit_api
 from shared.aio import every
 from shared.audit_api import auditing
 from shared.auth import ApiKeys
@@ -78,8 +77,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     if settings.webhook_enabled:
         wired.workers.append(Deliverer(app, settings, mailer, health=wired.health).run)
     audit = auditing(app, settings)
-    http.state.ledger = audit.ledger
-    http.include_router(audit_api.router)
+    audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="notify", consumer=wired.consumer)

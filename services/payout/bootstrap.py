@@ -19,7 +19,6 @@ from services.payout.poller import StatusPoller
 from services.payout.problems import PROBLEMS
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
-from shared import audit_api
 from shared.aio import every
 from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
@@ -74,8 +73,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
         labels=["status"],
     )
     audit = auditing(app, settings)
-    http.state.ledger = audit.ledger
-    http.include_router(audit_api.router)
+    audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     return Service("payout", settings, http, wired.workers, close=app.close)

@@ -13,7 +13,6 @@ from services.review.publishing import to_integration
 from services.review.queue import ReviewQueue
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
-from shared import audit_api
 from shared.aio import every
 from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
@@ -63,8 +62,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
         consumes=["intake"],
     )
     audit = auditing(app, settings)
-    http.state.ledger = audit.ledger
-    http.include_router(audit_api.router)
+    audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="review", consumer=wired.consumer)

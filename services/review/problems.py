@@ -13,6 +13,15 @@ def _no_claim(error: ClaimNotFound) -> Problem:
     return not_found("claim", f"No recovery claim against {error.party} for {error.refund_id}.")
 
 
+def _version_exists(exists: VersionExists) -> Problem:
+    detail = f"Policy version {exists} was already published; use a new version."
+    return Problem(409, "Version exists", detail, kind="version-exists")
+
+
+def _settled(closed: ClaimClosed) -> Problem:
+    return Problem(409, "Claim already settled", str(closed), kind="claim-closed")
+
+
 def _refused(violation: DutyViolation) -> Problem:
     return Problem(
         403,
@@ -23,19 +32,12 @@ def _refused(violation: DutyViolation) -> Problem:
     )
 
 
-def _version_exists(exists: VersionExists) -> Problem:
-    detail = f"Policy version {exists} was already published; use a new version."
-    return Problem(409, "Version exists", detail, kind="version-exists")
-
-
 PROBLEMS: ProblemMap = {
     CaseNotFound: lambda error: not_found("case", f"No review case for {error.refund_id}."),
     ClaimNotFound: _no_claim,
     DutyViolation: _refused,
     # The rule's code, as a problem type.
     CaseStateError: lambda error: not_allowed(error.code, error.message),
-    ClaimClosed: lambda closed: Problem(
-        409, "Claim already settled", str(closed), kind="claim-closed"
-    ),
+    ClaimClosed: _settled,
     VersionExists: _version_exists,
 }
