@@ -1,17 +1,20 @@
 """Every service's ledger over HTTP, for auditors: the log, one refund's entries, checkpoints."""
 
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
+
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, FastAPI, Query
+from pydantic import BaseModel, Field
 
 from shared.aio import every
-from shared.http import Problem, problem_responses
+from shared.http import Problem, on_state, problem_responses
 from shared.ledger import Checkpoint, Correlate, Entry, Ledger, data_of
 from shared.runtime import Worker
+from shared.schemas import example
 from shared.settings import ServiceSettings
-from shared.staff import Staff, StaffAuth, staff_problem_responses
+from shared.staff import Staff, staff_member, staff_problem_responses
 
 SEAL_INTERVAL_SECONDS = 0.5
 AUDIT_ROLES = ("auditor", "admin")
@@ -58,7 +61,7 @@ class AuditEntry(BaseModel):
         None, description="the stored state; personal data only as stored (encrypted or masked)"
     )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_ENTRY_EXAMPLE]})
+    model_config = example(_ENTRY_EXAMPLE)
 
 
 class AuditLog(BaseModel):
@@ -119,58 +122,59 @@ def checkpoint_view(checkpoint: Checkpoint) -> SignedCheckpoint:
     return SignedCheckpoint.model_validate(checkpoint, from_attributes=True)
 
 
-def build_audit_router(ledger: Ledger, staff: StaffAuth) -> APIRouter:
-    router = APIRouter(prefix="/v1/audit", tags=["audit"])
-    auditor = Annotated[Staff, Depends(staff.dependency(*AUDIT_ROLES))]
-    problems = staff_problem_responses(401, 403)
+# The composition root puts the service's ledger on `http.state.ledger` and includes `router`.
+Auditor = Annotated[Staff, Depends(staff_member(*AUDIT_ROLES))]
+TheLedger = Annotated[Ledger, on_state("ledger")]
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=staff_problem_responses(401, 403))
 
-    @router.get("/log", response_model=AuditLog, responses=problems)
-    def audit_log(
-        _: auditor,
-        after: Annotated[int, Query(ge=0, le=2**62, description="log position to start after")] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> AuditLog:
-        """Every stored event of this service in log order, with its actor, causes and hashes."""
-        ledger.seal()
-        entries = ledger.entries(after=after, limit=limit + 1)
-        page = entries[:limit]
-        return AuditLog(
-            service=ledger.service,
-            data=with_data(ledger, page),
-            has_more=len(entries) > limit,
-            next_after=page[-1].position if page else None,
-        )
 
-    @router.get("/refunds/{refund_id}", response_model=AuditLog, responses=problems)
-    def refund_entries(_: auditor, refund_id: str) -> AuditLog:
-        """This service's ledger entries about one refund (for the cross-service timeline)."""
-        ledger.seal()
-        entries = ledger.for_refund(refund_id)
-        return AuditLog(
-            service=ledger.service,
-            data=with_data(ledger, entries),
-            has_more=False,
-            next_after=None,
-        )
+@router.get("/log", response_model=AuditLog)
+def audit_log(
+    _: Auditor,
+    ledger: TheLedger,
+    after: Annotated[int, Query(ge=0, le=2**62, description="log position to start after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditLog:
+    """Every stored event of this service in log order, with its actor, causes and hashes."""
+    ledger.seal()
+    entries = ledger.entries(after=after, limit=limit + 1)
+    page = entries[:limit]
+    next_after = page[-1].position if page else None
+    return log_of(ledger, page, has_more=len(entries) > limit, next_after=next_after)
 
-    @router.get("/checkpoints", response_model=Checkpoints, responses=problems)
-    def checkpoints(_: auditor) -> Checkpoints:
-        """The signed checkpoints, and the key to check them with."""
-        return _checkpoints(ledger)
 
-    @router.post(
-        "/checkpoints",
-        response_model=SignedCheckpoint,
-        responses={**problems, **problem_responses(409)},
+@router.get("/refunds/{refund_id}", response_model=AuditLog)
+def refund_entries(_: Auditor, ledger: TheLedger, refund_id: str) -> AuditLog:
+    """This service's ledger entries about one refund (for the cross-service timeline)."""
+    ledger.seal()
+    return log_of(ledger, ledger.for_refund(refund_id))
+
+
+@router.get("/checkpoints", response_model=Checkpoints)
+def checkpoints(_: Auditor, ledger: TheLedger) -> Checkpoints:
+    """The signed checkpoints, and the key to check them with."""
+    return _checkpoints(ledger)
+
+
+@router.post("/checkpoints", response_model=SignedCheckpoint, responses=problem_responses(409))
+def checkpoint_now(_: Auditor, ledger: TheLedger) -> SignedCheckpoint:
+    """Seal and sign the ledger's head now. Safe to repeat: an unchanged head is signed once."""
+    made = ledger.checkpoint()
+    if made is None:
+        raise Problem(409, "Nothing to sign", "The ledger is empty.", kind="empty_ledger")
+    return checkpoint_view(made)
+
+
+def log_of(
+    ledger: Ledger, entries: list[Entry], has_more: bool = False, next_after: int | None = None
+) -> AuditLog:
+    """`entries` as answered, each with its stored data."""
+    return AuditLog(
+        service=ledger.service,
+        data=with_data(ledger, entries),
+        has_more=has_more,
+        next_after=next_after,
     )
-    def checkpoint_now(_: auditor) -> SignedCheckpoint:
-        """Seal and sign the ledger's head now. Safe to repeat: an unchanged head is signed once."""
-        made = ledger.checkpoint()
-        if made is None:
-            raise Problem(409, "Nothing to sign", "The ledger is empty.", kind="empty_ledger")
-        return checkpoint_view(made)
-
-    return router
 
 
 def _checkpoints(ledger: Ledger) -> Checkpoints:
@@ -186,17 +190,19 @@ def _checkpoints(ledger: Ledger) -> Checkpoints:
 @dataclass
 class Auditing:
     ledger: Ledger
-    router: APIRouter
     workers: list[Worker]
 
+    def serve(self, http: FastAPI) -> None:
+        """Answer the audit routes on `http`: its state holds the ledger they read."""
+        http.state.ledger = self.ledger
+        http.include_router(router)
 
-def auditing(
-    app: Any, settings: ServiceSettings, staff: StaffAuth, correlate: Correlate | None = None
-) -> Auditing:
-    """A service's ledger: its routes, the sealer and the periodic checkpoint."""
+
+def auditing(app: Any, settings: ServiceSettings, correlate: Correlate | None = None) -> Auditing:
+    """A service's ledger (its routes: `serve`), the sealer and the periodic checkpoint."""
     ledger = Ledger(app, signer=settings.audit_signer(app.service), correlate=correlate)
     workers = [
         every(SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal"),
         every(settings.audit_checkpoint_seconds, ledger.checkpoint, what="ledger checkpoint"),
     ]
-    return Auditing(ledger, build_audit_router(ledger, staff), workers)
+    return Auditing(ledger, workers)

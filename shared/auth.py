@@ -1,10 +1,12 @@
 """Platform API keys: `Authorization: Bearer <key>`, each key belonging to one tenant.
 
 Keys come from the environment (REFUNDS_API_KEYS) and, optionally, from a store
-looked up by the key's hash (keys issued with `refunds api-keys create`).
+looked up by the key's hash (keys issued with `refunds api-keys create`). A platform's
+route takes `Tenant`: the tenant behind the key, checked with the `ApiKeys` the composition
+root put on `http.state.api_keys`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads `_tenant`'s parameters at runtime.
 
 import hashlib
 import hmac
@@ -12,8 +14,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Annotated
 
-from shared.http import Problem
+from fastapi import Depends, Header, Request
+
+from shared.problems import unauthorized
 from shared.stamping import identify
 
 DEV_TENANT = "dev-platform"
@@ -68,7 +73,7 @@ class ApiKeys:
     def tenant_for(self, authorization: str | None) -> str:
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise _unauthorized("Send `Authorization: Bearer <api key>`.")
+            raise unauthorized("Send `Authorization: Bearer <api key>`.")
         wanted = digest(key.strip())
         tenant: str | None = None
         for known, candidate in self._hashed.items():
@@ -77,7 +82,7 @@ class ApiKeys:
         if tenant is None:
             tenant = self._stored_tenant(wanted)
         if tenant is None:
-            raise _unauthorized("The API key is not valid.")
+            raise unauthorized("The API key is not valid.")
         # The key's fingerprint, never the key: which of the tenant's keys acted.
         identify(f"tenant:{tenant}", via=f"key:{wanted[:12]}")
         return tenant
@@ -101,7 +106,10 @@ class ApiKeys:
         return tenant
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(
-        401, "Unauthorized", detail, kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
-    )
+def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The platform behind the API key (a 401 problem without a valid one)."""
+    keys: ApiKeys = request.app.state.api_keys
+    return keys.tenant_for(authorization)
+
+
+Tenant = Annotated[str, Depends(_tenant)]

@@ -4,16 +4,17 @@ description, a request-body size limit and health endpoints.
 A service calls `install_problem_handlers(app)` once; routes then list the problems
 they answer with `responses=problem_responses(401, 404)`. Every error, the framework's
 own included, is answered as `application/problem+json` and documented as such.
+Routes reach what the composition root put on `http.state` through `on_state(name)`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.health import Health
+from shared.idempotency import IdempotencyMismatch
 from shared.paging import UnknownCursor, bad_query
 from shared.problems import (
     PROBLEM_JSON,
@@ -28,6 +30,7 @@ from shared.problems import (
     Problem,
     ProblemDocument,
     ProblemMap,
+    idempotency_conflict,
     problem_response,
     problem_responses,
 )
@@ -39,6 +42,7 @@ __all__ = [
     "ProblemMap",
     "health_router",
     "install_problem_handlers",
+    "on_state",
     "problem_response",
     "problem_responses",
 ]
@@ -325,6 +329,10 @@ async def _unknown_cursor(request: Request, error: Exception) -> JSONResponse:
     return problem.response(request.url.path)
 
 
+# Answered alike by every service: its own `problems.py` maps only its own errors.
+SHARED_PROBLEMS: ProblemMap = {IdempotencyMismatch: lambda _: idempotency_conflict()}
+
+
 def _mapped(to_problem: Callable[[Any], Problem]) -> Callable[..., Any]:
     async def handler(request: Request, error: Exception) -> JSONResponse:
         return to_problem(error).response(request.url.path)
@@ -341,15 +349,16 @@ def install_problem_handlers(
     """Answer every error as application/problem+json, document them so in OpenAPI,
     and refuse bodies over `max_body_bytes` with 413 (None: no limit).
 
-    `problems` maps the service's domain errors to problems (its `problems.py`): routes
-    let them through and this is the one place they become answers. Starlette picks the
-    handler of the nearest class in an error's MRO, so a subclass may be mapped apart.
+    `problems` maps the service's domain errors to problems (its `problems.py`), on top of
+    `SHARED_PROBLEMS`: routes let them through and this is the one place they become
+    answers. Starlette picks the handler of the nearest class in an error's MRO, so a
+    subclass may be mapped apart.
 
     Also gives every request its audit stamp and `Request-Id` (shared.request_stamp)."""
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(UnknownCursor, _unknown_cursor)
-    for error, to_problem in (problems or {}).items():
+    for error, to_problem in {**SHARED_PROBLEMS, **(problems or {})}.items():
         app.add_exception_handler(error, _mapped(to_problem))
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(Exception, _unexpected)
@@ -357,6 +366,17 @@ def install_problem_handlers(
         install_body_limit(app, max_body_bytes)
     app.add_middleware(RequestStamp)
     document_problems(app)
+
+
+def on_state(name: str) -> Any:
+    """`Depends(...)` on what the composition root put on `http.state` as `name`, for a
+    service's deps.py: `Index = Annotated[RefundIndex, on_state("index")]`."""
+
+    async def get(request: Request) -> Any:  # no thread: it only reads the state
+        return getattr(request.app.state, name)
+
+    get.__name__ = name
+    return Depends(get)
 
 
 # --- Health ---------------------------------------------------------------------------

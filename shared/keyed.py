@@ -1,4 +1,5 @@
-"""Idempotency-Key on the HTTP side: the header, the keyed request, and the (replayed) answer.
+"""Idempotency-Key on the HTTP side: the header, the keyed request, the (replayed) answer, and
+the calls that carry a key: a platform's (by API key) and a staff person's (by token).
 
 Every POST of every service takes the header with Stripe's semantics (see
 shared/idempotency.py for how a key is claimed with the command's own events).
@@ -6,15 +7,16 @@ shared/idempotency.py for how a key is claimed with the command's own events).
 
 # No `from __future__ import annotations`: FastAPI reads the header alias at runtime.
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared.http import Problem
+from shared.auth import Tenant
 from shared.idempotency import KeyedRequest, fingerprint
-from shared.problems import invalid_fields
+from shared.staff import Staff, staff_member
 
 IDEMPOTENCY_HELP = (
     "Stripe-style: a retry with the same key and body replays the first answer (with"
@@ -42,23 +44,60 @@ def answer(view: BaseModel, status: int = 200, replayed: bool = False) -> JSONRe
     return JSONResponse(view.model_dump(mode="json"), status, headers=headers)
 
 
-def idempotency_conflict() -> Problem:
-    return Problem(
-        409,
-        "Idempotency key reused",
-        "This Idempotency-Key was used for a different request (another body or endpoint).",
-        kind="idempotency-conflict",
-    )
+@dataclass(frozen=True)
+class PlatformCall:
+    """A platform's command: its tenant, and the request under its Idempotency-Key, if any."""
+
+    tenant: str
+    request: Request
+    idempotency_key: str | None
+
+    @property
+    def actor(self) -> str:
+        """Who the command is recorded as: the tenant behind the API key."""
+        return f"tenant:{self.tenant}"
+
+    def keyed(self, body: BaseModel | None = None) -> KeyedRequest | None:
+        """The request (with `body`) under the tenant's key; None when sent without one."""
+        return keyed(self.tenant, self.idempotency_key, self.request, body)
+
+    def by(self, body: BaseModel | None = None) -> dict[str, Any]:
+        """What every platform command takes besides its own arguments: the tenant, the
+        actor it is recorded as, and the request (with `body`) under its key."""
+        return {"tenant": self.tenant, "actor": self.actor, "keyed": self.keyed(body)}
 
 
-def invalid(field: str, code: str, message: str) -> Problem:
-    """A 422 problem naming one bad field (validation of several comes from the schema)."""
-    return invalid_fields([{"field": field, "code": code, "message": message}])
+def _platform_call(
+    tenant: Tenant, request: Request, idempotency_key: IdempotencyKey = None
+) -> PlatformCall:
+    return PlatformCall(tenant, request, idempotency_key)
 
 
-def one_cursor(starting_after: str | None, ending_before: str | None) -> None:
-    """Stripe's cursors page one way at a time: both at once is a 422."""
-    if starting_after and ending_before:
-        raise invalid(
-            "query.ending_before", "exclusive", "use starting_after or ending_before, not both"
-        )
+PlatformCommand = Annotated[PlatformCall, Depends(_platform_call)]
+
+
+@dataclass(frozen=True)
+class StaffCall(Staff):
+    """A staff person's command: who asks, and the request under their Idempotency-Key."""
+
+    request: Request
+    idempotency_key: str | None
+
+    def keyed(self, body: BaseModel | None = None) -> KeyedRequest | None:
+        """The request (with `body`) among the person's own keys; None when sent without one."""
+        return keyed(self.scope, self.idempotency_key, self.request, body)
+
+
+def staff_command(*roles: str) -> Any:
+    """An `Annotated[StaffCall, Depends(...)]` alias: a command of a staff member holding
+    one of `roles` (401/403 otherwise), with its optional Idempotency-Key."""
+    member = staff_member(*roles)
+
+    def call(
+        staff: Annotated[Staff, Depends(member)],
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+    ) -> StaffCall:
+        return StaffCall(staff.sub, staff.roles, request, idempotency_key)
+
+    return Annotated[StaffCall, Depends(call)]

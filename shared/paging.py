@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from shared.problems import Problem
+from shared.problems import Problem, invalid
 
 MAX_LIMIT = 100
 CURSOR_LENGTH = 100
@@ -38,13 +38,7 @@ class UnknownCursor(LookupError):
 
 def bad_query(field: str, code: str, message: str) -> Problem:
     """A 422 problem naming one bad query parameter."""
-    return Problem(
-        422,
-        "Invalid request",
-        "1 field(s) failed validation.",
-        kind="validation",
-        errors=[{"field": f"query.{field}", "code": code, "message": message}],
-    )
+    return invalid(f"query.{field}", code, message)
 
 
 def cursor_paging(*, default_limit: int = 20, item: str = "item", backwards: bool = True) -> Any:

@@ -145,6 +145,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ProblemMap = Mapping[type[Exception], Callable[[Any], Problem]]
 
 
+# --- The problems every service answers alike -------------------------------------------
+
+
 def invalid_fields(errors: list[dict[str, str]]) -> Problem:
     """A 422 problem naming every bad field in `errors` (field, code, message)."""
     return Problem(
@@ -153,4 +156,36 @@ def invalid_fields(errors: list[dict[str, str]]) -> Problem:
         f"{len(errors)} field(s) failed validation.",
         kind="validation",
         errors=errors,
+    )
+
+
+def invalid(field: str, code: str, message: str) -> Problem:
+    """A 422 problem naming one bad field (validation of several comes from the schema)."""
+    return invalid_fields([{"field": field, "code": code, "message": message}])
+
+
+def unauthorized(detail: str) -> Problem:
+    """A 401: no valid bearer credential (an API key, or a staff token)."""
+    return Problem(
+        401, "Unauthorized", detail, kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def not_found(what: str, detail: str) -> Problem:
+    """A 404: no such `what` for this caller (another tenant's looks the same: never a 403)."""
+    return Problem(404, f"No such {what}", detail, kind="not-found")
+
+
+def not_allowed(code: str, message: str) -> Problem:
+    """A 409: the resource's state does not allow the command; `type` names the rule's code."""
+    return Problem(409, "Not allowed in this state", message, kind=code.replace("_", "-"))
+
+
+def idempotency_conflict() -> Problem:
+    """A 409: the Idempotency-Key was first used for another request."""
+    return Problem(
+        409,
+        "Idempotency key reused",
+        "This Idempotency-Key was used for a different request (another body or endpoint).",
+        kind="idempotency-conflict",
     )

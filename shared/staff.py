@@ -1,10 +1,10 @@
 """Staff authentication for every service's staff API: bearer JWTs naming a person and roles.
 
 A staff token (HS256, `shared.staff_tokens`) carries `sub` (the person, recorded as the
-actor of whatever they do), `roles` (some of `STAFF_ROLES`) and `exp`. Routes
-ask for the roles they allow: `Depends(auth.dependency("reviewer", "admin"))`.
-A missing, malformed, forged or expired token is a 401 problem; a valid token
-without any of the allowed roles is a 403 problem.
+actor of whatever they do), `roles` (some of `STAFF_ROLES`) and `exp`. A service's deps.py
+names the roles each alias allows, `Reader = staff_with("auditor", "admin")`, checked with the
+`StaffAuth` its composition root put on `http.state.staff_auth`. A missing, malformed, forged
+or expired token is a 401 problem; a valid token without any of the allowed roles is a 403.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's
@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.http import Problem, problem_response
+from shared.problems import Problem, problem_response, unauthorized
 from shared.staff_tokens import STAFF_ROLES, InvalidToken, decode
 from shared.stamping import identify
 
@@ -28,6 +28,8 @@ _bearer = HTTPBearer(
     description="A staff JWT (HS256): `sub` is the person, `roles` lists their roles.",
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+Roles = frozenset[str]
 
 STAFF_PROBLEMS: dict[int, str] = {
     401: "Missing, invalid or expired staff token (`Authorization: Bearer <jwt>`).",
@@ -61,33 +63,60 @@ class StaffAuth:
         try:
             claims = decode(token, self._secret)
         except InvalidToken as invalid:
-            raise _unauthorized(f"The token is not valid: {invalid}.") from None
+            raise unauthorized(f"The token is not valid: {invalid}.") from None
         return _staff_from(claims)
+
+    def member(self, credentials: HTTPAuthorizationCredentials | None, allowed: Roles) -> Staff:
+        """The caller, if their token holds one of the `allowed` roles (none: any staff member)."""
+        if credentials is None or not credentials.credentials.strip():
+            raise unauthorized("Send `Authorization: Bearer <staff token>`.")
+        staff = self.staff(credentials.credentials.strip())
+        if allowed and not staff.roles & allowed:
+            raise Problem(
+                403,
+                "Forbidden",
+                f"This needs one of the roles {sorted(allowed)}; "
+                f"the token holds {sorted(staff.roles)}.",
+                kind="forbidden",
+            )
+        identify(f"staff:{staff.sub}", via="roles:" + ",".join(sorted(staff.roles)))
+        return staff
 
     def dependency(self, *allowed_roles: str) -> Callable[..., Staff]:
         """A FastAPI dependency answering the caller, if they hold one of `allowed_roles`
-        (no roles named: any staff member)."""
-        unknown = sorted(set(allowed_roles) - set(STAFF_ROLES))
-        if unknown:
-            raise ValueError(f"unknown staff roles {unknown}; known: {list(STAFF_ROLES)}")
-        allowed = frozenset(allowed_roles)
+        (no roles named: any staff member); for an app holding this StaffAuth itself."""
+        allowed = known_roles(allowed_roles)
 
         def staff_member(credentials: Credentials) -> Staff:
-            if credentials is None or not credentials.credentials.strip():
-                raise _unauthorized("Send `Authorization: Bearer <staff token>`.")
-            staff = self.staff(credentials.credentials.strip())
-            if allowed and not staff.roles & allowed:
-                raise Problem(
-                    403,
-                    "Forbidden",
-                    f"This needs one of the roles {sorted(allowed)}; "
-                    f"the token holds {sorted(staff.roles)}.",
-                    kind="forbidden",
-                )
-            identify(f"staff:{staff.sub}", via="roles:" + ",".join(sorted(staff.roles)))
-            return staff
+            return self.member(credentials, allowed)
 
         return staff_member
+
+
+def known_roles(roles: tuple[str, ...]) -> Roles:
+    """`roles`, each one of `STAFF_ROLES`: a typo fails where the alias is declared."""
+    unknown = sorted(set(roles) - set(STAFF_ROLES))
+    if unknown:
+        raise ValueError(f"unknown staff roles {unknown}; known: {list(STAFF_ROLES)}")
+    return frozenset(roles)
+
+
+def staff_member(*roles: str) -> Callable[..., Staff]:
+    """The dependency behind `staff_with(*roles)`: the staff member, verified with the app's
+    `http.state.staff_auth`, if they hold one of `roles` (401/403 otherwise)."""
+    allowed = known_roles(roles)
+
+    def member(request: Request, credentials: Credentials) -> Staff:
+        auth: StaffAuth = request.app.state.staff_auth
+        return auth.member(credentials, allowed)
+
+    return member
+
+
+def staff_with(*roles: str) -> Any:
+    """An `Annotated[Staff, Depends(...)]` alias for routes: the staff member behind the
+    request's token, holding one of `roles` (none named: any staff member)."""
+    return Annotated[Staff, Depends(staff_member(*roles))]
 
 
 def staff_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -98,18 +127,12 @@ def staff_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def _staff_from(claims: dict[str, Any]) -> Staff:
     sub, roles = claims.get("sub"), claims.get("roles")
     if "exp" not in claims:
-        raise _unauthorized("The token has no `exp`; staff tokens must expire.")
+        raise unauthorized("The token has no `exp`; staff tokens must expire.")
     if not isinstance(sub, str) or not sub.strip():
-        raise _unauthorized("The token names no person (`sub`).")
+        raise unauthorized("The token names no person (`sub`).")
     if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
-        raise _unauthorized("The token lists no roles (`roles`).")
+        raise unauthorized("The token lists no roles (`roles`).")
     unknown = sorted(set(roles) - set(STAFF_ROLES))
     if unknown:
-        raise _unauthorized(f"The token names unknown roles {unknown}.")
+        raise unauthorized(f"The token names unknown roles {unknown}.")
     return Staff(sub=sub, roles=frozenset(roles))
-
-
-def _unauthorized(detail: str) -> Problem:
-    return Problem(
-        401, "Unauthorized", detail, kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
-    )

@@ -20,9 +20,9 @@ from services.intake.analytics import (
     analyse,
 )
 from services.intake.deps import Auditor, Facts
-from services.intake.schemas import example
 from shared.contracts import MoneyModel
 from shared.paging import bad_query
+from shared.schemas import example
 from shared.staff import staff_problem_responses
 
 CNY = [{"amount": 25800, "currency": "CNY"}]
@@ -182,7 +182,9 @@ def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> Ref
     )
 
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+router = APIRouter(
+    prefix="/v1/analytics", tags=["analytics"], responses=staff_problem_responses(401, 403)
+)
 
 # The query's filters, each with the help the OpenAPI document gives it.
 OneTenant = Annotated[
@@ -204,7 +206,6 @@ OrdersPlaced = Annotated[
     "/refunds",
     response_model=RefundAnalytics,
     summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
-    responses=staff_problem_responses(401, 403, 422),
 )
 async def refund_analytics(
     staff: Auditor,

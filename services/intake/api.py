@@ -6,13 +6,13 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from services.intake.application import IntakeApplication
 from services.intake.checks import evidence_problems, request_problems
-from services.intake.deps import Command, Index, IntakeApp, RefundPaging, Tenant
+from services.intake.deps import Command, Index, IntakeApp, RefundId, RefundPaging, Tenant
 from services.intake.domain import RefundRequest, Status
 from services.intake.index import ListQuery
 from services.intake.schemas import (
@@ -29,20 +29,13 @@ from shared.keyed import answer
 from shared.money import Money
 from shared.problems import invalid_fields, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
-
-RefundId = Annotated[
-    str,
-    Path(
-        description="the refund's id",
-        examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"],
-    ),
-]
-# A platform action on one refund answers the refund as it is afterwards.
-ACTION: dict[str, Any] = {
-    "response_model": RefundView,
-    "responses": problem_responses(400, 401, 404, 409, 413, 422),
-}
+# Every route takes the platform's API key (401 without a valid one).
+router = APIRouter(prefix="/v1", tags=["refunds"], responses=problem_responses(401))
+# Each route answers the refund (after the command, if it is one) or the problems named here:
+# a 404 for no such refund of the tenant's, a 409 when the refund's state refuses the command.
+CREATE: dict[str, Any] = {"response_model": RefundView, "responses": problem_responses(409)}
+FOUND: dict[str, Any] = {"response_model": RefundView, "responses": problem_responses(404)}
+ACTION: dict[str, Any] = {"response_model": RefundView, "responses": problem_responses(404, 409)}
 
 
 async def shown(
@@ -71,13 +64,7 @@ def _draft(body: RefundCreate) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/refunds",
-    status_code=201,
-    response_model=RefundView,
-    summary="Create a refund request",
-    responses=problem_responses(400, 401, 409, 413, 422),
-)
+@router.post("/refunds", status_code=201, summary="Create a refund request", **CREATE)
 async def create_refund(body: RefundCreate, command: Command, app: IntakeApp) -> JSONResponse:
     """Record a request and reserve its amount on the order's refundable balance.
 
@@ -92,12 +79,7 @@ async def create_refund(body: RefundCreate, command: Command, app: IntakeApp) ->
     return await shown(app, *done, status=201)
 
 
-@router.get(
-    "/refunds",
-    response_model=RefundList,
-    summary="List refunds, newest first",
-    responses=problem_responses(401, 422),
-)
+@router.get("/refunds", response_model=RefundList, summary="List refunds, newest first")
 async def list_refunds(
     tenant: Tenant,
     app: IntakeApp,
@@ -115,25 +97,15 @@ async def list_refunds(
     # The filters in ListQuery's own order (they have its fields' names).
     query = ListQuery(tenant, page, order_id, status, customer_id, created_after, created_before)
 
-    def listed() -> dict[str, Any]:
+    def listed() -> RefundList:
         found = index.page(query)
         refunds: list[RefundRequest] = [app.repository.get(uid) for uid in found.ids]
-        return {
-            "object": "list",
-            "url": request.url.path,
-            "has_more": found.has_more,
-            "data": [refund_view(r, app.keys).model_dump(mode="json") for r in refunds],
-        }
+        return RefundList.of(request, [refund_view(r, app.keys) for r in refunds], found.has_more)
 
-    return JSONResponse(await asyncio.to_thread(listed))
+    return answer(await asyncio.to_thread(listed))
 
 
-@router.get(
-    "/refunds/{refund_id}",
-    response_model=RefundView,
-    summary="Get a refund",
-    responses=problem_responses(401, 404),
-)
+@router.get("/refunds/{refund_id}", summary="Get a refund", **FOUND)
 async def get_refund(refund_id: RefundId, tenant: Tenant, app: IntakeApp) -> JSONResponse:
     refund = await asyncio.to_thread(app.refund_for, tenant, refund_id)
     return await shown(app, refund, replayed=False)

@@ -67,8 +67,8 @@ def build(settings: IntakeSettings | None = None) -> Service:
         to_integration=to_integration,
         consumes=["review", "payout"],
     )
-    audit = auditing(app, settings, staff_auth, correlate=refund_of)
-    http.include_router(audit.router)
+    audit = auditing(app, settings, correlate=refund_of)
+    audit.serve(http)
     http.include_router(timeline_api.router)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))

@@ -5,15 +5,15 @@
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.intake.deps import Admin, Index, IntakeApp
+from services.intake.deps import Erasing, Index, IntakeApp
 from services.intake.index import ListQuery, RefundIndex
 from services.intake.schemas import ErasureRequest, ErasureView
 from services.intake.views import erasure_view
 from shared.ids import public_id
-from shared.keyed import IdempotencyKey, answer, keyed
+from shared.keyed import answer
 from shared.paging import Page
 from shared.problems import problem_responses
 from shared.staff import staff_problem_responses
@@ -49,11 +49,9 @@ def refunds_of(index: RefundIndex, tenant: str, customer_id: str) -> list[str]:
 async def erase_customer(
     customer_id: Annotated[str, Path(max_length=200)],
     body: ErasureRequest,
-    staff: Admin,
+    admin: Erasing,
     app: IntakeApp,
     index: Index,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Shreds the customer's key: their name, contact, descriptions and other texts become
     unreadable in every service's store, in read models and in messages not yet sent
@@ -63,7 +61,6 @@ async def erase_customer(
     changes nothing; a customer who comes back afterwards gets a new key. 404 when the
     tenant has no such customer.
     """
-    request_key = keyed(staff.scope, idempotency_key, request, body)
     refund_ids = await asyncio.to_thread(refunds_of, index, body.tenant, customer_id)
     erasure, replayed = await asyncio.to_thread(
         app.erase_customer,
@@ -71,7 +68,7 @@ async def erase_customer(
         customer_id=customer_id,
         refund_ids=refund_ids,
         reason=body.reason,
-        actor=f"staff:{staff.sub}",
-        keyed=request_key,
+        actor=f"staff:{admin.sub}",
+        keyed=admin.keyed(body),
     )
     return answer(erasure_view(erasure), 200, replayed)

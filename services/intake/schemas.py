@@ -22,14 +22,9 @@ from pydantic_core import PydanticCustomError
 
 from services.intake.domain import DecisionOutcome, PayoutOutcome, Status
 from shared.contracts import DesiredOutcome, LanguageTag, PaymentMethod, Reason
-from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Strict, Text
+from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Listed, Strict, Text, example
 
 LongText = Annotated[str, StringConstraints(max_length=2000)]
-
-
-def example(sample: dict[str, Any]) -> ConfigDict:
-    """A model's configuration documenting `sample` as its example in OpenAPI."""
-    return ConfigDict(json_schema_extra={"examples": [sample]})
 
 
 Channel = Literal["app", "web", "phone", "store", "third_party", "email", "chat"]
@@ -355,12 +350,9 @@ class RefundView(BaseModel):
     metadata: dict[str, str]
 
 
-class RefundList(BaseModel):
+class RefundList(Listed):
     model_config = example({"object": "list", "url": "/v1/refunds", "has_more": False, "data": []})
 
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
     data: list[RefundView]
 
 
@@ -377,11 +369,9 @@ class EventView(BaseModel):
     data: dict[str, Any]
 
 
-class EventList(BaseModel):
+class EventList(Listed):
     model_config = example({"object": "list", "url": "/v1/refunds/rf_…/events", "data": []})
 
-    object: Literal["list"] = "list"
-    url: str
     has_more: bool = False
     data: list[EventView]
 

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.intake.api import RefundId
 from services.intake.application import IntakeApplication
-from services.intake.deps import IntakeApp, Settings, Tenant
+from services.intake.deps import IntakeApp, RefundId, Settings, Tenant
 from services.intake.schemas import EventList, EventView
 from services.intake.views import event_view
+from shared.keyed import answer
 from shared.problems import problem_responses
 from shared.staff_tokens import encode, staff_claims
 from shared.timeline import Moment, moment, ordered
@@ -28,7 +28,7 @@ from shared.timeline import Moment, moment, ordered
 PEER_TIMEOUT_SECONDS = 5.0
 TOKEN_SECONDS = 60
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
+router = APIRouter(prefix="/v1", tags=["refunds"], responses=problem_responses(401))
 
 
 class Timeline(EventList):
@@ -42,7 +42,7 @@ class Timeline(EventList):
     "/refunds/{refund_id}/events",
     response_model=Timeline,
     summary="The refund's audit timeline across all four services",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(404),
 )
 async def refund_events(
     refund_id: RefundId, tenant: Tenant, app: IntakeApp, settings: Settings, request: Request
@@ -70,16 +70,8 @@ async def refund_events(
             found = moment(service, entry)
             moments.append(found)
             views[found.event_id] = _peer_view(found)
-    story = [views[m.event_id].model_dump(mode="json") for m in ordered(moments)]
-    return JSONResponse(
-        {
-            "object": "list",
-            "url": request.url.path,
-            "has_more": False,
-            "data": story,
-            "incomplete": incomplete,
-        }
-    )
+    story = [views[m.event_id] for m in ordered(moments)]
+    return answer(Timeline.of(request, story, incomplete=incomplete))
 
 
 def _own_events(

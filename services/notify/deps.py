@@ -10,89 +10,36 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
-from fastapi import Depends, Header, Request
-from pydantic import BaseModel
+from fastapi import Depends, Path
 
 from services.notify.application import NotifyApplication
 from services.notify.messages.feed import CustomerFeed
 from services.notify.webhooks.commands import DELIVERY_PREFIX, ENDPOINT_PREFIX
 from services.notify.webhooks.index import WebhookIndex
-from shared.auth import ApiKeys
-from shared.idempotency import KeyedRequest
+from services.notify.webhooks.schemas import DELIVERY_EXAMPLE, ENDPOINT_EXAMPLE
+from shared.auth import Tenant as Tenant
+from shared.http import on_state
 from shared.ids import parse_public_id
-from shared.keyed import IdempotencyKey, keyed
+from shared.keyed import PlatformCommand
 from shared.paging import Page, bad_query, cursor_paging
-from shared.staff import Credentials, Staff, StaffAuth
+from shared.staff import staff_with
 
+Notify = Annotated[NotifyApplication, on_state("notify")]
+FeedRows = Annotated[CustomerFeed, on_state("feed")]
+WebhookLists = Annotated[WebhookIndex, on_state("webhook_index")]
+
+# A platform's command: its tenant (by API key) and its Idempotency-Key.
+Command = PlatformCommand
 # Who may read a refund's message log, and who may send a message again.
-READERS = ("auditor", "admin")
-RESENDERS = ("admin",)
+Reader = staff_with("auditor", "admin")
+Admin = staff_with("admin")
 
-
-def _notify(request: Request) -> NotifyApplication:
-    notify: NotifyApplication = request.app.state.notify
-    return notify
-
-
-def _feed(request: Request) -> CustomerFeed:
-    feed: CustomerFeed = request.app.state.feed
-    return feed
-
-
-def _webhook_index(request: Request) -> WebhookIndex:
-    index: WebhookIndex = request.app.state.webhook_index
-    return index
-
-
-def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    keys: ApiKeys = request.app.state.api_keys
-    return keys.tenant_for(authorization)
-
-
-Notify = Annotated[NotifyApplication, Depends(_notify)]
-FeedRows = Annotated[CustomerFeed, Depends(_feed)]
-WebhookLists = Annotated[WebhookIndex, Depends(_webhook_index)]
-Tenant = Annotated[str, Depends(_tenant)]
-
-
-@dataclass(frozen=True)
-class PlatformCall:
-    """A platform's command: its tenant, and the request under its Idempotency-Key, if any."""
-
-    tenant: str
-    request: Request
-    idempotency_key: str | None
-
-    @property
-    def actor(self) -> str:
-        return f"tenant:{self.tenant}"
-
-    def keyed(self, body: BaseModel | None = None) -> KeyedRequest | None:
-        return keyed(self.tenant, self.idempotency_key, self.request, body)
-
-
-def _platform_call(
-    tenant: Tenant, request: Request, idempotency_key: IdempotencyKey = None
-) -> PlatformCall:
-    return PlatformCall(tenant, request, idempotency_key)
-
-
-Command = Annotated[PlatformCall, Depends(_platform_call)]
-
-
-def _staff(*roles: str) -> Any:
-    """An alias answering the staff member behind the bearer token, if they hold one of
-    `roles` (401 without a valid token, 403 without the role)."""
-
-    def staff_member(request: Request, credentials: Credentials) -> Staff:
-        auth: StaffAuth = request.app.state.staff_auth
-        return auth.dependency(*roles)(credentials)
-
-    return Annotated[Staff, Depends(staff_member)]
-
-
-Reader = _staff(*READERS)
-Admin = _staff(*RESENDERS)
+EndpointId = Annotated[
+    str, Path(description="the endpoint's id", examples=[ENDPOINT_EXAMPLE], max_length=64)
+]
+DeliveryId = Annotated[
+    str, Path(description="the delivery's id", examples=[DELIVERY_EXAMPLE], max_length=64)
+]
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,8 @@ from services.notify.messages.application import NotificationNotFound, NotResend
 from services.notify.messages.feed import UnknownMessage
 from services.notify.webhooks.commands import DeliveryNotFound, EndpointNotFound, InvalidEndpoint
 from services.notify.webhooks.endpoints import EndpointRefused
-from shared.idempotency import IdempotencyMismatch
-from shared.keyed import idempotency_conflict
 from shared.paging import bad_query
-from shared.problems import Problem, ProblemMap, invalid_fields
-
-
-def _no_notification(missing: NotificationNotFound) -> Problem:
-    return Problem(404, "No such notification", f"No {missing} here.", kind="not-found")
+from shared.problems import Problem, ProblemMap, invalid_fields, not_allowed, not_found
 
 
 def _not_resendable(refused: NotResendable) -> Problem:
@@ -21,31 +15,15 @@ def _not_resendable(refused: NotResendable) -> Problem:
     return Problem(409, "Not resendable", detail, kind="not-resendable")
 
 
-def _no_endpoint(missing: EndpointNotFound) -> Problem:
-    return Problem(404, "No such webhook endpoint", f"No endpoint {missing}.", kind="not-found")
-
-
-def _no_delivery(missing: DeliveryNotFound) -> Problem:
-    return Problem(404, "No such webhook delivery", f"No delivery {missing}.", kind="not-found")
-
-
-def _not_now(refused: EndpointRefused) -> Problem:
-    """An endpoint or delivery whose state does not allow the command; `type` names why."""
-    kind = refused.code.replace("_", "-")
-    return Problem(409, "Not allowed in this state", refused.message, kind=kind)
-
-
-def _no_message(unknown: UnknownMessage) -> Problem:
-    return bad_query(unknown.parameter, "unknown_cursor", f"no message {unknown}")
-
-
 PROBLEMS: ProblemMap = {
-    NotificationNotFound: _no_notification,
+    NotificationNotFound: lambda missing: not_found("notification", f"No {missing} here."),
     NotResendable: _not_resendable,
-    EndpointNotFound: _no_endpoint,
-    DeliveryNotFound: _no_delivery,
-    EndpointRefused: _not_now,  # DeliveryRefused too
+    EndpointNotFound: lambda missing: not_found("webhook endpoint", f"No endpoint {missing}."),
+    DeliveryNotFound: lambda missing: not_found("webhook delivery", f"No delivery {missing}."),
+    # An endpoint or delivery (DeliveryRefused too) whose state does not allow the command.
+    EndpointRefused: lambda refused: not_allowed(refused.code, refused.message),
     InvalidEndpoint: lambda invalid: invalid_fields(invalid.errors),
-    IdempotencyMismatch: lambda _: idempotency_conflict(),
-    UnknownMessage: _no_message,
+    UnknownMessage: lambda unknown: bad_query(
+        unknown.parameter, "unknown_cursor", f"no message {unknown}"
+    ),
 }

@@ -72,8 +72,8 @@ def build(settings: PayoutSettings | None = None) -> Service:
         lambda: {(status,): n for status, n in index.count_by_status().items()},
         labels=["status"],
     )
-    audit = auditing(app, settings, http.state.staff_auth)
-    http.include_router(audit.router)
+    audit = auditing(app, settings)
+    audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     return Service("payout", settings, http, wired.workers, close=app.close)

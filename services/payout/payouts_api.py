@@ -29,12 +29,13 @@ from services.payout.views import payout_entry, payout_view
 from shared.contracts import PaymentMethod
 from shared.keyed import answer
 from shared.paging import bad_query
-from shared.problems import problem_response
+from shared.problems import problem_response, problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1")
+# Every route is staff's (401 without a valid token, 403 without the role).
+router = APIRouter(prefix="/v1", responses=staff_problem_responses(401, 403))
 
-ACTION_PROBLEMS = staff_problem_responses(401, 403, 404) | {
+ACTION_PROBLEMS = problem_responses(404) | {
     409: problem_response(
         409,
         "The payout's state does not allow this (`payout-action-refused`: only a failed"
@@ -64,11 +65,7 @@ async def shown(app: PayoutApplication, payout: Payout, replayed: bool = False) 
 
 
 @router.get(
-    "/payouts",
-    tags=["payouts"],
-    response_model=PayoutList,
-    summary="Payouts, newest first",
-    responses=staff_problem_responses(401, 403, 422),
+    "/payouts", tags=["payouts"], response_model=PayoutList, summary="Payouts, newest first"
 )
 async def list_payouts(
     staff: Reader,
@@ -90,8 +87,7 @@ async def list_payouts(
     query = PayoutQuery(refund_id, status, method, created_after, created_before)
     listed = await asyncio.to_thread(index.page, query, page)
     payouts = await asyncio.to_thread(app.payouts_named, listed.ids)
-    entries = [payout_entry(payout) for payout in payouts]
-    return answer(PayoutList(url=request.url.path, has_more=listed.has_more, data=entries))
+    return answer(PayoutList.of(request, [payout_entry(p) for p in payouts], listed.has_more))
 
 
 @router.get(
@@ -99,7 +95,7 @@ async def list_payouts(
     tags=["payouts"],
     response_model=PayoutView,
     summary="One payout: attempts, dispatches, outcome and who did what",
-    responses=staff_problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def get_payout(payout_id: PayoutId, staff: Reader, app: PayoutApp) -> JSONResponse:
     return await shown(app, await asyncio.to_thread(app.payout_named, payout_id))
@@ -110,7 +106,7 @@ async def retry(payout_id: PayoutId, finance: Acting, app: PayoutApp) -> JSONRes
     """The executor sends it again under the same merchant refund number; only when
     the provider closed that number does the new series get a new one."""
     payout, replayed = await asyncio.to_thread(
-        app.retry_payout, payout_id, actor=finance.staff.sub, keyed=finance.keyed()
+        app.retry_payout, payout_id, actor=finance.sub, keyed=finance.keyed()
     )
     return await shown(app, payout, replayed)
 
@@ -125,7 +121,7 @@ async def switch_to_store_balance(
     payout, replayed = await asyncio.to_thread(
         app.switch_to_store_balance,
         payout_id,
-        actor=finance.staff.sub,
+        actor=finance.sub,
         consent_reference=body.consent_reference,
         keyed=finance.keyed(body),
     )
@@ -137,7 +133,7 @@ async def manual_payment(
     payout_id: PayoutId, body: ManualPaymentRequest, finance: Acting, app: PayoutApp
 ) -> JSONResponse:
     """The payout becomes `paid` (`outcome.via`: manual) under the given reference."""
-    actor, key = finance.staff.sub, finance.keyed(body)
+    actor, key = finance.sub, finance.keyed(body)
     payout, replayed = await asyncio.to_thread(
         app.record_manual_payment, payout_id, actor=actor, reference=body.reference, keyed=key
     )

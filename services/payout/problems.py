@@ -7,9 +7,7 @@ from services.payout.callbacks import CallbackRefused, CallbackReplayed, Refusal
 from services.payout.domain import PayoutActionRefused
 from services.payout.gateway import CALLBACK_ID_HEADER
 from services.payout.reconcile import MalformedReport
-from shared.idempotency import IdempotencyMismatch
-from shared.keyed import idempotency_conflict, invalid
-from shared.problems import Problem, ProblemMap
+from shared.problems import Problem, ProblemMap, invalid, not_found
 
 REFUSALS: dict[Refusal, tuple[int, str]] = {
     "bad-signature": (401, "The signature is missing, wrong, or too old."),
@@ -18,20 +16,8 @@ REFUSALS: dict[Refusal, tuple[int, str]] = {
 }
 
 
-def no_payout(error: PayoutNotFound) -> Problem:
-    return Problem(404, "No such payout", f"No payout {error}.", kind="not-found")
-
-
-def no_reconciliation(error: ReconciliationNotFound) -> Problem:
-    return Problem(404, "No such reconciliation", f"No reconciliation {error}.", kind="not-found")
-
-
 def action_refused(error: PayoutActionRefused) -> Problem:
     return Problem(409, "Not allowed in this state", str(error), kind="payout-action-refused")
-
-
-def malformed_report(error: MalformedReport) -> Problem:
-    return invalid("body.report", "malformed_report", str(error))
 
 
 def callback_refused(error: CallbackRefused) -> Problem:
@@ -49,11 +35,12 @@ def callback_replayed(error: CallbackReplayed) -> Problem:
 
 
 PROBLEMS: ProblemMap = {
-    PayoutNotFound: no_payout,
-    ReconciliationNotFound: no_reconciliation,
+    PayoutNotFound: lambda error: not_found("payout", f"No payout {error}."),
+    ReconciliationNotFound: lambda error: not_found(
+        "reconciliation", f"No reconciliation {error}."
+    ),
     PayoutActionRefused: action_refused,
-    IdempotencyMismatch: lambda _: idempotency_conflict(),
-    MalformedReport: malformed_report,
+    MalformedReport: lambda error: invalid("body.report", "malformed_report", str(error)),
     CallbackRefused: callback_refused,
     CallbackReplayed: callback_replayed,
 }

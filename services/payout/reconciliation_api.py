@@ -19,10 +19,13 @@ from services.payout.deps import (
 from services.payout.schemas import ReconciliationList, ReconciliationRequest, ReconciliationView
 from services.payout.views import reconciliation_entry, reconciliation_view
 from shared.keyed import answer
-from shared.problems import problem_response
+from shared.problems import problem_response, problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["reconciliation"])
+# Every route is staff's (401 without a valid token, 403 without the role).
+router = APIRouter(
+    prefix="/v1", tags=["reconciliation"], responses=staff_problem_responses(401, 403)
+)
 
 
 @router.post(
@@ -30,8 +33,7 @@ router = APIRouter(prefix="/v1", tags=["reconciliation"])
     response_model=ReconciliationView,
     status_code=201,
     summary="Reconcile the provider's settlement report of a day",
-    responses=staff_problem_responses(401, 403)
-    | {
+    responses={
         200: {
             "description": "This file was reconciled for this day before: the same report",
             "model": ReconciliationView,
@@ -52,10 +54,7 @@ async def reconcile(body: ReconciliationRequest, staff: Finance, app: PayoutApp)
 
 
 @router.get(
-    "/reconciliations",
-    response_model=ReconciliationList,
-    summary="Reconciliations, newest first",
-    responses=staff_problem_responses(401, 403, 422),
+    "/reconciliations", response_model=ReconciliationList, summary="Reconciliations, newest first"
 )
 async def list_reconciliations(
     staff: Reader,
@@ -67,14 +66,14 @@ async def list_reconciliations(
     listed = await asyncio.to_thread(index.page, page)
     reports = await asyncio.to_thread(app.reconciliations_named, listed.ids)
     entries = [reconciliation_entry(report) for report in reports]
-    return answer(ReconciliationList(url=request.url.path, has_more=listed.has_more, data=entries))
+    return answer(ReconciliationList.of(request, entries, listed.has_more))
 
 
 @router.get(
     "/reconciliations/{report_id}",
     response_model=ReconciliationView,
     summary="One reconciliation with its findings, as recorded",
-    responses=staff_problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def get_reconciliation(report_id: ReportId, staff: Reader, app: PayoutApp) -> JSONResponse:
     report = await asyncio.to_thread(app.reconciliation_named, report_id)

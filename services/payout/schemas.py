@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.payout.domain import PayoutStatus
 from services.payout.reconcile import FindingKind
-from shared.schemas import Strict, Text
+from shared.schemas import Listed, Strict, Text, example
 
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
 MAX_REPORT_CHARS = 5_000_000
@@ -20,9 +20,7 @@ EXAMPLE_PAYOUT = "po_3f0c1a2b4d5e6f708192a3b4c5d6e7f8"
 
 
 class SwitchToStoreBalanceRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"consent_reference": "CS-2026-1187"}]}
-    )
+    model_config = example({"consent_reference": "CS-2026-1187"})
 
     consent_reference: Text = Field(
         description="where the customer's consent to a store-balance refund is recorded"
@@ -30,12 +28,7 @@ class SwitchToStoreBalanceRequest(Strict):
 
 
 class ManualPaymentRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"reference": "BT-20261120-0042", "note": "paid by hand from ICBC"}]
-        },
-    )
+    model_config = example({"reference": "BT-20261120-0042", "note": "paid by hand from ICBC"})
 
     reference: Text = Field(description="the payment's reference (e.g. the bank transfer's)")
     note: Note = Field(
@@ -44,18 +37,13 @@ class ManualPaymentRequest(Strict):
 
 
 class ReconciliationRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "day": "2026-11-20",
-                    "report": "merchant_refund_no,provider_reference,amount,currency,method,"
-                    "status,completed_at\n"
-                    f"{EXAMPLE_PAYOUT},gw_re_1,4200,CNY,alipay,success,2026-11-20T03:00:00Z\n",
-                }
-            ]
-        },
+    model_config = example(
+        {
+            "day": "2026-11-20",
+            "report": "merchant_refund_no,provider_reference,amount,currency,method,"
+            "status,completed_at\n"
+            f"{EXAMPLE_PAYOUT},gw_re_1,4200,CNY,alipay,success,2026-11-20T03:00:00Z\n",
+        }
     )
 
     day: date = Field(description="the settlement day the report covers (UTC), YYYY-MM-DD")
@@ -133,10 +121,7 @@ class PayoutView(PayoutEntry):
     version: int
 
 
-class PayoutList(BaseModel):
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
+class PayoutList(Listed):
     data: list[PayoutEntry]
 
 
@@ -160,10 +145,7 @@ class ReconciliationView(ReconciliationEntry):
     findings: list[FindingView]
 
 
-class ReconciliationList(BaseModel):
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
+class ReconciliationList(Listed):
     data: list[ReconciliationEntry]
 
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.review.application import ReviewApplication
-from services.review.deps import AnyStaff, Decider, RefundId, Retry, ReviewApp
+from services.review.deps import Acting, Claiming, RefundId, ReviewApp
 from services.review.domain import ReviewCase
 from services.review.schemas import (
     ApproveRequest,
@@ -65,29 +65,32 @@ async def _case_answer(app: ReviewApplication, case: ReviewCase, replayed: bool)
 
 
 @_action("claim", "Claim a case (assign it to yourself)")
-async def claim(refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry) -> JSONResponse:
+async def claim(refund_id: RefundId, staff: Claiming, app: ReviewApp) -> JSONResponse:
     """Claiming your own case again changes nothing; someone else's claim is a 409."""
-    key = retry.of(staff)
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "claim", lambda c: c.claim(staff.sub, app.now()), key
+
+    def change(case: ReviewCase) -> None:
+        case.claim(staff.sub, app.now())
+
+    claimed = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "claim", change, staff.keyed()
     )
-    return await _case_answer(app, *done)
+    return await _case_answer(app, *claimed)
 
 
 @_action("release", "Release a case you claimed")
-async def release(
-    refund_id: RefundId, staff: Decider, app: ReviewApp, retry: Retry
-) -> JSONResponse:
-    key = retry.of(staff)
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "release", lambda c: c.release(staff.sub, app.now()), key
+async def release(refund_id: RefundId, staff: Claiming, app: ReviewApp) -> JSONResponse:
+    def change(case: ReviewCase) -> None:
+        case.release(staff.sub, app.now())
+
+    released = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "release", change, staff.keyed()
     )
-    return await _case_answer(app, *done)
+    return await _case_answer(app, *released)
 
 
 @_action("approve", "Add your approval")
 async def approve(
-    refund_id: RefundId, body: ApproveRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+    refund_id: RefundId, body: ApproveRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     """The case is approved once its tier's approvals are complete (`missing_approvals`):
     distinct people, a senior_reviewer or finance where the tier asks. Nobody approves
@@ -109,14 +112,15 @@ async def approve(
             coupon=coupon,
         )
 
-    key = retry.of(staff, body)
-    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "approve", change, key)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "approve", change, staff.keyed(body)
+    )
     return await _case_answer(app, *done)
 
 
 @_action("reject", "Reject, explaining why in both languages")
 async def reject(
-    refund_id: RefundId, body: RejectRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+    refund_id: RefundId, body: RejectRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     explanation = body.explanation.as_dict()
 
@@ -129,14 +133,15 @@ async def reject(
             at=app.now(),
         )
 
-    key = retry.of(staff, body)
-    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "reject", change, key)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "reject", change, staff.keyed(body)
+    )
     return await _case_answer(app, *done)
 
 
 @_action("request-evidence", "Ask the customer for more evidence")
 async def request_evidence(
-    refund_id: RefundId, body: EvidenceRequestBody, staff: AnyStaff, app: ReviewApp, retry: Retry
+    refund_id: RefundId, body: EvidenceRequestBody, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     """The review clock stops until the evidence arrives, keeping the time left."""
 
@@ -152,16 +157,15 @@ async def request_evidence(
             at=now,
         )
 
-    key = retry.of(staff, body)
     done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "request_evidence", change, key
+        app.act_as, refund_id, staff.sub, "request_evidence", change, staff.keyed(body)
     )
     return await _case_answer(app, *done)
 
 
 @_action("escalate", "Send the case one tier up")
 async def escalate(
-    refund_id: RefundId, body: EscalateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+    refund_id: RefundId, body: EscalateRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     """Approvals so far are dropped (the higher tier decides afresh) and whoever
     escalates may not approve the case afterwards."""
@@ -169,14 +173,15 @@ async def escalate(
     def change(case: ReviewCase) -> None:
         case.escalate(person=staff.sub, roles=staff.roles, why=body.reason, at=app.now())
 
-    key = retry.of(staff, body)
-    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "escalate", change, key)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "escalate", change, staff.keyed(body)
+    )
     return await _case_answer(app, *done)
 
 
 @_action("compensate", "Settle with a coupon instead of a refund")
 async def compensate(
-    refund_id: RefundId, body: CompensateRequest, staff: AnyStaff, app: ReviewApp, retry: Retry
+    refund_id: RefundId, body: CompensateRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     """Offered by a senior_reviewer or finance."""
     coupon = body.coupon.money()
@@ -186,6 +191,7 @@ async def compensate(
             person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
         )
 
-    key = retry.of(staff, body)
-    done = await asyncio.to_thread(app.act_as, refund_id, staff.sub, "compensate", change, key)
+    done = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, "compensate", change, staff.keyed(body)
+    )
     return await _case_answer(app, *done)

@@ -61,8 +61,8 @@ def build(settings: ReviewSettings | None = None) -> Service:
         to_integration=to_integration,
         consumes=["intake"],
     )
-    audit = auditing(app, settings, auth)
-    http.include_router(audit.router)
+    audit = auditing(app, settings)
+    audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
     instrument(http, app, settings, service="review", consumer=wired.consumer)

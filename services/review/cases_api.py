@@ -37,7 +37,7 @@ async def list_cases(
     now = app.now()
     found = await asyncio.to_thread(queue.page, where, page, now)
     data = [queue_entry(row, now) for row in found.rows]
-    return answer(CaseList(url=request.url.path, has_more=found.has_more, data=data))
+    return answer(CaseList.of(request, data, found.has_more))
 
 
 @router.get(

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.review.deps import AnyStaff, PartyName, RefundId, Retry, ReviewApp, Settler
+from services.review.deps import AnyStaff, PartyName, RefundId, ReviewApp, Settling
 from services.review.recovery import RecoveryClaim
 from services.review.schemas import ClaimList, ClaimView, RecoverRequest, WriteOffRequest
 from services.review.views import claim_view
@@ -41,8 +41,7 @@ async def list_claims(
     """One claim per liable party (merchant, carrier) with a share of the approved amount:
     the platform paid the customer first and claims that share back."""
     claims = await asyncio.to_thread(lambda: app.claims_of(app.case(refund_id)))
-    body = ClaimList(url=request.url.path, has_more=False, data=[claim_view(c) for c in claims])
-    return answer(body)
+    return answer(ClaimList.of(request, [claim_view(claim) for claim in claims]))
 
 
 @router.post(
@@ -55,9 +54,8 @@ async def recover_claim(
     refund_id: RefundId,
     party: PartyName,
     body: RecoverRequest,
-    staff: Settler,
+    staff: Settling,
     app: ReviewApp,
-    retry: Retry,
 ) -> JSONResponse:
     """The party paid its share back; `reference` names the money received. A claim is
     settled once (409 after)."""
@@ -65,8 +63,9 @@ async def recover_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.recover(by=staff.sub, reference=body.reference, at=app.now())
 
-    key = retry.of(staff, body)
-    claim, replayed = await asyncio.to_thread(app.settle_claim_once, refund_id, party, change, key)
+    claim, replayed = await asyncio.to_thread(
+        app.settle_claim_once, refund_id, party, change, staff.keyed(body)
+    )
     return answer(claim_view(claim), 200, replayed)
 
 
@@ -80,9 +79,8 @@ async def write_off_claim(
     refund_id: RefundId,
     party: PartyName,
     body: WriteOffRequest,
-    staff: Settler,
+    staff: Settling,
     app: ReviewApp,
-    retry: Retry,
 ) -> JSONResponse:
     """The share will not be recovered, for the reason given. A claim is settled once
     (409 after)."""
@@ -90,6 +88,7 @@ async def write_off_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.write_off(by=staff.sub, reason=body.reason, at=app.now())
 
-    key = retry.of(staff, body)
-    claim, replayed = await asyncio.to_thread(app.settle_claim_once, refund_id, party, change, key)
+    claim, replayed = await asyncio.to_thread(
+        app.settle_claim_once, refund_id, party, change, staff.keyed(body)
+    )
     return answer(claim_view(claim), 200, replayed)

@@ -16,18 +16,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party
-from shared.schemas import Amount, Strict, Text
+from shared.schemas import Amount, Listed, Strict, Text, example
 from shared.vocabulary import Tier
 
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
 EXAMPLE_REFUND = "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"
 EXAMPLE_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-
-
-def example(body: dict[str, Any]) -> ConfigDict:
-    """A model's config with the example OpenAPI shows for it (extra fields: as the base's)."""
-    return ConfigDict(json_schema_extra={"examples": [body]})
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -167,7 +162,7 @@ class QueueEntry(BaseModel):
     opened_at: datetime
 
 
-class CaseList(BaseModel):
+class CaseList(Listed):
     model_config = example(
         {
             "object": "list",
@@ -188,9 +183,6 @@ class CaseList(BaseModel):
         }
     )
 
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
     data: list[QueueEntry]
 
 
@@ -298,10 +290,7 @@ class ClaimView(BaseModel):
     version: int
 
 
-class ClaimList(BaseModel):
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
+class ClaimList(Listed):
     data: list[ClaimView]
 
 

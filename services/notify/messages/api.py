@@ -20,8 +20,8 @@ from services.notify.messages.schemas import (
     Resend,
 )
 from shared.ids import parse_public_id
-from shared.keyed import invalid
-from shared.problems import problem_responses
+from shared.keyed import answer
+from shared.problems import invalid, problem_responses
 from shared.staff import staff_problem_responses
 
 router = APIRouter(prefix="/v1")
@@ -111,6 +111,4 @@ async def customer_feed(
         return rows, has_more
 
     rows, has_more = await asyncio.to_thread(opened_page)
-    items = [FeedItem.of(row) for row in rows]
-    answer = Feed(url=request.url.path, has_more=has_more, data=items)
-    return JSONResponse(answer.model_dump(mode="json"))
+    return answer(Feed.of(request, [FeedItem.of(row) for row in rows], has_more))

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.notify.messages.steps import ChannelName, Status
 from shared.contracts import OCCURRENCE_DOC, Locale
+from shared.schemas import Listed, Strict
 
 RefundId = Annotated[str, Query(examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"], max_length=100)]
 
@@ -50,9 +51,7 @@ class NotificationList(BaseModel):
     data: list[NotificationView]
 
 
-class Resend(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Resend(Strict):
     refund_id: str = Field(
         max_length=100, examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"], description="its refund"
     )
@@ -79,8 +78,5 @@ class FeedItem(BaseModel):
         return cls(id=row["notification_id"], created_at=created_at, **{k: row[k] for k in shown})
 
 
-class Feed(BaseModel):
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
+class Feed(Listed):
     data: list[FeedItem]

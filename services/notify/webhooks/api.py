@@ -5,15 +5,16 @@
 import asyncio
 from datetime import timedelta
 from functools import partial
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.notify.application import NotifyApplication
 from services.notify.deps import (
     Command,
+    DeliveryId,
     DeliveryPaging,
+    EndpointId,
     EndpointPaging,
     Notify,
     Tenant,
@@ -24,8 +25,6 @@ from services.notify.webhooks.deliveries import DeliveryState
 from services.notify.webhooks.endpoints import WebhookEndpoint
 from services.notify.webhooks.schemas import (
     CATALOG,
-    DELIVERY_EXAMPLE,
-    ENDPOINT_EXAMPLE,
     DeliveryList,
     DeliveryView,
     EndpointCreate,
@@ -40,25 +39,20 @@ from services.notify.webhooks.schemas import (
     endpoint_view,
     with_secret,
 )
-from shared.keyed import answer, invalid
-from shared.problems import problem_responses
+from shared.keyed import answer
+from shared.problems import invalid, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
-EndpointId = Annotated[
-    str, Path(description="the endpoint's id", examples=[ENDPOINT_EXAMPLE], max_length=64)
-]
-DeliveryId = Annotated[
-    str, Path(description="the delivery's id", examples=[DELIVERY_EXAMPLE], max_length=64)
-]
-# What a command on one endpoint may answer besides its success.
-CHANGES = problem_responses(400, 401, 404, 409, 413, 422)
+# Every route takes the platform's API key (401 without a valid one).
+router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401))
+# No such endpoint (or delivery) of the tenant's; a command may also find its state refuses it.
+FOUND = problem_responses(404)
+CHANGES = problem_responses(400, 404, 409, 413, 422)
 
 
 @router.get(
     "/webhook_event_types",
     response_model=EventTypeList,
     summary="Every event type an endpoint can subscribe to",
-    responses=problem_responses(401),
 )
 async def list_event_types(tenant: Tenant) -> JSONResponse:
     """Each CloudEvent type with its publisher, what it means and the JSON Schema of its
@@ -71,16 +65,14 @@ async def list_event_types(tenant: Tenant) -> JSONResponse:
     status_code=201,
     response_model=EndpointWithSecret,
     summary="Register a webhook endpoint",
-    responses=problem_responses(400, 401, 409, 413, 422),
+    responses=problem_responses(409),
 )
 async def create_endpoint(body: EndpointCreate, call: Command, notify: Notify) -> JSONResponse:
     """Events of the listed types are POSTed to `url`, signed per Standard Webhooks with the
     `secret` in the answer (shown only here and on rotation). The URL must be https and
     resolve only to public addresses (422 names the reason otherwise)."""
     register = partial(notify.webhooks.register_endpoint, **body.model_dump())
-    registered = await asyncio.to_thread(
-        register, tenant=call.tenant, actor=call.actor, keyed=call.keyed(body)
-    )
+    registered = await asyncio.to_thread(register, **call.by(body))
     return await _with_secret(notify, *registered, status=201)
 
 
@@ -88,15 +80,14 @@ async def create_endpoint(body: EndpointCreate, call: Command, notify: Notify) -
     "/webhook_endpoints",
     response_model=EndpointList,
     summary="List webhook endpoints, newest first",
-    responses=problem_responses(401, 422),
 )
 async def list_endpoints(
     tenant: Tenant, request: Request, page: EndpointPaging, notify: Notify, index: WebhookLists
 ) -> JSONResponse:
     def listed() -> EndpointList:
         found = index.endpoints.page(tenant, limit=page.limit, starting_after=page.starting_after)
-        show = notify.webhooks.endpoint
-        return EndpointList.of(request, found, lambda uid: endpoint_view(show(uid)))
+        shown = [endpoint_view(notify.webhooks.endpoint(uid)) for uid in found.ids]
+        return EndpointList.of(request, shown, found.has_more)
 
     return answer(await asyncio.to_thread(listed))
 
@@ -105,7 +96,7 @@ async def list_endpoints(
     "/webhook_endpoints/{endpoint_id}",
     response_model=EndpointView,
     summary="Get a webhook endpoint",
-    responses=problem_responses(401, 404),
+    responses=FOUND,
 )
 async def get_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     endpoint = await asyncio.to_thread(notify.webhooks.endpoint_for, tenant, endpoint_id)
@@ -129,12 +120,7 @@ async def update_endpoint(
         if changes[name] is None:
             raise invalid(name, "null", f"{name} cannot be null")
     endpoint, replayed = await asyncio.to_thread(
-        notify.webhooks.update_endpoint,
-        tenant=call.tenant,
-        endpoint_id=endpoint_id,
-        changes=changes,
-        actor=call.actor,
-        keyed=call.keyed(body),
+        notify.webhooks.update_endpoint, endpoint_id=endpoint_id, changes=changes, **call.by(body)
     )
     return answer(endpoint_view(endpoint), 200, replayed)
 
@@ -143,7 +129,7 @@ async def update_endpoint(
     "/webhook_endpoints/{endpoint_id}",
     response_model=EndpointDeleted,
     summary="Delete a webhook endpoint",
-    responses=problem_responses(401, 404),
+    responses=FOUND,
 )
 async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     """Nothing more is sent to it; pending deliveries fail when they come due."""
@@ -168,13 +154,12 @@ async def rotate_secret(
     """A new secret signs from now on; the previous one signs too (a second `v1,`
     signature) for `expire_previous_after_seconds`, so receivers can switch over."""
     body = body or RotateSecret.model_validate({})
+    expire_previous_after = timedelta(seconds=body.expire_previous_after_seconds)
     rotated = await asyncio.to_thread(
         notify.webhooks.rotate_secret,
-        tenant=call.tenant,
         endpoint_id=endpoint_id,
-        expire_previous_after=timedelta(seconds=body.expire_previous_after_seconds),
-        actor=call.actor,
-        keyed=call.keyed(body),
+        expire_previous_after=expire_previous_after,
+        **call.by(body),
     )
     return await _with_secret(notify, *rotated, status=200)
 
@@ -183,7 +168,7 @@ async def rotate_secret(
     "/webhook_endpoints/{endpoint_id}/deliveries",
     response_model=DeliveryList,
     summary="The endpoint's delivery log, newest first",
-    responses=problem_responses(401, 404, 422),
+    responses=FOUND,
 )
 async def list_deliveries(
     endpoint_id: EndpointId,
@@ -203,8 +188,8 @@ async def list_deliveries(
         found = index.deliveries.page(
             tenant, endpoint.id, limit=limit, state=state, starting_after=after
         )
-        show = notify.webhooks.delivery
-        return DeliveryList.of(request, found, lambda uid: delivery_view(show(uid)))
+        shown = [delivery_view(notify.webhooks.delivery(uid)) for uid in found.ids]
+        return DeliveryList.of(request, shown, found.has_more)
 
     return answer(await asyncio.to_thread(listed))
 
@@ -213,7 +198,7 @@ async def list_deliveries(
     "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}",
     response_model=DeliveryView,
     summary="One delivery with its attempts",
-    responses=problem_responses(401, 404),
+    responses=FOUND,
 )
 async def get_delivery(
     endpoint_id: EndpointId, delivery_id: DeliveryId, tenant: Tenant, notify: Notify
@@ -237,12 +222,7 @@ async def redeliver(
     """Queues the delivery again, with the same `webhook-id` and a fresh round of retries —
     also for an `uncertain` one. 409 while its endpoint is disabled."""
     delivery, replayed = await asyncio.to_thread(
-        notify.webhooks.redeliver,
-        tenant=call.tenant,
-        endpoint_id=endpoint_id,
-        delivery_id=delivery_id,
-        actor=call.actor,
-        keyed=call.keyed(),
+        notify.webhooks.redeliver, endpoint_id=endpoint_id, delivery_id=delivery_id, **call.by()
     )
     return answer(delivery_view(delivery), 202, replayed)
 

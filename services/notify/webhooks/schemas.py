@@ -3,19 +3,16 @@ event types, and how the aggregates are shown."""
 
 # No `from __future__ import annotations`: FastAPI and pydantic read these at runtime.
 
-import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from fastapi import Request
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from services.notify.webhooks.commands import delivery_public_id, endpoint_public_id
 from services.notify.webhooks.deliveries import AttemptOutcome, DeliveryState, WebhookDelivery
 from services.notify.webhooks.endpoints import DisableReason, WebhookEndpoint
-from services.notify.webhooks.index import Page
 from services.notify.webhooks.operational import OFFERED
+from shared.schemas import Listed, Strict, example
 
 ENDPOINT_EXAMPLE = "we_3f2a1b0c5d4e4f0ea1c298b37e6a1d2c"
 DELIVERY_EXAMPLE = "wd_9a8b7c6d5e4f40312a1b0c9d8e7f6a5b"
@@ -40,19 +37,14 @@ Url = Annotated[
 Description = Annotated[str, Field(max_length=500, examples=["ERP sync"])]
 
 
-class EndpointCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "url": "https://hooks.example.com/refunds",
-                    "event_types": ["refund.requested.v1", "payout.succeeded.v1"],
-                    "description": "ERP sync",
-                    "alert_email": "ops@example.com",
-                }
-            ]
-        },
+class EndpointCreate(Strict):
+    model_config = example(
+        {
+            "url": "https://hooks.example.com/refunds",
+            "event_types": ["refund.requested.v1", "payout.succeeded.v1"],
+            "description": "ERP sync",
+            "alert_email": "ops@example.com",
+        }
     )
 
     url: Url
@@ -63,11 +55,8 @@ class EndpointCreate(BaseModel):
     )
 
 
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"enabled": True}, {"event_types": ["*"]}]},
-    )
+class EndpointUpdate(Strict):
+    model_config = example({"enabled": True}, {"event_types": ["*"]})
 
     url: Url | None = None
     event_types: EventTypes | None = None
@@ -78,10 +67,8 @@ class EndpointUpdate(BaseModel):
     )
 
 
-class RotateSecret(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"expire_previous_after_seconds": 3600}]}
-    )
+class RotateSecret(Strict):
+    model_config = example({"expire_previous_after_seconds": 3600})
 
     expire_previous_after_seconds: int = Field(
         86400,
@@ -117,23 +104,7 @@ class EndpointWithSecret(EndpointView):
     )
 
 
-class _Listed(BaseModel):
-    """A page of a list, Stripe's way."""
-
-    object: Literal["list"] = "list"
-    url: str
-    has_more: bool
-
-    @classmethod
-    def of(cls, request: Request, found: Page, show: Callable[[uuid.UUID], BaseModel]) -> Self:
-        """The page `found` (its ids, in order) of the list at the request's path."""
-        data = [show(uid) for uid in found.ids]
-        return cls.model_validate(
-            {"url": request.url.path, "has_more": found.has_more, "data": data}
-        )
-
-
-class EndpointList(_Listed):
+class EndpointList(Listed):
     data: list[EndpointView]
 
 
@@ -205,7 +176,7 @@ def event_type_view(name: str, model: type[BaseModel]) -> EventTypeView:
     )
 
 
-class DeliveryList(_Listed):
+class DeliveryList(Listed):
     data: list[DeliveryView]
 
 
