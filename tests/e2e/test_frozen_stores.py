@@ -40,7 +40,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from refunds.devstack import Ports
-from refunds.stores import SERVICES, Stores, open_service
+from refunds.stores import Stores, open_service
+from shared.contracts import SERVICES
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from tests.support.receiver import Receiver
 

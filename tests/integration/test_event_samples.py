@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from refunds.stores import SERVICES, Stores, open_service
-from shared.contracts import EVENT_TYPES, CloudEvent, CustomerErasedV1, RefundRequestedV1
+from refunds.stores import Stores, open_service
+from shared.contracts import EVENT_TYPES, SERVICES, CloudEvent, CustomerErasedV1, RefundRequestedV1
 from shared.keystore import open_keystore
 from shared.settings import KeystoreSettings
 from tests.support.factories import intake_command
