@@ -210,20 +210,20 @@ APPLICATIONS: dict[str, Callable[[], ServiceApplication]] = {
 
 # (service, the aggregate whose events include it, the event class)
 CLASSES: list[tuple[str, Callable[[], Aggregate], type]] = [
-    ("intake", requested, RefundRequest.Requested),  # type: ignore[attr-defined]
+    ("intake", requested, RefundRequest.Requested),
     ("notify", correspondence, Correspondence.ContactRecorded),
     ("notify", correspondence, Correspondence.StepScheduled),
     ("notify", correspondence, Correspondence.AttemptStarted),
     ("notify", correspondence, Correspondence.MessageSent),
-    ("payout", paid, Payout.Requested),  # type: ignore[attr-defined]
-    ("payout", paid, Payout.Succeeded),  # type: ignore[attr-defined]
-    ("payout", failed, Payout.Failed),  # type: ignore[attr-defined]
-    ("review", approved, ReviewCase.Opened),  # type: ignore[attr-defined]
-    ("review", approved, ReviewCase.EvidenceRequested),  # type: ignore[attr-defined]
-    ("review", approved, ReviewCase.EvidenceReceived),  # type: ignore[attr-defined]
-    ("review", approved, ReviewCase.ApprovalAdded),  # type: ignore[attr-defined]
-    ("review", approved, ReviewCase.Approved),  # type: ignore[attr-defined]
-    ("review", rejected, ReviewCase.Rejected),  # type: ignore[attr-defined]
+    ("payout", paid, Payout.Requested),
+    ("payout", paid, Payout.Succeeded),
+    ("payout", failed, Payout.Failed),
+    ("review", approved, ReviewCase.Opened),
+    ("review", approved, ReviewCase.EvidenceRequested),
+    ("review", approved, ReviewCase.EvidenceReceived),
+    ("review", approved, ReviewCase.ApprovalAdded),
+    ("review", approved, ReviewCase.Approved),
+    ("review", rejected, ReviewCase.Rejected),
 ]
 
 
@@ -309,7 +309,7 @@ def test_an_event_of_0_1_0_s_shape_loads_unchanged(
     state = app.mapper.transcoder.decode(new.state)
     state.pop("class_version")
     before = dict(state)
-    cls.upcast_v1_v2(state)  # type: ignore[attr-defined]
+    cls.upcast_v1_v2(state)
     assert state == before
 
 
@@ -320,7 +320,7 @@ def test_intake_requested_of_a2f9b37(applications: dict[str, ServiceApplication]
     event, refund = first_shape(
         applications["intake"],
         requested(),
-        RefundRequest.Requested,  # type: ignore[attr-defined]
+        RefundRequest.Requested,
         drop=("items_named", "raised_by"),
         add={"request_key": "acme/k-1", "fingerprint": "f" * 64},
     )
@@ -380,7 +380,7 @@ def test_payout_requested_of_058f5d7(applications: dict[str, ServiceApplication]
     event, payout = first_shape(
         applications["payout"],
         paid(),
-        Payout.Requested,  # type: ignore[attr-defined]
+        Payout.Requested,
         drop=("payment_currency",),
     )
     assert event.payment_currency is None and payout.payment_currency is None
@@ -390,7 +390,7 @@ def test_payout_succeeded_of_058f5d7(applications: dict[str, ServiceApplication]
     event, payout = first_shape(
         applications["payout"],
         paid(),
-        Payout.Succeeded,  # type: ignore[attr-defined]
+        Payout.Succeeded,
         drop=("via", "actor", "settlement", "fx"),
     )
     assert (event.via, event.actor, event.settlement, event.fx) == ("gateway", None, None, None)
@@ -401,7 +401,7 @@ def test_payout_failed_of_058f5d7(applications: dict[str, ServiceApplication]) -
     event, payout = first_shape(
         applications["payout"],
         failed(),
-        Payout.Failed,  # type: ignore[attr-defined]
+        Payout.Failed,
         drop=("provider_final",),
     )
     assert event.provider_final is False and payout.last_failure_final is False
@@ -412,7 +412,7 @@ def test_review_opened_of_058f5d7(applications: dict[str, ServiceApplication]) -
     event, case = first_shape(
         applications["review"],
         rejected(),
-        ReviewCase.Opened,  # type: ignore[attr-defined]
+        ReviewCase.Opened,
         drop=(
             "customer_id",
             "requested",
@@ -441,7 +441,7 @@ def test_review_opened_of_e8faf0a(applications: dict[str, ServiceApplication]) -
     _, case = first_shape(
         applications["review"],
         approved(),
-        ReviewCase.Opened,  # type: ignore[attr-defined]
+        ReviewCase.Opened,
         drop=("raised_by", "evidence"),
     )
     assert case.excluded == {} and case.evidence == [
@@ -466,7 +466,7 @@ def test_review_evidence_requested_of_922aa45(
     event, case = first_shape(
         applications["review"],
         made,
-        ReviewCase.EvidenceRequested,  # type: ignore[attr-defined]
+        ReviewCase.EvidenceRequested,
         drop=("remaining_seconds", "evidence_due"),
     )
     # The shipped policy (Asia/Shanghai, Monday to Friday): asked on Friday 18:00 local,
@@ -484,7 +484,7 @@ def test_review_evidence_requested_of_e8faf0a(
     event, _ = first_shape(
         applications["review"],
         approved(),
-        ReviewCase.EvidenceRequested,  # type: ignore[attr-defined]
+        ReviewCase.EvidenceRequested,
         drop=("evidence_due",),
     )
     assert event.remaining_seconds == 3600  # what it stored is kept
@@ -497,7 +497,7 @@ def test_review_evidence_received_of_922aa45(
     event, case = first_shape(
         applications["review"],
         approved(),
-        ReviewCase.EvidenceReceived,  # type: ignore[attr-defined]
+        ReviewCase.EvidenceReceived,
         drop=("records", "answered", "refund_id", "tenant", "order_id"),
         add={"count": 1},
     )
@@ -512,7 +512,7 @@ def test_review_approval_added_of_922aa45(applications: dict[str, ServiceApplica
     _, case = first_shape(
         applications["review"],
         approved(),
-        ReviewCase.ApprovalAdded,  # type: ignore[attr-defined]
+        ReviewCase.ApprovalAdded,
         drop=("note", "coupon"),
     )
     (approval,) = case.approvals
@@ -526,7 +526,7 @@ def test_review_approved_by_a_person_of_058f5d7_s_shape(
     _, case = first_shape(
         applications["review"],
         approved(),
-        ReviewCase.Approved,  # type: ignore[attr-defined]
+        ReviewCase.Approved,
         drop=("approvers", "liability", "coupon"),
     )
     assert case.state == "approved"
@@ -541,7 +541,7 @@ def test_review_approved_by_rule_of_058f5d7(applications: dict[str, ServiceAppli
     event, case = first_shape(
         applications["review"],
         made,
-        ReviewCase.Approved,  # type: ignore[attr-defined]
+        ReviewCase.Approved,
         drop=("approvers", "liability", "coupon"),
     )
     assert event.decided_by == "system:auto_approve.within_limit"
@@ -552,7 +552,7 @@ def test_review_rejected_of_058f5d7(applications: dict[str, ServiceApplication])
     _, case = first_shape(
         applications["review"],
         rejected(),
-        ReviewCase.Rejected,  # type: ignore[attr-defined]
+        ReviewCase.Rejected,
         drop=("reason_code",),
     )
     assert case.state == "rejected" and case.decision["reason_code"] == "no_damage"
@@ -564,7 +564,7 @@ def test_review_rejected_by_rule_of_058f5d7(applications: dict[str, ServiceAppli
     _, case = first_shape(
         applications["review"],
         made,
-        ReviewCase.Rejected,  # type: ignore[attr-defined]
+        ReviewCase.Rejected,
         drop=("reason_code",),
     )
     assert case.decision["reason_code"] == "window.closed"  # a rule's rejection cites it
