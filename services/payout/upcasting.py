@@ -1,0 +1,34 @@
+"""Payout: the shapes earlier builds stored, and how each is read today."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.payout.domain import Payout
+from shared.upcasting import set_upcasters
+
+
+def _requested(state: dict[str, Any]) -> None:
+    """058f5d7 stored no `payment_currency` (8f15be3): the route was billed in the order's."""
+    state.setdefault("payment_currency", None)
+
+
+def _succeeded(state: dict[str, Any]) -> None:
+    """058f5d7 stored no `via`, `actor` (c1bba71), `settlement` or `fx` (8f15be3)."""
+    state.setdefault("via", "gateway")  # the gateway was the only route
+    state.setdefault("actor", None)  # confirmed by the gateway, not by a person
+    state.setdefault("settlement", None)  # settled in the amount's currency: no conversion
+    state.setdefault("fx", None)
+
+
+def _failed(state: dict[str, Any]) -> None:
+    """058f5d7 stored no `provider_final` (c1bba71): no provider closed a refund for good."""
+    state.setdefault("provider_final", False)
+
+
+# Stored as version 2 from now on. Every event stored so far has no version (1), whether
+# a development build or 0.1.0 wrote it: each upcaster recognises the older shape by its
+# keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
+set_upcasters(Payout, "Requested", _requested)
+set_upcasters(Payout, "Succeeded", _succeeded)
+set_upcasters(Payout, "Failed", _failed)
