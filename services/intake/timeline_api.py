@@ -28,7 +28,7 @@ from shared.timeline import Moment, moment, ordered
 PEER_TIMEOUT_SECONDS = 5.0
 TOKEN_SECONDS = 60
 
-router = APIRouter(prefix="/v1", tags=["refunds"], responses=problem_responses(401, 404))
+router = APIRouter(prefix="/v1", tags=["refunds"], responses=problem_responses(401))
 
 
 class Timeline(EventList):
@@ -42,6 +42,7 @@ class Timeline(EventList):
     "/refunds/{refund_id}/events",
     response_model=Timeline,
     summary="The refund's audit timeline across all four services",
+    responses=problem_responses(404),
 )
 async def refund_events(
     refund_id: RefundId, tenant: Tenant, app: IntakeApp, settings: Settings, request: Request

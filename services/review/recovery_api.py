@@ -22,7 +22,7 @@ from shared.staff import staff_problem_responses
 
 # Every route is staff's and about one case's claims (404: no such case, or claim).
 router = APIRouter(
-    prefix="/v1",
+    prefix="/v1/cases/{refund_id}/claims",
     tags=["recovery"],
     responses=staff_problem_responses(401, 403) | problem_responses(404),
 )
@@ -37,11 +37,7 @@ SETTLE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get(
-    "/cases/{refund_id}/claims",
-    response_model=ClaimList,
-    summary="The recovery claims a case's approval opened",
-)
+@router.get("", response_model=ClaimList, summary="The recovery claims a case's approval opened")
 async def list_claims(
     refund_id: RefundId, staff: AnyStaff, app: ReviewApp, request: Request
 ) -> JSONResponse:
@@ -53,7 +49,7 @@ async def list_claims(
 
 def _settling(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """POST /v1/cases/{refund_id}/claims/{party}/<name>: finance settles one claim."""
-    path = f"/cases/{{refund_id}}/claims/{{party}}/{name}"
+    path = f"/{{party}}/{name}"
     return router.post(path, response_model=ClaimView, summary=summary, responses=SETTLE_PROBLEMS)
 
 
