@@ -6,7 +6,7 @@ the aliases below and never build or look up one themselves.
 
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 from fastapi import Depends, Path, Query
 from pydantic import AwareDatetime
@@ -19,7 +19,7 @@ from services.intake.settings import IntakeSettings
 from shared.auth import Tenant as Tenant
 from shared.http import on_state
 from shared.keyed import PlatformCommand, staff_command
-from shared.paging import cursor_paging
+from shared.paging import Page, cursor_paging
 from shared.staff import staff_with
 
 IntakeApp = Annotated[IntakeApplication, on_state("intake")]
@@ -27,7 +27,10 @@ Index = Annotated[RefundIndex, on_state("index")]
 Facts = Annotated[RefundFacts, on_state("facts")]
 Settings = Annotated[IntakeSettings, on_state("settings")]
 # Intake's list: 10 refunds a page, newest first, both ways.
-RefundPaging = cursor_paging(default_limit=10, item="refund", backwards=True)
+if TYPE_CHECKING:  # what a route gets from the paging alias
+    RefundPaging: TypeAlias = Page
+else:
+    RefundPaging = cursor_paging(default_limit=10, item="refund", backwards=True)
 
 
 def _refund_query(
