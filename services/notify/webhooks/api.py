@@ -46,7 +46,9 @@ from shared.problems import invalid, problem_responses
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401))
 # The routes about one endpoint (included in `router` below): 404 for no such endpoint (or
 # delivery) of the tenant's; a command may also find its state refuses it.
-endpoint = APIRouter(prefix="/webhook_endpoints/{endpoint_id}", responses=problem_responses(404))
+one_endpoint = APIRouter(
+    prefix="/webhook_endpoints/{endpoint_id}", responses=problem_responses(404)
+)
 CHANGES = problem_responses(400, 409, 413, 422)
 
 
@@ -93,13 +95,13 @@ async def list_endpoints(
     return answer(await asyncio.to_thread(listed))
 
 
-@endpoint.get("", response_model=EndpointView, summary="Get a webhook endpoint")
+@one_endpoint.get("", response_model=EndpointView, summary="Get a webhook endpoint")
 async def get_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     endpoint = await asyncio.to_thread(notify.webhooks.endpoint_for, tenant, endpoint_id)
     return answer(endpoint_view(endpoint))
 
 
-@endpoint.post(
+@one_endpoint.post(
     "",
     response_model=EndpointView,
     summary="Update a webhook endpoint, or re-enable it",
@@ -121,7 +123,7 @@ async def update_endpoint(
     return answer(endpoint_view(endpoint), 200, replayed)
 
 
-@endpoint.delete("", response_model=EndpointDeleted, summary="Delete a webhook endpoint")
+@one_endpoint.delete("", response_model=EndpointDeleted, summary="Delete a webhook endpoint")
 async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     """Nothing more is sent to it; pending deliveries fail when they come due."""
     endpoint = await asyncio.to_thread(
@@ -133,7 +135,7 @@ async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notif
     return answer(EndpointDeleted(id=endpoint_public_id(endpoint.id)))
 
 
-@endpoint.post(
+@one_endpoint.post(
     "/rotate_secret",
     response_model=EndpointWithSecret,
     summary="Rotate the signing secret",
@@ -155,7 +157,7 @@ async def rotate_secret(
     return await _with_secret(notify, *rotated, status=200)
 
 
-@endpoint.get(
+@one_endpoint.get(
     "/deliveries", response_model=DeliveryList, summary="The endpoint's delivery log, newest first"
 )
 async def list_deliveries(
@@ -182,7 +184,7 @@ async def list_deliveries(
     return answer(await asyncio.to_thread(listed))
 
 
-@endpoint.get(
+@one_endpoint.get(
     "/deliveries/{delivery_id}",
     response_model=DeliveryView,
     summary="One delivery with its attempts",
@@ -196,7 +198,7 @@ async def get_delivery(
     return answer(delivery_view(delivery))
 
 
-@endpoint.post(
+@one_endpoint.post(
     "/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryView,
     status_code=202,
@@ -214,7 +216,7 @@ async def redeliver(
     return answer(delivery_view(delivery), 202, replayed)
 
 
-@endpoint.post(
+@one_endpoint.post(
     "/test",
     status_code=202,
     response_model=DeliveryView,
@@ -231,7 +233,7 @@ async def send_test(endpoint_id: EndpointId, call: Command, notify: Notify) -> J
     return answer(delivery_view(delivery), 202, replayed)
 
 
-router.include_router(endpoint)
+router.include_router(one_endpoint)
 
 
 async def _with_secret(
