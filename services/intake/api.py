@@ -4,17 +4,15 @@
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from services.intake.application import IntakeApplication
 from services.intake.checks import evidence_problems, request_problems
-from services.intake.deps import Command, Index, IntakeApp, RefundId, RefundPaging, Tenant
-from services.intake.domain import RefundRequest, Status
-from services.intake.index import ListQuery
+from services.intake.deps import Command, Index, IntakeApp, RefundId, RefundQuery, Tenant
+from services.intake.domain import RefundRequest
 from services.intake.schemas import (
     AppealRequest,
     EvidenceRequest,
@@ -81,21 +79,10 @@ async def create_refund(body: RefundCreate, command: Command, app: IntakeApp) ->
 
 @router.get("/refunds", response_model=RefundList, summary="List refunds, newest first")
 async def list_refunds(
-    tenant: Tenant,
-    app: IntakeApp,
-    index: Index,
-    request: Request,
-    page: RefundPaging,
-    order_id: Annotated[str | None, Query(max_length=200)] = None,
-    status: Status | None = None,
-    customer_id: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    query: RefundQuery, app: IntakeApp, index: Index, request: Request
 ) -> JSONResponse:
     """Cursor pagination as in Stripe: `starting_after` the last id of a page gives the
     next (older) page; `ending_before` the first id gives the previous one."""
-    # The filters in ListQuery's own order (they have its fields' names).
-    query = ListQuery(tenant, page, order_id, status, customer_id, created_after, created_before)
 
     def listed() -> RefundList:
         found = index.page(query)

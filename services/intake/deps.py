@@ -6,18 +6,20 @@ the aliases below and never build or look up one themselves.
 
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
-from fastapi import Path
+from fastapi import Depends, Path, Query
+from pydantic import AwareDatetime
 
 from services.intake.analytics import RefundFacts
 from services.intake.application import IntakeApplication
-from services.intake.index import RefundIndex
+from services.intake.domain import Status
+from services.intake.index import ListQuery, RefundIndex
 from services.intake.settings import IntakeSettings
 from shared.auth import Tenant as Tenant
 from shared.http import on_state
 from shared.keyed import PlatformCommand, staff_command
-from shared.paging import cursor_paging
+from shared.paging import Page, cursor_paging
 from shared.staff import staff_with
 
 IntakeApp = Annotated[IntakeApplication, on_state("intake")]
@@ -25,7 +27,27 @@ Index = Annotated[RefundIndex, on_state("index")]
 Facts = Annotated[RefundFacts, on_state("facts")]
 Settings = Annotated[IntakeSettings, on_state("settings")]
 # Intake's list: 10 refunds a page, newest first, both ways.
-RefundPaging = cursor_paging(default_limit=10, item="refund", backwards=True)
+if TYPE_CHECKING:  # what a route gets from the paging alias
+    RefundPaging: TypeAlias = Page
+else:
+    RefundPaging = cursor_paging(default_limit=10, item="refund", backwards=True)
+
+
+def _refund_query(
+    tenant: Tenant,
+    page: RefundPaging,
+    order_id: Annotated[str | None, Query(max_length=200)] = None,
+    status: Status | None = None,
+    customer_id: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+) -> ListQuery:
+    # The filters in ListQuery's own order (they have its fields' names).
+    return ListQuery(tenant, page, order_id, status, customer_id, created_after, created_before)
+
+
+# The page of the tenant's refunds a list request asks for, with its filters.
+RefundQuery = Annotated[ListQuery, Depends(_refund_query)]
 
 # A platform's command: its tenant (by API key) and its Idempotency-Key.
 Command = PlatformCommand

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from services.payout.domain import Payout
-from shared.contracts import IntegrationEvent, MoneyModel, PayoutFailedV1, PayoutSucceededV1
+from shared.contracts import (
+    IntegrationEvent,
+    MoneyModel,
+    PayoutFailedV1,
+    PayoutSucceededV1,
+    fields_of,
+)
 from shared.ids import public_id
 
 # Store credits, coupons, callback logs, cancellations and finance actions stay
@@ -17,19 +23,15 @@ def to_integration(event: Any) -> IntegrationEvent | None:
     if isinstance(event, Paid.Succeeded):
         return PayoutSucceededV1(
             **_payout_of(event),
-            merchant_refund_no=event.merchant_refund_no,
-            provider_reference=event.provider_reference,
-            paid_at=event.paid_at,
-            expected_arrival=event.expected_arrival,
+            **fields_of(
+                event, "merchant_refund_no", "provider_reference", "paid_at", "expected_arrival"
+            ),
             settlement=_settlement(event),
             fx=getattr(event, "fx", None),
         )
     if isinstance(event, Paid.Failed):
         return PayoutFailedV1(
-            **_payout_of(event),
-            cause=event.cause,
-            attempts=event.attempts,
-            failed_at=event.failed_at,
+            **_payout_of(event), **fields_of(event, "cause", "attempts", "failed_at")
         )
     return None
 

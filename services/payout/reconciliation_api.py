@@ -72,8 +72,8 @@ async def list_reconciliations(
 @router.get(
     "/reconciliations/{report_id}",
     response_model=ReconciliationView,
+    responses=problem_responses(404),  # no report of that id
     summary="One reconciliation with its findings, as recorded",
-    responses=problem_responses(404),
 )
 async def get_reconciliation(report_id: ReportId, staff: Reader, app: PayoutApp) -> JSONResponse:
     report = await asyncio.to_thread(app.reconciliation_named, report_id)

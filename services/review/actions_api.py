@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.review.application import ReviewApplication
 from services.review.deps import Acting, Claiming, RefundId, ReviewApp
@@ -33,7 +34,8 @@ from services.review.schemas import (
     RejectRequest,
 )
 from services.review.views import shown_case
-from shared.keyed import answer
+from services.review.vocabulary import StaffAction
+from shared.keyed import StaffCall, answer
 from shared.problems import problem_response
 from shared.staff import staff_problem_responses
 
@@ -58,8 +60,20 @@ def _action(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[
     return router.post(f"/cases/{{refund_id}}/{name}", response_model=CaseView, summary=summary)
 
 
-async def _case_answer(app: ReviewApplication, case: ReviewCase, replayed: bool) -> JSONResponse:
-    """The case after the action; a replay shows the recovery claims as first answered."""
+async def _case_after(
+    app: ReviewApplication,
+    refund_id: str,
+    staff: StaffCall,
+    action: StaffAction,
+    change: Callable[[ReviewCase], None],
+    body: BaseModel | None = None,
+) -> JSONResponse:
+    """Apply `change` to the case as the staff person (`act_as`: a refusal is recorded on the
+    case and propagates) and answer the case; a replay shows the recovery claims as first
+    answered."""
+    case, replayed = await asyncio.to_thread(
+        app.act_as, refund_id, staff.sub, action, change, staff.keyed(body)
+    )
     view = await asyncio.to_thread(shown_case, app, case, as_opened=replayed)
     return answer(view, 200, replayed)
 
@@ -71,10 +85,7 @@ async def claim(refund_id: RefundId, staff: Claiming, app: ReviewApp) -> JSONRes
     def change(case: ReviewCase) -> None:
         case.claim(staff.sub, app.now())
 
-    claimed = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "claim", change, staff.keyed()
-    )
-    return await _case_answer(app, *claimed)
+    return await _case_after(app, refund_id, staff, "claim", change)
 
 
 @_action("release", "Release a case you claimed")
@@ -82,10 +93,7 @@ async def release(refund_id: RefundId, staff: Claiming, app: ReviewApp) -> JSONR
     def change(case: ReviewCase) -> None:
         case.release(staff.sub, app.now())
 
-    released = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "release", change, staff.keyed()
-    )
-    return await _case_answer(app, *released)
+    return await _case_after(app, refund_id, staff, "release", change)
 
 
 @_action("approve", "Add your approval")
@@ -112,31 +120,23 @@ async def approve(
             coupon=coupon,
         )
 
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "approve", change, staff.keyed(body)
-    )
-    return await _case_answer(app, *done)
+    return await _case_after(app, refund_id, staff, "approve", change, body)
 
 
 @_action("reject", "Reject, explaining why in both languages")
 async def reject(
     refund_id: RefundId, body: RejectRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
-    explanation = body.explanation.as_dict()
-
     def change(case: ReviewCase) -> None:
         case.reject(
             person=staff.sub,
             roles=staff.roles,
             reason_code=body.reason_code,
-            explanation=explanation,
+            explanation=body.explanation.as_dict(),
             at=app.now(),
         )
 
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "reject", change, staff.keyed(body)
-    )
-    return await _case_answer(app, *done)
+    return await _case_after(app, refund_id, staff, "reject", change, body)
 
 
 @_action("request-evidence", "Ask the customer for more evidence")
@@ -144,23 +144,21 @@ async def request_evidence(
     refund_id: RefundId, body: EvidenceRequestBody, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
     """The review clock stops until the evidence arrives, keeping the time left."""
+    missing = list(body.missing)
 
     def change(case: ReviewCase) -> None:
         now = app.now()
         case.request_evidence(
             person=staff.sub,
             roles=staff.roles,
-            missing=list(body.missing),
+            missing=missing,
             message=body.message,
+            at=now,
             remaining_seconds=app.remaining_seconds(case, now),
             evidence_due=app.evidence_due(now),
-            at=now,
         )
 
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "request_evidence", change, staff.keyed(body)
-    )
-    return await _case_answer(app, *done)
+    return await _case_after(app, refund_id, staff, "request_evidence", change, body)
 
 
 @_action("escalate", "Send the case one tier up")
@@ -173,10 +171,7 @@ async def escalate(
     def change(case: ReviewCase) -> None:
         case.escalate(person=staff.sub, roles=staff.roles, why=body.reason, at=app.now())
 
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "escalate", change, staff.keyed(body)
-    )
-    return await _case_answer(app, *done)
+    return await _case_after(app, refund_id, staff, "escalate", change, body)
 
 
 @_action("compensate", "Settle with a coupon instead of a refund")
@@ -191,7 +186,4 @@ async def compensate(
             person=staff.sub, roles=staff.roles, coupon=coupon, note=body.note, at=app.now()
         )
 
-    done = await asyncio.to_thread(
-        app.act_as, refund_id, staff.sub, "compensate", change, staff.keyed(body)
-    )
-    return await _case_answer(app, *done)
+    return await _case_after(app, refund_id, staff, "compensate", change, body)

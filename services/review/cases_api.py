@@ -15,14 +15,18 @@ from shared.keyed import answer
 from shared.problems import problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["cases"], responses=staff_problem_responses(401, 403))
+# Every route is staff's, and answers a query or path it cannot read with a 422.
+router = APIRouter(
+    prefix="/v1",
+    tags=["cases"],
+    responses=staff_problem_responses(401, 403) | problem_responses(422),
+)
 
 
 @router.get(
     "/cases",
     response_model=CaseList,
     summary="The review queue, newest first",
-    responses=problem_responses(422),
 )
 async def list_cases(
     staff: AnyStaff,

@@ -456,17 +456,8 @@ class ReviewCase(Aggregate):
         decided_at: datetime,
         coupon: Money | None = None,
     ) -> None:
-        self._decided(
-            "approved",
-            amount=amount,
-            coupon=coupon,
-            rule=rule,
-            policy_version=policy_version,
-            decided_by=decided_by,
-            approvers=approvers,
-            liability=liability,
-            decided_at=decided_at,
-        )
+        terms = {"amount": amount, "coupon": coupon, "approvers": approvers, "liability": liability}
+        self._decided("approved", terms, rule, policy_version, decided_by, decided_at)
 
     @event("Rejected")
     def _rejected(
@@ -481,18 +472,27 @@ class ReviewCase(Aggregate):
         decided_by: str,
         decided_at: datetime,
     ) -> None:
-        self._decided(
-            "rejected",
-            rule=rule,
-            reason_code=reason_code,
-            explanation=explanation,
-            policy_version=policy_version,
-            decided_by=decided_by,
-            decided_at=decided_at,
-        )
+        terms = {"reason_code": reason_code, "explanation": explanation}
+        self._decided("rejected", terms, rule, policy_version, decided_by, decided_at)
 
-    def _decided(self, outcome: Decision, **decision: Any) -> None:
+    def _decided(
+        self,
+        outcome: Decision,
+        terms: dict[str, Any],
+        rule: str,
+        policy_version: str,
+        decided_by: str,
+        decided_at: datetime,
+    ) -> None:
+        """The decision as the case keeps it: what every decision records, and its own terms."""
         self.state = outcome
-        self.decision = {"outcome": outcome, **decision}
+        self.decision = {
+            "outcome": outcome,
+            "rule": rule,
+            "policy_version": policy_version,
+            "decided_by": decided_by,
+            "decided_at": decided_at,
+            **terms,
+        }
         self.decisions.append(self.decision)
-        self._log(outcome, decision["decided_at"], decision["decided_by"], rule=decision["rule"])
+        self._log(outcome, decided_at, decided_by, rule=rule)

@@ -19,10 +19,13 @@ from shared.contracts import (
     ReviewRecoveryClaimedV1,
     ReviewRejectedV1,
     ReviewSlaBreachedV1,
+    fields_of,
 )
 
 Case: Any = ReviewCase  # the nested event classes are created by eventsourcing
 Claim: Any = RecoveryClaim
+# What every decision publishes as the case recorded it: the policy, the rule, who, when.
+DECISION_FIELDS = ("policy_version", "rule", "decided_by", "decided_at")
 
 
 def _route(event: Any) -> dict[str, Any]:
@@ -44,24 +47,14 @@ def to_integration(event: Any) -> IntegrationEvent | None:
     if isinstance(event, Case.Approved):
         return ReviewApprovedV1(
             **_route(event),
+            **fields_of(event, *DECISION_FIELDS, "approvers", "liability"),
             amount=MoneyModel.of(event.amount),
             payment=PaymentRoute.model_validate(event.payment),
-            policy_version=event.policy_version,
-            rule=event.rule,
-            decided_by=event.decided_by,
-            decided_at=event.decided_at,
-            approvers=event.approvers,
-            liability=event.liability,
             coupon=MoneyModel.of(event.coupon) if getattr(event, "coupon", None) else None,
         )
     if isinstance(event, Case.Rejected):
         return ReviewRejectedV1(
-            **_route(event),
-            policy_version=event.policy_version,
-            rule=event.rule,
-            explanation=event.explanation,
-            decided_by=event.decided_by,
-            decided_at=event.decided_at,
+            **_route(event), **fields_of(event, *DECISION_FIELDS, "explanation")
         )
     if isinstance(event, Case.SlaScheduled):
         return None  # the opening (below) and breaches are public; schedules are not

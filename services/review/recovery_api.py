@@ -4,20 +4,28 @@ approval, and finance marking each claim recovered or written off."""
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.review.application import ReviewApplication
 from services.review.deps import AnyStaff, PartyName, RefundId, ReviewApp, Settling
 from services.review.recovery import RecoveryClaim
 from services.review.schemas import ClaimList, ClaimView, RecoverRequest, WriteOffRequest
 from services.review.views import claim_view
+from shared.idempotency import KeyedRequest
 from shared.keyed import answer
 from shared.problems import problem_response, problem_responses
 from shared.staff import staff_problem_responses
 
-router = APIRouter(prefix="/v1", tags=["recovery"], responses=staff_problem_responses(401, 403))
+# Every route is staff's and about one case's claims (404: no such case, or claim).
+router = APIRouter(
+    prefix="/v1/cases/{refund_id}/claims",
+    tags=["recovery"],
+    responses=staff_problem_responses(401, 403) | problem_responses(404),
+)
 
 SETTLE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: problem_response(404, "No claim against this party for this refund."),
@@ -29,12 +37,7 @@ SETTLE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get(
-    "/cases/{refund_id}/claims",
-    response_model=ClaimList,
-    summary="The recovery claims a case's approval opened",
-    responses=problem_responses(404),
-)
+@router.get("", response_model=ClaimList, summary="The recovery claims a case's approval opened")
 async def list_claims(
     refund_id: RefundId, staff: AnyStaff, app: ReviewApp, request: Request
 ) -> JSONResponse:
@@ -44,18 +47,30 @@ async def list_claims(
     return answer(ClaimList.of(request, [claim_view(claim) for claim in claims]))
 
 
-@router.post(
-    "/cases/{refund_id}/claims/{party}/recover",
-    response_model=ClaimView,
-    summary="Mark a claim recovered (finance)",
-    responses=SETTLE_PROBLEMS,
-)
+def _settling(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """POST /v1/cases/{refund_id}/claims/{party}/<name>: finance settles one claim."""
+    path = f"/{{party}}/{name}"
+    return router.post(path, response_model=ClaimView, summary=summary, responses=SETTLE_PROBLEMS)
+
+
+async def _claim_after(
+    app: ReviewApplication,
+    refund_id: str,
+    party: str,
+    change: Callable[[RecoveryClaim], None],
+    keyed: KeyedRequest | None,
+) -> JSONResponse:
+    """Settle the claim once with `change`, and answer it (a retry under the same
+    Idempotency-Key replays the first answer)."""
+    claim, replayed = await asyncio.to_thread(
+        app.settle_claim_once, refund_id, party, change, keyed
+    )
+    return answer(claim_view(claim), 200, replayed)
+
+
+@_settling("recover", "Mark a claim recovered (finance)")
 async def recover_claim(
-    refund_id: RefundId,
-    party: PartyName,
-    body: RecoverRequest,
-    staff: Settling,
-    app: ReviewApp,
+    refund_id: RefundId, party: PartyName, body: RecoverRequest, staff: Settling, app: ReviewApp
 ) -> JSONResponse:
     """The party paid its share back; `reference` names the money received. A claim is
     settled once (409 after)."""
@@ -63,24 +78,12 @@ async def recover_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.recover(by=staff.sub, reference=body.reference, at=app.now())
 
-    claim, replayed = await asyncio.to_thread(
-        app.settle_claim_once, refund_id, party, change, staff.keyed(body)
-    )
-    return answer(claim_view(claim), 200, replayed)
+    return await _claim_after(app, refund_id, party, change, staff.keyed(body))
 
 
-@router.post(
-    "/cases/{refund_id}/claims/{party}/write-off",
-    response_model=ClaimView,
-    summary="Write a claim off (finance)",
-    responses=SETTLE_PROBLEMS,
-)
+@_settling("write-off", "Write a claim off (finance)")
 async def write_off_claim(
-    refund_id: RefundId,
-    party: PartyName,
-    body: WriteOffRequest,
-    staff: Settling,
-    app: ReviewApp,
+    refund_id: RefundId, party: PartyName, body: WriteOffRequest, staff: Settling, app: ReviewApp
 ) -> JSONResponse:
     """The share will not be recovered, for the reason given. A claim is settled once
     (409 after)."""
@@ -88,7 +91,4 @@ async def write_off_claim(
     def change(claim: RecoveryClaim) -> None:
         claim.write_off(by=staff.sub, reason=body.reason, at=app.now())
 
-    claim, replayed = await asyncio.to_thread(
-        app.settle_claim_once, refund_id, party, change, staff.keyed(body)
-    )
-    return answer(claim_view(claim), 200, replayed)
+    return await _claim_after(app, refund_id, party, change, staff.keyed(body))

@@ -32,6 +32,7 @@ from shared.contracts.common import (
     PaymentRoute,
     Reason,
     Service,
+    fields_of,
 )
 from shared.contracts.envelope import (
     CONTENT_TYPE,
@@ -139,6 +140,7 @@ __all__ = [
     "Service",
     "Tier",
     "envelope",
+    "fields_of",
     "stable_event_id",
     "traceparent_for",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -72,6 +72,12 @@ class IntegrationEvent(BaseModel):
 
     refund_id: str
     tenant: str
+
+
+def fields_of(source: object, *names: str) -> dict[str, Any]:
+    """`source`'s attributes `names`, for the fields of the same names of an integration
+    event (a stored event's fields that are published as they are)."""
+    return {name: getattr(source, name) for name in names}
 
 
 # Personal data travels sealed: `pii:v1:<key id>:<ciphertext>` under the customer's key (see

@@ -46,6 +46,7 @@ from shared.contracts import (
     ReviewEvidenceReceivedV1,
     ReviewEvidenceRequestedV1,
     ReviewRejectedV1,
+    fields_of,
 )
 from shared.keystore import Keystore, Subject, is_sealed, key_id_of
 
@@ -318,10 +319,7 @@ def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
         )
     if isinstance(event, Correspondence.MessageFailed):
         return NotificationFailedV1(
-            **_which_message(event),
-            attempts=event.attempts,
-            cause=event.cause,
-            failed_at=event.failed_at,
+            **_which_message(event), **fields_of(event, "attempts", "cause", "failed_at")
         )
     return None
 

@@ -44,9 +44,12 @@ from shared.problems import invalid, problem_responses
 
 # Every route takes the platform's API key (401 without a valid one).
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=problem_responses(401))
-# No such endpoint (or delivery) of the tenant's; a command may also find its state refuses it.
-FOUND = problem_responses(404)
-CHANGES = problem_responses(400, 404, 409, 413, 422)
+# The routes about one endpoint (included in `router` below): 404 for no such endpoint (or
+# delivery) of the tenant's; a command may also find its state refuses it.
+one_endpoint = APIRouter(
+    prefix="/webhook_endpoints/{endpoint_id}", responses=problem_responses(404)
+)
+CHANGES = problem_responses(400, 409, 413, 422)
 
 
 @router.get(
@@ -92,19 +95,14 @@ async def list_endpoints(
     return answer(await asyncio.to_thread(listed))
 
 
-@router.get(
-    "/webhook_endpoints/{endpoint_id}",
-    response_model=EndpointView,
-    summary="Get a webhook endpoint",
-    responses=FOUND,
-)
+@one_endpoint.get("", response_model=EndpointView, summary="Get a webhook endpoint")
 async def get_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     endpoint = await asyncio.to_thread(notify.webhooks.endpoint_for, tenant, endpoint_id)
     return answer(endpoint_view(endpoint))
 
 
-@router.post(
-    "/webhook_endpoints/{endpoint_id}",
+@one_endpoint.post(
+    "",
     response_model=EndpointView,
     summary="Update a webhook endpoint, or re-enable it",
     responses=CHANGES,
@@ -125,12 +123,7 @@ async def update_endpoint(
     return answer(endpoint_view(endpoint), 200, replayed)
 
 
-@router.delete(
-    "/webhook_endpoints/{endpoint_id}",
-    response_model=EndpointDeleted,
-    summary="Delete a webhook endpoint",
-    responses=FOUND,
-)
+@one_endpoint.delete("", response_model=EndpointDeleted, summary="Delete a webhook endpoint")
 async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notify) -> JSONResponse:
     """Nothing more is sent to it; pending deliveries fail when they come due."""
     endpoint = await asyncio.to_thread(
@@ -142,8 +135,8 @@ async def delete_endpoint(endpoint_id: EndpointId, tenant: Tenant, notify: Notif
     return answer(EndpointDeleted(id=endpoint_public_id(endpoint.id)))
 
 
-@router.post(
-    "/webhook_endpoints/{endpoint_id}/rotate_secret",
+@one_endpoint.post(
+    "/rotate_secret",
     response_model=EndpointWithSecret,
     summary="Rotate the signing secret",
     responses=CHANGES,
@@ -164,11 +157,8 @@ async def rotate_secret(
     return await _with_secret(notify, *rotated, status=200)
 
 
-@router.get(
-    "/webhook_endpoints/{endpoint_id}/deliveries",
-    response_model=DeliveryList,
-    summary="The endpoint's delivery log, newest first",
-    responses=FOUND,
+@one_endpoint.get(
+    "/deliveries", response_model=DeliveryList, summary="The endpoint's delivery log, newest first"
 )
 async def list_deliveries(
     endpoint_id: EndpointId,
@@ -194,11 +184,10 @@ async def list_deliveries(
     return answer(await asyncio.to_thread(listed))
 
 
-@router.get(
-    "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}",
+@one_endpoint.get(
+    "/deliveries/{delivery_id}",
     response_model=DeliveryView,
     summary="One delivery with its attempts",
-    responses=FOUND,
 )
 async def get_delivery(
     endpoint_id: EndpointId, delivery_id: DeliveryId, tenant: Tenant, notify: Notify
@@ -209,10 +198,10 @@ async def get_delivery(
     return answer(delivery_view(delivery))
 
 
-@router.post(
-    "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
-    status_code=202,
+@one_endpoint.post(
+    "/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryView,
+    status_code=202,
     summary="Send a delivery again",
     responses=CHANGES,
 )
@@ -227,8 +216,8 @@ async def redeliver(
     return answer(delivery_view(delivery), 202, replayed)
 
 
-@router.post(
-    "/webhook_endpoints/{endpoint_id}/test",
+@one_endpoint.post(
+    "/test",
     status_code=202,
     response_model=DeliveryView,
     summary="Send a test event",
@@ -242,6 +231,9 @@ async def send_test(endpoint_id: EndpointId, call: Command, notify: Notify) -> J
         notify.webhooks.send_test, tenant=call.tenant, endpoint_id=endpoint_id, keyed=call.keyed()
     )
     return answer(delivery_view(delivery), 202, replayed)
+
+
+router.include_router(one_endpoint)
 
 
 async def _with_secret(
