@@ -285,7 +285,6 @@ class Stack:
         if self.database_url is not None:
             env["REFUNDS_DATABASE_URL"] = self.database_url
             env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"
-            env["REFUNDS_INTAKE_DATABASE_SCHEMA"] = f"{self.schema_prefix}_intake"
             # One keystore of customer keys for the four services, like a KMS.
             env["REFUNDS_KEYSTORE_SCHEMA"] = f"{self.schema_prefix}_keystore"
         return env
