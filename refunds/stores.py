@@ -91,8 +91,9 @@ def read_models(service: str) -> list[Any]:
     if service == "intake":
         from services.intake.analytics import RefundFacts
         from services.intake.index import RefundIndex
+        from services.intake.key_index import ApiKeyIndex
 
-        return [RefundIndex, RefundFacts]
+        return [RefundIndex, RefundFacts, ApiKeyIndex]
     if service == "review":
         from services.review.queue import ReviewQueue
 

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from refunds.cli.common import EXIT_FAILED, EXIT_OK, actor, add_group, aligned, postgres_url
-from services.intake import tenants
+from services.intake import key_index, tenants
 from shared.auth import LOOKUP_TTL_SECONDS
 
 _STORE_HELP = (
@@ -117,7 +117,7 @@ def run_api_keys_create(args: argparse.Namespace) -> int:
 
 def run_api_keys_list(args: argparse.Namespace) -> int:
     with _intake_store(args) as (app, where):
-        keys = tenants.list_keys(app, args.tenant)
+        keys = key_index.list_keys(app, args.tenant)
     if not keys:
         whose = f" for tenant {args.tenant}" if args.tenant else ""
         print(f"No API keys{whose} in {where}.")
@@ -134,7 +134,7 @@ def run_api_keys_list(args: argparse.Namespace) -> int:
 def run_api_keys_revoke(args: argparse.Namespace) -> int:
     with _intake_store(args) as (app, _):
         try:
-            key = tenants.revoke_key(app, args.prefix, actor=actor(), reason=args.reason)
+            key = key_index.revoke_key(app, args.prefix, actor=actor(), reason=args.reason)
         except tenants.UnknownApiKey as error:
             print(f"refunds api-keys revoke: {error}", file=sys.stderr)
             return EXIT_FAILED

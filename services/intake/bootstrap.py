@@ -17,7 +17,8 @@ from services.intake.index import RefundIndex
 from services.intake.problems import PROBLEMS
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
-from services.intake.tenants import announce_keys, tenant_for_hash
+from services.intake.key_index import announce_keys
+from services.intake.tenants import tenant_for_hash
 from shared.aio import every, sleep_or_stop
 from shared.audit_api import auditing
 from shared.auth import ApiKeys
@@ -78,7 +79,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
         *wired.workers,
         every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"),
         every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"),
-        # Keys issued before keys were published are announced once (see tenants.py).
+        # Keys issued before keys were published are announced once (see key_index.py).
         until_done(ANNOUNCE_RETRY_SECONDS, lambda: announce_keys(app), what="API key announcement"),
     ]
     return Service("intake", settings, http, workers, close=app.close)

@@ -10,14 +10,11 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
 from shared.ids import derived_id
 
@@ -26,7 +23,6 @@ KEY_SCHEME = "sk_"
 PREFIX_LENGTH = 12  # `sk_` and 9 characters: enough to tell keys apart, useless to guess one
 MAX_LABEL_LENGTH = 200
 KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
-PAGE_SIZE = 500
 
 StoreApp = Application[uuid.UUID]
 
@@ -40,7 +36,7 @@ class ApiKey(Aggregate):
 
     Other services learn keys from intake's integration events (`api_key.issued.v1`,
     `api_key.revoked.v1`; services/intake/publishing.py). Keys issued before those were
-    published are announced once instead (`announce_keys`).
+    published are announced once instead (`announce_keys`, services/intake/key_index.py).
     """
 
     class Issued(Aggregate.Created):
@@ -137,7 +133,7 @@ class ApiKey(Aggregate):
         return self.modified_on if self.revoked else None
 
     def summary(self) -> dict[str, Any]:
-        return _summary(self.prefix, self.tenant, self.label, self.created_on, self.revoked_on)
+        return key_summary(self.prefix, self.tenant, self.label, self.created_on, self.revoked_on)
 
 
 def check_tenant(name: str) -> str:
@@ -177,45 +173,12 @@ def issue_key(app: StoreApp, tenant: str, *, label: str = "", actor: str) -> str
 
 def tenant_for_hash(app: StoreApp, hashed: str) -> str | None:
     """The tenant of a stored, unrevoked key with this hash; None otherwise."""
-    key = _get(app, hashed)
+    key = find_key(app, hashed)
     return None if key is None or key.revoked else key.tenant
 
 
-def list_keys(app: StoreApp, tenant: str | None = None) -> list[dict[str, Any]]:
-    """Every stored key, oldest first: prefix, tenant, label, created, revoked (time or None)."""
-    issued: dict[uuid.UUID, ApiKey.Issued] = {}
-    revoked: dict[uuid.UUID, datetime] = {}
-    for fact in _key_events(app):
-        if isinstance(fact, ApiKey.Issued):
-            issued[fact.originator_id] = fact
-        elif isinstance(fact, ApiKey.Revoked):
-            revoked[fact.originator_id] = fact.timestamp
-    return [
-        _summary(fact.prefix, fact.tenant, fact.label, fact.timestamp, revoked.get(key_id))
-        for key_id, fact in issued.items()
-        if tenant is None or fact.tenant == tenant
-    ]
-
-
-def revoke_key(app: StoreApp, prefix_or_hash: str, *, actor: str, reason: str) -> dict[str, Any]:
-    """Revoke the key with this display prefix (or hash); its summary afterwards.
-
-    Revoking a revoked key changes nothing. Raises UnknownApiKey when nothing,
-    or more than one key, matches.
-    """
-    key_id = _find(app, prefix_or_hash)
-    for _ in range(3):
-        key: ApiKey = app.repository.get(key_id)
-        key.revoke(actor=actor, reason=reason)
-        try:
-            app.save(key)
-        except IntegrityError:  # revoked concurrently: reload and see
-            continue
-        return key.summary()
-    raise RuntimeError(f"could not revoke {prefix_or_hash}: persistent conflict")
-
-
-def _get(app: StoreApp, hashed: str) -> ApiKey | None:
+def find_key(app: StoreApp, hashed: str) -> ApiKey | None:
+    """The stored key with this hash (revoked or not); None for no key or no hash."""
     if not KEY_HASH.fullmatch(hashed):
         return None
     try:
@@ -225,73 +188,10 @@ def _get(app: StoreApp, hashed: str) -> ApiKey | None:
     return key if isinstance(key, ApiKey) else None
 
 
-def announce_keys(app: StoreApp) -> int:
-    """Announce every live key that was never published (issued by an earlier build); how
-    many this call announced. Idempotent, and safe with several processes at once: the
-    second to save an announcement conflicts, and the key it reloads is announced."""
-    announced = 0
-    for key_id in _unannounced(app):
-        for _ in range(3):
-            key: ApiKey = app.repository.get(key_id)
-            if not key.announce():
-                break
-            try:
-                app.save(key)
-            except IntegrityError:  # announced or revoked concurrently: reload and see
-                continue
-            announced += 1
-            break
-    return announced
-
-
-def _unannounced(app: StoreApp) -> list[uuid.UUID]:
-    """Keys whose `Issued` was stored unannounced, and that are neither announced nor
-    revoked since (read from the log, so that announced keys are not loaded again)."""
-    waiting: dict[uuid.UUID, None] = {}
-    for fact in _key_events(app, ApiKey.Issued, ApiKey.Announced, ApiKey.Revoked):
-        if isinstance(fact, ApiKey.Issued):
-            if not fact.announced:
-                waiting[fact.originator_id] = None
-        else:
-            waiting.pop(fact.originator_id, None)
-    return list(waiting)
-
-
-def _find(app: StoreApp, prefix_or_hash: str) -> uuid.UUID:
-    if KEY_HASH.fullmatch(prefix_or_hash):
-        if _get(app, prefix_or_hash) is None:
-            raise UnknownApiKey(f"no API key with hash {prefix_or_hash}")
-        return ApiKey.create_id(prefix_or_hash)
-    matches = [
-        fact.originator_id
-        for fact in _key_events(app, ApiKey.Issued)
-        if isinstance(fact, ApiKey.Issued) and fact.prefix == prefix_or_hash
-    ]
-    if not matches:
-        raise UnknownApiKey(f"no API key with prefix {prefix_or_hash!r}")
-    if len(matches) > 1:
-        raise UnknownApiKey(f"{len(matches)} keys have prefix {prefix_or_hash!r}; give the hash")
-    return matches[0]
-
-
-def _key_events(app: StoreApp, *kinds: type[Aggregate.Event]) -> Iterator[Any]:
-    """ApiKey events from the application's notification log, in log order."""
-    topics = [get_topic(kind) for kind in kinds or (ApiKey.Issued, ApiKey.Revoked)]
-    position = 0
-    while True:
-        page = app.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, topics=topics, inclusive_of_start=False
-        )
-        for notification in page:
-            yield app.mapper.to_domain_event(notification)
-        if len(page) < PAGE_SIZE:
-            return
-        position = page[-1].id
-
-
-def _summary(
+def key_summary(
     prefix: str, tenant: str, label: str, created: datetime, revoked: datetime | None
 ) -> dict[str, Any]:
+    """A key as `refunds api-keys list|revoke` show it (never its hash)."""
     return {
         "prefix": prefix,
         "tenant": tenant,

@@ -14,20 +14,13 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from services.intake import tenants
+from services.intake import key_index
 from services.intake.application import IntakeApplication
 from services.intake.bootstrap import until_done
+from services.intake.key_index import announce_keys, list_keys, revoke_key
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
-from services.intake.tenants import (
-    ApiKey,
-    announce_keys,
-    issue_key,
-    key_hash,
-    list_keys,
-    revoke_key,
-    tenant_for_hash,
-)
+from services.intake.tenants import ApiKey, issue_key, key_hash, tenant_for_hash
 from shared.contracts import ApiKeyIssuedV1, ApiKeyRevokedV1
 from shared.ids import public_id
 from shared.store import store_env
@@ -188,7 +181,7 @@ def test_two_processes_announcing_at_once_announce_a_key_once(
     other = IntakeApplication(env=store_env(settings, "intake"))
     try:
         # The other process read the log and loaded the key before the first one announced it.
-        waiting = tenants._unannounced(other)
+        waiting = key_index._unannounced(other)
         stale: ApiKey = other.repository.get(live.id)
         assert announce_keys(app) == 1
 
@@ -199,7 +192,7 @@ def test_two_processes_announcing_at_once_announce_a_key_once(
             loads.append(key_id)
             return stale if len(loads) == 1 else fresh_get(key_id, **kwargs)
 
-        monkeypatch.setattr(tenants, "_unannounced", lambda _: waiting)
+        monkeypatch.setattr(key_index, "_unannounced", lambda _: waiting)
         monkeypatch.setattr(other.repository, "get", first_stale)
         assert announce_keys(other) == 0  # its save conflicted; reloaded, nothing to do
         assert loads == [live.id, live.id]
