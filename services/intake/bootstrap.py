@@ -14,10 +14,10 @@ from services.intake.analytics import RefundFacts
 from services.intake.application import IntakeApplication
 from services.intake.audit import refund_of
 from services.intake.index import RefundIndex
+from services.intake.key_index import announce_keys
 from services.intake.problems import PROBLEMS
 from services.intake.publishing import to_integration
 from services.intake.settings import IntakeSettings
-from services.intake.key_index import announce_keys
 from services.intake.tenants import tenant_for_hash
 from shared.aio import every, sleep_or_stop
 from shared.audit_api import auditing

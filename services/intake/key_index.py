@@ -59,7 +59,7 @@ class ApiKeyIndex(ReadModel):
         """Every key (of `tenant`, if given), oldest first, as `ApiKey.summary()` says it."""
         found, _ = self.fetch({"tenant": tenant})
         return [
-            key_summary(prefix, owner, label, _time(created), None if revoked is None else _time(revoked))
+            key_summary(prefix, owner, label, _time(created), _time(revoked) if revoked else None)
             for _, owner, prefix, label, created, revoked, _, _ in reversed(found)
         ]
 
