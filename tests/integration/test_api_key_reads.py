@@ -7,18 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eventsourcing.domain import Aggregate
 
 from services.intake.application import IntakeApplication
 from services.intake.key_index import ApiKeyIndex, announce_keys, list_keys, revoke_key
 from services.intake.settings import IntakeSettings
 from services.intake.tenants import issue_key
 from shared.store import store_env
-from tests.integration.test_log_reads import NOISE, Reads
-
-
-class Unrelated(Aggregate):
-    pass
+from tests.integration.test_log_reads import Reads, _noise
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -37,12 +32,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IntakeApplic
     application.close()
 
 
-def _unrelated(app: IntakeApplication) -> int:
-    for start in range(0, NOISE, 500):
-        app.save(*[Unrelated() for _ in range(min(500, NOISE - start))])
-    return int(app.recorder.max_notification_id() or 0)
-
-
 def test_keys_are_listed_revoked_and_announced_without_reading_the_history_again(
     app: IntakeApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -54,7 +43,7 @@ def test_keys_are_listed_revoked_and_announced_without_reading_the_history_again
         (kept[:12], True),
         (gone[:12], False),
     ]
-    end = _unrelated(app)
+    end = _noise(app)  # thousands of events of another aggregate
 
     reads = Reads(app, monkeypatch)
     assert list_keys(app) == listed
