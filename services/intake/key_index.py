@@ -21,6 +21,8 @@ __all__ = ["ApiKeyIndex", "announce_keys", "list_keys", "revoke_key"]
 
 
 class ApiKeyIndex(ReadModel):
+    """One row per key, caught up from the saved position before each read."""
+
     name = "api_keys"
     schema = (
         "key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, prefix TEXT NOT NULL, "
