@@ -337,6 +337,67 @@ def test_reconciliation_names_every_mismatch_and_is_kept(payouts: Payouts) -> No
     assert payouts.client.get("/v1/reconciliations/rc_nope", headers=AUDITOR).status_code == 404
 
 
+def test_reconciling_a_day_loads_only_that_days_and_the_reports_payouts(
+    payouts: Payouts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = payouts.app
+
+    def earlier_days(count: int) -> list[Payout]:
+        made = [payouts.paid(100 + n, at=DAY - timedelta(days=1 + n % 7)) for n in range(count)]
+        return [*made, payouts.failed(300, at=DAY - timedelta(days=2)), payouts.approve()]
+
+    history = earlier_days(20)
+    paid, failed = payouts.paid(4200), payouts.failed(3000)  # settled on the day reconciled
+    late = history[3]  # settled earlier, listed in this day's report
+    stranger = "po_" + "b" * 32
+    listed = [line(pid(paid), 4200), line(pid(late), late.amount.amount), line(stranger, 900)]
+    csv = "\n".join([HEADER, *listed, ""])
+    assert app.settled_days.catch_up() > 0  # the log so far (the follower's work, not ours)
+    loaded: list[uuid.UUID] = []
+    get = app.repository.get
+
+    def counting(aggregate_id: uuid.UUID, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(aggregate_id)
+        return get(aggregate_id, *args, **kwargs)
+
+    monkeypatch.setattr(app.repository, "get", counting)
+    report, created = app.reconcile_report(csv, DAY.date(), actor="zhao")
+    assert created
+    assert [(f["kind"], f["merchant_refund_no"]) for f in report.findings] == [
+        ("matched", pid(paid)),
+        ("matched", pid(late)),
+        ("missing_on_our_side", stranger),
+        ("missing_at_provider", pid(failed)),
+    ]
+    expected = {paid.id, failed.id, late.id, uuid.UUID(hex="b" * 32)}
+    first = [aggregate_id for aggregate_id in loaded if aggregate_id != report.id]
+    assert sorted(first) == sorted(expected)  # each once; none of the other days'
+
+    # Twice the history later, the same day's reconciliation loads the same payouts, and the
+    # read model reads only the new payouts' events (requested, dispatched, settled).
+    more = earlier_days(20)
+    monkeypatch.setattr(app.repository, "get", get)
+    assert app.settled_days.catch_up() == 3 * 21 + 1
+    monkeypatch.setattr(app.repository, "get", counting)
+    loaded.clear()
+    again, created = app.reconcile_report(csv + "\n", DAY.date(), actor="zhao")
+    assert created and again.findings == report.findings and more
+    assert sorted(i for i in loaded if i != again.id) == sorted(expected)
+
+
+def test_payouts_the_provider_does_not_list_are_named_in_the_order_requested(
+    payouts: Payouts,
+) -> None:
+    requested = [payouts.approve(amount=100 + n) for n in range(5)]
+    for n, payout in enumerate(reversed(requested)):  # settled in the opposite order
+        at = DAY + timedelta(minutes=n)
+        payouts.app.record_dispatch(payout.id, at)
+        payouts.app.record_success(payout.id, f"gw_{n}", at)
+    report, _ = payouts.app.reconcile_report(HEADER + "\n", DAY.date(), actor="zhao")
+    assert [f["merchant_refund_no"] for f in report.findings] == [pid(p) for p in requested]
+    assert {f["kind"] for f in report.findings} == {"missing_at_provider"}
+
+
 def test_a_malformed_report_is_a_422_naming_the_line(payouts: Payouts) -> None:
     csv = "\n".join([HEADER, line("po_1", 100), "po_2,gw,abc,CNY,alipay,success,x", ""])
     response = payouts.client.post(
