@@ -26,10 +26,14 @@ from shared.store import create_tables
 
 
 class SettledDays(ReadModel):
+    """A payout's row: the day it settled at the provider (none yet: NULL) and the log
+    position of its request (written once, with the payout's first row)."""
+
     name = "payout_settled_days"
     schema = (
-        "payout_id TEXT PRIMARY KEY, settled_on TEXT, requested_position BIGINT, "
-        "version BIGINT NOT NULL"
+        "payout_id TEXT PRIMARY KEY, settled_on TEXT, "
+        # Nullable: a later version's row does not know it; the upsert keeps the first's.
+        "requested_position BIGINT, version BIGINT NOT NULL"
     )
     columns = ("payout_id", "settled_on", "requested_position", "version")
     # Where the request is in the log never changes: it is written with the first row.
