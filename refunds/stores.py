@@ -100,8 +100,9 @@ def read_models(service: str) -> list[Any]:
         return [ReviewQueue]
     if service == "payout":
         from services.payout.index import PayoutIndex, ReconciliationIndex
+        from services.payout.settled_days import SettledDays
 
-        return [PayoutIndex, ReconciliationIndex]
+        return [PayoutIndex, ReconciliationIndex, SettledDays]
     from services.notify.messages.feed import CustomerFeed
     from services.notify.platform_keys import PlatformKeyIndex
     from services.notify.webhooks.index import DeliveryIndex, EndpointIndex

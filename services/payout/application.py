@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
-from eventsourcing.utils import get_topic
 
 from services.payout.credits import Coupon
-from services.payout.domain import Payout, RefundPayouts
-from services.payout.reconcile import OurPayout, ReconciliationReport, our_records, report_of
+from services.payout.domain import Payout, RefundPayouts, payout_id_of
+from services.payout.reconcile import (
+    OurPayout,
+    ReconciliationReport,
+    our_records,
+    parse_settlement,
+    report_of,
+)
+from services.payout.settled_days import SettledDays
 from services.payout.settlement import PayoutSettlement
 from shared.contracts import (
     CloudEvent,
@@ -247,7 +254,9 @@ class PayoutApplication(PayoutSettlement):
             existing = self.reconciliation(report_id)
             if existing is not None:
                 return existing, False
-            report = report_of(text, self.our_payouts(), day, actor=actor, at=self.clock())
+            numbers = [line.merchant_refund_no for line in parse_settlement(text)]
+            ours = self.our_payouts(numbers, day)
+            report = report_of(text, ours, day, actor=actor, at=self.clock())
             try:
                 self.save(report)
             except IntegrityError:
@@ -255,19 +264,16 @@ class PayoutApplication(PayoutSettlement):
             return report, True
         raise RuntimeError(f"could not record the reconciliation of {day}")
 
-    def all_payouts(self) -> list[Payout]:
-        """Every payout ever requested, oldest first."""
-        topics = [get_topic(Payout.Requested)]  # type: ignore[attr-defined]
-        ids: list[uuid.UUID] = []
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(start=start, limit=1000, topics=topics)
-            if not batch:
-                break
-            ids += [uuid.UUID(str(n.originator_id)) for n in batch]
-            start = batch[-1].id + 1
-        return [self.payout(payout_id) for payout_id in ids]
+    @cached_property
+    def settled_days(self) -> SettledDays:
+        """Which payouts settled on which day, caught up from the log when asked."""
+        return SettledDays(self)
 
-    def our_payouts(self) -> list[OurPayout]:
-        """What we recorded under every merchant refund number sent to the gateway."""
-        return [record for payout in self.all_payouts() for record in our_records(payout)]
+    def our_payouts(self, numbers: Iterable[str], day: date) -> list[OurPayout]:
+        """What we recorded under each of `numbers` (of any age) and under every number
+        settled on `day`: all that reconciling `day`'s report compares. Only those payouts
+        are loaded, those settled that day first, in the order they were requested."""
+        payout_ids: list[uuid.UUID | None] = [*self.settled_days.settled_on(day)]
+        payout_ids += [payout_id_of(number) for number in numbers]  # None: not a number of ours
+        found = [self._find(payout_id, Payout) for payout_id in dict.fromkeys(payout_ids)]
+        return [record for payout in found if payout is not None for record in our_records(payout)]

@@ -37,6 +37,8 @@ OURS_FOR: dict[str, PayoutStatus] = {
     "abnormal": "failed",
     "processing": "pending",
 }
+# The outcomes the provider settles and lists in its report of the day they were recorded.
+PROVIDER_SETTLED: frozenset[PayoutStatus] = frozenset({"paid", "failed"})
 
 
 class MalformedReport(ValueError):
@@ -128,7 +130,7 @@ def reconcile(lines: list[SettlementLine], ours: list[OurPayout], day: date) -> 
             findings.append(Finding("matched", line.merchant_refund_no, ""))
     listed = {line.merchant_refund_no for line in lines}
     for mine in ours:
-        settled = mine.status in {"paid", "failed"} and mine.settled_on == day
+        settled = mine.status in PROVIDER_SETTLED and mine.settled_on == day
         if settled and mine.merchant_refund_no not in listed:
             findings.append(
                 Finding(
@@ -176,6 +178,18 @@ def our_records(payout: Payout) -> list[OurPayout]:
         sent = payout.amount_on(route_of[number])
         records.append(OurPayout(number, sent.amount, sent.currency, status, settled))
     return records
+
+
+def settled_day(payout: Payout) -> date | None:
+    """The day the provider settled `payout` as reconciliation sees it: the day of its
+    records `paid` or `failed` at the provider (None: none). Every such record takes its day
+    from the payout's one outcome time, so a payout settles on one day at most."""
+    days = {
+        record.settled_on
+        for record in our_records(payout)
+        if record.status in PROVIDER_SETTLED and record.settled_on is not None
+    }
+    return min(days) if days else None
 
 
 @dataclass

@@ -337,6 +337,89 @@ def test_reconciliation_names_every_mismatch_and_is_kept(payouts: Payouts) -> No
     assert payouts.client.get("/v1/reconciliations/rc_nope", headers=AUDITOR).status_code == 404
 
 
+class Reads:
+    """What the application reads while counting: aggregates loaded, log rows selected."""
+
+    def __init__(self, app: PayoutApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.loaded: list[uuid.UUID] = []
+        self.log_rows = 0
+        self.counting = False
+        get, select = app.repository.get, app.recorder.select_notifications
+
+        def loading(aggregate_id: uuid.UUID, *args: Any, **kwargs: Any) -> Any:
+            self.loaded += [aggregate_id] if self.counting else []
+            return get(aggregate_id, *args, **kwargs)
+
+        def selecting(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            self.log_rows += len(found) if self.counting else 0
+            return found
+
+        monkeypatch.setattr(app.repository, "get", loading)
+        monkeypatch.setattr(app.recorder, "select_notifications", selecting)
+
+    def reconcile(self, app: PayoutApplication, csv: str) -> dict[str, Any]:
+        self.loaded, self.log_rows, self.counting = [], 0, True
+        try:
+            report, created = app.reconcile_report(csv, DAY.date(), actor="zhao")
+        finally:
+            self.counting = False
+        assert created
+        self.loaded.remove(report.id)  # looked for first: this file reconciled before?
+        return {"findings": report.findings, "loaded": sorted(self.loaded), "read": self.log_rows}
+
+
+def test_reconciling_a_day_loads_only_that_days_and_the_reports_payouts(
+    payouts: Payouts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, reads = payouts.app, Reads(payouts.app, monkeypatch)
+
+    def earlier_days(count: int) -> None:
+        for n in range(count):
+            payouts.paid(100 + n, at=DAY - timedelta(days=1 + n % 7))
+        payouts.failed(300, at=DAY - timedelta(days=2))
+        payouts.approve()  # still pending
+
+    earlier_days(20)
+    paid, failed = payouts.paid(4200), payouts.failed(3000)  # settled on the day reconciled
+    late = payouts.paid(800, at=DAY - timedelta(days=3))  # settled earlier, listed this day
+    stranger = "po_" + "b" * 32
+    listed = [line(pid(paid), 4200), line(pid(late), 800), line(stranger, 900)]
+    csv = "\n".join([HEADER, *listed, ""])
+    assert app.settled_days.catch_up() > 0  # the log so far: the follower's work
+    first = reads.reconcile(app, csv)
+    assert [(f["kind"], f["merchant_refund_no"]) for f in first["findings"]] == [
+        ("matched", pid(paid)),
+        ("matched", pid(late)),
+        ("missing_on_our_side", stranger),
+        ("missing_at_provider", pid(failed)),
+    ]
+    # Each payout of the day or of the report once (the stranger: looked for, not found);
+    # none of the other days', and no request read from the log.
+    assert first["loaded"] == sorted([paid.id, failed.id, late.id, uuid.UUID(hex="b" * 32)])
+    assert first["read"] == 0
+
+    # Twice the history later, the read model reads only the new payouts' events (requested,
+    # dispatched, settled), and reconciling the same day reads what it read before.
+    earlier_days(20)
+    assert app.settled_days.catch_up() == 3 * 21 + 1
+    again = reads.reconcile(app, csv + "\n")  # another file: a new report
+    assert again == first
+
+
+def test_payouts_the_provider_does_not_list_are_named_in_the_order_requested(
+    payouts: Payouts,
+) -> None:
+    requested = [payouts.approve(amount=100 + n) for n in range(5)]
+    for n, payout in enumerate(reversed(requested)):  # settled in the opposite order
+        at = DAY + timedelta(minutes=n)
+        payouts.app.record_dispatch(payout.id, at)
+        payouts.app.record_success(payout.id, f"gw_{n}", at)
+    report, _ = payouts.app.reconcile_report(HEADER + "\n", DAY.date(), actor="zhao")
+    assert [f["merchant_refund_no"] for f in report.findings] == [pid(p) for p in requested]
+    assert {f["kind"] for f in report.findings} == {"missing_at_provider"}
+
+
 def test_a_malformed_report_is_a_422_naming_the_line(payouts: Payouts) -> None:
     csv = "\n".join([HEADER, line("po_1", 100), "po_2,gw,abc,CNY,alipay,success,x", ""])
     response = payouts.client.post(

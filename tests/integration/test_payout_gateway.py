@@ -32,6 +32,7 @@ from services.payout.executor import PayoutExecutor, RetryPolicy
 from services.payout.gateway import SandboxGateway
 from services.payout.poller import StatusPoller
 from services.payout.publishing import to_integration
+from services.payout.reconcile import our_records
 from services.payout.settings import CALLBACK_PATH, PayoutSettings
 from services.payout.views import payout_view
 from shared.contracts import (
@@ -479,7 +480,7 @@ async def test_cross_border_refund_pays_the_converted_amount_at_a_recorded_rate(
     assert view.conversion == record and view.payment_currency == "USD"
     assert view.settlement is not None and view.settlement.amount == 1666
     # Reconciliation compares the provider's lines with what was sent: the USD amount.
-    [ours] = app.our_payouts()
+    [ours] = our_records(paid)
     assert (ours.amount, ours.currency) == (1666, "USD")
 
 
