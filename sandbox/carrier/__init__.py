@@ -7,7 +7,8 @@ answers the trail in real time. Test controls under /sandbox create and advance 
 and switch faults on. The protocol is described in sandbox/CARRIER.md.
 
 One module per part: protocol (codes, carriers, stages, signatures, request models), faults,
-store, pushes and app (the HTTP app and `main`; `python -m sandbox.carrier`).
+trail (events and the pushed/queried JSON), store, pushes and app (the HTTP app and `main`;
+`python -m sandbox.carrier`).
 """
 
 from sandbox.carrier.app import create_app, main

@@ -33,7 +33,8 @@ from sandbox.carrier.protocol import (
     query_sign,
 )
 from sandbox.carrier.pushes import Pusher
-from sandbox.carrier.store import ShipmentClosed, Store, UnknownShipment, last_result
+from sandbox.carrier.store import ShipmentClosed, Store, UnknownShipment
+from sandbox.carrier.trail import last_result
 from sandbox.serving import EXIT_BAD_CONFIG, data_dir_from_env, host_from_env, port_from_env
 
 DEFAULT_PORT = 8040

@@ -10,24 +10,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from sandbox.carrier.faults import PushFaults
-from sandbox.carrier.protocol import (
-    STAGES,
-    STATE_NAMES,
-    STEPS,
-    PushStatus,
-    Stage,
-    push_sign,
-)
+from sandbox.carrier.protocol import STAGES, PushStatus, Stage, push_sign
+from sandbox.carrier.trail import new_event, now_iso, push_param, shipment_view, state_of
 
 SCHEMA_VERSION = 1
-# Kuaidi100 stamps events in China Standard Time, without a zone.
-_CST = timezone(timedelta(hours=8))
-_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # How long after a newer push a stale one (fault) follows, so it arrives out of order.
 STALE_LAG_SECONDS = 0.3
 _SCHEMA = """
@@ -62,7 +52,6 @@ CREATE TABLE IF NOT EXISTS pushes (
 );
 CREATE INDEX IF NOT EXISTS pushes_by_due ON pushes (delivery, next_attempt_at);
 """
-_STATE_OF: dict[str, str] = {stage: step.state for stage, step in STEPS.items()}
 _PUSH_COLUMNS = (
     "id, company, number, url, status, state, delivery, attempts, last_result,"
     " created_at, delivered_at"
@@ -85,80 +74,6 @@ class Delivery:
     url: str
     form: dict[str, str]
     attempts: int
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def state_of(stage: str) -> str:
-    """Kuaidi100's `state` for a stage (a shipment not yet picked up counts as 在途)."""
-    return _STATE_OF.get(stage, "0")
-
-
-def shipment_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A shipment as the test controls show it."""
-    return {
-        "company": row["company"],
-        "number": row["number"],
-        "stage": row["stage"],
-        "state": state_of(row["stage"]),
-        "ischeck": "1" if row["stage"] == "delivered" else "0",
-        "subscribed": bool(row["subscribed"]),
-        "push_status": row["push_status"],
-        "callbackurl": row["callbackurl"],
-        "trail": json.loads(row["trail"]),
-        "created_at": row["created_at"],
-    }
-
-
-def last_result(
-    company: str, number: str, stage: str, trail: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Kuaidi100's result object: the push's `lastResult` and the query's answer."""
-    return {
-        "message": "ok",
-        "state": state_of(stage),
-        "status": "200",
-        "condition": "F00",
-        "ischeck": "1" if stage == "delivered" else "0",
-        "com": company,
-        "nu": number,
-        "data": trail,
-    }
-
-
-def push_param(
-    company: str, number: str, stage: str, trail: list[dict[str, Any]], status: PushStatus
-) -> str:
-    """The `param` JSON text of a push; its exact characters are what `sign` covers."""
-    message = "3天查询无记录" if status == "abort" else ""
-    body = {
-        "status": status,
-        "message": message,
-        "autoCheck": "0",
-        "comOld": "",
-        "comNew": "",
-        "lastResult": last_result(company, number, stage, trail),
-    }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-
-
-def _event(stage: Stage, previous: list[dict[str, Any]]) -> dict[str, Any]:
-    step = STEPS[stage]
-    moment = datetime.now(_CST).replace(microsecond=0, tzinfo=None)
-    if previous:
-        # Each event strictly after the one before, even when advanced within a second.
-        latest = datetime.strptime(previous[0]["time"], _TIME_FORMAT)
-        moment = max(moment, latest + timedelta(seconds=1))
-    stamp = moment.strftime(_TIME_FORMAT)
-    return {
-        "context": step.context,
-        "time": stamp,
-        "ftime": stamp,
-        "status": STATE_NAMES[step.state],
-        "areaName": step.area,
-    }
 
 
 class Store:
@@ -206,7 +121,7 @@ class Store:
             created = conn.execute(
                 "INSERT INTO shipments (company, number, stage, trail, created_at)"
                 " VALUES (?, ?, 'created', '[]', ?) ON CONFLICT DO NOTHING",
-                (company, number, _now_iso()),
+                (company, number, now_iso()),
             ).rowcount
             return shipment_view(self._find(conn, company, number)), bool(created)
 
@@ -238,7 +153,7 @@ class Store:
                 conn.execute(
                     "INSERT INTO shipments (company, number, stage, trail, created_at)"
                     " VALUES (?, ?, 'created', '[]', ?) ON CONFLICT DO NOTHING",
-                    (company, number, _now_iso()),
+                    (company, number, now_iso()),
                 )
                 row = self._find(conn, company, number)
                 if row["subscribed"] and row["push_status"] == "polling":
@@ -269,7 +184,7 @@ class Store:
                     raise ShipmentClosed(f"{company} {number} cannot go from {row['stage']}")
                 trail: list[dict[str, Any]] = json.loads(row["trail"])
                 for stage in STAGES[current + 1 : target + 1]:
-                    trail.insert(0, _event(stage, trail))
+                    trail.insert(0, new_event(stage, trail))
                 stage = STAGES[target]
                 subscribed = bool(row["subscribed"])
                 status: PushStatus = "shutdown" if stage == "delivered" else "polling"
@@ -364,7 +279,7 @@ class Store:
                 state_of(stage),
                 "dropped" if faults.drop else "pending",
                 None if faults.drop else due,
-                _now_iso(),
+                now_iso(),
             ),
         )
 
@@ -401,7 +316,7 @@ class Store:
                     delivery.attempts + 1,
                     result,
                     retry_at,
-                    _now_iso() if delivered else None,
+                    now_iso() if delivered else None,
                     delivery.id,
                 ),
             )
