@@ -56,6 +56,7 @@ _SANDBOX_MODULES = {
     "gateway": "sandbox.gateway",
     "mailsink": "sandbox.mailsink",
     "sms": "sandbox.sms",
+    "carrier": "sandbox.carrier",
 }
 
 
@@ -145,7 +146,7 @@ class Stack:
     def stop_all(self) -> None:
         """Stop services first, then the sandboxes, the broker last; each tier in parallel."""
         self._stop_together((*reversed(SERVICES), *self.messaging_ports))
-        self._stop_together(("sms", "mailsink", "gateway"))
+        self._stop_together(("carrier", "sms", "mailsink", "gateway"))
         self._stop_together(("broker",))
 
     def kill(self, name: str) -> None:
@@ -254,7 +255,11 @@ class Stack:
         return env
 
     def _sandbox_env(self, name: str) -> dict[str, str]:
-        prefix = {"gateway": "SANDBOX_GATEWAY", "mailsink": "SANDBOX_SMTP"}.get(name, "SANDBOX_SMS")
+        prefix = {
+            "gateway": "SANDBOX_GATEWAY",
+            "mailsink": "SANDBOX_SMTP",
+            "carrier": "SANDBOX_CARRIER",
+        }.get(name, "SANDBOX_SMS")
         return {
             f"{prefix}_HOST": HOST,
             f"{prefix}_PORT": str(self.ports.of(name)),
@@ -349,7 +354,7 @@ class Stack:
     def _ready_url(self, name: str) -> str:
         if name in ("broker", "mailsink"):
             return self.url(name)
-        return self.url(name) + ("/healthz" if name in ("gateway", "sms") else "/readyz")
+        return self.url(name) + ("/healthz" if name in ("gateway", "sms", "carrier") else "/readyz")
 
     def _raise_if_exited(self, name: str) -> None:
         child = self._children.get(name)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from shared.contracts import SERVICES
 
 HOST = "127.0.0.1"
-INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms")
+INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms", "carrier")
 COMPONENTS = INFRASTRUCTURE + SERVICES
 # Which Ports field each component listens on, where the names differ.
 _PORT_FIELD = {"mailsink": "smtp"}
@@ -22,6 +22,7 @@ _BASE_OFFSETS = {
     "gateway": 10,
     "smtp": 25,
     "sms": 30,
+    "carrier": 40,
     "broker": 92,
 }
 
@@ -46,6 +47,7 @@ class Ports:
     gateway: int = 8010
     smtp: int = 8025
     sms: int = 8030
+    carrier: int = 8040
 
     @classmethod
     def free(cls) -> Ports:
@@ -61,7 +63,8 @@ class Ports:
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+92 broker."""
+        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+40 carrier,
+        base+92 broker."""
         if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
             raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})

@@ -26,6 +26,7 @@ _DESCRIPTIONS = {
     "gateway": "sandbox payment gateway; ledger at /ledger",
     "mailsink": "SMTP mail sink; messages filed in <data>/mail",
     "sms": "sandbox SMS provider; messages at /v1/messages",
+    "carrier": "sandbox carrier (Kuaidi100 protocol); shipments at /sandbox/shipments",
     "intake": "platform refund API; docs at /docs",
     "review": "review queue and decisions; docs at /docs",
     "payout": "payouts and reconciliation; docs at /docs",
@@ -83,8 +84,8 @@ def add(commands: Any) -> None:
         dest="ports",
         metavar="N",
         type=_ports_from_base,
-        help="services on N+1..N+4, gateway N+10, SMTP N+25, SMS N+30, broker N+92 "
-        "(default: 8001-8004, 8010, 8025, 8030, 9092)",
+        help="services on N+1..N+4, gateway N+10, SMTP N+25, SMS N+30, carrier N+40, "
+        "broker N+92 (default: 8001-8004, 8010, 8025, 8030, 8040, 9092)",
     )
     dev.set_defaults(handler=run_dev)
 

@@ -60,6 +60,7 @@ def test_infrastructure_starts_restarts_and_stops(stack: Stack) -> None:
     stack.start_all(timeout=START_TIMEOUT, only=list(INFRASTRUCTURE))
     assert stack.running() == list(INFRASTRUCTURE)
     assert httpx.get(stack.url("gateway") + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(stack.url("carrier") + "/healthz").json() == {"status": "ok"}
     with smtplib.SMTP("127.0.0.1", stack.ports.smtp, timeout=5) as smtp:
         assert smtp.noop()[0] == 250
     assert accepts(stack.ports.broker)
@@ -185,6 +186,12 @@ def test_services_get_the_stack_environment_and_not_the_shell(
     assert (sms["SANDBOX_SMS_HOST"], sms["SANDBOX_SMS_PORT"]) == ("127.0.0.1", "30030")
     assert sms["SANDBOX_DATA_DIR"] == str(tmp_path.resolve())
     assert stack.environment("notify")["REFUNDS_SMS_URL"] == "http://127.0.0.1:30030"
+    carrier = stack.environment("carrier")
+    assert (carrier["SANDBOX_CARRIER_HOST"], carrier["SANDBOX_CARRIER_PORT"]) == (
+        "127.0.0.1",
+        "30040",
+    )
+    assert carrier["SANDBOX_DATA_DIR"] == str(tmp_path.resolve())
 
 
 def test_sqlite_stacks_set_no_database_variables(tmp_path: Path) -> None:
@@ -203,6 +210,7 @@ def test_component_names_are_checked(tmp_path: Path) -> None:
         "http://127.0.0.1:8010",
         "smtp://127.0.0.1:8025",
         "http://127.0.0.1:8030",
+        "http://127.0.0.1:8040",
         "http://127.0.0.1:8001",
         "http://127.0.0.1:8002",
         "http://127.0.0.1:8003",

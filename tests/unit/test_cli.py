@@ -151,6 +151,7 @@ def test_ports_follow_the_base_port() -> None:
     assert (ports.intake, ports.review, ports.payout, ports.notify) == (20001, 20002, 20003, 20004)
     assert (ports.gateway, ports.smtp, ports.broker) == (20010, 20025, 20092)
     assert ports.of("mailsink") == 20025
+    assert (ports.sms, ports.carrier) == (20030, 20040)
 
 
 @pytest.mark.parametrize("base", ["0", "65500", "eighty"])
