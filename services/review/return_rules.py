@@ -204,8 +204,8 @@ def ship_deadline(approved_at: datetime, policy: Policy) -> Deadline | None:
     if policy.returns is None:
         return None
     deadlines = policy.returns.deadlines
-    return _deadline(policy, deadlines, approved_at, deadlines.ship_by_days,
-                     deadlines.ship_reminder_days_before)  # fmt: skip
+    days, before = deadlines.ship_by_days, deadlines.ship_reminder_days_before
+    return _deadline(policy, deadlines, approved_at, days, before)
 
 
 def receipt_deadline(delivered_at: datetime, policy: Policy) -> Deadline | None:
@@ -213,8 +213,8 @@ def receipt_deadline(delivered_at: datetime, policy: Policy) -> Deadline | None:
     if policy.returns is None:
         return None
     deadlines = policy.returns.deadlines
-    return _deadline(policy, deadlines, delivered_at, deadlines.receipt_by_days,
-                     deadlines.receipt_reminder_days_before)  # fmt: skip
+    days, before = deadlines.receipt_by_days, deadlines.receipt_reminder_days_before
+    return _deadline(policy, deadlines, delivered_at, days, before)
 
 
 def _deadline(

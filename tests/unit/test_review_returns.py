@@ -55,8 +55,9 @@ def located(error: ValidationError) -> list[tuple[str, str]]:
 
 
 def item(category: str = "apparel", price: int = 19900, currency: str = "CNY") -> ReturnItem:
-    return ReturnItem(sku=f"SKU-{category}", category=category, quantity=1,
-                      price=Money(price, currency))  # fmt: skip
+    return ReturnItem(
+        sku=f"SKU-{category}", category=category, quantity=1, price=Money(price, currency)
+    )
 
 
 def facts(reason: str, *items: ReturnItem, outcome: str = "full_refund", **kw: Any) -> ReturnFacts:
@@ -106,17 +107,22 @@ class TestTheIssuesExamples:
 
     def test_threshold_per_currency(self) -> None:
         # JPY has its own entry (5000 yen); USD falls back to `default` (50.00 dollars).
-        assert not return_decision(facts("damaged", item(price=4999, currency="JPY")),
-                                   policy()).return_required  # fmt: skip
-        assert return_decision(facts("damaged", item(price=5000, currency="JPY")),
-                               policy()).return_required  # fmt: skip
-        assert not return_decision(facts("damaged", item(price=4999, currency="USD")),
-                                   policy()).return_required  # fmt: skip
-        assert return_decision(facts("damaged", item(price=5001, currency="USD")),
-                               policy()).return_required  # fmt: skip
+        assert not return_decision(
+            facts("damaged", item(price=4999, currency="JPY")), policy()
+        ).return_required
+        assert return_decision(
+            facts("damaged", item(price=5000, currency="JPY")), policy()
+        ).return_required
+        assert not return_decision(
+            facts("damaged", item(price=4999, currency="USD")), policy()
+        ).return_required
+        assert return_decision(
+            facts("damaged", item(price=5001, currency="USD")), policy()
+        ).return_required
         # KWD has three decimals: 50.000 dinars is 50000 minor units.
-        assert not return_decision(facts("damaged", item(price=49999, currency="KWD")),
-                                   policy()).return_required  # fmt: skip
+        assert not return_decision(
+            facts("damaged", item(price=49999, currency="KWD")), policy()
+        ).return_required
 
 
 class TestRuleOrder:
@@ -126,7 +132,8 @@ class TestRuleOrder:
         assert (decided.return_required, decided.rule) == (False, "return.nothing_to_ship")
         doc = example()
         rules = doc["returns"]["rules"]
-        rules.insert(0, rules.pop(next(i for i, r in enumerate(rules) if r["id"] == "return.no_reason")))
+        at = next(i for i, rule in enumerate(rules) if rule["id"] == "return.no_reason")
+        rules.insert(0, rules.pop(at))
         moved = return_decision(facts("changed_mind", item("software")), policy(doc))
         assert (moved.return_required, moved.rule) == (True, "return.no_reason")
 
@@ -154,8 +161,12 @@ class TestRuleOrder:
     def test_address_by_warehouse_then_merchant_then_default(self) -> None:
         doc = example()
         doc["returns"]["addresses"]["merchants"] = {
-            "m_acme": {"name": "Acme", "phone": "+86 10 5555 0300", "lines": ["北京"],
-                       "postcode": "100000"}  # fmt: skip
+            "m_acme": {
+                "name": "Acme",
+                "phone": "+86 10 5555 0300",
+                "lines": ["北京"],
+                "postcode": "100000",
+            }
         }
         p = policy(doc)
         by = {
@@ -182,7 +193,7 @@ class TestDeadlines:
     def test_business_days_use_the_policys_calendar(self) -> None:
         doc = example()
         doc["returns"]["deadlines"]["business_days"] = True
-        # Approved 11:00 Wed 30 Sep in Shanghai; 1–7 Oct are holidays and weekends are off:
+        # Approved 11:00 Wed 30 Sep in Shanghai; 1-7 Oct are holidays and weekends are off:
         # the 7th working day after it is Fri 16 Oct (8, 9, 12, 13, 14, 15, 16), at 11:00;
         # the reminder 2 business days earlier, 11:00 on Wed 14 Oct.
         approved = datetime(2026, 9, 30, 3, 0, tzinfo=UTC)
@@ -196,9 +207,14 @@ class TestDeadlines:
 
 class TestDeductions:
     def inspect(self, condition: str, price: int = 19900, **kw: Any) -> InspectedItem:
-        return InspectedItem(sku="SKU-1", category=kw.pop("category", "apparel"),
-                             quantity=kw.pop("quantity", 1), price=Money(price, "CNY"),
-                             condition=condition, **kw)  # type: ignore[arg-type]  # fmt: skip
+        return InspectedItem(
+            sku="SKU-1",
+            category=kw.pop("category", "apparel"),
+            quantity=kw.pop("quantity", 1),
+            price=Money(price, "CNY"),
+            condition=condition,
+            **kw,
+        )  # type: ignore[arg-type]
 
     def test_as_expected_without_a_fee_deducts_nothing(self) -> None:
         found = deduction(self.inspect("as_expected"), "changed_mind", policy())
@@ -211,8 +227,10 @@ class TestDeductions:
             self.inspect("as_expected", 199999, category="electronics"), "changed_mind", policy()
         )
         assert (fee.rule, fee.amount, fee.pays) == (
-            "deduction.restocking_electronics", Money(19999, "CNY"), Money(180000, "CNY")
-        )  # fmt: skip
+            "deduction.restocking_electronics",
+            Money(19999, "CNY"),
+            Money(180000, "CNY"),
+        )
         assert "CNY 199.99" in fee.explanation["en"]
 
     def test_restocking_fee_capped_per_unit(self) -> None:
@@ -241,8 +259,10 @@ class TestDeductions:
 
     def test_damage_by_the_customer(self) -> None:
         damaged = deduction(self.inspect("damaged_by_customer", 10001), "changed_mind", policy())
-        assert (damaged.rule, damaged.amount) == ("deduction.damaged_by_customer",
-                                                  Money(3000, "CNY"))  # fmt: skip
+        assert (damaged.rule, damaged.amount) == (
+            "deduction.damaged_by_customer",
+            Money(3000, "CNY"),
+        )
 
     def test_wrong_item_and_heavy_damage_go_back_to_a_reviewer(self) -> None:
         wrong = deduction(self.inspect("wrong_item"), "changed_mind", policy())
