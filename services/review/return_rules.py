@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from services.review.assessment import explain
+from services.review.grading import policy_money
+from services.review.refund_facts import Line
 from services.review.vocabulary import (
     HEAVY_DAMAGE,
     NO_DEDUCTION_RULE,
@@ -39,20 +41,17 @@ if TYPE_CHECKING:
         ReturnRule,
         Returns,
     )
-    from services.review.policy_values import AmountByCurrency
 
 ANY = "*"  # as policy_values.ANY, which this pure module may not import at run time
 BASIS_POINTS = 10_000
 DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class ReturnItem:
-    """An item approved for refund: `price` is what the refund pays for its `quantity`."""
+@dataclass(frozen=True, kw_only=True)
+class ReturnItem(Line):
+    """A line of the order approved for refund: `quantity` of it, for which the refund pays
+    `price` (the value a rule's `value_below` and a deduction's percentage look at)."""
 
-    sku: str
-    category: str
-    quantity: int
     price: Money
 
 
@@ -132,7 +131,7 @@ def return_decision(facts: ReturnFacts, policy: Policy) -> ReturnDecision:
     required = any(item.return_required for item in decided)
     first = next((i for i, item in enumerate(decided) if item.return_required), 0)
     deciding_item, deciding_rule = matched[first]
-    ship_by = ship_deadline(facts.approved_at, policy) if required else None
+    ship_by = return_deadline("ship", facts.approved_at, policy) if required else None
     parameters = {
         "category": deciding_item.category,
         "reason": facts.reason,
@@ -174,7 +173,7 @@ def _rule_for(returns: Returns, facts: ReturnFacts, item: ReturnItem) -> ReturnR
             and _covers(rule.outcomes, facts.desired_outcome)
         ):
             continue
-        if rule.value_below is not None and not item.price < _money(
+        if rule.value_below is not None and not item.price < policy_money(
             rule.value_below, item.price.currency
         ):
             continue
@@ -189,32 +188,27 @@ def _covers(values: tuple[str, ...], value: str) -> bool:
 def _threshold(rule: ReturnRule | None, currency: str) -> str:
     if rule is None or rule.value_below is None:
         return ""
-    return _money(rule.value_below, currency).format()
-
-
-def _money(amounts: AmountByCurrency, currency: str) -> Money:
-    return Money.from_major(amounts.for_currency(currency), currency)
+    return policy_money(rule.value_below, currency).format()
 
 
 # --- deadlines -----------------------------------------------------------------------------
 
 
-def ship_deadline(approved_at: datetime, policy: Policy) -> Deadline | None:
-    """By when the customer must ship the goods back (None: the policy has no returns)."""
+def return_deadline(
+    kind: Literal["ship", "receipt"], start: datetime, policy: Policy
+) -> Deadline | None:
+    """By when the customer must ship the goods back after approval (`ship`), or the
+    warehouse record their receipt after the carrier delivered them (`receipt`), and when
+    to remind them. None: the policy has no returns."""
     if policy.returns is None:
         return None
     deadlines = policy.returns.deadlines
-    days, before = deadlines.ship_by_days, deadlines.ship_reminder_days_before
-    return _deadline(policy, deadlines, approved_at, days, before)
-
-
-def receipt_deadline(delivered_at: datetime, policy: Policy) -> Deadline | None:
-    """By when the warehouse must record the receipt after the carrier delivered it."""
-    if policy.returns is None:
-        return None
-    deadlines = policy.returns.deadlines
-    days, before = deadlines.receipt_by_days, deadlines.receipt_reminder_days_before
-    return _deadline(policy, deadlines, delivered_at, days, before)
+    days, before = (
+        (deadlines.ship_by_days, deadlines.ship_reminder_days_before)
+        if kind == "ship"
+        else (deadlines.receipt_by_days, deadlines.receipt_reminder_days_before)
+    )
+    return _deadline(policy, deadlines, start, days, before)
 
 
 def _deadline(
@@ -244,14 +238,10 @@ def _local(policy: Policy, moment: datetime) -> str:
 # --- inspection ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InspectedItem:
+@dataclass(frozen=True, kw_only=True)
+class InspectedItem(ReturnItem):
     """An item as the warehouse found it; `heavy_damage` is the inspector's mark."""
 
-    sku: str
-    category: str
-    quantity: int
-    price: Money
     condition: InspectionCondition
     heavy_damage: bool = False
 
@@ -321,9 +311,9 @@ def deducted(rule: AmountRule, item: InspectedItem) -> Money:
     currency = item.price.currency
     amount = item.price.amount * rule.basis_points // BASIS_POINTS
     if rule.fixed is not None:
-        amount += _money(rule.fixed, currency).amount * item.quantity
+        amount += policy_money(rule.fixed, currency).amount * item.quantity
     if rule.cap is not None:
-        amount = min(amount, _money(rule.cap, currency).amount * item.quantity)
+        amount = min(amount, policy_money(rule.cap, currency).amount * item.quantity)
     return Money(min(amount, item.price.amount), currency)
 
 

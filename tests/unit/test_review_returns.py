@@ -25,7 +25,7 @@ from services.review.return_rules import (
     ReturnFacts,
     ReturnItem,
     deduction,
-    receipt_deadline,
+    return_deadline,
     return_decision,
 )
 from services.review.vocabulary import HEAVY_DAMAGE, NO_DEDUCTION_RULE, WRONG_ITEM
@@ -55,8 +55,9 @@ def located(error: ValidationError) -> list[tuple[str, str]]:
 
 
 def item(category: str = "apparel", price: int = 19900, currency: str = "CNY") -> ReturnItem:
+    money = Money(price, currency)
     return ReturnItem(
-        sku=f"SKU-{category}", category=category, quantity=1, price=Money(price, currency)
+        sku=f"SKU-{category}", category=category, quantity=1, unit_price=money, price=money
     )
 
 
@@ -185,7 +186,7 @@ class TestRuleOrder:
 class TestDeadlines:
     def test_receipt_by_after_delivery_in_calendar_days(self) -> None:
         delivered = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)  # 23:30 on the 20th in Shanghai
-        deadline = receipt_deadline(delivered, policy())
+        deadline = return_deadline("receipt", delivered, policy())
         assert deadline is not None
         assert deadline.due == datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 24:00 on the 27th
         assert deadline.remind_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
@@ -207,10 +208,12 @@ class TestDeadlines:
 
 class TestDeductions:
     def inspect(self, condition: str, price: int = 19900, **kw: Any) -> InspectedItem:
+        quantity = kw.pop("quantity", 1)
         return InspectedItem(
             sku="SKU-1",
             category=kw.pop("category", "apparel"),
-            quantity=kw.pop("quantity", 1),
+            quantity=quantity,
+            unit_price=Money(price // quantity, "CNY"),
             price=Money(price, "CNY"),
             condition=condition,
             **kw,
@@ -281,7 +284,14 @@ class TestDeductions:
         assert (found.outcome, found.rule) == ("reviewer", NO_DEDUCTION_RULE)
 
     def test_jpy_has_no_minor_units(self) -> None:
-        item = InspectedItem("SKU-1", "electronics", 1, Money(12345, "JPY"), "as_expected")
+        item = InspectedItem(
+            sku="SKU-1",
+            category="electronics",
+            quantity=1,
+            unit_price=Money(12345, "JPY"),
+            price=Money(12345, "JPY"),
+            condition="as_expected",
+        )
         assert deduction(item, "changed_mind", policy()).amount == Money(1234, "JPY")
 
 
@@ -293,7 +303,7 @@ class TestOldDocuments:
         assert (decided.return_required, decided.rule) == (False, "return.not_configured")
         assert decided.address is None and decided.ship_by is None
         assert all(not i.return_required for i in decided.items)
-        assert receipt_deadline(APPROVED, shipped) is None
+        assert return_deadline("receipt", APPROVED, shipped) is None
 
     def test_the_absent_section_changes_neither_the_document_nor_its_digest(self) -> None:
         shipped = default_policy()
