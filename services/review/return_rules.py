@@ -283,26 +283,30 @@ def deduction(item: InspectedItem, reason: str, policy: Policy) -> Deduction:
         return _to_reviewer(policy, item, WRONG_ITEM)
     if item.condition == "damaged_by_customer" and item.heavy_damage:
         return _to_reviewer(policy, item, HEAVY_DAMAGE)
-    chosen: tuple[str, AmountRule] | None = None
+    zero = Money(0, item.price.currency)
     if item.condition == "as_expected":
-        for fee in rules.restocking if rules is not None else ():
-            if _covers(fee.categories, item.category) and _covers(fee.reasons, reason):
-                chosen = (fee.id, fee)
-                break
-        if chosen is None:
-            return _decided(policy, item, "pay", Money(0, item.price.currency), None)
-    else:
-        rule = (
-            None
-            if rules is None
-            else rules.damaged_by_customer
-            if item.condition == "damaged_by_customer"
-            else rules.missing_parts
+        fees = rules.restocking if rules is not None else ()
+        fee = next(
+            (
+                f
+                for f in fees
+                if _covers(f.categories, item.category) and _covers(f.reasons, reason)
+            ),
+            None,
         )
-        if rule is None:
-            return _to_reviewer(policy, item, NO_DEDUCTION_RULE)
-        chosen = (rule.id, rule)
-    return _decided(policy, item, "pay", deducted(chosen[1], item), chosen[0])
+        if fee is None:
+            return _decided(policy, item, "pay", zero, None)
+        return _decided(policy, item, "pay", deducted(fee, item), fee.id)
+    rule = (
+        None
+        if rules is None
+        else rules.damaged_by_customer
+        if item.condition == "damaged_by_customer"
+        else rules.missing_parts
+    )
+    if rule is None:
+        return _to_reviewer(policy, item, NO_DEDUCTION_RULE)
+    return _decided(policy, item, "pay", deducted(rule, item), rule.id)
 
 
 def deducted(rule: AmountRule, item: InspectedItem) -> Money:
