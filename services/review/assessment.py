@@ -101,7 +101,7 @@ def assess(policy: Policy, facts: Facts) -> Assessment:
         rule=rule,
         refundable=refundable,
         amount=amount,
-        explanation=_explain(policy, rule, values),
+        explanation=explain(policy, rule, values),
         risk_score=score,
         risk_signals=signals,
         tier=tier,
@@ -181,7 +181,7 @@ def _placeholders(
     return values
 
 
-def _explain(policy: Policy, rule: str, values: dict[str, str]) -> dict[str, str]:
+def explain(policy: Policy, rule: str, values: dict[str, str]) -> dict[str, str]:
     """The rule's customer-facing text in each locale, placeholders filled.
 
     Placeholder names were checked against the rule's kind when the policy was

@@ -9,7 +9,8 @@ Loading refuses nonsense early and precisely — a typo in a reason code or a
 missing translation must fail at start-up, not when a customer is waiting.
 
 The document's sections: policy_eligibility.py (windows, exclusions, amounts, automatic
-approval), policy_grading.py (risk, tiers, approvals), built from policy_values.py.
+approval), policy_grading.py (risk, tiers, approvals), policy_returns.py (which refunds need
+the goods back; optional), built from policy_values.py.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from services.review.policy_eligibility import (
     WindowRule,
 )
 from services.review.policy_grading import Approvals, RiskModel, Tiers
+from services.review.policy_returns import Returns
 from services.review.policy_values import ANY, RuleName, Strict
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
@@ -54,6 +56,17 @@ WINDOW_PLACEHOLDERS = COMMON_PLACEHOLDERS | {
     "category",
 }
 ITEM_PLACEHOLDERS = COMMON_PLACEHOLDERS | {"category", "sku"}
+# A return decision is made after approval: it speaks of the goods, not of the assessment.
+RETURN_PLACEHOLDERS = frozenset(
+    {"category", "reason", "value", "threshold", "ship_by", "ship_by_days", "receipt_by_days"}
+)
+# A deduction or an inspection speaks of one item received.
+DEDUCTION_PLACEHOLDERS = frozenset({"sku", "category", "price", "deduction", "condition"})
+RETURNS_PLACEHOLDERS = {
+    "return": RETURN_PLACEHOLDERS,
+    "deduction": DEDUCTION_PLACEHOLDERS,
+    "inspection": DEDUCTION_PLACEHOLDERS,
+}
 
 # Deciding rules that exist whatever the document says (see assessment.assess).
 FIXED_RULE_IDS = frozenset(
@@ -156,6 +169,13 @@ class Policy(Strict):
     approvals: Approvals
     sla: Sla
     calendar: CalendarPolicy = CalendarPolicy()
+    # Optional, and left out of the document when absent: versions published before it
+    # existed keep their content and digest, and decide "no return" (refund only).
+    returns: Returns | None = Field(
+        default=None,
+        exclude_if=lambda returns: returns is None,
+        description="which refunds need the goods back first; absent: none do",
+    )
     explanations: dict[str, Explanation] = Field(
         description="for every rule id a decision can cite: the customer-facing text"
     )
@@ -181,6 +201,15 @@ class Policy(Strict):
             amounts.prorata_categories, info.data.get("categories"), "prorata_categories"
         )
         return amounts
+
+    @field_validator("returns")
+    @classmethod
+    def _known_return_categories(
+        cls, returns: Returns | None, info: ValidationInfo
+    ) -> Returns | None:
+        for where, categories in returns.categories_named() if returns else ():
+            _require_known(categories, info.data.get("categories"), where)
+        return returns
 
     @field_validator("explanations")
     @classmethod
@@ -234,6 +263,12 @@ def _deciding_rules(data: dict[str, Any]) -> dict[str, frozenset[str]] | None:
     rules |= {f"{window.id}.closed": WINDOW_PLACEHOLDERS for window in windows}
     rules |= {rule.id: ITEM_PLACEHOLDERS for rule in exclusions}
     rules |= {f"manual.{reason}": COMMON_PLACEHOLDERS for reason in auto.manual_reasons}
+    if "returns" not in data:
+        return None  # the returns section is invalid and already reported
+    returns: Returns | None = data.get("returns")
+    if returns is not None:
+        cited = returns.cited_rules()
+        rules |= {rule_id: RETURNS_PLACEHOLDERS[kind] for rule_id, kind in cited.items()}
     return rules
 
 

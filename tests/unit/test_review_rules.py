@@ -542,6 +542,7 @@ PURE = [
     "grading.py",
     "vocabulary.py",
     "calendar.py",
+    "return_rules.py",
 ]
 
 
