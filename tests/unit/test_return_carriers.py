@@ -73,7 +73,7 @@ def test_a_number_fitting_its_carrier_has_no_problem(code: str, number: str) -> 
 def test_a_number_not_fitting_its_carrier_says_why(code: str, number: str) -> None:
     problem = tracking_number_problem(code, number)
     assert problem is not None
-    assert f"is not a {code} ({TRACKING_FORMATS[code].name}) number" in problem  # type: ignore[index]
+    assert f"is not a {code} ({TRACKING_FORMATS[code].name}) number" in problem
 
 
 def test_unknown_codes_and_lengths_are_named() -> None:
