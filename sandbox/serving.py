@@ -1,10 +1,20 @@
-"""What every sandbox shares: where it listens (from the environment), and `with` to run it."""
+"""What every sandbox shares: where it listens (from the environment), `with` to run it,
+and the background sender that delivers callbacks or pushes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
+
+import httpx
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "./data"
@@ -47,3 +57,63 @@ class Served:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class DueWork:
+    """A sandbox's background sender: wakes when told (or every `POLL_SECONDS`, for work
+    another process queued), does what is due in `step`, and sends each delivery as a task
+    of its own, so one slow receiver holds up no other. Subclasses name the timeout and
+    what to call themselves in the log."""
+
+    POLL_SECONDS = 0.5  # also polls: another process may have queued work
+    TIMEOUT_SECONDS = 5.0
+    WHAT = "sandbox worker"
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Look for due work now; callable from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        # A fresh event per run: an app may be served again, on another loop.
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        sending: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(timeout=self.TIMEOUT_SECONDS) as client:
+            try:
+                while True:
+                    self._wake.clear()
+                    try:
+                        wait = await self.step(client, sending)
+                    except Exception:  # storage trouble: keep the worker alive
+                        log.exception("%s failed; retrying", self.WHAT)
+                        wait = self.POLL_SECONDS
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+            finally:
+                self._loop = None
+                for task in sending:
+                    task.cancel()
+                await asyncio.gather(*sending, return_exceptions=True)
+
+    async def step(self, client: httpx.AsyncClient, sending: set[asyncio.Task[None]]) -> float:
+        """Do what is due; answer how long to wait at most before looking again."""
+        raise NotImplementedError
+
+    @staticmethod
+    def send(sending: set[asyncio.Task[None]], delivery: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(delivery)
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+
+    def wait_for(self, next_due: float | None) -> float:
+        """How long to sleep before the next due delivery (polling at least every so often)."""
+        if next_due is None:
+            return self.POLL_SECONDS
+        return min(self.POLL_SECONDS, max(0.0, next_due - time.time()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -13,11 +12,11 @@ import httpx
 from sandbox.carrier.faults import Faults
 from sandbox.carrier.protocol import PUSH_ACCEPTED
 from sandbox.carrier.store import Delivery, Store
+from sandbox.serving import DueWork
 
 log = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_SECONDS = 5.0
-POLL_SECONDS = 0.5  # also polls, so pushes queued by another process get sent
 
 
 def accepted(status_code: int, body: bytes) -> bool:
@@ -35,52 +34,21 @@ def accepted(status_code: int, body: bytes) -> bool:
     )
 
 
-class Pusher:
+class Pusher(DueWork):
     """Sends due pushes; a refused or failed attempt is made again after the retry interval."""
 
+    TIMEOUT_SECONDS = PUSH_TIMEOUT_SECONDS
+    WHAT = "sandbox carrier pusher"
+
     def __init__(self, store: Store, faults: Faults) -> None:
+        super().__init__()
         self._store = store
         self._faults = faults
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def wake(self) -> None:
-        """Look for due pushes now; callable from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop is shutting down
-                loop.call_soon_threadsafe(self._wake.set)
-
-    async def run(self) -> None:
-        self._wake = asyncio.Event()  # a fresh event per run: the app may be served again
-        self._loop = asyncio.get_running_loop()
-        sending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_SECONDS) as client:
-            try:
-                while True:
-                    self._wake.clear()
-                    try:
-                        wait = await self._step(client, sending)
-                    except Exception:  # storage trouble: keep the worker alive
-                        log.exception("sandbox carrier pusher failed; retrying")
-                        wait = POLL_SECONDS
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
-            finally:
-                self._loop = None
-                for task in sending:
-                    task.cancel()
-                await asyncio.gather(*sending, return_exceptions=True)
-
-    async def _step(self, client: httpx.AsyncClient, sending: set[asyncio.Task[None]]) -> float:
+    async def step(self, client: httpx.AsyncClient, sending: set[asyncio.Task[None]]) -> float:
         for delivery in await asyncio.to_thread(self._store.claim_due_pushes, time.time()):
-            task = asyncio.create_task(self._deliver_logged(client, delivery))
-            sending.add(task)
-            task.add_done_callback(sending.discard)
-        next_due = await asyncio.to_thread(self._store.next_due)
-        if next_due is None:
-            return POLL_SECONDS
-        return min(POLL_SECONDS, max(0.0, next_due - time.time()))
+            self.send(sending, self._deliver_logged(client, delivery))
+        return self.wait_for(await asyncio.to_thread(self._store.next_due))
 
     async def _deliver_logged(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         try:
@@ -111,4 +79,4 @@ class Pusher:
             result=result,
             retry_at=retry_at,
         )
-        self._wake.set()
+        self.wake()  # the next attempt may already be due
