@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sandbox.carrier.faults import PushFaults
 from sandbox.carrier.protocol import STAGES, PushStatus, Stage, push_sign
 from sandbox.carrier.trail import new_event, now_iso, push_param, shipment_view, state_of
+from sandbox.state import SqliteState, transaction
 
 SCHEMA_VERSION = 1
 # How long after a newer push a stale one (fault) follows, so it arrives out of order.
@@ -76,41 +74,17 @@ class Delivery:
     attempts: int
 
 
-class Store:
+class Store(SqliteState):
     """Shipments and their pushes in SQLite, durable across restarts; thread-safe."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:  # opened lazily, so an app can be stopped and served again
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self._path, timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=FULL")
-            with _transaction(conn):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Attempts cut short by a stop are made again: receivers treat trails as sets.
-            conn.execute("UPDATE pushes SET delivery = 'pending' WHERE delivery = 'sending'")
-            self._conn = conn
-        return self._conn
-
-    def open(self) -> None:
-        with self._lock:
-            self._connection()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    def prepare(self, conn: sqlite3.Connection) -> None:
+        with transaction(conn):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Attempts cut short by a stop are made again: receivers treat trails as sets.
+        conn.execute("UPDATE pushes SET delivery = 'pending' WHERE delivery = 'sending'")
 
     # -- shipments --------------------------------------------------------------------------
 
@@ -149,7 +123,7 @@ class Store:
         """Subscribe (creating the shipment if new); False if it is already being polled."""
         with self._lock:
             conn = self._connection()
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(
                     "INSERT INTO shipments (company, number, stage, trail, created_at)"
                     " VALUES (?, ?, 'created', '[]', ?) ON CONFLICT DO NOTHING",
@@ -174,7 +148,7 @@ class Store:
         """Move on one stage (or on to `to`), adding each stage's event; push if subscribed."""
         with self._lock:
             conn = self._connection()
-            with _transaction(conn):
+            with transaction(conn):
                 row = self._find(conn, company, number)
                 current = STAGES.index(row["stage"])
                 target = STAGES.index(to) if to is not None else current + 1
@@ -207,7 +181,7 @@ class Store:
         """Kuaidi100 gives up on the number (`status: abort`); the subscriber is told."""
         with self._lock:
             conn = self._connection()
-            with _transaction(conn):
+            with transaction(conn):
                 row = self._find(conn, company, number)
                 if row["stage"] == "delivered" or not row["subscribed"]:
                     raise ShipmentClosed(f"{company} {number} is not being polled")
@@ -338,14 +312,3 @@ class Store:
                 .fetchall()
             )
         return [dict(row) for row in rows]
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

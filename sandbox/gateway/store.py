@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from sandbox.gateway.arrival import arrival_estimate
 from sandbox.gateway.faults import Plan
 from sandbox.gateway.protocol import LEDGER_COLUMNS, ConflictError, RefundRequest
+from sandbox.state import SqliteState, transaction
 from services.payout.gateway import SETTLEMENT_COLUMNS
 
 SCHEMA_VERSION = 2
@@ -139,32 +137,17 @@ class Delivery:
     attempts: int
 
 
-class Store:
+class Store(SqliteState):
     """Refunds and their callbacks in SQLite, durable across restarts; thread-safe."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        # Opened lazily so an app can be stopped (closing it) and served again.
-        if self._conn is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self._path, timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=FULL")
-            self._migrate(conn)
-            # Attempts cut short by a stop are made again: receivers deduplicate by id.
-            conn.execute("UPDATE callbacks SET state = 'pending' WHERE state = 'sending'")
-            self._conn = conn
-        return self._conn
+    def prepare(self, conn: sqlite3.Connection) -> None:
+        self._migrate(conn)
+        # Attempts cut short by a stop are made again: receivers deduplicate by id.
+        conn.execute("UPDATE callbacks SET state = 'pending' WHERE state = 'sending'")
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        with _transaction(conn):
+        with transaction(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                 return
             columns = {row["name"] for row in conn.execute("PRAGMA table_info(refunds)")}
@@ -178,16 +161,6 @@ class Store:
                 conn.execute(_MIGRATE_V1)
                 conn.execute("DROP TABLE refunds_v1")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def open(self) -> None:
-        with self._lock:
-            self._connection()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     def accept(
         self,
@@ -205,7 +178,7 @@ class Store:
                 chosen = plan()
                 now = time.time()
                 due = now + chosen.delay_seconds if chosen.delay_seconds is not None else now
-                with _transaction(conn):
+                with transaction(conn):
                     inserted = bool(
                         conn.execute(
                             _INSERT_SQL,
@@ -247,7 +220,7 @@ class Store:
             ).fetchall()
             completed = 0
             for row in due:
-                with _transaction(conn):
+                with transaction(conn):
                     completed += _complete(conn, row["merchant_refund_no"], now, drop_callback)
             return completed
 
@@ -327,17 +300,6 @@ class Store:
         with self._lock:
             rows = self._connection().execute(sql, params).fetchall()
         return [dict(row) for row in rows]
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _find(conn: sqlite3.Connection, merchant_refund_no: str) -> dict[str, Any] | None:
