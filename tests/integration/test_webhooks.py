@@ -509,6 +509,33 @@ async def test_a_crash_between_send_and_record_leaves_it_uncertain_never_resent(
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery["id"]
 
 
+async def test_a_claim_whose_answer_was_lost_is_settled_uncertain_without_a_restart(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection cut after the claim committed (the drills terminate PostgreSQL backends):
+    the attempt is recorded but its sender never learns it. The running deliverer settles it
+    as uncertain on its next look, instead of leaving it pending until a restart."""
+    endpoint = await world.register()
+    attempts = world.app.webhook_deliveries
+    claim = attempts.claim_attempt
+
+    def claim_then_lose_the_answer(delivery_id: Any) -> Any:
+        claim(delivery_id)
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(attempts, "claim_attempt", claim_then_lose_the_answer)
+    await world.event()
+    async with world.delivering() as deliverer:
+
+        async def uncertain() -> bool:
+            log = await world.deliveries(endpoint["id"])
+            return bool(log["data"] and log["data"][0]["state"] == "uncertain")
+
+        await eventually(uncertain, "marked uncertain by the running deliverer")
+        assert deliverer.marked_uncertain == 1
+    assert world.receiver.requests == []  # claimed, never sent, and not sent again
+
+
 # --- registration and the API ---------------------------------------------------------------
 
 

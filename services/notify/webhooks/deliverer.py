@@ -197,11 +197,7 @@ class Deliverer:
     async def _session(self, stop: asyncio.Event) -> None:
         schedule = DueSchedule(self.app)
         await asyncio.to_thread(schedule.catch_up)
-        for delivery_id in sorted(schedule.started - set(self.in_flight)):
-            # Claimed by a deliverer that died before recording the outcome: never resent.
-            if await asyncio.to_thread(self.app.webhook_deliveries.mark_uncertain, delivery_id):
-                self.marked_uncertain += 1
-                log.warning("webhook delivery %s: outcome unknown, marked uncertain", delivery_id)
+        await self._settle_orphans(schedule)
         limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
         async with httpx.AsyncClient(
             timeout=self.timeout,
@@ -213,11 +209,23 @@ class Deliverer:
             while not stop.is_set():
                 rings = self.app.appended.rings
                 read = await asyncio.to_thread(schedule.catch_up)
+                await self._settle_orphans(schedule)
                 looked = time.monotonic()
                 self.health.report("deliverer", True)
                 await self._send_alerts(schedule)
                 self._dispatch(schedule, client)
                 await self._pause(stop, rings, looked, schedule, quiet=not read)
+
+    async def _settle_orphans(self, schedule: DueSchedule) -> None:
+        """Attempts claimed with no sender left to record their outcome are never resent: a
+        deliverer that died before recording it, or, in this process, an attempt whose claim
+        committed although the store's answer was lost (a connection cut mid-commit). The
+        delivery itself decides: one whose outcome is recorded after all is left as it is."""
+        for delivery_id in sorted(schedule.started - set(self.in_flight)):
+            schedule.started.discard(delivery_id)  # settled now, or by its recorded outcome
+            if await asyncio.to_thread(self.app.webhook_deliveries.mark_uncertain, delivery_id):
+                self.marked_uncertain += 1
+                log.warning("webhook delivery %s: outcome unknown, marked uncertain", delivery_id)
 
     async def _pause(
         self, stop: asyncio.Event, rings: int, looked: float, schedule: DueSchedule, *, quiet: bool
