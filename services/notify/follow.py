@@ -17,6 +17,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from shared.application import ServiceApplication
+from shared.follower import pages_after
 from shared.readmodel import BATCH, ReadModel
 
 
@@ -39,20 +40,11 @@ def read_after(
     app: ServiceApplication, position: int, *, topics: Sequence[str], limit: int
 ) -> tuple[Sequence[Notification], int]:
     """The events of `topics` after `position`, at most `limit`, and the position to read on
-    from: the last one's when the page is full, else the log's head as it was before reading.
-
-    Notification ids are committed in order (SQLite has one writer; eventsourcing's PostgreSQL
-    recorder locks the table for inserts), so no event at or below the head can appear later.
-    """
-    head = app.recorder.max_notification_id() or 0
-    if head <= position:
-        return [], position
-    found = app.recorder.select_notifications(
-        start=position, limit=limit, stop=head, topics=topics, inclusive_of_start=False
-    )
-    if len(found) >= limit:
-        return found, found[-1].id
-    return found, head
+    from: the last one's when the page is full, else the log's head as it was before reading
+    (`shared.follower.pages_after`, one page of it)."""
+    for page in pages_after(app.recorder, position, limit=limit, topics=topics):
+        return page.notifications, page.reached
+    return [], position
 
 
 def events_of(aggregate: type) -> list[type]:
