@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Self
 
@@ -106,9 +105,23 @@ class DueWork:
         """Do what is due; answer how long to wait at most before looking again."""
         raise NotImplementedError
 
-    @staticmethod
-    def send(sending: set[asyncio.Task[None]], delivery: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(delivery)
+    async def deliver(self, client: httpx.AsyncClient, delivery: Any) -> None:
+        """Make one delivery attempt and record its outcome."""
+        raise NotImplementedError
+
+    def send(
+        self, sending: set[asyncio.Task[None]], client: httpx.AsyncClient, delivery: Any
+    ) -> None:
+        """Deliver in a task of its own; a failure to record the attempt is logged, and the
+        attempt stays claimed until the next start makes it again."""
+
+        async def logged() -> None:
+            try:
+                await self.deliver(client, delivery)
+            except Exception:
+                log.exception("%s: recording attempt %s failed", self.WHAT, delivery.id)
+
+        task = asyncio.create_task(logged())
         sending.add(task)
         task.add_done_callback(sending.discard)
 

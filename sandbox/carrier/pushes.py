@@ -47,16 +47,10 @@ class Pusher(DueWork):
 
     async def step(self, client: httpx.AsyncClient, sending: set[asyncio.Task[None]]) -> float:
         for delivery in await asyncio.to_thread(self._store.claim_due_pushes, time.time()):
-            self.send(sending, self._deliver_logged(client, delivery))
+            self.send(sending, client, delivery)
         return self.wait_for(await asyncio.to_thread(self._store.next_due))
 
-    async def _deliver_logged(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
-        try:
-            await self._deliver(client, delivery)
-        except Exception:  # the attempt stays claimed until the next start retries it
-            log.exception("push %s: recording the attempt failed", delivery.id)
-
-    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         try:
             response = await client.post(
                 delivery.url, data=delivery.form, headers={"User-Agent": "sandbox-carrier"}

@@ -34,16 +34,10 @@ class Completer(DueWork):
         now = time.time()
         await asyncio.to_thread(self._store.complete_due, now, self._faults.take_dropped_callback)
         for delivery in await asyncio.to_thread(self._store.claim_due_callbacks, now):
-            self.send(deliveries, self._deliver_logged(client, delivery))
+            self.send(deliveries, client, delivery)
         return self.wait_for(await asyncio.to_thread(self._store.next_due))
 
-    async def _deliver_logged(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
-        try:
-            await self._deliver(client, delivery)
-        except Exception:  # the attempt stays claimed until the next start retries it
-            log.exception("callback %s: recording the attempt failed", delivery.id)
-
-    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
