@@ -25,6 +25,7 @@ _BASE_OFFSETS = {
     "carrier": 40,
     "broker": 92,
 }
+_HIGHEST_BASE = 65535 - max(_BASE_OFFSETS.values())  # the broker's port must still fit
 
 
 class StackError(RuntimeError):
@@ -65,14 +66,14 @@ class Ports:
     def from_base(cls, base: int) -> Ports:
         """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+40 carrier,
         base+92 broker."""
-        if not 1 <= base <= 65535 - max(_BASE_OFFSETS.values()):
-            raise ValueError(f"base port must be between 1 and {65535 - 92}, got {base}")
+        if not 1 <= base <= _HIGHEST_BASE:
+            raise ValueError(f"base port must be between 1 and {_HIGHEST_BASE}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
 
     @classmethod
     def free_base(cls, start: int) -> int:
         """A base port from `start` on whose whole `from_base` layout is free right now."""
-        for base in range(start, 65535 - max(_BASE_OFFSETS.values()), 137):
+        for base in range(start, _HIGHEST_BASE, 137):
             if all(is_free(base + offset) for offset in _BASE_OFFSETS.values()):
                 return base
         raise StackError("ports", f"no free port range from {start}")

@@ -232,8 +232,8 @@ class Ledger:
         if self.signer is None:
             raise StoreMisconfigured(f"{self.service}'s ledger has no signing key")
         self.seal()
-        size, position, head = self.head()
         last = self.last_checkpoint()
+        size, position, head = self.head(last)
         if size == 0 or (last is not None and last.size >= size):
             return last
         moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
@@ -256,16 +256,17 @@ class Ledger:
             )
         return checkpoint
 
-    def head(self) -> tuple[int, int, str]:
+    def head(self, last: Checkpoint | None = None) -> tuple[int, int, str]:
         """(entries, last position, chain hash) of the sealed ledger.
 
-        Entries are counted on from the last checkpoint, so the count reads only what was
-        sealed since; a ledger that lost rows below it is counted whole (verify says why).
+        Entries are counted on from the last checkpoint (`last`, read here when not given),
+        so the count reads only what was sealed since; a ledger that lost rows below it is
+        counted whole (verify says why).
         """
         position, chain = self._last()
         if position == 0:
             return 0, 0, GENESIS
-        last = self.last_checkpoint()
+        last = last or self.last_checkpoint()
         since, counted = (last.position, last.size) if last else (0, 0)
         if position < since:
             since, counted = 0, 0

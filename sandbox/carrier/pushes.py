@@ -16,8 +16,6 @@ from sandbox.serving import DueWork
 
 log = logging.getLogger(__name__)
 
-PUSH_TIMEOUT_SECONDS = 5.0
-
 
 def accepted(status_code: int, body: bytes) -> bool:
     """A push counts as delivered only when answered {"result": true, "returnCode": "200"}."""
@@ -37,7 +35,6 @@ def accepted(status_code: int, body: bytes) -> bool:
 class Pusher(DueWork):
     """Sends due pushes; a refused or failed attempt is made again after the retry interval."""
 
-    TIMEOUT_SECONDS = PUSH_TIMEOUT_SECONDS
     WHAT = "sandbox carrier pusher"
 
     def __init__(self, store: Store, faults: Faults) -> None:

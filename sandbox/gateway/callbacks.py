@@ -15,13 +15,10 @@ from sandbox.serving import DueWork
 
 log = logging.getLogger(__name__)
 
-CALLBACK_TIMEOUT_SECONDS = 5.0
-
 
 class Completer(DueWork):
     """Completes asynchronous refunds when due and delivers signed callbacks with retries."""
 
-    TIMEOUT_SECONDS = CALLBACK_TIMEOUT_SECONDS
     WHAT = "sandbox gateway completer"
 
     def __init__(self, store: Store, faults: Faults, secret: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,6 +14,11 @@ from shared.settings import KeystoreSettings, StaffSettings, refuse_placeholder
 SANDBOX_CARRIER_KEY = "sandbox-kuaidi100-key"
 SANDBOX_CARRIER_CUSTOMER = "SANDBOXCUSTOMER000000000000000000"
 DEV_CARRIER_SALT = "review-dev-kuaidi100-salt"
+SANDBOX_CARRIER = {
+    "carrier_key": SANDBOX_CARRIER_KEY,
+    "carrier_customer": SANDBOX_CARRIER_CUSTOMER,
+    "carrier_salt": DEV_CARRIER_SALT,
+}
 
 
 class ReviewSettings(StaffSettings, KeystoreSettings):
@@ -28,14 +34,14 @@ class ReviewSettings(StaffSettings, KeystoreSettings):
         pattern=r"^https?://",
         description="Kuaidi100 base URL (https://poll.kuaidi100.com; the sandbox carrier in dev)",
     )
-    carrier_key: str = Field(
-        SANDBOX_CARRIER_KEY, repr=False, description="Kuaidi100 authorization key"
+    # Unset in production means no carrier yet: the return lifecycle that uses it is not
+    # wired (issue 16), so a deployment need not configure one to start.
+    carrier_key: str | None = Field(None, repr=False, description="Kuaidi100 authorization key")
+    carrier_customer: str | None = Field(
+        None, description="Kuaidi100 customer id (signs real-time queries)"
     )
-    carrier_customer: str = Field(
-        SANDBOX_CARRIER_CUSTOMER, description="Kuaidi100 customer id (signs real-time queries)"
-    )
-    carrier_salt: str = Field(
-        DEV_CARRIER_SALT,
+    carrier_salt: str | None = Field(
+        None,
         min_length=1,
         repr=False,
         description="our salt: Kuaidi100 signs each push with MD5(param + salt)",
@@ -51,15 +57,30 @@ class ReviewSettings(StaffSettings, KeystoreSettings):
             load_policy(value)  # refuse a broken policy at start-up, naming the bad field
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sandbox_carrier_in_dev(cls, data: Any) -> Any:
+        """Dev and tests talk to the sandbox carrier with its public credentials."""
+        if isinstance(data, dict) and data.get("env", "dev") != "production":
+            for field, dev_value in SANDBOX_CARRIER.items():
+                if data.get(field) is None:
+                    data[field] = dev_value
+        return data
+
     @model_validator(mode="after")
     def _real_carrier_secrets_in_production(self) -> ReviewSettings:
         public = {
-            "REFUNDS_CARRIER_KEY": (self.carrier_key, SANDBOX_CARRIER_KEY),
-            "REFUNDS_CARRIER_CUSTOMER": (self.carrier_customer, SANDBOX_CARRIER_CUSTOMER),
-            "REFUNDS_CARRIER_SALT": (self.carrier_salt, DEV_CARRIER_SALT),
+            "REFUNDS_CARRIER_KEY": ("carrier_key", SANDBOX_CARRIER_KEY),
+            "REFUNDS_CARRIER_CUSTOMER": ("carrier_customer", SANDBOX_CARRIER_CUSTOMER),
+            "REFUNDS_CARRIER_SALT": ("carrier_salt", DEV_CARRIER_SALT),
         }
-        for name, (value, dev_value) in public.items():
-            refuse_placeholder(name, value or None, self.env)
-            if self.env == "production" and value.strip() == dev_value:
-                raise ValueError(f"{name} must not be the public development value in production")
+        if self.env != "production":
+            return self
+        if all(getattr(self, field) is None for field, _ in public.values()):
+            return self  # no carrier configured
+        for name, (field, dev_value) in public.items():
+            value = getattr(self, field)
+            refuse_placeholder(name, value, self.env)
+            if value is None or value.strip() == dev_value:
+                raise ValueError(f"{name} must be set to a real value in production")
         return self

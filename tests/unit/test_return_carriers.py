@@ -431,6 +431,10 @@ def test_carrier_settings_refuse_public_values_in_production() -> None:
         "carrier_salt": "real-salt-0123",
     }
     assert ReviewSettings(**production).carrier_salt == "real-salt-0123"
+    # A deployment without a carrier yet starts (docker-compose.yml sets none): nothing
+    # uses one until the return lifecycle is wired.
+    unconfigured = {k: v for k, v in production.items() if not k.startswith("carrier_")}
+    assert ReviewSettings(**unconfigured).carrier_key is None
     for name in ("carrier_key", "carrier_customer", "carrier_salt"):
         with pytest.raises(ValidationError, match=name.upper()):
             ReviewSettings(**{**production, name: getattr(dev, name)})
