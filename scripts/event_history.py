@@ -1,6 +1,6 @@
 """How each stored event class's fields changed over the git history (for class versions).
 
-    .venv/bin/python scripts/event_history.py [--since COMMIT] [--markdown]
+    .venv/bin/python scripts/event_history.py [--since COMMIT]
 
 Reads every commit's aggregate modules under services/ and shared/ (statically, with `ast`:
 old commits need not import) and lists each stored event class — explicit nested classes

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from services.notify.messages.application import NotificationNotFound, NotResendable
-from services.notify.messages.feed import UnknownMessage
 from services.notify.webhooks.commands import DeliveryNotFound, EndpointNotFound, InvalidEndpoint
 from services.notify.webhooks.endpoints import EndpointRefused
-from shared.paging import bad_query
 from shared.problems import Problem, ProblemMap, invalid_fields, not_allowed, not_found
 
 
@@ -23,7 +21,4 @@ PROBLEMS: ProblemMap = {
     # An endpoint or delivery (DeliveryRefused too) whose state does not allow the command.
     EndpointRefused: lambda refused: not_allowed(refused.code, refused.message),
     InvalidEndpoint: lambda invalid: invalid_fields(invalid.errors),
-    UnknownMessage: lambda unknown: bad_query(
-        unknown.parameter, "unknown_cursor", f"no message {unknown}"
-    ),
 }

@@ -174,10 +174,6 @@ class PayoutApplication(PayoutSettlement):
     def payouts_named(self, names: list[str]) -> list[Payout]:
         return [self.payout_named(name) for name in names]
 
-    def payouts_of(self, refund_id: str) -> list[Payout]:
-        link = self._find(RefundPayouts.create_id(refund_id), RefundPayouts)
-        return [self.payout(payout_id) for payout_id in link.payout_ids] if link else []
-
     def history(self, aggregate_id: uuid.UUID) -> list[Any]:
         """Every stored event of one aggregate, oldest first (a payout's trail)."""
         return list(self.repository.event_store.get(aggregate_id))

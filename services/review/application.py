@@ -121,10 +121,6 @@ class ReviewApplication(ServiceApplication):
                 self._publish(book, self.shipped, by="system:shipped")
                 self.save(book)
 
-    def publish_policy(self, policy: Policy, *, by: str) -> dict[str, Any]:
-        published, _ = self.publish_policy_once(policy, by=by, keyed=None)
-        return published
-
     def publish_policy_once(
         self, policy: Policy, *, by: str, keyed: KeyedRequest | None
     ) -> tuple[dict[str, Any], bool]:

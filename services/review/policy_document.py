@@ -36,7 +36,8 @@ from services.review.policy_eligibility import (
 )
 from services.review.policy_grading import Approvals, RiskModel, Tiers
 from services.review.policy_returns import Returns
-from services.review.policy_values import ANY, RuleName, Strict
+from services.review.policy_values import RuleName, Strict
+from services.review.vocabulary import ANY
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 

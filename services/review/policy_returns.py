@@ -8,8 +8,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
-from services.review.policy_values import ANY, AmountByCurrency, ReasonOrAny, Strict, non_empty
-from services.review.vocabulary import INSPECTION_RULE_IDS, NO_RETURN_SECTION
+from services.review.policy_values import AmountByCurrency, ReasonOrAny, Strict, non_empty
+from services.review.vocabulary import ANY, INSPECTION_RULE_IDS, NO_RETURN_SECTION
 from shared.contracts import DesiredOutcome
 
 BASIS_POINTS = 10_000  # 100 %

@@ -9,12 +9,12 @@ from typing import Annotated, Any, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.review.vocabulary import ANY
 from shared.contracts import Reason
 from shared.money import CURRENCY_EXPONENTS
 
 # The reason codes intake accepts; a policy naming any other reason would never match.
 REASONS: tuple[str, ...] = get_args(Reason)
-ANY = "*"
 
 
 def _reason_or_any(value: str) -> str:

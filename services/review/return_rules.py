@@ -24,6 +24,7 @@ from services.review.assessment import explain
 from services.review.grading import policy_money
 from services.review.refund_facts import Line
 from services.review.vocabulary import (
+    ANY,
     HEAVY_DAMAGE,
     NO_DEDUCTION_RULE,
     NO_RETURN_SECTION,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
         Returns,
     )
 
-ANY = "*"  # as policy_values.ANY, which this pure module may not import at run time
 BASIS_POINTS = 10_000
 DAY = timedelta(days=1)
 

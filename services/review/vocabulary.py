@@ -30,10 +30,12 @@ ClaimState = Literal["open", "recovered", "written_off"]
 
 # What a warehouse finds when it inspects a returned item.
 InspectionCondition = Literal["as_expected", "damaged_by_customer", "wrong_item", "missing_parts"]
-INSPECTION_CONDITIONS: tuple[InspectionCondition, ...] = get_args(InspectionCondition)
 # Rule ids of return decisions that exist whatever the policy document says.
 NO_RETURN_SECTION = "return.not_configured"  # the policy has no `returns:` section: refund only
 WRONG_ITEM = "return.inspection.wrong_item"  # the goods received are not the goods sold
 HEAVY_DAMAGE = "return.inspection.heavy_damage"  # too damaged for a deduction by rule
 NO_DEDUCTION_RULE = "return.inspection.no_rule"  # damaged or incomplete, and no rule says how much
 INSPECTION_RULE_IDS = frozenset({WRONG_ITEM, HEAVY_DAMAGE, NO_DEDUCTION_RULE})
+
+# In a policy document, a list holding it matches every value (every category, reason…).
+ANY = "*"

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from refunds.stores import Stores, open_service
+from services.intake.application import UPSTREAM_FACTS
 from shared.contracts import EVENT_TYPES, SERVICES, CloudEvent, CustomerErasedV1, RefundRequestedV1
 from shared.keystore import open_keystore
 from shared.settings import KeystoreSettings
@@ -47,17 +48,7 @@ HOW_TO_ADD = (
 )
 # The types each service's reaction turns into stored events (services/*/application.py).
 REACTS = {
-    "intake": {
-        "review.approved.v1",
-        "review.rejected.v1",
-        "review.case_opened.v1",
-        "review.evidence_requested.v1",
-        "review.escalated.v1",
-        "review.sla_breached.v1",
-        "review.compensation_offered.v1",
-        "payout.succeeded.v1",
-        "payout.failed.v1",
-    },
+    "intake": {payload.TYPE for payload in UPSTREAM_FACTS},  # the facts intake records
     "review": {
         "refund.requested.v1",
         "refund.withdrawn.v1",

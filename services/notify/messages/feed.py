@@ -16,7 +16,7 @@ from services.notify.follow import TopicReadModel, stored_topics
 from services.notify.messages import domain
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import IN_APP, step_of
-from shared.readmodel import UnknownCursor, sortable
+from shared.readmodel import sortable
 
 COLUMNS = (
     "notification_id",
@@ -31,14 +31,6 @@ COLUMNS = (
     "created_at",
     "version",
 )
-
-
-class UnknownMessage(UnknownCursor):
-    """A cursor naming no in-app message of this customer; `parameter` says which cursor."""
-
-    def __init__(self, message_id: str, parameter: str) -> None:
-        super().__init__(message_id)
-        self.parameter = parameter
 
 
 class CustomerFeed(TopicReadModel):
@@ -70,16 +62,13 @@ class CustomerFeed(TopicReadModel):
         starting_after: str | None = None,
         ending_before: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        try:
-            found, has_more = self.fetch(
-                {"tenant": tenant, "customer_id": customer_id},
-                limit=limit,
-                starting_after=starting_after,
-                ending_before=ending_before,
-            )
-        except UnknownCursor as unknown:
-            parameter = "ending_before" if ending_before else "starting_after"
-            raise UnknownMessage(str(unknown), parameter) from None
+        # An unknown cursor raises UnknownCursor, a 422 naming it (shared.http).
+        found, has_more = self.fetch(
+            {"tenant": tenant, "customer_id": customer_id},
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
         return [dict(zip(COLUMNS, row, strict=True)) for row in found], has_more
 
 

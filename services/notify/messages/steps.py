@@ -29,7 +29,6 @@ REPEATABLE = frozenset({"in_review", "evidence_requested", "rejected", "payout_f
 ChannelName = CustomerChannel
 CHANNELS = CUSTOMER_CHANNELS
 EMAIL, SMS, IN_APP = CHANNELS
-OUTBOUND = (EMAIL, SMS)
 # What became of a message: pending (due, or being retried) → sent | failed | uncertain (an
 # attempt was cut off); only an uncertain or failed one is sent again, by a person.
 Status = Literal["pending", "sent", "failed", "uncertain"]

@@ -23,8 +23,6 @@ RETRY_SCHEDULE: tuple[float, ...] = (
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE)
 JITTER = 0.10
-# A receiver's Retry-After is honoured, but never beyond the longest step of our own schedule.
-MAX_RETRY_AFTER = max(RETRY_SCHEDULE)
 
 EXCERPT_LIMIT = 256
 

@@ -24,7 +24,6 @@ TrackingState = Literal[
     "returning",
     "unknown",
 ]
-TRACKING_STATES: tuple[TrackingState, ...] = get_args(TrackingState)
 # Kuaidi100's own word for a push: still watched, finished (delivered), or given up.
 PushStatus = Literal["polling", "shutdown", "abort"]
 PUSH_STATUSES: tuple[PushStatus, ...] = get_args(PushStatus)
