@@ -3,7 +3,6 @@ commands and queries staff use, and reconciliation; settlement is PayoutSettleme
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -18,9 +17,11 @@ from services.payout.domain import Payout, RefundPayouts, payout_id_of
 from services.payout.reconcile import (
     OurPayout,
     ReconciliationReport,
+    SettlementLine,
     our_records,
     parse_settlement,
-    report_of,
+    recorded,
+    settlement_digest,
 )
 from services.payout.settled_days import SettledDays
 from services.payout.settlement import PayoutSettlement
@@ -244,15 +245,16 @@ class PayoutApplication(PayoutSettlement):
         The same file for the same day names the same report: reconciling it again
         answers the report recorded the first time. `MalformedReport` names the line.
         """
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = settlement_digest(text)
         report_id = ReconciliationReport.create_id(day, digest)
+        lines: list[SettlementLine] | None = None  # parsed once, and only for a new report
         for _ in range(self.max_conflict_retries):
             existing = self.reconciliation(report_id)
             if existing is not None:
                 return existing, False
-            numbers = [line.merchant_refund_no for line in parse_settlement(text)]
-            ours = self.our_payouts(numbers, day)
-            report = report_of(text, ours, day, actor=actor, at=self.clock())
+            lines = lines if lines is not None else parse_settlement(text)
+            ours = self.our_payouts([line.merchant_refund_no for line in lines], day)
+            report = recorded(lines, digest, ours, day, actor=actor, at=self.clock())
             try:
                 self.save(report)
             except IntegrityError:

@@ -212,8 +212,25 @@ def report_of(
     text: str, ours: list[OurPayout], day: date, *, actor: str, at: datetime
 ) -> ReconciliationReport:
     """Parse, reconcile and record: the same file reconciled twice names the same report."""
-    findings = reconcile(parse_settlement(text), ours, day)
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    return recorded(parse_settlement(text), settlement_digest(text), ours, day, actor=actor, at=at)
+
+
+def settlement_digest(text: str) -> str:
+    """What names a settlement file: the same file for the same day is one report."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded(
+    lines: list[SettlementLine],
+    digest: str,
+    ours: list[OurPayout],
+    day: date,
+    *,
+    actor: str,
+    at: datetime,
+) -> ReconciliationReport:
+    """The report of a parsed file against our records of it."""
+    findings = reconcile(lines, ours, day)
     return ReconciliationReport(
         day=day,
         digest=digest,
