@@ -17,6 +17,10 @@ TIERS: tuple[Tier, ...] = get_args(Tier)  # lowest first: an escalation goes one
 CustomerChannel = Literal["email", "sms", "in_app"]
 CUSTOMER_CHANNELS: tuple[CustomerChannel, ...] = get_args(CustomerChannel)
 
+# What a warehouse finds when it inspects a returned item.
+InspectionCondition = Literal["as_expected", "damaged_by_customer", "wrong_item", "missing_parts"]
+INSPECTION_CONDITIONS: tuple[InspectionCondition, ...] = get_args(InspectionCondition)
+
 # --- Return shipments: carrier codes and tracking-number formats ------------------------
 # Kuaidi100's (快递100) company codes, always lower case. The formats are OUR input rules (a
 # platform's return shipment is validated against them), modelled on each carrier's common

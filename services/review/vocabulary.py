@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+# What a warehouse finds when it inspects a returned item (shared: the contracts carry it).
+from shared.vocabulary import InspectionCondition as InspectionCondition
+
 CaseState = Literal[
     "pending", "awaiting_evidence", "approved", "rejected", "withdrawn", "compensated"
 ]
@@ -28,8 +31,6 @@ Party = Literal["merchant", "carrier"]  # who may owe the platform a share of a 
 LIABLE_PARTIES: tuple[Party, ...] = get_args(Party)
 ClaimState = Literal["open", "recovered", "written_off"]
 
-# What a warehouse finds when it inspects a returned item.
-InspectionCondition = Literal["as_expected", "damaged_by_customer", "wrong_item", "missing_parts"]
 # Rule ids of return decisions that exist whatever the policy document says.
 NO_RETURN_SECTION = "return.not_configured"  # the policy has no `returns:` section: refund only
 WRONG_ITEM = "return.inspection.wrong_item"  # the goods received are not the goods sold

@@ -20,6 +20,7 @@ from shared.contracts.common import (
     MoneyModel,
     PaymentRoute,
 )
+from shared.contracts.returns import ReturnShippedV1
 
 
 class CustomerContact(BaseModel):
@@ -191,4 +192,5 @@ PUBLISHED: tuple[type[IntegrationEvent], ...] = (
     CustomerErasedV1,
     ApiKeyIssuedV1,
     ApiKeyRevokedV1,
+    ReturnShippedV1,
 )

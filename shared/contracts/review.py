@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from shared.contracts import returns
 from shared.contracts.common import IntegrationEvent, MoneyModel, PaymentRoute
 
 # Re-exported: the contract names the tiers its events carry.
@@ -149,4 +150,5 @@ PUBLISHED: tuple[type[IntegrationEvent], ...] = (
     ReviewCompensationOfferedV1,
     ReviewSlaBreachedV1,
     ReviewRecoveryClaimedV1,
+    *returns.REVIEW_PUBLISHES,
 )

@@ -12,6 +12,7 @@ from services.notify.webhooks.commands import delivery_public_id, endpoint_publi
 from services.notify.webhooks.deliveries import AttemptOutcome, DeliveryState, WebhookDelivery
 from services.notify.webhooks.endpoints import DisableReason, WebhookEndpoint
 from services.notify.webhooks.operational import OFFERED
+from shared.contracts import PUBLISHED_BY
 from shared.schemas import Listed, Strict, example
 
 ENDPOINT_EXAMPLE = "we_3f2a1b0c5d4e4f0ea1c298b37e6a1d2c"
@@ -143,15 +144,10 @@ class DeliveryView(BaseModel):
     attempts: list[AttemptView]
 
 
-# Who publishes each family of event types (the CloudEvent's `source`).
-SOURCES = {
-    "refund": "intake",
-    "customer": "intake",
-    "review": "review",
-    "payout": "payout",
-    "notification": "notify",
-    "webhook": "notify",  # operational: about the webhooks themselves
-}
+# Who publishes each type (the CloudEvent's `source`): the contracts say, and notify's
+# operational types (about the webhooks themselves) are its own.
+def _source(name: str) -> str:
+    return PUBLISHED_BY.get(name, "notify")
 
 
 class EventTypeView(BaseModel):
@@ -170,7 +166,7 @@ class EventTypeList(BaseModel):
 def event_type_view(name: str, model: type[BaseModel]) -> EventTypeView:
     return EventTypeView(
         type=name,
-        source=SOURCES[name.split(".")[0]],
+        source=_source(name),
         description=" ".join((model.__doc__ or "").split()),
         data_schema=model.model_json_schema(),
     )
