@@ -45,6 +45,12 @@ def test_the_steps_notify_schedules_all_have_templates() -> None:
         "withdrawn",
         "paid",
         "payout_failed",
+        "return_requested",
+        "return_ship_by_approaching",
+        "return_delivered",
+        "return_received",
+        "return_deadline_missed",
+        "exchange_ready",
     }
     assert set(SAMPLE_FACTS) == set(STEPS)
     assert set(TEMPLATES) == {
@@ -320,7 +326,9 @@ def test_cli_renders_the_escaped_html(capsys: pytest.CaptureFixture[str]) -> Non
         (
             ["nope", "--locale", "en"],
             "received, in_review, evidence_requested, approved, rejected,"
-            " compensation_offered, withdrawn, paid, payout_failed",
+            " compensation_offered, withdrawn, paid, payout_failed, return_requested,"
+            " return_ship_by_approaching, return_delivered, return_received,"
+            " return_deadline_missed, exchange_ready",
         ),
         (["paid", "--locale", "fr"], "zh-CN, en"),
         (["paid", "--locale", "en", "--channel", "pigeon"], "email, sms, in_app"),

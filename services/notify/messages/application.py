@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 
 from services.notify.messages.domain import Correspondence
+from services.notify.messages.returns import return_step
 from services.notify.messages.steps import (
     CUSTOMER_ERASED,
     IN_APP,
@@ -63,6 +64,8 @@ def step_for(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
     Facts are stored JSON-plain (money as {amount, currency}, times as ISO text)
     so that a stored step renders the same way whatever the contracts become.
     """
+    if (return_due := return_step(payload)) is not None:  # the steps of a return
+        return return_due
     if isinstance(payload, RefundRequestedV1):
         return "received", {"amount": payload.amount.model_dump(), "order_id": payload.order_id}
     if isinstance(payload, ReviewApprovedV1):

@@ -19,6 +19,13 @@ STEPS = (
     "withdrawn",
     "paid",
     "payout_failed",
+    # A return (退货退款): the goods come back before the money does.
+    "return_requested",
+    "return_ship_by_approaching",
+    "return_delivered",
+    "return_received",
+    "return_deadline_missed",
+    "exchange_ready",
 )
 # Steps a refund can go through more than once: review asks for evidence again, an appeal
 # reopens a rejected case (so it is in review again, and may be rejected again), a payout

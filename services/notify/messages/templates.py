@@ -6,22 +6,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
 
+from services.notify.messages import returns
+from services.notify.messages.formatting import (
+    LOCALES,
+    format_date,
+    format_money,
+    in_locale,
+    resolve_locale,
+)
 from services.notify.messages.steps import CHANNELS, STEPS, occurrence_of, step_of
-from shared.contracts import Locale
-from shared.money import Money, exponent_of
+from shared.money import Money
 
-LOCALES: tuple[str, ...] = get_args(Locale)  # the languages there are templates in
-FALLBACK_LOCALE = "en"
-
-# zh-CN writes the symbol for the currencies its readers know by symbol; any
-# other currency keeps its ISO code so that it can never be mistaken for yuan.
-ZH_SYMBOLS = {"CNY": "¥", "USD": "US$", "EUR": "€", "GBP": "£", "HKD": "HK$", "JPY": "JP¥"}
 METHODS = {
     "zh-CN": {
         "card": "银行卡",
@@ -38,11 +38,6 @@ METHODS = {
         "store_balance": "store balance",
     },
 }
-MONTHS_EN = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
-
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 # The blocks each channel's files hold: e-mail a subject, plain text and HTML; an SMS only
@@ -171,42 +166,12 @@ SAMPLE_FACTS: dict[str, dict[str, Any]] = {
         "order_id": "ORD-1001",
         "coupon": {"amount": 2000, "currency": "CNY"},
     },
+    **returns.SAMPLE_FACTS,
 }
 
 
-def resolve_locale(locale: str | None) -> str:
-    """The locale to write in for a customer's BCP 47 tag: the same one (any case), else one
-    of the same language (`en-US` → en, `zh-Hans-CN` and `zh-TW` → zh-CN), else English."""
-    tag = (locale or "").replace("_", "-").lower()
-    language = tag.split("-")[0]
-    exact = [known for known in LOCALES if known.lower() == tag]
-    same_language = [known for known in LOCALES if known.lower().split("-")[0] == language]
-    return (exact or same_language or [FALLBACK_LOCALE])[0]
-
-
-def format_money(money: Money, locale: str) -> str:
-    """`¥129.00` (zh-CN, CNY), `CNY 129.00` (en); exact decimals of the currency, grouped."""
-    digits = exponent_of(money.currency)
-    number = f"{money.to_major():,.{digits}f}"
-    if resolve_locale(locale) == "zh-CN" and money.currency in ZH_SYMBOLS:
-        return f"{ZH_SYMBOLS[money.currency]}{number}"
-    return f"{money.currency} {number}"
-
-
-def format_date(iso: str, locale: str) -> str:
-    """The calendar date in the offset the payout gave: `2026年11月5日` / `5 November 2026`."""
-    day = datetime.fromisoformat(iso).date()
-    if resolve_locale(locale) == "zh-CN":
-        return f"{day.year}年{day.month}月{day.day}日"
-    return f"{day.day} {MONTHS_EN[day.month - 1]} {day.year}"
-
-
-def _explanation(texts: Mapping[str, str], locale: str) -> str:
-    return texts.get(locale) or texts.get(FALLBACK_LOCALE) or next(iter(texts.values()), "")
-
-
-def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, str]:
-    values = {"reference": reference, "order_id": str(facts.get("order_id", "—"))}
+def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, Any]:
+    values: dict[str, Any] = {"reference": reference, "order_id": str(facts.get("order_id", "—"))}
     if facts.get("why") in ("appeal", "evidence"):  # in review again, and why
         values["why"] = str(facts["why"])
     if "amount" in facts:
@@ -218,7 +183,7 @@ def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, 
     if "rule" in facts:
         values["rule"] = str(facts["rule"])
     if "explanation" in facts:
-        values["explanation"] = _explanation(facts["explanation"], locale)
+        values["explanation"] = in_locale(facts["explanation"], locale)
     if "missing" in facts:
         values["missing"] = ("、" if locale == "zh-CN" else ", ").join(facts["missing"])
     if "message" in facts:
@@ -227,7 +192,7 @@ def _values(facts: Mapping[str, Any], locale: str, reference: str) -> dict[str, 
         values["coupon"] = format_money(Money(**facts["coupon"]), locale)
     if facts.get("deadline") is not None:  # None: no decision date is promised
         values["deadline"] = format_date(facts["deadline"], locale)
-    return values
+    return values | returns.return_values(facts, locale)
 
 
 def render(
@@ -256,7 +221,7 @@ def render(
     return Rendering(subject=subject, body=body, locale=chosen, template=template.name, html=html)
 
 
-def _block(env: Environment, template: Template, block: str, values: Mapping[str, str]) -> str:
+def _block(env: Environment, template: Template, block: str, values: Mapping[str, Any]) -> str:
     compiled = env.get_template(template.filename)
     context = compiled.new_context(dict(values))
     return "".join(compiled.blocks[block](context)).strip()
