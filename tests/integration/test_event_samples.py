@@ -69,6 +69,13 @@ REACTS = {
         "payout.succeeded.v1",
         "payout.failed.v1",
         "customer.erased.v1",
+        # A return's steps, each a customer message (the shipment is the platform's doing).
+        "refund.return_requested.v1",
+        "return.ship_by_approaching.v1",
+        "return.delivered.v1",
+        "return.received.v1",
+        "return.deadline_missed.v1",
+        "refund.exchange_ready.v1",
     },
 }
 CONTEXT_POSITION = 10_000_000  # prepared messages are tracked at positions no sample has
