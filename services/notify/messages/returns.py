@@ -34,6 +34,15 @@ CARRIER_NAMES_EN = {
     "jd": "JD Logistics",
     "ems": "EMS",
 }
+# The return events the customer is told of, each as a step of its own.
+TOLD = (
+    ReturnRequestedV1,
+    ReturnShipByApproachingV1,
+    ReturnDeliveredV1,
+    ReturnReceivedV1,
+    ReturnDeadlineMissedV1,
+    ExchangeReadyV1,
+)
 # How a list is joined in running text.
 SEPARATORS = {"zh-CN": "、", "en": ", "}
 
@@ -41,7 +50,9 @@ SEPARATORS = {"zh-CN": "、", "en": ", "}
 def return_step(payload: IntegrationEvent) -> tuple[str, dict[str, Any]] | None:
     """The step a return event announces to the customer, with the facts its message states;
     None for anything else (the shipment the platform posts is the customer's own doing)."""
-    where = {"order_id": getattr(payload, "order_id", None), "rma": getattr(payload, "rma", None)}
+    if not isinstance(payload, TOLD):
+        return None
+    where = {"order_id": payload.order_id, "rma": payload.rma}
     if isinstance(payload, ReturnRequestedV1):
         return "return_requested", {
             **where,
