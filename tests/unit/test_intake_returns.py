@@ -9,14 +9,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services.intake.analytics import Durations
 from services.intake.application import UPSTREAM_FACTS, IntakeApplication, facts_for
 from services.intake.domain import RefundRequest
 from services.intake.lifecycle import LifecycleError
 from services.intake.orders import FieldProblems, Order
 from services.intake.publishing import to_integration
+from services.intake.return_analytics import ReturnFacts, summarise_returns
 from shared.contracts import (
     ExchangeReadyV1,
     InspectedLine,
@@ -406,3 +409,32 @@ class TestOrderBalance:
         review = self.stored(app)
         self.react(app, review.requested())
         assert self.react(app, review.exchange(difference)).refundable() == Money(left, "CNY")
+
+
+class TestAnalytics:
+    """The return figures from the rows ReturnFacts keeps of each refund."""
+
+    def rows(self, *refunds: RefundRequest) -> list[dict[str, Any]]:
+        model = object.__new__(ReturnFacts)  # row() needs no store
+        return [dict(zip(ReturnFacts.columns, model.row(r), strict=True)) for r in refunds]
+
+    def test_rate_times_conditions_and_deductions(self) -> None:
+        kept, _ = returned("requested", "shipped", "delivered", "received", "approved")
+        reviewed, review = returned("requested", "shipped", "delivered")
+        review.send(review.received(outcome="reviewer", deducted=0))
+        approved_only, _ = returned("approved")
+        rejected, _ = returned()
+        Review(rejected).send(Review(rejected).rejected())
+        report = summarise_returns(self.rows(kept, reviewed, approved_only, rejected))
+        assert (report.required, report.approved_or_returned) == (2, 3)
+        assert report.rate == pytest.approx(2 / 3)
+        # Shipped at NOW by the helper, requested at NOW: 0 s; delivered +2 d, received +3 d.
+        assert report.stages["requested_to_shipped"] == Durations(2, 0.0, 0.0)
+        assert report.stages["delivered_to_received"] == Durations(2, 86400.0, 86400.0)
+        assert report.outcomes == {"refund": 1, "reviewer": 1}
+        assert report.conditions == {"damaged_by_customer": 1, "as_expected": 1}
+        assert report.deductions == {"return.deduct.damage": {"CNY": 500}}
+
+    def test_no_refunds_no_rate(self) -> None:
+        report = summarise_returns([])
+        assert report.rate is None and report.stages["requested_to_shipped"].count == 0
