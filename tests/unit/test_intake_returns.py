@@ -300,6 +300,19 @@ class TestWithdrawal:
             assert "returned goods were received" in refused.value.message
 
 
+class TestEvidenceAndAppeal:
+    def test_evidence_waits_for_a_person_and_a_rejection_can_be_appealed(self) -> None:
+        r, review = returned("requested")
+        photo = {"kind": "photo", "url": "https://x/1.jpg", "sku": "A"}
+        with pytest.raises(LifecycleError, match="awaiting_return"):
+            r.add_evidence(evidence=[photo], note="", actor="tenant:acme", at=NOW)
+        review.send(review.received(outcome="reviewer", deducted=0))
+        r.add_evidence(evidence=[photo], note="", actor="tenant:acme", at=NOW)  # a person decides
+        review.send(review.rejected())
+        r.appeal(statement="it was the right item", actor="tenant:acme", at=NOW)
+        assert r.status == "in_review" and len(r.appeals) == 1
+
+
 class TestShipment:
     def test_recorded_normalised_and_published_with_the_rma(self) -> None:
         r, _ = returned("requested")
