@@ -92,8 +92,9 @@ def read_models(service: str) -> list[Any]:
         from services.intake.analytics import RefundFacts
         from services.intake.index import RefundIndex
         from services.intake.key_index import ApiKeyIndex
+        from services.intake.return_analytics import ReturnFacts
 
-        return [RefundIndex, RefundFacts, ApiKeyIndex]
+        return [RefundIndex, RefundFacts, ReturnFacts, ApiKeyIndex]
     if service == "review":
         from services.review.queue import ReviewQueue
 

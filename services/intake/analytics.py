@@ -248,7 +248,7 @@ def summarise(rows: Sequence[dict[str, Any]], query: AnalyticsQuery) -> Report:
         by_category=_groups(rows, "category"),
         by_channel=_groups(rows, "channel"),
         by_outcome=_groups(rows, "outcome"),
-        stages={stage: _durations(rows, stage) for stage in STAGES},
+        stages={stage: durations_between(rows, *STAGE_ENDS[stage]) for stage in STAGES},
         sla=_sla(rows),
         deciders=_deciders(rows),
     )
@@ -269,8 +269,8 @@ def _groups(rows: Iterable[dict[str, Any]], key: str) -> dict[str, Group]:
     return dict(sorted(groups.items()))
 
 
-def _durations(rows: Iterable[dict[str, Any]], stage: str) -> Durations:
-    start, end = STAGE_ENDS[stage]
+def durations_between(rows: Iterable[dict[str, Any]], start: str, end: str) -> Durations:
+    """From the time in column `start` to the one in `end`, over the rows that have both."""
     seconds = sorted(
         max((_parse(row[end]) - _parse(row[start])).total_seconds(), 0.0)
         for row in rows

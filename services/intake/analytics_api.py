@@ -19,7 +19,8 @@ from services.intake.analytics import (
     SlaBreaches,
     analyse,
 )
-from services.intake.deps import Auditor, Facts
+from services.intake.deps import Auditor, Facts, ReturnFactsModel
+from services.intake.return_analytics import ReturnReport, analyse_returns
 from shared.contracts import MoneyModel
 from shared.paging import bad_query
 from shared.schemas import example
@@ -96,6 +97,48 @@ class DecidersView(BaseModel):
         )
 
 
+class ReturnStages(BaseModel):
+    requested_to_shipped: DurationView = Field(
+        description="from review's return request to the platform's shipment"
+    )
+    delivered_to_received: DurationView = Field(
+        description="from the carrier's delivery to the warehouse's receipt"
+    )
+
+
+class ReturnAnalytics(BaseModel):
+    """Returns (退货) of the refunds in the window: goods back before money back."""
+
+    required: int = Field(description="refunds review wanted the goods back for")
+    approved_or_returned: int = Field(description="refunds approved, sent back, or both")
+    return_rate: float | None = Field(
+        description="required / approved_or_returned; null when there are none"
+    )
+    stage_durations: ReturnStages
+    inspection_outcomes: dict[str, int] = Field(
+        description="inspections by outcome: refund, exchange, reviewer (a person decides)"
+    )
+    conditions: dict[str, int] = Field(
+        description="inspected items by the condition found; `not_received`: none arrived"
+    )
+    deductions_by_rule: dict[str, list[MoneyModel]] = Field(
+        description="what each deduction rule took off refunds, per currency (minor units)"
+    )
+
+    @classmethod
+    def of(cls, report: ReturnReport) -> "ReturnAnalytics":
+        stages = {stage: DurationView.of(d) for stage, d in report.stages.items()}
+        return cls(
+            required=report.required,
+            approved_or_returned=report.approved_or_returned,
+            return_rate=report.rate,
+            stage_durations=ReturnStages(**stages),
+            inspection_outcomes=dict(sorted(report.outcomes.items())),
+            conditions=dict(sorted(report.conditions.items())),
+            deductions_by_rule={rule: amounts(total) for rule, total in report.deductions.items()},
+        )
+
+
 class AnalyticsFilters(BaseModel):
     tenant: str | None = None
     created_after: datetime | None = None
@@ -122,6 +165,15 @@ EXAMPLE: dict[str, Any] = {
     "stage_durations": {stage: EXAMPLE_DURATION for stage in StageDurations.model_fields},
     "sla": {"with_deadline": 1, "breached": 0, "open_overdue": 0},
     "deciders": {"decided": 2, "automatic": 1, "staff": 1, "automatic_share": 0.5},
+    "returns": {
+        "required": 1,
+        "approved_or_returned": 2,
+        "return_rate": 0.5,
+        "stage_durations": {stage: EXAMPLE_DURATION for stage in ReturnStages.model_fields},
+        "inspection_outcomes": {"refund": 1},
+        "conditions": {"damaged_by_customer": 1},
+        "deductions_by_rule": {"return.deduct.damage": [{"amount": 1190, "currency": "CNY"}]},
+    },
 }
 
 
@@ -155,9 +207,12 @@ class RefundAnalytics(BaseModel):
     stage_durations: StageDurations
     sla: SlaView
     deciders: DecidersView
+    returns: ReturnAnalytics
 
 
-def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> RefundAnalytics:
+def report_view(
+    report: Report, returns: ReturnReport, filters: AnalyticsFilters, now: datetime
+) -> RefundAnalytics:
     def groups(found: dict[str, Group]) -> dict[str, GroupView]:
         return {key: GroupView.of(group) for key, group in found.items()}
 
@@ -179,6 +234,7 @@ def report_view(report: Report, filters: AnalyticsFilters, now: datetime) -> Ref
         stage_durations=StageDurations(**stages),
         sla=SlaView.of(report.sla),
         deciders=DecidersView.of(report.deciders),
+        returns=ReturnAnalytics.of(returns),
     )
 
 
@@ -205,11 +261,12 @@ OrdersPlaced = Annotated[
 @router.get(
     "/refunds",
     response_model=RefundAnalytics,
-    summary="Refund analytics: rates, distributions, stage durations, SLA breaches",
+    summary="Refund analytics: rates, distributions, stage durations, SLA breaches, returns",
 )
 async def refund_analytics(
     staff: Auditor,
     facts: Facts,
+    return_facts: ReturnFactsModel,
     tenant: OneTenant = None,
     created_after: CreatedAfter = None,
     created_before: CreatedBefore = None,
@@ -223,7 +280,8 @@ async def refund_analytics(
     query = AnalyticsQuery(tenant, created_after, created_before, orders_placed)
     now = datetime.now(UTC)
     report = await asyncio.to_thread(analyse, facts, query)
+    returns = await asyncio.to_thread(analyse_returns, return_facts, query)
     filters = AnalyticsFilters(
         tenant=tenant, created_after=created_after, created_before=created_before
     )
-    return report_view(report, filters, now)
+    return report_view(report, returns, filters, now)

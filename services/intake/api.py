@@ -13,6 +13,7 @@ from services.intake.application import IntakeApplication
 from services.intake.checks import evidence_problems, request_problems
 from services.intake.deps import Command, Index, IntakeApp, RefundId, RefundQuery, Tenant
 from services.intake.domain import RefundRequest
+from services.intake.return_schemas import ShipmentRequest
 from services.intake.schemas import (
     AppealRequest,
     EvidenceRequest,
@@ -139,6 +140,31 @@ async def appeal(
     amount is reserved again (409 if other refunds of the order took it meanwhile)."""
     done = await asyncio.to_thread(
         app.appeal, refund_id=refund_id, statement=body.statement, **command.by(body)
+    )
+    return await shown(app, *done)
+
+
+@router.post(
+    "/refunds/{refund_id}/return-shipment",
+    summary="Post the return shipment's carrier and tracking number",
+    response_model=RefundView,
+    responses=problem_responses(404, 409, 422),
+)
+async def ship_return(
+    refund_id: RefundId, body: ShipmentRequest, command: Command, app: IntakeApp
+) -> JSONResponse:
+    """While the refund is `awaiting_return` (review asked for the goods back); published as
+    `return.shipped.v1` with the return's RMA, and the refund goes `return_in_transit`.
+
+    The carrier must be a known code and the number fit its format (422 naming `carrier` or
+    `tracking_number`). The same carrier and number again answer 200 and change nothing;
+    another number once shipped, or a refund that needs no return, is a 409 saying why."""
+    done = await asyncio.to_thread(
+        app.ship_return,
+        refund_id=refund_id,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        **command.by(body),
     )
     return await shown(app, *done)
 

@@ -10,18 +10,26 @@ from functools import cache
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from pydantic import BaseModel
 
-from services.intake.domain import LifecycleError, RefundRequest
+from services.intake.domain import RefundRequest
 from services.intake.erasure import CustomerErasure
+from services.intake.lifecycle import LifecycleError
 from services.intake.orders import FieldProblem, FieldProblems, Order, OverRefund
 from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Sealer
 from shared.application import ServiceApplication
 from shared.contracts import (
     CloudEvent,
+    ExchangeReadyV1,
     IntegrationEvent,
     MoneyModel,
     PayoutFailedV1,
     PayoutSucceededV1,
+    ReturnDeadlineMissedV1,
+    ReturnDeliveredV1,
+    ReturnReceivedV1,
+    ReturnRequestedV1,
+    ReturnShipByApproachingV1,
     ReviewApprovedV1,
     ReviewCaseOpenedV1,
     ReviewCompensationOfferedV1,
@@ -49,6 +57,12 @@ UPSTREAM_FACTS: dict[type[IntegrationEvent], Callable[..., None]] = {
     ReviewCompensationOfferedV1: RefundRequest.record_compensation,
     PayoutSucceededV1: RefundRequest.record_payment,
     PayoutFailedV1: RefundRequest.record_payout_failure,
+    ReturnRequestedV1: RefundRequest.record_return_request,
+    ReturnShipByApproachingV1: RefundRequest.record_ship_by_reminder,
+    ReturnDeliveredV1: RefundRequest.record_return_delivery,
+    ReturnReceivedV1: RefundRequest.record_return_receipt,
+    ReturnDeadlineMissedV1: RefundRequest.record_missed_deadline,
+    ExchangeReadyV1: RefundRequest.record_exchange_ready,
 }
 
 
@@ -63,12 +77,19 @@ def recorded_fields(record: Callable[..., None]) -> tuple[str, ...]:
 
 
 def facts_for(record: Callable[..., None], payload: IntegrationEvent) -> dict[str, Any]:
-    """The payload's fields that `record` takes; money as the domain's Money."""
-    found = {name: getattr(payload, name) for name in recorded_fields(record)}
-    return {
-        name: value.to_money() if isinstance(value, MoneyModel) else value
-        for name, value in found.items()
-    }
+    """The payload's fields that `record` takes, as plain data the store keeps: money as the
+    domain's Money, nested parts (a return's address and items) as dicts."""
+    return {name: _plain(getattr(payload, name)) for name in recorded_fields(record)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, MoneyModel):
+        return value.to_money()
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 class RefundNotFound(Exception):
@@ -184,6 +205,27 @@ class IntakeApplication(ServiceApplication):
                     + str(taken),
                 ) from None
             return [order]
+
+        return self._on_refund(tenant, refund_id, keyed, change)
+
+    def ship_return(
+        self,
+        *,
+        tenant: str,
+        refund_id: str,
+        carrier: str,
+        tracking_number: str,
+        actor: str,
+        keyed: KeyedRequest | None,
+    ) -> tuple[RefundRequest, bool]:
+        """Record the return's shipment (published as return.shipped.v1); the same shipment
+        posted again records nothing new."""
+
+        def change(refund: RefundRequest) -> list[Any]:
+            refund.ship_return(
+                carrier=carrier, tracking_number=tracking_number, actor=actor, at=_now()
+            )
+            return []
 
         return self._on_refund(tenant, refund_id, keyed, change)
 
@@ -306,6 +348,14 @@ class IntakeApplication(ServiceApplication):
             order.release(str(refund.id), why="rejected")
         elif isinstance(payload, ReviewCompensationOfferedV1) and refund.status == "closed":
             order.release(str(refund.id), why="compensated with a coupon")
+        elif isinstance(payload, ReturnDeadlineMissedV1) and refund.status == "return_not_shipped":
+            order.release(str(refund.id), why="the return was not shipped in time")
+        elif isinstance(payload, ExchangeReadyV1) and refund.status == "exchange_ready":
+            # An exchange pays only a price difference: the rest goes back to the order.
+            if payload.difference is None:
+                order.release(str(refund.id), why="exchanged")
+            else:
+                order.settle(str(refund.id), payload.difference.to_money())
         processing.collect_events(refund, order)
 
     # -- helpers ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from services.intake.index import RefundIndex
 from services.intake.key_index import announce_keys
 from services.intake.problems import PROBLEMS
 from services.intake.publishing import to_integration
+from services.intake.return_analytics import ReturnFacts
 from services.intake.settings import IntakeSettings
 from services.intake.tenants import tenant_for_hash
 from shared.aio import every, sleep_or_stop
@@ -44,6 +45,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
     app.keystore = open_keystore(settings, "intake")
     index = RefundIndex(app)
     facts = RefundFacts(app)
+    return_facts = ReturnFacts(app)
     staff_auth = StaffAuth(settings.staff_secret())
     http = FastAPI(
         title="Refunds — intake",
@@ -53,6 +55,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
     http.state.intake = app
     http.state.index = index
     http.state.facts = facts
+    http.state.return_facts = return_facts
     http.state.settings = settings
     http.state.staff_auth = staff_auth
     http.state.api_keys = ApiKeys(
@@ -79,6 +82,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
         *wired.workers,
         every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"),
         every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"),
+        every(INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts"),
         # Keys issued before keys were published are announced once (see key_index.py).
         until_done(ANNOUNCE_RETRY_SECONDS, lambda: announce_keys(app), what="API key announcement"),
     ]

@@ -15,6 +15,7 @@ from services.intake.analytics import RefundFacts
 from services.intake.application import IntakeApplication
 from services.intake.domain import Status
 from services.intake.index import ListQuery, RefundIndex
+from services.intake.return_analytics import ReturnFacts
 from services.intake.settings import IntakeSettings
 from shared.auth import Tenant as Tenant
 from shared.http import on_state
@@ -25,6 +26,7 @@ from shared.staff import staff_with
 IntakeApp = Annotated[IntakeApplication, on_state("intake")]
 Index = Annotated[RefundIndex, on_state("index")]
 Facts = Annotated[RefundFacts, on_state("facts")]
+ReturnFactsModel = Annotated[ReturnFacts, on_state("return_facts")]
 Settings = Annotated[IntakeSettings, on_state("settings")]
 # Intake's list: 10 refunds a page, newest first, both ways.
 if TYPE_CHECKING:  # what a route gets from the paging alias

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, event
 
+from services.intake.lifecycle import LifecycleError
 from services.intake.orders import FieldProblem, FieldProblems
+from services.intake.returns import RETURN_WITHDRAWABLE, ReturnStatus, ReturnSteps, return_status
 from shared.money import Money
 
 # The statuses a platform sees, each derived from the facts recorded (_derive_status).
@@ -27,25 +29,29 @@ Status = Literal[
     "paid",
     "payout_failed",
     "closed",
+    ReturnStatus,  # the goods go back first (services/intake/returns.py)
 ]
 OPEN: frozenset[Status] = frozenset({"submitted", "in_review", "awaiting_evidence"})  # undecided
-WITHDRAWABLE: frozenset[Status] = OPEN | {"approved"}
+WITHDRAWABLE: frozenset[Status] = frozenset({*OPEN, "approved", *RETURN_WITHDRAWABLE})
 PAYOUT_STARTED: frozenset[Status] = frozenset({"paying", "paid", "payout_failed", "closed"})
 DecisionOutcome = Literal["approved", "rejected"]  # review's decisions (a coupon is no decision)
 PayoutOutcome = Literal["paid", "failed"]
 MAX_EVIDENCE = 50
 
 
-class LifecycleError(Exception):
-    """The command does not fit the refund's current state (answered 409)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message  # code: the problem's kind (`not_paid`)
-
-
-class RefundRequest(Aggregate):
+class RefundRequest(ReturnSteps, Aggregate):
     """One request for money back on one order, from any channel."""
+
+    # The return's events, whose rules are in returns.py, declared on the refund once more:
+    # eventsourcing defines an aggregate's events from its own class body only, and so they
+    # are RefundRequest's events, with its topics, like every other fact of the refund.
+    _return_requested = vars(ReturnSteps)["_return_requested"]
+    _ship_by_reminded = vars(ReturnSteps)["_ship_by_reminded"]
+    _return_shipped = vars(ReturnSteps)["_return_shipped"]
+    _return_delivered = vars(ReturnSteps)["_return_delivered"]
+    _return_received = vars(ReturnSteps)["_return_received"]
+    _deadline_missed = vars(ReturnSteps)["_deadline_missed"]
+    _exchange_ready = vars(ReturnSteps)["_exchange_ready"]
 
     @event("Requested")
     def __init__(
@@ -90,6 +96,7 @@ class RefundRequest(Aggregate):
         self.compensation: dict[str, Any] | None = None
         self.upstream: list[str] = []  # ids of upstream events already recorded
         self.sla_breached_at: datetime | None = None  # review's clock ran out (review decides)
+        self.goods_return: dict[str, dict[str, Any]] = {}  # the return's steps (returns.py)
         self.timeline: list[dict[str, Any]] = []
         self.status: Status = "submitted"
         self._note("submitted", self.created_on, actor)
@@ -128,6 +135,9 @@ class RefundRequest(Aggregate):
         if self.decision is not None:
             outcome: DecisionOutcome = self.decision["outcome"]
             return outcome
+        returning = return_status(self.goods_return)
+        if returning is not None:
+            return returning
         if self.evidence_request is not None:
             return "awaiting_evidence"
         return "in_review" if self.appeals or self.review else "submitted"
@@ -141,8 +151,9 @@ class RefundRequest(Aggregate):
     # -- commands from the platform -------------------------------------------------------------
 
     def withdraw(self, *, reason: str, actor: str, at: datetime) -> None:
-        if self.status not in WITHDRAWABLE:
-            raise LifecycleError("not_withdrawable", _why_not_withdrawable(self.status))
+        if self.status not in WITHDRAWABLE or self.goods_back:
+            why = _why_not_withdrawable(self.status, self.goods_back)
+            raise LifecycleError("not_withdrawable", why)
         self._withdrawn(reason, actor, at, self.tenant, self.order_id)
 
     # Published events carry the tenant and order, so that the relay maps them alone.
@@ -443,9 +454,11 @@ class RefundRequest(Aggregate):
         self._learned(causation_id, "payout_failed", failed_at, by, "payout", cause=cause)
 
 
-def _why_not_withdrawable(status: Status) -> str:
+def _why_not_withdrawable(status: Status, goods_back: bool) -> str:
     if status in PAYOUT_STARTED:
         return "the payout has already started, so the refund can no longer be withdrawn"
     if status == "withdrawn":
         return "the refund was already withdrawn"
+    if goods_back:
+        return "the returned goods were received, so the refund can no longer be withdrawn"
     return f"a {status} refund cannot be withdrawn"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.intake.application import CustomerNotFound, OrderMismatch, RefundNotFound
-from services.intake.domain import LifecycleError
+from services.intake.lifecycle import LifecycleError
 from services.intake.orders import FieldProblems
 from shared.problems import Problem, ProblemMap, invalid_fields, not_allowed, not_found
 

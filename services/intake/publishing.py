@@ -1,10 +1,12 @@
 """Which of intake's stored events become public integration events, and their shape.
 
-Decisions and payouts recorded here are echoes of upstream events, so they are
-not published again; orders and idempotency keys are private bookkeeping. Personal data
-leaves sealed, as it is stored (services/intake/personal.py); a customer's erasure is
-published as `customer.erased.v1`; platform API keys as `api_key.issued.v1` (when issued,
-or announced later for keys issued before keys were published) and `api_key.revoked.v1`.
+Decisions, payouts and the return's steps recorded here are echoes of upstream events, so
+they are not published again (the return's shipment is the platform's own step: it is
+published as `return.shipped.v1`); orders and idempotency keys are private bookkeeping.
+Personal data leaves sealed, as it is stored (services/intake/personal.py); a customer's
+erasure is published as `customer.erased.v1`; platform API keys as `api_key.issued.v1`
+(when issued, or announced later for keys issued before keys were published) and
+`api_key.revoked.v1`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shared.contracts import (
     RefundReceiptConfirmedV1,
     RefundRequestedV1,
     RefundWithdrawnV1,
+    ReturnShippedV1,
 )
 from shared.ids import public_id
 from shared.money import Money
@@ -68,6 +71,8 @@ def to_integration(event: Any) -> IntegrationEvent | None:
         )
     if isinstance(event, Event.ReceiptConfirmed):
         return _carried(RefundReceiptConfirmedV1, event, refund_id=refund_id, confirmed_at=event.at)
+    if isinstance(event, Event.ReturnShipped):
+        return _carried(ReturnShippedV1, event, refund_id=refund_id, shipped_at=event.at)
     return None
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.intake.domain import DecisionOutcome, PayoutOutcome, Status
+from services.intake.return_schemas import ReturnView
 from shared.contracts import DesiredOutcome, LanguageTag, PaymentMethod, Reason
 from shared.schemas import MAX_MINOR_UNITS, Amount, Currency, Listed, Strict, Text, example
 
@@ -305,7 +306,8 @@ class TimelineEntry(BaseModel):
 class RefundView(BaseModel):
     """A refund as the platform sees it."""
 
-    model_config = example(
+    # `return` is a Python keyword: the field is `return_`, named `return` on the wire.
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True) | example(
         {
             "id": "rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11",
             "object": "refund",
@@ -346,6 +348,11 @@ class RefundView(BaseModel):
         None, description="what review asked for and is waiting on"
     )
     compensation: dict[str, Any] | None = None
+    return_: ReturnView | None = Field(
+        None,
+        alias="return",
+        description="the goods' way back, when review wants them back before the money",
+    )
     timeline: list[TimelineEntry]
     metadata: dict[str, str]
 

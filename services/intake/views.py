@@ -7,6 +7,7 @@ from typing import Any
 from services.intake.domain import RefundRequest
 from services.intake.erasure import CustomerErasure
 from services.intake.personal import NOTE, STATEMENT, WITHDRAWAL, Shower
+from services.intake.return_schemas import return_fields
 from services.intake.schemas import ErasureView, EventView, RefundView
 from shared.contracts import SEALED_DESCRIPTION, stable_event_id
 from shared.ids import public_id
@@ -37,6 +38,30 @@ TIMELINE_EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("payout_id", "amount", "method", "provider_reference", "expected_arrival"),
     ),
     "PayoutFailed": ("payout.failed", "payout", ("payout_id", "cause")),
+    # The return's steps: review's, and the shipment the platform posted.
+    "ReturnRequested": (
+        "refund.return_requested",
+        "review",
+        ("rma", "address", "items", "amount", "ship_by", "rule", "explanation"),
+    ),
+    "ShipByReminded": ("return.ship_by_approaching", "review", ("rma", "ship_by")),
+    "ReturnShipped": ("return.shipped", "intake", ("rma", "carrier", "tracking_number")),
+    "ReturnDelivered": (
+        "return.delivered",
+        "review",
+        ("rma", "carrier", "tracking_number", "receipt_by"),
+    ),
+    "ReturnReceived": (
+        "return.received",
+        "review",
+        ("rma", "items", "outcome", "amount", "deducted"),
+    ),
+    "ReturnDeadlineMissed": (
+        "return.deadline_missed",
+        "review",
+        ("rma", "deadline", "due", "consequence", "rule"),
+    ),
+    "ExchangeReady": ("refund.exchange_ready", "review", ("rma", "items", "difference")),
 }
 
 
@@ -86,6 +111,7 @@ def refund_view(refund: RefundRequest, keystore: Keystore) -> RefundView:
             "review": plain(refund.review),
             "evidence_request": plain(refund.evidence_request),
             "compensation": plain(refund.compensation),
+            "return": plain(return_fields(refund.goods_return)),
             "timeline": plain(show.timeline(refund.timeline)),
             "metadata": refund.metadata,
         }

@@ -73,6 +73,8 @@ FRAMEWORKS = {"fastapi", "aiokafka", "httpx", "psycopg", "pydantic", "starlette"
 
 DOMAIN_MODULES = [
     "intake/domain.py",
+    "intake/returns.py",
+    "intake/lifecycle.py",
     "intake/orders.py",
     "intake/tenants.py",
     "intake/erasure.py",
