@@ -167,6 +167,23 @@ class ReturnCase(Aggregate):
             "rma": self.rma,
         }
 
+    def plan(self) -> dict[str, Any]:
+        """What the customer is told with the request to send the goods back."""
+        return {
+            "desired_outcome": self.desired_outcome,
+            "address": self.address,
+            "rule": self.rule,
+            "explanation": self.explanation,
+            "policy_version": self.policy_version,
+        }
+
+    def returned_lines(self) -> list[dict[str, Any]]:
+        """The items asked back: sku, quantity and the price the refund pays for them."""
+        return [
+            {"sku": i["sku"], "quantity": i["quantity"], "price": i.get("price")}
+            for i in self.items
+        ]
+
     # -- approval: the goods must come back first ---------------------------------------------
 
     def request(
@@ -187,6 +204,7 @@ class ReturnCase(Aggregate):
         items = [{**item, "price": price} for item, price in zip(self.items, prices, strict=True)]
         self._requested(
             route=self.route(),
+            plan=self.plan(),
             items=items,
             amount=amount,
             ship_by=ship_by,
@@ -200,6 +218,7 @@ class ReturnCase(Aggregate):
     def _requested(
         self,
         route: dict[str, str],
+        plan: dict[str, Any],
         items: list[dict[str, Any]],
         amount: Money,
         ship_by: datetime,
@@ -278,11 +297,14 @@ class ReturnCase(Aggregate):
         stale trail changes nothing); the first trail that reaches `delivered` records the
         delivery, once, with the receipt deadline (and reminder) counted from its time.
         Returns whether anything was recorded."""
-        if self.carrier is None or (trail.carrier, trail.number) != (
-            self.carrier,
-            self.tracking_number,
+        carrier = self.carrier
+        shipment = (carrier, self.tracking_number)
+        if (
+            carrier is None
+            or self.state not in RECEIVABLE
+            or (trail.carrier, trail.number) != shipment
         ):
-            return False
+            return False  # tracking matters only while the goods are on their way
         known = self.known_trail()
         news = trail.news_since(known)
         if not news:
@@ -294,7 +316,7 @@ class ReturnCase(Aggregate):
             receipt_by, remind_at = receipt_deadline(latest.time)
             self._delivered(
                 route=self.route(),
-                carrier=self.carrier,
+                carrier=carrier,
                 tracking_number=trail.number,
                 delivered_at=latest.time,
                 receipt_by=receipt_by,
@@ -412,11 +434,22 @@ class ReturnCase(Aggregate):
     def exchange_ready(self, *, difference: Money | None, actor: str, at: datetime) -> None:
         """The exchange's goods came back as expected: the platform ships the replacement."""
         if self.state in ("received", "accepted_automatically"):
-            self._exchange_ready(route=self.route(), difference=difference, actor=actor, at=at)
+            self._exchange_ready(
+                route=self.route(),
+                items=self.returned_lines(),
+                difference=difference,
+                actor=actor,
+                at=at,
+            )
 
     @event("ExchangeReady")
     def _exchange_ready(
-        self, route: dict[str, str], difference: Money | None, actor: str, at: datetime
+        self,
+        route: dict[str, str],
+        items: list[dict[str, Any]],
+        difference: Money | None,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.state = "exchange_ready"
         self._log("exchange_ready", at, actor)
