@@ -174,10 +174,10 @@ def test_receipts_it_cannot_take_are_refused_naming_the_field() -> None:
     case = shipped()
     with pytest.raises(ReceiptRefused) as unknown:
         case.check_receipt([line("A", 1), line("Z", 1)])
-    assert unknown.value.field == "items[1].sku"
+    assert unknown.value.field == "items.1.sku"
     with pytest.raises(ReceiptRefused) as above:
         case.check_receipt([line("A", 3)])
-    assert above.value.field == "items[0].quantity"
+    assert above.value.field == "items.0.quantity"
     with pytest.raises(ReceiptRefused) as twice:
         case.check_receipt([line("A", 1), line("A", 1)])
     assert twice.value.code == "duplicate"

@@ -80,7 +80,7 @@ class ReturnStateError(Exception):
 
 
 class ReceiptRefused(ValueError):
-    """A receipt line the return cannot take (a 422 naming `field`, e.g. items[0].sku)."""
+    """A receipt line the return cannot take (a 422 naming `field`, e.g. items.0.sku)."""
 
     def __init__(self, field: str, code: str, message: str) -> None:
         super().__init__(message)
@@ -366,14 +366,14 @@ class ReturnCase(Aggregate):
             sku = line["sku"]
             if sku not in asked:
                 raise ReceiptRefused(
-                    f"items[{i}].sku", "not_returned", f"{sku} was never approved for return"
+                    f"items.{i}.sku", "not_returned", f"{sku} was never approved for return"
                 )
             if sku in seen:
-                raise ReceiptRefused(f"items[{i}].sku", "duplicate", f"{sku} is listed twice")
+                raise ReceiptRefused(f"items.{i}.sku", "duplicate", f"{sku} is listed twice")
             seen.add(sku)
             if line["quantity"] > asked[sku]:
                 raise ReceiptRefused(
-                    f"items[{i}].quantity",
+                    f"items.{i}.quantity",
                     "above_asked",
                     f"{line['quantity']} of {sku} received, only {asked[sku]} asked for",
                 )
