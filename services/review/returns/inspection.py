@@ -100,6 +100,8 @@ def inspect(
     if desired_outcome == "exchange":
         return Inspection(lines, "exchange", approved, zero, RECEIVED_AS_EXPECTED)
     pays = approved - deducted - unreturned
+    if pays.amount <= 0:  # nothing left to pay: a person closes it, not a payout of nothing
+        return Inspection(lines, "reviewer", zero, deducted, first_deduction or NO_DEDUCTION_RULE)
     return Inspection(lines, "refund", pays, deducted, first_deduction or RECEIVED_AS_EXPECTED)
 
 
