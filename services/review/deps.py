@@ -13,9 +13,9 @@ from fastapi import Depends, Path, Query
 from services.review.application import ReviewApplication
 from services.review.duties import APPROVER_ROLES
 from services.review.queue import QueueFilter, ReviewQueue
-from services.review.returns.case import ReturnState
 from services.review.returns.listing import Order, ReturnFilter, WarehouseList
 from services.review.returns.pushes import CarrierPushes
+from services.review.returns.vocabulary import ReturnState
 from services.review.vocabulary import CaseState
 from shared.http import on_state
 from shared.keyed import staff_command

@@ -6,8 +6,8 @@ from services.review.application import CaseNotFound, ClaimNotFound
 from services.review.duties import CaseStateError, DutyViolation
 from services.review.policy_versions import VersionExists
 from services.review.recovery import ClaimClosed
-from services.review.returns.case import ReceiptRefused, ReturnStateError
 from services.review.returns.desk import ReturnNotFound
+from services.review.returns.receipts import ReceiptRefused, ReturnStateError
 from shared.problems import Problem, ProblemMap, invalid, not_allowed, not_found
 
 

@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 
 from services.review.returns.allocation import allocate, unreturned_share
-from services.review.returns.case import (
-    ReceiptRefused,
-    ReturnCase,
-    ReturnStateError,
-    rma_of,
-)
+from services.review.returns.case import ReturnCase
+from services.review.returns.receipts import ReceiptRefused, ReturnStateError, rma_of
 from services.review.returns.trail import CHINA_STANDARD_TIME, TrackingEvent, Trail
 from shared.money import Money
 

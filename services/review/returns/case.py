@@ -17,8 +17,6 @@ amount (services/review/returns/inspection.py allocates them exactly, in minor u
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -27,78 +25,21 @@ from typing import Any, Literal
 from eventsourcing.domain import Aggregate, event
 
 from services.review.returns.allocation import allocate
-from services.review.returns.trail import TrackingEvent, Trail
+from services.review.returns.receipts import check_receipt, rma_of
+from services.review.returns.trail import TrackingEvent, Trail, trail_to_record
+from services.review.returns.vocabulary import (
+    AFTER_RECEIPT,
+    RECEIPT_OVERDUE,
+    RECEIPT_REMINDER,
+    RECEIVABLE,
+    SHIP_BY_MISSED,
+    SHIP_REMINDER,
+    WITHDRAWABLE,
+    ReturnDue,
+    ReturnState,
+)
 from shared.ids import derived_id
 from shared.money import Money
-
-ReturnState = Literal[
-    "planned",
-    "awaiting_return",
-    "in_transit",
-    "delivered",
-    "received",
-    "paid",
-    "exchange_ready",
-    "with_reviewer",
-    "closed_not_shipped",
-    "withdrawn",
-    "accepted_automatically",
-]
-ReturnDue = Literal["ship_remind", "ship_missed", "receipt_remind", "receipt_overdue"]
-RETURN_STATES: tuple[str, ...] = ReturnState.__args__  # type: ignore[attr-defined]
-# What a warehouse may record a receipt for: the goods are on their way or arrived.
-RECEIVABLE = frozenset({"in_transit", "delivered"})
-# Before the goods are received, a withdrawal ends the return.
-WITHDRAWABLE = frozenset({"planned", "awaiting_return", "in_transit", "delivered"})
-# Rules the return's clock cites (its actor is `system:<rule>`).
-SHIP_REMINDER = "return.ship_by_reminder"
-SHIP_BY_MISSED = "return.ship_by_missed"
-RECEIPT_REMINDER = "return.receipt_reminder"
-RECEIPT_OVERDUE = "return.receipt_overdue"
-RECEIVED_AS_EXPECTED = "return.received_as_expected"
-# Where a receipt's outcome leaves the return (an exchange's replacement is announced next).
-AFTER_RECEIPT: dict[str, ReturnState] = {
-    "refund": "paid",
-    "exchange": "received",
-    "reviewer": "with_reviewer",
-}
-
-
-def rma_of(refund_id: str) -> str:
-    """The return's number: `RMA-` and 8 base32 characters, the same for a refund always."""
-    digest = hashlib.sha256(f"rma/{refund_id}".encode()).digest()
-    return "RMA-" + base64.b32encode(digest).decode()[:8]
-
-
-class ReturnStateError(Exception):
-    """The return's state does not allow the step (a 409 naming `code`)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class ReceiptRefused(ValueError):
-    """A receipt line the return cannot take (a 422 naming `field`, e.g. items.0.sku)."""
-
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.code = code
-        self.message = message
-
-
-def trail_to_record(trail: Trail, events: frozenset[TrackingEvent]) -> dict[str, Any]:
-    """`events` of `trail` and the state it reached, as a stored event keeps them."""
-    return {
-        "state": trail.state,
-        "push_status": trail.push_status,
-        "events": [
-            {"time": e.time, "context": e.context, "status": e.status, "area": e.area}
-            for e in sorted(events)
-        ],
-    }
 
 
 class ReturnCase(Aggregate):
@@ -354,31 +295,7 @@ class ReturnCase(Aggregate):
 
     def check_receipt(self, lines: list[dict[str, Any]]) -> None:
         """Refuse a receipt this return cannot take, naming why (nothing is recorded)."""
-        if self.state not in RECEIVABLE:
-            raise ReturnStateError(
-                "return_not_receivable",
-                f"the return is {self.state}: a receipt is recorded once the goods are shipped "
-                "and before anything else ended the return",
-            )
-        asked = {item["sku"]: int(item["quantity"]) for item in self.items}
-        seen: set[str] = set()
-        for i, line in enumerate(lines):
-            sku = line["sku"]
-            if sku not in asked:
-                raise ReceiptRefused(
-                    f"items.{i}.sku", "not_returned", f"{sku} was never approved for return"
-                )
-            if sku in seen:
-                raise ReceiptRefused(f"items.{i}.sku", "duplicate", f"{sku} is listed twice")
-            seen.add(sku)
-            if line["quantity"] > asked[sku]:
-                raise ReceiptRefused(
-                    f"items.{i}.quantity",
-                    "above_asked",
-                    f"{line['quantity']} of {sku} received, only {asked[sku]} asked for",
-                )
-        if not any(line["quantity"] > 0 for line in lines):
-            raise ReceiptRefused("items", "nothing_received", "record at least one unit received")
+        check_receipt(self.state, self.items, lines)
 
     def receive(
         self,
@@ -550,18 +467,3 @@ class ReturnCase(Aggregate):
     ) -> None:
         self.state = "accepted_automatically"
         self._log("accepted_automatically", at, actor, rule=rule)
-
-
-class ShipmentIndex(Aggregate):
-    """Which return a (carrier, tracking number) belongs to: a push names only the shipment.
-    Written in the same transaction as the return's `Shipped`, with an id derived from it."""
-
-    @staticmethod
-    def create_id(carrier: str, tracking_number: str) -> uuid.UUID:
-        return derived_id("return-shipment", carrier, tracking_number)
-
-    @event("Indexed")
-    def __init__(self, *, carrier: str, tracking_number: str, refund_id: str) -> None:
-        self.carrier = carrier
-        self.tracking_number = tracking_number
-        self.refund_id = refund_id

@@ -22,8 +22,9 @@ from services.review.domain import ReviewCase
 from services.review.policy_document import Policy
 from services.review.return_rules import ReturnFacts, ReturnItem, return_deadline, return_decision
 from services.review.returns.allocation import allocate
-from services.review.returns.case import ReturnCase, ShipmentIndex
+from services.review.returns.case import ReturnCase
 from services.review.returns.inspection import inspect
+from services.review.returns.shipments import ShipmentIndex
 from services.review.returns.trail import Trail
 from shared.contracts import RefundRequestedV1, RefundWithdrawnV1, ReturnShippedV1
 from shared.idempotency import KeyedRequest, Outcome

@@ -14,7 +14,7 @@ from services.review.assessment import explain
 from services.review.policy_document import Policy
 from services.review.return_rules import InspectedItem, deduction
 from services.review.returns.allocation import unreturned_share
-from services.review.returns.case import RECEIVED_AS_EXPECTED
+from services.review.returns.vocabulary import RECEIVED_AS_EXPECTED
 from services.review.vocabulary import NO_DEDUCTION_RULE
 from shared.money import Money
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.review.returns.case import ReturnState
+from services.review.returns.vocabulary import ReturnState
 from services.review.schemas import EXAMPLE_REFUND, MoneyView
 from services.review.vocabulary import InspectionCondition
 from shared.schemas import Listed, Strict, example
