@@ -455,3 +455,17 @@ def test_withdrawal_before_receipt_ends_the_return(desk: Desk) -> None:
     assert not desk.deliver_parcel()  # tracked, but no delivery of a withdrawn return
     assert desk.tick(START + timedelta(days=60)) == 0
     assert approved(desk, refund_id) == []
+
+
+def test_a_parcel_already_shipped_for_another_return_is_not_taken_twice(desk: Desk) -> None:
+    first = desk.request(("TEE", "apparel", 1, 19900))
+    second = desk.request(("CAP", "apparel", 1, 9900))
+    desk.ship(first)
+    desk.ship(second)  # the same carrier and number: the push could not tell them apart
+    assert desk.returned(first).state == "in_transit"
+    assert desk.returned(second).state == "awaiting_return"
+    assert desk.deliver_parcel()
+    assert (desk.returned(first).state, desk.returned(second).state) == (
+        "delivered",
+        "awaiting_return",
+    )

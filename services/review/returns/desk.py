@@ -173,7 +173,10 @@ class ReturnDesk:
         number = payload.tracking_number
         index_id = ShipmentIndex.create_id(payload.carrier, number)
         if index_id in self.app.repository:
-            log.warning("%s/%s already names another return", payload.carrier, number)
+            # A repeat of this return's shipment, or another return's parcel: absorbed.
+            owner = self.refund_shipped_as(payload.carrier, number)
+            if owner != found.refund_id:
+                log.warning("%s/%s was shipped for %s already", payload.carrier, number, owner)
             return
         if found.ship(carrier=payload.carrier, tracking_number=number, actor=payload.actor, at=now):
             index = ShipmentIndex(
