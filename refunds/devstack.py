@@ -25,6 +25,7 @@ from refunds.ports import (
     check_component,
     free_port,
 )
+from services.review.settings import PUSH_PATH
 from shared.auth import DEV_API_KEY, DEV_TENANT
 from shared.contracts import SERVICES
 
@@ -287,6 +288,11 @@ class Stack:
             "REFUNDS_NOTIFY_URL": self.url("notify"),
             "REFUNDS_AUDIT_CHECKPOINT_SECONDS": "10",  # signed checkpoints while you watch
         }
+        if name == "review":
+            # Review tracks returns at the sandbox carrier, which pushes to review's HTTP
+            # process (not its messaging process, when apart).
+            env["REFUNDS_CARRIER_URL"] = self.url("carrier")
+            env["REFUNDS_CARRIER_CALLBACK_URL"] = self.url("review") + PUSH_PATH
         if self.database_url is not None:
             env["REFUNDS_DATABASE_URL"] = self.database_url
             env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"

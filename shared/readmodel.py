@@ -182,25 +182,31 @@ class ReadModel:
         limit: int | None = None,
         starting_after: str | None = None,
         ending_before: str | None = None,
+        order: str | None = None,
+        ascending: bool = False,
     ) -> tuple[list[list[Any]], bool]:
-        """Rows matching `equal` (None values ignored) and `where`, newest first; has_more."""
+        """Rows matching `equal` (None values ignored) and `where`, newest first; has_more.
+        `order` lists by another sortable column instead, `ascending` lowest first (e.g.
+        soonest due first); cursors page along whichever order is asked for."""
         self.catch_up()
+        time_column = order or self.time_column
         clauses = [f"{column} = {self.p}" for column, v in equal.items() if v is not None]
         args = [v for v in equal.values() if v is not None]
         clauses += where
         args += params
         newest_first = ending_before is None
+        descending = newest_first != ascending
         cursor = starting_after or ending_before
         if cursor is not None:
             scope = {c: v for c, v in equal.items() if c in self.cursor_scope and v is not None}
-            order = f"({self.time_column}, {self.key})"
-            clauses.append(f"{order} {'<' if newest_first else '>'} ({self.p}, {self.p})")
-            args += [self._time_of(cursor, scope), cursor]
-        direction = "DESC" if newest_first else "ASC"
+            by = f"({time_column}, {self.key})"
+            clauses.append(f"{by} {'<' if descending else '>'} ({self.p}, {self.p})")
+            args += [self._time_of(cursor, scope, time_column), cursor]
+        direction = "DESC" if descending else "ASC"
         sql = (
             f"SELECT {', '.join(self.columns)} FROM {self.table} "
             f"WHERE {' AND '.join(clauses) or '1 = 1'} "
-            f"ORDER BY {self.time_column} {direction}, {self.key} {direction}"
+            f"ORDER BY {time_column} {direction}, {self.key} {direction}"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit) + 1}"
@@ -215,11 +221,11 @@ class ReadModel:
 
     cursor_scope: ClassVar[frozenset[str]] = frozenset()  # columns a cursor must match too
 
-    def _time_of(self, key: str, scope: dict[str, Any]) -> str:
+    def _time_of(self, key: str, scope: dict[str, Any], time_column: str | None = None) -> str:
         conditions = " AND ".join(f"{c} = {self.p}" for c in [self.key, *scope])
         with self._datastore.transaction(commit=False) as db:
             db.execute(
-                f"SELECT {self.time_column} FROM {self.table} WHERE {conditions}",
+                f"SELECT {time_column or self.time_column} FROM {self.table} WHERE {conditions}",
                 [key, *scope.values()],
             )
             row = db.fetchone()

@@ -15,7 +15,7 @@ from typing import Any
 # Public on purpose: only the local dev stack uses it, and only when no secret is configured.
 DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production"  # noqa: S105
 SECRET_ENV = "REFUNDS_JWT_SECRET"  # noqa: S105 - the variable's name, not a secret
-STAFF_ROLES = ("reviewer", "senior_reviewer", "finance", "auditor", "admin")
+STAFF_ROLES = ("reviewer", "senior_reviewer", "finance", "auditor", "admin", "warehouse")
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]*$")

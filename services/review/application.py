@@ -25,6 +25,7 @@ from services.review.duties import DutyViolation
 from services.review.policy_document import Policy, policy_digest
 from services.review.policy_versions import PolicyBook
 from services.review.recovery import RecoveryClaim, claims_for
+from services.review.returns.desk import ReturnDesk
 from services.review.vocabulary import LIABLE_PARTIES, StaffAction
 from shared.application import ServiceApplication
 from shared.contracts import (
@@ -34,6 +35,7 @@ from shared.contracts import (
     RefundEvidenceAddedV1,
     RefundRequestedV1,
     RefundWithdrawnV1,
+    ReturnShippedV1,
 )
 from shared.idempotency import KeyedRequest, Outcome
 from shared.keystore import Keystore
@@ -75,6 +77,7 @@ class ReviewApplication(ServiceApplication):
         self.shipped = policy
         self.now = clock
         self._policy_cache: tuple[str, Policy] = ("", policy)
+        self.returns = ReturnDesk(self)  # goods back before money back
 
     def close(self) -> None:
         super().close()
@@ -158,12 +161,16 @@ class ReviewApplication(ServiceApplication):
         if isinstance(payload, RefundRequestedV1):
             self._open(payload, message, processing)
             return
+        if isinstance(payload, ReturnShippedV1):
+            self.returns.react(payload, processing)
+            return
         case = self._case_or_none(payload.refund_id)
         if case is None or case.tenant != payload.tenant:
             return
         now = self.now()
         if isinstance(payload, RefundWithdrawnV1):
             case.withdraw(now)
+            self.returns.react(payload, processing)  # before the goods are back: it ends
         elif isinstance(payload, RefundEvidenceAddedV1):
             was_waiting = case.state == "awaiting_evidence"
             remaining = case.paused_remaining
@@ -190,6 +197,9 @@ class ReviewApplication(ServiceApplication):
         policy = self.policy
         assessment = assess(policy, facts)
         now = self.now()
+        planned = self.returns.plan(payload, assessment, policy, now)
+        # The case records whether its approval waits for the goods, and what was asked for.
+        goods = {"return_required": planned is not None, "desired_outcome": facts.desired_outcome}
         case = ReviewCase(
             refund_id=payload.refund_id,
             tenant=payload.tenant,
@@ -199,7 +209,7 @@ class ReviewApplication(ServiceApplication):
             refundable=assessment.refundable,
             payment=payload.payment.model_dump(),
             reason=payload.reason,
-            assessment=recorded(assessment),
+            assessment=recorded(assessment) | goods,
             opened_at=now,
             causation_id=message.id,
             raised_by=payload.raised_by,
@@ -209,7 +219,8 @@ class ReviewApplication(ServiceApplication):
             self._schedule(case, now, policy=policy)
         else:
             case.decide_by_rule(now)
-        processing.collect_events(case, history)
+            self.returns.after_decision(case, planned)
+        processing.collect_events(case, history, *([planned] if planned else []))
 
     def _history(self, tenant: str, customer_id: str, at: datetime) -> CustomerHistory:
         try:
@@ -240,6 +251,10 @@ class ReviewApplication(ServiceApplication):
             deadline = calendar.add_business_days(now, days)
         remind_at = max(now, deadline - timedelta(hours=policy.sla.reminder_before_hours))
         case.schedule(deadline=deadline, remind_at=remind_at, at=now)
+
+    def schedule_review(self, case: ReviewCase, now: datetime) -> None:
+        """A case back with a person (e.g. after a contested return inspection): a new stage."""
+        self._schedule(case, now)
 
     def evidence_due(self, now: datetime) -> datetime:
         """How long a customer has to send what review asked for."""
@@ -304,7 +319,8 @@ class ReviewApplication(ServiceApplication):
             claims: list[RecoveryClaim] = []
             if case.state == "approved" and not was_approved and case.decision:
                 claims = self._claims(case)
-            return Outcome(200, case.id, case.version), [case, *claims]
+            goods = self.returns.after_decision(case)  # an approval may ask for the goods first
+            return Outcome(200, case.id, case.version), [case, *claims, *goods]
 
         return self.execute_once(keyed, attempt, ReviewCase)
 

@@ -11,6 +11,11 @@ from services.review.policy_document import default_policy, load_policy
 from services.review.problems import PROBLEMS
 from services.review.publishing import to_integration
 from services.review.queue import ReviewQueue
+from services.review.returns import api as returns_api
+from services.review.returns.carriers import Kuaidi100
+from services.review.returns.listing import WarehouseList
+from services.review.returns.pushes import CarrierPushes
+from services.review.returns.workers import carrier_workers, keep_returns_on_time
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
 from shared.aio import every
@@ -25,12 +30,25 @@ from shared.store import store_env
 from shared.wiring import messaging
 
 QUEUE_INTERVAL_SECONDS = 0.5
-ROUTERS = (cases_api.router, actions_api.router, recovery_api.router, policies_api.router)
+ROUTERS = (
+    cases_api.router,
+    actions_api.router,
+    recovery_api.router,
+    policies_api.router,
+    returns_api.router,
+    returns_api.carrier_router,
+)
 
 
-def staff_api(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) -> FastAPI:
-    """Review's HTTP app: the staff routes, the objects they depend on (services/review/
-    deps.py) and the answer to every domain error (services/review/problems.py)."""
+def staff_api(
+    app: ReviewApplication,
+    queue: ReviewQueue,
+    auth: StaffAuth,
+    pushes: CarrierPushes | None = None,
+) -> FastAPI:
+    """Review's HTTP app: the staff routes, the carrier's push route, the objects they
+    depend on (services/review/deps.py) and the answer to every domain error
+    (services/review/problems.py). Without `pushes`, no carrier takes pushes."""
     http = FastAPI(
         title="Refunds — review",
         version="1.0.0",
@@ -40,6 +58,8 @@ def staff_api(app: ReviewApplication, queue: ReviewQueue, auth: StaffAuth) -> Fa
     http.state.review = app
     http.state.queue = queue
     http.state.staff_auth = auth
+    http.state.returns = WarehouseList(app)
+    http.state.carrier_pushes = pushes or CarrierPushes(None)
     for router in ROUTERS:
         http.include_router(router)
     return http
@@ -53,7 +73,9 @@ def build(settings: ReviewSettings | None = None) -> Service:
     app.record_shipped_policy()
     queue = ReviewQueue(app)
     auth = StaffAuth(settings.staff_secret())
-    http = staff_api(app, queue, auth)
+    carrier = _carrier(settings)
+    pushes = CarrierPushes(carrier)
+    http = staff_api(app, queue, auth, pushes)
     wired = messaging(
         app,
         settings,
@@ -65,10 +87,33 @@ def build(settings: ReviewSettings | None = None) -> Service:
     audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    instrument(http, app, settings, service="review", consumer=wired.consumer)
+    metrics = instrument(http, app, settings, service="review", consumer=wired.consumer)
+    metrics.registry.register(pushes.counter)
     workers = [
         *wired.workers,
         keep_time(app, settings.sla_interval_ms / 1000),
+        keep_returns_on_time(app, settings.sla_interval_ms / 1000),
+        *carrier_workers(
+            app,
+            carrier,
+            callback_url=settings.carrier_callback_url,
+            poll_interval=settings.carrier_poll_interval_s,
+        ),
         every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue"),
     ]
     return Service("review", settings, http, workers, close=app.close)
+
+
+def _carrier(settings: ReviewSettings) -> Kuaidi100 | None:
+    """The carrier adapter, or None when none is configured (production before a carrier is
+    signed up): then nothing subscribes, polls or takes pushes (returns/workers.py)."""
+    key, customer, salt = settings.carrier_key, settings.carrier_customer, settings.carrier_salt
+    if not (key and customer and salt):
+        return None
+    return Kuaidi100(
+        settings.carrier_url,
+        key=key,
+        customer=customer,
+        salt=salt,
+        timeout=settings.carrier_timeout_s,
+    )

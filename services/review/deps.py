@@ -13,17 +13,23 @@ from fastapi import Depends, Path, Query
 from services.review.application import ReviewApplication
 from services.review.duties import APPROVER_ROLES
 from services.review.queue import QueueFilter, ReviewQueue
+from services.review.returns.listing import Order, ReturnFilter, WarehouseList
+from services.review.returns.pushes import CarrierPushes
+from services.review.returns.vocabulary import ReturnState
 from services.review.vocabulary import CaseState
 from shared.http import on_state
 from shared.keyed import staff_command
 from shared.paging import cursor_paging
 from shared.staff import staff_with
 from shared.staff_tokens import STAFF_ROLES
-from shared.vocabulary import Tier
+from shared.vocabulary import CarrierCode, Tier
 
 # Who may read the policy versions, and who settles a recovery claim.
 POLICY_READERS = ("reviewer", "senior_reviewer", "auditor", "admin")
 SETTLERS = ("finance", "admin")
+# Who records what came back to the warehouse, and who may read the returns.
+RECEIVERS = ("warehouse", "admin")
+RETURN_READERS = ("warehouse", "auditor", "admin")
 
 
 def _queue_filter(
@@ -38,7 +44,27 @@ def _queue_filter(
     return QueueFilter(tenant=tenant, tier=tier, state=state, assignee=assignee, overdue=overdue)
 
 
+def _return_filter(
+    state: ReturnState | None = None,
+    carrier: CarrierCode | None = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: past the ship-by or receipt-by date running now")
+    ] = None,
+    tenant: Annotated[str | None, Query(max_length=200)] = None,
+) -> ReturnFilter:
+    return ReturnFilter(tenant=tenant, state=state, carrier=carrier, overdue=overdue)
+
+
 ReviewApp = Annotated[ReviewApplication, on_state("review")]
+Returns = Annotated[WarehouseList, on_state("returns")]
+ReturnPaging = cursor_paging(default_limit=20, item="return")
+ReturnWhere = Annotated[ReturnFilter, Depends(_return_filter)]
+ReturnOrder = Annotated[
+    Order, Query(description="newest: latest planned first; due: soonest deadline first")
+]
+ReturnReader = staff_with(*RETURN_READERS)
+Receiving = staff_command(*RECEIVERS)
+PushMeter = Annotated[CarrierPushes, on_state("carrier_pushes")]
 Queue = Annotated[ReviewQueue, on_state("queue")]
 CasePaging = cursor_paging(default_limit=20, item="case")
 CaseFilter = Annotated[QueueFilter, Depends(_queue_filter)]

@@ -15,6 +15,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from services.review import duties
+from services.review.case_rules import clock_due, decision_of, decision_record, goods_first
 from services.review.duties import CaseStateError
 from services.review.vocabulary import OPEN_STATES, CaseState, Decision, Due
 from shared.ids import derived_id
@@ -95,7 +96,7 @@ class ReviewCase(Aggregate):
         """Apply the policy's automatic outcome, if it had one."""
         outcome = self.assessment["outcome"]
         rule = str(self.assessment["rule"])
-        decision = self._decision(rule, f"system:{rule}", at)
+        decision = decision_of(self, rule, f"system:{rule}", at)
         if outcome == "approve":
             self._approved(
                 **decision,
@@ -103,20 +104,11 @@ class ReviewCase(Aggregate):
                 payment=self.payment,
                 approvers=[],
                 liability=None,
+                awaiting_return=goods_first(self.assessment, self.decisions),
             )
         elif outcome == "reject":
             explanation = dict(self.assessment["explanation"])
             self._rejected(**decision, reason_code=rule, explanation=explanation)
-
-    def _decision(self, rule: str, decided_by: str, at: datetime) -> dict[str, Any]:
-        """What every decision records besides its own terms: the case, the policy, who, when."""
-        return {
-            **self._route(),
-            "policy_version": self.policy_version,
-            "rule": rule,
-            "decided_by": decided_by,
-            "decided_at": at,
-        }
 
     # -- staff actions ------------------------------------------------------------------------
 
@@ -155,20 +147,17 @@ class ReviewCase(Aggregate):
     ) -> None:
         """Add one approval (with the approver's note, if any); the case is approved once the
         tier's approvals are complete. A `coupon` is compensation on top of the refund."""
-        duties.require_open(self.state)
-        duties.require_role("approve", roles)
-        duties.require_not_excluded(self.excluded, person, "approve")
-        duties.require_new_approver(self.approvals, person)
-        duties.require_same_terms(self.refundable, self.approvals, amount, liability, coupon)
+        duties.require_may_approve(self, person, roles, amount, liability, coupon)
         self._approval_added(person, sorted(roles), amount, liability, at, note, coupon)
         if not self.missing_approvals():
             self._approved(
-                **self._decision(f"manual.{self.tier}", person, at),
+                **decision_of(self, f"manual.{self.tier}", person, at),
                 amount=amount,
                 payment=self.payment,
                 approvers=[a["person"] for a in self.approvals],
                 liability=self.approvals[0]["liability"],
                 coupon=coupon,
+                awaiting_return=goods_first(self.assessment, self.decisions),
             )
 
     @event("ApprovalAdded")
@@ -208,10 +197,8 @@ class ReviewCase(Aggregate):
         explanation: dict[str, str],
         at: datetime,
     ) -> None:
-        duties.require_open(self.state)
-        duties.require_role("reject", roles)
-        duties.require_not_excluded(self.excluded, person, "decide")
-        decision = self._decision(f"manual.{reason_code}", person, at)
+        duties.require_may(self, "reject", roles, person)
+        decision = decision_of(self, f"manual.{reason_code}", person, at)
         self._rejected(**decision, reason_code=reason_code, explanation=explanation)
 
     def request_evidence(
@@ -227,8 +214,7 @@ class ReviewCase(Aggregate):
     ) -> None:
         """Ask the customer for more by `evidence_due`; the review clock stops meanwhile,
         with `remaining_seconds` left."""
-        duties.require_open(self.state)
-        duties.require_role("request_evidence", roles)
+        duties.require_may(self, "request_evidence", roles)
         if self.state == "awaiting_evidence":
             raise CaseStateError("already_requested", "evidence was already requested")
         self._evidence_requested(
@@ -284,8 +270,7 @@ class ReviewCase(Aggregate):
         self._log("evidence_received", at, "customer", count=len(records))
 
     def escalate(self, *, person: str, roles: frozenset[str], why: str, at: datetime) -> None:
-        duties.require_open(self.state)
-        duties.require_role("escalate", roles)
+        duties.require_may(self, "escalate", roles)
         self._escalate(person, why, at)
 
     def _escalate(self, by: str, why: str, at: datetime) -> None:
@@ -341,9 +326,7 @@ class ReviewCase(Aggregate):
         self, *, person: str, roles: frozenset[str], coupon: Money, note: str, at: datetime
     ) -> None:
         """A coupon instead of cash (e.g. a negotiated settlement of a non-refundable case)."""
-        duties.require_open(self.state)
-        duties.require_role("compensate", roles)
-        duties.require_not_excluded(self.excluded, person, "decide")
+        duties.require_may(self, "compensate", roles, person)
         self._compensation_offered(**self._route(), coupon=coupon, note=note, by=person, at=at)
 
     @event("CompensationOffered")
@@ -385,16 +368,7 @@ class ReviewCase(Aggregate):
 
     def due(self, now: datetime) -> Due | None:
         """What the clock asks for now: `remind`, `breach`, `evidence_overdue`, or nothing."""
-        due_by = self.evidence_due
-        if self.state == "awaiting_evidence" and due_by is not None and now >= due_by:
-            return "evidence_overdue"
-        if self.state != "pending" or self.deadline is None or self.remind_at is None:
-            return None
-        if now >= self.deadline:
-            return "breach"
-        if now >= self.remind_at and not self.reminded:
-            return "remind"
-        return None
+        return clock_due(self, now)
 
     def give_up_waiting(self, now: datetime) -> None:
         """The customer did not answer in time: the case goes back to the reviewer."""
@@ -438,6 +412,34 @@ class ReviewCase(Aggregate):
         self.deadline = None  # the escalation schedules the next stage
         self._log("sla_breached", at, "system:sla", tier=tier)
 
+    # -- goods back before money back (services/review/returns/) -------------------------------
+
+    def pay_after_return(self, *, amount: Money, rule: str, at: datetime) -> None:
+        """The return's `rule` lets the money move: pay `amount`, at most what was approved."""
+        approval = self.decision or {}
+        if self.state == "approved" and approval.get("awaiting_return"):
+            self._approved(
+                **decision_of(self, rule, f"system:{rule}", at),
+                amount=min(amount, approval["amount"]),
+                payment=self.payment,
+                approvers=list(approval["approvers"]),
+                liability=None,
+            )
+
+    def reopen_after_return(self, *, rule: str, at: datetime) -> None:
+        """The inspection contradicts the claim (`rule`): a person decides, as on appeal."""
+        if self.state == "approved" and (self.decision or {}).get("awaiting_return"):
+            self._inspection_contested(rule, at)
+
+    @event("InspectionContested")
+    def _inspection_contested(self, rule: str, at: datetime) -> None:
+        self.refundable = (self.decision or {}).get("amount", self.refundable)  # the most now
+        self.state = "pending"
+        self.round += 1
+        self.decision = None
+        self.approvals = []
+        self._log("inspection_contested", at, "system:return", rule=rule)
+
     # -- decisions ------------------------------------------------------------------------------
 
     @event("Approved")
@@ -455,8 +457,10 @@ class ReviewCase(Aggregate):
         liability: dict[str, int] | None,
         decided_at: datetime,
         coupon: Money | None = None,
+        awaiting_return: bool = False,  # approved, but the money waits for the goods
     ) -> None:
-        terms = {"amount": amount, "coupon": coupon, "approvers": approvers, "liability": liability}
+        terms: dict[str, Any] = {"amount": amount, "coupon": coupon, "approvers": approvers}
+        terms |= {"liability": liability, "awaiting_return": awaiting_return}
         self._decided("approved", terms, rule, policy_version, decided_by, decided_at)
 
     @event("Rejected")
@@ -486,13 +490,8 @@ class ReviewCase(Aggregate):
     ) -> None:
         """The decision as the case keeps it: what every decision records, and its own terms."""
         self.state = outcome
-        self.decision = {
-            "outcome": outcome,
-            "rule": rule,
-            "policy_version": policy_version,
-            "decided_by": decided_by,
-            "decided_at": decided_at,
-            **terms,
-        }
+        self.decision = decision_record(
+            outcome, terms, rule, policy_version, decided_by, decided_at
+        )
         self.decisions.append(self.decision)
         self._log(outcome, decided_at, decided_by, rule=rule)

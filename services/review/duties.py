@@ -73,18 +73,52 @@ def require_new_approver(approvals: list[dict[str, Any]], person: str) -> None:
         raise DutyViolation("duty.second_approver", "the second approver must be another person")
 
 
+def require_may(
+    case: Any, action: StaffAction, roles: frozenset[str], person: str | None = None
+) -> None:
+    """A staff action on an open `case` (a ReviewCase) needs the role, and a decision by
+    `person` that they are not excluded from deciding it."""
+    require_open(case.state)
+    require_role(action, roles)
+    if person is not None:
+        require_not_excluded(case.excluded, person, "decide")
+
+
+def require_may_approve(
+    case: Any,
+    person: str,
+    roles: frozenset[str],
+    amount: Money,
+    liability: dict[str, int] | None,
+    coupon: Money | None,
+) -> None:
+    """Everything an approval of `case` (a ReviewCase) by `person` must pass."""
+    require_open(case.state)
+    require_role("approve", roles)
+    require_not_excluded(case.excluded, person, "approve")
+    require_new_approver(case.approvals, person)
+    exchange = case.assessment.get("desired_outcome") == "exchange"  # may cost nothing
+    require_same_terms(case.refundable, case.approvals, amount, liability, coupon, free=exchange)
+
+
 def require_same_terms(
     refundable: Money,
     approvals: list[dict[str, Any]],
     amount: Money,
     liability: dict[str, int] | None,
     coupon: Money | None,
+    *,
+    free: bool = False,
 ) -> None:
-    """An approval pays within the refundable amount, and a later approver confirms the
-    first approver's terms (amount and coupon) rather than approving other ones."""
+    """An approval pays within the refundable amount (nothing at all only when `free`: an
+    exchange at the same price), and a later approver confirms the first approver's terms
+    (amount and coupon) rather than approving other ones."""
     first = approvals[0] if approvals else None
-    if not 0 < amount.amount <= refundable.amount or amount.currency != refundable.currency:
-        raise CaseStateError("amount_out_of_range", f"approve between 1 and {refundable.format()}")
+    least = 0 if free else 1
+    if not least <= amount.amount <= refundable.amount or amount.currency != refundable.currency:
+        raise CaseStateError(
+            "amount_out_of_range", f"approve between {least} and {refundable.format()}"
+        )
     if liability is not None and sum(liability.values()) != amount.amount:
         raise CaseStateError("liability_split", "liability shares must sum to the amount")
     if coupon is not None and (coupon.amount <= 0 or coupon.currency != amount.currency):

@@ -6,7 +6,9 @@ from services.review.application import CaseNotFound, ClaimNotFound
 from services.review.duties import CaseStateError, DutyViolation
 from services.review.policy_versions import VersionExists
 from services.review.recovery import ClaimClosed
-from shared.problems import Problem, ProblemMap, not_allowed, not_found
+from services.review.returns.desk import ReturnNotFound
+from services.review.returns.receipts import ReceiptRefused, ReturnStateError
+from shared.problems import Problem, ProblemMap, invalid, not_allowed, not_found
 
 
 def _no_claim(error: ClaimNotFound) -> Problem:
@@ -40,4 +42,7 @@ PROBLEMS: ProblemMap = {
     CaseStateError: lambda error: not_allowed(error.code, error.message),
     ClaimClosed: _settled,
     VersionExists: _version_exists,
+    ReturnNotFound: lambda error: not_found("return", f"No return for {error.refund_id}."),
+    ReturnStateError: lambda error: not_allowed(error.code, error.message),
+    ReceiptRefused: lambda error: invalid(error.field, error.code, error.message),
 }

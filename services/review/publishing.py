@@ -6,6 +6,7 @@ from typing import Any
 
 from services.review.domain import ReviewCase
 from services.review.recovery import RecoveryClaim
+from services.review.returns.publishing import return_to_integration
 from shared.contracts import (
     IntegrationEvent,
     MoneyModel,
@@ -34,6 +35,9 @@ def _route(event: Any) -> dict[str, Any]:
 
 
 def to_integration(event: Any) -> IntegrationEvent | None:
+    returned = return_to_integration(event)
+    if returned is not None:
+        return returned
     if isinstance(event, Claim.Claimed):
         return ReviewRecoveryClaimedV1(
             **_route(event),
@@ -45,6 +49,8 @@ def to_integration(event: Any) -> IntegrationEvent | None:
     if not isinstance(event, Case.Event):
         return None  # customer histories and the policy book are review's own bookkeeping
     if isinstance(event, Case.Approved):
+        if getattr(event, "awaiting_return", False):
+            return None  # the money waits for the goods: refund.return_requested.v1 says so
         return ReviewApprovedV1(
             **_route(event),
             **fields_of(event, *DECISION_FIELDS, "approvers", "liability"),

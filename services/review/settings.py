@@ -14,6 +14,7 @@ from shared.settings import KeystoreSettings, StaffSettings, refuse_placeholder
 SANDBOX_CARRIER_KEY = "sandbox-kuaidi100-key"
 SANDBOX_CARRIER_CUSTOMER = "SANDBOXCUSTOMER000000000000000000"
 DEV_CARRIER_SALT = "review-dev-kuaidi100-salt"
+PUSH_PATH = "/v1/carriers/kuaidi100/push"  # services/review/returns/api.py
 SANDBOX_CARRIER = {
     "carrier_key": SANDBOX_CARRIER_KEY,
     "carrier_customer": SANDBOX_CARRIER_CUSTOMER,
@@ -47,6 +48,16 @@ class ReviewSettings(StaffSettings, KeystoreSettings):
         description="our salt: Kuaidi100 signs each push with MD5(param + salt)",
     )
     carrier_timeout_s: float = Field(5.0, gt=0, le=120, description="per-call carrier timeout")
+    carrier_callback_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="where the carrier pushes tracking (our POST /v1/carriers/kuaidi100/push); "
+        "unset: nothing subscribes and the poll alone tracks returns (dev and tests: this "
+        "service's own address)",
+    )
+    carrier_poll_interval_s: float = Field(
+        300.0, ge=0.05, le=86_400, description="how often returns on their way are polled"
+    )
 
     @field_validator("policy_file")
     @classmethod
@@ -65,6 +76,9 @@ class ReviewSettings(StaffSettings, KeystoreSettings):
             for field, dev_value in SANDBOX_CARRIER.items():
                 if data.get(field) is None:
                     data[field] = dev_value
+            if data.get("carrier_callback_url") is None:
+                port = data.get("port", 8002)
+                data["carrier_callback_url"] = f"http://127.0.0.1:{port}{PUSH_PATH}"
         return data
 
     @model_validator(mode="after")

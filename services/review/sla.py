@@ -2,7 +2,9 @@
 
 Which cases have a running clock is read from the event log (schedules start it;
 decisions, evidence requests and withdrawals stop it), so it survives restarts
-without a timer table: on start it reads the log from the beginning.
+without a timer table: on start it reads the log from the beginning. A return's deadlines
+(ship-by, receipt-by) run on the same interval, read the same way, in
+services/review/returns/workers.py (`keep_returns_on_time`).
 """
 
 from __future__ import annotations

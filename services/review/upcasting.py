@@ -61,6 +61,11 @@ def _approved(state: dict[str, Any]) -> None:
     state.setdefault("coupon", None)
 
 
+def _approved_before_returns(state: dict[str, Any]) -> None:
+    """Before returns (issue 16) every approval paid at once: none waited for the goods."""
+    state.setdefault("awaiting_return", False)
+
+
 def _rejected(state: dict[str, Any]) -> None:
     """058f5d7 stored no `reason_code` (e8faf0a): today a rule's rejection records the rule,
     a person's cites `manual.<reason_code>`."""
@@ -110,7 +115,7 @@ def _evidence_requested(state: dict[str, Any]) -> None:
 # keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
 set_upcasters(ReviewCase, "Opened", _opened)
 set_upcasters(ReviewCase, "ApprovalAdded", _approval_added)
-set_upcasters(ReviewCase, "Approved", _approved)
+set_upcasters(ReviewCase, "Approved", _approved, _approved_before_returns)
 set_upcasters(ReviewCase, "Rejected", _rejected)
 set_upcasters(ReviewCase, "EvidenceReceived", _evidence_received)
 set_upcasters(ReviewCase, "EvidenceRequested", _evidence_requested)

@@ -174,6 +174,20 @@ def test_every_other_service_exposes_its_store_and_http_metrics(
         service.close()
 
 
+def test_review_counts_forged_carrier_pushes(options: dict[str, Any], tmp_path: Path) -> None:
+    service = _build("review", options, tmp_path)  # dev credentials: the sandbox carrier's
+    try:
+        with TestClient(service.http) as client:
+            form = {"param": '{"status": "polling"}', "sign": "0" * 32}
+            refused = client.post("/v1/carriers/kuaidi100/push", data=form)
+            assert refused.status_code == 403
+            samples = scrape(client)
+            forged = {"carrier": "kuaidi100", "outcome": "forged"}
+            assert value(samples, "refunds_carrier_pushes_total", **forged) == 1
+    finally:
+        service.close()
+
+
 def test_payout_counts_payouts_by_status(
     options: dict[str, Any], tmp_path: Path, schema_prefix: str
 ) -> None:

@@ -171,3 +171,15 @@ def trail_from_kuaidi100(result: Any, push_status: PushStatus | None = None) -> 
         events=events,
         push_status=push_status,
     )
+
+
+def trail_to_record(trail: Trail, events: frozenset[TrackingEvent]) -> dict[str, Any]:
+    """`events` of `trail` and the state it reached, as a stored event keeps them."""
+    return {
+        "state": trail.state,
+        "push_status": trail.push_status,
+        "events": [
+            {"time": e.time, "context": e.context, "status": e.status, "area": e.area}
+            for e in sorted(events)
+        ],
+    }
