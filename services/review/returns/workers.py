@@ -37,6 +37,9 @@ CARRIER_ACTOR = "carrier:kuaidi100"
 # After these the return's clock, subscription and tracking have nothing more to do.
 ENDS = (Return.ShipByMissed, Return.Received, Return.Withdrawn, Return.ReceiptOverdue)
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+# A shipment is subscribed within about a second of being posted: the carrier pushes only to
+# subscribers, and the first push may come soon (the poll is the slow fallback, not this).
+SUBSCRIBE_INTERVAL_SECONDS = 1.0
 
 
 class ReturnWatch:
@@ -100,7 +103,8 @@ def carrier_workers(
         return []
     workers = [_polling(app, carrier, poll_interval)]
     if callback_url is not None:
-        workers.append(_subscribing(app, carrier, callback_url, poll_interval))
+        interval = min(SUBSCRIBE_INTERVAL_SECONDS, poll_interval)
+        workers.append(_subscribing(app, carrier, callback_url, interval))
     return workers
 
 
