@@ -1,11 +1,12 @@
 """The `refunds` command line: local stack, staff tokens, platform API keys, AsyncAPI file,
-payout reconciliation, customer message templates, audits. One module per command group."""
+review's policy versions, payout reconciliation, customer message templates, audits. One
+module per command group."""
 
 from __future__ import annotations
 
 import argparse
 
-from refunds.cli import api_keys, asyncapi, audit, dev, notify, payouts, token
+from refunds.cli import api_keys, asyncapi, audit, dev, notify, payouts, policies, token
 from refunds.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from refunds.cli.dev import EXAMPLE_REFUND, banner, curl_example
 
@@ -34,6 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="refunds", description="Event-sourced refund workflow: developer commands."
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for group in (dev, token, api_keys, asyncapi, payouts, notify, audit):
+    for group in (dev, token, api_keys, asyncapi, policies, payouts, notify, audit):
         group.add(commands)
     return parser

@@ -6,12 +6,16 @@ import argparse
 import getpass
 import os
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
+
+from shared import staff_tokens as jwt
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+CLI_TOKEN_TTL_SECONDS = 300  # the staff token a command makes for itself
 
 
 def add_group(commands: Any, name: str, *, help: str, description: str, **extra: Any) -> Any:
@@ -24,6 +28,37 @@ def postgres_url(value: str) -> str:
     if not re.match(r"^postgres(ql)?://", value):
         raise argparse.ArgumentTypeError(f"expected postgresql://..., got {value!r}")
     return value
+
+
+def http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/]", value):
+        raise argparse.ArgumentTypeError(f"expected http(s)://host[:port], got {value!r}")
+    return value.rstrip("/")
+
+
+def staff_token(role: str, where: str) -> str | None:
+    """A 5-minute staff JWT with `role` for `cli:<login>`, signed with the configured secret
+    (the dev secret in dev); None, with the reason printed, when there is no secret."""
+    try:
+        secret = jwt.secret_from_env(os.environ)
+    except LookupError as error:
+        print(f"{where}: {error} (or pass --token)", file=sys.stderr)
+        return None
+    return jwt.encode(jwt.staff_claims(actor(), [role], CLI_TOKEN_TTL_SECONDS), secret)
+
+
+def problem_text(response: Any) -> str:
+    """An HTTP error as a line: the problem's status, title, detail and field errors."""
+    try:
+        problem = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    if not isinstance(problem, dict):
+        return f"HTTP {response.status_code}"
+    text = f"HTTP {response.status_code} {problem.get('title', '')}: {problem.get('detail', '')}"
+    for error in problem.get("errors") or []:
+        text += f"\n  {error.get('field')}: {error.get('message')}"
+    return text
 
 
 def actor() -> str:

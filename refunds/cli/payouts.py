@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from refunds.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, actor, add_group, aligned
+from refunds.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_group,
+    aligned,
+    http_url,
+    problem_text,
+    staff_token,
+)
 from shared import staff_tokens as jwt
 
 PAYOUT_URL = "http://127.0.0.1:8003"
-CLI_TOKEN_TTL_SECONDS = 300
 
 
 def add(commands: Any) -> None:
@@ -43,7 +49,7 @@ def add(commands: Any) -> None:
         "--day", required=True, type=_iso_day, metavar="YYYY-MM-DD", help="the settlement day"
     )
     reconcile.add_argument(
-        "--url", default=PAYOUT_URL, type=_http_url, help="payout's base URL (default %(default)s)"
+        "--url", default=PAYOUT_URL, type=http_url, help="payout's base URL (default %(default)s)"
     )
     reconcile.add_argument(
         "--token",
@@ -69,12 +75,6 @@ def _iso_day(value: str) -> date:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
-def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/]", value):
-        raise argparse.ArgumentTypeError(f"expected http(s)://host[:port], got {value!r}")
-    return value.rstrip("/")
-
-
 def run_payouts_reconcile(args: argparse.Namespace) -> int:
     import httpx  # only this subcommand talks HTTP
 
@@ -84,14 +84,9 @@ def run_payouts_reconcile(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as error:
         print(f"{where}: cannot read {args.file}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    token = args.token
+    token = args.token or staff_token("finance", where)
     if token is None:
-        try:
-            secret = jwt.secret_from_env(os.environ)
-        except LookupError as error:
-            print(f"{where}: {error} (or pass --token)", file=sys.stderr)
-            return EXIT_USAGE
-        token = jwt.encode(jwt.staff_claims(actor(), ["finance"], CLI_TOKEN_TTL_SECONDS), secret)
+        return EXIT_USAGE
     try:
         response = httpx.post(
             f"{args.url}/v1/reconciliations",
@@ -103,7 +98,7 @@ def run_payouts_reconcile(args: argparse.Namespace) -> int:
         print(f"{where}: cannot reach {args.url}: {error}", file=sys.stderr)
         return EXIT_USAGE
     if response.status_code not in (200, 201):
-        print(f"{where}: {_problem_text(response)}", file=sys.stderr)
+        print(f"{where}: {problem_text(response)}", file=sys.stderr)
         return EXIT_USAGE
     report = response.json()
     if args.json:
@@ -124,17 +119,3 @@ def findings_table(findings: list[dict[str, str]]) -> str:
     rows = [("KIND", "MERCHANT REFUND NO", "DETAIL")]
     rows += [(f["kind"], f["merchant_refund_no"], f["detail"]) for f in findings]
     return "\n".join(aligned(rows))
-
-
-def _problem_text(response: Any) -> str:
-    """An HTTP error as a line: the problem's status, title, detail and field errors."""
-    try:
-        problem = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-    if not isinstance(problem, dict):
-        return f"HTTP {response.status_code}"
-    text = f"HTTP {response.status_code} {problem.get('title', '')}: {problem.get('detail', '')}"
-    for error in problem.get("errors") or []:
-        text += f"\n  {error.get('field')}: {error.get('message')}"
-    return text
