@@ -112,6 +112,19 @@ def test_a_no_reason_return_is_paid_once_after_the_warehouse_receives_it(
     assert shown.status_code == 200, shown.text
     assert shown.json()["state"] == "paid", shown.json()
 
+    # The cross-service timeline tells every step of the return, each with its actor.
+    story = platform.intake.get(f"/v1/refunds/{refund_id}/events")
+    assert story.status_code == 200, story.text
+    assert story.json()["incomplete"] == []
+    actors = {(e["source"], e["type"]): e["actor"] for e in story.json()["data"]}
+    assert actors[("review", "ReturnCase.Requested")].startswith("system:")
+    assert actors[("review", "ReturnCase.Shipped")] == "tenant:dev-platform"
+    assert actors[("review", "ReturnCase.Delivered")] == "carrier:kuaidi100"
+    assert actors[("review", "ReturnCase.Received")] == "staff:wu"
+    assert any(source == "payout" for source, _ in actors), sorted(actors)
+    types = [e["type"] for e in story.json()["data"] if e["source"] == "review"]
+    assert types.index("ReturnCase.Requested") < types.index("ReturnCase.Received")
+
     # The customer heard about each step once, on each channel.
     expected = {"received", "return_requested", "return_delivered", "return_received", "paid"}
     deadline = time.monotonic() + 30
