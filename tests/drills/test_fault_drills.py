@@ -270,7 +270,7 @@ def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
         return f"; carrier pushes {pushes}"
 
     drills.drill("gateway and carrier faults", fault, record_property, pushed)
-    assert pushes.get("dropped", 0) == 3, f"the carrier dropped no push of a return: {pushes}"
+    assert pushes.get("dropped", 0) >= 1, f"the carrier dropped no push of a return: {pushes}"
 
 
 def test_a_storm_of_duplicated_and_reordered_kafka_messages(
