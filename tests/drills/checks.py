@@ -17,7 +17,17 @@ import httpx
 
 from sandbox.mailsink import read_mailbox
 from services.notify.messages.steps import occurrence_key
-from tests.drills.workload import AUDITOR, CHANNELS, ENDS, PLATFORM, STEPS, Refund, Workload
+from tests.drills.returns import RETURN_KINDS
+from tests.drills.workload import (
+    AUDITOR,
+    CHANNELS,
+    ENDS,
+    PAID,
+    PLATFORM,
+    STEPS,
+    Refund,
+    Workload,
+)
 from tests.e2e.support import webhook_deliveries
 from tests.support.receiver import Receiver
 
@@ -39,6 +49,7 @@ class Counts:
     texts_received: int = 0
     webhooks: Counter[str] = field(default_factory=Counter)  # delivery state → deliveries
     webhook_posts: int = 0
+    webhook_types: Counter[str] = field(default_factory=Counter)  # event type → deliveries
     ledgers: dict[str, int] = field(default_factory=dict)  # service → events sealed, verified
 
     def line(self) -> str:
@@ -49,7 +60,8 @@ class Counts:
             f"requests that found a service down {self.transport_errors}; "
             f"messages {dict(self.messages)}; e-mails received {self.emails_received}; "
             f"texts received {self.texts_received}; webhooks {dict(self.webhooks)} "
-            f"({self.webhook_posts} POSTs); sealed and verified {self.ledgers}"
+            f"({self.webhook_posts} POSTs) by type {dict(self.webhook_types)}; "
+            f"sealed and verified {self.ledgers}"
         )
 
 
@@ -91,8 +103,9 @@ def check_ends(workload: Workload, found: dict[str, dict[str, Any]], counts: Cou
 
 
 def check_payments(workload: Workload, found: dict[str, dict[str, Any]], counts: Counts) -> None:
-    """The gateway moved money once per paid refund, for its amount, and never for the others;
-    no order got back more than it paid."""
+    """The gateway moved money once per paid refund, for the amount the refund shows paid
+    (less a return's deductions), and never for the others; no order got back more than it
+    paid."""
     ledger = httpx.get(workload.urls.gateway + "/ledger", timeout=30).json()["entries"]
     by_payout: Counter[str] = Counter(e["merchant_refund_no"].split("-")[0] for e in ledger)
     twice = [payout for payout, n in by_payout.items() if n > 1]
@@ -109,7 +122,9 @@ def check_payments(workload: Workload, found: dict[str, dict[str, Any]], counts:
     per_order: Counter[str] = Counter()
     for entry in ledger:
         refund = workload.refunds[paid[entry["merchant_refund_no"].split("-")[0]]]
-        assert entry["amount"] == refund.amount and entry["currency"] == "CNY", entry
+        shown = found[refund.id]["payout"]["amount"]
+        assert shown == {"amount": PAID[refund.kind], "currency": "CNY"}, (refund, shown)
+        assert entry["amount"] == shown["amount"] and entry["currency"] == "CNY", entry
         per_order[refund.order_id] += entry["amount"]
     paid_for = {r.order_id: r.amount for r in workload.refunds.values()}  # one order each
     over = {o: n for o, n in per_order.items() if n > paid_for[o]}
@@ -132,9 +147,14 @@ def check_messages(workload: Workload, data_dir: Path, counts: Counts, *, uncert
         if waiting:
             time.sleep(1)
     # Once more for every refund: a later drill must not have added a message to an old one.
-    log = [
-        e for entries in _notify_logs(workload, list(workload.refunds)).values() for e in entries
-    ]
+    logs = _notify_logs(workload, list(workload.refunds))
+    told_else = {
+        r.id: (r.kind, sorted(extra))
+        for r in workload.refunds.values()
+        if (extra := _unexpected(r, logs[r.id]))
+    }
+    assert not told_else, f"steps their kind never takes: {list(told_else.items())[:3]}"
+    log = [e for entries in logs.values() for e in entries]
     keys = Counter((e["refund_id"], _key(e), e["channel"]) for e in log)
     assert all(n == 1 for n in keys.values()), f"twice in the log: {keys.most_common(2)}"
     counts.messages = Counter(f"{e['channel']}:{e['status']}" for e in log)
@@ -193,12 +213,21 @@ def _settled(refund: Refund, log: list[dict[str, Any]]) -> bool:
     return not _missing(refund, log) and all(e["status"] != "pending" for e in log)
 
 
+def _unexpected(refund: Refund, log: list[dict[str, Any]]) -> set[str]:
+    """Steps the customer was told of that their kind does not go through (a payout the
+    provider closed is a `payout_failed` of any kind, retried by finance)."""
+    return {
+        _key(e) for e in log if _key(e) not in STEPS[refund.kind] and e["step"] != "payout_failed"
+    }
+
+
 def check_webhooks(
     workload: Workload, endpoint: str, receiver: Receiver, counts: Counts, *, uncertain: int
 ) -> None:
-    """One delivery per decision and payment, and the receiver got each webhook-id once."""
-    paid = sum(1 for r in workload.refunds.values() if ENDS[r.kind] == "paid")
-    wanted = 2 * paid + (len(workload.refunds) - paid)  # approved + paid, or rejected
+    """One delivery per decision, payment and return received, and the receiver got each
+    webhook-id once."""
+    wanted_types = {r.id: _webhook_types(r) for r in workload.refunds.values()}
+    wanted = sum(len(types) for types in wanted_types.values())
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         deliveries = webhook_deliveries(workload.urls.notify, endpoint)
@@ -209,12 +238,29 @@ def check_webhooks(
         time.sleep(1)
     counts.webhooks = Counter(d["state"] for d in deliveries)
     assert len(deliveries) == wanted == counts.webhooks["delivered"] + counts.webhooks["uncertain"]
+    per_event = Counter((d["refund_id"], d["event_type"]) for d in deliveries)
+    assert all(n == 1 for n in per_event.values()), f"delivered twice: {per_event.most_common(2)}"
+    wrong = {
+        refund_id: sorted(types)
+        for refund_id, types in wanted_types.items()
+        if {t for r, t in per_event if r == refund_id} != types
+    }
+    assert not wrong, f"{len(wrong)} refund(s) without their webhooks: {list(wrong.items())[:3]}"
+    counts.webhook_types = Counter(d["event_type"] for d in deliveries)
     assert counts.webhooks["uncertain"] <= uncertain
     posted = Counter(request.headers["webhook-id"] for request in receiver.requests)
     assert all(n == 1 for n in posted.values()), f"POSTed twice: {posted.most_common(2)}"
     delivered = {d["id"] for d in deliveries if d["state"] == "delivered"}
     assert delivered <= set(posted) <= {d["id"] for d in deliveries}
     counts.webhook_posts = len(posted)
+
+
+def _webhook_types(refund: Refund) -> set[str]:
+    """The subscribed events a refund of this kind publishes, once each."""
+    if ENDS[refund.kind] == "rejected":
+        return {"review.rejected.v1"}
+    paid = {"review.approved.v1", "payout.succeeded.v1"}
+    return paid | {"return.received.v1"} if refund.kind in RETURN_KINDS else paid
 
 
 def check_ledgers(database_url: str, schema_prefix: str, counts: Counts) -> None:

@@ -3,12 +3,15 @@
 One stack serves the module, each service as two processes: its HTTP API (with its other
 loops) and its relay and consumer, so that either can be killed alone. Each drill offers
 `DRILL_REFUNDS` more refunds (auto-approved, rejected by rule, manual with two approvals,
-evidence requested, over-refund attempts; some payouts closed by the provider and retried
-by finance) while its fault strikes, waits until every refund is final, then checks
-everything so far against the outside world's records: every refund ended as it should;
-the gateway moved money exactly once per paid refund and never for the others; no order
-got back more than it paid; the mail server, the SMS provider and a webhook receiver got
-each message once; the four audit ledgers verify. Each drill prints its counts (`pytest -s`
+evidence requested, over-refund attempts, returns whose goods come back through the sandbox
+carrier before the money goes out, one kind less a restocking fee; some payouts closed by the
+provider and retried by finance) while its fault strikes, waits until every refund is final,
+then checks everything so far against the outside world's records: every refund ended as it
+should; the gateway moved money exactly once per paid refund, for what the refund shows paid,
+and never for the others; no order got back more than it paid; the mail server, the SMS
+provider and a webhook receiver got each message once (a return's received step too); the
+four audit ledgers verify. The gateway drill also has the carrier duplicate, reorder and drop
+its tracking pushes. Each drill prints its counts (`pytest -s`
 shows them).
 
 Marked `drill`: `make test` (and so CI) runs them; `make test-quick` leaves them out.
@@ -36,8 +39,9 @@ from tests.drills.checks import (
     check_webhooks,
     views,
 )
+from tests.drills.returns import carrier_pushes, publish_drill_policy
 from tests.drills.storm import run_storm
-from tests.drills.workload import Urls, Workload
+from tests.drills.workload import Urls, Workload, staff
 from tests.e2e.support import register_webhook
 from tests.support.postgres import drop_schemas
 from tests.support.receiver import Receiver
@@ -54,7 +58,12 @@ CLOSED_PER_DRILL = max(1, DRILL_REFUNDS // 40)
 # `uncertain` (never sent twice); a kill of notify may leave up to this many.
 UNCERTAIN_PER_NOTIFY_KILL = 8
 Record = Callable[[str, object], None]  # pytest's record_property
-DECISIONS = ["review.approved.v1", "review.rejected.v1", "payout.succeeded.v1"]
+DECISIONS = [
+    "review.approved.v1",
+    "review.rejected.v1",
+    "payout.succeeded.v1",
+    "return.received.v1",
+]
 
 
 class Drills:
@@ -65,7 +74,10 @@ class Drills:
         self.stack = stack
         self.database_url = database_url
         self.schema_prefix = schema_prefix
-        self.workload = Workload(Urls(*(stack.url(name) for name in (*SERVICES, "gateway", "sms"))))
+        names = (*SERVICES, "gateway", "sms", "carrier")
+        self.workload = Workload(Urls(*(stack.url(name) for name in names)))
+        # Returns on (the example policy without the seller-fault rule) before any refund.
+        publish_drill_policy(stack.url("review"), staff("root", "admin"))
         self.receiver = Receiver().start()
         self.endpoint = register_webhook(stack.url("notify"), self.receiver.url, DECISIONS)
         self.uncertain = 0
@@ -73,6 +85,9 @@ class Drills:
 
     def gateway(self, **switches: object) -> None:
         httpx.post(self.stack.url("gateway") + "/control", json=switches).raise_for_status()
+
+    def carrier(self, **switches: object) -> None:
+        httpx.post(self.stack.url("carrier") + "/sandbox/control", json=switches).raise_for_status()
 
     def drill(
         self,
@@ -88,6 +103,7 @@ class Drills:
         self.workload.run(DRILL_REFUNDS, RATE, fault, FINISH_SECONDS)
         final = time.monotonic()
         self.gateway(reset=True)
+        self.carrier(reset=True)
         counts = Counts()
         took: dict[str, float] = {}
 
@@ -134,6 +150,8 @@ def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "REFUNDS_PAYOUT_RETRY_BASE_S": "0.1",
         "REFUNDS_PAYOUT_RETRY_MAX_S": "1",
         "REFUNDS_PAYOUT_MAX_ATTEMPTS": "30",  # 30 % failures: each call retried to success
+        # A dropped carrier push is made good by review's poll of returns on their way.
+        "REFUNDS_CARRIER_POLL_INTERVAL_S": "2",
         # Eight processes share PostgreSQL's 100 connections with the rest of the suite.
         "REFUNDS_DATABASE_POOL_SIZE": "1",
         "REFUNDS_DATABASE_MAX_OVERFLOW": "2",
@@ -228,7 +246,12 @@ def _terminate_backends(database_url: str, prefix: str) -> int:
 def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
     drills: Drills, record_property: Record
 ) -> None:
+    before = carrier_pushes(drills.stack.url("carrier"))
+
     def fault() -> None:
+        # The carrier's pushes of returns come twice, with an older trail after the newer,
+        # or never (review's poll finds the delivery then).
+        drills.carrier(duplicate_push_next=4, stale_push_next=4, drop_push_next=3)
         drills.gateway(
             fail_ratio=0.3,  # answered 503, nothing moved
             timeout_after_commit_ratio=0.05,  # the money moved, the answer came too late
@@ -239,7 +262,15 @@ def test_gateway_failing_timing_out_after_moving_money_and_losing_callbacks(
             seed=3,
         )
 
-    drills.drill("gateway faults", fault, record_property)
+    pushes: dict[str, int] = {}
+
+    def pushed() -> str:
+        after = carrier_pushes(drills.stack.url("carrier"))
+        pushes.update({k: n - before.get(k, 0) for k, n in after.items()})
+        return f"; carrier pushes {pushes}"
+
+    drills.drill("gateway and carrier faults", fault, record_property, pushed)
+    assert pushes.get("dropped", 0) >= 1, f"the carrier dropped no push of a return: {pushes}"
 
 
 def test_a_storm_of_duplicated_and_reordered_kafka_messages(

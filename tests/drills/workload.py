@@ -1,6 +1,6 @@
 """A steady, mixed refund load for the fault drills, and the people who finish each refund.
 
-Five kinds of refund, each ending in a known state:
+Seven kinds of refund, each ending in a known state:
 
 - `auto`: 129.00 CNY, damaged, with a photo: approved by rule, then paid.
 - `reject`: changed_mind ten days after delivery: rejected by the 7-day window rule.
@@ -8,6 +8,11 @@ Five kinds of refund, each ending in a known state:
 - `evidence`: 800.00 CNY: a reviewer asks for a photo, the customer sends it, one approves.
 - `over`: an `auto` refund followed by a second request for the whole order again: intake
   refuses the second (422), and the first is paid.
+- `return`: 129.00 CNY, changed_mind inside the 7-day window: approved by rule, but the
+  goods come back first (awaiting_return → shipped → delivered by the sandbox carrier →
+  received by the warehouse), then paid in full.
+- `return_deduct`: 399.00 CNY of electronics returned the same way: paid less the example
+  policy's restocking fee (deduction.restocking_electronics, 10 %): 359.10 CNY.
 
 Any payout that fails (the drills make the gateway close some) is retried by finance,
 so every approved refund ends `paid`. Staff act over HTTP with the dev JWTs, customers
@@ -31,13 +36,41 @@ import httpx
 from bench.loadgen import schedule_kinds
 from shared.auth import DEV_API_KEY
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
+from tests.drills.returns import RETURN_KINDS, return_body, take_return_step
 from tests.support.factories import order, refund_body
 
-KINDS = ("auto", "reject", "manual", "evidence", "over")
-MIX = {"auto": 10, "reject": 3, "manual": 2, "evidence": 2, "over": 1}
-ENDS = {"auto": "paid", "reject": "rejected", "manual": "paid", "evidence": "paid", "over": "paid"}
+KINDS = ("auto", "reject", "manual", "evidence", "over", "return", "return_deduct")
+MIX = {
+    "auto": 10,
+    "reject": 3,
+    "manual": 2,
+    "evidence": 2,
+    "over": 1,
+    "return": 3,
+    "return_deduct": 1,
+}
+ENDS = {
+    "auto": "paid",
+    "reject": "rejected",
+    "manual": "paid",
+    "evidence": "paid",
+    "over": "paid",
+    "return": "paid",
+    "return_deduct": "paid",
+}
 FINAL = frozenset({"paid", "rejected", "withdrawn", "closed"})
-AMOUNTS = {"auto": 12900, "reject": 12900, "manual": 250000, "evidence": 80000, "over": 12900}
+AMOUNTS = {
+    "auto": 12900,
+    "reject": 12900,
+    "manual": 250000,
+    "evidence": 80000,
+    "over": 12900,
+    "return": 12900,
+    "return_deduct": 39900,
+}
+# What the gateway must pay: the amount asked, less what an inspection deducts (10 % of
+# 399.00 for electronics returned without a reason).
+PAID = {**AMOUNTS, "return_deduct": 35910}
 # The steps each kind's customer must hear about, on every channel.
 # The messages each kind's customer gets, by occurrence key: a manual case is in review,
 # and in review again (`in_review#2`) once the evidence asked for arrives.
@@ -47,6 +80,24 @@ STEPS = {
     "manual": {"received", "in_review", "approved", "paid"},
     "evidence": {"received", "in_review", "evidence_requested", "in_review#2", "approved", "paid"},
     "over": {"received", "approved", "paid"},
+    # A return: review's decision asks for the goods (return_requested); review.approved.v1
+    # follows the warehouse's receipt, so `approved` comes after return_received.
+    "return": {
+        "received",
+        "return_requested",
+        "return_delivered",
+        "return_received",
+        "approved",
+        "paid",
+    },
+    "return_deduct": {
+        "received",
+        "return_requested",
+        "return_delivered",
+        "return_received",
+        "approved",
+        "paid",
+    },
 }
 CHANNELS = ("email", "sms", "in_app")
 
@@ -79,6 +130,11 @@ class Refund:
     evidence_sent: bool = False
     retries: int = 0
     last_retry: float = 0.0
+    # A return's steps taken (tests/drills/returns.py): each is sent until answered.
+    tracking_number: str | None = None
+    shipped: bool = False
+    delivered: bool = False
+    received: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,10 +145,15 @@ class Urls:
     notify: str
     gateway: str
     sms: str
+    carrier: str
 
 
 def body_of(kind: str) -> dict[str, Any]:
     amount = AMOUNTS[kind]
+    if kind in RETURN_KINDS:
+        body = return_body(kind, amount)
+        body["metadata"] = {"drill": kind}
+        return body
     customer = f"C-drill-{uuid.uuid4().hex[:10]}"  # no history: no risk points for repeats
     if kind == "reject":
         body = refund_body(amount, reason="changed_mind")
@@ -207,6 +268,8 @@ class Workload:
                 refund.evidence_sent = True
         elif refund.status == "payout_failed" and time.monotonic() - refund.last_retry > 3:
             self._retry_payout(refund, view.json()["payout"]["payout_id"])
+        elif refund.kind in RETURN_KINDS:
+            take_return_step(self, refund)
 
     def _review(self, refund: Refund) -> None:
         case_url = f"{self.urls.review}/v1/cases/{refund.id}"
