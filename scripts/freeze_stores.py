@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from frozen_mix import AUDITOR, DEV, ZHAO, Mix, bearer, until  # noqa: E402
 from frozen_mix import ROOT as ADMIN  # noqa: E402
+from frozen_returns import Returns  # noqa: E402
 from frozen_samples import from_models, pick_samples, read_topics, write_samples  # noqa: E402
 
 from refunds.devstack import Ports  # noqa: E402
@@ -327,7 +328,7 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
     try:
         stack.wait_up()
         log(f"refunds dev is up on base port {stack.base} (data in {data_dir})")
-        names = ("intake", "review", "payout", "notify", "gateway", "sms")
+        names = ("intake", "review", "payout", "notify", "gateway", "sms", "carrier")
         mix = Mix({name: stack.url(name) for name in names}, release)
         keys = issue_keys(data_dir)
         acme = keys["active"]["key"]
@@ -339,6 +340,8 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
         endpoints = register_webhooks(mix, live, gone)
         log("keys, policy and webhook endpoints in place; the refunds ...")
         mix.run(acme)
+        returns = Returns(mix)
+        returns.run()
         after_the_refunds(mix, endpoints["every_event"]["id"], endpoints["gone"]["id"])
         log(f"{len(mix.refunds)} refunds done; waiting until the stack is quiet ...")
         wait_quiet(mix, endpoints["every_event"]["id"])
@@ -365,6 +368,7 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
             "dev_api_key": DEV_API_KEY,
             "api_keys": keys,
             "policy_version": policy,
+            "return_policy_version": returns.policy_version,
             "webhook_endpoints": endpoints,
             "refunds": mix.refunds,
             "in_flight": mix.in_flight,
