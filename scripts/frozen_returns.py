@@ -50,14 +50,15 @@ class Returns:
     # -- a return's steps ------------------------------------------------------------------------
 
     def requested(
-        self, kind: str, amount: int, *, category: str = "apparel", **body: Any
+        self, kind: str, amount: int, *, category: str = "apparel", outcome: str = "full_refund"
     ) -> tuple[str, dict[str, Any]]:
-        """A no-reason refund (unless `body` says otherwise) of a one-line order."""
+        """A no-reason refund (or exchange) of a one-line order."""
         mix = self.mix
         customer = f"C-{mix.tag}-{kind}"
         item = line("ITEM", amount, f"{category} item") | {"category": category}
         the_order = order(f"ORD-{mix.tag}-{kind}", customer, [item])
-        request = refund_body(the_order, ["ITEM"], **({"reason": "changed_mind"} | body))
+        request = refund_body(the_order, ["ITEM"], reason="changed_mind")
+        request["desired_outcome"] = outcome
         return mix.request(kind, request), request
 
     def shipped_and_delivered(self, refund_id: str) -> None:
@@ -126,7 +127,7 @@ class Returns:
         cheaper replacement; once the goods are back as expected the replacement is ready
         and the difference paid. (The staff API takes only positive amounts, so an exchange
         at the same price cannot be approved over HTTP.)"""
-        refund_id, _ = self.requested("exchanged", 19900, desired_outcome="exchange")
+        refund_id, _ = self.requested("exchanged", 19900, outcome="exchange")
         self.mix.wait(refund_id, "in_review")
         approval = {"amount": {"amount": 2000, "currency": "CNY"}, "note": "the M is ¥20 less"}
         self.mix.post("review", f"/v1/cases/{refund_id}/approve", approval, ANN)

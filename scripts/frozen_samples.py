@@ -106,12 +106,15 @@ def pick_samples(raw: list[bytes], mix: Mix) -> dict[str, bytes]:
     return {kind: value for kind, (_, value) in chosen.items()}
 
 
-def _envelope(payload: IntegrationEvent, source: str, position: int) -> bytes:
-    """A CloudEvent as the relay would publish it, at a position no captured event has."""
-    now = datetime.now(UTC).replace(microsecond=0)
+def _envelope(
+    payload: IntegrationEvent, source: str, position: int, at: datetime | None = None
+) -> bytes:
+    """A CloudEvent as the relay would publish it (at `at`, else now), at a position no
+    captured event has."""
+    at = at or datetime.now(UTC).replace(microsecond=0)
     event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"frozen/{payload.refund_id}/{payload.TYPE}"))
     event = envelope(
-        payload, source=source, event_id=event_id, position=position, time=now, causation_id=None
+        payload, source=source, event_id=event_id, position=position, time=at, causation_id=None
     )
     return event.to_bytes()
 
@@ -183,8 +186,8 @@ def _return_deadlines(mix: Mix) -> dict[str, bytes]:
         missed_at=ship_by,
     )
     return {
-        reminder.TYPE: _envelope(reminder, "review", 900_004),
-        missed.TYPE: _envelope(missed, "review", 900_005),
+        reminder.TYPE: _envelope(reminder, "review", 900_004, reminder.reminded_at),
+        missed.TYPE: _envelope(missed, "review", 900_005, missed.missed_at),
     }
 
 
