@@ -3,7 +3,8 @@
     .venv/bin/python scripts/freeze_stores.py --release 0.1.0
 
 Starts the whole stack as users do (`refunds dev`, SQLite, on free ports), drives a realistic
-mix of refunds over the public HTTP APIs (scripts/frozen_mix.py), issues and revokes platform
+mix of refunds over the public HTTP APIs (scripts/frozen_mix.py; from 0.3.0 then returns under
+the example returns policy, scripts/frozen_returns.py), issues and revokes platform
 API keys with `refunds api-keys`, registers webhook endpoints, waits until the stack is quiet,
 stops it with SIGINT and copies each service's store, the keystore and the gateway's ledger
 into tests/fixtures/stores/<release>/ with a MANIFEST.json saying what each refund is.
