@@ -3,7 +3,8 @@
     .venv/bin/python scripts/freeze_stores.py --release 0.1.0
 
 Starts the whole stack as users do (`refunds dev`, SQLite, on free ports), drives a realistic
-mix of refunds over the public HTTP APIs (scripts/frozen_mix.py), issues and revokes platform
+mix of refunds over the public HTTP APIs (scripts/frozen_mix.py; from 0.3.0 then returns under
+the example returns policy, scripts/frozen_returns.py), issues and revokes platform
 API keys with `refunds api-keys`, registers webhook endpoints, waits until the stack is quiet,
 stops it with SIGINT and copies each service's store, the keystore and the gateway's ledger
 into tests/fixtures/stores/<release>/ with a MANIFEST.json saying what each refund is.
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from frozen_mix import AUDITOR, DEV, ZHAO, Mix, bearer, until  # noqa: E402
 from frozen_mix import ROOT as ADMIN  # noqa: E402
+from frozen_returns import Returns  # noqa: E402
 from frozen_samples import from_models, pick_samples, read_topics, write_samples  # noqa: E402
 
 from refunds.devstack import Ports  # noqa: E402
@@ -327,7 +329,7 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
     try:
         stack.wait_up()
         log(f"refunds dev is up on base port {stack.base} (data in {data_dir})")
-        names = ("intake", "review", "payout", "notify", "gateway", "sms")
+        names = ("intake", "review", "payout", "notify", "gateway", "sms", "carrier")
         mix = Mix({name: stack.url(name) for name in names}, release)
         keys = issue_keys(data_dir)
         acme = keys["active"]["key"]
@@ -339,6 +341,8 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
         endpoints = register_webhooks(mix, live, gone)
         log("keys, policy and webhook endpoints in place; the refunds ...")
         mix.run(acme)
+        returns = Returns(mix)
+        returns.run()
         after_the_refunds(mix, endpoints["every_event"]["id"], endpoints["gone"]["id"])
         log(f"{len(mix.refunds)} refunds done; waiting until the stack is quiet ...")
         wait_quiet(mix, endpoints["every_event"]["id"])
@@ -365,6 +369,7 @@ def freeze(release: str, out: Path, events: Path, keep: bool) -> None:
             "dev_api_key": DEV_API_KEY,
             "api_keys": keys,
             "policy_version": policy,
+            "return_policy_version": returns.policy_version,
             "webhook_endpoints": endpoints,
             "refunds": mix.refunds,
             "in_flight": mix.in_flight,

@@ -24,6 +24,8 @@ from shared.contracts import (
     ApiKeyRevokedV1,
     CloudEvent,
     IntegrationEvent,
+    ReturnDeadlineMissedV1,
+    ReturnShipByApproachingV1,
     ReviewSlaBreachedV1,
     envelope,
 )
@@ -52,6 +54,11 @@ SAMPLE_KIND = {
     "payout.failed.v1": "payout_retried",
     "notification.sent.v1": "paid",
     "notification.failed.v1": "rejected",
+    "refund.return_requested.v1": "returned",
+    "return.shipped.v1": "returned",
+    "return.delivered.v1": "returned",
+    "return.received.v1": "returned_restocking_fee",  # a deduction, its rule and explanation
+    "refund.exchange_ready.v1": "exchanged",
 }
 
 
@@ -99,19 +106,23 @@ def pick_samples(raw: list[bytes], mix: Mix) -> dict[str, bytes]:
     return {kind: value for kind, (_, value) in chosen.items()}
 
 
-def _envelope(payload: IntegrationEvent, source: str, position: int) -> bytes:
-    """A CloudEvent as the relay would publish it, at a position no captured event has."""
-    now = datetime.now(UTC).replace(microsecond=0)
+def _envelope(
+    payload: IntegrationEvent, source: str, position: int, at: datetime | None = None
+) -> bytes:
+    """A CloudEvent as the relay would publish it (at `at`, else now), at a position no
+    captured event has."""
+    at = at or datetime.now(UTC).replace(microsecond=0)
     event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"frozen/{payload.refund_id}/{payload.TYPE}"))
     event = envelope(
-        payload, source=source, event_id=event_id, position=position, time=now, causation_id=None
+        payload, source=source, event_id=event_id, position=position, time=at, causation_id=None
     )
     return event.to_bytes()
 
 
 def from_models(mix: Mix, keys: dict[str, dict[str, str]]) -> dict[str, bytes]:
     """Samples of the types the mix does not publish: review.sla_breached.v1 needs a business
-    day to pass; this release's intake stores API keys but publishes no api_key.* event."""
+    day to pass, a return's reminder and missed deadline days; release 0.1.0's intake stored
+    API keys but published no api_key.* event."""
     refund_id = mix.in_flight[0]
     refund = mix.refunds[refund_id]
     now = datetime.now(UTC).replace(microsecond=0)
@@ -144,6 +155,39 @@ def from_models(mix: Mix, keys: dict[str, dict[str, str]]) -> dict[str, bytes]:
         breach.TYPE: _envelope(breach, "review", 900_001),
         key_issued.TYPE: _envelope(key_issued, "intake", 900_002),
         key_revoked.TYPE: _envelope(key_revoked, "intake", 900_003),
+        **_return_deadlines(mix),
+    }
+
+
+def _return_deadlines(mix: Mix) -> dict[str, bytes]:
+    """The return clock's events need calendar days to pass (ship-by is days after approval):
+    written about the return the mix left awaiting shipment, as review would publish them
+    when its ship-by date comes without a shipment (reminded two days before, then closed)."""
+    waiting = [i for i in mix.in_flight if mix.refunds[i]["kind"] == "awaiting_return"]
+    if not waiting:  # a release before returns
+        return {}
+    refund = mix.refunds[waiting[0]]
+    ship_by = datetime.fromisoformat(refund["ship_by"])
+    route = {
+        "refund_id": waiting[0],
+        "tenant": refund["tenant"],
+        "order_id": refund["order_id"],
+        "rma": refund["rma"],
+    }
+    reminder = ReturnShipByApproachingV1(
+        **route, ship_by=ship_by, reminded_at=ship_by - timedelta(days=2)
+    )
+    missed = ReturnDeadlineMissedV1(
+        **route,
+        deadline="ship_by",
+        due=ship_by,
+        consequence="closed",
+        rule="return.ship_by_missed",
+        missed_at=ship_by,
+    )
+    return {
+        reminder.TYPE: _envelope(reminder, "review", 900_004, reminder.reminded_at),
+        missed.TYPE: _envelope(missed, "review", 900_005, missed.missed_at),
     }
 
 

@@ -9,7 +9,9 @@ is. For every such folder, on a copy:
 (b) `refunds audit rebuild` replays every read model from the log and finds it equal to the
     frozen one; (c) `refunds audit verify` finds the four ledgers intact;
 (d) `refunds dev` starts on the copy and goes on: refunds read as they were, the refunds left
-    in flight are decided by people over the staff API and paid exactly once at the gateway,
+    in flight are decided by people over the staff API (a return's goods sent back and
+    received; one whose ship-by date passed since the freeze is closed by review's clock
+    instead) and paid exactly once at the gateway,
     the platform key issued by `refunds api-keys create` still works and the revoked one does
     not, and the webhook endpoint signs with its frozen secret. The ledgers still verify.
 
@@ -32,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +194,7 @@ class RunningStack:
             raise AssertionError("refunds dev did not come up:\n" + "".join(self.output[-40:]))
         self.http = {
             name: httpx.Client(base_url=f"http://127.0.0.1:{self.ports.of(name)}", timeout=20)
-            for name in ("intake", "review", "payout", "notify", "gateway")
+            for name in ("intake", "review", "payout", "notify", "gateway", "carrier")
         }
 
     def _read(self) -> None:
@@ -239,11 +242,11 @@ def _view(stack: RunningStack, refund_id: str, key: str) -> dict[str, Any]:
 
 def _carry_on(stack: RunningStack, frozen: Frozen, refund_id: str) -> dict[str, Any]:
     """Do what the refund waits for — the evidence asked for, approvals by people who have not
-    acted on it — until it is paid."""
+    acted on it, the goods sent back and received — until it is paid."""
     refund = frozen.manifest["refunds"][refund_id]
     key = frozen.key_of(refund)
     tried: set[str] = set()
-    evidence_sent = False
+    evidence_sent = returned = False
     deadline = time.monotonic() + 180
     while (view := _view(stack, refund_id, key))["status"] != "paid":
         assert time.monotonic() < deadline, f"{refund_id} ({refund['kind']}) stuck: {view}"
@@ -254,8 +257,39 @@ def _carry_on(stack: RunningStack, frozen: Frozen, refund_id: str) -> dict[str, 
             evidence_sent = True
         elif view["status"] == "in_review":
             _approve_once(stack, refund_id, refund, tried)
+        elif view["status"] == "awaiting_return" and not returned:
+            _send_back_and_receive(stack, refund_id, key, view["return"]["items"])
+            returned = True
         time.sleep(0.3)
     return view
+
+
+def _send_back_and_receive(
+    stack: RunningStack, refund_id: str, key: str, items: list[dict[str, Any]]
+) -> None:
+    """The platform posts a parcel of the sandbox carrier, which review subscribes; the
+    carrier delivers it and the warehouse finds everything as expected."""
+    carrier = stack.http["carrier"]
+    made = carrier.post("/sandbox/shipments", json={"company": "shunfeng"})
+    assert made.status_code in (200, 201), made.text
+    number = made.json()["number"]
+    shipment = {"carrier": "shunfeng", "tracking_number": number}
+    url = f"/v1/refunds/{refund_id}/return-shipment"
+    posted = stack.post("intake", url, shipment, _bearer(key))
+    assert posted.status_code in (200, 201), posted.text
+    parcel = f"/sandbox/shipments/shunfeng/{number}"
+    _until(lambda: carrier.get(parcel).json()["subscribed"], f"review to subscribe {number}")
+    moved = carrier.post(f"{parcel}/advance", json={"to": "delivered"})
+    assert moved.status_code == 200, moved.text
+    _until(lambda: _view(stack, refund_id, key)["status"] == "return_delivered", "the delivery")
+    receipt = {
+        "items": [
+            {"sku": i["sku"], "quantity": i["quantity"], "condition": "as_expected"} for i in items
+        ]
+    }
+    warehouse = _staff("upgrade.warehouse", "warehouse")
+    answer = stack.post("review", f"/v1/returns/{refund_id}/receipt", receipt, warehouse)
+    assert answer.status_code in (200, 201), answer.text
 
 
 def _approve_once(
@@ -277,6 +311,16 @@ def test_the_stack_goes_on_from_the_frozen_stores(frozen: Frozen, stack: Running
     manifest = frozen.manifest
     in_flight = list(manifest["in_flight"])
     assert in_flight, "the frozen store has no refund in flight"
+    # A return left awaiting shipment whose ship-by date has passed since the freeze is
+    # closed by review's clock once the stack runs (nothing paid); the rest are carried on.
+    now = datetime.now(UTC)
+    unshipped = {
+        refund_id
+        for refund_id in in_flight
+        if (ship_by := manifest["refunds"][refund_id].get("ship_by"))
+        and datetime.fromisoformat(ship_by) <= now
+    }
+    to_pay = [refund_id for refund_id in in_flight if refund_id not in unshipped]
 
     # Every refund reads as it was left; an erased customer's data stays erased.
     erased = {(c["tenant"], c["customer_id"]) for c in manifest["erased_customers"]}
@@ -307,13 +351,19 @@ def test_the_stack_goes_on_from_the_frozen_stores(frozen: Frozen, stack: Running
         assert moved.status_code == 200, moved.text
 
         # The refunds left in flight are decided by people and paid.
-        paid = {refund_id: _carry_on(stack, frozen, refund_id) for refund_id in in_flight}
+        paid = {refund_id: _carry_on(stack, frozen, refund_id) for refund_id in to_pay}
+        for refund_id in unshipped:
+            key = frozen.key_of(manifest["refunds"][refund_id])
+            _until(
+                lambda r=refund_id, k=key: _view(stack, r, k)["status"] == "return_not_shipped",
+                f"the unshipped return {refund_id} to close",
+            )
 
         # Paid exactly once each at the gateway; nothing frozen was paid again.
         ledger = stack.http["gateway"].get("/ledger").json()["entries"]
         numbers = Counter(entry["merchant_refund_no"] for entry in ledger)
         assert all(count == 1 for count in numbers.values()), numbers.most_common(3)
-        assert len(ledger) == manifest["gateway_ledger_entries"] + len(in_flight)
+        assert len(ledger) == manifest["gateway_ledger_entries"] + len(to_pay)
         for view in paid.values():
             entry = next(
                 e for e in ledger if e["merchant_refund_no"] == view["payout"]["payout_id"]
@@ -327,7 +377,7 @@ def test_the_stack_goes_on_from_the_frozen_stores(frozen: Frozen, stack: Running
             ]
             return {e["subject"] for e in events if e["type"] == "payout.succeeded.v1"}
 
-        _until(lambda: set(in_flight) <= announced(), "the payouts' webhooks")
+        _until(lambda: set(to_pay) <= announced(), "the payouts' webhooks")
 
     # Stopped as users stop it, the ledgers (old entries and new) verify, read models rebuild.
     stack.stop()

@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -194,14 +196,32 @@ def _prepared(consumer: Consumer, sample: CloudEvent, requested: CloudEvent) -> 
     return sample
 
 
+def _with_keys_of(keystore: Path, other: Path) -> None:
+    """Add `other`'s customer keys to `keystore` (both wrapped under the dev master key):
+    a later release's sample is prepared with the first release's request, whose sealed
+    fields open only with the keys of the release that captured it."""
+    columns = "key_id, tenant, customer_id, generation, wrapped, created_at, erased_at, erased_by"
+    with closing(sqlite3.connect(other)) as source:
+        rows = source.execute(f"SELECT {columns} FROM customer_keys").fetchall()  # noqa: S608
+    with closing(sqlite3.connect(keystore)) as target, target:
+        target.executemany(
+            f"INSERT OR IGNORE INTO customer_keys ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            rows,
+        )
+
+
 @pytest.fixture(params=SERVICES)
 def consumers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Consumer]]:
-    """A consumer of the service for each keystore the samples need, with a copy of it."""
+    """A consumer of the service for each keystore the samples need, with a copy of it (and
+    the keys of the request sample's keystore, which prepares every sample's refund)."""
     made: dict[str, Consumer] = {}
+    requests_keystore = ROOT / INDEX[RefundRequestedV1.TYPE]["keystore"]
     for keystore in sorted({entry["keystore"] for entry in INDEX.values()}):
         data_dir = tmp_path / str(len(made))
         data_dir.mkdir()
         shutil.copyfile(ROOT / keystore, data_dir / "keystore.sqlite")
+        if ROOT / keystore != requests_keystore:
+            _with_keys_of(data_dir / "keystore.sqlite", requests_keystore)
         made[keystore] = Consumer(request.param, data_dir)
     yield made
     for consumer in made.values():
