@@ -64,3 +64,9 @@ class Amount(Strict):
 
     def money(self) -> Money:
         return Money(self.amount, self.currency)
+
+
+class AmountOrNothing(Amount):
+    """An amount that may be zero, where the domain decides when nothing is allowed."""
+
+    amount: StrictInt = Field(ge=0, le=MAX_MINOR_UNITS, description="minor units, >= 0")

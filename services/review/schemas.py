@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.review.vocabulary import CaseState, ClaimState, Decision, Outcome, Party
-from shared.schemas import Amount, Listed, Strict, Text, example
+from shared.schemas import Amount, AmountOrNothing, Listed, Strict, Text, example
 from shared.vocabulary import Tier
 
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
@@ -45,9 +45,9 @@ class ApproveRequest(Strict):
         }
     )
 
-    amount: Amount = Field(
-        description="at most the case's refundable amount; a second "
-        "approver confirms the first approver's amount"
+    amount: AmountOrNothing = Field(
+        description="at most the case's refundable amount (0 only for an exchange at the "
+        "same price); a second approver confirms the first approver's amount"
     )
     liability: Liability | None = Field(
         None,

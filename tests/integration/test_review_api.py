@@ -87,7 +87,7 @@ class Review:
         )
         assert self.app.handle(message)
 
-    def request(self, yuan: int, reason: str = "damaged") -> str:
+    def request(self, yuan: int, reason: str = "damaged", outcome: str = "full_refund") -> str:
         """A refund request of `yuan` for a whole one-item order; returns the refund id.
 
         Over 500.00 the default policy sends it to a person (tier by amount: 2000.00
@@ -107,7 +107,7 @@ class Review:
                 payment=PaymentRoute(method="alipay", reference="2026110122001"),
                 items=[RefundedItem(sku="TV-55", quantity=1)],
                 reason=reason,
-                desired_outcome="full_refund",
+                desired_outcome=outcome,
                 channel="app",
                 customer=CustomerContact(email="li.wei@example.com"),
                 requested_at=now,
@@ -336,6 +336,19 @@ def test_a_general_case_is_approved_by_one_reviewer(review: Review) -> None:
     assert decision["amount"] == {"amount": 60000, "currency": "CNY"}
     assert decision["rule"] == "manual.general" and decision["policy_version"] == "2026-11-01"
     problem(review.approve(refund_id, BOB, 600), 409, "closed")
+
+
+def test_only_an_exchange_at_the_same_price_is_approved_for_nothing(review: Review) -> None:
+    refund = review.request(600)
+    problem(review.approve(refund, ANN, 0), 409, "amount-out-of-range")
+    assert review.stored(refund, "ApprovalAdded") == 0
+    assert review.case(refund)["state"] == "pending"
+    exchange = review.request(300, outcome="exchange")  # an outcome no rule grants: a person
+    approved = review.approve(exchange, ANN, 0)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"]["amount"] == {"amount": 0, "currency": "CNY"}
+    negative = review.post(refund, "approve", ANN, {"amount": {"amount": -1, "currency": "CNY"}})
+    assert negative.status_code == 422 and "amount.amount" in negative.text
 
 
 def test_an_approval_may_add_a_coupon_on_top_of_the_refund(review: Review) -> None:
