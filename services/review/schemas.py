@@ -192,6 +192,14 @@ class Needs(BaseModel):
     finance: bool = Field(description="one of them from finance")
 
 
+class StillNeeded(BaseModel):
+    """What the case still waits for before it is approved, as data (none: nothing more)."""
+
+    approvals: int = Field(description="how many more distinct approvers")
+    senior_reviewer: bool = Field(description="one of them must be a senior_reviewer")
+    finance: bool = Field(description="one of them must be from finance")
+
+
 class ApprovalView(BaseModel):
     person: str
     roles: list[str]
@@ -321,6 +329,7 @@ class CaseView(BaseModel):
             "needs": {"count": 2, "senior": False, "finance": False},
             "approvals": [],
             "missing_approvals": ["2 more approval(s)"],
+            "still_needed": {"approvals": 2, "senior_reviewer": False, "finance": False},
             "excluded": {},
             "assignee": "li.na",
             "deadline": "2026-11-23T10:00:00Z",
@@ -346,6 +355,7 @@ class CaseView(BaseModel):
     needs: Needs
     approvals: list[ApprovalView]
     missing_approvals: list[str] = Field(examples=[["1 more approval(s)", "a senior_reviewer"]])
+    still_needed: StillNeeded
     excluded: dict[str, str] = Field(description="people who may not decide, and the rule why")
     assignee: str | None
     deadline: datetime | None
