@@ -22,8 +22,9 @@ class NotSignedIn(Exception):
 
 @dataclass(frozen=True)
 class Person:
-    sub: str
-    name: str
+    sub: str  # the provider's stable id
+    username: str  # what the services record as the actor
+    name: str  # for display
     roles: frozenset[str]
 
 
@@ -40,6 +41,7 @@ async def _person(request: Request, token: Annotated[str, Depends(_token)]) -> P
     session = request.session
     return Person(
         sub=str(session.get("sub", "")),
+        username=str(session.get("username", "")),
         name=str(session.get("name", "")),
         roles=frozenset(session.get("roles") or ()),
     )

@@ -23,6 +23,7 @@ from joserfc.jwk import KeySet
 from services.console.middleware import ROTATE
 from services.console.settings import ConsoleSettings
 
+SIGNED_WITH = ["RS256", "PS256", "ES256", "EdDSA"]  # a provider's keys: never a shared secret
 REFRESH_MARGIN_SECONDS = 30  # refresh a token this close to expiry, not after a 401
 
 
@@ -63,7 +64,7 @@ class Provider:
         """The roles claim of a token whose signature and issuer check out."""
         jwks = await self.client.fetch_jwk_set()
         try:
-            token = jwt.decode(access_token, KeySet.import_key_set(jwks))
+            token = jwt.decode(access_token, KeySet.import_key_set(jwks), algorithms=SIGNED_WITH)
             jwt.JWTClaimsRegistry(
                 iss={"essential": True, "value": (await self.metadata())["issuer"]}
             ).validate(token.claims)
@@ -82,7 +83,9 @@ class Provider:
             {
                 ROTATE: True,
                 "sub": str(claims.get("sub", "")),
-                "name": str(claims.get("preferred_username") or claims.get("sub", "")),
+                # The services record preferred_username as the actor: "assigned to me".
+                "username": str(claims.get("preferred_username") or claims.get("sub", "")),
+                "name": str(claims.get("name") or claims.get("preferred_username") or ""),
                 "roles": await self.roles_of(access),
                 "access_token": access,
                 "refresh_token": token.get("refresh_token"),

@@ -50,14 +50,14 @@ def sla(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {"urgency": urgency, "seconds": left}
 
 
-def review_query(filters: dict[str, str], person_sub: str) -> dict[str, Any]:
+def review_query(filters: dict[str, str], username: str) -> dict[str, Any]:
     """Review's query parameters for the page's filters (`assignee=me`: the person)."""
     assignee = filters.get("assignee") or None
     overdue = {"yes": "true", "no": "false"}.get(filters.get("overdue", ""))
     return {
         "tier": filters.get("tier") or None,
         "state": filters.get("state") or None,
-        "assignee": person_sub if assignee == "me" else assignee,
+        "assignee": username if assignee == "me" else assignee,
         "overdue": overdue,
     }
 
@@ -85,7 +85,7 @@ async def queue(
     else:
         filters = {name: request.query_params.get(name, "")[:100] for name in FILTERS}
     params = {
-        **review_query(filters, person.sub),
+        **review_query(filters, person.username),
         "limit": PAGE_SIZE,
         "starting_after": starting_after,
         "ending_before": ending_before,
