@@ -48,6 +48,11 @@ class ConsoleSettings(ServiceSettings):
     default_zone: str = Field("Asia/Shanghai", description="the time zone pages show times in")
 
     @model_validator(mode="after")
+    def _real_signing_key_in_production(self) -> ConsoleSettings:
+        """The console keeps no ledger, so it signs no checkpoints and needs no signing key."""
+        return self
+
+    @model_validator(mode="after")
     def _checked(self) -> ConsoleSettings:
         if self.default_locale not in LOCALES:
             raise ValueError(f"REFUNDS_DEFAULT_LOCALE: one of {', '.join(LOCALES)}")
