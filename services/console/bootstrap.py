@@ -54,7 +54,12 @@ def console_app(
         back = request.url.path if request.method == "GET" else "/"
         if request.method == "GET" and request.url.query:
             back += "?" + request.url.query
-        return RedirectResponse("/auth/login?" + urlencode({"next": back}), status_code=303)
+        login = "/auth/login?" + urlencode({"next": back})
+        if request.headers.get("hx-request") == "true":
+            # A boosted request cannot follow a redirect to the provider (another origin):
+            # htmx navigates the whole page there instead.
+            return Response(status_code=200, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
 
     async def refused(scope: Scope, receive: Receive, send: Send) -> None:
         """A POST without the session's CSRF token: a 403 page, and nothing ran."""

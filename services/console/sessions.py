@@ -6,12 +6,14 @@ saved views outgrow a cookie's 4 KB, and signing out must end the session for go
 cookie the browser keeps cannot promise. The table sits where the services keep theirs: a
 SQLite file in the data folder by default, PostgreSQL (schema `console`) when
 REFUNDS_DATABASE_URL is set, so sessions survive restarts and are shared by replicas.
-Rows are keyed by the SHA-256 of the id, so a copy of the table lets nobody in.
+Rows are keyed by HMAC-SHA256(session secret, id): a copy of the table lets nobody in, nor
+test guessed ids without the secret; changing the secret ends every session.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import sqlite3
@@ -38,12 +40,19 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _key(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
+class Keyed:
+    """Row keys: the session id under the session secret's HMAC, never the id itself."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def _key(self, session_id: str) -> str:
+        return hmac.new(self._secret, session_id.encode(), hashlib.sha256).hexdigest()
 
 
-class SqliteSessions:
-    def __init__(self, path: Path) -> None:
+class SqliteSessions(Keyed):
+    def __init__(self, path: Path, secret: str) -> None:
+        super().__init__(secret)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
         self._lock = threading.Lock()
@@ -57,7 +66,7 @@ class SqliteSessions:
         with self._lock:
             row = self._db.execute(
                 f"SELECT data FROM {TABLE} WHERE id = ? AND expires > ?",  # noqa: S608
-                (_key(session_id), time.time()),
+                (self._key(session_id), time.time()),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
@@ -66,21 +75,22 @@ class SqliteSessions:
             self._db.execute(
                 f"INSERT INTO {TABLE} (id, data, expires) VALUES (?, ?, ?) "  # noqa: S608
                 "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
-                (_key(session_id), json.dumps(data), time.time() + ttl_seconds),
+                (self._key(session_id), json.dumps(data), time.time() + ttl_seconds),
             )
             # Expired sessions go as new ones come: the table never grows without bound.
             self._db.execute(f"DELETE FROM {TABLE} WHERE expires <= ?", (time.time(),))  # noqa: S608
 
     def delete(self, session_id: str) -> None:
         with self._lock, self._db:
-            self._db.execute(f"DELETE FROM {TABLE} WHERE id = ?", (_key(session_id),))  # noqa: S608
+            self._db.execute(f"DELETE FROM {TABLE} WHERE id = ?", (self._key(session_id),))  # noqa: S608
 
     def close(self) -> None:
         self._db.close()
 
 
-class PostgresSessions:
-    def __init__(self, url: str, schema: str) -> None:
+class PostgresSessions(Keyed):
+    def __init__(self, url: str, schema: str, secret: str) -> None:
+        super().__init__(secret)
         parsed = urlparse(url)
         self._connect = {
             "dbname": parsed.path.lstrip("/") or "postgres",
@@ -106,7 +116,7 @@ class PostgresSessions:
         with self._conn() as conn:
             row = conn.execute(
                 f"SELECT data FROM {self._table} WHERE id = %s AND expires > %s",  # noqa: S608
-                (_key(session_id), time.time()),
+                (self._key(session_id), time.time()),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
@@ -115,16 +125,18 @@ class PostgresSessions:
             conn.execute(
                 f"INSERT INTO {self._table} (id, data, expires) VALUES (%s, %s, %s) "  # noqa: S608
                 "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
-                (_key(session_id), json.dumps(data), time.time() + ttl_seconds),
+                (self._key(session_id), json.dumps(data), time.time() + ttl_seconds),
             )
             conn.execute(f"DELETE FROM {self._table} WHERE expires <= %s", (time.time(),))  # noqa: S608
 
     def delete(self, session_id: str) -> None:
         with self._conn() as conn:
-            conn.execute(f"DELETE FROM {self._table} WHERE id = %s", (_key(session_id),))  # noqa: S608
+            conn.execute(f"DELETE FROM {self._table} WHERE id = %s", (self._key(session_id),))  # noqa: S608
 
 
 def open_sessions(settings: ConsoleSettings) -> SqliteSessions | PostgresSessions:
     if settings.database_url is None:
-        return SqliteSessions(Path(settings.data_dir) / "console.sqlite")
-    return PostgresSessions(settings.database_url, settings.database_schema or "console")
+        return SqliteSessions(Path(settings.data_dir) / "console.sqlite", settings.secret())
+    return PostgresSessions(
+        settings.database_url, settings.database_schema or "console", settings.secret()
+    )

@@ -40,8 +40,8 @@ class ConsoleSettings(ServiceSettings):
     session_secret: str = Field(
         "",
         repr=False,
-        description="signs the session cookie and derives CSRF tokens (REFUNDS_SESSION_SECRET);"
-        " outside production, a public dev secret",
+        description="keys the session table's rows (HMAC of each session id; changing it ends"
+        " every session) (REFUNDS_SESSION_SECRET); outside production, a public dev secret",
     )
     session_hours: int = Field(12, ge=1, le=24 * 30, description="idle sessions end after this")
     default_locale: str = Field("zh-CN", description="the language before a person picks one")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -120,7 +121,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             ConsoleSettings(
                 env="test", data_dir=tmp_path, oidc_issuer=issuer, console_url=CONSOLE_URL
             ),
-            SqliteSessions(tmp_path / "console.sqlite"),
+            SqliteSessions(tmp_path / "console.sqlite", "console-test-session-secret"),
             transports={"review": httpx.ASGITransport(app=review_http)},
         )
         try:
@@ -375,3 +376,44 @@ def test_a_callback_with_a_forged_state_signs_nobody_in(stack: Stack) -> None:
     assert answer.status_code == 401
     after = stack.console.get("/queue", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"].startswith("/auth/login")
+
+
+def _session_of(stack: Stack) -> tuple[str, dict[str, Any]]:
+    session_id = stack.console.cookies.get("refunds_console")
+    assert session_id
+    found = stack.console.app.state.sessions.load(session_id)  # type: ignore[attr-defined]
+    assert found is not None
+    return session_id, found
+
+
+def test_an_expiring_access_token_is_refreshed_else_the_person_signs_in_again(
+    stack: Stack,
+) -> None:
+    refund_id = stack.review.request(600)
+    sign_in(stack.console, stack.issuer, "ann")
+    session_id, session = _session_of(stack)
+    first_token = session["access_token"]
+    sessions = stack.console.app.state.sessions  # type: ignore[attr-defined]
+    sessions.save(session_id, {**session, "expires_at": time.time() - 1}, 3600)
+
+    assert refund_id in stack.console.get("/queue").text  # refreshed on the way
+    _, renewed = _session_of(stack)
+    assert renewed["access_token"] != first_token
+    assert renewed["refresh_token"] != session["refresh_token"]  # the provider rotates them
+    assert renewed["expires_at"] > time.time() + 60
+
+    # A refresh token the provider no longer honours: signed out, sent to sign in again.
+    sessions.save(
+        session_id, {**renewed, "expires_at": time.time() - 1, "refresh_token": "revoked"}, 3600
+    )
+    again = stack.console.get("/queue", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/auth/login?next=%2Fqueue"
+    assert sessions.load(session_id) is None
+
+
+def test_a_boosted_request_without_a_session_navigates_the_whole_page_to_sign_in(
+    stack: Stack,
+) -> None:
+    answer = stack.console.get("/queue", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert answer.status_code == 200
+    assert answer.headers["hx-redirect"] == "/auth/login?next=%2Fqueue"

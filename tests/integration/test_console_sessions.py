@@ -4,7 +4,7 @@ so the table alone lets nobody in."""
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -15,6 +15,8 @@ import pytest
 
 from services.console.sessions import PostgresSessions, SessionStore, SqliteSessions, new_session_id
 
+SECRET = "console-sessions-test-secret-0123456789"
+
 
 @dataclass(frozen=True)
 class Table:
@@ -23,9 +25,14 @@ class Table:
     path: Path | None = None
     url: str = ""
     schema: str = ""
+    secret: str = SECRET
 
     def store(self) -> SessionStore:
-        return SqliteSessions(self.path) if self.path else PostgresSessions(self.url, self.schema)
+        return (
+            SqliteSessions(self.path, self.secret)
+            if self.path
+            else PostgresSessions(self.url, self.schema, self.secret)
+        )
 
     def ids(self) -> list[str]:
         if self.path:
@@ -52,8 +59,10 @@ def test_sessions_survive_a_restart_and_end_when_deleted(table: Table) -> None:
     restarted = table.store()  # another process, or a replica
     assert restarted.load(session_id) == {"access_token": "t", "roles": ["reviewer"]}
     assert restarted.load(new_session_id()) is None
-    assert table.ids() == [hashlib.sha256(session_id.encode()).hexdigest()]
+    assert table.ids() == [hmac.new(SECRET.encode(), session_id.encode(), "sha256").hexdigest()]
 
+    other_secret = Table(table.path, table.url, table.schema, "another-secret-0123456789abcdef")
+    assert other_secret.store().load(session_id) is None  # a new secret ends every session
     restarted.delete(session_id)
     assert first.load(session_id) is None
 

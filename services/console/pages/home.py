@@ -2,10 +2,11 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.console.deps import Pages, Settings
 from services.console.pages.auth import local_path
@@ -54,10 +55,6 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     """Ready when the session store answers: pages need it before anything else."""
-    import asyncio
-
-    from fastapi.responses import JSONResponse
-
     try:
         await asyncio.to_thread(request.app.state.sessions.load, "readiness-probe")
     except Exception as error:  # any store failure means not ready, named
