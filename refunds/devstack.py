@@ -1,4 +1,5 @@
-"""A small process supervisor for the local stack: broker, sandboxes and the four services."""
+"""A small process supervisor for the local stack: broker, sandboxes, the four services and
+the staff console."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from types import TracebackType
 import httpx
 
 from refunds.ports import (
+    APPS,
     COMPONENTS,
     HOST,
     INFRASTRUCTURE,
@@ -25,12 +27,14 @@ from refunds.ports import (
     check_component,
     free_port,
 )
+from sandbox.identity.people import CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET
 from services.review.settings import PUSH_PATH
 from shared.auth import DEV_API_KEY, DEV_TENANT
 from shared.contracts import SERVICES
 
 # Ports and the component names come from refunds.ports; importers find them here too.
 __all__ = [
+    "APPS",
     "COMPONENTS",
     "INFRASTRUCTURE",
     "MESSAGING",
@@ -58,7 +62,16 @@ _SANDBOX_MODULES = {
     "mailsink": "sandbox.mailsink",
     "sms": "sandbox.sms",
     "carrier": "sandbox.carrier",
+    "identity": "sandbox.identity",
 }
+_HEALTHZ = ("gateway", "sms", "carrier", "identity")  # the rest answer /readyz
+# The console is another helper's work: until its package is on this branch, the stack runs
+# without it (the lead drops this condition after merging).
+_CONSOLE_MAIN = Path(__file__).resolve().parent.parent / "services" / "console" / "__main__.py"
+
+
+def console_available() -> bool:
+    return _CONSOLE_MAIN.is_file()
 
 
 @dataclass
@@ -99,7 +112,9 @@ class Stack:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return COMPONENTS + tuple(self.messaging_ports)
+        """What `start_all` starts: every component (the console only where it exists)."""
+        present = tuple(name for name in COMPONENTS if name != "console" or console_available())
+        return present + tuple(self.messaging_ports)
 
     def _check(self, name: str) -> None:
         if name not in self.messaging_ports:
@@ -119,7 +134,8 @@ class Stack:
         try:
             # Services are started only once the broker answers, so they connect first time.
             # Messaging processes last: a service's first process creates its tables alone.
-            for tier in (INFRASTRUCTURE, SERVICES, tuple(self.messaging_ports)):
+            # The console calls the services, so it comes after them.
+            for tier in (INFRASTRUCTURE, SERVICES, APPS, tuple(self.messaging_ports)):
                 names = [name for name in tier if name in wanted]
                 for name in names:
                     self._spawn(name)
@@ -145,9 +161,11 @@ class Stack:
         self._stop_together([name])
 
     def stop_all(self) -> None:
-        """Stop services first, then the sandboxes, the broker last; each tier in parallel."""
+        """Stop the console, then the services, then the sandboxes, the broker last; each tier
+        in parallel."""
+        self._stop_together(APPS)
         self._stop_together((*reversed(SERVICES), *self.messaging_ports))
-        self._stop_together(("carrier", "sms", "mailsink", "gateway"))
+        self._stop_together(("identity", "carrier", "sms", "mailsink", "gateway"))
         self._stop_together(("broker",))
 
     def kill(self, name: str) -> None:
@@ -245,6 +263,8 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         if name in _SANDBOX_MODULES:
             env.update(self._sandbox_env(name))
+        elif name == "console":
+            env.update(self._console_env())
         elif name in SERVICES:
             env.update(self._service_env(name))
             if self.messaging_apart:
@@ -260,11 +280,33 @@ class Stack:
             "gateway": "SANDBOX_GATEWAY",
             "mailsink": "SANDBOX_SMTP",
             "carrier": "SANDBOX_CARRIER",
+            "identity": "SANDBOX_IDENTITY",
         }.get(name, "SANDBOX_SMS")
-        return {
+        env = {
             f"{prefix}_HOST": HOST,
             f"{prefix}_PORT": str(self.ports.of(name)),
             "SANDBOX_DATA_DIR": str(self.data_dir),
+        }
+        if name == "identity":
+            env["SANDBOX_IDENTITY_ISSUER"] = self.url("identity")
+        return env
+
+    def _console_env(self) -> dict[str, str]:
+        """The console signs people in at the sandbox provider and calls the four services
+        with their access tokens."""
+        return {
+            "REFUNDS_ENV": "dev",
+            "REFUNDS_DATA_DIR": str(self.data_dir),
+            "REFUNDS_HOST": HOST,
+            "REFUNDS_PORT": str(self.ports.console),
+            "REFUNDS_CONSOLE_URL": self.url("console"),
+            "REFUNDS_OIDC_ISSUER": self.url("identity"),
+            "REFUNDS_OIDC_CLIENT_ID": CONSOLE_CLIENT_ID,
+            "REFUNDS_OIDC_CLIENT_SECRET": CONSOLE_CLIENT_SECRET,
+            "REFUNDS_INTAKE_URL": self.url("intake"),
+            "REFUNDS_REVIEW_URL": self.url("review"),
+            "REFUNDS_PAYOUT_URL": self.url("payout"),
+            "REFUNDS_NOTIFY_URL": self.url("notify"),
         }
 
     def _service_env(self, name: str) -> dict[str, str]:
@@ -287,6 +329,8 @@ class Stack:
             "REFUNDS_PAYOUT_URL": self.url("payout"),
             "REFUNDS_NOTIFY_URL": self.url("notify"),
             "REFUNDS_AUDIT_CHECKPOINT_SECONDS": "10",  # signed checkpoints while you watch
+            # Staff sign in at the sandbox identity provider; HS256 tokens still work too.
+            "REFUNDS_OIDC_ISSUER": self.url("identity"),
         }
         if name == "review":
             # Review tracks returns at the sandbox carrier, which pushes to review's HTTP
@@ -360,7 +404,7 @@ class Stack:
     def _ready_url(self, name: str) -> str:
         if name in ("broker", "mailsink"):
             return self.url(name)
-        return self.url(name) + ("/healthz" if name in ("gateway", "sms", "carrier") else "/readyz")
+        return self.url(name) + ("/healthz" if name in _HEALTHZ else "/readyz")
 
     def _raise_if_exited(self, name: str) -> None:
         child = self._children.get(name)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, fields
 from shared.contracts import SERVICES
 
 HOST = "127.0.0.1"
-INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms", "carrier")
-COMPONENTS = INFRASTRUCTURE + SERVICES
+INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms", "carrier", "identity")
+# Apps that are not among the four services: they publish no events and only call the
+# services' HTTP APIs, so they start after them (the staff console).
+APPS = ("console",)
+COMPONENTS = INFRASTRUCTURE + SERVICES + APPS
 # Which Ports field each component listens on, where the names differ.
 _PORT_FIELD = {"mailsink": "smtp"}
 # Offsets from --base-port: each port keeps the last digits of its default.
@@ -19,10 +22,12 @@ _BASE_OFFSETS = {
     "review": 2,
     "payout": 3,
     "notify": 4,
+    "console": 5,
     "gateway": 10,
     "smtp": 25,
     "sms": 30,
     "carrier": 40,
+    "identity": 50,
     "broker": 92,
 }
 _HIGHEST_BASE = 65535 - max(_BASE_OFFSETS.values())  # the broker's port must still fit
@@ -45,10 +50,12 @@ class Ports:
     review: int = 8002
     payout: int = 8003
     notify: int = 8004
+    console: int = 8005
     gateway: int = 8010
     smtp: int = 8025
     sms: int = 8030
     carrier: int = 8040
+    identity: int = 8050
 
     @classmethod
     def free(cls) -> Ports:
@@ -64,8 +71,8 @@ class Ports:
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        """base+1..4 the services, base+10 gateway, base+25 SMTP, base+30 SMS, base+40 carrier,
-        base+92 broker."""
+        """base+1..4 the services, base+5 console, base+10 gateway, base+25 SMTP, base+30 SMS,
+        base+40 carrier, base+50 identity provider, base+92 broker."""
         if not 1 <= base <= _HIGHEST_BASE:
             raise ValueError(f"base port must be between 1 and {_HIGHEST_BASE}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})

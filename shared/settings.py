@@ -13,6 +13,7 @@ from shared.auth import DEV_API_KEY, DEV_TENANT, parse_api_keys
 from shared.contracts import SERVICES
 from shared.keystore import DEV_MASTER_KEY, master_key_from
 from shared.signing import Signer, dev_seed
+from shared.staff_oidc import OidcConfig
 from shared.staff_tokens import DEV_JWT_SECRET
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "test", "example"}
@@ -159,13 +160,42 @@ class PlatformSettings(ServiceSettings):
 
 
 class StaffSettings(ServiceSettings):
-    """Settings of a service with a staff API: the secret that signs staff tokens."""
+    """Settings of a service with a staff API: the secret that signs HS256 staff tokens, and
+    the OpenID Provider whose access tokens are accepted too."""
 
     jwt_secret: str = Field(
         "",
         repr=False,
         description="HS256 secret of staff tokens (REFUNDS_JWT_SECRET); outside production, "
         "the public dev secret",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="issuer URL of the OpenID Provider whose access tokens staff may use "
+        "(REFUNDS_OIDC_ISSUER); unset: only HS256 staff tokens",
+    )
+    oidc_audience: str = Field(
+        "refunds",
+        min_length=1,
+        description="the `aud` the provider's access tokens must carry (REFUNDS_OIDC_AUDIENCE)",
+    )
+    oidc_roles_claim: str = Field(
+        "roles",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_:-]*(\.[A-Za-z_][A-Za-z0-9_:-]*)*$",
+        description="claim holding the staff roles, a dotted path for nested claims "
+        "(REFUNDS_OIDC_ROLES_CLAIM; Keycloak: `realm_access.roles`)",
+    )
+    oidc_person_claim: str = Field(
+        "preferred_username",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_:-]*$",
+        description="claim naming the person recorded as the actor, else `sub` "
+        "(REFUNDS_OIDC_PERSON_CLAIM)",
+    )
+    oidc_jwks_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="the provider's JWKS URL (REFUNDS_OIDC_JWKS_URL); default: from discovery",
     )
 
     @model_validator(mode="after")
@@ -180,6 +210,18 @@ class StaffSettings(ServiceSettings):
 
     def staff_secret(self) -> str:
         return self.jwt_secret or DEV_JWT_SECRET
+
+    def oidc(self) -> OidcConfig | None:
+        """The OpenID Provider staff tokens may come from, or None when none is configured."""
+        if not self.oidc_issuer:
+            return None
+        return OidcConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            roles_claim=self.oidc_roles_claim,
+            person_claim=self.oidc_person_claim,
+            jwks_url=self.oidc_jwks_url,
+        )
 
 
 class KeystoreSettings(ServiceSettings):

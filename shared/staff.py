@@ -1,7 +1,12 @@
 """Staff authentication for every service's staff API: bearer JWTs naming a person and roles.
 
-A staff token (HS256, `shared.staff_tokens`) carries `sub` (the person, recorded as the
-actor of whatever they do), `roles` (some of `STAFF_ROLES`) and `exp`. A service's deps.py
+Two kinds of staff token are accepted, told apart by the header's `alg`:
+- HS256, signed with the shared secret (`shared.staff_tokens`; `refunds token`, tests,
+  deployments without an identity provider): `sub` (the person, recorded as the actor of
+  whatever they do), `roles` (some of `STAFF_ROLES`) and `exp`;
+- RS256/ES256 access tokens of the configured OpenID Provider (`shared.staff_oidc`), checked
+  against its JWKS; the person and roles come from the configured claims.
+ A service's deps.py
 names the roles each alias allows, `Reader = staff_with("auditor", "admin")`, checked with the
 `StaffAuth` its composition root put on `http.state.staff_auth`. A missing, malformed, forged
 or expired token is a 401 problem; a valid token without any of the allowed roles is a 403.
@@ -18,14 +23,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem, problem_response, unauthorized
-from shared.staff_tokens import STAFF_ROLES, InvalidToken, decode
+from shared.staff_oidc import OidcConfig, OidcVerifier
+from shared.staff_tokens import STAFF_ROLES, InvalidToken, decode, unverified_header
 from shared.stamping import identify
 
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="StaffToken",
     bearerFormat="JWT",
-    description="A staff JWT (HS256): `sub` is the person, `roles` lists their roles.",
+    description="A staff JWT: HS256 with `sub` and `roles`, or the identity provider's "
+    "access token (RS256/ES256, verified against its JWKS).",
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
@@ -51,27 +58,33 @@ class Staff:
 
 
 class StaffAuth:
-    """Verifies staff tokens signed with `secret` and checks their roles."""
+    """Verifies staff tokens signed with `secret`, or issued by the OpenID Provider `oidc`
+    names (None: provider tokens are refused), and checks their roles."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, oidc: OidcConfig | OidcVerifier | None = None) -> None:
         if not secret:
             raise ValueError("a staff token secret is required")
         self._secret = secret
+        self._oidc = OidcVerifier(oidc) if isinstance(oidc, OidcConfig) else oidc
 
     def staff(self, token: str) -> Staff:
         """The staff member a token names; raises a 401 Problem for any bad token."""
         try:
-            claims = decode(token, self._secret)
+            header = unverified_header(token)
+            if header.get("alg") == "HS256" or self._oidc is None:
+                return _staff_from(decode(token, self._secret))
+            sub, roles = self._oidc.verify(token, header)
         except InvalidToken as invalid:
             raise unauthorized(f"The token is not valid: {invalid}.") from None
-        return _staff_from(claims)
+        return Staff(sub=sub, roles=roles)
 
     def member(self, credentials: HTTPAuthorizationCredentials | None, allowed: Roles) -> Staff:
         """The caller, if their token holds one of the `allowed` roles (none: any staff member)."""
         if credentials is None or not credentials.credentials.strip():
             raise unauthorized("Send `Authorization: Bearer <staff token>`.")
         staff = self.staff(credentials.credentials.strip())
-        if allowed and not staff.roles & allowed:
+        # A provider's token may hold no staff role at all: signed in, but not staff here.
+        if not staff.roles or (allowed and not staff.roles & allowed):
             raise Problem(
                 403,
                 "Forbidden",
@@ -126,7 +139,7 @@ def staff_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _staff_from(claims: dict[str, Any]) -> Staff:
     sub, roles = claims.get("sub"), claims.get("roles")
-    if "exp" not in claims:
+    if claims.get("exp") is None:
         raise unauthorized("The token has no `exp`; staff tokens must expire.")
     if not isinstance(sub, str) or not sub.strip():
         raise unauthorized("The token names no person (`sub`).")

@@ -1,16 +1,24 @@
-"""Minimal HS256 JSON Web Tokens (RFC 7519) for staff, built on the standard library only."""
+"""HS256 staff JSON Web Tokens (RFC 7519) signed with a shared secret, made with `joserfc`.
+
+The tokens of `refunds token`, of tests and of deployments without an identity provider.
+A provider's RS256/ES256 access tokens are verified in `shared.staff_oidc`; `unverified_header`
+tells the two apart.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import re
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, InvalidPayloadError, JoseError, SecurityWarning
+from joserfc.jwk import OctKey
 
 # Public on purpose: only the local dev stack uses it, and only when no secret is configured.
 DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production"  # noqa: S105
@@ -27,26 +35,33 @@ class InvalidToken(ValueError):
 
 def encode(claims: Mapping[str, Any], secret: str) -> str:
     """Sign ``claims`` with HMAC-SHA256 and return the compact `header.payload.signature`."""
-    signing_input = f"{_b64_json(_HEADER)}.{_b64_json(claims)}"
-    return f"{signing_input}.{_b64encode(_sign(signing_input, secret))}"
+    return jwt.encode(dict(_HEADER), dict(claims), _key(secret), algorithms=["HS256"])
 
 
 def decode(token: str, secret: str, *, now: int | None = None) -> dict[str, Any]:
     """Verify the signature and `exp`/`nbf`, then return the claims; raise InvalidToken."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidToken("expected three dot-separated segments")
-    header_b64, payload_b64, signature_b64 = parts
-    header = _json_object(header_b64, "header")
+    header = unverified_header(token)
     # Pinning the algorithm refuses `alg: none` and algorithm-confusion tokens.
     if header.get("alg") != "HS256":
         raise InvalidToken(f"unsupported algorithm {header.get('alg')!r}")
-    expected = _sign(f"{header_b64}.{payload_b64}", secret)
-    if not hmac.compare_digest(expected, _b64decode(signature_b64, "signature")):
-        raise InvalidToken("signature does not match")
-    claims = _json_object(payload_b64, "payload")
-    _check_times(claims, int(time.time()) if now is None else now)
+    try:
+        claims = dict(jwt.decode(token, _key(secret), algorithms=["HS256"]).claims)
+    except BadSignatureError:
+        raise InvalidToken("signature does not match") from None
+    except InvalidPayloadError:
+        raise InvalidToken("payload is not a JSON object") from None
+    except (JoseError, ValueError) as error:
+        raise InvalidToken(f"malformed token ({error})") from None
+    check_times(claims, int(time.time()) if now is None else now)
     return claims
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, not yet verified: only to choose how to verify."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("expected three dot-separated segments")
+    return _json_object(parts[0], "header")
 
 
 def staff_claims(
@@ -68,27 +83,23 @@ def secret_from_env(environ: Mapping[str, str]) -> str:
     raise LookupError(f"{SECRET_ENV} must be set when REFUNDS_ENV={env}")
 
 
-def _check_times(claims: dict[str, Any], now: int) -> None:
+def check_times(claims: dict[str, Any], now: int, leeway: int = 0) -> None:
+    """`exp` and `nbf` are numbers, and `now` (give or take `leeway`) lies between them."""
     for name in ("exp", "nbf"):
         value = claims.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise InvalidToken(f"claim {name!r} must be a number")
-    if "exp" in claims and now >= claims["exp"]:
+    if claims.get("exp") is not None and now - leeway >= claims["exp"]:
         raise InvalidToken("token has expired")
-    if "nbf" in claims and now < claims["nbf"]:
+    if claims.get("nbf") is not None and now + leeway < claims["nbf"]:
         raise InvalidToken("token is not valid yet")
 
 
-def _sign(signing_input: str, secret: str) -> bytes:
-    return hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
-
-
-def _b64_json(value: Mapping[str, Any]) -> str:
-    return _b64encode(json.dumps(value, separators=(",", ":"), sort_keys=True).encode())
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def _key(secret: str) -> OctKey:
+    # joserfc warns about short HMAC keys; production settings demand 32+ characters already.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        return OctKey.import_key(secret)
 
 
 def _b64decode(segment: str, what: str) -> bytes:

@@ -16,7 +16,8 @@ from types import FrameType
 from typing import Any
 
 from refunds.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, aligned, postgres_url
-from refunds.devstack import COMPONENTS, Ports, Stack, StackError, describe_exit
+from refunds.devstack import Ports, Stack, StackError, describe_exit
+from sandbox.identity.people import DEMO_PASSWORD, PEOPLE
 from shared.auth import DEV_API_KEY, DEV_TENANT
 
 WATCH_SECONDS = 0.2
@@ -27,10 +28,12 @@ _DESCRIPTIONS = {
     "mailsink": "SMTP mail sink; messages filed in <data>/mail",
     "sms": "sandbox SMS provider; messages at /v1/messages",
     "carrier": "sandbox carrier (Kuaidi100 protocol); shipments at /sandbox/shipments",
+    "identity": "sandbox identity provider (OpenID Connect); staff sign in here",
     "intake": "platform refund API; docs at /docs",
     "review": "review queue and decisions; docs at /docs",
     "payout": "payouts and reconciliation; docs at /docs",
     "notify": "notifications; docs at /docs",
+    "console": "staff console: open it in a browser and sign in",
 }
 # A minimal request intake accepts; a unit test keeps it in step with intake's schema.
 EXAMPLE_REFUND: dict[str, Any] = {
@@ -61,8 +64,9 @@ def add(commands: Any) -> None:
     dev = commands.add_parser(
         "dev",
         help="run the whole stack locally until Ctrl-C",
-        description="Start the broker, sandboxes and four services on 127.0.0.1; "
-        "print where each listens; stop them all on Ctrl-C.",
+        description="Start the broker, sandboxes (with an OpenID Provider), the four services "
+        "and the staff console on 127.0.0.1; print where each listens and the demo sign-ins; "
+        "stop them all on Ctrl-C.",
     )
     dev.add_argument("--data-dir", type=Path, default=Path("data"), help="default: %(default)s")
     dev.add_argument(
@@ -84,8 +88,9 @@ def add(commands: Any) -> None:
         dest="ports",
         metavar="N",
         type=_ports_from_base,
-        help="services on N+1..N+4, gateway N+10, SMTP N+25, SMS N+30, carrier N+40, "
-        "broker N+92 (default: 8001-8004, 8010, 8025, 8030, 8040, 9092)",
+        help="services on N+1..N+4, console N+5, gateway N+10, SMTP N+25, SMS N+30, "
+        "carrier N+40, identity provider N+50, broker N+92 "
+        "(default: 8001-8005, 8010, 8025, 8030, 8040, 8050, 9092)",
     )
     dev.set_defaults(handler=run_dev)
 
@@ -187,7 +192,7 @@ def _stop_signals() -> Iterator[_StopSignals]:
 def banner(stack: Stack) -> str:
     """Where each component listens, the dev credentials and a request to try."""
     rows = [("COMPONENT", "LISTENS ON", "WHAT")]
-    for name in COMPONENTS:
+    for name in stack.components:
         where = stack.bootstrap if name == "broker" else stack.url(name)
         rows.append((name, where, _DESCRIPTIONS[name]))
     table = "\n".join(aligned(rows, indent="  "))
@@ -195,6 +200,8 @@ def banner(stack: Stack) -> str:
         [
             f"\nThe local stack is up (data in {stack.data_dir}).\n",
             table,
+            "",
+            *sign_ins(stack),
             "",
             f"Dev tenant:   {DEV_TENANT}",
             f"API key:      {DEV_API_KEY}",
@@ -207,6 +214,17 @@ def banner(stack: Stack) -> str:
             "Ctrl-C to stop.",
         ]
     )
+
+
+def sign_ins(stack: Stack) -> list[str]:
+    """The console's address and the demo staff who can sign in (development only)."""
+    if "console" in stack.components:
+        heading = f"Staff console: {stack.url('console')}  (sign in as any of these; dev only)"
+    else:
+        heading = f"Demo staff at the identity provider {stack.url('identity')} (dev only)"
+    rows = [("USER", "PASSWORD", "ROLE", "NAME")]
+    rows += [(p.username, DEMO_PASSWORD, ", ".join(p.roles), p.name) for p in PEOPLE.values()]
+    return [heading, *aligned(rows, indent="  ")]
 
 
 def curl_example(intake_url: str) -> str:

@@ -46,7 +46,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     app.webhooks.allow_private = settings.webhook_allow_private
     feed = CustomerFeed(app)
     platform_keys = PlatformKeyIndex(app)
-    staff = StaffAuth(settings.staff_secret())
+    staff = StaffAuth(settings.staff_secret(), settings.oidc())
     keys = ApiKeys(settings.hashed_api_keys(), lookup=platform_keys.tenant_for_hash)
     http = http_api(app, keys, staff, feed)
     # Readiness follows the broker parts only: an SMTP or SMS outage delays messages (the

@@ -40,7 +40,7 @@ def http_api(app: PayoutApplication, settings: PayoutSettings) -> FastAPI:
     http.state.payout = app
     http.state.payout_index = PayoutIndex(app)
     http.state.reconciliation_index = ReconciliationIndex(app)
-    http.state.staff_auth = StaffAuth(settings.staff_secret())
+    http.state.staff_auth = StaffAuth(settings.staff_secret(), settings.oidc())
     http.state.callback_key = CallbackKey(
         settings.gateway_callback_secret, settings.callback_tolerance_s
     )

@@ -72,7 +72,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
     app.keystore = open_keystore(settings, "review")
     app.record_shipped_policy()
     queue = ReviewQueue(app)
-    auth = StaffAuth(settings.staff_secret())
+    auth = StaffAuth(settings.staff_secret(), settings.oidc())
     carrier = _carrier(settings)
     pushes = CarrierPushes(carrier)
     http = staff_api(app, queue, auth, pushes)

@@ -61,6 +61,9 @@ def test_infrastructure_starts_restarts_and_stops(stack: Stack) -> None:
     assert stack.running() == list(INFRASTRUCTURE)
     assert httpx.get(stack.url("gateway") + "/healthz").json() == {"status": "ok"}
     assert httpx.get(stack.url("carrier") + "/healthz").json() == {"status": "ok"}
+    discovery = httpx.get(stack.url("identity") + "/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == stack.url("identity")
+    assert (stack.data_dir / "identity-key.json").exists()
     with smtplib.SMTP("127.0.0.1", stack.ports.smtp, timeout=5) as smtp:
         assert smtp.noop()[0] == 250
     assert accepts(stack.ports.broker)
@@ -211,8 +214,10 @@ def test_component_names_are_checked(tmp_path: Path) -> None:
         "smtp://127.0.0.1:8025",
         "http://127.0.0.1:8030",
         "http://127.0.0.1:8040",
+        "http://127.0.0.1:8050",
         "http://127.0.0.1:8001",
         "http://127.0.0.1:8002",
         "http://127.0.0.1:8003",
         "http://127.0.0.1:8004",
+        "http://127.0.0.1:8005",
     ]

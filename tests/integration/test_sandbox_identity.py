@@ -5,11 +5,8 @@ uses the provider's own helpers to verify what it says.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,19 +14,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from sandbox.identity import create_app
-
-CLIENT_ID = "refunds-console"
-CLIENT_SECRET = "dev-console-secret"
-CALLBACK = "http://127.0.0.1:8005/auth/callback"
-WAIT = 5.0
+from tests.support.identity import (
+    CALLBACK,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    WAIT,
+    hidden_field,
+    serve_identity,
+)
 
 
 @dataclass
@@ -51,31 +49,9 @@ class Provider:
         return OAuth2Client(**(options | extra))
 
 
-@contextmanager
-def serve(data_dir: Path) -> Iterator[str]:
-    """Serve the provider on a free port in a thread; yield its base URL (its issuer)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(data_dir, issuer=url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "identity provider did not start"
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT)
-        sock.close()
-
-
 @pytest.fixture
 def provider(tmp_path: Path) -> Iterator[Provider]:
-    with serve(tmp_path) as url, httpx.Client(base_url=url, timeout=WAIT) as http:
+    with serve_identity(tmp_path) as url, httpx.Client(base_url=url, timeout=WAIT) as http:
         yield Provider(url, http)
 
 
@@ -100,18 +76,12 @@ def start(provider: Provider, **extra: Any) -> Started:
 
 def sign_in(provider: Provider, started: Started, username: str) -> str:
     """Fill in the sign-in form; the redirect's Location (the callback with code & state)."""
-    handle = _hidden(started.form.text, "handle")
+    handle = hidden_field(started.form.text, "handle")
     answer = provider.http.post(
         "/authorize", data={"handle": handle, "username": username, "password": "demo"}
     )
     assert answer.status_code == 302, answer.text
     return answer.headers["location"]
-
-
-def _hidden(html: str, name: str) -> str:
-    marker = f'name="{name}" value="'
-    start_at = html.index(marker) + len(marker)
-    return html[start_at : html.index('"', start_at)]
 
 
 def verify(provider: Provider, token: str, **expected: Any) -> dict[str, Any]:
@@ -338,20 +308,24 @@ def test_wrong_secret_unknown_client_and_foreign_redirect_are_refused(
     started = start(provider)
     bad = provider.http.post(
         "/authorize",
-        data={"handle": _hidden(started.form.text, "handle"), "username": "ann", "password": "x"},
+        data={
+            "handle": hidden_field(started.form.text, "handle"),
+            "username": "ann",
+            "password": "x",
+        },
     )
     assert bad.status_code == 401 and "wrong password" in bad.text
     assert 'name="password"' in bad.text
 
 
 def test_key_survives_restart_and_minted_tokens_carry_what_was_asked(tmp_path: Path) -> None:
-    with serve(tmp_path) as url:
+    with serve_identity(tmp_path) as url:
         minted = httpx.post(
             f"{url}/sandbox/tokens",
             json={"sub": "audrey", "aud": "elsewhere", "iss": "http://other", "expires_in": -60},
         ).json()
         first_keys = httpx.get(f"{url}/jwks").json()
-    with serve(tmp_path) as url:
+    with serve_identity(tmp_path) as url:
         assert httpx.get(f"{url}/jwks").json() == first_keys
     decoded = jwt.decode(
         minted["access_token"], KeySet.import_key_set(first_keys), algorithms=["RS256"]

@@ -7,17 +7,20 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from refunds import devstack
 from refunds.asyncapi import generate
 from refunds.cli import EXAMPLE_REFUND, banner, main
 from refunds.devstack import COMPONENTS, Ports, Stack, StackError
 from shared import staff_tokens as jwt
 from shared.auth import DEV_API_KEY, DEV_TENANT
+from shared.contracts import SERVICES
 
 SECRET = "unit-test-secret-with-enough-length"
 
@@ -171,15 +174,68 @@ def test_free_ports_are_distinct() -> None:
 
 
 def test_banner_shows_where_everything_listens(tmp_path: Path) -> None:
-    text = banner(Stack(tmp_path, Ports.from_base(20000)))
-    for name in COMPONENTS:
+    stack = Stack(tmp_path, Ports.from_base(20000))
+    text = banner(stack)
+    for name in stack.components:
         assert f"  {name} " in text
+    assert "http://127.0.0.1:20050" in text  # the identity provider
+    for user, role in [("ann", "reviewer"), ("wang", "senior_reviewer"), ("root", "admin")]:
+        assert re.search(rf"^  {user} +demo +{role} ", text, re.MULTILINE), user
     assert "127.0.0.1:20092" in text
     assert "http://127.0.0.1:20001" in text
     assert DEV_TENANT in text
     assert f"Authorization: Bearer {DEV_API_KEY}" in text
     assert "curl -sS -X POST http://127.0.0.1:20001/v1/refunds" in text
     assert text.rstrip().endswith("Ctrl-C to stop.")
+
+
+def test_the_console_is_started_and_announced_once_its_package_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = Stack(tmp_path, Ports.from_base(20000))
+    monkeypatch.setattr(devstack, "console_available", lambda: False)
+    assert "console" not in stack.components and "identity" in stack.components
+    monkeypatch.setattr(devstack, "console_available", lambda: True)
+    assert stack.components[-1] == "console"
+    assert "Staff console: http://127.0.0.1:20005" in banner(stack)
+
+
+def test_services_and_the_console_are_pointed_at_the_identity_provider(tmp_path: Path) -> None:
+    stack = Stack(tmp_path)
+    for service in ("intake", "review", "payout", "notify"):
+        assert stack.environment(service)["REFUNDS_OIDC_ISSUER"] == "http://127.0.0.1:8050"
+    identity = stack.environment("identity")
+    assert identity["SANDBOX_IDENTITY_PORT"] == "8050"
+    assert identity["SANDBOX_IDENTITY_ISSUER"] == "http://127.0.0.1:8050"
+    assert stack.command("identity")[-2:] == ["-m", "sandbox.identity"]
+    console = stack.environment("console")
+    assert stack.command("console")[-2:] == ["-m", "services.console"]
+    assert {
+        key: console[key]
+        for key in (
+            "REFUNDS_PORT",
+            "REFUNDS_CONSOLE_URL",
+            "REFUNDS_OIDC_ISSUER",
+            "REFUNDS_OIDC_CLIENT_ID",
+            "REFUNDS_OIDC_CLIENT_SECRET",
+            "REFUNDS_INTAKE_URL",
+            "REFUNDS_REVIEW_URL",
+            "REFUNDS_PAYOUT_URL",
+            "REFUNDS_NOTIFY_URL",
+        )
+    } == {
+        "REFUNDS_PORT": "8005",
+        "REFUNDS_CONSOLE_URL": "http://127.0.0.1:8005",
+        "REFUNDS_OIDC_ISSUER": "http://127.0.0.1:8050",
+        "REFUNDS_OIDC_CLIENT_ID": "refunds-console",
+        "REFUNDS_OIDC_CLIENT_SECRET": "dev-console-secret",
+        "REFUNDS_INTAKE_URL": "http://127.0.0.1:8001",
+        "REFUNDS_REVIEW_URL": "http://127.0.0.1:8002",
+        "REFUNDS_PAYOUT_URL": "http://127.0.0.1:8003",
+        "REFUNDS_NOTIFY_URL": "http://127.0.0.1:8004",
+    }
+    # The console publishes nothing: it is no service of the event contracts.
+    assert "console" not in SERVICES
 
 
 def test_the_example_refund_is_one_intake_accepts() -> None:

@@ -139,7 +139,8 @@ def test_openapi_documents_the_bearer_scheme(client: TestClient) -> None:
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A staff JWT (HS256): `sub` is the person, `roles` lists their roles.",
+        "description": "A staff JWT: HS256 with `sub` and `roles`, or the identity provider's "
+        "access token (RS256/ES256, verified against its JWKS).",
     }
 
 
