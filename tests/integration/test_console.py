@@ -6,13 +6,9 @@ token is a 403; the security headers are on every page; pages speak zh-CN and en
 
 from __future__ import annotations
 
-import base64
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
-from sandbox.identity import create_app as identity_provider
 from services.console.bootstrap import console_app
 from services.console.sessions import SqliteSessions
 from services.console.settings import ConsoleSettings
@@ -34,11 +25,12 @@ from services.review.application import ReviewApplication
 from services.review.bootstrap import staff_api
 from services.review.policy_document import default_policy
 from services.review.queue import ReviewQueue
-from shared.problems import unauthorized
 from shared.settings import ServiceSettings
-from shared.staff import Staff, StaffAuth
+from shared.staff import StaffAuth
+from shared.staff_oidc import OidcConfig
 from shared.store import store_env
 from tests.integration.test_review_api import SECRET, Clock, Review
+from tests.support.identity import serve_identity
 
 CONSOLE_URL = "http://127.0.0.1:8005"  # the redirect URI's base, registered at the provider
 WAIT = 5.0
@@ -46,55 +38,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
     "frame-ancestors 'none'; form-action 'self' {issuer}"
 )
-
-
-@contextmanager
-def serving_provider(data_dir: Path) -> Iterator[str]:
-    """The sandbox identity provider on a free port (its issuer is its own URL)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(
-        uvicorn.Config(identity_provider(data_dir, issuer=url), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "identity provider did not start"
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT)
-        sock.close()
-
-
-class ProviderTokens(StaffAuth):
-    """Review accepting the provider's access tokens (RS256 against its JWKS, issuer,
-    audience `refunds`, expiry), the actor being `preferred_username`; the test's own HS256
-    tokens (the review fixture's reads) as before."""
-
-    def __init__(self, issuer: str) -> None:
-        super().__init__(SECRET)
-        self.issuer = issuer
-        self.keys = KeySet.import_key_set(httpx.get(f"{issuer}/jwks").json())
-
-    def staff(self, token: str) -> Staff:
-        if '"HS256"' in base64.urlsafe_b64decode(token.split(".")[0] + "==").decode():
-            return super().staff(token)
-        try:
-            decoded = jwt.decode(token, self.keys, algorithms=["RS256"])
-            jwt.JWTClaimsRegistry(
-                iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": "refunds"},
-                exp={"essential": True},
-            ).validate(decoded.claims)
-        except JoseError as error:
-            raise unauthorized(f"The token is not valid: {error}.") from None
-        claims = decoded.claims
-        return Staff(sub=str(claims["preferred_username"]), roles=frozenset(claims["roles"]))
 
 
 @dataclass
@@ -110,13 +53,13 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with serving_provider(tmp_path / "idp") as issuer:
+    with serve_identity(tmp_path / "idp") as issuer:
         settings = ServiceSettings(env="test", data_dir=tmp_path)
         clock = Clock()
         app = ReviewApplication(default_policy(), env=store_env(settings, "review"), clock=clock)
         app.record_shipped_policy()
         queue = ReviewQueue(app)
-        review_http = staff_api(app, queue, ProviderTokens(issuer))
+        review_http = staff_api(app, queue, StaffAuth(SECRET, OidcConfig(issuer=issuer)))
         console = console_app(
             ConsoleSettings(
                 env="test", data_dir=tmp_path, oidc_issuer=issuer, console_url=CONSOLE_URL
