@@ -360,3 +360,28 @@ def test_a_boosted_request_without_a_session_navigates_the_whole_page_to_sign_in
     answer = stack.console.get("/queue", headers={"HX-Request": "true"}, follow_redirects=False)
     assert answer.status_code == 200
     assert answer.headers["hx-redirect"] == "/auth/login?next=%2Fqueue"
+
+
+def test_a_role_without_the_right_is_refused_by_the_service_and_nothing_changes(
+    stack: Stack,
+) -> None:
+    refund_id = stack.review.request(2500)
+    sign_in(stack.console, stack.issuer, "audrey", start=f"/cases/{refund_id}")  # an auditor
+    page = stack.console.get(f"/cases/{refund_id}").text
+    nav = page[page.index("<nav") : page.index("</nav>")]
+    assert 'href="/queue"' not in nav  # the navigation shows what the roles allow
+    answer = stack.console.post(
+        f"/cases/{refund_id}/approve",
+        data={**form_fields(page, f"/cases/{refund_id}/approve"), "amount": "2500.00"},
+    )
+    assert answer.status_code == 403
+    assert "审核服务拒绝了此操作，未做任何更改。" in answer.text
+    case = stack.review.case(refund_id)
+    assert case["approvals"] == [] and case["state"] == "pending"
+
+
+def test_evidence_is_linked_never_fetched_and_only_as_a_web_link(stack: Stack) -> None:
+    refund_id = stack.review.request(600)
+    sign_in(stack.console, stack.issuer, "ann", start=f"/cases/{refund_id}")
+    page = stack.console.get(f"/cases/{refund_id}").text
+    assert '<a href="https://cdn.example.com/1.jpg" rel="noopener noreferrer nofollow">' in page

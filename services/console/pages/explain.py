@@ -19,6 +19,13 @@ KNOWN_CODES = {
     "closed": "The case is already decided.",
 }
 
+# The services by name, as staff know them (msgids of the catalogs).
+SERVICE_NAMES = {"intake": "intake", "review": "review", "payout": "payout", "notify": "notify"}
+
+
+def _service(name: str, _: Gettext) -> str:
+    return _(SERVICE_NAMES[name]) if name in SERVICE_NAMES else name
+
 
 def field_name(raw: Any) -> str:
     """`body.amount.amount` → `amount.amount`: the form's own name for the field."""
@@ -32,7 +39,7 @@ def explained(error: Refused | Unreachable, _: Gettext) -> dict[str, Any]:
     if isinstance(error, Unreachable):
         return {
             "headline": _("The %(service)s service did not answer; nothing was changed.")
-            % {"service": error.service},
+            % {"service": _service(error.service, _)},
             "lines": [],
         }
     headlines = {
@@ -60,7 +67,7 @@ def explained(error: Refused | Unreachable, _: Gettext) -> dict[str, Any]:
         lines.append(
             {"field": "", "text": "", "code": error.kind, "said": str(error.problem["detail"])}
         )
-    return {"headline": headline % {"service": error.service}, "lines": lines}
+    return {"headline": headline % {"service": _service(error.service, _)}, "lines": lines}
 
 
 def local_problem(fields: dict[str, str], _: Gettext) -> dict[str, Any]:
