@@ -160,6 +160,8 @@ class QueueEntry(BaseModel):
     deadline: datetime | None = Field(description="when a decision is due (none while paused)")
     overdue: bool = Field(description="pending and past its deadline")
     opened_at: datetime
+    reason: str = Field(examples=["damaged"])
+    requested: MoneyView
 
 
 class CaseList(Listed):
@@ -178,6 +180,8 @@ class CaseList(Listed):
                     "deadline": "2026-11-23T10:00:00Z",
                     "overdue": False,
                     "opened_at": "2026-11-20T10:00:00Z",
+                    "reason": "damaged",
+                    "requested": {"amount": 250000, "currency": "CNY"},
                 }
             ],
         }

@@ -139,6 +139,8 @@ def queue_entry(row: QueueRow, now: datetime) -> QueueEntry:
             "deadline": row.deadline,
             "overdue": row.overdue(now),
             "opened_at": row.opened_at,
+            "reason": row.reason,
+            "requested": {"amount": row.amount, "currency": row.currency},
         }
     )
 

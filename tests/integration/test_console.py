@@ -140,6 +140,16 @@ def test_sign_in_through_the_provider_then_the_queue_lists_cases(stack: Stack) -
 
     important = stack.console.get("/queue", params={"tier": "important"}).text
     assert cases[1] in important and cases[0] not in important
+    assert "¥2,500.00" in important and "商品损坏" in important  # amount and reason shown
+    over_1000 = stack.console.get("/queue", params={"min": "1000", "currency": "CNY"}).text
+    assert cases[1] in over_1000 and cases[0] not in over_1000
+    due_first = stack.console.get("/queue", params={"sort": "deadline"}).text
+    by_deadline = sorted(cases, key=lambda case: stack.review.case(case)["deadline"])
+    assert [due_first.index(case) for case in by_deadline] == sorted(
+        due_first.index(case) for case in by_deadline
+    )
+    unreadable = stack.console.get("/queue", params={"max": "12.345"})
+    assert unreadable.status_code == 422 and "<code>max</code>" in unreadable.text
 
 
 def test_the_session_cookie_is_httponly_and_samesite_lax(stack: Stack) -> None:

@@ -16,7 +16,7 @@ from services.console.catalogs import shown_strings, untranslated
 from services.console.i18n import Formats, compile_catalogs
 from services.console.pages.auth import local_path
 from services.console.pages.case_forms import FormProblem, body_of
-from services.console.pages.queue import review_query, sla, sorted_page
+from services.console.pages.queue import review_query, sla
 from services.console.settings import DEV_SESSION_SECRET, ConsoleSettings
 from services.console.vocabulary import LOCALES
 from services.review.duties import missing_approvals, still_needed
@@ -148,25 +148,31 @@ def test_reject_and_evidence_forms_need_their_texts() -> None:
     assert asked == {"missing": ["photo", "note"], "message": "m"}
 
 
-def test_queue_filters_countdown_and_sorting() -> None:
+def test_queue_filters_become_reviews_query_and_the_countdown_its_colour() -> None:
     assert review_query({"assignee": "me", "overdue": "yes", "tier": ""}, "ann") == {
         "tier": None,
         "state": None,
         "assignee": "ann",
         "overdue": "true",
+        "reason": None,
+        "currency": None,
+        "order": None,
     }
+    asked = review_query(
+        {"min": "500", "max": "2,000.50".replace(",", ""), "sort": "deadline", "reason": "damaged"},
+        "ann",
+    )
+    assert asked["min_amount"] == 50000 and asked["max_amount"] == 200050
+    assert asked["currency"] == "CNY" and asked["order"] == "due" and asked["reason"] == "damaged"
+    with pytest.raises(FormProblem) as refused:
+        review_query({"max": "12.345"}, "ann")
+    assert list(refused.value.fields) == ["max"]
     now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     due = {"state": "pending", "deadline": "2026-11-20T03:00:00+00:00"}
     assert sla(due, now)["urgency"] == "sla-soon"
     assert sla({**due, "deadline": "2026-11-21T03:00:00+00:00"}, now)["urgency"] == "sla-ok"
     assert sla({**due, "deadline": "2026-11-20T01:00:00+00:00"}, now)["urgency"] == "sla-late"
     assert sla({**due, "deadline": None}, now)["urgency"] == "sla-paused"
-    page = [{"deadline": None}, {"deadline": "2026-11-22"}, {"deadline": "2026-11-21"}]
-    assert [e["deadline"] for e in sorted_page(page, "deadline")] == [
-        "2026-11-21",
-        "2026-11-22",
-        None,
-    ]
 
 
 def test_review_says_what_is_still_needed_as_data() -> None:

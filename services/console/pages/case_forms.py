@@ -17,6 +17,9 @@ Form = dict[str, str]
 ACTIONS = ("claim", "release", "approve", "reject", "request-evidence", "escalate", "compensate")
 
 
+AMOUNT_HINT = "Enter an amount like 129.00, with at most the currency's decimals."
+
+
 class FormProblem(Exception):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__(", ".join(fields))
@@ -32,9 +35,7 @@ def _money(form: Form, name: str, currency: str, _: Gettext, *, required: bool) 
     try:
         return Money.from_major(text, currency)
     except (ValueError, ArithmeticError):
-        raise FormProblem(
-            {name: _("Enter an amount like 129.00, with at most the currency's decimals.")}
-        ) from None
+        raise FormProblem({name: _(AMOUNT_HINT)}) from None
 
 
 def _text(form: Form, name: str, _: Gettext) -> str:

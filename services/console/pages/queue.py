@@ -1,5 +1,6 @@
 """The reviewer queue: review's GET /v1/cases with the person's filters, the SLA clock of
-each case, sorting within the page, cursor paging and saved views (kept in the session)."""
+each case, sorting (newest or soonest due), cursor paging and saved views (kept per person
+in the session store)."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
@@ -13,11 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.explain import explained
+from services.console.pages.case_forms import AMOUNT_HINT, FormProblem
+from services.console.pages.explain import explained, local_problem
+from shared.money import Money
 
 router = APIRouter()
 
-FILTERS = ("tier", "state", "assignee", "overdue", "sort")
+FILTERS = ("tier", "state", "assignee", "overdue", "sort", "reason", "currency", "min", "max")
 SOON_SECONDS = 4 * 3600  # under four hours left: the countdown turns amber
 MAX_VIEWS = 20
 PAGE_SIZE = 20
@@ -51,22 +54,30 @@ def sla(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def review_query(filters: dict[str, str], username: str) -> dict[str, Any]:
-    """Review's query parameters for the page's filters (`assignee=me`: the person)."""
+    """Review's query parameters for the page's filters (`assignee=me`: the person; amounts
+    typed in major units of `currency`, CNY unless chosen; review sorts and pages). Raises
+    FormProblem naming an amount it cannot read."""
     assignee = filters.get("assignee") or None
     overdue = {"yes": "true", "no": "false"}.get(filters.get("overdue", ""))
+    currency = filters.get("currency") or "CNY"
+    bounds = {}
+    for name, param in (("min", "min_amount"), ("max", "max_amount")):
+        text = filters.get(name, "").strip()
+        if text:
+            try:
+                bounds[param] = Money.from_major(text, currency).amount
+            except (ValueError, ArithmeticError):
+                raise FormProblem({name: "amount"}) from None
     return {
         "tier": filters.get("tier") or None,
         "state": filters.get("state") or None,
         "assignee": username if assignee == "me" else assignee,
         "overdue": overdue,
+        "reason": filters.get("reason") or None,
+        "currency": currency if bounds or filters.get("currency") else None,
+        "order": "due" if filters.get("sort") == "deadline" else None,
+        **bounds,
     }
-
-
-def sorted_page(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
-    """Review answers newest first; `deadline` orders the page soonest due first."""
-    if sort == "deadline":
-        return sorted(entries, key=lambda e: (e.get("deadline") is None, e.get("deadline") or ""))
-    return entries
 
 
 @router.get("/queue")
@@ -84,31 +95,35 @@ async def queue(
         filters = dict(views[view])
     else:
         filters = {name: request.query_params.get(name, "")[:100] for name in FILTERS}
-    params = {
-        **review_query(filters, person.username),
-        "limit": PAGE_SIZE,
-        "starting_after": starting_after,
-        "ending_before": ending_before,
-    }
     now = datetime.now(UTC)
+    gettext = pages.gettext(request)
     try:
+        params = {
+            **review_query(filters, person.username),
+            "limit": PAGE_SIZE,
+            "starting_after": starting_after,
+            "ending_before": ending_before,
+        }
         found = await calls.get("review", "/v1/cases", params)
-    except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
+    except (Refused, Unreachable, FormProblem) as error:
+        if isinstance(error, FormProblem):
+            status = 422
+            shown = local_problem({name: gettext(AMOUNT_HINT) for name in error.fields}, gettext)
+        else:
+            status = error.status if isinstance(error, Refused) else 502
+            shown = explained(error, gettext)
         return pages.page(
             request,
             "queue.html",
             status,
-            problem=explained(error, pages.gettext(request)),
+            problem=shown,
             entries=[],
             filters=filters,
             views=views,
             paging={},
             now=now,
         )
-    entries = sorted_page(
-        [{**entry, "sla": sla(entry, now)} for entry in found["data"]], filters.get("sort", "")
-    )
+    entries = [{**entry, "sla": sla(entry, now)} for entry in found["data"]]
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return pages.page(
         request,
@@ -153,6 +168,10 @@ async def save_view(
     assignee: Annotated[str, Form(max_length=100)] = "",
     overdue: Annotated[str, Form(max_length=5)] = "",
     sort: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=60)] = "",
+    currency: Annotated[str, Form(max_length=3)] = "",
+    min: Annotated[str, Form(max_length=30)] = "",
+    max: Annotated[str, Form(max_length=30)] = "",
 ) -> Response:
     """A saved view is the queue's filters under a name, for this person (in their session)."""
     views = await saved_views(request, person.sub)
@@ -163,6 +182,10 @@ async def save_view(
             "assignee": assignee,
             "overdue": overdue,
             "sort": sort,
+            "reason": reason,
+            "currency": currency,
+            "min": min,
+            "max": max,
         }
     await keep_views(request, person.sub, views)
     return RedirectResponse("/queue?" + urlencode({"view": name.strip()}), status_code=303)
