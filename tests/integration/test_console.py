@@ -152,10 +152,16 @@ def test_sign_in_through_the_provider_then_the_queue_lists_cases(stack: Stack) -
     assert unreadable.status_code == 422 and "<code>max</code>" in unreadable.text
 
 
-def test_the_session_cookie_is_httponly_and_samesite_lax(stack: Stack) -> None:
+def test_the_session_cookie_is_httponly_lax_and_renewed_at_sign_in(stack: Stack) -> None:
     answer = stack.console.get("/")  # the sign-in page holds a form: a session for its token
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    before = stack.console.cookies.get("refunds_console")
+    sign_in(stack.console, stack.issuer, "ann")
+    after = stack.console.cookies.get("refunds_console")
+    assert before and after and after != before  # no session fixation
+    sessions = stack.console.app.state.sessions  # type: ignore[attr-defined]
+    assert sessions.load(before) is None and sessions.load(after)["username"] == "ann"
 
 
 def test_assigned_to_me_and_saved_views(stack: Stack) -> None:
