@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -244,7 +245,7 @@ def create_app(data_dir: Path, *, issuer: str) -> FastAPI:
             if asked:
                 if not set(asked.split()) <= set(grant.scope.split()):
                     return _oauth_error("invalid_scope", "a refresh cannot widen the scope")
-                grant = Grant(**{**grant.__dict__, "scope": asked})
+                grant = replace(grant, scope=asked)
         else:
             return _oauth_error("unsupported_grant_type", f"grant_type {grant_type!r}")
         return tokens(grant, PEOPLE[grant.username])

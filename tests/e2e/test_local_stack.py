@@ -18,6 +18,7 @@ from tests.e2e.support import (
     assert_paid_exactly_once,
 )
 from tests.support.factories import order, refund_body
+from tests.support.identity import sign_in
 
 pytestmark = [pytest.mark.e2e]
 
@@ -55,13 +56,14 @@ def test_refund_walks_from_request_to_paid_and_rejected(
     assert_one_message_per_step(messages)
     assert {str(m["To"]) for m in messages} == {"li.wei@example.com"}
 
-    # Above the automatic limit a person decides: a reviewer approves over review's API.
+    # Above the automatic limit a person decides: a reviewer, signed in at the stack's
+    # identity provider (code flow with PKCE), approves over review's API with her token.
     manual = platform.request_refund(80000, key="e2e-manual")
     deadline = time.monotonic() + 30
     while platform.refund(manual)["status"] != "in_review" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert platform.refund(manual)["review"]["rule"] == "manual.over_limit"
-    token = jwt.encode(jwt.staff_claims("ann", ["reviewer"], 600), jwt.DEV_JWT_SECRET)
+    token = sign_in(f"http://127.0.0.1:{ports.identity}", "ann")["access_token"]
     approval = httpx.post(
         f"http://127.0.0.1:{ports.review}/v1/cases/{manual}/approve",
         json={"amount": {"amount": 80000, "currency": "CNY"}, "note": "photo checked"},

@@ -6,6 +6,7 @@ resolves the ``<<`` merge keys, so the checks see each service as Compose would.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -20,6 +21,7 @@ DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
 
 REFUND_SERVICES = {"intake": 8001, "review": 8002, "payout": 8003, "notify": 8004}
 INFRA_SERVICES = ("kafka", "postgres", "gateway", "mailsink")
+SIGN_IN_SERVICES = ("keycloak", "console")
 EXTRA_DEPENDENCIES = {"payout": "gateway", "notify": "mailsink"}
 
 
@@ -94,7 +96,7 @@ def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_all_services_are_defined(services: dict[str, dict[str, Any]]) -> None:
-    expected = {*INFRA_SERVICES, *REFUND_SERVICES}
+    expected = {*INFRA_SERVICES, *REFUND_SERVICES, *SIGN_IN_SERVICES}
     missing = sorted(expected - services.keys())
     assert not missing, f"docker-compose.yml is missing services: {missing}"
 
@@ -241,3 +243,133 @@ def test_dockerfile_does_not_run_as_root(dockerfile_lines: list[str]) -> None:
     assert final_user not in {"root", "0"}, (
         f"deploy/Dockerfile's last USER is {users[-1]!r}; it must not run as root"
     )
+
+
+# -- sign-in: Keycloak, its realm and the console ------------------------------------------------
+
+REALM_FILE = REPO_ROOT / "deploy" / "keycloak" / "refunds-realm.json"
+CONSOLE_PORT = 8005
+
+
+@pytest.fixture(scope="module")
+def realm() -> dict[str, Any]:
+    assert REALM_FILE.is_file(), f"{REALM_FILE} is missing"
+    data: dict[str, Any] = json.loads(REALM_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def _console_client(realm: dict[str, Any]) -> dict[str, Any]:
+    clients = [c for c in realm["clients"] if c["clientId"] == "refunds-console"]
+    assert len(clients) == 1, "the realm must hold exactly one `refunds-console` client"
+    return clients[0]
+
+
+def test_keycloak_is_pinned_and_imports_the_realm(services: dict[str, dict[str, Any]]) -> None:
+    keycloak = services["keycloak"]
+    image = str(keycloak["image"])
+    assert re.fullmatch(r"quay\.io/keycloak/keycloak:\d+\.\d+\.\d+", image), (
+        f"keycloak's image must be pinned to a version, got {image!r}"
+    )
+    argv = _as_argv(keycloak["command"])
+    assert argv[0] == "start-dev" and "--import-realm" in argv
+    mounts = [str(volume) for volume in keycloak.get("volumes", [])]
+    assert any(
+        m.split(":")[0] == "./deploy/keycloak" and m.split(":")[1] == "/opt/keycloak/data/import"
+        for m in mounts
+    ), f"keycloak must mount deploy/keycloak at /opt/keycloak/data/import, got {mounts}"
+    # Every ${PLACEHOLDER} of the realm file is given to keycloak.
+    env = _environment(keycloak)
+    placeholders = set(re.findall(r"\$\{([A-Z_]+)\}", REALM_FILE.read_text(encoding="utf-8")))
+    assert placeholders and placeholders <= env.keys(), sorted(placeholders - env.keys())
+
+
+def test_the_realm_roles_are_the_staff_roles(realm: dict[str, Any]) -> None:
+    from shared.staff_tokens import STAFF_ROLES
+
+    assert realm["realm"] == "refunds"
+    assert [role["name"] for role in realm["roles"]["realm"]] == list(STAFF_ROLES)
+
+
+def test_the_realm_holds_the_demo_staff_with_their_roles(realm: dict[str, Any]) -> None:
+    from sandbox.identity.people import PEOPLE
+
+    users = {user["username"]: user for user in realm["users"]}
+    assert users.keys() == PEOPLE.keys()
+    for name, person in PEOPLE.items():
+        assert users[name]["realmRoles"] == list(person.roles), name
+        assert users[name]["enabled"] and not users[name]["requiredActions"], name
+        assert users[name]["attributes"]["locale"] == [person.locale], name
+
+
+def test_the_console_client_is_confidential_with_pkce_and_the_refunds_audience(
+    realm: dict[str, Any],
+) -> None:
+    client = _console_client(realm)
+    assert client["publicClient"] is False and client["standardFlowEnabled"] is True
+    assert client["implicitFlowEnabled"] is False and client["directAccessGrantsEnabled"] is False
+    assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+    audiences = [
+        mapper["config"]["included.custom.audience"]
+        for mapper in client["protocolMappers"]
+        if mapper["protocolMapper"] == "oidc-audience-mapper"
+        and mapper["config"].get("access.token.claim") == "true"
+    ]
+    assert audiences == ["refunds"]
+
+
+def test_the_console_redirect_matches_its_port(
+    services: dict[str, dict[str, Any]], realm: dict[str, Any]
+) -> None:
+    console = services["console"]
+    assert _as_argv(console["command"])[:3] == ["python", "-m", "services.console"]
+    assert console.get("image") == services["intake"].get("image"), "one image for all apps"
+    env = _environment(console)
+    assert env["REFUNDS_PORT"] == str(CONSOLE_PORT)
+    assert f"{CONSOLE_PORT}:{CONSOLE_PORT}" in [str(p) for p in console["ports"]]
+    assert env["REFUNDS_CONSOLE_URL"].endswith(f":{CONSOLE_PORT}")
+    client = _console_client(realm)
+    assert env["REFUNDS_CONSOLE_URL"] + "/auth/callback" in client["redirectUris"]
+    assert env["REFUNDS_CONSOLE_URL"] + "/" in client["attributes"][
+        "post.logout.redirect.uris"
+    ].split("##")
+    assert env["REFUNDS_OIDC_CLIENT_ID"] == client["clientId"]
+    # The console and Keycloak read the same client secret.
+    assert (
+        env["REFUNDS_OIDC_CLIENT_SECRET"]
+        == _environment(services["keycloak"])["REFUNDS_CONSOLE_CLIENT_SECRET"]
+    )
+    for name, port in REFUND_SERVICES.items():
+        assert env[f"REFUNDS_{name.upper()}_URL"] == f"http://{name}:{port}"
+    deps = _depends_on(console)
+    for dependency in ("keycloak", *REFUND_SERVICES):
+        assert deps[dependency].get("condition") == "service_healthy", dependency
+
+
+def test_every_oidc_variable_is_one_the_settings_know(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from shared.settings import StaffSettings
+
+    known = {name for name in StaffSettings.model_fields if name.startswith("oidc_")}
+    # The console's own: the client it signs in as (services/console reads them).
+    console_known = known | {"oidc_client_id", "oidc_client_secret"}
+    issuer = f"http://keycloak:8080/realms/{json_realm_name()}"
+    for name, service in services.items():
+        env = _environment(service)
+        used = {
+            key.removeprefix("REFUNDS_").lower() for key in env if key.startswith("REFUNDS_OIDC_")
+        }
+        allowed = console_known if name == "console" else known
+        assert used <= allowed, f"{name}: unknown settings {sorted(used - allowed)}"
+        if name in REFUND_SERVICES:
+            assert env["REFUNDS_OIDC_ISSUER"] == issuer, name
+            assert env["REFUNDS_OIDC_ROLES_CLAIM"] == "realm_access.roles", name
+            assert env["REFUNDS_OIDC_AUDIENCE"] == "refunds", name
+            # And the values pass the settings' validation.
+            StaffSettings(env="test", **{key: env[f"REFUNDS_{key.upper()}"] for key in used})
+    hostname = _environment(services["keycloak"])["KC_HOSTNAME"]
+    assert issuer.startswith(hostname + "/realms/"), "the issuer must be Keycloak's hostname"
+
+
+def json_realm_name() -> str:
+    return str(json.loads(REALM_FILE.read_text(encoding="utf-8"))["realm"])
