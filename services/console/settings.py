@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, model_validator
 
 from services.console.vocabulary import LOCALES
@@ -11,6 +13,12 @@ from shared.settings import ServiceSettings, refuse_placeholder
 DEV_SESSION_SECRET = "console-dev-session-secret-not-for-production"  # noqa: S105
 DEV_CLIENT_SECRET = "dev-console-secret"  # noqa: S105 - the sandbox provider's demo client
 URL = r"^https?://[^\s/]+(/\S*)?$"
+
+
+def _secure_origin(url: str) -> bool:
+    """https, or a loopback host (browsers keep Secure cookies for http://localhost)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in {"localhost", "127.0.0.1", "::1"}
 
 
 class ConsoleSettings(ServiceSettings):
@@ -30,7 +38,15 @@ class ConsoleSettings(ServiceSettings):
         DEV_CLIENT_SECRET, repr=False, description="the console's client secret at the provider"
     )
     oidc_roles_claim: str = Field(
-        "roles", min_length=1, description="the access token's claim listing the staff roles"
+        "roles",
+        min_length=1,
+        description="the access token's claim listing the staff roles, a dotted path for a "
+        "nested one (Keycloak: realm_access.roles), as the services read it",
+    )
+    oidc_person_claim: str = Field(
+        "preferred_username",
+        min_length=1,
+        description="the access token's claim the services record as the actor",
     )
     intake_url: str = Field("http://127.0.0.1:8001", pattern=URL)
     review_url: str = Field("http://127.0.0.1:8002", pattern=URL)
@@ -70,8 +86,10 @@ class ConsoleSettings(ServiceSettings):
                 )
             if self.oidc_client_secret == DEV_CLIENT_SECRET:
                 raise ValueError("REFUNDS_OIDC_CLIENT_SECRET must be a real secret in production")
-            if not self.console_url.startswith("https://"):
-                raise ValueError("REFUNDS_CONSOLE_URL must be https:// in production")
+            if not _secure_origin(self.console_url):
+                raise ValueError(
+                    "REFUNDS_CONSOLE_URL must be https:// in production (or a loopback address)"
+                )
         return self
 
     @property

@@ -60,8 +60,8 @@ class Provider:
         found: dict[str, Any] = await self.client.load_server_metadata()
         return found
 
-    async def roles_of(self, access_token: str) -> list[str]:
-        """The roles claim of a token whose signature and issuer check out."""
+    async def claims_of(self, access_token: str) -> dict[str, Any]:
+        """The claims of an access token whose signature and issuer check out."""
         jwks = await self.client.fetch_jwk_set()
         try:
             token = jwt.decode(access_token, KeySet.import_key_set(jwks), algorithms=SIGNED_WITH)
@@ -70,23 +70,33 @@ class Provider:
             ).validate(token.claims)
         except (JoseError, ValueError) as error:
             raise SignInFailed(f"access token refused: {error}") from None
-        roles = token.claims.get(self.settings.oidc_roles_claim, [])
-        return [str(role) for role in roles] if isinstance(roles, list) else []
+        return dict(token.claims)
+
+    def person_of(self, claims: dict[str, Any]) -> tuple[str, list[str]]:
+        """Who the services record as the actor (the person claim, as they read it) and the
+        roles at the roles claim's dotted path (Keycloak: `realm_access.roles`)."""
+        person = claims.get(self.settings.oidc_person_claim) or claims.get("sub") or ""
+        value: Any = claims
+        for part in self.settings.oidc_roles_claim.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        roles = [role for role in value if isinstance(role, str)] if isinstance(value, list) else []
+        return str(person), roles
 
     async def signed_in(self, session: dict[str, Any], token: dict[str, Any]) -> None:
         """Start the person's session from the provider's token answer."""
         claims = token.get("userinfo") or {}
         access = token["access_token"]
+        username, roles = self.person_of(await self.claims_of(access))
         locale = session.get("locale")
         session.clear()
         session.update(
             {
                 ROTATE: True,
                 "sub": str(claims.get("sub", "")),
-                # The services record preferred_username as the actor: "assigned to me".
-                "username": str(claims.get("preferred_username") or claims.get("sub", "")),
-                "name": str(claims.get("name") or claims.get("preferred_username") or ""),
-                "roles": await self.roles_of(access),
+                # The services record the person claim as the actor: "assigned to me".
+                "username": username,
+                "name": str(claims.get("name") or username),
+                "roles": roles,
                 "access_token": access,
                 "refresh_token": token.get("refresh_token"),
                 "expires_at": _expiry(token),
@@ -121,7 +131,9 @@ class Provider:
         session["access_token"] = renewed["access_token"]
         session["refresh_token"] = renewed.get("refresh_token", refresh)
         session["expires_at"] = _expiry(renewed)
-        session["roles"] = await self.roles_of(renewed["access_token"])
+        session["username"], session["roles"] = self.person_of(
+            await self.claims_of(renewed["access_token"])
+        )
         return str(renewed["access_token"])
 
     async def end_session_url(self, id_token: str | None) -> str:

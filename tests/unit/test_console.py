@@ -18,6 +18,7 @@ from services.console.pages.auth import local_path
 from services.console.pages.case_forms import FormProblem, body_of
 from services.console.pages.queue import review_query, sla
 from services.console.settings import DEV_SESSION_SECRET, ConsoleSettings
+from services.console.signin import Provider
 from services.console.vocabulary import LOCALES
 from services.review.duties import missing_approvals, still_needed
 
@@ -84,6 +85,10 @@ def test_production_refuses_a_missing_weak_or_dev_session_secret() -> None:
     for secret in ("", "short", DEV_SESSION_SECRET):
         with pytest.raises(ValidationError, match="SESSION_SECRET"):
             ConsoleSettings(**real, session_secret=secret)
+    loopback = ConsoleSettings(
+        **{**real, "console_url": "http://localhost:8005"}, session_secret="x" * 40
+    )
+    assert loopback.secure_cookies  # browsers keep Secure cookies for http://localhost
     with pytest.raises(ValidationError, match="https"):
         ConsoleSettings(
             **{**real, "console_url": "http://console.example.com"}, session_secret="x" * 40
@@ -186,3 +191,17 @@ def test_review_says_what_is_still_needed_as_data() -> None:
     assert missing_approvals(needs, approvals) == ["1 more approval(s)", "a senior_reviewer"]
     done = [*approvals, {"person": "wang", "roles": ["senior_reviewer"]}]
     assert still_needed(needs, done) == {"approvals": 0, "senior_reviewer": False, "finance": False}
+
+
+def test_the_person_and_roles_are_read_as_the_services_read_them() -> None:
+    keycloak = ConsoleSettings(oidc_roles_claim="realm_access.roles")
+    claims = {
+        "sub": "5c1d-uuid",
+        "preferred_username": "ann",
+        "realm_access": {"roles": ["reviewer", "offline_access"]},
+        "roles": ["admin"],  # not where this provider's roles are
+    }
+    assert Provider(keycloak).person_of(claims) == ("ann", ["reviewer", "offline_access"])
+    flat = Provider(ConsoleSettings(oidc_person_claim="email"))
+    assert flat.person_of(claims) == ("5c1d-uuid", ["admin"])  # no such claim: the sub
+    assert flat.person_of({"sub": "x", "roles": "admin"}) == ("x", [])
