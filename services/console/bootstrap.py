@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from services.console.calls import TokenRefused
 from services.console.deps import NotSignedIn
 from services.console.i18n import compile_catalogs
 from services.console.middleware import CsrfGuard, SecurityHeaders, ServerSessions
@@ -50,7 +51,9 @@ def console_app(
     http.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @http.exception_handler(NotSignedIn)
+    @http.exception_handler(TokenRefused)
     async def sign_in_first(request: Request, error: Exception) -> Response:
+        request.session.clear()
         back = request.url.path if request.method == "GET" else "/"
         if request.method == "GET" and request.url.query:
             back += "?" + request.url.query

@@ -35,6 +35,11 @@ class Refused(Exception):
         return str(self.problem.get("type", "")).rstrip("/").rsplit("/", 1)[-1]
 
 
+class TokenRefused(Exception):
+    """A service refused the person's token itself (401: revoked, or from a provider it does
+    not trust): the session ends and the person signs in again; nothing was done."""
+
+
 @dataclass
 class Unreachable(Exception):
     """A service did not answer (or answered 5xx): the page says which, nothing is retried."""
@@ -90,6 +95,8 @@ class Services:
             raise Unreachable(service, type(error).__name__) from None
         if response.status_code >= 500:
             raise Unreachable(service, f"HTTP {response.status_code}")
+        if response.status_code == 401:
+            raise TokenRefused(service)
         if response.status_code >= 400:
             try:
                 problem = response.json()

@@ -1,6 +1,7 @@
 """The console's message catalogs: which strings the templates and pages show, and the
 .po files that translate them. `python -m services.console.catalogs --write` adds any new
-string to both catalogs (untranslated, for a person to fill in); tests/unit/test_console_i18n.py
+string to both catalogs (untranslated, for a person to fill in) and drops the ones no page
+shows any more; tests/unit/test_console_i18n.py
 fails while a shown string is missing or untranslated in either."""
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def write_missing() -> None:
         for message in sorted(wanted):
             if message not in catalog:
                 catalog.add(message, message if tag == "en" else "")
+        for gone in [m.id for m in catalog if m.id and m.id not in wanted]:
+            del catalog[gone]  # no page shows it any more
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as po:
             write_po(po, catalog, omit_header=False, sort_output=True, width=100)

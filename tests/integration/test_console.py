@@ -401,3 +401,20 @@ def test_evidence_is_linked_never_fetched_and_only_as_a_web_link(stack: Stack) -
     sign_in(stack.console, stack.issuer, "ann", start=f"/cases/{refund_id}")
     page = stack.console.get(f"/cases/{refund_id}").text
     assert '<a href="https://cdn.example.com/1.jpg" rel="noopener noreferrer nofollow">' in page
+
+
+def test_a_token_the_service_refuses_ends_the_session_and_nothing_is_done(stack: Stack) -> None:
+    refund_id = stack.review.request(2500)
+    sign_in(stack.console, stack.issuer, "ann", start=f"/cases/{refund_id}")
+    page = stack.console.get(f"/cases/{refund_id}").text
+    session_id, session = _session_of(stack)
+    sessions = stack.console.app.state.sessions  # type: ignore[attr-defined]
+    sessions.save(session_id, {**session, "access_token": "not-a-token"}, 3600)
+    answer = stack.console.post(
+        f"/cases/{refund_id}/approve",
+        data={**form_fields(page, f"/cases/{refund_id}/approve"), "amount": "2500.00"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/auth/login")
+    assert sessions.load(session_id) is None
+    assert stack.review.case(refund_id)["approvals"] == []

@@ -43,7 +43,6 @@ def explained(error: Refused | Unreachable, _: Gettext) -> dict[str, Any]:
             "lines": [],
         }
     headlines = {
-        401: _("Your sign-in was not accepted by the %(service)s service. Please sign in again."),
         403: _("The %(service)s service refused this; nothing was changed."),
         404: _("The %(service)s service does not know this."),
         409: _(
