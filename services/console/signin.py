@@ -62,9 +62,13 @@ class Provider:
 
     async def claims_of(self, access_token: str) -> dict[str, Any]:
         """The claims of an access token whose signature and issuer check out."""
-        jwks = await self.client.fetch_jwk_set()
         try:
-            token = jwt.decode(access_token, KeySet.import_key_set(jwks), algorithms=SIGNED_WITH)
+            try:
+                keys = KeySet.import_key_set(await self.client.fetch_jwk_set())
+                token = jwt.decode(access_token, keys, algorithms=SIGNED_WITH)
+            except JoseError:  # perhaps a key the provider rotated in since: fetch them again
+                keys = KeySet.import_key_set(await self.client.fetch_jwk_set(force=True))
+                token = jwt.decode(access_token, keys, algorithms=SIGNED_WITH)
             jwt.JWTClaimsRegistry(
                 iss={"essential": True, "value": (await self.metadata())["issuer"]}
             ).validate(token.claims)
