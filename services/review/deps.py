@@ -6,7 +6,7 @@ routes name what they need with these aliases.
 
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Query
 
@@ -30,6 +30,7 @@ SETTLERS = ("finance", "admin")
 # Who records what came back to the warehouse, and who may read the returns.
 RECEIVERS = ("warehouse", "admin")
 RETURN_READERS = ("warehouse", "auditor", "admin")
+QueueOrder = Literal["newest", "due"]
 
 
 def _queue_filter(
@@ -40,8 +41,31 @@ def _queue_filter(
         bool | None, Query(description="true: pending past the deadline; false: the rest")
     ] = None,
     tenant: Annotated[str | None, Query(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=60, description="the refund's reason")] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    min_amount: Annotated[
+        int | None, Query(ge=0, description="requested amount at least, in minor units")
+    ] = None,
+    max_amount: Annotated[
+        int | None, Query(ge=0, description="requested amount at most, in minor units")
+    ] = None,
+    order: Annotated[
+        QueueOrder,
+        Query(description="newest: newest first; due: soonest deadline first (running clocks)"),
+    ] = "newest",
 ) -> QueueFilter:
-    return QueueFilter(tenant=tenant, tier=tier, state=state, assignee=assignee, overdue=overdue)
+    return QueueFilter(
+        tenant=tenant,
+        tier=tier,
+        state=state,
+        assignee=assignee,
+        overdue=overdue,
+        reason=reason,
+        currency=currency,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        due_first=order == "due",
+    )
 
 
 def _return_filter(

@@ -132,16 +132,26 @@ def require_same_terms(
         )
 
 
+def still_needed(needs: dict[str, Any], approvals: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a case still waits for, as data (the console words it in each language): how many
+    more approvals, and whether one must come from a senior_reviewer or from finance."""
+    held = {role for approval in approvals for role in approval["roles"]}
+    return {
+        "approvals": max(int(needs["count"]) - len(approvals), 0),
+        "senior_reviewer": bool(needs.get("senior")) and "senior_reviewer" not in held,
+        "finance": bool(needs.get("finance")) and "finance" not in held,
+    }
+
+
 def missing_approvals(needs: dict[str, Any], approvals: list[dict[str, Any]]) -> list[str]:
     """What a case still waits for, in words a reviewer understands (nothing: approved)."""
+    needed = still_needed(needs, approvals)
     missing = []
-    remaining = int(needs["count"]) - len(approvals)
-    if remaining > 0:
-        missing.append(f"{remaining} more approval(s)")
-    held = {role for approval in approvals for role in approval["roles"]}
-    if needs.get("senior") and "senior_reviewer" not in held:
+    if needed["approvals"] > 0:
+        missing.append(f"{needed['approvals']} more approval(s)")
+    if needed["senior_reviewer"]:
         missing.append("a senior_reviewer")
-    if needs.get("finance") and "finance" not in held:
+    if needed["finance"]:
         missing.append("finance")
     return missing
 

@@ -19,7 +19,19 @@ from shared.paging import Page
 from shared.readmodel import ReadModel, sortable
 
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
-COLUMNS = ("refund_id", "tenant", "state", "tier", "assignee", "deadline", "opened_at", "version")
+COLUMNS = (
+    "refund_id",
+    "tenant",
+    "state",
+    "tier",
+    "assignee",
+    "deadline",
+    "opened_at",
+    "reason",
+    "amount",
+    "currency",
+    "version",
+)
 CHANGING = ("state", "tier", "assignee", "deadline", "version")
 
 
@@ -32,6 +44,11 @@ class QueueFilter:
     state: str | None = None
     assignee: str | None = None
     overdue: bool | None = None  # pending past the deadline (or not), at the page's `now`
+    reason: str | None = None
+    currency: str | None = None
+    min_amount: int | None = None  # the requested amount, in minor units
+    max_amount: int | None = None
+    due_first: bool = False  # soonest deadline first (only cases whose clock runs)
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,9 @@ class QueueRow:
     assignee: str | None
     deadline: str | None
     opened_at: str
+    reason: str
+    amount: int
+    currency: str
     version: int
 
     def overdue(self, now: datetime) -> bool:
@@ -58,10 +78,13 @@ class QueuePage:
 
 
 class ReviewQueue(ReadModel):
-    name = "review_queue"
+    # v2 added the reason and the requested amount: a new name is a new table, built from
+    # the log from the start (positions are kept per name).
+    name = "review_queue_v2"
     schema = (
         "refund_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, "
         "tier TEXT NOT NULL, assignee TEXT, deadline TEXT, opened_at TEXT NOT NULL, "
+        "reason TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL, "
         "version BIGINT NOT NULL"
     )
     columns = COLUMNS
@@ -79,6 +102,9 @@ class ReviewQueue(ReadModel):
             case.assignee,
             sortable(case.deadline) if case.deadline is not None else None,
             sortable(case.opened_at),
+            case.reason,
+            case.requested.amount,
+            case.requested.currency,
             case.version,
         )
 
@@ -88,38 +114,54 @@ class ReviewQueue(ReadModel):
         return [_as_row(row) for row in found]
 
     def page(self, where: QueueFilter, page: Page, now: datetime) -> QueuePage:
-        """One page of the cases `where` selects, newest first; raises UnknownCursor."""
+        """One page of the cases `where` selects, newest first (or soonest due first);
+        raises UnknownCursor."""
         conditions: list[str] = []
         params: list[Any] = []
         if where.overdue is not None:
             late = f"(state = 'pending' AND deadline IS NOT NULL AND deadline < {self.p})"
             conditions.append(late if where.overdue else f"NOT {late}")
             params.append(sortable(now))
+        for bound, compare in ((where.min_amount, ">="), (where.max_amount, "<=")):
+            if bound is not None:
+                conditions.append(f"amount {compare} {self.p}")
+                params.append(bound)
+        if where.due_first:
+            # NULLs sort differently in SQLite and PostgreSQL, and a cursor cannot compare
+            # with one: by due date lists the cases whose clock runs.
+            conditions.append("deadline IS NOT NULL")
         found, has_more = self.fetch(
             {
                 "tenant": where.tenant,
                 "tier": where.tier,
                 "state": where.state,
                 "assignee": where.assignee,
+                "reason": where.reason,
+                "currency": where.currency,
             },
             where=conditions,
             params=params,
             limit=page.limit,
             starting_after=page.starting_after,
             ending_before=page.ending_before,
+            order="deadline" if where.due_first else None,
+            ascending=where.due_first,
         )
         return QueuePage([_as_row(row) for row in found], has_more)
 
 
 def _as_row(values: list[Any]) -> QueueRow:
-    refund_id, tenant, state, tier, assignee, deadline, opened, version = values
+    row = dict(zip(COLUMNS, values, strict=True))
     return QueueRow(
-        refund_id=str(refund_id),
-        tenant=str(tenant),
-        state=str(state),
-        tier=str(tier),
-        assignee=None if assignee is None else str(assignee),
-        deadline=None if deadline is None else str(deadline),
-        opened_at=str(opened),
-        version=int(version),
+        refund_id=str(row["refund_id"]),
+        tenant=str(row["tenant"]),
+        state=str(row["state"]),
+        tier=str(row["tier"]),
+        assignee=None if row["assignee"] is None else str(row["assignee"]),
+        deadline=None if row["deadline"] is None else str(row["deadline"]),
+        opened_at=str(row["opened_at"]),
+        reason=str(row["reason"]),
+        amount=int(row["amount"]),
+        currency=str(row["currency"]),
+        version=int(row["version"]),
     )

@@ -160,6 +160,8 @@ class QueueEntry(BaseModel):
     deadline: datetime | None = Field(description="when a decision is due (none while paused)")
     overdue: bool = Field(description="pending and past its deadline")
     opened_at: datetime
+    reason: str = Field(examples=["damaged"])
+    requested: MoneyView
 
 
 class CaseList(Listed):
@@ -178,6 +180,8 @@ class CaseList(Listed):
                     "deadline": "2026-11-23T10:00:00Z",
                     "overdue": False,
                     "opened_at": "2026-11-20T10:00:00Z",
+                    "reason": "damaged",
+                    "requested": {"amount": 250000, "currency": "CNY"},
                 }
             ],
         }
@@ -190,6 +194,14 @@ class Needs(BaseModel):
     count: int = Field(description="distinct approvers")
     senior: bool = Field(description="one of them a senior_reviewer")
     finance: bool = Field(description="one of them from finance")
+
+
+class StillNeeded(BaseModel):
+    """What the case still waits for before it is approved, as data (none: nothing more)."""
+
+    approvals: int = Field(description="how many more distinct approvers")
+    senior_reviewer: bool = Field(description="one of them must be a senior_reviewer")
+    finance: bool = Field(description="one of them must be from finance")
 
 
 class ApprovalView(BaseModel):
@@ -321,6 +333,7 @@ class CaseView(BaseModel):
             "needs": {"count": 2, "senior": False, "finance": False},
             "approvals": [],
             "missing_approvals": ["2 more approval(s)"],
+            "still_needed": {"approvals": 2, "senior_reviewer": False, "finance": False},
             "excluded": {},
             "assignee": "li.na",
             "deadline": "2026-11-23T10:00:00Z",
@@ -346,6 +359,7 @@ class CaseView(BaseModel):
     needs: Needs
     approvals: list[ApprovalView]
     missing_approvals: list[str] = Field(examples=[["1 more approval(s)", "a senior_reviewer"]])
+    still_needed: StillNeeded
     excluded: dict[str, str] = Field(description="people who may not decide, and the rule why")
     assignee: str | None
     deadline: datetime | None

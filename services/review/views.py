@@ -7,6 +7,7 @@ from typing import Any
 
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
+from services.review.duties import still_needed
 from services.review.queue import QueueRow
 from services.review.recovery import RecoveryClaim
 from services.review.schemas import (
@@ -78,6 +79,7 @@ def case_view(
                     "needs": {"senior": False, "finance": False, **case.needs},
                     "approvals": case.approvals,
                     "missing_approvals": case.missing_approvals(),
+                    "still_needed": still_needed(case.needs, case.approvals),
                     "excluded": case.excluded,
                     "assignee": case.assignee,
                     "deadline": case.deadline,
@@ -137,6 +139,8 @@ def queue_entry(row: QueueRow, now: datetime) -> QueueEntry:
             "deadline": row.deadline,
             "overdue": row.overdue(now),
             "opened_at": row.opened_at,
+            "reason": row.reason,
+            "requested": {"amount": row.amount, "currency": row.currency},
         }
     )
 

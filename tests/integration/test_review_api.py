@@ -259,6 +259,28 @@ def test_the_queue_rebuilds_to_the_same_rows(review: Review) -> None:
     assert {row.refund_id for row in before} == {first, second}
 
 
+def test_queue_filters_by_reason_and_amount_and_lists_soonest_due_first(review: Review) -> None:
+    small, damaged = review.request(600), review.request(2500)
+    big = review.request(800, "changed_mind")
+    entry = review.client.get("/v1/cases", params={"limit": 1}, headers=AUDITOR).json()["data"][0]
+    assert entry["reason"] == "changed_mind"
+    assert entry["requested"] == {"amount": 80000, "currency": "CNY"}
+    assert review.ids(reason="damaged") == [damaged, small]
+    assert review.ids(min_amount=70000) == [big, damaged]
+    assert review.ids(min_amount=70000, max_amount=100000, currency="CNY") == [big]
+    assert review.ids(currency="USD") == []
+
+    # Soonest due first, with cursors along that order; a stopped clock is left out.
+    due = review.ids(order="due")
+    deadlines = [review.case(i)["deadline"] for i in due]
+    assert deadlines == sorted(deadlines) and len(due) >= 2 and set(due) <= {small, damaged, big}
+    first = review.client.get("/v1/cases", params={"order": "due", "limit": 1}, headers=AUDITOR)
+    after = {"order": "due", "limit": 5, "starting_after": first.json()["data"][0]["refund_id"]}
+    assert review.ids(**after) == due[1:]
+    bad = review.client.get("/v1/cases", params={"min_amount": -1}, headers=AUDITOR)
+    assert bad.status_code == 422
+
+
 def test_a_stale_row_never_overwrites_a_newer_one(review: Review) -> None:
     refund_id = review.request(600)
     review.queue.catch_up()
@@ -266,7 +288,10 @@ def test_a_stale_row_never_overwrites_a_newer_one(review: Review) -> None:
     review.post(refund_id, "claim", ANN)
     review.queue.catch_up()
     # Another process that read the case before the claim writes its row late:
-    stale = (refund_id, "acme", "pending", "general", None, opened.deadline, opened.opened_at, 1)
+    stale = (
+        *(refund_id, "acme", "pending", "general", None, opened.deadline, opened.opened_at),
+        *(opened.reason, opened.amount, opened.currency, 1),
+    )
     review.queue._write([stale], position=0)
     (row,) = review.queue.rows()
     assert row.assignee == "ann" and row.version > opened.version

@@ -1,0 +1,70 @@
+"""The dependencies the console's pages declare: the signed-in person, their services, the
+renderer and the identity provider (the composition root puts them on `app.state`)."""
+
+# No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.console.calls import Services
+from services.console.rendering import Renderer
+from services.console.settings import ConsoleSettings
+from services.console.signin import Provider
+from shared.http import on_state
+
+
+class NotSignedIn(Exception):
+    """No session, or one whose token cannot be refreshed: the person signs in (again)."""
+
+
+@dataclass(frozen=True)
+class Person:
+    sub: str  # the provider's stable id
+    username: str  # what the services record as the actor
+    name: str  # for display
+    roles: frozenset[str]
+
+
+async def _token(request: Request) -> str:
+    provider: Provider = request.app.state.provider
+    token = await provider.fresh_token(request.session)
+    if token is None:
+        request.session.clear()
+        raise NotSignedIn
+    return token
+
+
+async def _person(request: Request, token: Annotated[str, Depends(_token)]) -> Person:
+    session = request.session
+    return Person(
+        sub=str(session.get("sub", "")),
+        username=str(session.get("username", "")),
+        name=str(session.get("name", "")),
+        roles=frozenset(session.get("roles") or ()),
+    )
+
+
+async def _services(
+    request: Request, token: Annotated[str, Depends(_token)]
+) -> AsyncIterator[Services]:
+    settings: ConsoleSettings = request.app.state.settings
+    services = Services(
+        settings.service_urls(),
+        token,
+        timeout=settings.service_timeout_s,
+        transports=request.app.state.transports,
+    )
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
+SignedIn = Annotated[Person, Depends(_person)]
+Calls = Annotated[Services, Depends(_services)]
+Pages = Annotated[Renderer, on_state("renderer")]
+IdP = Annotated[Provider, on_state("provider")]
+Settings = Annotated[ConsoleSettings, on_state("settings")]

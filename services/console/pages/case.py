@@ -1,0 +1,101 @@
+"""One case: its facts, evidence, the policy's trail, approvals and what is still needed,
+history, and the actions a reviewer takes on it (each form with its own Idempotency-Key)."""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.console.calls import Refused, Services, Unreachable
+from services.console.deps import Calls, Pages, SignedIn
+from services.console.pages.auth import local_path
+from services.console.pages.case_forms import ACTIONS, FormProblem, body_of
+from services.console.pages.explain import explained, local_problem
+from services.console.vocabulary import IDEMPOTENCY_FIELD, REJECTION_REASONS
+
+router = APIRouter()
+RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+async def _show(
+    request: Request,
+    calls: Services,
+    pages: Pages,
+    refund_id: str,
+    status: int = 200,
+    problem: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    try:
+        case = await calls.get("review", f"/v1/cases/{refund_id}")
+    except (Refused, Unreachable) as error:
+        code = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, pages.gettext(request))
+        return pages.page(request, "problem.html", code, problem=shown)
+    return pages.page(
+        request,
+        "case.html",
+        status,
+        case=case,
+        problem=problem,
+        form=form or {},
+        reasons=REJECTION_REASONS,
+        here=f"/cases/{refund_id}",
+    )
+
+
+@router.get("/cases/{refund_id}")
+async def case_page(
+    request: Request, refund_id: RefundId, person: SignedIn, calls: Calls, pages: Pages
+) -> Response:
+    return await _show(request, calls, pages, refund_id)
+
+
+async def _next_case(calls: Services, after: str) -> str:
+    """Submit-and-next: the newest pending case other than this one, or the queue."""
+    try:
+        found = await calls.get("review", "/v1/cases", {"state": "pending", "limit": 20})
+    except (Refused, Unreachable):
+        return "/queue"
+    others = [e["refund_id"] for e in found["data"] if e["refund_id"] != after]
+    return f"/cases/{others[0]}" if others else "/queue"
+
+
+@router.post("/cases/{refund_id}/{action}")
+async def act(
+    request: Request,
+    refund_id: RefundId,
+    action: Annotated[str, Path(max_length=30)],
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+) -> Response:
+    """Sends the form to review as the person, with the form's own Idempotency-Key (a double
+    submit replays the first answer); a refusal shows the case unchanged, saying why."""
+    gettext = pages.gettext(request)
+    if action not in ACTIONS:
+        return await _show(request, calls, pages, refund_id, 404)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        body = body_of(action, form, form.get("currency", "CNY"), gettext)
+    except FormProblem as problem:
+        shown = local_problem(problem.fields, gettext)
+        return await _show(request, calls, pages, refund_id, 422, shown, form)
+    key = form.get(IDEMPOTENCY_FIELD) or None
+    try:
+        await calls.post("review", f"/v1/cases/{refund_id}/{action}", body, key=key)
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        return await _show(
+            request, calls, pages, refund_id, status, explained(error, gettext), form
+        )
+    then = form.get("then", "")
+    if then == "next":
+        target = await _next_case(calls, refund_id)
+    elif then:
+        target = local_path(then)
+    else:
+        target = f"/cases/{refund_id}"
+    return RedirectResponse(target, status_code=303)
