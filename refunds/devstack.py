@@ -65,13 +65,6 @@ _SANDBOX_MODULES = {
     "identity": "sandbox.identity",
 }
 _HEALTHZ = ("gateway", "sms", "carrier", "identity")  # the rest answer /readyz
-# The console is another helper's work: until its package is on this branch, the stack runs
-# without it (the lead drops this condition after merging).
-_CONSOLE_MAIN = Path(__file__).resolve().parent.parent / "services" / "console" / "__main__.py"
-
-
-def console_available() -> bool:
-    return _CONSOLE_MAIN.is_file()
 
 
 @dataclass
@@ -112,9 +105,8 @@ class Stack:
 
     @property
     def components(self) -> tuple[str, ...]:
-        """What `start_all` starts: every component (the console only where it exists)."""
-        present = tuple(name for name in COMPONENTS if name != "console" or console_available())
-        return present + tuple(self.messaging_ports)
+        """What `start_all` starts: every component, and the services' messaging processes."""
+        return COMPONENTS + tuple(self.messaging_ports)
 
     def _check(self, name: str) -> None:
         if name not in self.messaging_ports:

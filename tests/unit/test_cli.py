@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from refunds import devstack
 from refunds.asyncapi import generate
 from refunds.cli import EXAMPLE_REFUND, banner, main
 from refunds.devstack import COMPONENTS, Ports, Stack, StackError
@@ -189,14 +188,9 @@ def test_banner_shows_where_everything_listens(tmp_path: Path) -> None:
     assert text.rstrip().endswith("Ctrl-C to stop.")
 
 
-def test_the_console_is_started_and_announced_once_its_package_exists(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_console_is_started_last_and_announced(tmp_path: Path) -> None:
     stack = Stack(tmp_path, Ports.from_base(20000))
-    monkeypatch.setattr(devstack, "console_available", lambda: False)
-    assert "console" not in stack.components and "identity" in stack.components
-    monkeypatch.setattr(devstack, "console_available", lambda: True)
-    assert stack.components[-1] == "console"
+    assert "identity" in stack.components and stack.components[-1] == "console"
     assert "Staff console: http://127.0.0.1:20005" in banner(stack)
 
 
