@@ -30,8 +30,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from eventsourcing import utils as eventsourcing_utils
 from eventsourcing.application import Application
-from eventsourcing.utils import clear_topic_cache
+from eventsourcing.utils import clear_topic_cache, register_topic
 
 MODULE = "upcasting_recipe_cart"
 
@@ -100,7 +101,12 @@ Cart.ItemAdded.upcast_v1_v2 = staticmethod(_item_added_v1_v2)
 
 @pytest.fixture
 def release(tmp_path: Path) -> Iterator[Any]:
-    """`release(source)` imports the module as that release ships it (replacing the last)."""
+    """`release(source)` imports the module as that release ships it (replacing the last).
+
+    The topics registered before (our moved classes' old names) are put back afterwards:
+    clearing the cache drops them too, and a later test in this process that loads an old
+    store would no longer resolve them."""
+    registered = [(topic, obj) for topic, obj in eventsourcing_utils._topic_cache.items()]
     sys.path.insert(0, str(tmp_path))
 
     def install(source: str) -> ModuleType:
@@ -114,6 +120,8 @@ def release(tmp_path: Path) -> Iterator[Any]:
     sys.modules.pop(MODULE, None)
     sys.path.remove(str(tmp_path))
     clear_topic_cache()
+    for topic, obj in registered:
+        register_topic(topic, obj)
 
 
 def _store(tmp_path: Path) -> Application[uuid.UUID]:
