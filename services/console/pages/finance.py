@@ -1,0 +1,5 @@
+"""Finance (placeholder while it is written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

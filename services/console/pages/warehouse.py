@@ -1,0 +1,170 @@
+"""The warehouse: review's returns (filters, soonest due or newest first, cursor paging), one
+return (RMA, items, deadlines with countdowns, the carrier's trail, every step and who took
+it) and the receipt form, recorded under the person's name once per form."""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.console.calls import Refused, Services, Unreachable
+from services.console.deps import Calls, Pages, SignedIn
+from services.console.pages.case_forms import FormProblem
+from services.console.pages.explain import explained, local_problem
+from services.console.pages.gate import allowed, not_yours
+from services.console.pages.warehouse_forms import (
+    CARRIERS,
+    CONDITIONS,
+    FILTERS,
+    STATES,
+    countdown,
+    receipt_body,
+    returns_query,
+)
+from services.console.vocabulary import IDEMPOTENCY_FIELD
+
+router = APIRouter()
+GROUP = "/warehouse"
+PAGE_SIZE = 20
+RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.get("/warehouse")
+async def returns_list(
+    request: Request,
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+    starting_after: Cursor = None,
+    ending_before: Cursor = None,
+) -> Response:
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    filters = {name: request.query_params.get(name, "")[:40] for name in FILTERS}
+    now = datetime.now(UTC)
+    params = {
+        **returns_query(filters),
+        "limit": PAGE_SIZE,
+        "starting_after": starting_after,
+        "ending_before": ending_before,
+    }
+    context: dict[str, Any] = {"filters": filters, "states": STATES, "carriers": CARRIERS}
+    try:
+        found = await calls.get("review", "/v1/returns", params)
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, pages.gettext(request))
+        return pages.page(
+            request, "warehouse/list.html", status, problem=shown, entries=[], paging={}, **context
+        )
+    entries = [
+        {**entry, "clock": countdown(entry.get("due"), now, running=entry["state"] in RUNNING)}
+        for entry in found["data"]
+    ]
+    return pages.page(
+        request,
+        "warehouse/list.html",
+        problem=None,
+        entries=entries,
+        paging=paging_links(found, filters, starting_after, ending_before),
+        **context,
+    )
+
+
+# The states whose deadline is running (ship-by while awaited, receipt-by once delivered).
+RUNNING = frozenset({"awaiting_return", "delivered"})
+
+
+def paging_links(
+    found: dict[str, Any],
+    filters: dict[str, str],
+    starting_after: str | None,
+    ending_before: str | None,
+) -> dict[str, str]:
+    """Later: after this page's last return, when there is more; earlier: before its first,
+    when the person paged away from the first page."""
+    data = found["data"]
+    kept = {name: value for name, value in filters.items() if value}
+    links: dict[str, str] = {}
+    if not data:
+        return links
+    if found["has_more"] or ending_before:
+        links["next"] = "/warehouse?" + urlencode({**kept, "starting_after": data[-1]["refund_id"]})
+    if starting_after or (ending_before and found["has_more"]):
+        links["previous"] = "/warehouse?" + urlencode(
+            {**kept, "ending_before": data[0]["refund_id"]}
+        )
+    return links
+
+
+async def _show(
+    request: Request,
+    calls: Services,
+    pages: Pages,
+    refund_id: str,
+    status: int = 200,
+    problem: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    try:
+        found = await calls.get("review", f"/v1/returns/{refund_id}")
+    except (Refused, Unreachable) as error:
+        code = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, pages.gettext(request))
+        return pages.page(request, "problem.html", code, problem=shown)
+    now = datetime.now(UTC)
+    state = found["state"]
+    clocks = {
+        "ship_by": countdown(found.get("ship_by"), now, running=state == "awaiting_return"),
+        "receipt_by": countdown(found.get("receipt_by"), now, running=state == "delivered"),
+    }
+    return pages.page(
+        request,
+        "warehouse/return.html",
+        status,
+        entry=found,
+        clocks=clocks,
+        conditions=CONDITIONS,
+        problem=problem,
+        form=form or {},
+    )
+
+
+@router.get("/warehouse/{refund_id}")
+async def return_page(
+    request: Request, refund_id: RefundId, person: SignedIn, calls: Calls, pages: Pages
+) -> Response:
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    return await _show(request, calls, pages, refund_id)
+
+
+@router.post("/warehouse/{refund_id}/receipt")
+async def receipt(
+    request: Request, refund_id: RefundId, person: SignedIn, calls: Calls, pages: Pages
+) -> Response:
+    """Sends what came back to review as the person, with the form's own Idempotency-Key (a
+    double submit replays the first answer); a refusal shows the return unchanged."""
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    gettext = pages.gettext(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        body = receipt_body(form, gettext)
+    except FormProblem as problem:
+        shown = local_problem(problem.fields, gettext)
+        return await _show(request, calls, pages, refund_id, 422, shown, form)
+    key = form.get(IDEMPOTENCY_FIELD) or None
+    try:
+        await calls.post("review", f"/v1/returns/{refund_id}/receipt", body, key=key)
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        return await _show(
+            request, calls, pages, refund_id, status, explained(error, gettext), form
+        )
+    return RedirectResponse(f"/warehouse/{refund_id}", status_code=303)
