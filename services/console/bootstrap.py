@@ -16,7 +16,7 @@ from services.console.calls import TokenRefused
 from services.console.deps import NotSignedIn
 from services.console.i18n import compile_catalogs
 from services.console.middleware import CsrfGuard, SecurityHeaders, ServerSessions
-from services.console.pages import auth, case, home, queue
+from services.console.pages import admin, analytics, audit, auth, case, home, queue
 from services.console.rendering import Renderer
 from services.console.sessions import SessionStore, open_sessions
 from services.console.settings import ConsoleSettings
@@ -25,7 +25,15 @@ from shared.runtime import Service
 from shared.settings import load_settings
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (home.router, auth.router, queue.router, case.router)
+ROUTERS = (
+    home.router,
+    auth.router,
+    queue.router,
+    case.router,
+    audit.router,
+    admin.router,
+    analytics.router,
+)
 
 
 def console_app(
