@@ -16,7 +16,17 @@ from services.console.calls import TokenRefused
 from services.console.deps import NotSignedIn
 from services.console.i18n import compile_catalogs
 from services.console.middleware import CsrfGuard, SecurityHeaders, ServerSessions
-from services.console.pages import auth, case, finance, home, queue, warehouse
+from services.console.pages import (
+    admin,
+    analytics,
+    audit,
+    auth,
+    case,
+    finance,
+    home,
+    queue,
+    warehouse,
+)
 from services.console.rendering import Renderer
 from services.console.sessions import SessionStore, open_sessions
 from services.console.settings import ConsoleSettings
@@ -32,6 +42,9 @@ ROUTERS = (
     case.router,
     warehouse.router,
     finance.router,
+    audit.router,
+    admin.router,
+    analytics.router,
 )
 
 

@@ -24,7 +24,7 @@ NAVIGATION: Final = (
     ("/analytics", "Analytics", frozenset({"finance", "auditor", "admin"})),
 )
 # Page groups whose pages exist today; the others show in the navigation once they are built.
-BUILT: Final = frozenset({"/queue", "/warehouse", "/finance"})
+BUILT: Final = frozenset({"/queue", "/warehouse", "/finance", "/audit", "/admin", "/analytics"})
 
 # Reasons a reviewer may cite when rejecting (cited by review as `manual.<code>`).
 REJECTION_REASONS: Final = (
