@@ -54,6 +54,8 @@ RefundQuery = Annotated[ListQuery, Depends(_refund_query)]
 # A platform's command: its tenant (by API key) and its Idempotency-Key.
 Command = PlatformCommand
 Auditor = staff_with("auditor", "admin")
+# Staff who read a refund whole (the console's case page): everyone who works on refunds.
+StaffReader = staff_with("reviewer", "senior_reviewer", "finance", "auditor", "admin", "warehouse")
 Erasing = staff_command("admin")  # only an admin erases a customer's personal data
 
 RefundId = Annotated[
