@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from services.review import actions_api, cases_api, policies_api, recovery_api
 from services.review.application import ReviewApplication
+from services.review.claim_listing import ClaimLedger
 from services.review.policy_document import default_policy, load_policy
 from services.review.problems import PROBLEMS
 from services.review.publishing import to_integration
@@ -34,6 +35,7 @@ ROUTERS = (
     cases_api.router,
     actions_api.router,
     recovery_api.router,
+    recovery_api.ledger_router,
     policies_api.router,
     returns_api.router,
     returns_api.carrier_router,
@@ -59,6 +61,7 @@ def staff_api(
     http.state.queue = queue
     http.state.staff_auth = auth
     http.state.returns = WarehouseList(app)
+    http.state.claims = ClaimLedger(app)
     http.state.carrier_pushes = pushes or CarrierPushes(None)
     for router in ROUTERS:
         http.include_router(router)

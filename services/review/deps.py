@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 from fastapi import Depends, Path, Query
 
 from services.review.application import ReviewApplication
+from services.review.claim_listing import ClaimFilter, ClaimLedger
 from services.review.duties import APPROVER_ROLES
 from services.review.queue import QueueFilter, ReviewQueue
 from services.review.returns.listing import Order, ReturnFilter, WarehouseList
 from services.review.returns.pushes import CarrierPushes
 from services.review.returns.vocabulary import ReturnState
-from services.review.vocabulary import CaseState
+from services.review.vocabulary import CaseState, ClaimState, Party
 from shared.http import on_state
 from shared.keyed import staff_command
 from shared.paging import cursor_paging
@@ -27,6 +28,8 @@ from shared.vocabulary import CarrierCode, Tier
 # Who may read the policy versions, and who settles a recovery claim.
 POLICY_READERS = ("reviewer", "senior_reviewer", "auditor", "admin")
 SETTLERS = ("finance", "admin")
+# Who may list the claims across cases: those who settle them, and auditors.
+CLAIM_READERS = (*SETTLERS, "auditor")
 # Who records what came back to the warehouse, and who may read the returns.
 RECEIVERS = ("warehouse", "admin")
 RETURN_READERS = ("warehouse", "auditor", "admin")
@@ -79,7 +82,15 @@ def _return_filter(
     return ReturnFilter(tenant=tenant, state=state, carrier=carrier, overdue=overdue)
 
 
+def _claim_filter(state: ClaimState | None = None, party: Party | None = None) -> ClaimFilter:
+    return ClaimFilter(state=state, party=party)
+
+
 ReviewApp = Annotated[ReviewApplication, on_state("review")]
+Claims = Annotated[ClaimLedger, on_state("claims")]
+ClaimPaging = cursor_paging(default_limit=20, item="claim")
+ClaimWhere = Annotated[ClaimFilter, Depends(_claim_filter)]
+ClaimReader = staff_with(*CLAIM_READERS)
 Returns = Annotated[WarehouseList, on_state("returns")]
 ReturnPaging = cursor_paging(default_limit=20, item="return")
 ReturnWhere = Annotated[ReturnFilter, Depends(_return_filter)]

@@ -11,7 +11,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.review.application import ReviewApplication
-from services.review.deps import AnyStaff, PartyName, RefundId, ReviewApp, Settling
+from services.review.deps import (
+    AnyStaff,
+    ClaimPaging,
+    ClaimReader,
+    Claims,
+    ClaimWhere,
+    PartyName,
+    RefundId,
+    ReviewApp,
+    Settling,
+)
 from services.review.recovery import RecoveryClaim
 from services.review.schemas import ClaimList, ClaimView, RecoverRequest, WriteOffRequest
 from services.review.views import claim_view
@@ -25,6 +35,13 @@ router = APIRouter(
     prefix="/v1/cases/{refund_id}/claims",
     tags=["recovery"],
     responses=staff_problem_responses(401, 403) | problem_responses(404),
+)
+
+# Finance's worklist: the claims of every case (GET /v1/claims).
+ledger_router = APIRouter(
+    prefix="/v1/claims",
+    tags=["recovery"],
+    responses=staff_problem_responses(401, 403) | problem_responses(422),
 )
 
 SETTLE_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -45,6 +62,25 @@ async def list_claims(
     the platform paid the customer first and claims that share back."""
     claims = await asyncio.to_thread(lambda: app.claims_of(app.case(refund_id)))
     return answer(ClaimList.of(request, [claim_view(claim) for claim in claims]))
+
+
+@ledger_router.get("", response_model=ClaimList, summary="Recovery claims of every case")
+async def list_all_claims(
+    staff: ClaimReader,
+    app: ReviewApp,
+    claims: Claims,
+    page: ClaimPaging,
+    where: ClaimWhere,
+    request: Request,
+) -> JSONResponse:
+    """Newest first (by when the approval opened them), filtered by `state` (e.g. `open`:
+    what finance still has to recover or write off) and `party`; cursor pagination as in
+    Stripe on the claims' ids."""
+    ids, has_more = await asyncio.to_thread(claims.page, where, page)
+    found: list[RecoveryClaim] = await asyncio.to_thread(
+        lambda: [app.repository.get(uid) for uid in ids]
+    )
+    return answer(ClaimList.of(request, [claim_view(claim) for claim in found], has_more))
 
 
 def _settling(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

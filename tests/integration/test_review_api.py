@@ -766,6 +766,7 @@ def test_every_route_is_documented_with_problems(review: Review) -> None:
                 "claims/{party}/write-off",
             )
         ),
+        "/v1/claims",
         "/v1/policies",
         "/v1/policies/current",
         "/v1/returns",
