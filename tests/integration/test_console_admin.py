@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,36 @@ def test_the_admin_page_speaks_both_languages(stack: Stack) -> None:
     csrf = zh.split('name="csrf_token" value="')[1].split('"')[0]
     en = root.post("/language", data={"csrf_token": csrf, "locale": "en", "next": "/admin"}).text
     assert '<html lang="en">' in en and "Policy versions" in en and "Platform API keys" in en
+
+
+def test_a_tenants_webhook_endpoints_show_their_status_and_the_disabled_ones(
+    stack: Stack,
+) -> None:
+    webhooks = stack.services["notify"].http.state.notify.webhooks
+    webhooks.allow_private = True  # the test's receivers are local addresses
+    webhooks.register_endpoint(
+        tenant="acme", url="https://127.0.0.1:9/ok", event_types=["*"], actor="tenant:acme"
+    )
+    gone, _ = webhooks.register_endpoint(
+        tenant="acme", url="https://127.0.0.1:9/gone", event_types=["*"], actor="tenant:acme"
+    )
+    gone.disable(reason="gone", at=datetime.now(UTC), actor="system:notify")
+    webhooks.app.save(gone)
+    webhooks.register_endpoint(
+        tenant="globex", url="https://127.0.0.1:9/other", event_types=["*"], actor="tenant:globex"
+    )
+
+    root = stack.browser("root", "/admin")
+    page = root.get("/admin", params={"tenant": "acme"})
+    assert page.status_code == 200, page.text
+    section = page.text[page.text.index('id="webhooks"') :]
+    assert "https://127.0.0.1:9/ok" in section and "https://127.0.0.1:9/gone" in section
+    assert "/other" not in section  # another tenant's
+    assert "已启用" in section and "接收方回复 410 Gone" in section
+    assert "whsec_" not in page.text  # secrets are never shown
+    refused = stack.clients["notify"].get(
+        "/v1/admin/webhook_endpoints",
+        params={"tenant": "acme"},
+        headers=stack.staff("notify", "auditor"),
+    )
+    assert refused.status_code == 403  # admins only

@@ -1,5 +1,6 @@
-"""The admin's pages: policy versions (read, compare, publish a new one) and platform API keys
-(list, issue — the key shown once — and revoke)."""
+"""The admin's pages: policy versions (read, compare, publish a new one), platform API keys
+(list, issue — the key shown once — and revoke) and a tenant's webhook endpoints (status,
+failures, disabled ones)."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
@@ -56,26 +57,37 @@ async def _failed(request: Request, pages: Pages, error: Refused | Unreachable) 
     return pages.page(request, "problem.html", status, problem=problem)
 
 
-async def _overview(calls: Services) -> dict[str, Any]:
-    """Policy versions and keys, each or the refusal that kept it from the page."""
+async def _overview(calls: Services, tenant: str) -> dict[str, Any]:
+    """Policy versions, keys and (for a chosen tenant) webhook endpoints, each or the refusal
+    that kept it from the page."""
 
-    async def one(service: str, path: str) -> Any:
+    async def one(service: str, path: str, params: dict[str, str] | None = None) -> Any:
         try:
-            return await calls.get(service, path)
+            return await calls.get(service, path, params)
         except (Refused, Unreachable) as error:
             return error
 
-    policies, keys = await asyncio.gather(
-        one("review", "/v1/policies"), one("intake", "/v1/admin/api-keys")
+    async def webhooks() -> Any:
+        if not tenant:
+            return None
+        return await one("notify", "/v1/admin/webhook_endpoints", {"tenant": tenant})
+
+    policies, keys, endpoints = await asyncio.gather(
+        one("review", "/v1/policies"), one("intake", "/v1/admin/api-keys"), webhooks()
     )
-    return {"policies": policies, "keys": keys}
+    return {"policies": policies, "keys": keys, "webhooks": endpoints}
+
+
+TenantQuery = Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9_-]*$")]
 
 
 @router.get("/admin")
-async def admin(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+async def admin(
+    request: Request, person: SignedIn, calls: Calls, pages: Pages, tenant: TenantQuery = ""
+) -> Response:
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    return await _admin_page(request, calls, pages)
+    return await _admin_page(request, calls, pages, tenant=tenant)
 
 
 async def _admin_page(
@@ -86,8 +98,9 @@ async def _admin_page(
     problem: dict[str, Any] | None = None,
     issued: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
+    tenant: str = "",
 ) -> Response:
-    found = await _overview(calls)
+    found = await _overview(calls, tenant)
     _ = pages.gettext(request)
     shown = {
         name: None if isinstance(value, (Refused, Unreachable)) else value
@@ -102,6 +115,8 @@ async def _admin_page(
         status,
         policies=shown["policies"],
         keys=shown["keys"],
+        webhooks=shown["webhooks"],
+        tenant=tenant,
         failures=failures,
         problem=problem,
         issued=issued,
