@@ -34,3 +34,14 @@ REJECTION_REASONS: Final = (
     "not_as_described_unproven",
     "suspected_abuse",
 )
+
+# A refund's statuses (intake's) while its goods go back: the case page shows the return's
+# state and links to the warehouse page for them.
+RETURN_STATES: Final = (
+    "awaiting_return",
+    "return_in_transit",
+    "return_delivered",
+    "return_received",
+    "return_not_shipped",
+    "exchange_ready",
+)
