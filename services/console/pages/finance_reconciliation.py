@@ -1,0 +1,121 @@
+"""Finance's reconciliation: the reports recorded (newest first, cursor paging), a provider's
+settlement CSV for a day reconciled through payout, and one report's findings grouped by
+mismatch kind. The same file for the same day answers the same report (payout's rule), so a
+double submit records one report."""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.console.calls import Refused, Unreachable
+from services.console.deps import Calls, Pages, SignedIn
+from services.console.pages.case_forms import FormProblem
+from services.console.pages.explain import explained, local_problem
+from services.console.pages.finance import refused_page
+from services.console.pages.finance_forms import (
+    FINDING_KINDS,
+    GROUP,
+    grouped,
+    paging_links,
+    reconciliation_body,
+)
+from services.console.pages.gate import allowed, not_yours
+from services.console.vocabulary import IDEMPOTENCY_FIELD
+
+router = APIRouter()
+PAGE_SIZE = 20
+ReportId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+async def _list(
+    request: Request,
+    calls: Any,
+    pages: Pages,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+    status: int = 200,
+    problem: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    context: dict[str, Any] = {"form": form or {}}
+    try:
+        found = await calls.get(
+            "payout",
+            "/v1/reconciliations",
+            {"limit": PAGE_SIZE, "starting_after": starting_after, "ending_before": ending_before},
+        )
+    except (Refused, Unreachable) as error:
+        return refused_page(
+            request, pages, "finance/reconciliations.html", error, entries=[], paging={}, **context
+        )
+    paging = paging_links("/finance/reconciliations", found, {}, starting_after, ending_before)
+    return pages.page(
+        request,
+        "finance/reconciliations.html",
+        status,
+        problem=problem,
+        entries=found["data"],
+        paging=paging,
+        **context,
+    )
+
+
+@router.get("/finance/reconciliations")
+async def reconciliations(
+    request: Request,
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+    starting_after: Cursor = None,
+    ending_before: Cursor = None,
+) -> Response:
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    return await _list(request, calls, pages, starting_after, ending_before)
+
+
+@router.post("/finance/reconciliations")
+async def reconcile(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """The day's settlement report, reconciled by payout as the person; a report payout
+    cannot read shows on the list page, naming the line, and records nothing."""
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    gettext = pages.gettext(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        body = reconciliation_body(form, gettext)
+    except FormProblem as problem:
+        shown = local_problem(problem.fields, gettext)
+        return await _list(request, calls, pages, status=422, problem=shown, form=form)
+    try:
+        report = await calls.post(
+            "payout", "/v1/reconciliations", body, key=form.get(IDEMPOTENCY_FIELD) or None
+        )
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, gettext)
+        return await _list(request, calls, pages, status=status, problem=shown, form=form)
+    return RedirectResponse(f"/finance/reconciliations/{report['id']}", status_code=303)
+
+
+@router.get("/finance/reconciliations/{report_id}")
+async def report_page(
+    request: Request, report_id: ReportId, person: SignedIn, calls: Calls, pages: Pages
+) -> Response:
+    if not allowed(person.roles, GROUP):
+        return not_yours(request, pages)
+    try:
+        report = await calls.get("payout", f"/v1/reconciliations/{report_id}")
+    except (Refused, Unreachable) as error:
+        return refused_page(request, pages, "problem.html", error)
+    return pages.page(
+        request,
+        "finance/reconciliation.html",
+        report=report,
+        groups=grouped(report.get("findings") or []),
+        kinds=FINDING_KINDS,
+    )
