@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,34 @@ def test_ledgers_are_checked_and_checkpoints_show_how_far_they_reach(stack: Stac
     assert ledgers.count("完好") == 4  # every service's ledger intact
     review_row = ledgers[ledgers.index("<td>审核</td>") :]
     assert f"<td>{position}</td>" in review_row.split("</tr>")[0]
+
+
+def test_a_deleted_event_shows_as_a_finding_of_that_ledger(stack: Stack, tmp_path: Path) -> None:
+    stack.refund()
+    made = stack.clients["review"].post(
+        "/v1/audit/checkpoints", headers=stack.staff("review", "auditor")
+    )
+    assert made.status_code == 200, made.text
+    with sqlite3.connect(tmp_path / "review.sqlite") as db:  # someone edits the store
+        db.execute("DELETE FROM stored_events WHERE rowid = 2")
+    page = stack.browser("audrey", "/audit").get("/audit").text
+    ledgers = page[page.index('id="ledgers"') : page.index('id="export"')]
+    review_row = ledgers[ledgers.index("<td>审核</td>") :].split("</tr>")[0]
+    assert "sla-late" in review_row and "项问题" in review_row
+    assert "<code>deleted</code> #2" in review_row
+    assert ledgers.count("完好") == 3  # the other three are intact
+
+
+def test_a_service_that_does_not_answer_is_named_never_guessed(tmp_path: Path) -> None:
+    with console_stack(tmp_path, down=frozenset({"notify"})) as stack:
+        refund = stack.refund()
+        page = stack.browser("audrey", "/audit").get("/audit", params={"refund_id": refund["id"]})
+        assert page.status_code == 200, page.text
+        assert "以下服务未应答，时间线中缺少其记录：" in page.text
+        missing = page.text.split("时间线中缺少其记录：")[1].split("</p>")[0]
+        assert missing.strip() == "通知"
+        assert "RefundRequest.Requested" in page.text  # the rest is still shown
+        assert "通知服务未应答。" in page.text  # and its ledger row says so
 
 
 def test_an_export_downloads_the_entries_as_csv_and_jsonl(stack: Stack) -> None:

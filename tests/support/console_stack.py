@@ -117,8 +117,13 @@ class Stack:
         return refund
 
 
+def _down(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("down for this test", request=request)
+
+
 @contextmanager
-def console_stack(tmp_path: Path) -> Iterator[Stack]:
+def console_stack(tmp_path: Path, down: frozenset[str] = frozenset()) -> Iterator[Stack]:
+    """The stack; the services named in `down` do not answer the console."""
     with serve_identity(tmp_path / "idp") as issuer, ExitStack() as stack:
         common: dict[str, Any] = {
             "env": "test",
@@ -141,7 +146,10 @@ def console_stack(tmp_path: Path) -> Iterator[Stack]:
             ),
             SqliteSessions(tmp_path / "console.sqlite", "console-test-session-secret"),
             transports={
-                name: httpx.ASGITransport(app=service.http) for name, service in services.items()
+                name: httpx.MockTransport(_down)
+                if name in down
+                else httpx.ASGITransport(app=service.http)
+                for name, service in services.items()
             },
         )
         clients = {
