@@ -27,6 +27,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -38,6 +39,7 @@ test: $(STAMP)
 # Everything but the fault drills (tests/drills), for a quicker loop while developing.
 test-quick: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest -n 2 --dist loadfile -m "not drill"
 
 # Only the fault drills, twice the load `make test` gives them, printing their counts.

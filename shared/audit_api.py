@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from shared.aio import every
 from shared.http import Problem, on_state, problem_responses
 from shared.ledger import Checkpoint, Correlate, Entry, Ledger, data_of
+from shared.ledger_verify import verify_ledger
 from shared.runtime import Worker
 from shared.schemas import example
 from shared.settings import ServiceSettings
@@ -163,6 +164,44 @@ def checkpoint_now(_: Auditor, ledger: TheLedger) -> SignedCheckpoint:
     if made is None:
         raise Problem(409, "Nothing to sign", "The ledger is empty.", kind="empty_ledger")
     return checkpoint_view(made)
+
+
+class VerifyFinding(BaseModel):
+    kind: str = Field(description="altered, deleted, inserted, reordered, ledger_rewritten, …")
+    position: int | None
+    detail: str
+
+
+class Verification(BaseModel):
+    """The ledger recomputed from the stored events now (as `refunds audit verify` does)."""
+
+    service: str
+    ok: bool = Field(description="no findings")
+    events: int
+    sealed: int
+    unsealed: int = Field(description="stored after the last seal (checked at the next)")
+    checkpoints: int
+    verified_checkpoints: int
+    signed_through: int = Field(description="log position the last verified checkpoint covers")
+    findings: list[VerifyFinding]
+
+
+@router.get("/verify", response_model=Verification)
+def verify(_: Auditor, ledger: TheLedger) -> Verification:
+    """Check this service's ledger against its stored events and its own signed checkpoints."""
+    ledger.seal()
+    report = verify_ledger(ledger, ledger.signer.public_key if ledger.signer else None)
+    return Verification(
+        service=report.service,
+        ok=report.ok,
+        events=report.events,
+        sealed=report.sealed,
+        unsealed=report.unsealed,
+        checkpoints=report.checkpoints,
+        verified_checkpoints=report.verified_checkpoints,
+        signed_through=report.signed_through,
+        findings=[VerifyFinding(**vars(f)) for f in report.findings],
+    )
 
 
 def log_of(

@@ -8,7 +8,12 @@ from starlette.responses import HTMLResponse, Response
 
 from sandbox.identity.people import PEOPLE
 
-CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+# form-action covers the redirect that follows a form post (Chromium blocks it otherwise): the
+# sign-in form's answer is a redirect to the client's callback, registered on any loopback port.
+CSP = (
+    "default-src 'none'; style-src 'self'; "
+    "form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'"
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }

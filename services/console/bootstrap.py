@@ -17,6 +17,9 @@ from services.console.deps import NotSignedIn
 from services.console.i18n import compile_catalogs
 from services.console.middleware import CsrfGuard, SecurityHeaders, ServerSessions
 from services.console.pages import (
+    admin,
+    analytics,
+    audit,
     auth,
     case,
     finance,
@@ -43,6 +46,9 @@ ROUTERS = (
     finance.router,
     finance_reconciliation.router,
     finance_claims.router,
+    audit.router,
+    admin.router,
+    analytics.router,
 )
 
 

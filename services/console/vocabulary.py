@@ -24,7 +24,7 @@ NAVIGATION: Final = (
     ("/analytics", "Analytics", frozenset({"finance", "auditor", "admin"})),
 )
 # Page groups whose pages exist today; the others show in the navigation once they are built.
-BUILT: Final = frozenset({"/queue", "/warehouse", "/finance"})
+BUILT: Final = frozenset({"/queue", "/warehouse", "/finance", "/audit", "/admin", "/analytics"})
 
 # Reasons a reviewer may cite when rejecting (cited by review as `manual.<code>`).
 REJECTION_REASONS: Final = (
@@ -33,4 +33,15 @@ REJECTION_REASONS: Final = (
     "insufficient_evidence",
     "not_as_described_unproven",
     "suspected_abuse",
+)
+
+# A refund's statuses (intake's) while its goods go back: the case page shows the return's
+# state and links to the warehouse page for them.
+RETURN_STATES: Final = (
+    "awaiting_return",
+    "return_in_transit",
+    "return_delivered",
+    "return_received",
+    "return_not_shipped",
+    "exchange_ready",
 )

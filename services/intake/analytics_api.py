@@ -19,7 +19,7 @@ from services.intake.analytics import (
     SlaBreaches,
     analyse,
 )
-from services.intake.deps import Auditor, Facts, ReturnFactsModel
+from services.intake.deps import Analyst, Facts, ReturnFactsModel
 from services.intake.return_analytics import ReturnReport, analyse_returns
 from shared.contracts import MoneyModel
 from shared.paging import bad_query
@@ -264,7 +264,7 @@ OrdersPlaced = Annotated[
     summary="Refund analytics: rates, distributions, stage durations, SLA breaches, returns",
 )
 async def refund_analytics(
-    staff: Auditor,
+    staff: Analyst,
     facts: Facts,
     return_facts: ReturnFactsModel,
     tenant: OneTenant = None,
@@ -272,7 +272,7 @@ async def refund_analytics(
     created_before: CreatedBefore = None,
     orders_placed: OrdersPlaced = None,
 ) -> RefundAnalytics:
-    """For auditors and admins, across tenants unless `tenant` names one."""
+    """For finance, auditors and admins, across tenants unless `tenant` names one."""
     if created_after and created_before and created_after >= created_before:
         raise bad_query(
             "created_before", "before_start", "created_before must be after created_after"

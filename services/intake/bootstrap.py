@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.intake import analytics_api, api, erasure_api, timeline_api
+from services.intake import analytics_api, api, erasure_api, keys_api, staff_api, timeline_api
 from services.intake.analytics import RefundFacts
 from services.intake.application import IntakeApplication
 from services.intake.audit import refund_of
@@ -62,7 +62,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
         settings.hashed_api_keys(), lookup=lambda hashed: tenant_for_hash(app, hashed)
     )
     install_problem_handlers(http, problems=PROBLEMS, max_body_bytes=settings.max_body_bytes)
-    for routes in (api, erasure_api, analytics_api):
+    for routes in (api, erasure_api, analytics_api, keys_api, staff_api):
         http.include_router(routes.router)
     wired = messaging(
         app,

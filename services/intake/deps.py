@@ -54,7 +54,13 @@ RefundQuery = Annotated[ListQuery, Depends(_refund_query)]
 # A platform's command: its tenant (by API key) and its Idempotency-Key.
 Command = PlatformCommand
 Auditor = staff_with("auditor", "admin")
+# Refund analytics are aggregates without personal data: finance reads them too.
+Analyst = staff_with("finance", "auditor", "admin")
+# Staff who read a refund whole (the console's case page): everyone who works on refunds.
+StaffReader = staff_with("reviewer", "senior_reviewer", "finance", "auditor", "admin", "warehouse")
 Erasing = staff_command("admin")  # only an admin erases a customer's personal data
+KeyAdmin = staff_with("admin")  # platform API keys: listed, issued and revoked by admins
+KeyCommand = staff_command("admin")
 
 RefundId = Annotated[
     str, Path(description="the refund's id", examples=["rf_6f1b8a523c1e4a7e9d0f2b7c1e5a9d11"])

@@ -18,6 +18,7 @@ from services.notify.messages.sms import HttpSmsProvider
 from services.notify.platform_keys import PlatformKeyIndex
 from services.notify.problems import PROBLEMS
 from services.notify.settings import NotifySettings
+from services.notify.webhooks import admin_api as webhooks_admin_api
 from services.notify.webhooks import api as webhooks_api
 from services.notify.webhooks.deliverer import Deliverer
 from services.notify.webhooks.index import WebhookIndex
@@ -104,6 +105,7 @@ def http_api(
     install_problem_handlers(http, problems=PROBLEMS)
     http.include_router(messages_api.router)
     http.include_router(webhooks_api.router)
+    http.include_router(webhooks_admin_api.router)
     return http
 
 

@@ -127,6 +127,9 @@ async def approve(
 async def reject(
     refund_id: RefundId, body: RejectRequest, staff: Acting, app: ReviewApp
 ) -> JSONResponse:
+    """The explanation goes to the customer; `internal_note` stays with staff (shown on the
+    case, never published nor sent to the customer)."""
+
     def change(case: ReviewCase) -> None:
         case.reject(
             person=staff.sub,
@@ -134,6 +137,7 @@ async def reject(
             reason_code=body.reason_code,
             explanation=body.explanation.as_dict(),
             at=app.now(),
+            internal_note=body.internal_note,
         )
 
     return await _case_after(app, refund_id, staff, "reject", change, body)

@@ -196,10 +196,17 @@ class ReviewCase(Aggregate):
         reason_code: str,
         explanation: dict[str, str],
         at: datetime,
+        internal_note: str = "",
     ) -> None:
+        """`internal_note` is for staff only: kept on the case, never published or sent."""
         duties.require_may(self, "reject", roles, person)
         decision = decision_of(self, f"manual.{reason_code}", person, at)
-        self._rejected(**decision, reason_code=reason_code, explanation=explanation)
+        self._rejected(
+            **decision,
+            reason_code=reason_code,
+            explanation=explanation,
+            internal_note=internal_note,
+        )
 
     def request_evidence(
         self,
@@ -475,8 +482,13 @@ class ReviewCase(Aggregate):
         explanation: dict[str, str],
         decided_by: str,
         decided_at: datetime,
+        internal_note: str = "",  # staff only (a rule's rejection has none)
     ) -> None:
-        terms = {"reason_code": reason_code, "explanation": explanation}
+        terms = {
+            "reason_code": reason_code,
+            "explanation": explanation,
+            "internal_note": internal_note,
+        }
         self._decided("rejected", terms, rule, policy_version, decided_by, decided_at)
 
     def _decided(

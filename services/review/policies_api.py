@@ -4,8 +4,9 @@ and publishing a new one (admins)."""
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from services.review.deps import PolicyReader, Publishing, ReviewApp
@@ -13,7 +14,7 @@ from services.review.policy_document import Policy
 from services.review.schemas import PolicyVersionList, PolicyVersionView
 from services.review.views import version_view
 from shared.keyed import answer
-from shared.problems import problem_responses
+from shared.problems import not_found, problem_responses
 from shared.staff import staff_problem_responses
 
 router = APIRouter(prefix="/v1", tags=["policies"], responses=staff_problem_responses(401, 403))
@@ -38,6 +39,22 @@ async def current_policy(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
     """The document as published; change `version` and the rules, then POST it back."""
     policy = await asyncio.to_thread(lambda: app.policy)
     return JSONResponse(policy.model_dump(mode="json", by_alias=True))
+
+
+@router.get(
+    "/policies/{version}",
+    summary="The document of one published version",
+    responses=problem_responses(404),
+)
+async def policy_version(
+    version: Annotated[str, Path(min_length=1, max_length=100)], staff: PolicyReader, app: ReviewApp
+) -> JSONResponse:
+    """The document exactly as it was published under `version` (for reading and diffing)."""
+    versions = await asyncio.to_thread(app.policy_versions)
+    found = next((entry for entry in versions if entry["version"] == version), None)
+    if found is None:
+        raise not_found("policy version", f"No policy version {version} was published.")
+    return JSONResponse(found["document"])
 
 
 @router.post(

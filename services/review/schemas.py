@@ -92,6 +92,7 @@ class RejectRequest(Strict):
                 "zh-CN": "经核实，商品无质量问题，因此无法退款。",
                 "en": "We found no defect in the item, so it cannot be refunded.",
             },
+            "internal_note": "Photo is of another model; the order's SKU has no such part.",
         }
     )
 
@@ -99,6 +100,11 @@ class RejectRequest(Strict):
         description="cited as the rule `manual.<reason_code>`"
     )
     explanation: RejectionExplanation
+    internal_note: Note = Field(
+        "",
+        description="for staff only: shown on the case, never published, never sent to the"
+        " customer",
+    )
 
 
 class EvidenceRequestBody(Strict):
@@ -251,6 +257,9 @@ class DecisionView(BaseModel):
     coupon: MoneyView | None = Field(None, description="compensation on top of the refund")
     reason_code: str | None = None
     explanation: dict[str, str] | None = None
+    internal_note: str | None = Field(
+        None, description="a rejection's note for staff (never shown to the customer)"
+    )
 
 
 class CompensationView(BaseModel):

@@ -72,6 +72,11 @@ def _rejected(state: dict[str, Any]) -> None:
     state.setdefault("reason_code", str(state["rule"]).removeprefix("manual."))
 
 
+def _rejected_before_notes(state: dict[str, Any]) -> None:
+    """Before the console (issue 17) a rejection took no internal note for staff."""
+    state.setdefault("internal_note", "")
+
+
 def _evidence_received(state: dict[str, Any]) -> None:
     """922aa45 stored a `count` and no records (abd7490); 23f1920 added `answered` and the
     case's route."""
@@ -116,6 +121,6 @@ def _evidence_requested(state: dict[str, Any]) -> None:
 set_upcasters(ReviewCase, "Opened", _opened)
 set_upcasters(ReviewCase, "ApprovalAdded", _approval_added)
 set_upcasters(ReviewCase, "Approved", _approved, _approved_before_returns)
-set_upcasters(ReviewCase, "Rejected", _rejected)
+set_upcasters(ReviewCase, "Rejected", _rejected, _rejected_before_notes)
 set_upcasters(ReviewCase, "EvidenceReceived", _evidence_received)
 set_upcasters(ReviewCase, "EvidenceRequested", _evidence_requested)

@@ -319,13 +319,14 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def test_only_auditors_and_admins(intake: Intake) -> None:
-    assert intake.client.get(URL, headers=token(intake, "admin")).status_code == 200
+def test_only_finance_auditors_and_admins(intake: Intake) -> None:
+    for role in ("admin", "finance"):
+        assert intake.client.get(URL, headers=token(intake, role)).status_code == 200
     problem(intake.client.get(URL), 401)
     problem(intake.client.get(URL, headers=ACME), 401)  # a platform's API key is no staff token
     forged = {"Authorization": f"Bearer {encode(staff_claims('al', ['auditor'], 600), 'x' * 40)}"}
     problem(intake.client.get(URL, headers=forged), 401)
-    for role in ("reviewer", "senior_reviewer", "finance"):
+    for role in ("reviewer", "senior_reviewer", "warehouse"):
         body = problem(intake.client.get(URL, headers=token(intake, role)), 403)
         assert body["type"].endswith("/forbidden")
 

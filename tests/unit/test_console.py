@@ -149,6 +149,22 @@ def test_reject_and_evidence_forms_need_their_texts() -> None:
     with pytest.raises(FormProblem) as refused:
         body_of("reject", {"reason_code": "no_defect_found", "explanation_zh": "无"}, "CNY", _)
     assert list(refused.value.fields) == ["explanation_en"]
+    rejected = body_of(
+        "reject",
+        {
+            "reason_code": "no_defect_found",
+            "explanation_zh": "无缺陷。",
+            "explanation_en": "No defect.",
+            "internal_note": "  same photo as rf_1 ",
+        },
+        "CNY",
+        _,
+    )
+    assert rejected == {
+        "reason_code": "no_defect_found",
+        "explanation": {"zh-CN": "无缺陷。", "en": "No defect."},
+        "internal_note": "same photo as rf_1",
+    }
     asked = body_of("request-evidence", {"missing": "photo\n\n note ", "message": "m"}, "CNY", _)
     assert asked == {"missing": ["photo", "note"], "message": "m"}
 

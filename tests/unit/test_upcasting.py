@@ -199,6 +199,7 @@ def rejected() -> Aggregate:
         reason_code="no_damage",
         explanation={"en": "no damage visible"},
         at=NOW,
+        internal_note="same photo as refund rf_1",
     )
     return case
 
@@ -572,6 +573,43 @@ def test_review_rejected_by_rule_of_058f5d7(applications: dict[str, ServiceAppli
         drop=("reason_code",),
     )
     assert case.decision["reason_code"] == "window.closed"  # a rule's rejection cites it
+
+
+def test_review_rejected_of_0_1_0_has_no_internal_note(
+    applications: dict[str, ServiceApplication],
+) -> None:
+    event, case = first_shape(
+        applications["review"], rejected(), ReviewCase.Rejected, drop=("internal_note",)
+    )
+    assert event.internal_note == "" and case.decision["internal_note"] == ""
+
+
+def test_review_rejected_stored_as_version_2_reads_no_internal_note(
+    applications: dict[str, ServiceApplication],
+) -> None:
+    """Stored between the versioned upcasters (issue 15) and the console's note (issue 17)."""
+    app = applications["review"]
+    made = rejected()
+    assert made.decision["internal_note"] == "same photo as refund rf_1"
+
+    def as_version_2(state: State) -> None:
+        del state["internal_note"]
+
+    events = reshaped(app, stored(app, made), ReviewCase.Rejected, as_version_2)
+    events = [
+        replace(
+            e,
+            state=app.mapper.transcoder.encode(
+                {**app.mapper.transcoder.decode(e.state), "class_version": 2}
+            ),
+        )
+        if e.topic == get_topic(ReviewCase.Rejected)
+        else e
+        for e in events
+    ]
+    event, case = loaded(app, events, ReviewCase.Rejected)
+    assert event.internal_note == "" and case.decision["internal_note"] == ""
+    assert case.decision["reason_code"] == "no_damage"  # version 2's fields as they were
 
 
 def test_every_versioned_class_has_its_first_shape_tested() -> None:

@@ -13,7 +13,7 @@ from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.auth import local_path
 from services.console.pages.case_forms import ACTIONS, FormProblem, body_of
 from services.console.pages.explain import explained, local_problem
-from services.console.vocabulary import IDEMPOTENCY_FIELD, REJECTION_REASONS
+from services.console.vocabulary import IDEMPOTENCY_FIELD, REJECTION_REASONS, RETURN_STATES
 
 router = APIRouter()
 RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -28,22 +28,51 @@ async def _show(
     problem: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
+    gettext = pages.gettext(request)
     try:
         case = await calls.get("review", f"/v1/cases/{refund_id}")
     except (Refused, Unreachable) as error:
         code = error.status if isinstance(error, Refused) else 502
-        shown = explained(error, pages.gettext(request))
-        return pages.page(request, "problem.html", code, problem=shown)
+        return pages.page(request, "problem.html", code, problem=explained(error, gettext))
+    refund, refund_problem = await _refund(calls, refund_id, gettext)
     return pages.page(
         request,
         "case.html",
         status,
         case=case,
+        refund=refund,
+        refund_problem=refund_problem,
+        order_lines=order_lines(refund),
         problem=problem,
         form=form or {},
         reasons=REJECTION_REASONS,
+        return_states=RETURN_STATES,
         here=f"/cases/{refund_id}",
     )
+
+
+async def _refund(
+    calls: Services, refund_id: str, gettext: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Intake's staff view of the refund (order, lines, the customer's contact), or why the
+    page shows the case without it: review's case is still worth deciding on."""
+    try:
+        return await calls.get("intake", f"/v1/staff/refunds/{refund_id}"), None
+    except (Refused, Unreachable) as error:
+        return None, explained(error, gettext)
+
+
+def order_lines(refund: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The order's lines, each with how many of it this refund asks for (0: not asked)."""
+    if refund is None:
+        return []
+    asked: dict[str, int] = {}
+    for item in refund.get("items") or []:
+        asked[item["sku"]] = asked.get(item["sku"], 0) + int(item["quantity"])
+    return [
+        {**line, "refunded": asked.get(line["sku"], 0)}
+        for line in refund.get("order", {}).get("lines", [])
+    ]
 
 
 @router.get("/cases/{refund_id}")

@@ -70,6 +70,8 @@ def body_of(action: str, form: Form, currency: str, _: Gettext) -> dict[str, Any
                 "zh-CN": _text(form, "explanation_zh", _),
                 "en": _text(form, "explanation_en", _),
             },
+            # For staff only: review keeps it on the case and never sends it to the customer.
+            "internal_note": form.get("internal_note", "").strip(),
         }
     if action == "request-evidence":
         missing = [line.strip() for line in _text(form, "missing", _).splitlines() if line.strip()]

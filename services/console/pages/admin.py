@@ -1,0 +1,251 @@
+"""The admin's pages: policy versions (read, compare, publish a new one), platform API keys
+(list, issue — the key shown once — and revoke) and a tenant's webhook endpoints (status,
+failures, disabled ones)."""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
+
+import asyncio
+import difflib
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.console.calls import Refused, Services, Unreachable
+from services.console.deps import Calls, Pages, SignedIn
+from services.console.pages.access import refused
+from services.console.pages.explain import explained, local_problem
+from services.console.vocabulary import IDEMPOTENCY_FIELD
+
+router = APIRouter()
+GROUP = "/admin"
+Version = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+MAX_DOCUMENT_CHARS = 200_000
+
+
+def as_yaml(document: Any) -> str:
+    """The canonical text of a policy document: YAML with sorted keys, so diffs are stable."""
+    return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
+
+
+def diff_rows(old: str, new: str) -> list[dict[str, Any]]:
+    """A side-by-side diff as table rows: kind (same/removed/added/changed), line numbers and
+    texts."""
+    a, b = old.splitlines(), new.splitlines()
+    rows: list[dict[str, Any]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue  # only what differs, each with its line numbers
+        for k in range(max(i2 - i1, j2 - j1)):
+            left = a[i1 + k] if i1 + k < i2 else None
+            right = b[j1 + k] if j1 + k < j2 else None
+            rows.append(
+                {
+                    "old_line": i1 + k + 1 if left is not None else None,
+                    "old": left,
+                    "new_line": j1 + k + 1 if right is not None else None,
+                    "new": right,
+                }
+            )
+    return rows
+
+
+async def _failed(request: Request, pages: Pages, error: Refused | Unreachable) -> Response:
+    status = error.status if isinstance(error, Refused) else 502
+    problem = explained(error, pages.gettext(request))
+    return pages.page(request, "problem.html", status, problem=problem)
+
+
+async def _overview(calls: Services, tenant: str) -> dict[str, Any]:
+    """Policy versions, keys and (for a chosen tenant) webhook endpoints, each or the refusal
+    that kept it from the page."""
+
+    async def one(service: str, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            return await calls.get(service, path, params)
+        except (Refused, Unreachable) as error:
+            return error
+
+    async def webhooks() -> Any:
+        if not tenant:
+            return None
+        return await one("notify", "/v1/admin/webhook_endpoints", {"tenant": tenant})
+
+    policies, keys, endpoints = await asyncio.gather(
+        one("review", "/v1/policies"), one("intake", "/v1/admin/api-keys"), webhooks()
+    )
+    return {"policies": policies, "keys": keys, "webhooks": endpoints}
+
+
+TenantQuery = Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9_-]*$")]
+
+
+@router.get("/admin")
+async def admin(
+    request: Request, person: SignedIn, calls: Calls, pages: Pages, tenant: TenantQuery = ""
+) -> Response:
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    return await _admin_page(request, calls, pages, tenant=tenant)
+
+
+async def _admin_page(
+    request: Request,
+    calls: Services,
+    pages: Pages,
+    status: int = 200,
+    problem: dict[str, Any] | None = None,
+    issued: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    tenant: str = "",
+) -> Response:
+    found = await _overview(calls, tenant)
+    _ = pages.gettext(request)
+    shown = {
+        name: None if isinstance(value, (Refused, Unreachable)) else value
+        for name, value in found.items()
+    }
+    failures = [
+        explained(value, _) for value in found.values() if isinstance(value, (Refused, Unreachable))
+    ]
+    return pages.page(
+        request,
+        "admin/index.html",
+        status,
+        policies=shown["policies"],
+        keys=shown["keys"],
+        webhooks=shown["webhooks"],
+        tenant=tenant,
+        failures=failures,
+        problem=problem,
+        issued=issued,
+        form=form or {},
+    )
+
+
+@router.get("/admin/policies/diff")
+async def diff(
+    request: Request,
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+    old: Annotated[str, Query(min_length=1, max_length=100)],
+    new: Annotated[str, Query(min_length=1, max_length=100)],
+) -> Response:
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    try:
+        before, after = await asyncio.gather(
+            calls.get("review", f"/v1/policies/{old}"), calls.get("review", f"/v1/policies/{new}")
+        )
+    except (Refused, Unreachable) as error:
+        return await _failed(request, pages, error)
+    rows = diff_rows(as_yaml(before), as_yaml(after))
+    return pages.page(request, "admin/diff.html", old=old, new=new, rows=rows)
+
+
+@router.get("/admin/policies/new")
+async def new_policy(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """The form starts from the document in force: change its version and rules."""
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    try:
+        current = await calls.get("review", "/v1/policies/current")
+    except (Refused, Unreachable) as error:
+        return await _failed(request, pages, error)
+    return pages.page(request, "admin/publish.html", text=as_yaml(current), problem=None)
+
+
+@router.post("/admin/policies")
+async def publish(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """Sends the YAML to review as JSON; a field review refuses is named on the page and the
+    text kept for fixing. The form's Idempotency-Key makes a double submit publish once."""
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    _ = pages.gettext(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    text = form.get("document", "")[:MAX_DOCUMENT_CHARS]
+    try:
+        document = yaml.safe_load(text)
+        if not isinstance(document, dict):
+            raise ValueError
+    except (yaml.YAMLError, ValueError):
+        shown = local_problem({"document": _("Enter the policy as a YAML mapping.")}, _)
+        return pages.page(request, "admin/publish.html", 422, text=text, problem=shown)
+    try:
+        published = await calls.post(
+            "review", "/v1/policies", document, key=form.get(IDEMPOTENCY_FIELD) or None
+        )
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, _)
+        return pages.page(request, "admin/publish.html", status, text=text, problem=shown)
+    return RedirectResponse(f"/admin/policies/{published['version']}", status_code=303)
+
+
+@router.get("/admin/policies/{version}")
+async def policy(
+    request: Request, version: Version, person: SignedIn, calls: Calls, pages: Pages
+) -> Response:
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    try:
+        document, versions = await asyncio.gather(
+            calls.get("review", f"/v1/policies/{version}"), calls.get("review", "/v1/policies")
+        )
+    except (Refused, Unreachable) as error:
+        return await _failed(request, pages, error)
+    return pages.page(
+        request,
+        "admin/policy.html",
+        version=version,
+        text=as_yaml(document),
+        versions=[v["version"] for v in versions["data"]],
+    )
+
+
+@router.post("/admin/keys")
+async def issue_key(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """The key is in this page only (never in the session, never again): copy it now."""
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    body = {"tenant": form.get("tenant", "").strip(), "label": form.get("label", "").strip()}
+    try:
+        issued = await calls.post(
+            "intake", "/v1/admin/api-keys", body, key=form.get(IDEMPOTENCY_FIELD) or None
+        )
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, pages.gettext(request))
+        return await _admin_page(request, calls, pages, status, shown, form=form)
+    answer = await _admin_page(request, calls, pages, 201, issued=issued)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+@router.post("/admin/keys/{prefix}/revoke")
+async def revoke_key(
+    request: Request,
+    prefix: Annotated[str, Path(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+) -> Response:
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    body = {"reason": form.get("reason", "").strip()}
+    try:
+        await calls.post(
+            "intake",
+            f"/v1/admin/api-keys/{prefix}/revoke",
+            body,
+            key=form.get(IDEMPOTENCY_FIELD) or None,
+        )
+    except (Refused, Unreachable) as error:
+        status = error.status if isinstance(error, Refused) else 502
+        shown = explained(error, pages.gettext(request))
+        return await _admin_page(request, calls, pages, status, shown)
+    return RedirectResponse("/admin", status_code=303)

@@ -1,0 +1,136 @@
+"""Intake's staff routes for platform API keys (admins): list, issue, revoke — what the
+`refunds api-keys` CLI does on the store, over HTTP for the staff console.
+
+An issued key is answered once and never stored (only its hash), so a repeated request with
+the same Idempotency-Key cannot show it again: it is refused (409) instead of issuing a
+second key."""
+
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from services.intake.deps import IntakeApp, KeyAdmin, KeyCommand
+from services.intake.key_index import list_keys, revoke_key
+from services.intake.tenants import (
+    MAX_LABEL_LENGTH,
+    PREFIX_LENGTH,
+    TENANT_NAME,
+    UnknownApiKey,
+    find_key,
+    issue_key,
+    key_hash,
+)
+from shared.problems import Problem, not_found, problem_responses
+from shared.schemas import example
+from shared.staff import staff_problem_responses
+
+router = APIRouter(
+    prefix="/v1/admin/api-keys",
+    tags=["api keys"],
+    responses=staff_problem_responses(401, 403),
+)
+
+# Idempotency-Keys of issue requests already answered, per process: a replay is refused
+# rather than answered with a second key (the key itself is never kept to answer again).
+_ISSUED: dict[str, str] = {}
+_ISSUED_LIMIT = 10_000
+
+
+class ApiKeyView(BaseModel):
+    prefix: str = Field(description="the key's first characters, to tell keys apart")
+    tenant: str
+    label: str
+    created: datetime
+    revoked: datetime | None
+
+    model_config = example(
+        {
+            "prefix": "sk_live_Ab3d",
+            "tenant": "acme",
+            "label": "checkout",
+            "created": "2026-11-01T09:00:00Z",
+            "revoked": None,
+        }
+    )
+
+
+class ApiKeyList(BaseModel):
+    object: str = "list"
+    data: list[ApiKeyView]
+
+
+class IssueKey(BaseModel):
+    tenant: str = Field(pattern=TENANT_NAME.pattern, examples=["acme"])
+    label: str = Field("", max_length=MAX_LABEL_LENGTH, examples=["checkout"])
+
+
+class IssuedKey(ApiKeyView):
+    key: str = Field(description="the key itself: shown in this answer only, never again")
+
+
+class RevokeKey(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, examples=["leaked in a log"])
+
+
+@router.get("", response_model=ApiKeyList, summary="Every platform API key (prefixes only)")
+async def keys(
+    staff: KeyAdmin,
+    app: IntakeApp,
+    tenant: Annotated[str | None, Query(pattern=TENANT_NAME.pattern)] = None,
+) -> ApiKeyList:
+    found = await asyncio.to_thread(list_keys, app, tenant)
+    return ApiKeyList(data=[ApiKeyView.model_validate(row) for row in found])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IssuedKey,
+    summary="Issue a key to a tenant; the key is in this answer only",
+    responses=problem_responses(409, 422),
+)
+async def issue(body: IssueKey, admin: KeyCommand, app: IntakeApp) -> IssuedKey:
+    if admin.idempotency_key and admin.idempotency_key in _ISSUED:
+        raise Problem(
+            409,
+            "Key already issued",
+            f"This request already issued key {_ISSUED[admin.idempotency_key]}; "
+            "a key is shown once.",
+            kind="already_issued",
+        )
+    key = await asyncio.to_thread(
+        issue_key, app, body.tenant, label=body.label, actor=f"staff:{admin.sub}"
+    )
+    if admin.idempotency_key:
+        if len(_ISSUED) >= _ISSUED_LIMIT:
+            _ISSUED.pop(next(iter(_ISSUED)))
+        _ISSUED[admin.idempotency_key] = key[:PREFIX_LENGTH]
+    stored = await asyncio.to_thread(find_key, app, key_hash(key))
+    assert stored is not None  # just saved
+    return IssuedKey(**stored.summary(), key=key)
+
+
+@router.post(
+    "/{prefix}/revoke",
+    response_model=ApiKeyView,
+    summary="Revoke a key for good (revoking again changes nothing)",
+    responses=problem_responses(404, 422),
+)
+async def revoke(
+    prefix: Annotated[str, Path(min_length=4, max_length=64)],
+    body: RevokeKey,
+    admin: KeyCommand,
+    app: IntakeApp,
+) -> ApiKeyView:
+    try:
+        summary = await asyncio.to_thread(
+            revoke_key, app, prefix, actor=f"staff:{admin.sub}", reason=body.reason
+        )
+    except UnknownApiKey as error:
+        raise not_found("API key", str(error)) from None
+    return ApiKeyView.model_validate(summary)

@@ -1,0 +1,111 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, one per test worker,
+kept off every network but this machine's loopback; the local stack (`refunds dev`) once per
+test module; a sign-in through the identity provider's own form."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from refunds.devstack import Ports
+from tests.browser.support import CHROMIUM, Console, new_person
+from tests.e2e.conftest import _read_until
+from tests.e2e.support import Platform
+
+# Nothing leaves the machine: every name but the loopback's fails to resolve, and Chromium's
+# own background traffic (updates, metrics, sync, safe-browsing lists) is switched off.
+CHROMIUM_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--metrics-recording-only",
+    "--no-default-browser-check",
+)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """One headless Chromium per test worker: Debian's, never a downloaded build."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: the browser tests need Debian's chromium "
+            "(`bash scripts/ensure-chromium.sh`, which `make test` runs)",
+            pytrace=False,
+        )
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_FLAGS)
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """`refunds dev` on a free base port, shared by the tests of one module."""
+    data_dir = tmp_path_factory.mktemp("stack")
+    base = Ports.free_base(31000 + os.getpid() % 200 * 100)
+    ports = Ports.from_base(base)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "SANDBOX_"))}
+    cli = Path(sys.executable).with_name("refunds")
+    process = subprocess.Popen(
+        [str(cli), "dev", "--data-dir", str(data_dir), "--base-port", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        _read_until(process, "Ctrl-C to stop", timeout=120)
+        platform = Platform(
+            f"http://127.0.0.1:{ports.intake}", f"http://127.0.0.1:{ports.gateway}", data_dir
+        )
+        yield Console(ports, platform)
+        platform.close()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def people(browser: Browser) -> Iterator[Callable[[], Page]]:
+    """A browser window of their own for each person a test signs in: the provider's session
+    cookie is per browser, as it is for two people at two desks."""
+    contexts: list[BrowserContext] = []
+
+    def open_window() -> Page:
+        context = new_person(browser)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_window
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = new_person(browser)
+    yield context.new_page()
+    context.close()
