@@ -91,7 +91,6 @@ async def audit(
 ) -> Response:
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    ledgers = await asyncio.gather(*(_ledger(calls, service) for service in SERVICES))
     story: list[Moment] = []
     missing: list[str] = []
     if refund_id:
@@ -102,10 +101,19 @@ async def audit(
         refund_id=refund_id,
         story=story,
         missing=missing,
-        ledgers=ledgers,
         services=SERVICES,
         formats=tuple(EXPORT_FORMATS),
     )
+
+
+@router.get("/audit/ledgers")
+async def ledgers(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """Each service recomputes its ledger from its stored events (a full pass: on request
+    only, never on every audit page)."""
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    checked = await asyncio.gather(*(_ledger(calls, service) for service in SERVICES))
+    return pages.page(request, "audit/ledgers.html", ledgers=checked)
 
 
 def _lines(entries: list[dict[str, Any]], service: str, form: str) -> str:
