@@ -65,6 +65,14 @@ def test_a_mistake_is_named_and_kept_then_the_fixed_policy_publishes_once(stack:
     again = root.post("/admin/policies", data=fixed)  # a double submit: the same answer
     assert again.status_code == 200, again.text
     assert versions(stack) == [*shipped, "2026-12-01"]
+    # A version typed as a bare date (YAML reads a date) is sent as the text it was written as.
+    bare = yaml.safe_dump({**document, "version": "2026-12-02"}).replace(
+        "version: '2026-12-02'", "version: 2026-12-02"
+    )
+    assert "version: 2026-12-02\n" in bare
+    form_again = hidden(root.get("/admin/policies/new").text, "/admin/policies")
+    dated = root.post("/admin/policies", data={**form_again, "document": bare})
+    assert dated.status_code == 200 and str(dated.url).endswith("/admin/policies/2026-12-02")
 
     diff = root.get("/admin/policies/diff", params={"old": shipped[0], "new": "2026-12-01"})
     assert diff.status_code == 200, diff.text
