@@ -175,6 +175,22 @@ class VerifyFinding(BaseModel):
 class Verification(BaseModel):
     """The ledger recomputed from the stored events now (as `refunds audit verify` does)."""
 
+    model_config = example(
+        {
+            "service": "review",
+            "ok": False,
+            "events": 120,
+            "sealed": 118,
+            "unsealed": 2,
+            "checkpoints": 3,
+            "verified_checkpoints": 3,
+            "signed_through": 100,
+            "findings": [
+                {"kind": "deleted", "position": 42, "detail": "ReviewCase.Approved of … is gone"}
+            ],
+        }
+    )
+
     service: str
     ok: bool = Field(description="no findings")
     events: int

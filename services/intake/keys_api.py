@@ -9,7 +9,7 @@ second key."""
 
 import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -26,7 +26,7 @@ from services.intake.tenants import (
     key_hash,
 )
 from shared.problems import Problem, not_found, problem_responses
-from shared.schemas import example
+from shared.schemas import Strict, example
 from shared.staff import staff_problem_responses
 
 router = APIRouter(
@@ -41,6 +41,15 @@ _ISSUED: dict[str, str] = {}
 _ISSUED_LIMIT = 10_000
 
 
+KEY_EXAMPLE: dict[str, Any] = {
+    "prefix": "sk_Ab3dE5fG7",
+    "tenant": "acme",
+    "label": "checkout",
+    "created": "2026-11-01T09:00:00Z",
+    "revoked": None,
+}
+
+
 class ApiKeyView(BaseModel):
     prefix: str = Field(description="the key's first characters, to tell keys apart")
     tenant: str
@@ -48,32 +57,32 @@ class ApiKeyView(BaseModel):
     created: datetime
     revoked: datetime | None
 
-    model_config = example(
-        {
-            "prefix": "sk_live_Ab3d",
-            "tenant": "acme",
-            "label": "checkout",
-            "created": "2026-11-01T09:00:00Z",
-            "revoked": None,
-        }
-    )
+    model_config = example(KEY_EXAMPLE)
 
 
 class ApiKeyList(BaseModel):
+    model_config = example({"object": "list", "data": [KEY_EXAMPLE]})
+
     object: str = "list"
     data: list[ApiKeyView]
 
 
-class IssueKey(BaseModel):
+class IssueKey(Strict):
+    model_config = example({"tenant": "acme", "label": "checkout"})
+
     tenant: str = Field(pattern=TENANT_NAME.pattern, examples=["acme"])
     label: str = Field("", max_length=MAX_LABEL_LENGTH, examples=["checkout"])
 
 
 class IssuedKey(ApiKeyView):
+    model_config = example({**KEY_EXAMPLE, "key": "sk_Ab3dE5fG7hIjKlMnOpQrStUvWxYz0123456789abcd"})
+
     key: str = Field(description="the key itself: shown in this answer only, never again")
 
 
-class RevokeKey(BaseModel):
+class RevokeKey(Strict):
+    model_config = example({"reason": "leaked in a log"})
+
     reason: str = Field(min_length=1, max_length=500, examples=["leaked in a log"])
 
 
