@@ -131,6 +131,15 @@ def test_only_admins_open_the_admin_pages(stack: Stack) -> None:
         assert posted.status_code == 403
     keys = stack.clients["intake"].get("/v1/admin/api-keys", headers=stack.staff("intake", "admin"))
     assert keys.json()["data"] == []
+    for role in ("auditor", "finance"):  # intake itself refuses them too
+        listed = stack.clients["intake"].get(
+            "/v1/admin/api-keys", headers=stack.staff("intake", role)
+        )
+        assert listed.status_code == 403
+        issued = stack.clients["intake"].post(
+            "/v1/admin/api-keys", json={"tenant": "evil"}, headers=stack.staff("intake", role)
+        )
+        assert issued.status_code == 403
 
 
 def test_the_admin_page_speaks_both_languages(stack: Stack) -> None:
