@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,14 @@ def test_the_timeline_spans_the_services_causes_first(stack: Stack) -> None:
     assert f'<a href="#event-{requested_id}">' in opened  # its cause, linked
     assert "tenant:acme" in requested and "system:review" in opened  # the actors
     assert "¥129.00" in requested  # amounts in words, not stored JSON
+
+
+def test_the_refunds_touched_lately_are_listed_newest_first(stack: Stack) -> None:
+    older, newer = stack.refund(), stack.refund(5000)
+    page = stack.browser("audrey", "/audit").get("/audit").text
+    section = page[page.index('id="recent"') :]
+    links = re.findall(r'<a href="/audit\?refund_id=([A-Za-z0-9_]+)">', section)
+    assert links[:2] == [newer["id"], older["id"]]
 
 
 def test_ledgers_are_checked_and_checkpoints_show_how_far_they_reach(stack: Stack) -> None:
