@@ -131,6 +131,12 @@ def test_only_auditors_and_admins_open_the_audit_pages(stack: Stack) -> None:
             assert "您的角色无权访问此页面。" in refused.text
         nav = other.get("/").text
         assert 'href="/audit"' not in nav
+    for path in ("/v1/audit/verify", "/v1/audit/latest"):  # the services refuse them too
+        for service in ("intake", "payout"):
+            client = stack.clients[service]
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers=stack.staff(service, "reviewer")).status_code == 403
+            assert client.get(path, headers=stack.staff(service, "auditor")).status_code == 200
 
 
 def test_the_audit_page_speaks_english_too(stack: Stack) -> None:
