@@ -80,6 +80,7 @@ class Timing:
     rows: int  # cases on the page (checked: the page was really there)
     cpu_ms: dict[str, float | None] = field(default_factory=dict)  # per process kind
     busy_percent: float = 0.0
+    code: str = "this"  # whose review and console: this checkout, or `--before`'s
 
 
 # -- filling review's store ---------------------------------------------------------------------
@@ -215,10 +216,15 @@ class Stack:
 
 @contextlib.contextmanager
 def running(
-    store_env: dict[str, str], folder: Path, db_command: str | None, source: Path = REPO
+    store_env: dict[str, str],
+    folder: Path,
+    db_command: str | None,
+    source: Path = REPO,
+    logs: Path | None = None,
 ) -> Iterator[Stack]:
     """The identity provider, review and the console on free ports (from the checkout at
     `source`); stopped on exit."""
+    logs = logs or folder
     identity_port, review_port, console_port = free_port(), free_port(), free_port()
     issuer = f"http://127.0.0.1:{identity_port}"
     identity = Process(
@@ -230,7 +236,7 @@ def running(
             "SANDBOX_IDENTITY_ISSUER": issuer,
             "SANDBOX_DATA_DIR": str(folder / "idp"),
         },
-        folder / "identity.log",
+        logs / "identity.log",
         identity_port,
         source,
     )
@@ -246,7 +252,7 @@ def running(
             "REFUNDS_CONSUMER_ENABLED": "false",
             "REFUNDS_OIDC_ISSUER": issuer,
         },
-        folder / "review.log",
+        logs / "review.log",
         review_port,
         source,
     )
@@ -262,7 +268,7 @@ def running(
             "_review", "_console"
         )
     console = Process(
-        "console", "services.console", console_env, folder / "console.log", console_port, source
+        "console", "services.console", console_env, logs / "console.log", console_port, source
     )
     started: list[Process] = []
     try:
@@ -476,14 +482,25 @@ def bench_store(store: str, args: argparse.Namespace) -> list[Timing]:
                 ids = fill(app, args.cases)
             finally:
                 app.close()
-            with running(env, folder, db_command, args.source) as stack:
-                busy = busy_percent(1.0)
-                if busy > 20:
-                    print(
-                        f"  warning: the machine is {busy:.0f} % busy before we start",
-                        file=sys.stderr,
-                    )
-                return measure(stack, ids, store=store, requests=args.requests, warmup=args.warmup)
+            timings: list[Timing] = []
+            codes = [("before", args.before)] if args.before else []
+            for code, source in [*codes, ("this", args.source)]:
+                print(f"{store}: review and the console from {source}", file=sys.stderr)
+                logs = folder / f"logs-{code}"
+                logs.mkdir()
+                with running(env, folder, db_command, source, logs) as stack:
+                    busy = busy_percent(1.0)
+                    if busy > 20:
+                        print(
+                            f"  warning: the machine is {busy:.0f} % busy before we start",
+                            file=sys.stderr,
+                        )
+                    for timing in measure(
+                        stack, ids, store=store, requests=args.requests, warmup=args.warmup
+                    ):
+                        timing.code = code
+                        timings.append(timing)
+            return timings
         finally:
             if store == "postgres":
                 drop_schemas(args.database_url, prefix)
@@ -506,16 +523,17 @@ def _ms(value: float | None) -> str:
 
 def format_table(timings: list[Timing], cases: int) -> str:
     header = (
-        f"{'store':<9} {'page':<11} {'server':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-        f"{'cases':>5} {'console CPU':>11} {'review CPU':>10} {'db CPU':>7} {'busy %':>6}"
+        f"{'store':<9} {'code':<6} {'page':<11} {'server':<26} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'max ms':>8} {'cases':>5} {'console CPU':>11} {'review CPU':>10} {'db CPU':>7} "
+        f"{'busy %':>6}"
     )
     lines = [f"console queue page with {cases:,} open cases (CPU: ms per request, net of idle)"]
     lines += [header, "-" * len(header)]
     for t in timings:
         server = "console GET /queue" if t.target == "console" else "review GET /v1/cases (raw)"
         lines.append(
-            f"{t.store:<9} {t.page:<11} {server:<26} {t.p50_ms:>8,.1f} {t.p95_ms:>8,.1f} "
-            f"{t.max_ms:>8,.1f} {t.rows:>5} {_ms(t.cpu_ms.get('console')):>11} "
+            f"{t.store:<9} {t.code:<6} {t.page:<11} {server:<26} {t.p50_ms:>8,.1f} "
+            f"{t.p95_ms:>8,.1f} {t.max_ms:>8,.1f} {t.rows:>5} {_ms(t.cpu_ms.get('console')):>11} "
             f"{_ms(t.cpu_ms.get('review')):>10} {_ms(t.cpu_ms.get('db')):>7} "
             f"{t.busy_percent:>6.0f}"
         )
@@ -523,7 +541,8 @@ def format_table(timings: list[Timing], cases: int) -> str:
         if t.target == "console" and t.page == "first page":
             verdict = "met" if t.p95_ms < GOAL_MS else "NOT met"
             lines.append(
-                f"{t.store}: first page p95 {t.p95_ms:,.1f} ms (goal < {GOAL_MS:.0f} ms: {verdict})"
+                f"{t.store} ({t.code}): first page p95 {t.p95_ms:,.1f} ms "
+                f"(goal < {GOAL_MS:.0f} ms: {verdict})"
             )
     return "\n".join(lines)
 
@@ -535,7 +554,7 @@ def write_plot(timings: list[Timing], path: Path) -> Path:
     figure = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    labels = list(dict.fromkeys(f"{t.store}\n{t.page}" for t in timings))
+    labels = list(dict.fromkeys(f"{t.store} {t.code}\n{t.page}" for t in timings))
     width = 0.4
     for index, target in enumerate(("review", "console")):
         p50 = [
@@ -543,7 +562,7 @@ def write_plot(timings: list[Timing], path: Path) -> Path:
                 (
                     t.p50_ms
                     for t in timings
-                    if f"{t.store}\n{t.page}" == label and t.target == target
+                    if f"{t.store} {t.code}\n{t.page}" == label and t.target == target
                 ),
                 0.0,
             )
@@ -554,7 +573,7 @@ def write_plot(timings: list[Timing], path: Path) -> Path:
                 (
                     t.p95_ms
                     for t in timings
-                    if f"{t.store}\n{t.page}" == label and t.target == target
+                    if f"{t.store} {t.code}\n{t.page}" == label and t.target == target
                 ),
                 0.0,
             )
@@ -588,6 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also run another checkout's review and console on the same store, first",
+    )
+    parser.add_argument(
         "--source",
         type=Path,
         default=REPO,
@@ -615,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests": args.requests,
         "warmup": args.warmup,
         "source": str(args.source),
+        "before": None if args.before is None else str(args.before),
     }
     (args.out / f"console_queue-{stamp}.json").write_text(
         json.dumps(

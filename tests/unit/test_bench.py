@@ -312,7 +312,8 @@ def test_console_queue_benchmark_runs_on_a_tiny_store(
     assert console_queue.main([*argv, "--out", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert "console queue page with 30 open cases" in table
-    assert re.search(r"first page p95 [\d,.]+ ms \(goal < 300 ms: (met|NOT met)\)", table)
+    verdict = r"sqlite \(this\): first page p95 [\d,.]+ ms \(goal < 300 ms: (met|NOT met)\)"
+    assert re.search(verdict, table)
     (report,) = tmp_path.glob("console_queue-*.json")
     timings = json.loads(report.read_text())["timings"]
     assert [(t["page"], t["target"]) for t in timings] == [
@@ -325,5 +326,6 @@ def test_console_queue_benchmark_runs_on_a_tiny_store(
     assert 0 < by["later page", "console"]["rows"] == by["later page", "review"]["rows"] <= 15
     assert by["filtered", "console"]["rows"] == by["filtered", "review"]["rows"] > 0
     assert all(t["p50_ms"] > 0 and t["cpu_ms"]["db"] is None for t in timings)
+    assert {t["code"] for t in timings} == {"this"}  # no --before: this checkout only
     (plot,) = tmp_path.glob("console_queue-*.png")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
