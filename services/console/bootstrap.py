@@ -3,6 +3,8 @@ pages and the security layers, wired once."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from services.console.calls import TokenRefused
+from services.console.calls import Connections, TokenRefused
 from services.console.deps import NotSignedIn
 from services.console.i18n import compile_catalogs
 from services.console.middleware import CsrfGuard, SecurityHeaders, ServerSessions
@@ -61,7 +63,22 @@ def console_app(
 ) -> FastAPI:
     """The console's HTTP app. `transports` reach the services in-process (tests); without
     them, their URLs from the settings."""
-    http = FastAPI(title="Refunds — staff console", docs_url=None, redoc_url=None, openapi_url=None)
+    connections = Connections(
+        settings.service_urls(), timeout=settings.service_timeout_s, transports=transports
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await connections.close()
+
+    http = FastAPI(
+        title="Refunds — staff console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     renderer = Renderer(
         compile_catalogs(), default_locale=settings.default_locale, zone=settings.default_zone
     )
@@ -69,7 +86,7 @@ def console_app(
     http.state.sessions = sessions
     http.state.renderer = renderer
     http.state.provider = Provider(settings, provider_transport)
-    http.state.transports = transports or {}
+    http.state.connections = connections
     for router in ROUTERS:
         http.include_router(router)
     http.mount("/static", StaticFiles(directory=STATIC), name="static")

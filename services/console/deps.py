@@ -3,7 +3,6 @@ renderer and the identity provider (the composition root puts them on `app.state
 
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -47,20 +46,8 @@ async def _person(request: Request, token: Annotated[str, Depends(_token)]) -> P
     )
 
 
-async def _services(
-    request: Request, token: Annotated[str, Depends(_token)]
-) -> AsyncIterator[Services]:
-    settings: ConsoleSettings = request.app.state.settings
-    services = Services(
-        settings.service_urls(),
-        token,
-        timeout=settings.service_timeout_s,
-        transports=request.app.state.transports,
-    )
-    try:
-        yield services
-    finally:
-        await services.close()
+async def _services(request: Request, token: Annotated[str, Depends(_token)]) -> Services:
+    return Services(request.app.state.connections, token)
 
 
 SignedIn = Annotated[Person, Depends(_person)]

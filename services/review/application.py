@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 from services.review.assessment import assess
 from services.review.calendar import WorkingCalendar
 from services.review.case_opening import facts_of, recorded
+from services.review.case_rules import clock_wakes_at
 from services.review.customers import CustomerHistory
 from services.review.domain import ReviewCase
 from services.review.duties import DutyViolation
@@ -266,8 +267,13 @@ class ReviewApplication(ServiceApplication):
             return 0
         return int(self.calendar.business_time_between(now, case.deadline).total_seconds())
 
-    def tick(self, case_ids: Iterable[uuid.UUID]) -> int:
-        """Send due reminders, record breaches and escalate; returns how many cases acted."""
+    def tick(
+        self,
+        case_ids: Iterable[uuid.UUID],
+        wakes: dict[uuid.UUID, datetime | None] | None = None,
+    ) -> int:
+        """Send due reminders, record breaches and escalate; returns how many cases acted.
+        `wakes` gets, for each case found not due, when it next can be (sla.RunningClocks)."""
         acted = 0
         for case_id in case_ids:
             now = self.now()
@@ -288,6 +294,8 @@ class ReviewApplication(ServiceApplication):
             if case.due(now) is not None:
                 self.update(case_id, step)
                 acted += 1
+            elif wakes is not None:
+                wakes[case_id] = clock_wakes_at(case)
         return acted
 
     # -- staff commands -----------------------------------------------------------------------

@@ -28,6 +28,18 @@ def clock_due(case: Any, now: datetime) -> Due | None:
     return None
 
 
+def clock_wakes_at(case: Any) -> datetime | None:
+    """The earliest moment `clock_due` can ask something of `case` as it stands (None: not
+    until another event changes it), so the SLA worker need not reload it before then."""
+    if case.state == "awaiting_evidence" and case.evidence_due is not None:
+        return case.evidence_due
+    if case.state != "pending" or case.deadline is None or case.remind_at is None:
+        return None
+    if case.reminded:
+        return case.deadline
+    return min(case.remind_at, case.deadline)
+
+
 def decision_of(case: Any, rule: str, decided_by: str, at: datetime) -> dict[str, Any]:
     """What every decision of `case` (a ReviewCase) records besides its own terms: the case,
     the policy, who, when."""

@@ -14,7 +14,7 @@ import pytest
 from services.review.application import ReviewApplication
 from services.review.policy_document import default_policy
 from services.review.publishing import to_integration
-from services.review.sla import RunningClocks
+from services.review.sla import RunningClocks, tick_due
 from shared.contracts import (
     CustomerContact,
     EvidenceRecord,
@@ -104,9 +104,18 @@ def published(app: ReviewApplication) -> list[str]:
     return [t.TYPE for t in types if t is not None]
 
 
+def clocks_of(app: ReviewApplication) -> RunningClocks:
+    """The worker's clocks for this app, kept between ticks as the worker keeps them."""
+    if not hasattr(app, "_test_clocks"):
+        app._test_clocks = RunningClocks(app)  # type: ignore[attr-defined]
+    found: RunningClocks = app._test_clocks  # type: ignore[attr-defined]
+    return found
+
+
 def tick(app: ReviewApplication, clock: Clock, at: datetime) -> int:
+    """One turn of the SLA worker at `at`: only the cases whose clocks can be due are loaded."""
     clock.now = at
-    return app.tick(sorted(RunningClocks(app).catch_up()))
+    return tick_due(app, clocks_of(app))
 
 
 def test_reminder_then_breach_escalates(review: ReviewApplication, clock: Clock) -> None:
@@ -203,3 +212,30 @@ def test_unanswered_evidence_request_goes_back_to_the_reviewer(
     assert case.history[-1]["action"] == "evidence_overdue"
     # The review clock resumes with the 18 business hours that were left.
     assert case.deadline == tuesday_late + timedelta(hours=18)
+
+
+def test_a_case_is_loaded_again_only_when_its_clock_can_be_due_or_it_changed(
+    review: ReviewApplication, clock: Clock
+) -> None:
+    """With 10,000 open cases, loading each every 5 s kept review busy: a case not due is
+    looked at again at its reminder, its deadline, or after its next event."""
+    deliver(review, over_limit_request("rf_sla5"))
+    deliver(review, over_limit_request("rf_sla6"))
+    clocks = clocks_of(review)
+    first, second = (review.case_for(r).id for r in ("rf_sla5", "rf_sla6"))  # type: ignore[union-attr]
+    assert clocks.due(THURSDAY) == sorted([first, second])  # new: looked at once
+    assert tick(review, clock, THURSDAY + timedelta(hours=3)) == 0
+    remind_at = review.case_for("rf_sla5").remind_at  # type: ignore[union-attr]
+    assert remind_at is not None and THURSDAY + timedelta(hours=4) < remind_at
+    assert clocks.wakes[first] == remind_at
+    assert clocks.due(THURSDAY + timedelta(hours=4)) == []  # nothing reloaded meanwhile
+    clock.now = THURSDAY + timedelta(hours=4)
+    review.act("rf_sla6", lambda case: case.claim("ann", clock.now))
+    assert clocks.due(THURSDAY + timedelta(hours=4)) == [second]  # it changed: look again
+    assert tick(review, clock, THURSDAY + timedelta(hours=4)) == 0
+    assert clocks.due(remind_at - timedelta(minutes=1)) == []
+    assert clocks.due(remind_at) == sorted([first, second])
+    assert tick(review, clock, THURSDAY + timedelta(hours=21)) == 2  # both reminded
+    assert tick(review, clock, THURSDAY + timedelta(hours=22)) == 0
+    assert clocks.wakes[first] == THURSDAY + timedelta(days=1)  # reminded: now the deadline
+    assert tick(review, clock, THURSDAY + timedelta(days=1, minutes=1)) == 2  # both breached

@@ -296,3 +296,36 @@ def test_kafka_settings_are_a_dev_services_own(monkeypatch: pytest.MonkeyPatch) 
     assert settings.kafka_bootstrap == "127.0.0.1:12345"
     assert settings.kafka_idempotence is False
     assert settings.kafka_partitions == 4
+
+
+# -- bench/console_queue.py: the queue page with many open cases ---------------------------------
+
+
+def test_console_queue_benchmark_runs_on_a_tiny_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole script, small: cases filled, the provider, review and the console started, a
+    person signed in, each page asked of the console and of review, the report written."""
+    from bench import console_queue
+
+    argv = ["--store", "sqlite", "--cases", "30", "--requests", "2", "--warmup", "1"]
+    assert console_queue.main([*argv, "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "console queue page with 30 open cases" in table
+    verdict = r"sqlite \(this\): first page p95 [\d,.]+ ms \(goal < 300 ms: (met|NOT met)\)"
+    assert re.search(verdict, table)
+    (report,) = tmp_path.glob("console_queue-*.json")
+    timings = json.loads(report.read_text())["timings"]
+    assert [(t["page"], t["target"]) for t in timings] == [
+        (page, target)
+        for page in ("first page", "filtered", "later page")
+        for target in ("review", "console")
+    ]
+    by = {(t["page"], t["target"]): t for t in timings}
+    assert by["first page", "console"]["rows"] == 20 == by["first page", "review"]["rows"]
+    assert 0 < by["later page", "console"]["rows"] == by["later page", "review"]["rows"] <= 15
+    assert by["filtered", "console"]["rows"] == by["filtered", "review"]["rows"] > 0
+    assert all(t["p50_ms"] > 0 and t["cpu_ms"]["db"] is None for t in timings)
+    assert {t["code"] for t in timings} == {"this"}  # no --before: this checkout only
+    (plot,) = tmp_path.glob("console_queue-*.png")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
