@@ -73,3 +73,31 @@ def test_an_admin_fixes_a_policy_mistake_the_page_names_then_publishes_once(
     with console.staff("review", "root") as review:
         versions = [v["version"] for v in review.get("/v1/policies").json()["data"]]
     assert versions.count("2026-12-01") == 1
+
+
+def test_finance_retries_a_payout_the_gateway_closed_and_it_is_paid_once(
+    console: Console, people: Window
+) -> None:
+    console.platform.gateway.post("/control", json={"close_next": 1}).raise_for_status()
+    paid_before = len(console.platform.ledger())
+    refund_id = console.platform.request_refund(AUTOMATIC)
+    failed = console.wait_status(refund_id, "payout_failed")
+    payout_id = failed["payout"]["payout_id"]
+
+    zhao = people()
+    sign_in(zhao, console, "zhao", start="/finance")
+    zhao.locator(f"table.failed a[href='/finance/payouts/{payout_id}']").click()
+    zhao.wait_for_url(re.compile(f".*/finance/payouts/{payout_id}$"))
+    retry = zhao.locator(f"form[action='/finance/payouts/{payout_id}/retry']")
+    retry.get_by_role("button", name="重试").click()
+    expect(retry).to_have_count(0)  # no longer failed: the form is gone
+
+    paid = console.wait_status(refund_id, "paid")
+    ledger = console.platform.ledger()
+    assert len(ledger) == paid_before + 1
+    # The retry is a new attempt series (its own merchant refund number): one payment.
+    mine = [e for e in ledger if e["provider_reference"] == paid["payout"]["provider_reference"]]
+    assert len(mine) == 1 and mine[0]["amount"] == AUTOMATIC, (mine, paid["payout"])
+    with console.staff("payout", "zhao") as payout:
+        shown = payout.get(f"/v1/payouts/{payout_id}").json()
+    assert shown["status"] == "paid", shown["status"]

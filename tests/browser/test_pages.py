@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from services.review.policy_document import load_policy
 from tests.browser.support import (
     Console,
     Window,
@@ -18,9 +20,11 @@ from tests.browser.support import (
     sign_in,
     switch_language,
 )
+from tests.support.factories import refund_body
 
 pytestmark = [pytest.mark.browser]
 
+RETURN_POLICY = Path(__file__).parents[2] / "services" / "review" / "example_return_policy.yaml"
 LANGUAGES = ("en", "zh-CN")  # switched to in this order: zh-CN is the default, so en first
 
 
@@ -82,24 +86,66 @@ PAGES = (
     Shown(
         "admin-diff",
         "root",
-        lambda made: f"/admin/policies/diff?old={made['policy']}&new={made['policy']}",
+        lambda made: f"/admin/policies/diff?old={made['shipped']}&new={made['policy']}",
         {"zh-CN": "的差异", "en": "Differences between"},
     ),
     Shown("analytics", "zhao", lambda _: "/analytics", {"zh-CN": "统计分析", "en": "Analytics"}),
+    Shown(
+        "warehouse-return",
+        "wu",
+        lambda made: f"/warehouse/{made['return']}",
+        {"zh-CN": "退货 RMA-", "en": "Return RMA-"},
+    ),
+    Shown("finance", "zhao", lambda _: "/finance", {"zh-CN": "付款", "en": "Payouts"}),
+    Shown(
+        "finance-payout",
+        "zhao",
+        lambda made: f"/finance/payouts/{made['payout']}",
+        {"zh-CN": "付款 ", "en": "Payout "},
+    ),
+    Shown(
+        "finance-reconciliation",
+        "zhao",
+        lambda _: "/finance/reconciliations",
+        {"zh-CN": "对账", "en": "Reconciliation"},
+    ),
+    Shown(
+        "finance-claims",
+        "zhao",
+        lambda _: "/finance/claims",
+        {"zh-CN": "追偿", "en": "Recovery claims"},
+    ),
 )
 
 
 @pytest.fixture(scope="module")
 def made(console: Console) -> dict[str, str]:
-    """What the pages show: a case waiting for its two approvals, a paid refund's timeline,
-    the policy version in force."""
+    """What the pages show: a case waiting for its two approvals, a paid refund (its timeline
+    and payout), two policy versions (the shipped one, then the example with returns) and a
+    refund whose goods are on their way back."""
     case = console.platform.request_refund(250000)
     paid = console.platform.request_refund(11900)
     console.wait_status(case, "in_review")
-    console.wait_status(paid, "paid")
+    payout = console.wait_status(paid, "paid")["payout"]["payout_id"]
     with console.staff("review", "root") as review:
-        policy = review.get("/v1/policies").json()["data"][-1]["version"]
-    return {"case": case, "paid": paid, "policy": policy}
+        shipped = review.get("/v1/policies").json()["data"][-1]["version"]
+        document = load_policy(RETURN_POLICY).model_dump(mode="json", by_alias=True)
+        published = review.post(
+            "/v1/policies", json=document, headers={"Idempotency-Key": "browser-returns"}
+        )
+        assert published.status_code == 201, published.text
+    returning = console.platform.request_refund(
+        11900, body=refund_body(11900, reason="changed_mind")
+    )
+    console.wait_status(returning, "awaiting_return")
+    return {
+        "case": case,
+        "paid": paid,
+        "payout": payout,
+        "policy": published.json()["version"],
+        "shipped": shipped,
+        "return": returning,
+    }
 
 
 @pytest.mark.parametrize("shown", PAGES, ids=[page.name for page in PAGES])
