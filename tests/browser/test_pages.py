@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from services.console.vocabulary import BUILT
 from services.review.policy_document import load_policy
 from tests.browser.support import (
     Console,
@@ -90,6 +91,13 @@ PAGES = (
         {"zh-CN": "的差异", "en": "Differences between"},
     ),
     Shown("analytics", "zhao", lambda _: "/analytics", {"zh-CN": "统计分析", "en": "Analytics"}),
+    Shown(  # a page the person's roles do not open: the refusal page
+        "not-yours",
+        "ann",
+        lambda _: "/warehouse",
+        {"zh-CN": "您的角色无权打开此页面。", "en": "Your roles do not open this page."},
+        "[role=alert]",
+    ),
     Shown(
         "warehouse-return",
         "wu",
@@ -167,7 +175,5 @@ def test_the_page_in_both_languages_is_accessible_and_photographed(
 
 def test_every_built_navigation_entry_has_a_page_here() -> None:
     """A page group added to the console without a row above fails here, by name."""
-    from services.console.vocabulary import BUILT
-
     covered = {"/" + page.name.split("-")[0] for page in PAGES}
     assert set(BUILT) <= covered, sorted(set(BUILT) - covered)
