@@ -144,6 +144,15 @@ def audit_log(
     return log_of(ledger, page, has_more=len(entries) > limit, next_after=next_after)
 
 
+@router.get("/latest", response_model=AuditLog)
+def latest_entries(
+    _: Auditor, ledger: TheLedger, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> AuditLog:
+    """The newest entries, newest first (to find the refunds touched lately)."""
+    ledger.seal()
+    return log_of(ledger, ledger.latest(limit))
+
+
 @router.get("/refunds/{refund_id}", response_model=AuditLog)
 def refund_entries(_: Auditor, ledger: TheLedger, refund_id: str) -> AuditLog:
     """This service's ledger entries about one refund (for the cross-service timeline)."""
@@ -174,6 +183,22 @@ class VerifyFinding(BaseModel):
 
 class Verification(BaseModel):
     """The ledger recomputed from the stored events now (as `refunds audit verify` does)."""
+
+    model_config = example(
+        {
+            "service": "review",
+            "ok": False,
+            "events": 120,
+            "sealed": 118,
+            "unsealed": 2,
+            "checkpoints": 3,
+            "verified_checkpoints": 3,
+            "signed_through": 100,
+            "findings": [
+                {"kind": "deleted", "position": 42, "detail": "ReviewCase.Approved of … is gone"}
+            ],
+        }
+    )
 
     service: str
     ok: bool = Field(description="no findings")

@@ -303,6 +303,10 @@ class Ledger:
         """Sealed entries after log position `after`, in order."""
         return self._select(f"position > {self.p} ORDER BY position LIMIT {int(limit)}", (after,))
 
+    def latest(self, limit: int = 100) -> list[Entry]:
+        """The newest sealed entries, newest first."""
+        return self._select(f"position > {self.p} ORDER BY position DESC LIMIT {int(limit)}", (0,))
+
     def for_refund(self, refund_id: str) -> list[Entry]:
         return self._select(f"correlation = {self.p} ORDER BY position", (refund_id,))
 

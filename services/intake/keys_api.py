@@ -3,30 +3,24 @@
 
 An issued key is answered once and never stored (only its hash), so a repeated request with
 the same Idempotency-Key cannot show it again: it is refused (409) instead of issuing a
-second key."""
+second key (the key's record remembers the answer, as for every other command)."""
 
 # No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
 
 import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from services.intake.deps import IntakeApp, KeyAdmin, KeyCommand
 from services.intake.key_index import list_keys, revoke_key
-from services.intake.tenants import (
-    MAX_LABEL_LENGTH,
-    PREFIX_LENGTH,
-    TENANT_NAME,
-    UnknownApiKey,
-    find_key,
-    issue_key,
-    key_hash,
-)
+from services.intake.tenants import MAX_LABEL_LENGTH, TENANT_NAME, ApiKey, UnknownApiKey, new_key
+from shared.idempotency import Outcome
 from shared.problems import Problem, not_found, problem_responses
-from shared.schemas import example
+from shared.schemas import Strict, example
 from shared.staff import staff_problem_responses
 
 router = APIRouter(
@@ -35,10 +29,13 @@ router = APIRouter(
     responses=staff_problem_responses(401, 403),
 )
 
-# Idempotency-Keys of issue requests already answered, per process: a replay is refused
-# rather than answered with a second key (the key itself is never kept to answer again).
-_ISSUED: dict[str, str] = {}
-_ISSUED_LIMIT = 10_000
+KEY_EXAMPLE: dict[str, Any] = {
+    "prefix": "sk_Ab3dE5fG7",
+    "tenant": "acme",
+    "label": "checkout",
+    "created": "2026-11-01T09:00:00Z",
+    "revoked": None,
+}
 
 
 class ApiKeyView(BaseModel):
@@ -48,32 +45,32 @@ class ApiKeyView(BaseModel):
     created: datetime
     revoked: datetime | None
 
-    model_config = example(
-        {
-            "prefix": "sk_live_Ab3d",
-            "tenant": "acme",
-            "label": "checkout",
-            "created": "2026-11-01T09:00:00Z",
-            "revoked": None,
-        }
-    )
+    model_config = example(KEY_EXAMPLE)
 
 
 class ApiKeyList(BaseModel):
+    model_config = example({"object": "list", "data": [KEY_EXAMPLE]})
+
     object: str = "list"
     data: list[ApiKeyView]
 
 
-class IssueKey(BaseModel):
+class IssueKey(Strict):
+    model_config = example({"tenant": "acme", "label": "checkout"})
+
     tenant: str = Field(pattern=TENANT_NAME.pattern, examples=["acme"])
     label: str = Field("", max_length=MAX_LABEL_LENGTH, examples=["checkout"])
 
 
 class IssuedKey(ApiKeyView):
+    model_config = example({**KEY_EXAMPLE, "key": "sk_Ab3dE5fG7hIjKlMnOpQrStUvWxYz0123456789abcd"})
+
     key: str = Field(description="the key itself: shown in this answer only, never again")
 
 
-class RevokeKey(BaseModel):
+class RevokeKey(Strict):
+    model_config = example({"reason": "leaked in a log"})
+
     reason: str = Field(min_length=1, max_length=500, examples=["leaked in a log"])
 
 
@@ -95,24 +92,24 @@ async def keys(
     responses=problem_responses(409, 422),
 )
 async def issue(body: IssueKey, admin: KeyCommand, app: IntakeApp) -> IssuedKey:
-    if admin.idempotency_key and admin.idempotency_key in _ISSUED:
+    """A repeated request with the same Idempotency-Key issues no second key, and cannot show
+    the first again (only its hash is stored): 409 naming its prefix."""
+    shown: list[str] = []
+
+    def attempt() -> tuple[Outcome, list[Aggregate]]:
+        stored, key = new_key(body.tenant, label=body.label, actor=f"staff:{admin.sub}")
+        shown[:] = [key]
+        return Outcome(201, stored.id, stored.version), [stored]
+
+    stored, replayed = await asyncio.to_thread(app.execute_once, admin.keyed(body), attempt, ApiKey)
+    if replayed:
         raise Problem(
             409,
             "Key already issued",
-            f"This request already issued key {_ISSUED[admin.idempotency_key]}; "
-            "a key is shown once.",
+            f"This request already issued key {stored.prefix}; a key is shown once.",
             kind="already_issued",
         )
-    key = await asyncio.to_thread(
-        issue_key, app, body.tenant, label=body.label, actor=f"staff:{admin.sub}"
-    )
-    if admin.idempotency_key:
-        if len(_ISSUED) >= _ISSUED_LIMIT:
-            _ISSUED.pop(next(iter(_ISSUED)))
-        _ISSUED[admin.idempotency_key] = key[:PREFIX_LENGTH]
-    stored = await asyncio.to_thread(find_key, app, key_hash(key))
-    assert stored is not None  # just saved
-    return IssuedKey(**stored.summary(), key=key)
+    return IssuedKey(**stored.summary(), key=shown[0])
 
 
 @router.post(

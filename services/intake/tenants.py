@@ -151,23 +151,28 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_key(app: StoreApp, tenant: str, *, label: str = "", actor: str) -> str:
-    """Store a new key for `tenant` (its hash only) and return the key: the one time it is seen."""
+def new_key(tenant: str, *, label: str = "", actor: str) -> tuple[ApiKey, str]:
+    """A new key for `tenant`, not yet saved (the aggregate holds its hash only), and the key."""
     check_tenant(tenant)
     label = label.strip()
     if len(label) > MAX_LABEL_LENGTH:
         raise ValueError(f"label longer than {MAX_LABEL_LENGTH} characters")
     key = KEY_SCHEME + secrets.token_urlsafe(32)
-    app.save(
-        ApiKey(
-            tenant=tenant,
-            key_hash=key_hash(key),
-            prefix=key[:PREFIX_LENGTH],
-            label=label,
-            actor=actor,
-            announced=True,  # its Issued event is published as it is
-        )
+    stored = ApiKey(
+        tenant=tenant,
+        key_hash=key_hash(key),
+        prefix=key[:PREFIX_LENGTH],
+        label=label,
+        actor=actor,
+        announced=True,  # its Issued event is published as it is
     )
+    return stored, key
+
+
+def issue_key(app: StoreApp, tenant: str, *, label: str = "", actor: str) -> str:
+    """Store a new key for `tenant` (its hash only) and return the key: the one time it is seen."""
+    stored, key = new_key(tenant, label=label, actor=actor)
+    app.save(stored)
     return key
 
 

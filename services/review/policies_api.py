@@ -43,6 +43,7 @@ async def current_policy(staff: PolicyReader, app: ReviewApp) -> JSONResponse:
 
 @router.get(
     "/policies/{version}",
+    response_model=Policy,
     summary="The document of one published version",
     responses=problem_responses(404),
 )

@@ -65,6 +65,14 @@ def test_a_mistake_is_named_and_kept_then_the_fixed_policy_publishes_once(stack:
     again = root.post("/admin/policies", data=fixed)  # a double submit: the same answer
     assert again.status_code == 200, again.text
     assert versions(stack) == [*shipped, "2026-12-01"]
+    # A version typed as a bare date (YAML reads a date) is sent as the text it was written as.
+    bare = yaml.safe_dump({**document, "version": "2026-12-02"}).replace(
+        "version: '2026-12-02'", "version: 2026-12-02"
+    )
+    assert "version: 2026-12-02\n" in bare
+    form_again = hidden(root.get("/admin/policies/new").text, "/admin/policies")
+    dated = root.post("/admin/policies", data={**form_again, "document": bare})
+    assert dated.status_code == 200 and str(dated.url).endswith("/admin/policies/2026-12-02")
 
     diff = root.get("/admin/policies/diff", params={"old": shipped[0], "new": "2026-12-01"})
     assert diff.status_code == 200, diff.text
@@ -123,6 +131,15 @@ def test_only_admins_open_the_admin_pages(stack: Stack) -> None:
         assert posted.status_code == 403
     keys = stack.clients["intake"].get("/v1/admin/api-keys", headers=stack.staff("intake", "admin"))
     assert keys.json()["data"] == []
+    for role in ("auditor", "finance"):  # intake itself refuses them too
+        listed = stack.clients["intake"].get(
+            "/v1/admin/api-keys", headers=stack.staff("intake", role)
+        )
+        assert listed.status_code == 403
+        issued = stack.clients["intake"].post(
+            "/v1/admin/api-keys", json={"tenant": "evil"}, headers=stack.staff("intake", role)
+        )
+        assert issued.status_code == 403
 
 
 def test_the_admin_page_speaks_both_languages(stack: Stack) -> None:

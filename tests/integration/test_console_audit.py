@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,14 @@ def test_the_timeline_spans_the_services_causes_first(stack: Stack) -> None:
     assert "¥129.00" in requested  # amounts in words, not stored JSON
 
 
+def test_the_refunds_touched_lately_are_listed_newest_first(stack: Stack) -> None:
+    older, newer = stack.refund(), stack.refund(5000)
+    page = stack.browser("audrey", "/audit").get("/audit").text
+    section = page[page.index('id="recent"') :]
+    links = re.findall(r'<a href="/audit\?refund_id=([A-Za-z0-9_]+)">', section)
+    assert links[:2] == [newer["id"], older["id"]]
+
+
 def test_ledgers_are_checked_and_checkpoints_show_how_far_they_reach(stack: Stack) -> None:
     stack.refund()
     signed = stack.clients["review"].post(
@@ -51,7 +60,8 @@ def test_ledgers_are_checked_and_checkpoints_show_how_far_they_reach(stack: Stac
     position = signed.json()["position"]
     audrey = stack.browser("audrey", "/audit")
     page = audrey.get("/audit").text
-    ledgers = page[page.index('id="ledgers"') : page.index('id="export"')]
+    assert 'href="/audit/ledgers"' in page  # checked on request, not on every page
+    ledgers = audrey.get("/audit/ledgers").text
     assert ledgers.count("完好") == 4  # every service's ledger intact
     review_row = ledgers[ledgers.index("<td>审核</td>") :]
     assert f"<td>{position}</td>" in review_row.split("</tr>")[0]
@@ -65,8 +75,7 @@ def test_a_deleted_event_shows_as_a_finding_of_that_ledger(stack: Stack, tmp_pat
     assert made.status_code == 200, made.text
     with sqlite3.connect(tmp_path / "review.sqlite") as db:  # someone edits the store
         db.execute("DELETE FROM stored_events WHERE rowid = 2")
-    page = stack.browser("audrey", "/audit").get("/audit").text
-    ledgers = page[page.index('id="ledgers"') : page.index('id="export"')]
+    ledgers = stack.browser("audrey", "/audit").get("/audit/ledgers").text
     review_row = ledgers[ledgers.index("<td>审核</td>") :].split("</tr>")[0]
     assert "sla-late" in review_row and "项问题" in review_row
     assert "<code>deleted</code> #2" in review_row
@@ -76,13 +85,14 @@ def test_a_deleted_event_shows_as_a_finding_of_that_ledger(stack: Stack, tmp_pat
 def test_a_service_that_does_not_answer_is_named_never_guessed(tmp_path: Path) -> None:
     with console_stack(tmp_path, down=frozenset({"notify"})) as stack:
         refund = stack.refund()
-        page = stack.browser("audrey", "/audit").get("/audit", params={"refund_id": refund["id"]})
+        audrey = stack.browser("audrey", "/audit")
+        page = audrey.get("/audit", params={"refund_id": refund["id"]})
         assert page.status_code == 200, page.text
         assert "以下服务未应答，时间线中缺少其记录：" in page.text
         missing = page.text.split("时间线中缺少其记录：")[1].split("</p>")[0]
         assert missing.strip() == "通知"
         assert "RefundRequest.Requested" in page.text  # the rest is still shown
-        assert "通知服务未应答。" in page.text  # and its ledger row says so
+        assert "通知服务未应答。" in audrey.get("/audit/ledgers").text  # its ledger row says so
 
 
 def test_an_export_downloads_the_entries_as_csv_and_jsonl(stack: Stack) -> None:
@@ -115,12 +125,18 @@ def test_only_auditors_and_admins_open_the_audit_pages(stack: Stack) -> None:
     assert root.get("/audit").status_code == 200
     for username in ("ann", "zhao"):
         other = stack.browser(username, "/audit")
-        for path in ("/audit", "/audit/export"):
+        for path in ("/audit", "/audit/ledgers", "/audit/export"):
             refused = other.get(path)
             assert refused.status_code == 403, (username, path)
             assert "您的角色无权访问此页面。" in refused.text
         nav = other.get("/").text
         assert 'href="/audit"' not in nav
+    for path in ("/v1/audit/verify", "/v1/audit/latest"):  # the services refuse them too
+        for service in ("intake", "payout"):
+            client = stack.clients[service]
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers=stack.staff(service, "reviewer")).status_code == 403
+            assert client.get(path, headers=stack.staff(service, "auditor")).status_code == 200
 
 
 def test_the_audit_page_speaks_english_too(stack: Stack) -> None:
@@ -133,4 +149,5 @@ def test_the_audit_page_speaks_english_too(stack: Stack) -> None:
         data={"csrf_token": token, "locale": "en", "next": f"/audit?refund_id={refund['id']}"},
     )
     assert '<html lang="en">' in english.text
-    assert "Timeline of" in english.text and "Ledgers" in english.text and "Intact" in english.text
+    assert "Timeline of" in english.text and "Export a range" in english.text
+    assert "Intact" in audrey.get("/audit/ledgers").text

@@ -746,6 +746,20 @@ def test_a_broken_policy_is_422_naming_the_field(review: Review) -> None:
     assert review.client.get("/v1/policies", headers=ADMIN).json()["current"] == "2026-11-01"
 
 
+def test_each_published_version_answers_its_document(review: Review) -> None:
+    document = review.client.get("/v1/policies/current", headers=ADMIN).json()
+    shipped = review.client.get(f"/v1/policies/{document['version']}", headers=AUDITOR)
+    assert shipped.status_code == 200 and shipped.json() == document
+    newer = {**document, "version": "2026-12-04"}
+    assert review.client.post("/v1/policies", json=newer, headers=ADMIN).status_code == 201
+    assert review.client.get("/v1/policies/2026-12-04", headers=ADMIN).json() == newer
+    old = review.client.get(f"/v1/policies/{document['version']}", headers=ADMIN).json()
+    assert old == document  # an older version still answers as it was published
+    problem(review.client.get("/v1/policies/1999-01-01", headers=ADMIN), 404, "not-found")
+    finance = staff("fin", "finance")
+    problem(review.client.get("/v1/policies/2026-12-04", headers=finance), 403, "forbidden")
+
+
 def test_every_route_is_documented_with_problems(review: Review) -> None:
     paths = review.client.get("/openapi.json").json()["paths"]
     assert set(paths) == {
@@ -769,6 +783,7 @@ def test_every_route_is_documented_with_problems(review: Review) -> None:
         "/v1/claims",
         "/v1/policies",
         "/v1/policies/current",
+        "/v1/policies/{version}",
         "/v1/returns",
         "/v1/returns/{refund_id}",
         "/v1/returns/{refund_id}/receipt",

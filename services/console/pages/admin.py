@@ -6,6 +6,7 @@ failures, disabled ones)."""
 
 import asyncio
 import difflib
+import json
 from typing import Annotated, Any
 
 import yaml
@@ -167,7 +168,8 @@ async def publish(request: Request, person: SignedIn, calls: Calls, pages: Pages
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     text = form.get("document", "")[:MAX_DOCUMENT_CHARS]
     try:
-        document = yaml.safe_load(text)
+        # YAML reads `version: 2026-12-01` as a date: sent as the text it was written as.
+        document = json.loads(json.dumps(yaml.safe_load(text), default=str))
         if not isinstance(document, dict):
             raise ValueError
     except (yaml.YAMLError, ValueError):

@@ -81,6 +81,24 @@ async def _ledger(calls: Services, service: str) -> dict[str, Any]:
     return {"service": service, "answered": True, "verify": verified, "last": last}
 
 
+RECENT_ENTRIES = 200  # intake's newest ledger entries read for the recent refunds
+RECENT_SHOWN = 20
+
+
+async def recent_refunds(calls: Services) -> list[dict[str, Any]] | None:
+    """The refunds intake's ledger touched lately, newest first (None: intake did not say)."""
+    try:
+        found = await calls.get("intake", "/v1/audit/latest", {"limit": RECENT_ENTRIES})
+    except (Refused, Unreachable):
+        return None
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in found["data"]:
+        refund_id = entry.get("correlation_id")
+        if refund_id and refund_id not in seen:
+            seen[refund_id] = {"refund_id": refund_id, "time": entry["time"], "type": entry["type"]}
+    return list(seen.values())[:RECENT_SHOWN]
+
+
 @router.get("/audit")
 async def audit(
     request: Request,
@@ -91,21 +109,33 @@ async def audit(
 ) -> Response:
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    ledgers = await asyncio.gather(*(_ledger(calls, service) for service in SERVICES))
     story: list[Moment] = []
     missing: list[str] = []
+    recent = None
     if refund_id:
         story, missing = await timeline(calls, refund_id)
+    else:
+        recent = await recent_refunds(calls)
     return pages.page(
         request,
         "audit/index.html",
         refund_id=refund_id,
         story=story,
         missing=missing,
-        ledgers=ledgers,
+        recent=recent,
         services=SERVICES,
         formats=tuple(EXPORT_FORMATS),
     )
+
+
+@router.get("/audit/ledgers")
+async def ledgers(request: Request, person: SignedIn, calls: Calls, pages: Pages) -> Response:
+    """Each service recomputes its ledger from its stored events (a full pass: on request
+    only, never on every audit page)."""
+    if (no := refused(person, GROUP, request, pages)) is not None:
+        return no
+    checked = await asyncio.gather(*(_ledger(calls, service) for service in SERVICES))
+    return pages.page(request, "audit/ledgers.html", ledgers=checked)
 
 
 def _lines(entries: list[dict[str, Any]], service: str, form: str) -> str:

@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 
 from services.notify.deps import Admin, Notify, WebhookLists
 from services.notify.webhooks.index import WebhookIndex
-from services.notify.webhooks.schemas import EndpointView, endpoint_view
+from services.notify.webhooks.schemas import ENDPOINT_EXAMPLE, EndpointView, endpoint_view
+from shared.schemas import example
 from shared.staff import staff_problem_responses
 
 ENDPOINTS_SHOWN = 100
@@ -31,6 +32,32 @@ class EndpointHealth(EndpointView):
 
 
 class TenantEndpoints(BaseModel):
+    model_config = example(
+        {
+            "object": "list",
+            "tenant": "acme",
+            "has_more": False,
+            "data": [
+                {
+                    "id": ENDPOINT_EXAMPLE,
+                    "object": "webhook_endpoint",
+                    "url": "https://hooks.example.com/refunds",
+                    "event_types": ["refund.requested.v1"],
+                    "description": "",
+                    "alert_email": None,
+                    "status": "disabled",
+                    "disabled_reason": "failing",
+                    "disabled_at": "2026-11-20T10:00:00Z",
+                    "failing_since": "2026-11-17T10:00:00Z",
+                    "previous_secret_expires_at": None,
+                    "created_at": "2026-11-01T09:00:00Z",
+                    "failed_deliveries": 12,
+                    "more_failed": False,
+                }
+            ],
+        }
+    )
+
     object: str = "list"
     tenant: str
     data: list[EndpointHealth]
