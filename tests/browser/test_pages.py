@@ -71,6 +71,13 @@ PAGES = (
         {"zh-CN": "的时间线", "en": "Timeline of"},
         "#timeline",
     ),
+    Shown(
+        "audit-ledgers",
+        "audrey",
+        lambda _: "/audit/ledgers",
+        {"zh-CN": "完好", "en": "Intact"},
+        "#ledger-results",
+    ),
     Shown("admin", "root", lambda _: "/admin", {"zh-CN": "系统管理", "en": "Administration"}),
     Shown(
         "admin-publish",
