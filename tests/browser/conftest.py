@@ -12,12 +12,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from refunds.devstack import Ports
-from tests.browser.support import CHROMIUM, Console, new_person
+from tests.browser.support import CHROMIUM, WAIT_MS, Console, new_person
 from tests.e2e.conftest import _read_until
 from tests.e2e.support import Platform
+
+# The machine is shared (two cores, other test files alongside): assertions wait as long as the
+# pages' own actions may take, not Playwright's 5 s.
+expect.set_options(timeout=WAIT_MS)
 
 # Nothing leaves the machine: every name but the loopback's fails to resolve, and Chromium's
 # own background traffic (updates, metrics, sync, safe-browsing lists) is switched off.
@@ -102,10 +113,3 @@ def people(browser: Browser) -> Iterator[Callable[[], Page]]:
     yield open_window
     for context in contexts:
         context.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = new_person(browser)
-    yield context.new_page()
-    context.close()

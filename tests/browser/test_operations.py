@@ -14,6 +14,7 @@ from tests.browser.support import Console, Window, sign_in
 
 pytestmark = [pytest.mark.browser]
 
+VERIFY = "立即校验各服务的账本"  # the audit page's link to the ledgers' check
 AUTOMATIC = 11900  # 119.00 CNY: approved by the policy and paid without a person
 
 
@@ -38,8 +39,10 @@ def test_an_auditor_opens_a_refunds_timeline_and_the_ledgers_verify(
     # Each caused event links to its cause on the same page.
     assert audrey.locator("table.timeline a[href^='#event-']").count() >= 1
 
-    # The ledgers' verify runs on every look at the page: each of the four says intact.
-    ledgers = audrey.locator("section[aria-labelledby=ledgers] tbody tr")
+    # Verify: each service recomputes its ledger on request, and each of the four is intact.
+    audrey.get_by_role("link", name=VERIFY).click()
+    audrey.wait_for_url(re.compile(r".*/audit/ledgers$"))
+    ledgers = audrey.locator("#ledger-results tbody tr")
     expect(ledgers).to_have_count(4)
     for row in range(4):
         expect(ledgers.nth(row).locator("td").nth(1)).to_have_text("完好")
@@ -73,3 +76,31 @@ def test_an_admin_fixes_a_policy_mistake_the_page_names_then_publishes_once(
     with console.staff("review", "root") as review:
         versions = [v["version"] for v in review.get("/v1/policies").json()["data"]]
     assert versions.count("2026-12-01") == 1
+
+
+def test_finance_retries_a_payout_the_gateway_closed_and_it_is_paid_once(
+    console: Console, people: Window
+) -> None:
+    console.platform.gateway.post("/control", json={"close_next": 1}).raise_for_status()
+    paid_before = len(console.platform.ledger())
+    refund_id = console.platform.request_refund(AUTOMATIC)
+    failed = console.wait_status(refund_id, "payout_failed")
+    payout_id = failed["payout"]["payout_id"]
+
+    zhao = people()
+    sign_in(zhao, console, "zhao", start="/finance")
+    zhao.locator(f"table.failed a[href='/finance/payouts/{payout_id}']").click()
+    zhao.wait_for_url(re.compile(f".*/finance/payouts/{payout_id}$"))
+    retry = zhao.locator(f"form[action='/finance/payouts/{payout_id}/retry']")
+    retry.get_by_role("button", name="重试").click()
+    expect(retry).to_have_count(0)  # no longer failed: the form is gone
+
+    paid = console.wait_status(refund_id, "paid")
+    ledger = console.platform.ledger()
+    assert len(ledger) == paid_before + 1
+    # The retry is a new attempt series (its own merchant refund number): one payment.
+    mine = [e for e in ledger if e["provider_reference"] == paid["payout"]["provider_reference"]]
+    assert len(mine) == 1 and mine[0]["amount"] == AUTOMATIC, (mine, paid["payout"])
+    with console.staff("payout", "zhao") as payout:
+        shown = payout.get(f"/v1/payouts/{payout_id}").json()
+    assert shown["status"] == "paid", shown["status"]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from services.console.vocabulary import BUILT
+from services.review.policy_document import load_policy
 from tests.browser.support import (
     Console,
     Window,
@@ -18,9 +21,11 @@ from tests.browser.support import (
     sign_in,
     switch_language,
 )
+from tests.support.factories import refund_body
 
 pytestmark = [pytest.mark.browser]
 
+RETURN_POLICY = Path(__file__).parents[2] / "services" / "review" / "example_return_policy.yaml"
 LANGUAGES = ("en", "zh-CN")  # switched to in this order: zh-CN is the default, so en first
 
 
@@ -66,6 +71,13 @@ PAGES = (
         {"zh-CN": "的时间线", "en": "Timeline of"},
         "#timeline",
     ),
+    Shown(
+        "audit-ledgers",
+        "audrey",
+        lambda _: "/audit/ledgers",
+        {"zh-CN": "完好", "en": "Intact"},
+        "#ledger-results",
+    ),
     Shown("admin", "root", lambda _: "/admin", {"zh-CN": "系统管理", "en": "Administration"}),
     Shown(
         "admin-publish",
@@ -82,24 +94,73 @@ PAGES = (
     Shown(
         "admin-diff",
         "root",
-        lambda made: f"/admin/policies/diff?old={made['policy']}&new={made['policy']}",
+        lambda made: f"/admin/policies/diff?old={made['shipped']}&new={made['policy']}",
         {"zh-CN": "的差异", "en": "Differences between"},
     ),
     Shown("analytics", "zhao", lambda _: "/analytics", {"zh-CN": "统计分析", "en": "Analytics"}),
+    Shown(  # a page the person's roles do not open: the refusal page
+        "not-yours",
+        "ann",
+        lambda _: "/warehouse",
+        {"zh-CN": "您的角色无权打开此页面。", "en": "Your roles do not open this page."},
+        "[role=alert]",
+    ),
+    Shown(
+        "warehouse-return",
+        "wu",
+        lambda made: f"/warehouse/{made['return']}",
+        {"zh-CN": "退货 RMA-", "en": "Return RMA-"},
+    ),
+    Shown("finance", "zhao", lambda _: "/finance", {"zh-CN": "付款", "en": "Payouts"}),
+    Shown(
+        "finance-payout",
+        "zhao",
+        lambda made: f"/finance/payouts/{made['payout']}",
+        {"zh-CN": "付款 ", "en": "Payout "},
+    ),
+    Shown(
+        "finance-reconciliation",
+        "zhao",
+        lambda _: "/finance/reconciliations",
+        {"zh-CN": "对账", "en": "Reconciliation"},
+    ),
+    Shown(
+        "finance-claims",
+        "zhao",
+        lambda _: "/finance/claims",
+        {"zh-CN": "追偿", "en": "Recovery claims"},
+    ),
 )
 
 
 @pytest.fixture(scope="module")
 def made(console: Console) -> dict[str, str]:
-    """What the pages show: a case waiting for its two approvals, a paid refund's timeline,
-    the policy version in force."""
+    """What the pages show: a case waiting for its two approvals, a paid refund (its timeline
+    and payout), two policy versions (the shipped one, then the example with returns) and a
+    refund whose goods are on their way back."""
     case = console.platform.request_refund(250000)
     paid = console.platform.request_refund(11900)
     console.wait_status(case, "in_review")
-    console.wait_status(paid, "paid")
+    payout = console.wait_status(paid, "paid")["payout"]["payout_id"]
     with console.staff("review", "root") as review:
-        policy = review.get("/v1/policies").json()["data"][-1]["version"]
-    return {"case": case, "paid": paid, "policy": policy}
+        shipped = review.get("/v1/policies").json()["data"][-1]["version"]
+        document = load_policy(RETURN_POLICY).model_dump(mode="json", by_alias=True)
+        published = review.post(
+            "/v1/policies", json=document, headers={"Idempotency-Key": "browser-returns"}
+        )
+        assert published.status_code == 201, published.text
+    returning = console.platform.request_refund(
+        11900, body=refund_body(11900, reason="changed_mind")
+    )
+    console.wait_status(returning, "awaiting_return")
+    return {
+        "case": case,
+        "paid": paid,
+        "payout": payout,
+        "policy": published.json()["version"],
+        "shipped": shipped,
+        "return": returning,
+    }
 
 
 @pytest.mark.parametrize("shown", PAGES, ids=[page.name for page in PAGES])
@@ -121,7 +182,5 @@ def test_the_page_in_both_languages_is_accessible_and_photographed(
 
 def test_every_built_navigation_entry_has_a_page_here() -> None:
     """A page group added to the console without a row above fails here, by name."""
-    from services.console.vocabulary import BUILT
-
     covered = {"/" + page.name.split("-")[0] for page in PAGES}
     assert set(BUILT) <= covered, sorted(set(BUILT) - covered)
