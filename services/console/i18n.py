@@ -3,6 +3,7 @@ binary .mo is committed) and the per-locale formats of amounts, dates and times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from shared.money import exponent_of
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "console"
+Gettext = Callable[[str], str]  # a person's language: msgid → the text they read
 
 
 def catalog_path(tag: str) -> Path:

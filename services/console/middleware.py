@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.console.sessions import SessionStore, new_session_id
@@ -154,13 +156,14 @@ class CsrfGuard:
                 await self.refused(scope, _replay(b""), send)
                 return
         expected = scope.get("session", {}).get("csrf")
-        if not expected or not hmac.compare_digest(_sent_token(scope, body), str(expected)):
+        sent = await _sent_token(scope, body)
+        if not expected or not hmac.compare_digest(sent, str(expected)):
             await self.refused(scope, _replay(body), send)
             return
         await self.app(scope, _replay(body), send)
 
 
-def _sent_token(scope: Scope, body: bytes) -> str:
+async def _sent_token(scope: Scope, body: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key == CSRF_HEADER:
             return str(value.decode("latin-1"))
@@ -168,6 +171,16 @@ def _sent_token(scope: Scope, body: bytes) -> str:
     if content_type.startswith(b"application/x-www-form-urlencoded"):
         values = parse_qs(body.decode("utf-8", "replace")).get(CSRF_FIELD, [])
         return values[0] if values else ""
+    if content_type.startswith(b"multipart/form-data"):  # a form with a file (a settlement CSV)
+        try:
+            form = await Request(scope, _replay(body)).form(max_files=1, max_fields=50)
+        except (MultiPartException, ValueError):
+            return ""  # a body that is no form is refused like a missing token
+        try:
+            token = form.get(CSRF_FIELD)
+            return token if isinstance(token, str) else ""
+        finally:
+            await form.close()
     return ""
 
 

@@ -226,6 +226,31 @@ def test_a_settlement_report_is_reconciled_once_and_shown_by_mismatch_kind(stack
     assert len(re.findall(r'href="/finance/reconciliations/rc_', listed)) == 1
 
 
+def test_a_settlement_file_is_uploaded_with_its_csrf_token_and_read_as_utf8(stack: Stack) -> None:
+    paid = stack.payouts.paid(4200)
+    csv = "\ufeff" + "\r\n".join([HEADER, line(pid(paid), 4200), ""])  # Excel's BOM too
+    sign_in(stack.console, stack.issuer, "zhao", start="/finance/reconciliations")
+    page = stack.console.get("/finance/reconciliations").text
+    assert 'enctype="multipart/form-data"' in page
+    fields = {**form_fields(page, "/finance/reconciliations"), "day": "2026-11-22"}
+    upload = {"report_file": ("settlement-2026-11-22.csv", csv.encode(), "text/csv")}
+
+    forged = {k: v for k, v in fields.items() if k != "csrf_token"}
+    refused = stack.console.post("/finance/reconciliations", data=forged, files=upload)
+    assert refused.status_code == 403
+    listed = stack.console.get("/finance/reconciliations").text
+    assert "2026-11-22" not in listed  # nothing was reconciled
+
+    latin = {"report_file": ("s.csv", "日期".encode("gb18030") + b"\xff", "text/csv")}
+    unreadable = stack.console.post("/finance/reconciliations", data=fields, files=latin)
+    assert unreadable.status_code == 422 and "文件不是 UTF-8 文本。" in unreadable.text
+
+    sent = stack.console.post("/finance/reconciliations", data=fields, files=upload)
+    assert sent.status_code == 200, sent.text
+    assert re.search(r"/finance/reconciliations/rc_[0-9a-f]+$", str(sent.url))
+    assert pid(paid) in section(sent.text, "kind-matched")
+
+
 # -- recovery claims -------------------------------------------------------------------------------
 
 

@@ -5,12 +5,11 @@ anything the console cannot read is refused before it is sent, naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from services.console.i18n import Gettext
 from shared.money import Money
 
-Gettext = Callable[[str], str]
 Form = dict[str, str]
 
 # The console's path segment → review's action (both POST /v1/cases/{id}/<action>).

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from services.console.calls import Refused, Unreachable
-
-Gettext = Callable[[str], str]
+from services.console.i18n import Gettext
 
 # The rules and codes review answers with, worded for staff (msgids of the catalogs).
 KNOWN_CODES = {

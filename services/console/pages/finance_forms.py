@@ -4,13 +4,12 @@ console can tell is missing is refused before it is sent, naming the field."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from services.console.i18n import Gettext
 from services.console.pages.case_forms import FormProblem
 
-Gettext = Callable[[str], str]
 Form = dict[str, str]
 
 GROUP = "/finance"
@@ -67,7 +66,7 @@ def reconciliation_body(form: Form, _: Gettext) -> dict[str, Any]:
         raise FormProblem({"day": _("Enter a day like 2026-11-20.")})
     report = form.get("report", "").replace("\r\n", "\n")
     if not report.strip():
-        raise FormProblem({"report": _("Paste the settlement report's CSV.")})
+        raise FormProblem({"report": _("Choose the settlement file, or paste its CSV.")})
     return {"day": day, "report": report}
 
 

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
+from services.console.i18n import Gettext
 from services.console.pages.case_forms import FormProblem
 from services.console.pages.explain import explained, local_problem
 from services.console.pages.finance import refused_page
@@ -27,6 +29,8 @@ from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
 PAGE_SIZE = 20
+# Under the console's limit on a whole form (middleware.MAX_FORM_BYTES), with room for the rest.
+MAX_SETTLEMENT_BYTES = 900_000
 ReportId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -85,8 +89,12 @@ async def reconcile(request: Request, person: SignedIn, calls: Calls, pages: Pag
     if not allowed(person.roles, GROUP):
         return not_yours(request, pages)
     gettext = pages.gettext(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    sent = await request.form(max_files=1)
+    form = {k: v for k, v in sent.items() if isinstance(v, str)}
     try:
+        uploaded = sent.get("report_file")
+        if isinstance(uploaded, UploadFile) and uploaded.filename:
+            form["report"] = await settlement_text(uploaded, gettext)
         body = reconciliation_body(form, gettext)
     except FormProblem as problem:
         shown = local_problem(problem.fields, gettext)
@@ -100,6 +108,19 @@ async def reconcile(request: Request, person: SignedIn, calls: Calls, pages: Pag
         shown = explained(error, gettext)
         return await _list(request, calls, pages, status=status, problem=shown, form=form)
     return RedirectResponse(f"/finance/reconciliations/{report['id']}", status_code=303)
+
+
+async def settlement_text(uploaded: UploadFile, gettext: Gettext) -> str:
+    """The uploaded settlement file as text: UTF-8 (a byte-order mark is dropped), at most
+    MAX_SETTLEMENT_BYTES; anything else is named on the form and nothing is sent."""
+    raw = await uploaded.read(MAX_SETTLEMENT_BYTES + 1)
+    await uploaded.close()
+    if len(raw) > MAX_SETTLEMENT_BYTES:
+        raise FormProblem({"report_file": gettext("The file is larger than 900 KB.")})
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FormProblem({"report_file": gettext("The file is not UTF-8 text.")}) from None
 
 
 @router.get("/finance/reconciliations/{report_id}")

@@ -5,13 +5,12 @@ review refuses and a field the console cannot read are named the same way on the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from services.console.i18n import Gettext
 from services.console.pages.case_forms import FormProblem
 
-Gettext = Callable[[str], str]
 Form = dict[str, str]
 
 FILTERS = ("state", "overdue", "carrier", "sort")
