@@ -1,4 +1,4 @@
-"""The console in a real browser: Debian's Chromium driven by Playwright, one per test worker,
+"""The console in a real browser: Debian's Chromium driven by Playwright, one per test module,
 kept off every network but this machine's loopback; the local stack (`refunds dev`) once per
 test module; a sign-in through the identity provider's own form."""
 
@@ -45,15 +45,17 @@ CHROMIUM_FLAGS = (
 )
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop in this thread while it
+# is started, and every later test in the worker that calls asyncio.run() would find it there.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """One headless Chromium per test worker: Debian's, never a downloaded build."""
+    """One headless Chromium per test module: Debian's, never a downloaded build."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"Chromium is missing at {CHROMIUM}: the browser tests need Debian's chromium "

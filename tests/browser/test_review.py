@@ -70,6 +70,7 @@ def test_the_queue_keyboard_moves_opens_and_claims(console: Console, people: Win
         console.wait_status(refund_id, "in_review")
     ann = people()
     sign_in(ann, console, "ann", start="/queue?state=pending")
+    ann.wait_for_load_state("load")  # the queue's keys are bound once its script has run
     rows = ann.locator("#queue tbody tr[data-href]")
     hrefs = [rows.nth(i).get_attribute("data-href") for i in range(rows.count())]
     wanted = hrefs.index(f"/cases/{second}")
