@@ -1,6 +1,7 @@
 """Every console page, through the browser, in both languages: the header's switch shows it
 in zh-CN and in en (a known label each), axe-core finds no serious or critical violation,
-and a screenshot of each is written to docs/screenshots/<lang>/<page>.png."""
+and a screenshot of each is written to data/screenshots/<lang>/<page>.png (or
+$REFUNDS_SCREENSHOTS)."""
 
 from __future__ import annotations
 
