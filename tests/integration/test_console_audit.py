@@ -128,7 +128,7 @@ def test_only_auditors_and_admins_open_the_audit_pages(stack: Stack) -> None:
         for path in ("/audit", "/audit/ledgers", "/audit/export"):
             refused = other.get(path)
             assert refused.status_code == 403, (username, path)
-            assert "您的角色无权访问此页面。" in refused.text
+            assert "您的角色无权打开此页面。" in refused.text
         nav = other.get("/").text
         assert 'href="/audit"' not in nav
     for path in ("/v1/audit/verify", "/v1/audit/latest"):  # the services refuse them too

@@ -15,8 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.access import refused
 from services.console.pages.explain import explained, local_problem
+from services.console.pages.gate import refused
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()

@@ -13,9 +13,9 @@ from fastapi.responses import Response
 from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.i18n import Formats
-from services.console.pages.access import refused
 from services.console.pages.charts import Chart, bar_chart
 from services.console.pages.explain import explained, local_problem
+from services.console.pages.gate import refused
 from services.console.vocabulary import LOCALES
 
 router = APIRouter()

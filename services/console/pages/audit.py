@@ -20,8 +20,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from services.console.calls import SERVICES, Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.access import refused
 from services.console.pages.explain import explained
+from services.console.pages.gate import refused
 from shared.timeline import Moment, moment, ordered
 
 router = APIRouter()

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from services.console.deps import Person
 from services.console.rendering import Renderer
 from services.console.vocabulary import NAVIGATION
 
@@ -25,3 +26,8 @@ def not_yours(request: Request, pages: Renderer) -> Response:
     gettext: Any = pages.gettext(request)
     shown = {"headline": gettext("Your roles do not open this page."), "lines": []}
     return pages.page(request, "problem.html", 403, problem=shown)
+
+
+def refused(person: Person, group: str, request: Request, pages: Renderer) -> Response | None:
+    """The 403 page when the person's roles do not open the group; None when they do."""
+    return None if allowed(person.roles, group) else not_yours(request, pages)
