@@ -52,7 +52,8 @@ PEOPLE: dict[str, Person] = {
     p.username: p
     for p in (
         Person("ann", "安娜 Ān Nà", ("reviewer",), "zh-CN"),
-        Person("bob", "Bob Li 李博", ("reviewer",), "en"),
+        # Bob works from London: the console shows him times in his own zone.
+        Person("bob", "Bob Li 李博", ("reviewer",), "en", "Europe/London"),
         Person("wang", "王伟 Wáng Wěi", ("senior_reviewer",), "zh-CN"),
         Person("zhao", "赵敏 Zhào Mǐn", ("finance",), "zh-CN"),
         Person("audrey", "Audrey Chen 陈奥黛", ("auditor",), "en"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.support import Translations
 from fastapi import Request
@@ -23,6 +24,11 @@ from services.console.vocabulary import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+@cache
+def zone_named(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 class Renderer:
@@ -43,6 +49,16 @@ class Renderer:
         return chosen_locale(
             session.get("locale"), request.cookies.get(LOCALE_COOKIE), default=self.default_locale
         )
+
+    def zone_of(self, session: dict[str, Any]) -> ZoneInfo:
+        """The person's own zone (their identity provider's `zoneinfo`), else the console's."""
+        name = session.get("zone")
+        if name:
+            try:
+                return zone_named(str(name))
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # a zone this machine does not know: the console's default
+        return self.zone
 
     def gettext(self, request: Request) -> Any:
         return self.catalogs[self.locale_of(request)].gettext
@@ -66,7 +82,7 @@ class Renderer:
             _=translations.gettext,
             gettext=translations.gettext,
             ngettext=translations.ngettext,
-            fmt=Formats(tag, self.zone),
+            fmt=Formats(tag, self.zone_of(session)),
             lang=tag,
             person=session.get("name") if session.get("access_token") else None,
             roles=sorted(roles),

@@ -100,6 +100,8 @@ class Provider:
                 # The services record the person claim as the actor: "assigned to me".
                 "username": username,
                 "name": str(claims.get("name") or username),
+                # OIDC's standard `zoneinfo` claim: the person's times are shown in it.
+                "zone": str(claims.get("zoneinfo") or ""),
                 "roles": roles,
                 "access_token": access,
                 "refresh_token": token.get("refresh_token"),

@@ -10,12 +10,15 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from babel.dates import format_datetime
 from fastapi.testclient import TestClient
 
 from services.console.bootstrap import console_app
@@ -335,6 +338,21 @@ def test_a_callback_with_a_forged_state_signs_nobody_in(stack: Stack) -> None:
     assert answer.status_code == 401
     after = stack.console.get("/queue", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"].startswith("/auth/login")
+
+
+def test_times_are_shown_in_the_persons_own_zone(stack: Stack) -> None:
+    refund_id = stack.review.request(600)
+    deadline = datetime.fromisoformat(stack.review.case(refund_id)["deadline"])
+    shown = {}
+    for person, zone in (("ann", "Asia/Shanghai"), ("bob", "Europe/London")):
+        stack.console.cookies.clear()
+        sign_in(stack.console, stack.issuer, person)
+        assert _session_of(stack)[1]["zone"] == zone  # the provider's `zoneinfo` claim
+        page = stack.console.get(f"/cases/{refund_id}").text
+        local = deadline.astimezone(ZoneInfo(zone))
+        shown[person] = format_datetime(local, "medium", locale="zh_CN")
+        assert shown[person] in page, (person, shown[person])
+    assert shown["ann"] != shown["bob"]
 
 
 def _session_of(stack: Stack) -> tuple[str, dict[str, Any]]:
