@@ -18,25 +18,15 @@ from services.console.pages.finance_forms import (
     GROUP,
     PAYOUT_ACTIONS,
     PAYOUT_STATUSES,
-    paging_links,
     payout_body,
 )
 from services.console.pages.gate import allowed, not_yours
+from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
-PAGE_SIZE = 20
 FAILED_SHOWN = 50  # failed payouts listed first, on every page of the list
 PayoutId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
-Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-def refused_page(
-    request: Request, pages: Pages, template: str, error: Refused | Unreachable, **context: Any
-) -> Response:
-    status = error.status if isinstance(error, Refused) else 502
-    shown = explained(error, pages.gettext(request))
-    return pages.page(request, template, status, problem=shown, **context)
 
 
 @router.get("/finance")

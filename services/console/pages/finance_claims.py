@@ -20,15 +20,13 @@ from services.console.pages.finance_forms import (
     CLAIM_STATES,
     GROUP,
     claim_body,
-    paging_links,
 )
 from services.console.pages.gate import allowed, not_yours
+from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
-PAGE_SIZE = 20
 Segment = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
-Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 async def _list(
@@ -53,10 +51,8 @@ async def _list(
     try:
         found = await calls.get("review", "/v1/claims", query)
     except (Refused, Unreachable) as error:
-        code = error.status if isinstance(error, Refused) else 502
-        shown = explained(error, pages.gettext(request))
-        return pages.page(
-            request, "finance/claims.html", code, problem=shown, entries=[], paging={}, **context
+        return refused_page(
+            request, pages, "finance/claims.html", error, entries=[], paging={}, **context
         )
     paging = paging_links("/finance/claims", found, filters, starting_after, ending_before)
     return pages.page(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlencode
 
 from services.console.i18n import Gettext
 from services.console.pages.case_forms import FormProblem
@@ -77,25 +76,3 @@ def grouped(findings: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, An
         by_kind.setdefault(str(finding.get("kind", "")), []).append(finding)
     known = [(kind, by_kind.pop(kind)) for kind in FINDING_KINDS if kind in by_kind]
     return known + sorted(by_kind.items())
-
-
-def paging_links(
-    path: str,
-    found: dict[str, Any],
-    kept: dict[str, str],
-    starting_after: str | None,
-    ending_before: str | None,
-    key: str = "id",
-) -> dict[str, str]:
-    """Next: after this page's last item, when there is more; previous: before its first,
-    when the person paged away from the first page."""
-    data = found["data"]
-    kept = {name: value for name, value in kept.items() if value}
-    links: dict[str, str] = {}
-    if not data:
-        return links
-    if found["has_more"] or ending_before:
-        links["next"] = f"{path}?" + urlencode({**kept, "starting_after": data[-1][key]})
-    if starting_after or (ending_before and found["has_more"]):
-        links["previous"] = f"{path}?" + urlencode({**kept, "ending_before": data[0][key]})
-    return links

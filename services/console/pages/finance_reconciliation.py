@@ -7,7 +7,7 @@ double submit records one report."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -16,23 +16,20 @@ from services.console.deps import Calls, Pages, SignedIn
 from services.console.i18n import Gettext
 from services.console.pages.case_forms import FormProblem
 from services.console.pages.explain import explained, local_problem
-from services.console.pages.finance import refused_page
 from services.console.pages.finance_forms import (
     FINDING_KINDS,
     GROUP,
     grouped,
-    paging_links,
     reconciliation_body,
 )
 from services.console.pages.gate import allowed, not_yours
+from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
-PAGE_SIZE = 20
 # Under the console's limit on a whole form (middleware.MAX_FORM_BYTES), with room for the rest.
 MAX_SETTLEMENT_BYTES = 900_000
 ReportId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
-Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 async def _list(

@@ -16,6 +16,7 @@ from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.case_forms import AMOUNT_HINT, FormProblem
 from services.console.pages.explain import explained, local_problem
+from services.console.pages.listing import PAGE_SIZE, paging_links
 from shared.money import Money
 
 router = APIRouter()
@@ -23,7 +24,6 @@ router = APIRouter()
 FILTERS = ("tier", "state", "assignee", "overdue", "sort", "reason", "currency", "min", "max")
 SOON_SECONDS = 4 * 3600  # under four hours left: the countdown turns amber
 MAX_VIEWS = 20
-PAGE_SIZE = 20
 VIEWS_KEPT_SECONDS = 400 * 24 * 3600
 
 
@@ -131,31 +131,13 @@ async def queue(
         entries=entries,
         filters=filters,
         views=views,
-        paging=paging_links(found, filters, starting_after, ending_before),
+        paging=paging_links(
+            "/queue", found, filters, starting_after, ending_before, key="refund_id"
+        ),
         now=now,
         problem=None,
         back=here,
     )
-
-
-def paging_links(
-    found: dict[str, Any],
-    filters: dict[str, str],
-    starting_after: str | None,
-    ending_before: str | None,
-) -> dict[str, str]:
-    """Older: after this page's last case, when there is more; newer: before its first, when
-    the person paged away from the newest."""
-    data = found["data"]
-    kept = {name: value for name, value in filters.items() if value}
-    links: dict[str, str] = {}
-    if not data:
-        return links
-    if found["has_more"] or ending_before:
-        links["older"] = "/queue?" + urlencode({**kept, "starting_after": data[-1]["refund_id"]})
-    if starting_after or (ending_before and found["has_more"]):
-        links["newer"] = "/queue?" + urlencode({**kept, "ending_before": data[0]["refund_id"]})
-    return links
 
 
 @router.post("/queue/views")

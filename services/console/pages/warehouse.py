@@ -6,9 +6,8 @@ it) and the receipt form, recorded under the person's name once per form."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Services, Unreachable
@@ -16,6 +15,7 @@ from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.case_forms import FormProblem
 from services.console.pages.explain import explained, local_problem
 from services.console.pages.gate import allowed, not_yours
+from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
 from services.console.pages.warehouse_forms import (
     CARRIERS,
     CONDITIONS,
@@ -29,9 +29,7 @@ from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
 GROUP = "/warehouse"
-PAGE_SIZE = 20
 RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
-Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @router.get("/warehouse")
@@ -57,10 +55,8 @@ async def returns_list(
     try:
         found = await calls.get("review", "/v1/returns", params)
     except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
-        shown = explained(error, pages.gettext(request))
-        return pages.page(
-            request, "warehouse/list.html", status, problem=shown, entries=[], paging={}, **context
+        return refused_page(
+            request, pages, "warehouse/list.html", error, entries=[], paging={}, **context
         )
     entries = [
         {**entry, "clock": countdown(entry.get("due"), now, running=entry["state"] in RUNNING)}
@@ -71,35 +67,15 @@ async def returns_list(
         "warehouse/list.html",
         problem=None,
         entries=entries,
-        paging=paging_links(found, filters, starting_after, ending_before),
+        paging=paging_links(
+            "/warehouse", found, filters, starting_after, ending_before, key="refund_id"
+        ),
         **context,
     )
 
 
 # The states whose deadline is running (ship-by while awaited, receipt-by once delivered).
 RUNNING = frozenset({"awaiting_return", "delivered"})
-
-
-def paging_links(
-    found: dict[str, Any],
-    filters: dict[str, str],
-    starting_after: str | None,
-    ending_before: str | None,
-) -> dict[str, str]:
-    """Later: after this page's last return, when there is more; earlier: before its first,
-    when the person paged away from the first page."""
-    data = found["data"]
-    kept = {name: value for name, value in filters.items() if value}
-    links: dict[str, str] = {}
-    if not data:
-        return links
-    if found["has_more"] or ending_before:
-        links["next"] = "/warehouse?" + urlencode({**kept, "starting_after": data[-1]["refund_id"]})
-    if starting_after or (ending_before and found["has_more"]):
-        links["previous"] = "/warehouse?" + urlencode(
-            {**kept, "ending_before": data[0]["refund_id"]}
-        )
-    return links
 
 
 async def _show(
