@@ -17,6 +17,7 @@ from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.explain import explained, local_problem
 from services.console.pages.gate import refused
+from services.console.pages.sending import form_of
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
@@ -165,7 +166,7 @@ async def publish(request: Request, person: SignedIn, calls: Calls, pages: Pages
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
     _ = pages.gettext(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await form_of(request)
     text = form.get("document", "")[:MAX_DOCUMENT_CHARS]
     try:
         # YAML reads `version: 2026-12-01` as a date: sent as the text it was written as.
@@ -212,7 +213,7 @@ async def issue_key(request: Request, person: SignedIn, calls: Calls, pages: Pag
     """The key is in this page only (never in the session, never again): copy it now."""
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await form_of(request)
     body = {"tenant": form.get("tenant", "").strip(), "label": form.get("label", "").strip()}
     try:
         issued = await calls.post(
@@ -237,7 +238,7 @@ async def revoke_key(
 ) -> Response:
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await form_of(request)
     body = {"reason": form.get("reason", "").strip()}
     try:
         await calls.post(

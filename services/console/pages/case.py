@@ -11,9 +11,10 @@ from fastapi.responses import RedirectResponse, Response
 from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.auth import local_path
-from services.console.pages.case_forms import ACTIONS, FormProblem, body_of
-from services.console.pages.explain import explained, local_problem
-from services.console.vocabulary import IDEMPOTENCY_FIELD, REJECTION_REASONS, RETURN_STATES
+from services.console.pages.case_forms import ACTIONS, body_of
+from services.console.pages.explain import explained
+from services.console.pages.sending import form_of, sent
+from services.console.vocabulary import REJECTION_REASONS, RETURN_STATES
 
 router = APIRouter()
 RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -106,20 +107,18 @@ async def act(
     gettext = pages.gettext(request)
     if action not in ACTIONS:
         return await _show(request, calls, pages, refund_id, 404)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        body = body_of(action, form, form.get("currency", "CNY"), gettext)
-    except FormProblem as problem:
-        shown = local_problem(problem.fields, gettext)
-        return await _show(request, calls, pages, refund_id, 422, shown, form)
-    key = form.get(IDEMPOTENCY_FIELD) or None
-    try:
-        await calls.post("review", f"/v1/cases/{refund_id}/{action}", body, key=key)
-    except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
-        return await _show(
-            request, calls, pages, refund_id, status, explained(error, gettext), form
-        )
+    form = await form_of(request)
+    refused = await sent(
+        calls,
+        "review",
+        f"/v1/cases/{refund_id}/{action}",
+        form,
+        lambda: body_of(action, form, form.get("currency", "CNY"), gettext),
+        gettext,
+    )
+    if refused:
+        status, shown = refused
+        return await _show(request, calls, pages, refund_id, status, shown, form)
     then = form.get("then", "")
     if then == "next":
         target = await _next_case(calls, refund_id)

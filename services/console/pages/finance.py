@@ -12,8 +12,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.case_forms import FormProblem
-from services.console.pages.explain import explained, local_problem
 from services.console.pages.finance_forms import (
     GROUP,
     PAYOUT_ACTIONS,
@@ -22,7 +20,7 @@ from services.console.pages.finance_forms import (
 )
 from services.console.pages.gate import allowed, not_yours
 from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
-from services.console.vocabulary import IDEMPOTENCY_FIELD
+from services.console.pages.sending import form_of, sent
 
 router = APIRouter()
 FAILED_SHOWN = 50  # failed payouts listed first, on every page of the list
@@ -116,18 +114,12 @@ async def payout_action(
     if action not in PAYOUT_ACTIONS:
         return await _show(request, calls, pages, payout_id, 404)
     gettext = pages.gettext(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        body = payout_body(action, form, gettext)
-    except FormProblem as problem:
-        shown = local_problem(problem.fields, gettext)
-        return await _show(request, calls, pages, payout_id, 422, shown, form)
-    key = form.get(IDEMPOTENCY_FIELD) or None
-    try:
-        await calls.post("payout", f"/v1/payouts/{payout_id}/{action}", body, key=key)
-    except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
-        return await _show(
-            request, calls, pages, payout_id, status, explained(error, gettext), form
-        )
+    form = await form_of(request)
+    path = f"/v1/payouts/{payout_id}/{action}"
+    refused = await sent(
+        calls, "payout", path, form, lambda: payout_body(action, form, gettext), gettext
+    )
+    if refused:
+        status, shown = refused
+        return await _show(request, calls, pages, payout_id, status, shown, form)
     return RedirectResponse(f"/finance/payouts/{payout_id}", status_code=303)

@@ -13,8 +13,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.case_forms import FormProblem
-from services.console.pages.explain import explained, local_problem
 from services.console.pages.finance_forms import (
     CLAIM_ACTIONS,
     CLAIM_STATES,
@@ -23,7 +21,7 @@ from services.console.pages.finance_forms import (
 )
 from services.console.pages.gate import allowed, not_yours
 from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
-from services.console.vocabulary import IDEMPOTENCY_FIELD
+from services.console.pages.sending import form_of, sent
 
 router = APIRouter()
 Segment = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -96,21 +94,16 @@ async def settle(
     if not allowed(person.roles, GROUP):
         return not_yours(request, pages)
     gettext = pages.gettext(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await form_of(request)
     shown_state = form.get("state", "open")[:20]
     if action not in CLAIM_ACTIONS:
         return await _list(request, calls, pages, shown_state, status=404)
-    try:
-        body = claim_body(action, form, gettext)
-    except FormProblem as problem:
-        shown = local_problem(problem.fields, gettext)
-        return await _list(request, calls, pages, shown_state, status=422, problem=shown, form=form)
     path = f"/v1/cases/{refund_id}/claims/{party}/{action}"
-    try:
-        await calls.post("review", path, body, key=form.get(IDEMPOTENCY_FIELD) or None)
-    except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
-        shown = explained(error, gettext)
+    refused = await sent(
+        calls, "review", path, form, lambda: claim_body(action, form, gettext), gettext
+    )
+    if refused:
+        status, shown = refused
         return await _list(
             request, calls, pages, shown_state, status=status, problem=shown, form=form
         )

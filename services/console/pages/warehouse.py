@@ -12,10 +12,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.case_forms import FormProblem
-from services.console.pages.explain import explained, local_problem
+from services.console.pages.explain import explained
 from services.console.pages.gate import allowed, not_yours
 from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
+from services.console.pages.sending import form_of, sent
 from services.console.pages.warehouse_forms import (
     CARRIERS,
     CONDITIONS,
@@ -25,7 +25,6 @@ from services.console.pages.warehouse_forms import (
     receipt_body,
     returns_query,
 )
-from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
 GROUP = "/warehouse"
@@ -129,18 +128,10 @@ async def receipt(
     if not allowed(person.roles, GROUP):
         return not_yours(request, pages)
     gettext = pages.gettext(request)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        body = receipt_body(form, gettext)
-    except FormProblem as problem:
-        shown = local_problem(problem.fields, gettext)
-        return await _show(request, calls, pages, refund_id, 422, shown, form)
-    key = form.get(IDEMPOTENCY_FIELD) or None
-    try:
-        await calls.post("review", f"/v1/returns/{refund_id}/receipt", body, key=key)
-    except (Refused, Unreachable) as error:
-        status = error.status if isinstance(error, Refused) else 502
-        return await _show(
-            request, calls, pages, refund_id, status, explained(error, gettext), form
-        )
+    form = await form_of(request)
+    path = f"/v1/returns/{refund_id}/receipt"
+    refused = await sent(calls, "review", path, form, lambda: receipt_body(form, gettext), gettext)
+    if refused:
+        status, shown = refused
+        return await _show(request, calls, pages, refund_id, status, shown, form)
     return RedirectResponse(f"/warehouse/{refund_id}", status_code=303)
