@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.console.calls import Refused, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.finance_forms import (
     CLAIM_ACTIONS,
@@ -20,10 +19,16 @@ from services.console.pages.finance_forms import (
     claim_body,
 )
 from services.console.pages.gate import allowed, not_yours
-from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
+from services.console.pages.listing import (
+    PAGE_SIZE,
+    Cursor,
+    Listing,
+    list_page,
+)
 from services.console.pages.sending import form_of, sent
 
 router = APIRouter()
+CLAIMS = Listing("review", "/v1/claims", "/finance/claims", "finance/claims.html")
 Segment = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -40,26 +45,18 @@ async def _list(
 ) -> Response:
     filters = {"state": state}
     context: dict[str, Any] = {"filters": filters, "states": CLAIM_STATES, "form": form or {}}
-    query = {
-        "state": state if state in CLAIM_STATES else None,
-        "limit": PAGE_SIZE,
-        "starting_after": starting_after,
-        "ending_before": ending_before,
-    }
-    try:
-        found = await calls.get("review", "/v1/claims", query)
-    except (Refused, Unreachable) as error:
-        return refused_page(
-            request, pages, "finance/claims.html", error, entries=[], paging={}, **context
-        )
-    paging = paging_links("/finance/claims", found, filters, starting_after, ending_before)
-    return pages.page(
+    query = {"state": state if state in CLAIM_STATES else None, "limit": PAGE_SIZE}
+    cursors = (starting_after, ending_before)
+    return await list_page(
         request,
-        "finance/claims.html",
-        status,
+        calls,
+        pages,
+        CLAIMS,
+        query,
+        filters,
+        cursors,
+        status=status,
         problem=problem,
-        entries=found["data"],
-        paging=paging,
         **context,
     )
 

@@ -23,10 +23,19 @@ from services.console.pages.finance_forms import (
     reconciliation_body,
 )
 from services.console.pages.gate import allowed, not_yours
-from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
+from services.console.pages.listing import (
+    PAGE_SIZE,
+    Cursor,
+    Listing,
+    list_page,
+    refused_page,
+)
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
 router = APIRouter()
+REPORTS = Listing(
+    "payout", "/v1/reconciliations", "/finance/reconciliations", "finance/reconciliations.html"
+)
 # Under the console's limit on a whole form (middleware.MAX_FORM_BYTES), with room for the rest.
 MAX_SETTLEMENT_BYTES = 900_000
 ReportId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -43,24 +52,18 @@ async def _list(
     form: dict[str, str] | None = None,
 ) -> Response:
     context: dict[str, Any] = {"form": form or {}}
-    try:
-        found = await calls.get(
-            "payout",
-            "/v1/reconciliations",
-            {"limit": PAGE_SIZE, "starting_after": starting_after, "ending_before": ending_before},
-        )
-    except (Refused, Unreachable) as error:
-        return refused_page(
-            request, pages, "finance/reconciliations.html", error, entries=[], paging={}, **context
-        )
-    paging = paging_links("/finance/reconciliations", found, {}, starting_after, ending_before)
-    return pages.page(
+    query = {"limit": PAGE_SIZE}
+    cursors = (starting_after, ending_before)
+    return await list_page(
         request,
-        "finance/reconciliations.html",
-        status,
+        calls,
+        pages,
+        REPORTS,
+        query,
+        {},
+        cursors,
+        status=status,
         problem=problem,
-        entries=found["data"],
-        paging=paging,
         **context,
     )
 

@@ -14,7 +14,12 @@ from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.explain import explained
 from services.console.pages.gate import allowed, not_yours
-from services.console.pages.listing import PAGE_SIZE, Cursor, paging_links, refused_page
+from services.console.pages.listing import (
+    PAGE_SIZE,
+    Cursor,
+    Listing,
+    list_page,
+)
 from services.console.pages.sending import form_of, sent
 from services.console.pages.warehouse_forms import (
     CARRIERS,
@@ -27,6 +32,7 @@ from services.console.pages.warehouse_forms import (
 )
 
 router = APIRouter()
+RETURNS = Listing("review", "/v1/returns", "/warehouse", "warehouse/list.html", "refund_id")
 GROUP = "/warehouse"
 RefundId = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -44,32 +50,16 @@ async def returns_list(
         return not_yours(request, pages)
     filters = {name: request.query_params.get(name, "")[:40] for name in FILTERS}
     now = datetime.now(UTC)
-    params = {
-        **returns_query(filters),
-        "limit": PAGE_SIZE,
-        "starting_after": starting_after,
-        "ending_before": ending_before,
-    }
+    params = {**returns_query(filters), "limit": PAGE_SIZE}
     context: dict[str, Any] = {"filters": filters, "states": STATES, "carriers": CARRIERS}
-    try:
-        found = await calls.get("review", "/v1/returns", params)
-    except (Refused, Unreachable) as error:
-        return refused_page(
-            request, pages, "warehouse/list.html", error, entries=[], paging={}, **context
-        )
-    entries = [
-        {**entry, "clock": countdown(entry.get("due"), now, running=entry["state"] in RUNNING)}
-        for entry in found["data"]
-    ]
-    return pages.page(
-        request,
-        "warehouse/list.html",
-        problem=None,
-        entries=entries,
-        paging=paging_links(
-            "/warehouse", found, filters, starting_after, ending_before, key="refund_id"
-        ),
-        **context,
+
+    def shown(entry: dict[str, Any]) -> dict[str, Any]:
+        running = entry["state"] in RUNNING
+        return {**entry, "clock": countdown(entry.get("due"), now, running=running)}
+
+    cursors = (starting_after, ending_before)
+    return await list_page(
+        request, calls, pages, RETURNS, params, filters, cursors, each=shown, **context
     )
 
 
