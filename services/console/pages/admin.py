@@ -17,6 +17,7 @@ from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.explain import explained, local_problem
 from services.console.pages.gate import refused
+from services.console.pages.listing import refused_page
 from services.console.pages.sending import form_of
 from services.console.vocabulary import IDEMPOTENCY_FIELD
 
@@ -54,9 +55,7 @@ def diff_rows(old: str, new: str) -> list[dict[str, Any]]:
 
 
 async def _failed(request: Request, pages: Pages, error: Refused | Unreachable) -> Response:
-    status = error.status if isinstance(error, Refused) else 502
-    problem = explained(error, pages.gettext(request))
-    return pages.page(request, "problem.html", status, problem=problem)
+    return refused_page(request, pages, "problem.html", error)
 
 
 async def _overview(calls: Services, tenant: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from services.console.deps import Calls, Pages, SignedIn
 from services.console.pages.auth import local_path
 from services.console.pages.case_forms import ACTIONS, body_of
 from services.console.pages.explain import explained
+from services.console.pages.listing import refused_page
 from services.console.pages.sending import form_of, sent
 from services.console.vocabulary import REJECTION_REASONS, RETURN_STATES
 
@@ -33,8 +34,7 @@ async def _show(
     try:
         case = await calls.get("review", f"/v1/cases/{refund_id}")
     except (Refused, Unreachable) as error:
-        code = error.status if isinstance(error, Refused) else 502
-        return pages.page(request, "problem.html", code, problem=explained(error, gettext))
+        return refused_page(request, pages, "problem.html", error)
     refund, refund_problem = await _refund(calls, refund_id, gettext)
     return pages.page(
         request,

@@ -12,14 +12,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.console.calls import Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.explain import explained
 from services.console.pages.gate import allowed, not_yours
-from services.console.pages.listing import (
-    PAGE_SIZE,
-    Cursor,
-    Listing,
-    list_page,
-)
+from services.console.pages.listing import PAGE_SIZE, Cursor, Listing, list_page, refused_page
 from services.console.pages.sending import form_of, sent
 from services.console.pages.warehouse_forms import (
     CARRIERS,
@@ -79,9 +73,7 @@ async def _show(
     try:
         found = await calls.get("review", f"/v1/returns/{refund_id}")
     except (Refused, Unreachable) as error:
-        code = error.status if isinstance(error, Refused) else 502
-        shown = explained(error, pages.gettext(request))
-        return pages.page(request, "problem.html", code, problem=shown)
+        return refused_page(request, pages, "problem.html", error)
     now = datetime.now(UTC)
     state = found["state"]
     clocks = {
