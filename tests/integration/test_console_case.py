@@ -177,7 +177,9 @@ def test_the_case_page_shows_the_whole_refund(world: World) -> None:
     assert f"<code>{case.assessment['rule']}</code>" in html
     assert "还需 2 个批准。" in html and "暂无。" in html
     history = html.split('id="history"')[1]
-    assert case.history and all(f"<code>{e['action']}</code>" in history for e in case.history)
+    assert case.history and case.history[0]["action"] == "opened"
+    assert "已立案" in history  # each step in words, never its code
+    assert all(f"<code>{e['action']}</code>" not in history for e in case.history)
     # No return: no warehouse link.
     assert 'href="/warehouse/' not in html
 
