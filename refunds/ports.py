@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from shared.contracts import SERVICES
 
@@ -79,8 +80,14 @@ class Ports:
 
     @classmethod
     def free_base(cls, start: int) -> int:
-        """A base port from `start` on whose whole `from_base` layout is free right now."""
+        """A base port from `start` on whose whole `from_base` layout is free right now, and
+        outside the kernel's ephemeral range: a port free now but in that range may be handed
+        to any other process's `bind(0)` or outgoing connection before our child binds it."""
+        low, high = ephemeral_ports()
+        widest = max(_BASE_OFFSETS.values())
         for base in range(start, _HIGHEST_BASE, 137):
+            if base <= high and base + widest >= low:
+                continue
             if all(is_free(base + offset) for offset in _BASE_OFFSETS.values()):
                 return base
         raise StackError("ports", f"no free port range from {start}")
@@ -90,6 +97,15 @@ class Ports:
         check_component(component)
         port: int = getattr(self, _PORT_FIELD.get(component, component))
         return port
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for ports it picks itself (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
