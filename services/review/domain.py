@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate, event
 from services.review import duties
 from services.review.case_rules import clock_due, decision_of, decision_record, goods_first
 from services.review.duties import CaseStateError
-from services.review.vocabulary import OPEN_STATES, CaseState, Decision, Due
+from services.review.vocabulary import OPEN_STATES, CaseState, Due
 from shared.ids import derived_id
 from shared.money import Money
 
@@ -468,7 +468,9 @@ class ReviewCase(Aggregate):
     ) -> None:
         terms: dict[str, Any] = {"amount": amount, "coupon": coupon, "approvers": approvers}
         terms |= {"liability": liability, "awaiting_return": awaiting_return}
-        self._decided("approved", terms, rule, policy_version, decided_by, decided_at)
+        self._decided(
+            decision_record("approved", terms, rule, policy_version, decided_by, decided_at)
+        )
 
     @event("Rejected")
     def _rejected(
@@ -482,28 +484,17 @@ class ReviewCase(Aggregate):
         explanation: dict[str, str],
         decided_by: str,
         decided_at: datetime,
-        internal_note: str = "",  # staff only (a rule's rejection has none)
+        internal_note: str = "",  # a rule's rejection has none
     ) -> None:
-        terms = {
-            "reason_code": reason_code,
-            "explanation": explanation,
-            "internal_note": internal_note,
-        }
-        self._decided("rejected", terms, rule, policy_version, decided_by, decided_at)
-
-    def _decided(
-        self,
-        outcome: Decision,
-        terms: dict[str, Any],
-        rule: str,
-        policy_version: str,
-        decided_by: str,
-        decided_at: datetime,
-    ) -> None:
-        """The decision as the case keeps it: what every decision records, and its own terms."""
-        self.state = outcome
-        self.decision = decision_record(
-            outcome, terms, rule, policy_version, decided_by, decided_at
+        terms = {"reason_code": reason_code, "explanation": explanation}
+        terms["internal_note"] = internal_note  # staff only, never published
+        self._decided(
+            decision_record("rejected", terms, rule, policy_version, decided_by, decided_at)
         )
-        self.decisions.append(self.decision)
-        self._log(outcome, decided_at, decided_by, rule=rule)
+
+    def _decided(self, record: dict[str, Any]) -> None:
+        """Keep a decision (case_rules.decision_record): the case's state, record and history."""
+        outcome, at, by = record["outcome"], record["decided_at"], record["decided_by"]
+        self.state, self.decision = outcome, record
+        self.decisions.append(record)
+        self._log(outcome, at, by, rule=record["rule"])
