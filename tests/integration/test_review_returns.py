@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +35,11 @@ from shared.contracts import (
     ReturnShippedV1,
     envelope,
 )
+from tests.integration.test_review_api import START, Clock  # a Friday, 10:00 in Shanghai
 
 RETURNS_POLICY = load_policy(Path(DEFAULT_POLICY_PATH).with_name("example_return_policy.yaml"))
-# Friday 2026-11-20 10:00 in Shanghai.
-START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 positions = iter(range(1, 100_000))
 TRACKING = "SF1234567890123"
-
-
-@dataclass
-class Clock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
