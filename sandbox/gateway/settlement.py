@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from sandbox.gateway.faults import SettlementRules
-from services.payout.gateway import SETTLEMENT_COLUMNS
+from services.payout.providers.gateway import SETTLEMENT_COLUMNS
 
 _DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -15,7 +15,7 @@ from sandbox.gateway.arrival import arrival_estimate
 from sandbox.gateway.faults import Plan
 from sandbox.gateway.protocol import LEDGER_COLUMNS, ConflictError, RefundRequest
 from sandbox.state import SqliteState, transaction
-from services.payout.gateway import SETTLEMENT_COLUMNS
+from services.payout.providers.gateway import SETTLEMENT_COLUMNS
 
 SCHEMA_VERSION = 2
 # The fields a replay must match; anything else about a reused number is a caller bug.

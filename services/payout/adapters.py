@@ -1,109 +1,89 @@
-"""Payout routes behind one interface, chosen by the order's payment method.
+"""Which route pays a payout: the tenant's own provider account for the payment method,
+else the default route (the sandbox gateway, or whatever `REFUNDS_GATEWAY_URL` points at);
+store balance is always payout's own ledger.
 
-`card`, `alipay`, `wechat_pay` and `bank_transfer` go through the payment gateway
-(the method passed along); `store_balance` is a credit in payout's own ledger.
-Every route is idempotent by merchant refund number and can be asked what it
-knows about a number, so the executor can always query before it sends.
+A number once sent stays with the provider it went to (`Payout.provider_of`), so a tenant
+who configures another provider meanwhile never has one refund sent to two providers.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from services.payout.domain import GATEWAY_METHODS, STORE_BALANCE
-from services.payout.fx import Rate
-from services.payout.gateway import GatewayReceipt, SandboxGateway
-from shared.money import Money
+from services.payout.domain import GATEWAY_METHODS, STORE_BALANCE, Payout
+from services.payout.providers.base import RateSource, RefundOrder, RefundRoute
+from services.payout.providers.gateway import GatewayRoute
 
-if TYPE_CHECKING:
-    from services.payout.application import PayoutApplication
+GATEWAY = "gateway"  # the provider name of the default route
 
 
-@dataclass(frozen=True)
-class RefundOrder:
-    merchant_refund_no: str
-    refund_id: str
-    tenant: str
-    amount: Money
-    method: str
-    payment_reference: str
+class TenantProviders(Protocol):
+    """The tenants' own provider accounts (services/payout/accounts)."""
 
+    def provider_for(self, tenant: str, method: str) -> str | None:
+        """The provider the tenant configured for `method`; None when it has none."""
 
-class RefundRoute(Protocol):
-    async def refund(self, order: RefundOrder) -> GatewayReceipt:
-        """Move the money (or have it accepted); raises Transient/PermanentGatewayError."""
-
-    async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
-        """What the route knows about the number; None when it never received it."""
-
-
-class RateSource(Protocol):
-    async def rate(self, base: str, quote: str) -> Rate:
-        """`quote` per `base` as the provider converts; raises Transient/PermanentGatewayError."""
-
-
-class GatewayRoute:
-    """A provider route through the HTTP gateway; completions come back to `notify_url`."""
-
-    def __init__(self, gateway: SandboxGateway, notify_url: str | None) -> None:
-        self.gateway = gateway
-        self.notify_url = notify_url
-
-    async def refund(self, order: RefundOrder) -> GatewayReceipt:
-        return await self.gateway.refund(
-            merchant_refund_no=order.merchant_refund_no,
-            amount=order.amount.amount,
-            currency=order.amount.currency,
-            method=order.method,
-            reference=order.payment_reference,
-            notify_url=self.notify_url,
-        )
-
-    async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
-        return await self.gateway.query(merchant_refund_no)
-
-    async def rate(self, base: str, quote: str) -> Rate:
-        return await self.gateway.rate(base, quote)
-
-
-class StoreBalanceRoute:
-    """Pays by recording a store credit, once per merchant refund number."""
-
-    def __init__(self, app: PayoutApplication) -> None:
-        self.app = app
-
-    async def refund(self, order: RefundOrder) -> GatewayReceipt:
-        credit = await asyncio.to_thread(self.app.credit_store_balance, order)
-        return _receipt(credit.reference, credit.at)
-
-    async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
-        credit = await asyncio.to_thread(self.app.store_credit, merchant_refund_no)
-        return None if credit is None else _receipt(credit.reference, credit.at)
-
-
-def _receipt(reference: str, at: datetime) -> GatewayReceipt:
-    return GatewayReceipt(provider_reference=reference, executed_at=at, status="success")
+    def route(self, tenant: str, provider: str) -> RefundRoute:
+        """The route of the tenant's account at `provider`; PermanentProviderError when the
+        tenant has no such account (any more)."""
 
 
 class Routes:
-    """The route for each payment method."""
+    """The route for each payout: chosen by tenant and method, remembered per number."""
 
     def __init__(
-        self, gateway: RefundRoute, store_balance: RefundRoute, rates: RateSource | None = None
+        self,
+        gateway: RefundRoute,
+        store_balance: RefundRoute,
+        rates: RateSource | None = None,
+        tenants: TenantProviders | None = None,
     ) -> None:
         self.gateway = gateway
         self.store_balance = store_balance
+        self.tenants = tenants
         # Exchange rates for cross-border payouts: the provider's own, by default.
         if rates is None and isinstance(gateway, GatewayRoute):
             rates = gateway
         self.rates = rates
 
-    def for_method(self, method: str) -> RefundRoute:
+    def provider_for(self, tenant: str, method: str) -> str:
+        """Who a new request of `tenant` by `method` goes to."""
         if method == STORE_BALANCE:
+            return STORE_BALANCE
+        if method not in GATEWAY_METHODS:
+            raise ValueError(f"no payout route for payment method {method!r}")
+        own = self.tenants.provider_for(tenant, method) if self.tenants is not None else None
+        return own or GATEWAY
+
+    def route(self, tenant: str, provider: str) -> RefundRoute:
+        if provider == STORE_BALANCE:
             return self.store_balance
-        if method in GATEWAY_METHODS:
+        if provider == GATEWAY:
             return self.gateway
-        raise ValueError(f"no payout route for payment method {method!r}")
+        if self.tenants is None:
+            raise ValueError(f"no provider accounts configured, asked for {provider!r}")
+        return self.tenants.route(tenant, provider)
+
+    def sent_route(self, payout: Payout, number: str, route: str) -> RefundRoute:
+        """The route a request of `payout` (number, route) went to, or would go to now."""
+        provider = payout.provider_of(number, route) or self.provider_for(payout.tenant, route)
+        return self.route(payout.tenant, provider)
+
+    def for_method(self, method: str) -> RefundRoute:
+        """The default route of `method` (no tenant account)."""
+        return self.route("", self.provider_for("", method))
+
+
+def order_of(payout: Payout, number: str | None = None, route: str | None = None) -> RefundOrder:
+    """The request of `payout` under (number, route): the current ones by default."""
+    number = number or payout.number
+    route = route or payout.method
+    return RefundOrder(
+        merchant_refund_no=number,
+        refund_id=payout.refund_id,
+        tenant=payout.tenant,
+        amount=payout.amount_on(route),
+        method=route,
+        payment_reference=payout.payment_reference,
+        first_sent_at=payout.first_sent_at.get(number),
+    )

@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.payout import callbacks_api, payouts_api, reconciliation_api
-from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
+from services.payout.adapters import Routes
 from services.payout.application import PayoutApplication
 from services.payout.executor import PayoutExecutor, RetryPolicy
-from services.payout.gateway import CallbackKey, SandboxGateway
 from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.poller import StatusPoller
 from services.payout.problems import PROBLEMS
+from services.payout.providers.gateway import CallbackKey, GatewayRoute, SandboxGateway
+from services.payout.providers.store_balance import StoreBalanceRoute
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
 from shared.aio import every

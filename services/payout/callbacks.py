@@ -7,24 +7,14 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
+from services.payout.providers.base import CallbackRefused as CallbackRefused
+from services.payout.providers.base import Refusal as Refusal
 from shared.ids import derived_id
-
-# Why a callback was refused: the signature does not hold, the body is no gateway
-# notification, or the id header names another callback than the body.
-Refusal = Literal["bad-signature", "malformed", "id-mismatch"]
-
-
-class CallbackRefused(Exception):
-    """A callback refused (and recorded as a `RefusedCallback`) before it could settle anything."""
-
-    def __init__(self, reason: Refusal) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class CallbackReplayed(Exception):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from services.payout.callbacks import Delivery
 from services.payout.deps import PayoutApp, SigningKey
-from services.payout.gateway import CALLBACK_ID_HEADER, SIGNATURE_HEADER
+from services.payout.providers.gateway import CALLBACK_ID_HEADER, SIGNATURE_HEADER
 from services.payout.schemas import CallbackAck
 from services.payout.settings import CALLBACK_PATH
 from shared.problems import problem_responses

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 from fastapi import Path
 
 from services.payout.application import PayoutApplication
-from services.payout.gateway import CallbackKey
 from services.payout.index import PayoutIndex, ReconciliationIndex
+from services.payout.providers.gateway import CallbackKey
 from shared.http import on_state
 from shared.keyed import staff_command
 from shared.paging import Page, cursor_paging

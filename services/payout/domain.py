@@ -100,6 +100,8 @@ class Payout(Aggregate):
         self.number = public_id("po", self.id)
         # (number, route) of every request that was (maybe) sent
         self.sent: list[tuple[str, str]] = []
+        self.sent_to: dict[str, str] = {}  # "number route" -> the provider it went to
+        self.first_sent_at: dict[str, datetime] = {}  # number -> when it first (maybe) left
         self.series_started_at: datetime | None = None
         self.accepted_at: datetime | None = None
         self.provider_reference: str | None = None
@@ -182,20 +184,32 @@ class Payout(Aggregate):
     def _converted(self, record: dict[str, str | int]) -> None:
         self.conversion = record
 
-    def dispatch(self, at: datetime) -> None:
-        """Recorded before a request leaves: from now on a withdrawal cannot cancel it."""
+    def dispatch(self, at: datetime, provider: str = "gateway") -> None:
+        """Recorded before a request leaves: from now on a withdrawal cannot cancel it.
+
+        `provider` names who the request goes to (the tenant's account for the method when
+        it has one): a number, once sent, is only ever asked about or re-sent there, even if
+        the tenant configures another provider for the method meanwhile.
+        """
         if self.status != "pending":
             raise PayoutAlreadySettled(self.number)
         if self.has_sent(self.number, self.method) and self.series_started_at is not None:
             return
-        self._dispatched(number=self.number, route=self.method, at=at)
+        self._dispatched(number=self.number, route=self.method, at=at, provider=provider)
 
+    # v2 (0.4.0) names the provider (services/payout/upcasting.py).
     @event("Dispatched")
-    def _dispatched(self, number: str, route: str, at: datetime) -> None:
+    def _dispatched(self, number: str, route: str, at: datetime, provider: str) -> None:
         if not self.has_sent(number, route):
             self.sent.append((number, route))
+            self.sent_to[f"{number} {route}"] = provider
+            self.first_sent_at.setdefault(number, at)
         if self.series_started_at is None:
             self.series_started_at = at
+
+    def provider_of(self, number: str, route: str) -> str | None:
+        """Who the request (number, route) went to; None when it was never sent."""
+        return self.sent_to.get(f"{number} {route}")
 
     @event("AttemptFailed")
     def record_failed_attempt(self, cause: str, at: datetime) -> None:

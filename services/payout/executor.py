@@ -30,11 +30,15 @@ from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
 
-from services.payout.adapters import RefundOrder, Routes
+from services.payout.adapters import Routes, order_of
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
 from services.payout.fx import convert
-from services.payout.gateway import GatewayReceipt, PermanentGatewayError, TransientGatewayError
+from services.payout.providers.base import (
+    PermanentProviderError,
+    ProviderReceipt,
+    TransientProviderError,
+)
 from shared.aio import sleep_or_stop
 from shared.follower import LogFollower
 
@@ -136,11 +140,17 @@ class PayoutExecutor:
                     return
                 if payout.needs_conversion:
                     payout = await self._convert(payout)
-                payout = await asyncio.to_thread(self.app.record_dispatch, payout_id, self.clock())
+                provider = payout.provider_of(
+                    payout.number, payout.method
+                ) or self.routes.provider_for(payout.tenant, payout.method)
+                payout = await asyncio.to_thread(
+                    self.app.record_dispatch, payout_id, self.clock(), provider
+                )
                 if payout.status != "pending":
                     return  # cancelled by a withdrawal just before: nothing was sent
-                receipt = await self.routes.for_method(payout.method).refund(order_of(payout))
-            except PermanentGatewayError as error:
+                route = self.routes.sent_route(payout, payout.number, payout.method)
+                receipt = await route.refund(order_of(payout))
+            except PermanentProviderError as error:
                 if error.receipt is not None:
                     await self._record(payout, payout.number, payout.method, error.receipt)
                 else:
@@ -148,7 +158,7 @@ class PayoutExecutor:
                         self.app.record_failure, payout_id, str(error), self.clock()
                     )
                 return
-            except TransientGatewayError as error:
+            except TransientProviderError as error:
                 if not await self._wait_for_retry(payout_id, error, stop):
                     return
                 continue
@@ -158,7 +168,7 @@ class PayoutExecutor:
     async def _convert(self, payout: Payout) -> Payout:
         """Fetch the rate and record the conversion, once: retries reuse the recorded one."""
         if self.routes.rates is None:
-            raise PermanentGatewayError("no exchange rate source for a cross-border payout")
+            raise PermanentProviderError("no exchange rate source for a cross-border payout")
         quote = str(payout.payment_currency)
         rate = await self.routes.rates.rate(payout.amount.currency, quote)
         conversion = convert(payout.amount, rate, rounding="half_even")
@@ -171,29 +181,32 @@ class PayoutExecutor:
         for number, route in payout.sent:
             if payout.is_current(number, route):
                 continue
-            earlier = await self.routes.for_method(route).query(number)
+            earlier = await self.routes.sent_route(payout, number, route).query(
+                order_of(payout, number, route)
+            )
             if earlier is None or earlier.failed:
                 continue
             if earlier.status == "processing":
-                raise TransientGatewayError(f"earlier request {number} still processing")
+                raise TransientProviderError(f"earlier request {number} still processing")
             await self._record(payout, number, route, earlier)
             return True
         if payout.has_sent(payout.number, payout.method):
-            found = await self.routes.for_method(payout.method).query(payout.number)
+            current = self.routes.sent_route(payout, payout.number, payout.method)
+            found = await current.query(order_of(payout))
             if found is not None:
                 await self._record(payout, payout.number, payout.method, found)
                 return True
         return False
 
     async def _record(
-        self, payout: Payout, number: str, route: str, receipt: GatewayReceipt
+        self, payout: Payout, number: str, route: str, receipt: ProviderReceipt
     ) -> None:
         await asyncio.to_thread(
             self.app.record_receipt, payout.id, number, route, receipt, self.clock()
         )
 
     async def _wait_for_retry(
-        self, payout_id: uuid.UUID, error: TransientGatewayError, stop: asyncio.Event
+        self, payout_id: uuid.UUID, error: TransientProviderError, stop: asyncio.Event
     ) -> bool:
         """Record the failed attempt and wait; False when the series gave up instead."""
         now = self.clock()
@@ -222,21 +235,11 @@ class PayoutExecutor:
         if not payout.has_sent(payout.number, payout.method):
             return False
         try:
-            found = await self.routes.for_method(payout.method).query(payout.number)
-        except (TransientGatewayError, PermanentGatewayError):
+            current = self.routes.sent_route(payout, payout.number, payout.method)
+            found = await current.query(order_of(payout))
+        except (TransientProviderError, PermanentProviderError):
             return False
         if found is None:
             return False
         await self._record(payout, payout.number, payout.method, found)
         return True
-
-
-def order_of(payout: Payout) -> RefundOrder:
-    return RefundOrder(
-        merchant_refund_no=payout.number,
-        refund_id=payout.refund_id,
-        tenant=payout.tenant,
-        amount=payout.amount_on(payout.method),
-        method=payout.method,
-        payment_reference=payout.payment_reference,
-    )

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
 
-from services.payout.adapters import Routes
+from services.payout.adapters import Routes, order_of
 from services.payout.application import PayoutApplication
 from services.payout.domain import Payout
-from services.payout.gateway import PermanentGatewayError, TransientGatewayError
+from services.payout.providers.base import PermanentProviderError, TransientProviderError
 from shared.aio import sleep_or_stop
 from shared.follower import LogFollower
 
@@ -69,8 +69,9 @@ class StatusPoller:
             if (self.clock() - accepted).total_seconds() < self.after_s:
                 continue
             try:
-                found = await self.routes.for_method(payout.method).query(payout.number)
-            except (TransientGatewayError, PermanentGatewayError) as error:
+                route = self.routes.sent_route(payout, payout.number, payout.method)
+                found = await route.query(order_of(payout))
+            except (TransientProviderError, PermanentProviderError) as error:
                 log.warning("status query of %s failed: %s", payout.number, error)
                 continue
             if found is None or found.status == "processing":

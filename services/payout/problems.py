@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.payout.application import PayoutNotFound, ReconciliationNotFound
 from services.payout.callbacks import CallbackRefused, CallbackReplayed, Refusal
 from services.payout.domain import PayoutActionRefused
-from services.payout.gateway import CALLBACK_ID_HEADER
+from services.payout.providers.gateway import CALLBACK_ID_HEADER
 from services.payout.reconcile import MalformedReport
 from shared.problems import Problem, ProblemMap, invalid, not_found
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from eventsourcing.domain import Aggregate
 
 from services.payout.domain import GATEWAY_METHODS, SETTLED, Payout, PayoutStatus
-from services.payout.gateway import SETTLEMENT_COLUMNS
+from services.payout.providers.gateway import SETTLEMENT_COLUMNS
 from shared.ids import derived_id
 
 FindingKind = Literal[

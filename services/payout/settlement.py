@@ -12,7 +12,6 @@ from typing import Any, Literal, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.payout.adapters import RefundOrder
 from services.payout.callbacks import (
     CallbackLog,
     CallbackRefused,
@@ -23,7 +22,8 @@ from services.payout.callbacks import (
 )
 from services.payout.credits import StoreCredit
 from services.payout.domain import Payout, payout_id_of
-from services.payout.gateway import CallbackKey, GatewayReceipt
+from services.payout.providers.base import ProviderReceipt, RefundOrder
+from services.payout.providers.gateway import CallbackKey
 from shared.application import ServiceApplication
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ ReceiptOutcome = Literal[
 
 
 def apply_receipt(
-    payout: Payout, number: str, route: str, receipt: GatewayReceipt, at: datetime
+    payout: Payout, number: str, route: str, receipt: ProviderReceipt, at: datetime
 ) -> ReceiptOutcome:
     """Settle `payout` from what `route` says about `number`; the outcome, as a word.
 
@@ -114,9 +114,12 @@ class PayoutSettlement(ServiceApplication):
         """Record the payout's conversion once (no-op when it has one, or is not pending)."""
         return self._while(payout_id, _unsent, lambda payout: payout.convert(record))
 
-    def record_dispatch(self, payout_id: uuid.UUID, at: datetime) -> Payout:
-        """Mark the payout as sent before the request leaves (no-op unless still pending)."""
-        return self._while(payout_id, _unsent, lambda payout: payout.dispatch(at))
+    def record_dispatch(
+        self, payout_id: uuid.UUID, at: datetime, provider: str = "gateway"
+    ) -> Payout:
+        """Mark the payout as sent to `provider` before the request leaves (no-op unless
+        still pending)."""
+        return self._while(payout_id, _unsent, lambda payout: payout.dispatch(at, provider))
 
     def _while(
         self,
@@ -137,7 +140,7 @@ class PayoutSettlement(ServiceApplication):
         payout_id: uuid.UUID,
         number: str,
         route: str,
-        receipt: GatewayReceipt,
+        receipt: ProviderReceipt,
         at: datetime,
     ) -> Payout:
         def settle(payout: Payout) -> None:
@@ -210,7 +213,7 @@ class PayoutSettlement(ServiceApplication):
         data = body.get("data") or {}
         number = str(data.get("merchant_refund_no") or "")
         route = str(data.get("method") or "")
-        receipt = GatewayReceipt.from_refund(data)
+        receipt = ProviderReceipt.from_refund(data)
         for _ in range(self.max_conflict_retries):
             log = self.callback_log(callback_id)
             if log is not None:

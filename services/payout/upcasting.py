@@ -26,9 +26,18 @@ def _failed(state: dict[str, Any]) -> None:
     state.setdefault("provider_final", False)
 
 
+def _dispatched(state: dict[str, Any]) -> None:
+    """0.3.0 and earlier stored no `provider`: a request went to the sandbox gateway, or
+    was a store credit."""
+    state.setdefault(
+        "provider", "store_balance" if state["route"] == "store_balance" else "gateway"
+    )
+
+
 # Stored as version 2 from now on. Every event stored so far has no version (1), whether
 # a development build or 0.1.0 wrote it: each upcaster recognises the older shape by its
 # keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
 set_upcasters(Payout, "Requested", _requested)
 set_upcasters(Payout, "Succeeded", _succeeded)
 set_upcasters(Payout, "Failed", _failed)
+set_upcasters(Payout, "Dispatched", _dispatched)

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from services.payout.application import PayoutApplication
 from services.payout.bootstrap import build, http_api
 from services.payout.domain import Payout
-from services.payout.gateway import SETTLEMENT_COLUMNS as COLUMNS
+from services.payout.providers.gateway import SETTLEMENT_COLUMNS as COLUMNS
 from services.payout.settings import PayoutSettings
 from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
 from shared.ids import public_id

@@ -22,15 +22,16 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from sandbox.gateway import create_app, signature_header
-from services.payout.adapters import GatewayRoute, Routes, StoreBalanceRoute
+from services.payout.adapters import Routes
 from services.payout.application import PayoutApplication
 from services.payout.bootstrap import http_api
 from services.payout.callbacks import RefusedCallback
 from services.payout.credits import Coupon
 from services.payout.domain import Payout
 from services.payout.executor import PayoutExecutor, RetryPolicy
-from services.payout.gateway import SandboxGateway
 from services.payout.poller import StatusPoller
+from services.payout.providers.gateway import GatewayRoute, SandboxGateway
+from services.payout.providers.store_balance import StoreBalanceRoute
 from services.payout.publishing import to_integration
 from services.payout.reconcile import our_records
 from services.payout.settings import CALLBACK_PATH, PayoutSettings

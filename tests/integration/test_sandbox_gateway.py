@@ -38,11 +38,11 @@ from sandbox.gateway import (
     create_app,
     sign,
 )
-from services.payout.gateway import (
+from services.payout.providers.gateway import (
     SETTLEMENT_COLUMNS,
-    PermanentGatewayError,
+    PermanentProviderError,
     SandboxGateway,
-    TransientGatewayError,
+    TransientProviderError,
     verify_signature,
 )
 
@@ -249,7 +249,7 @@ async def test_the_payout_client_works_against_the_default_mode(gateway: httpx.C
         assert receipt.executed_at == datetime.fromisoformat(entry["executed_at"])
 
         control(gateway, fail_next=1, fail_status=429, retry_after_seconds=3)
-        with pytest.raises(TransientGatewayError) as transient:
+        with pytest.raises(TransientProviderError) as transient:
             await client.refund(
                 merchant_refund_no="RF-payout-2",
                 amount=500,
@@ -260,7 +260,7 @@ async def test_the_payout_client_works_against_the_default_mode(gateway: httpx.C
         assert transient.value.retry_after == 3.0
 
         control(gateway, close_next=1)
-        with pytest.raises(PermanentGatewayError, match="ACCOUNT_CLOSED"):
+        with pytest.raises(PermanentProviderError, match="ACCOUNT_CLOSED"):
             await client.refund(
                 merchant_refund_no="RF-payout-3",
                 amount=500,
@@ -947,7 +947,7 @@ async def test_the_payout_client_reads_a_rate(gateway: httpx.Client) -> None:
     client = SandboxGateway(str(gateway.base_url))
     try:
         rate = await client.rate("CNY", "USD")
-        with pytest.raises(PermanentGatewayError, match="CNY->GBP"):
+        with pytest.raises(PermanentProviderError, match="CNY->GBP"):
             await client.rate("CNY", "GBP")
     finally:
         await client.close()

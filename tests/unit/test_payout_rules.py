@@ -18,7 +18,7 @@ from services.payout.domain import (
 )
 from services.payout.executor import RetryPolicy
 from services.payout.fx import Rate, convert
-from services.payout.gateway import GatewayReceipt
+from services.payout.providers.base import ProviderReceipt
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
 from services.payout.settlement import apply_receipt
@@ -41,8 +41,8 @@ def payout(method: str = "card", currency: str | None = None) -> Payout:
     )
 
 
-def receipt(status: str, amount: int = 100, **extra: object) -> GatewayReceipt:
-    return GatewayReceipt(
+def receipt(status: str, amount: int = 100, **extra: object) -> ProviderReceipt:
+    return ProviderReceipt(
         provider_reference="gw_1",
         executed_at=NOW if status == "success" else None,
         status=status,

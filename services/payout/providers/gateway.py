@@ -1,4 +1,5 @@
-"""Client of the payment gateway's refund API (the protocol: sandbox/GATEWAY.md)."""
+"""The sandbox payment gateway: our own refund protocol (sandbox/GATEWAY.md), serving every
+method it is asked for — the default route of a tenant with no provider of its own."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from services.payout.fx import Rate
+from services.payout.providers.base import (
+    PermanentProviderError,
+    ProviderReceipt,
+    RefundOrder,
+    TransientProviderError,
+)
 
-FINAL_FAILURES = frozenset({"closed", "abnormal"})
 # The gateway's daily settlement file (sandbox/GATEWAY.md), header and order of its columns.
 SETTLEMENT_COLUMNS = (
     "merchant_refund_no",
@@ -30,64 +36,6 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 # The headers of a completion callback: its signature, and the id of the notification.
 SIGNATURE_HEADER = "Gateway-Signature"
 CALLBACK_ID_HEADER = "Gateway-Callback-Id"
-
-
-class TransientGatewayError(Exception):
-    """Worth retrying with the same merchant refund number: timeouts, 5xx, 429."""
-
-    def __init__(self, cause: str, retry_after: float | None = None) -> None:
-        super().__init__(cause)
-        self.retry_after = retry_after
-
-
-class PermanentGatewayError(Exception):
-    """Retrying cannot help: the provider refused the refund, or the request is wrong.
-
-    `receipt` is set when the provider closed the refund under this number (402):
-    then no money moved and the number stays bound to the closed refund.
-    """
-
-    def __init__(self, cause: str, receipt: GatewayReceipt | None = None) -> None:
-        super().__init__(cause)
-        self.receipt = receipt
-
-
-@dataclass(frozen=True)
-class GatewayReceipt:
-    """The provider's view of one refund (the refund object)."""
-
-    provider_reference: str
-    executed_at: datetime | None
-    status: str = "success"
-    failure_reason: str | None = None
-    arrival_latest: date | None = None
-    merchant_refund_no: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.status in FINAL_FAILURES
-
-    @property
-    def cause(self) -> str:
-        return f"refund {self.status}: {self.failure_reason or 'no reason given'}"
-
-    @classmethod
-    def from_refund(cls, data: dict[str, Any]) -> GatewayReceipt:
-        executed = data.get("executed_at")
-        arrival = data.get("arrival") or {}
-        latest = arrival.get("latest")
-        return cls(
-            provider_reference=str(data.get("provider_reference") or ""),
-            executed_at=datetime.fromisoformat(executed) if executed else None,
-            status=str(data.get("status") or "success"),
-            failure_reason=data.get("failure_reason"),
-            arrival_latest=date.fromisoformat(latest) if latest else None,
-            merchant_refund_no=data.get("merchant_refund_no"),
-            amount=data.get("amount"),
-            currency=data.get("currency"),
-        )
 
 
 class SandboxGateway:
@@ -114,7 +62,7 @@ class SandboxGateway:
         method: str,
         reference: str,
         notify_url: str | None = None,
-    ) -> GatewayReceipt:
+    ) -> ProviderReceipt:
         """Ask for the refund; a `processing` receipt means the outcome comes later."""
         body: dict[str, Any] = {
             "merchant_refund_no": merchant_refund_no,
@@ -128,29 +76,29 @@ class SandboxGateway:
         try:
             response = await self._client.post("/v1/refunds", json=body)
         except httpx.TransportError as error:  # includes timeouts: money may have moved
-            raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
+            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
         if response.status_code == 200:
-            return GatewayReceipt.from_refund(response.json())
+            return ProviderReceipt.from_refund(response.json())
         _raise_transient(response)
         if response.status_code == 402:
-            receipt = GatewayReceipt.from_refund(response.json())
-            raise PermanentGatewayError(f"gateway refused: {receipt.cause}", receipt)
-        raise PermanentGatewayError(
+            receipt = ProviderReceipt.from_refund(response.json())
+            raise PermanentProviderError(f"gateway refused: {receipt.cause}", receipt)
+        raise PermanentProviderError(
             f"gateway refused: {response.status_code} {response.text[:200]}"
         )
 
-    async def query(self, merchant_refund_no: str) -> GatewayReceipt | None:
+    async def query(self, merchant_refund_no: str) -> ProviderReceipt | None:
         """The refund as the provider knows it now; None when it never received it."""
         try:
             response = await self._client.get(f"/v1/refunds/{merchant_refund_no}")
         except httpx.TransportError as error:
-            raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
+            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
         if response.status_code == 404:
             return None
         if response.status_code == 200:
-            return GatewayReceipt.from_refund(response.json())
+            return ProviderReceipt.from_refund(response.json())
         _raise_transient(response)
-        raise PermanentGatewayError(
+        raise PermanentProviderError(
             f"status query refused: {response.status_code} {response.text[:200]}"
         )
 
@@ -159,12 +107,12 @@ class SandboxGateway:
         try:
             response = await self._client.get("/v1/fx/rates", params={"base": base, "quote": quote})
         except httpx.TransportError as error:
-            raise TransientGatewayError(f"gateway unreachable: {type(error).__name__}") from error
+            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
         if response.status_code == 404:
-            raise PermanentGatewayError(f"no exchange rate for {base}->{quote} at the gateway")
+            raise PermanentProviderError(f"no exchange rate for {base}->{quote} at the gateway")
         _raise_transient(response)
         if response.status_code != 200:
-            raise PermanentGatewayError(
+            raise PermanentProviderError(
                 f"exchange rate refused: {response.status_code} {response.text[:200]}"
             )
         data = response.json()
@@ -177,9 +125,9 @@ class SandboxGateway:
                 at=datetime.fromisoformat(data["as_of"]),
             )
         except (KeyError, ValueError, ArithmeticError) as error:
-            raise PermanentGatewayError(f"unusable exchange rate answer: {error}") from error
+            raise PermanentProviderError(f"unusable exchange rate answer: {error}") from error
         if (rate.base, rate.quote) != (base, quote):
-            raise PermanentGatewayError(f"asked {base}->{quote}, got {rate.base}->{rate.quote}")
+            raise PermanentProviderError(f"asked {base}->{quote}, got {rate.base}->{rate.quote}")
         return rate
 
     async def close(self) -> None:
@@ -188,7 +136,7 @@ class SandboxGateway:
 
 def _raise_transient(response: httpx.Response) -> None:
     if response.status_code == 429 or response.status_code >= 500:
-        raise TransientGatewayError(
+        raise TransientProviderError(
             f"gateway answered {response.status_code}", _retry_after(response)
         )
 
@@ -196,6 +144,30 @@ def _raise_transient(response: httpx.Response) -> None:
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
     return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+class GatewayRoute:
+    """A tenant's route through the sandbox gateway; completions come back to `notify_url`."""
+
+    def __init__(self, gateway: SandboxGateway, notify_url: str | None) -> None:
+        self.gateway = gateway
+        self.notify_url = notify_url
+
+    async def refund(self, order: RefundOrder) -> ProviderReceipt:
+        return await self.gateway.refund(
+            merchant_refund_no=order.merchant_refund_no,
+            amount=order.amount.amount,
+            currency=order.amount.currency,
+            method=order.method,
+            reference=order.payment_reference,
+            notify_url=self.notify_url,
+        )
+
+    async def query(self, order: RefundOrder) -> ProviderReceipt | None:
+        return await self.gateway.query(order.merchant_refund_no)
+
+    async def rate(self, base: str, quote: str) -> Rate:
+        return await self.gateway.rate(base, quote)
 
 
 # --- Callback signatures (the gateway signs, we verify) ---------------------------------
