@@ -20,6 +20,8 @@ from typing import Any, Literal
 from eventsourcing.domain import Aggregate
 
 from services.payout.domain import GATEWAY_METHODS, SETTLED, Payout, PayoutStatus
+from services.payout.providers.base import MalformedReport as MalformedReport
+from services.payout.providers.base import SettlementLine
 from services.payout.providers.gateway import SETTLEMENT_COLUMNS
 from shared.ids import derived_id
 
@@ -39,21 +41,6 @@ OURS_FOR: dict[str, PayoutStatus] = {
 }
 # The outcomes the provider settles and lists in its report of the day they were recorded.
 PROVIDER_SETTLED: frozenset[PayoutStatus] = frozenset({"paid", "failed"})
-
-
-class MalformedReport(ValueError):
-    """The settlement file cannot be read; names the line and what is wrong."""
-
-
-@dataclass(frozen=True)
-class SettlementLine:
-    merchant_refund_no: str
-    provider_reference: str
-    amount: int
-    currency: str
-    method: str
-    status: str
-    completed_at: str
 
 
 @dataclass(frozen=True)

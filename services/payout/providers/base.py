@@ -10,7 +10,7 @@ Provider statuses are mapped onto four words (`ProviderReceipt.status`): `succes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -139,3 +139,46 @@ class Callbacks(Protocol):
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> ProviderNotification:
         """The notification the exact `body` carries; CallbackRefused when it is forged,
         stale, not the provider's shape, or cannot be decrypted."""
+
+
+class MalformedReport(ValueError):
+    """The settlement file cannot be read; names the line and what is wrong."""
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One refund in a provider's settlement or bill file, in our words."""
+
+    merchant_refund_no: str  # the number we sent (Stripe: from the refund's metadata)
+    provider_reference: str
+    amount: int  # minor units of `currency`, converted exactly from the provider's format
+    currency: str
+    method: str  # our payment method
+    status: str  # ReceiptStatus: success, processing, closed or abnormal
+    completed_at: str  # ISO 8601, as the provider gives it
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What the provider expects back for a callback we took (it retries otherwise)."""
+
+    status_code: int = 200
+    media_type: str = "application/json"
+    body: bytes = b"{}"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider, as payout's routing, callbacks, accounts API and reconciliation see it.
+
+    `account` is the pydantic model of a tenant's merchant account at the provider: its
+    validators parse every key and check that pairs match, naming the field when not.
+    """
+
+    name: str  # "stripe", "alipay", "wechatpay": in URLs, settings and Dispatched events
+    methods: frozenset[str]  # the payment methods it serves by default
+    account: type[Any]  # a pydantic BaseModel of the credentials (secrets as SecretStr)
+    route: Callable[[Any, str], RefundRoute]  # (account, notify_url) -> its route
+    callbacks: Callable[[Any], Callbacks]  # account -> its callback verifier
+    parse_settlement: Callable[[bytes], list[SettlementLine]]  # raises MalformedReport
+    answer: CallbackAnswer = CallbackAnswer()
