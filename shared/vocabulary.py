@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+# A tenant (a platform) as named in keys, URLs and events.
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
+
 Tier = Literal["general", "important", "major"]  # a case's review tier, least senior first
 TIERS: tuple[Tier, ...] = get_args(Tier)  # lowest first: an escalation goes one step up
 

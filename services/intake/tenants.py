@@ -17,8 +17,8 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.vocabulary import TENANT_NAME as TENANT_NAME
 
-TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 KEY_SCHEME = "sk_"
 PREFIX_LENGTH = 12  # `sk_` and 9 characters: enough to tell keys apart, useless to guess one
 MAX_LABEL_LENGTH = 200

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.payout import callbacks_api, payouts_api, reconciliation_api
+from services.payout import callbacks_api, payouts_api, providers_api, reconciliation_api
 from services.payout.adapters import Routes
 from services.payout.application import PayoutApplication
 from services.payout.executor import PayoutExecutor, RetryPolicy
@@ -17,12 +17,15 @@ from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.poller import StatusPoller
 from services.payout.problems import PROBLEMS
 from services.payout.providers.gateway import CallbackKey, GatewayRoute, SandboxGateway
+from services.payout.providers.registry import PROVIDERS
 from services.payout.providers.store_balance import StoreBalanceRoute
 from services.payout.publishing import to_integration
 from services.payout.settings import PayoutSettings
+from services.payout.tenant_providers import TenantProviders
 from shared.aio import every
 from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
+from shared.keystore import Keystore, open_keystore
 from shared.metrics import instrument
 from shared.runtime import Service, Worker
 from shared.settings import load_settings
@@ -33,9 +36,11 @@ from shared.wiring import messaging
 INDEX_INTERVAL_SECONDS = 0.5
 
 
-def http_api(app: PayoutApplication, settings: PayoutSettings) -> FastAPI:
-    """Payout's HTTP surface over `app`: the gateway's callbacks and the staff API for
-    payouts and reconciliation, with payout's problems installed once."""
+def http_api(
+    app: PayoutApplication, settings: PayoutSettings, keystore: Keystore | None = None
+) -> FastAPI:
+    """Payout's HTTP surface over `app`: the providers' callbacks, the staff API for
+    payouts, reconciliation and provider accounts, with payout's problems installed once."""
     http = FastAPI(title="Refunds — payout", version="1.0.0", description="Payouts.")
     install_problem_handlers(http, problems=PROBLEMS)
     http.state.payout = app
@@ -45,7 +50,9 @@ def http_api(app: PayoutApplication, settings: PayoutSettings) -> FastAPI:
     http.state.callback_key = CallbackKey(
         settings.gateway_callback_secret, settings.callback_tolerance_s
     )
-    for api in (callbacks_api, payouts_api, reconciliation_api):
+    keystore = keystore or open_keystore(settings, "payout")
+    http.state.tenant_providers = TenantProviders(app, keystore, PROVIDERS, settings.base_url)
+    for api in (callbacks_api, payouts_api, reconciliation_api, providers_api):
         http.include_router(api.router)
     return http
 
@@ -53,7 +60,8 @@ def http_api(app: PayoutApplication, settings: PayoutSettings) -> FastAPI:
 def build(settings: PayoutSettings | None = None) -> Service:
     settings = settings or load_settings(PayoutSettings)
     app = PayoutApplication(env=store_env(settings, "payout"))
-    http = http_api(app, settings)
+    keystore = open_keystore(settings, "payout")
+    http = http_api(app, settings, keystore)
     index: PayoutIndex = http.state.payout_index
     wired = messaging(
         app,
@@ -63,8 +71,8 @@ def build(settings: PayoutSettings | None = None) -> Service:
         consumes=["review", "intake"],  # approvals and compensation; withdrawals
     )
     if settings.executor_enabled:
-        wired.workers.append(_executor_worker(app, settings))
-        wired.workers.append(_poller_worker(app, settings))
+        wired.workers.append(_executor_worker(app, settings, keystore))
+        wired.workers.append(_poller_worker(app, settings, keystore))
     wired.workers.append(every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
     metrics = instrument(http, app, settings, service="payout", consumer=wired.consumer)
     metrics.gauge(
@@ -77,7 +85,12 @@ def build(settings: PayoutSettings | None = None) -> Service:
     audit.serve(http)
     wired.workers.extend(audit.workers)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    return Service("payout", settings, http, wired.workers, close=app.close)
+
+    def close() -> None:
+        app.close()
+        keystore.close()
+
+    return Service("payout", settings, http, wired.workers, close=close)
 
 
 def retry_policy(settings: PayoutSettings) -> RetryPolicy:
@@ -90,26 +103,34 @@ def retry_policy(settings: PayoutSettings) -> RetryPolicy:
 
 
 @asynccontextmanager
-async def routes(app: PayoutApplication, settings: PayoutSettings) -> AsyncIterator[Routes]:
-    """The routes, with an HTTP client that belongs to the running event loop."""
+async def routes(
+    app: PayoutApplication, settings: PayoutSettings, keystore: Keystore
+) -> AsyncIterator[Routes]:
+    """The routes, with HTTP clients that belong to the running event loop."""
     gateway = SandboxGateway(settings.gateway_url, settings.gateway_timeout_s)
+    tenants = TenantProviders(app, keystore, PROVIDERS, settings.base_url)
     try:
-        yield Routes(GatewayRoute(gateway, settings.notify_url), StoreBalanceRoute(app))
+        yield Routes(
+            GatewayRoute(gateway, settings.notify_url), StoreBalanceRoute(app), tenants=tenants
+        )
     finally:
         await gateway.close()
+        await tenants.close()
 
 
-def _executor_worker(app: PayoutApplication, settings: PayoutSettings) -> Worker:
+def _executor_worker(
+    app: PayoutApplication, settings: PayoutSettings, keystore: Keystore
+) -> Worker:
     async def run(stop: asyncio.Event) -> None:
-        async with routes(app, settings) as chosen:
+        async with routes(app, settings, keystore) as chosen:
             await PayoutExecutor(app, chosen, policy=retry_policy(settings)).run(stop)
 
     return run
 
 
-def _poller_worker(app: PayoutApplication, settings: PayoutSettings) -> Worker:
+def _poller_worker(app: PayoutApplication, settings: PayoutSettings, keystore: Keystore) -> Worker:
     async def run(stop: asyncio.Event) -> None:
-        async with routes(app, settings) as chosen:
+        async with routes(app, settings, keystore) as chosen:
             poller = StatusPoller(
                 app,
                 chosen,

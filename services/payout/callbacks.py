@@ -50,13 +50,15 @@ class Delivery:
 
 @dataclass
 class RefusedCallback(Aggregate, created_event_name="Refused"):
-    """A gateway callback we refused (bad or stale signature): kept for the audit trail."""
+    """A provider callback we refused (bad or stale signature, ...): kept for the audit trail."""
 
     reason: str
     callback_id: str | None
     signature: str | None
     body_sha256: str
     received_at: datetime
+    # Whose callback route it came to: `gateway`, or `<provider>/<tenant>` (v2, 0.4.0).
+    source: str = "gateway"
 
 
 @dataclass

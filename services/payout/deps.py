@@ -10,6 +10,7 @@ from fastapi import Path
 from services.payout.application import PayoutApplication
 from services.payout.index import PayoutIndex, ReconciliationIndex
 from services.payout.providers.gateway import CallbackKey
+from services.payout.tenant_providers import TenantProviders
 from shared.http import on_state
 from shared.keyed import staff_command
 from shared.paging import Page, cursor_paging
@@ -23,8 +24,10 @@ PayoutApp = Annotated[PayoutApplication, on_state("payout")]
 Payouts = Annotated[PayoutIndex, on_state("payout_index")]
 Reconciliations = Annotated[ReconciliationIndex, on_state("reconciliation_index")]
 SigningKey = Annotated[CallbackKey, on_state("callback_key")]
+Providers = Annotated[TenantProviders, on_state("tenant_providers")]
 Reader = staff_with(*READERS)
 Finance = staff_with(*FINANCE)
+AccountAdmin = staff_with("admin")  # provider accounts hold a tenant's money: admins only
 # A finance action asked for: who asks, under which Idempotency-Key (if any).
 Acting = staff_command(*FINANCE)
 

@@ -37,6 +37,7 @@ from services.payout.fx import convert
 from services.payout.providers.base import (
     PermanentProviderError,
     ProviderReceipt,
+    RefundRoute,
     TransientProviderError,
 )
 from shared.aio import sleep_or_stop
@@ -140,15 +141,17 @@ class PayoutExecutor:
                     return
                 if payout.needs_conversion:
                     payout = await self._convert(payout)
-                provider = payout.provider_of(
-                    payout.number, payout.method
-                ) or self.routes.provider_for(payout.tenant, payout.method)
+                provider = payout.provider_of(payout.number, payout.method)
+                if provider is None:  # the tenant's account for the method, or the default
+                    provider = await asyncio.to_thread(
+                        self.routes.provider_for, payout.tenant, payout.method
+                    )
                 payout = await asyncio.to_thread(
                     self.app.record_dispatch, payout_id, self.clock(), provider
                 )
                 if payout.status != "pending":
                     return  # cancelled by a withdrawal just before: nothing was sent
-                route = self.routes.sent_route(payout, payout.number, payout.method)
+                route = await self._route(payout, payout.number, payout.method)
                 receipt = await route.refund(order_of(payout))
             except PermanentProviderError as error:
                 if error.receipt is not None:
@@ -181,9 +184,8 @@ class PayoutExecutor:
         for number, route in payout.sent:
             if payout.is_current(number, route):
                 continue
-            earlier = await self.routes.sent_route(payout, number, route).query(
-                order_of(payout, number, route)
-            )
+            there = await self._route(payout, number, route)
+            earlier = await there.query(order_of(payout, number, route))
             if earlier is None or earlier.failed:
                 continue
             if earlier.status == "processing":
@@ -191,12 +193,16 @@ class PayoutExecutor:
             await self._record(payout, number, route, earlier)
             return True
         if payout.has_sent(payout.number, payout.method):
-            current = self.routes.sent_route(payout, payout.number, payout.method)
+            current = await self._route(payout, payout.number, payout.method)
             found = await current.query(order_of(payout))
             if found is not None:
                 await self._record(payout, payout.number, payout.method, found)
                 return True
         return False
+
+    async def _route(self, payout: Payout, number: str, route: str) -> RefundRoute:
+        """Where (number, route) went, or goes now (a store look-up: off the event loop)."""
+        return await asyncio.to_thread(self.routes.sent_route, payout, number, route)
 
     async def _record(
         self, payout: Payout, number: str, route: str, receipt: ProviderReceipt
@@ -235,7 +241,7 @@ class PayoutExecutor:
         if not payout.has_sent(payout.number, payout.method):
             return False
         try:
-            current = self.routes.sent_route(payout, payout.number, payout.method)
+            current = await self._route(payout, payout.number, payout.method)
             found = await current.query(order_of(payout))
         except (TransientProviderError, PermanentProviderError):
             return False

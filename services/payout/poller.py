@@ -69,7 +69,9 @@ class StatusPoller:
             if (self.clock() - accepted).total_seconds() < self.after_s:
                 continue
             try:
-                route = self.routes.sent_route(payout, payout.number, payout.method)
+                route = await asyncio.to_thread(
+                    self.routes.sent_route, payout, payout.number, payout.method
+                )
                 found = await route.query(order_of(payout))
             except (TransientProviderError, PermanentProviderError) as error:
                 log.warning("status query of %s failed: %s", payout.number, error)

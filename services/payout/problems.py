@@ -7,12 +7,15 @@ from services.payout.callbacks import CallbackRefused, CallbackReplayed, Refusal
 from services.payout.domain import PayoutActionRefused
 from services.payout.providers.gateway import CALLBACK_ID_HEADER
 from services.payout.reconcile import MalformedReport
+from services.payout.tenant_providers import AccountNotConfigured, UnknownProvider
 from shared.problems import Problem, ProblemMap, invalid, not_found
 
 REFUSALS: dict[Refusal, tuple[int, str]] = {
     "bad-signature": (401, "The signature is missing, wrong, or too old."),
-    "malformed": (400, "The callback is not a gateway notification."),
+    "malformed": (400, "The callback is not the provider's notification."),
     "id-mismatch": (400, f"{CALLBACK_ID_HEADER} differs from the body."),
+    "unknown-key": (401, "Signed with a key, serial or account this tenant has not configured."),
+    "undecryptable": (400, "The notification's resource cannot be decrypted."),
 }
 
 
@@ -43,4 +46,6 @@ PROBLEMS: ProblemMap = {
     MalformedReport: lambda error: invalid("body.report", "malformed_report", str(error)),
     CallbackRefused: callback_refused,
     CallbackReplayed: callback_replayed,
+    UnknownProvider: lambda error: not_found("provider", f"{error}."),
+    AccountNotConfigured: lambda error: not_found("provider account", f"{error}."),
 }

@@ -152,3 +152,44 @@ class ReconciliationList(Listed):
 class CallbackAck(BaseModel):
     id: str
     outcome: str
+
+
+# -- provider accounts --------------------------------------------------------------------
+
+
+class ProviderView(BaseModel):
+    name: str = Field(examples=["stripe"])
+    methods: list[str] = Field(description="the payment methods it serves", examples=[["card"]])
+    account_schema: dict[str, Any] = Field(description="JSON Schema of the account's fields")
+
+
+class ProviderList(BaseModel):
+    data: list[ProviderView]
+
+
+class ProviderAccountView(BaseModel):
+    model_config = example(
+        {
+            "tenant": "acme",
+            "provider": "stripe",
+            "methods": ["card"],
+            "active": True,
+            "summary": {"secret_key": "sk_live_…4242", "webhook_secrets": "2 (…a1b2, …c3d4)"},
+            "configured_by": "root",
+            "configured_at": "2026-12-05T10:00:00Z",
+            "removed_at": None,
+        }
+    )
+
+    tenant: str
+    provider: str
+    methods: list[str]
+    active: bool
+    summary: dict[str, Any] = Field(description="what identifies the credentials; no secret")
+    configured_by: str
+    configured_at: datetime
+    removed_at: datetime | None = None
+
+
+class ProviderAccountList(BaseModel):
+    data: list[ProviderAccountView]

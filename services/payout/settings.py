@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.settings import StaffSettings, refuse_placeholder
+from shared.settings import KeystoreSettings, StaffSettings, refuse_placeholder
 
 SANDBOX_CALLBACK_SECRET = "sandbox-dev-callback-secret"  # noqa: S105 - public by design
 CALLBACK_PATH = "/v1/gateway/callbacks"
 
 
-class PayoutSettings(StaffSettings):
+class PayoutSettings(StaffSettings, KeystoreSettings):
     port: int = Field(8003, ge=1, le=65535)
     gateway_url: str = Field(
         "http://127.0.0.1:8010", pattern=r"^https?://", description="payment gateway base URL"
@@ -53,6 +53,10 @@ class PayoutSettings(StaffSettings):
         return self
 
     @property
+    def base_url(self) -> str:
+        """Where providers reach this service (their callbacks)."""
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
     def notify_url(self) -> str:
-        base = self.public_url or f"http://127.0.0.1:{self.port}"
-        return base.rstrip("/") + CALLBACK_PATH
+        return self.base_url + CALLBACK_PATH

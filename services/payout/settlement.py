@@ -22,7 +22,7 @@ from services.payout.callbacks import (
 )
 from services.payout.credits import StoreCredit
 from services.payout.domain import Payout, payout_id_of
-from services.payout.providers.base import ProviderReceipt, RefundOrder
+from services.payout.providers.base import ProviderNotification, ProviderReceipt, RefundOrder
 from services.payout.providers.gateway import CallbackKey
 from shared.application import ServiceApplication
 
@@ -209,31 +209,54 @@ class PayoutSettlement(ServiceApplication):
     def receive_callback(
         self, callback_id: str, body: dict[str, Any], at: datetime
     ) -> ReceiptOutcome:
-        """Settle from a verified callback, once per callback id (a repeat: CallbackReplayed)."""
+        """Settle from a verified gateway callback, once per callback id (a repeat:
+        CallbackReplayed)."""
         data = body.get("data") or {}
-        number = str(data.get("merchant_refund_no") or "")
-        route = str(data.get("method") or "")
-        receipt = ProviderReceipt.from_refund(data)
+        note = ProviderNotification(
+            callback_id=callback_id,
+            type=str(body.get("type") or ""),
+            merchant_refund_no=str(data.get("merchant_refund_no") or ""),
+            method=str(data.get("method") or ""),
+            receipt=ProviderReceipt.from_refund(data),
+        )
+        return self.receive_notification(note, at)
+
+    def receive_notification(
+        self,
+        note: ProviderNotification,
+        at: datetime,
+        *,
+        provider: str = "gateway",
+        tenant: str | None = None,
+    ) -> ReceiptOutcome:
+        """Settle from a verified provider notification, once per notification (a repeat:
+        CallbackReplayed). A tenant's account speaks only for the numbers sent to it."""
+        log_key = (
+            note.callback_id if provider == "gateway" else f"{provider}/{tenant}/{note.callback_id}"
+        )
+        number, route = note.merchant_refund_no, note.method
         for _ in range(self.max_conflict_retries):
-            log = self.callback_log(callback_id)
+            log = self.callback_log(log_key)
             if log is not None:
                 log.replayed(at)
                 try:
                     self.save(log)
                 except IntegrityError:
                     continue
-                raise CallbackReplayed(callback_id)
+                raise CallbackReplayed(note.callback_id)
             payout = self._find(payout_id_of(number), Payout)
-            outcome: ReceiptOutcome = (
-                "unknown_payout"
-                if payout is None
-                else apply_receipt(payout, number, route, receipt, at)
-            )
+            outcome: ReceiptOutcome
+            if payout is None:
+                outcome = "unknown_payout"
+            elif tenant is not None and not _sent_there(payout, number, route, provider, tenant):
+                outcome = "unknown_number"
+            else:
+                outcome = apply_receipt(payout, number, route, note.receipt, at)
             log = CallbackLog(
-                callback_id=callback_id,
-                type=str(body.get("type") or ""),
+                callback_id=log_key,
+                type=note.type,
                 merchant_refund_no=number,
-                status=receipt.status,
+                status=note.receipt.status,
                 outcome=outcome,
                 received_at=at,
             )
@@ -242,18 +265,26 @@ class PayoutSettlement(ServiceApplication):
             except IntegrityError:
                 continue  # a concurrent delivery or settlement: decide again on fresh state
             return outcome
-        raise RuntimeError(f"could not record callback {callback_id}")
+        raise RuntimeError(f"could not record callback {note.callback_id}")
 
-    def refuse_callback(self, reason: Refusal, delivery: Delivery) -> RefusedCallback:
+    def refuse_callback(
+        self, reason: Refusal, delivery: Delivery, source: str = "gateway"
+    ) -> RefusedCallback:
         refused = RefusedCallback(
             reason=reason,
             callback_id=delivery.callback_id,
             signature=delivery.signature,
             body_sha256=hashlib.sha256(delivery.body).hexdigest(),
             received_at=delivery.at,
+            source=source,
         )
         self.save(refused)
         return refused
+
+
+def _sent_there(payout: Payout, number: str, route: str, provider: str, tenant: str) -> bool:
+    """Whether (number, route) of `payout` went to `tenant`'s account at `provider`."""
+    return payout.tenant == tenant and payout.provider_of(number, route) == provider
 
 
 def _unsent(payout: Payout) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.payout.callbacks import RefusedCallback
 from services.payout.domain import Payout
 from shared.upcasting import set_upcasters
 
@@ -34,6 +35,11 @@ def _dispatched(state: dict[str, Any]) -> None:
     )
 
 
+def _refused(state: dict[str, Any]) -> None:
+    """0.3.0 and earlier stored no `source`: the sandbox gateway's route was the only one."""
+    state.setdefault("source", "gateway")
+
+
 # Stored as version 2 from now on. Every event stored so far has no version (1), whether
 # a development build or 0.1.0 wrote it: each upcaster recognises the older shape by its
 # keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
@@ -41,3 +47,4 @@ set_upcasters(Payout, "Requested", _requested)
 set_upcasters(Payout, "Succeeded", _succeeded)
 set_upcasters(Payout, "Failed", _failed)
 set_upcasters(Payout, "Dispatched", _dispatched)
+set_upcasters(RefusedCallback, "Refused", _refused)

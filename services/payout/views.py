@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from services.payout.accounts import ProviderAccount
 from services.payout.domain import Payout
 from services.payout.index import report_public_id
+from services.payout.providers.base import ProviderSpec
 from services.payout.reconcile import ReconciliationReport
 from services.payout.schemas import (
     HistoryEntry,
     PayoutEntry,
     PayoutView,
+    ProviderAccountView,
+    ProviderList,
+    ProviderView,
     ReconciliationEntry,
     ReconciliationView,
 )
@@ -104,4 +110,30 @@ def reconciliation_entry(report: ReconciliationReport) -> ReconciliationEntry:
 def reconciliation_view(report: ReconciliationReport) -> ReconciliationView:
     return ReconciliationView.model_validate(
         {**_report_fields(report), "findings": report.findings}
+    )
+
+
+def provider_account_view(account: ProviderAccount) -> ProviderAccountView:
+    return ProviderAccountView(
+        tenant=account.tenant,
+        provider=account.provider,
+        methods=account.methods,
+        active=account.active,
+        summary=account.summary,
+        configured_by=account.configured_by,
+        configured_at=account.configured_at,
+        removed_at=account.removed_at,
+    )
+
+
+def provider_list(specs: Iterable[ProviderSpec]) -> ProviderList:
+    return ProviderList(
+        data=[
+            ProviderView(
+                name=spec.name,
+                methods=sorted(spec.methods),
+                account_schema=spec.account.model_json_schema(),
+            )
+            for spec in sorted(specs, key=lambda spec: spec.name)
+        ]
     )

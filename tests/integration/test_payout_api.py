@@ -452,7 +452,10 @@ def test_the_service_serves_the_staff_api_with_its_secret(tmp_path: Path) -> Non
     finally:
         service.close()
     real = "a-real-secret-3f9c"
-    signing = {"audit_signing_key": base64.b64encode(bytes(range(32))).decode()}
+    signing = {
+        "audit_signing_key": base64.b64encode(bytes(range(32))).decode(),
+        "keystore_master_key": base64.b64encode(bytes(range(32, 64))).decode(),
+    }
     with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):
         PayoutSettings(env="production", gateway_callback_secret=real, **signing)
     with pytest.raises(ValueError, match="REFUNDS_JWT_SECRET"):

@@ -161,6 +161,7 @@ def test_backoff_grows_with_jitter_and_never_undercuts_retry_after() -> None:
 
 
 AUDIT_KEY = base64.b64encode(bytes(range(32))).decode()
+MASTER_KEY = base64.b64encode(bytes(range(32, 64))).decode()  # payout seals provider accounts
 
 
 def test_settings_refuse_the_dev_callback_secret_in_production() -> None:
@@ -168,21 +169,25 @@ def test_settings_refuse_the_dev_callback_secret_in_production() -> None:
     public = PayoutSettings(public_url="https://payout.example.com/")
     assert public.notify_url == "https://payout.example.com/v1/gateway/callbacks"
     staff = "a-real-staff-token-secret-0123456789abcdef"
-    key = AUDIT_KEY
+    key, master = AUDIT_KEY, MASTER_KEY
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
-        PayoutSettings(env="production", jwt_secret=staff, audit_signing_key=key)
+        PayoutSettings(
+            env="production", jwt_secret=staff, audit_signing_key=key, keystore_master_key=master
+        )
     with pytest.raises(ValueError, match="GATEWAY_CALLBACK_SECRET"):
         PayoutSettings(
             env="production",
             gateway_callback_secret="changeme",
             jwt_secret=staff,
             audit_signing_key=key,
+            keystore_master_key=master,
         )
     PayoutSettings(
         env="production",
         gateway_callback_secret="a-real-secret-3f9c",
         jwt_secret=staff,
         audit_signing_key=key,
+        keystore_master_key=master,
     )
 
 

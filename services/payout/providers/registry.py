@@ -1,0 +1,7 @@
+"""The providers a tenant can connect its own merchant account at, by name."""
+
+from __future__ import annotations
+
+from services.payout.providers.base import ProviderSpec
+
+PROVIDERS: dict[str, ProviderSpec] = {}
