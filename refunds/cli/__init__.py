@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import argparse
 
-from refunds.cli import api_keys, asyncapi, audit, dev, notify, payouts, policies, token
+from refunds.cli import (
+    api_keys,
+    asyncapi,
+    audit,
+    dev,
+    notify,
+    payouts,
+    policies,
+    providers,
+    token,
+)
 from refunds.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from refunds.cli.dev import EXAMPLE_REFUND, banner, curl_example
 
@@ -35,6 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="refunds", description="Event-sourced refund workflow: developer commands."
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for group in (dev, token, api_keys, asyncapi, policies, payouts, notify, audit):
+    for group in (dev, token, api_keys, asyncapi, policies, providers, payouts, notify, audit):
         group.add(commands)
     return parser

@@ -14,12 +14,13 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from services.payout.credits import Coupon
 from services.payout.domain import Payout, RefundPayouts, payout_id_of
+from services.payout.providers.registry import PROVIDERS
 from services.payout.reconcile import (
     OurPayout,
     ReconciliationReport,
     SettlementLine,
     our_records,
-    parse_settlement,
+    parse_gateway_file,
     recorded,
     settlement_digest,
 )
@@ -238,23 +239,47 @@ class PayoutApplication(PayoutSettlement):
     # -- reconciliation -----------------------------------------------------------------------
 
     def reconcile_report(
-        self, text: str, day: date, *, actor: str
+        self,
+        data: bytes,
+        day: date,
+        *,
+        actor: str,
+        provider: str = "gateway",
+        tenant: str | None = None,
     ) -> tuple[ReconciliationReport, bool]:
-        """Reconcile the provider's settlement file for `day`; (report, created now).
+        """Reconcile `provider`'s settlement file for `day` (of `tenant`'s own account, for
+        a tenant's provider); (report, created now).
 
-        The same file for the same day names the same report: reconciling it again
-        answers the report recorded the first time. `MalformedReport` names the line.
+        The same file of the same account for the same day names the same report:
+        reconciling it again answers the report recorded the first time. The file is read
+        in the provider's own format; `MalformedReport` names the line.
         """
-        digest = settlement_digest(text)
+        parse = (
+            parse_gateway_file if provider == "gateway" else PROVIDERS[provider].parse_settlement
+        )
+        digest = settlement_digest(data, provider, tenant)
         report_id = ReconciliationReport.create_id(day, digest)
         lines: list[SettlementLine] | None = None  # parsed once, and only for a new report
         for _ in range(self.max_conflict_retries):
             existing = self.reconciliation(report_id)
             if existing is not None:
                 return existing, False
-            lines = lines if lines is not None else parse_settlement(text)
-            ours = self.our_payouts([line.merchant_refund_no for line in lines], day)
-            report = recorded(lines, digest, ours, day, actor=actor, at=self.clock())
+            lines = lines if lines is not None else parse(data)
+            ours = [
+                record
+                for record in self.our_payouts([line.merchant_refund_no for line in lines], day)
+                if record.listed_by(provider, tenant)
+            ]
+            report = recorded(
+                lines,
+                digest,
+                ours,
+                day,
+                actor=actor,
+                at=self.clock(),
+                provider=provider,
+                tenant=tenant,
+            )
             try:
                 self.save(report)
             except IntegrityError:

@@ -52,6 +52,12 @@ class OurPayout:
     currency: str
     status: PayoutStatus  # paid / failed / pending (processing too) / cancelled
     settled_on: date | None  # the day the outcome was recorded
+    provider: str = "gateway"  # whose report lists it: where the number was sent
+    tenant: str = ""
+
+    def listed_by(self, provider: str, tenant: str | None) -> bool:
+        """Whether `provider`'s report (of `tenant`'s account, for a tenant's own) lists it."""
+        return self.provider == provider and (tenant is None or self.tenant == tenant)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,12 @@ class Finding:
 
 
 def parse_settlement(text: str) -> list[SettlementLine]:
-    rows = list(csv.reader(io.StringIO(text)))
+    """The sandbox gateway's settlement CSV (sandbox/GATEWAY.md)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as error:  # a bare CR inside a line, a NUL...: name where it stopped
+        raise MalformedReport(f"line {reader.line_num}: {error}") from None
     if not rows or tuple(c.strip() for c in rows[0]) != SETTLEMENT_COLUMNS:
         raise MalformedReport(f"line 1: expected the header {','.join(SETTLEMENT_COLUMNS)}")
     lines = []
@@ -80,6 +91,16 @@ def parse_settlement(text: str) -> list[SettlementLine]:
             raise MalformedReport(f"line {number}: amount {fields['amount']!r}") from None
         lines.append(SettlementLine(**{**fields, "amount": amount}))  # type: ignore[arg-type]
     return lines
+
+
+def parse_gateway_file(data: bytes) -> list[SettlementLine]:
+    """The gateway's file as uploaded: UTF-8 text, else a 422 naming the first bad line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise MalformedReport(f"line {line}: not UTF-8 (byte {error.start})") from None
+    return parse_settlement(text)
 
 
 def reconcile(lines: list[SettlementLine], ours: list[OurPayout], day: date) -> list[Finding]:
@@ -162,8 +183,12 @@ def our_records(payout: Payout) -> list[OurPayout]:
             settled = _day(at) if status in SETTLED else None
         else:
             status, settled = "failed", None
-        sent = payout.amount_on(route_of[number])
-        records.append(OurPayout(number, sent.amount, sent.currency, status, settled))
+        route = route_of[number]
+        sent = payout.amount_on(route)
+        provider = payout.provider_of(number, route) or "gateway"  # unsent: not listed yet
+        records.append(
+            OurPayout(number, sent.amount, sent.currency, status, settled, provider, payout.tenant)
+        )
     return records
 
 
@@ -189,6 +214,9 @@ class ReconciliationReport(Aggregate, created_event_name="Recorded"):
     counts: dict[str, int]
     actor: str
     at: datetime
+    # Whose report it was (v2, 0.4.0): the provider, and the tenant for a tenant's own account.
+    provider: str = "gateway"
+    tenant: str | None = None
 
     @staticmethod
     def create_id(day: date, digest: str) -> uuid.UUID:
@@ -198,13 +226,15 @@ class ReconciliationReport(Aggregate, created_event_name="Recorded"):
 def report_of(
     text: str, ours: list[OurPayout], day: date, *, actor: str, at: datetime
 ) -> ReconciliationReport:
-    """Parse, reconcile and record: the same file reconciled twice names the same report."""
-    return recorded(parse_settlement(text), settlement_digest(text), ours, day, actor=actor, at=at)
+    """Parse, reconcile and record a gateway file: the same file twice names the same report."""
+    digest = settlement_digest(text.encode())
+    return recorded(parse_settlement(text), digest, ours, day, actor=actor, at=at)
 
 
-def settlement_digest(text: str) -> str:
-    """What names a settlement file: the same file for the same day is one report."""
-    return hashlib.sha256(text.encode()).hexdigest()
+def settlement_digest(data: bytes, provider: str = "gateway", tenant: str | None = None) -> str:
+    """What names a settlement file: the same file of the same account is one report."""
+    scope = b"" if provider == "gateway" else f"{provider}/{tenant}\n".encode()
+    return hashlib.sha256(scope + data).hexdigest()
 
 
 def recorded(
@@ -215,6 +245,8 @@ def recorded(
     *,
     actor: str,
     at: datetime,
+    provider: str = "gateway",
+    tenant: str | None = None,
 ) -> ReconciliationReport:
     """The report of a parsed file against our records of it."""
     findings = reconcile(lines, ours, day)
@@ -225,4 +257,6 @@ def recorded(
         counts=dict(Counter(f.kind for f in findings)),
         actor=actor,
         at=at,
+        provider=provider,
+        tenant=tenant,
     )

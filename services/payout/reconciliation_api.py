@@ -16,10 +16,11 @@ from services.payout.deps import (
     Reconciliations,
     ReportId,
 )
+from services.payout.reconcile import MalformedReport
 from services.payout.schemas import ReconciliationList, ReconciliationRequest, ReconciliationView
 from services.payout.views import reconciliation_entry, reconciliation_view
 from shared.keyed import answer
-from shared.problems import problem_response, problem_responses
+from shared.problems import invalid, problem_response, problem_responses
 from shared.staff import staff_problem_responses
 
 # Every route is staff's (401 without a valid token, 403 without the role).
@@ -39,7 +40,9 @@ router = APIRouter(
             "model": ReconciliationView,
         },
         422: problem_response(
-            422, "The body is invalid, or the CSV cannot be read (`errors` names the line)."
+            422,
+            "The body is invalid, or the file cannot be read in the provider's format"
+            " (`errors` names the line and the problem).",
         ),
     },
 )
@@ -47,9 +50,20 @@ async def reconcile(body: ReconciliationRequest, staff: Finance, app: PayoutApp)
     """One finding per report line (matched, missing_on_our_side, amount_differs,
     status_differs) and one per payout settled that day that the report does not list
     (missing_at_provider). The same file for the same day answers the same report."""
-    report, created = await asyncio.to_thread(
-        app.reconcile_report, body.report, body.day, actor=staff.sub
-    )
+    field = "report" if body.report is not None else "report_base64"
+    try:
+        report, created = await asyncio.to_thread(
+            app.reconcile_report,
+            body.data(),
+            body.day,
+            actor=staff.sub,
+            provider=body.provider,
+            tenant=body.tenant,
+        )
+    except MalformedReport as malformed:  # named by the field the file came in
+        raise invalid(field, "malformed_report", str(malformed)) from None
+    except ValueError as error:  # not base64
+        raise invalid(field, "invalid_base64", str(error)) from None
     return answer(reconciliation_view(report), 201 if created else 200)
 
 

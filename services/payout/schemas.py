@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from services.payout.domain import PayoutStatus
+from services.payout.providers.registry import PROVIDERS
 from services.payout.reconcile import FindingKind
 from shared.schemas import Listed, Strict, Text, example
+from shared.vocabulary import TENANT_NAME
 
 Note = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
 MAX_REPORT_CHARS = 5_000_000
@@ -47,11 +51,55 @@ class ReconciliationRequest(Strict):
     )
 
     day: date = Field(description="the settlement day the report covers (UTC), YYYY-MM-DD")
-    report: str = Field(
+    provider: str = Field(
+        "gateway",
+        max_length=40,
+        description="whose file it is, read in that provider's own format: `gateway` (the "
+        "sandbox gateway's CSV), `stripe`, `alipay` or `wechatpay`",
+    )
+    tenant: str | None = Field(
+        None,
+        pattern=TENANT_NAME.pattern,
+        description="whose account the file is of (required for a tenant's own provider)",
+    )
+    report: str | None = Field(
+        None,
         min_length=1,
         max_length=MAX_REPORT_CHARS,
-        description="the provider's settlement CSV, as text (header line first)",
+        description="the file as text (a CSV: header line first)",
     )
+    report_base64: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REPORT_CHARS * 4 // 3 + 4,
+        description="the file's bytes in base64, for a file that is not UTF-8 text "
+        "(Alipay's GBK CSV or its zip)",
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, provider: str) -> str:
+        if provider != "gateway" and provider not in PROVIDERS:
+            known = ", ".join(["gateway", *sorted(PROVIDERS)])
+            raise ValueError(f"no payment provider {provider!r}; known: {known}")
+        return provider
+
+    @model_validator(mode="after")
+    def _one_file(self) -> ReconciliationRequest:
+        if (self.report is None) == (self.report_base64 is None):
+            raise ValueError("give the file as exactly one of `report` and `report_base64`")
+        if self.provider != "gateway" and self.tenant is None:
+            raise ValueError("`tenant` names whose account a provider's file is of")
+        return self
+
+    def data(self) -> bytes:
+        """The file's bytes; ValueError naming `report_base64` when it is no base64."""
+        if self.report is not None:
+            return self.report.encode("utf-8")
+        try:
+            return base64.b64decode(self.report_base64 or "", validate=True)
+        except binascii.Error as error:
+            raise ValueError(f"report_base64 is not base64: {error}") from None
 
 
 # -- views ------------------------------------------------------------------------------------
@@ -64,7 +112,10 @@ class MoneyView(BaseModel):
 
 class Dispatch(BaseModel):
     merchant_refund_no: str
-    route: str
+    route: str = Field(description="the payment method it went by")
+    provider: str | None = Field(
+        None, description="who it went to: `gateway`, `store_balance`, `stripe`, ..."
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -139,6 +190,8 @@ class ReconciliationEntry(BaseModel):
     recorded_at: datetime
     counts: dict[str, int] = Field(description="findings per kind")
     mismatches: int = Field(description="findings that are not `matched`")
+    provider: str = Field("gateway", description="whose settlement file it was")
+    tenant: str | None = Field(None, description="whose account, for a tenant's own provider")
 
 
 class ReconciliationView(ReconciliationEntry):

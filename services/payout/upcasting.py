@@ -6,6 +6,7 @@ from typing import Any
 
 from services.payout.callbacks import RefusedCallback
 from services.payout.domain import Payout
+from services.payout.reconcile import ReconciliationReport
 from shared.upcasting import set_upcasters
 
 
@@ -40,6 +41,12 @@ def _refused(state: dict[str, Any]) -> None:
     state.setdefault("source", "gateway")
 
 
+def _reconciled(state: dict[str, Any]) -> None:
+    """0.3.0 and earlier stored no `provider` or `tenant`: every report was the gateway's."""
+    state.setdefault("provider", "gateway")
+    state.setdefault("tenant", None)
+
+
 # Stored as version 2 from now on. Every event stored so far has no version (1), whether
 # a development build or 0.1.0 wrote it: each upcaster recognises the older shape by its
 # keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
@@ -48,3 +55,4 @@ set_upcasters(Payout, "Succeeded", _succeeded)
 set_upcasters(Payout, "Failed", _failed)
 set_upcasters(Payout, "Dispatched", _dispatched)
 set_upcasters(RefusedCallback, "Refused", _refused)
+set_upcasters(ReconciliationReport, "Recorded", _reconciled)

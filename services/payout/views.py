@@ -79,7 +79,12 @@ def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
             "series": payout.series,
             "attempts": payout.attempts,
             "dispatches": [
-                {"merchant_refund_no": number, "route": route} for number, route in payout.sent
+                {
+                    "merchant_refund_no": number,
+                    "route": route,
+                    "provider": payout.provider_of(number, route),
+                }
+                for number, route in payout.sent
             ],
             "provider_reference": payout.provider_reference,
             "consent_reference": payout.consent_reference,
@@ -100,6 +105,8 @@ def _report_fields(report: ReconciliationReport) -> dict[str, Any]:
         "recorded_at": report.at,
         "counts": report.counts,
         "mismatches": sum(n for kind, n in report.counts.items() if kind != "matched"),
+        "provider": report.provider,
+        "tenant": report.tenant,
     }
 
 

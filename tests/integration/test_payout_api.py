@@ -161,7 +161,9 @@ def test_one_payout_shows_its_dispatches_attempts_and_outcome(payouts: Payouts) 
     payouts.app.record_failure(payout.id, "closed", DAY + timedelta(minutes=1), final=True)
     body = payouts.get(payout)
     assert body["id"] == pid(payout) and body["status"] == "failed"
-    assert body["dispatches"] == [{"merchant_refund_no": pid(payout), "route": "alipay"}]
+    assert body["dispatches"] == [
+        {"merchant_refund_no": pid(payout), "route": "alipay", "provider": "gateway"}
+    ]
     assert body["attempts"] == 1
     assert body["outcome"]["cause"] == "closed"
     assert [h["type"] for h in body["history"]] == [
@@ -361,7 +363,7 @@ class Reads:
     def reconcile(self, app: PayoutApplication, csv: str) -> dict[str, Any]:
         self.loaded, self.log_rows, self.counting = [], 0, True
         try:
-            report, created = app.reconcile_report(csv, DAY.date(), actor="zhao")
+            report, created = app.reconcile_report(csv.encode(), DAY.date(), actor="zhao")
         finally:
             self.counting = False
         assert created
@@ -415,7 +417,7 @@ def test_payouts_the_provider_does_not_list_are_named_in_the_order_requested(
         at = DAY + timedelta(minutes=n)
         payouts.app.record_dispatch(payout.id, at)
         payouts.app.record_success(payout.id, f"gw_{n}", at)
-    report, _ = payouts.app.reconcile_report(HEADER + "\n", DAY.date(), actor="zhao")
+    report, _ = payouts.app.reconcile_report((HEADER + "\n").encode(), DAY.date(), actor="zhao")
     assert [f["merchant_refund_no"] for f in report.findings] == [pid(p) for p in requested]
     assert {f["kind"] for f in report.findings} == {"missing_at_provider"}
 
@@ -435,6 +437,32 @@ def test_a_malformed_report_is_a_422_naming_the_line(payouts: Payouts) -> None:
         "/v1/reconciliations", json={"day": "20-11-2026", "report": HEADER}, headers=FIN
     )
     assert bad_day.status_code == 422
+
+
+def test_a_file_the_gateway_format_cannot_hold_is_a_422_and_stores_nothing(
+    payouts: Payouts,
+) -> None:
+    """Found by fuzzing: a bare CR inside a line answered 500 (csv.Error)."""
+
+    def post(**body: object) -> Any:
+        answer = payouts.client.post(
+            "/v1/reconciliations", json={"day": "2026-11-20", **body}, headers=FIN
+        )
+        assert answer.status_code == 422, answer.text
+        return answer.json()["errors"][0]
+
+    bare_cr = f"{HEADER}\n{line('po_1', 100)}\npo_2,gw\r_2,100,CNY,alipay,success,x\n"
+    error = post(report=bare_cr)
+    assert error["field"] == "report" and error["message"].startswith("line 3:")
+    latin1 = base64.b64encode(f"{HEADER}\npo_1,gw,100,CNY,alipay,succ\xe8s,x\n".encode("latin-1"))
+    error = post(report_base64=latin1.decode())
+    assert error["field"] == "report_base64" and error["message"].startswith("line 2: not UTF-8")
+    assert post(report_base64="not base64!")["field"] == "report_base64"
+    assert post(report=HEADER, provider="paypal")["field"] == "provider"
+    assert "tenant" in post(report=HEADER, provider="stripe")["message"]
+    assert "exactly one" in post(report=HEADER, report_base64="YQ==")["message"]
+    listed = payouts.client.get("/v1/reconciliations", headers=FIN)
+    assert listed.json()["data"] == []
 
 
 # -- wiring -----------------------------------------------------------------------------------
