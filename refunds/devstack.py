@@ -352,9 +352,11 @@ class Stack:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log.write(f"--- {stamp} starting {name}: {' '.join(command)}\n".encode())
             log.flush()
+            # Through refunds.orphans: the child dies with us however we end (SIGKILL too).
+            guarded = [self.python, "-m", "refunds.orphans", str(os.getpid()), *command]
             try:
                 process = subprocess.Popen(
-                    command,
+                    guarded,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

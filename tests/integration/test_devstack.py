@@ -221,3 +221,50 @@ def test_component_names_are_checked(tmp_path: Path) -> None:
         "http://127.0.0.1:8004",
         "http://127.0.0.1:8005",
     ]
+
+
+SUPERVISOR = """
+import sys, time
+from pathlib import Path
+from refunds.devstack import Ports, Stack
+stack = Stack(Path(sys.argv[1]), Ports.free())
+stack.start_all(timeout=15, only=["gateway", "sms", "broker"])
+print(" ".join(str(stack._pid(name)) for name in ("gateway", "sms", "broker")), flush=True)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie counts as gone: it holds no port)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_components_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
+    """`refunds dev` killed with SIGKILL cannot stop anyone itself: the kernel does
+    (refunds.orphans), so the next `make run` finds its ports free."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert supervisor.stdout is not None
+        pids = [int(pid) for pid in supervisor.stdout.readline().split()]
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        os.kill(supervisor.pid, signal.SIGKILL)
+        supervisor.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if alive(pid)], "components outlived their supervisor"
+    finally:
+        supervisor.kill()
