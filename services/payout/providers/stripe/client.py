@@ -106,7 +106,7 @@ class StripeRoute:
             refund = await self._stripe.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
         except stripe.StripeError as error:
             raise _mapped(error, "refund") from error
-        return _final(_read(refund))
+        return _final(_read(refund.to_dict()))
 
     async def query(self, order: RefundOrder) -> ProviderReceipt | None:
         """The refund made under the order's number, from the payment's refunds."""
@@ -118,8 +118,9 @@ class StripeRoute:
             except stripe.StripeError as error:
                 raise _mapped(error, "refund listing") from error
             for refund in page.data:
-                if merchant_refund_no(refund) == order.merchant_refund_no:
-                    matches.append(_read(refund))
+                plain = refund.to_dict()
+                if merchant_refund_no(plain) == order.merchant_refund_no:
+                    matches.append(_read(plain))
             if not page.has_more or not page.data:
                 break
             params["starting_after"] = page.data[-1].id
@@ -149,7 +150,7 @@ def _payment_param(reference: str) -> dict[str, str]:
     )
 
 
-def _read(refund: Any) -> ProviderReceipt:
+def _read(refund: dict[str, Any]) -> ProviderReceipt:
     try:
         return receipt_of(refund)
     except UnreadableRefund as error:

@@ -30,17 +30,17 @@ class UnreadableRefund(ValueError):
     """A Stripe refund object without the fields a receipt needs."""
 
 
-def _get(data: Mapping[str, Any] | Any, key: str) -> Any:
-    # Stripe's SDK objects are dicts too; `.get` works on both.
-    return data.get(key) if hasattr(data, "get") else None
+def _get(data: Any, key: str) -> Any:
+    # Webhook bodies are untrusted JSON: anything but an object has no fields.
+    return data.get(key) if isinstance(data, Mapping) else None
 
 
-def merchant_refund_no(refund: Mapping[str, Any] | Any) -> str | None:
+def merchant_refund_no(refund: Mapping[str, Any]) -> str | None:
     number = _get(_get(refund, "metadata") or {}, NUMBER_KEY)
     return number if isinstance(number, str) and number else None
 
 
-def receipt_of(refund: Mapping[str, Any] | Any) -> ProviderReceipt:
+def receipt_of(refund: Mapping[str, Any]) -> ProviderReceipt:
     """The receipt for a Stripe refund object; UnreadableRefund when it is not one."""
     reference = _get(refund, "id")
     raw_status = _get(refund, "status")
