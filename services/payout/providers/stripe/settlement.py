@@ -62,7 +62,7 @@ def parse(data: bytes) -> list[SettlementLine]:
             if line is not None:
                 lines.append(line)
     except csv.Error as error:
-        raise MalformedReport(f"line {reader.line_num + 1}: {error}") from None
+        raise MalformedReport(f"line {max(reader.line_num, 1)}: {error}") from None
     return lines
 
 
