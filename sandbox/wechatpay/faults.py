@@ -101,4 +101,5 @@ class Faults:
         with self._lock:
             ratio = self.state.signtest_ratio
             probe = probe or (ratio > 0 and self._random.random() < ratio)
-        return dropped, probe, self.take("missigned_callbacks_next")
+        # One fault per notification, so each switch's token lands where a test expects it.
+        return dropped, probe, not probe and self.take("missigned_callbacks_next")
