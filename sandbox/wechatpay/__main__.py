@@ -1,0 +1,5 @@
+"""`python -m sandbox.wechatpay --port N --data-dir D`: serve the WeChat Pay emulator."""
+
+from sandbox.wechatpay.app import main
+
+main()

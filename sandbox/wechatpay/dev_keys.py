@@ -1,0 +1,156 @@
+"""Dev key material for the WeChat Pay emulator: public by design, never a real merchant's.
+
+Generated once with `cryptography` (RSA 2048, self-signed certificates valid 2025-2045) and
+pasted here, so `refunds dev`, the emulator and tests agree without a key ceremony. The
+merchant pair is what a dev tenant signs requests with; the platform pair is what the
+emulator signs answers and callbacks with (served both as a certificate and as a
+`PUB_KEY_ID_...` public key, the two ways WeChat Pay publishes its key).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MCHID = "1900000109"
+# Hex, upper case, as WeChat Pay prints a certificate serial (it is the merchant
+# certificate's serial number below).
+MERCHANT_SERIAL_NO = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+PLATFORM_SERIAL_NO = "3775B6A45ACD588826D15E583A95F5DD2C6C4B7D"
+PLATFORM_PUBLIC_KEY_ID = "PUB_KEY_ID_0119000001092025010100000000000001"
+# The APIv3 key: exactly 32 bytes, the AES-256-GCM key of callbacks' resources.
+APIV3_KEY = "sandboxApiV3Key0123456789abcdefX"
+
+MERCHANT_PRIVATE_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDPZWCqCuaOWqlM
+6jGHesnNHIG74BastLxyuaa5tXh30TkRQQ0lF1CARetQeh4w5S02Qzs8cRaLEr6z
+CzaKBt4L0X2GBaQwh8m++gu7+ZauZ1RVKdxZ7fowmCTNC6X1RBa0l90iDZTvrOT+
+/rc96ZUhTFrmNbNFpUF1j3/k25qUg8nti6Avwm6AZKD0XA3pPPVEbgCYZF1iBIi5
++5QgRnwHJBbn4VU9+hlFtmQdGVCgXQfr5SCpaWC+J4JJo0Pya/49bZENmsO/pRDp
+TxxX7rFvA73JZ3HAryKJqHCXQZLcockp/HRCwVdNuflpA2Mfm3VUwjMScsTQA/rY
+7Ej7THiDAgMBAAECggEACtI70nOCJyBU4BYCIpMGD4UywbZGCJnfkU7dg6gT0pCg
+nSVbRbmrMh4z0n2ksKFsk/27DALMjdIbECWAIYCNOmmiVolZ0UxseuH6FcNGmO/8
+RvtJq4mOudVeajJ25M66Lo8T8zBpOn43bpSkw/65kMS2o3de1L30JemoXy0UKjaD
+/SYBjBekmEt2N3pdBil46NLEvmbJmnILC4BWZ9s/mPdlYeoT0jhzF3IS9vx1EtE3
+TB9giA5tL3OXCqvKckLyPScYVVobQG9YubWHgk18xgIGdSz1eYctwwOvnSff6GoX
+9ewrJ58ST3VQ1u5Bqp6PjKb76dPPSnDGZihoODLbnQKBgQD9qKJ3qNzAeym6KEJ/
+Iix0aCJowCgTN6+e2bgdznM+dRwVhAuW73PpmtTDAveLsbXbhVV4m4PmXDLacve4
+Dnqtqo7I3eJjnlN9lR5dl8AoeHErn4A16quuf8hY7hX/ls3J+tuCFVzaS9G8zDld
+djNNPFHjxPUMqOUT1/oDY9P5PQKBgQDRT239u//eUBcwsXq7ZSRDJlxSBUOp3Mxc
+am9qLVEqnRMFmLrZbEM710OFjB6LrXYqd1rwrZYHSYd3ROvFiEdfKjjFO7P89/xn
+pCB7rzmlj9XzqPR5Od8fRvgKH0UsnI8ORKSD16fL/M6Sw2mDoYdv/LLlpS2uGioI
+Iul8AqvUvwKBgQC0j6TO3tH85e8nB1+GVhIk7reHrzkXrO0De2GXPg1E6WILYspJ
+L7xoDoHjKyqBMwgL8laMGs+CXCEK5Qm25/+lvaIUE/YCCYLPAyXxY4Myi8GrVseS
+GbEJ7wXzX88i9/sXCs3URFarQYtUBF/VSr1r/kMgimQRFeyy+muKnDYY1QKBgB8m
+G+9LwAs8jgbwEpy6s4fOuKR4JhasRjlmmYgKkG6wC3mkvgHHS8YnBeRk8tLEkLZH
+JuB0ZMRW2/MS7adq3Xw7E1G+zc1StlxSH4doj0KlQijNtvwncZ38+MLA3pGCBwQP
+kRAR0uXXjIJo1FYDft1alOD6EO88845ca7TJzPqPAoGAGIN0hToEYoJJda+pJ1cv
+9+F/yUcpDbETxws6b9XH0JyR95c6p/G/xp7+TEtU1jGfNkq9qqmOwpaKSrjM5PrN
+IFAPUuMLp7XkiVfqtacY8CSqjQg1NmUXtvR0RoPE+HNeoA+e3x6WEMXSnPiuHP1c
+fpxZ2y/m4xJImBRgRRh/UQY=
+-----END PRIVATE KEY-----
+"""
+
+MERCHANT_CERTIFICATE = """\
+-----BEGIN CERTIFICATE-----
+MIIDGjCCAgKgAwIBAgIUUVfwnv3Alt4V6+gaRwV6cjLxuOEwDQYJKoZIhvcNAQEL
+BQAwRzELMAkGA1UEBhMCQ04xIzAhBgNVBAoMGlJlZnVuZHMgc2FuZGJveCAoZGV2
+IG9ubHkpMRMwEQYDVQQDDAoxOTAwMDAwMTA5MB4XDTI1MDEwMTAwMDAwMFoXDTQ1
+MDEwMTAwMDAwMFowRzELMAkGA1UEBhMCQ04xIzAhBgNVBAoMGlJlZnVuZHMgc2Fu
+ZGJveCAoZGV2IG9ubHkpMRMwEQYDVQQDDAoxOTAwMDAwMTA5MIIBIjANBgkqhkiG
+9w0BAQEFAAOCAQ8AMIIBCgKCAQEAz2VgqgrmjlqpTOoxh3rJzRyBu+AWrLS8crmm
+ubV4d9E5EUENJRdQgEXrUHoeMOUtNkM7PHEWixK+sws2igbeC9F9hgWkMIfJvvoL
+u/mWrmdUVSncWe36MJgkzQul9UQWtJfdIg2U76zk/v63PemVIUxa5jWzRaVBdY9/
+5NualIPJ7YugL8JugGSg9FwN6Tz1RG4AmGRdYgSIufuUIEZ8ByQW5+FVPfoZRbZk
+HRlQoF0H6+UgqWlgvieCSaND8mv+PW2RDZrDv6UQ6U8cV+6xbwO9yWdxwK8iiahw
+l0GS3KHJKfx0QsFXTbn5aQNjH5t1VMIzEnLE0AP62OxI+0x4gwIDAQABMA0GCSqG
+SIb3DQEBCwUAA4IBAQCl+V/NWRmX7146gUJqQt2IwOLoEjrnP/nMIP8igL8R+oI2
+uEckWYK70zNMd5GsdPnfYAuheAuNX8EsfsicfSGBhNHNfDR2N7MsKfwL3GTk8gOH
+3fjLezXPF2j+Y1Rq4Gq+dPQrGUezhsqVbD24yRD7Iu7Xs9xh6cIwtFe5HLJxvvbe
+uO/qPECDFS5HyVajgPhTRC74lf2+kT+Iee0dP2waxyGTCELs+9+8muINOGMDQb1i
+KiGnol/sogMZWQdakyvv9QpltR2KH9MUO5NBfNYrw7kjWYhjOOCCIWch5Iyhc/w3
+t7NL12+O70IVKtt+VZlfubQ27RJ/qPDKWMRdOUSl
+-----END CERTIFICATE-----
+"""
+
+PLATFORM_PRIVATE_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCfO6KL0e9m2UTT
+wbmGi6rgPvglzWd8eIdcCdVvFgxPonLc2gSfUizgXcamHAhA2lxA9tbG0uklNijc
+y1beak5CcWRZQ7IMbXVtwuKzGVmWquG8Wk/Vtg/I05TyDtTl9e7S6TNiAeVFgyoH
+g0mORmrbezAoGmebNKbRNXdbjd4CdLV0n0F9ariMdbuSHIg5L7cVuClpQqrUl4Zj
+oLZZLAByGuJzlO5mdDr7c312yD+fvhvZOTsY4YDetq2SWq/jCxBfqjacdBrc5+97
+Lk6lgmMA9Sx9Jtb5255x/PAk5aliD/ltwdTr4SKitcol7OLsdKC1d7LQ+WrRZmeS
+3xkHMgsTAgMBAAECggEAHu38guBCel3VqrREj0ft5yUUGnOtmFXpJQ2b8bn8pjNN
+0Gxg3Xme0e4lOfrT95TyuoO38GLjeqDsiwbMVuObU/imn1gw640PdESYuGVCK6wB
+sQ5x13dH1aCTm/kZjZmZzEoT+wOXP0tdDJyJ2yL+eqeRERkf6tvtU1HpX1VNPHiU
+P/3jSbZELCej6p3Pd2f2IAO9Lzqmmy/JoiOP2p0t/iZeaGh3HRM/hEFv34mo7v4c
+sNj5cM85ZKl2iXjaYyrMMvyqT90DW8tB3RVjTIBh35xRd/k49HYlIBlAyyDhH0Kg
+7SdM4FhPvUdM8g5S2dvEQYynMIWsJVmgYaruwwxwoQKBgQDehJ1LYBUgE9KGu2t+
+UWBuEN8FdIq22XbGWuFaArho2vIvI04RMdjIwFXwe0usTaR1AS5DkvZDuRsMLF09
+N2uDfRA4inYXT1snhCve223vtT4LozUxdiBSPrnTmGOG0bXhg6dw6erWfYeiQM1e
+CBhC1UHUtDZm5fj7lwFbZkCBaQKBgQC3MUgo4VXMjDAtB+LUTt1fI/Di5prMAW8+
+NKTGg8yBmoe6njSdJPRSBlPioZq7IBX1NptPfQ6g2r3LFnJ9pmk51dWczsxbnk8r
+yLDxgD4SC0d0vopNhQlpwctHQTkheaH2dLJNAkzZXaDRg/dmzcj1UVSzk4OTM+iK
+XTZWLu+dGwKBgQCpzlGqn5v/aqERqByTvM31sHJA23qvpqv5Gok2AzVu7wY56ps8
+i+l+6Ser6KsKxgVmNIx1jMTZUXzOgVx1xsEJCntCaodLqodJVJeV7aWrc4fxoY6K
+PDbWDIAKdRQeYhKGEc3JYPiQziKfMwyFYXACMHOYOh350C188PNcKF+5YQKBgCYs
+veXO90s114A6yXkGqjj+S19tQMrMbbsfy0qXApHreudXuo0Yu1UwfmCW3qCqEglU
+hM7ut5KroqtklR08BWeI+QfBTHK3LbZpDv50g/rMoOpiHn4DADAqs0q4+8fPCgJK
+1TEZDpypVy7x+idRMNR2S1lUnzGYupfCzuTsyQALAoGBAI98iXcX9c0hx7G3iDSS
+JQr/36TzcMUXr/cB2pUoGpCQJtj/LVVIHp5H8DdY/LheTEfl263eh+vfauWpbM1Q
+hsTo4jvEW1UIz55sPued4N2MckhlaJBQHNU/6v1TN32yGVwPC+0cEjUKFsfdwS9t
+zm4v8eoJDh9GRCBSE7ZsBvk6
+-----END PRIVATE KEY-----
+"""
+
+PLATFORM_CERTIFICATE = """\
+-----BEGIN CERTIFICATE-----
+MIIDPDCCAiSgAwIBAgIUN3W2pFrNWIgm0V5YOpX13SxsS30wDQYJKoZIhvcNAQEL
+BQAwWDELMAkGA1UEBhMCQ04xIzAhBgNVBAoMGlJlZnVuZHMgc2FuZGJveCAoZGV2
+IG9ubHkpMSQwIgYDVQQDDBtTYW5kYm94IFdlQ2hhdCBQYXkgcGxhdGZvcm0wHhcN
+MjUwMTAxMDAwMDAwWhcNNDUwMTAxMDAwMDAwWjBYMQswCQYDVQQGEwJDTjEjMCEG
+A1UECgwaUmVmdW5kcyBzYW5kYm94IChkZXYgb25seSkxJDAiBgNVBAMMG1NhbmRi
+b3ggV2VDaGF0IFBheSBwbGF0Zm9ybTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCC
+AQoCggEBAJ87oovR72bZRNPBuYaLquA++CXNZ3x4h1wJ1W8WDE+ictzaBJ9SLOBd
+xqYcCEDaXED21sbS6SU2KNzLVt5qTkJxZFlDsgxtdW3C4rMZWZaq4bxaT9W2D8jT
+lPIO1OX17tLpM2IB5UWDKgeDSY5Gatt7MCgaZ5s0ptE1d1uN3gJ0tXSfQX1quIx1
+u5IciDkvtxW4KWlCqtSXhmOgtlksAHIa4nOU7mZ0OvtzfXbIP5++G9k5OxjhgN62
+rZJar+MLEF+qNpx0Gtzn73suTqWCYwD1LH0m1vnbnnH88CTlqWIP+W3B1OvhIqK1
+yiXs4ux0oLV3stD5atFmZ5LfGQcyCxMCAwEAATANBgkqhkiG9w0BAQsFAAOCAQEA
+bLHme6iIt8cl3CgzAg/T9+dugwusMVmqp9E374t47+H0vahXLXGw+sjjJD6fQJAn
+gOCE2dOGi9qTkxdS/uYgOfWeo+kLSBwrytBDPgkcYUGoJ7Cq82Z5QLgVOqOMIciZ
+xXxADgYHZ2a9Kl44ErmIJDFsbswsY5gj1pdurVIAjlTDfuEbBPCqtww2k6D37SEs
+v+ZgJZb0yMit4uyl8zk1dlMJg/8miIQ8snE6b4qR1Gf+mJC5d8o/C4lwdNy9kNNk
+2gCQLm7bp22rO/m0MkWkU0SicJk9iphUkbpWJXQzxbXMdW7xb9jFWX/pLtbwtOKh
+D0oc+esBkiOr3IW/K6Oh8A==
+-----END CERTIFICATE-----
+"""
+
+PLATFORM_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnzuii9HvZtlE08G5houq
+4D74Jc1nfHiHXAnVbxYMT6Jy3NoEn1Is4F3GphwIQNpcQPbWxtLpJTYo3MtW3mpO
+QnFkWUOyDG11bcLisxlZlqrhvFpP1bYPyNOU8g7U5fXu0ukzYgHlRYMqB4NJjkZq
+23swKBpnmzSm0TV3W43eAnS1dJ9BfWq4jHW7khyIOS+3FbgpaUKq1JeGY6C2WSwA
+chric5TuZnQ6+3N9dsg/n74b2Tk7GOGA3ratklqv4wsQX6o2nHQa3Ofvey5OpYJj
+APUsfSbW+duecfzwJOWpYg/5bcHU6+EiorXKJezi7HSgtXey0Plq0WZnkt8ZBzIL
+EwIDAQAB
+-----END PUBLIC KEY-----
+"""
+
+
+def dev_account(base_url: str) -> dict[str, Any]:
+    """The account settings a dev tenant configures to pay through the emulator at `base_url`
+    (the fields of `services.payout.providers.wechatpay.account.WeChatPayAccount`)."""
+    return {
+        "mchid": MCHID,
+        "merchant_private_key": MERCHANT_PRIVATE_KEY,
+        "merchant_serial_no": MERCHANT_SERIAL_NO,
+        "merchant_certificate": MERCHANT_CERTIFICATE,
+        "apiv3_key": APIV3_KEY,
+        "platform_public_key": PLATFORM_PUBLIC_KEY,
+        "platform_public_key_id": PLATFORM_PUBLIC_KEY_ID,
+        "platform_certificate": PLATFORM_CERTIFICATE,
+        "api_base": base_url.rstrip("/"),
+    }
