@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.payout.providers import stripe
+from services.payout.providers import stripe, wechatpay
 from services.payout.providers.base import ProviderSpec
 
-PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (stripe.PROVIDER,)}
+PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (stripe.PROVIDER, wechatpay.PROVIDER)}
