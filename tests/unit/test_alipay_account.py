@@ -15,6 +15,12 @@ from services.payout.providers.alipay import PROVIDER, AlipayAccount
 from services.payout.providers.alipay.amounts import fen, yuan
 from services.payout.providers.alipay.signing import content_to_sign, load_private_key
 
+GARBAGE_DER = base64.b64encode(b"garbage").decode()
+SHORT_PEM = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+APP_KEY = dev_keys.APP_PUBLIC_KEY
+ALIPAY_KEY = dev_keys.ALIPAY_PUBLIC_KEY
+MENU = '{"button":[{"actionParam":"ZFB_HFCZ","actionType":"out","name":"话费充值"}]}'
+
 
 def settings(**overrides: Any) -> dict[str, Any]:
     return {**dev_keys.dev_account("http://127.0.0.1:9"), **overrides}
@@ -83,11 +89,11 @@ def test_summary_names_keys_by_fingerprint_and_holds_no_secret() -> None:
     ("overrides", "field", "words"),
     [
         ({"app_private_key": "not a key"}, "app_private_key", "neither PEM nor base64"),
-        ({"app_private_key": base64.b64encode(b"garbage").decode()}, "app_private_key", "cannot be read"),
+        ({"app_private_key": GARBAGE_DER}, "app_private_key", "cannot be read"),
         ({"app_private_key": ""}, "app_private_key", "empty"),
-        ({"alipay_public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}, "alipay_public_key", "cannot be read"),
-        ({"alipay_public_key": dev_keys.APP_PUBLIC_KEY}, "alipay_public_key", "app's own public key"),
-        ({"app_public_key": dev_keys.ALIPAY_PUBLIC_KEY}, "app_public_key", "does not match app_private_key"),
+        ({"alipay_public_key": SHORT_PEM}, "alipay_public_key", "cannot be read"),
+        ({"alipay_public_key": APP_KEY}, "alipay_public_key", "app's own public key"),
+        ({"app_public_key": ALIPAY_KEY}, "app_public_key", "does not match app_private_key"),
         ({"app_id": "20210000000000x1"}, "app_id", "pattern"),
         ({"api_base": "ftp://example.com"}, "api_base", "pattern"),
     ],
@@ -117,7 +123,7 @@ def test_sorted_parameter_string_follows_alipays_documented_example() -> None:
         "charset": "GBK",
         "sign_type": "RSA2",
         "timestamp": "2014-07-24 03:07:50",
-        "biz_content": '{"button":[{"actionParam":"ZFB_HFCZ","actionType":"out","name":"话费充值"}]}',
+        "biz_content": MENU,
         "sign": "ignored",
         "version": "1.0",
         "notify_url": "",

@@ -134,7 +134,7 @@ def test_sdk_verifies_the_requests_we_sign() -> None:
         "sign_type": "RSA2",
         "timestamp": "2026-01-01 10:00:00",
         "version": "1.0",
-        "biz_content": '{"out_trade_no":"order-42","refund_amount":"12.34","out_request_no":"退款1"}',
+        "biz_content": '{"out_trade_no":"order-42","refund_amount":"12.34","out_request_no":"退1"}',
     }
     signature = sign(load_private_key(dev_keys.APP_PRIVATE_KEY), content_to_sign(params))
     checker = sdk_as(dev_keys.APP_PRIVATE_KEY, dev_keys.APP_PUBLIC_KEY)
