@@ -45,7 +45,7 @@ from sandbox.alipay.protocol import (
 )
 from sandbox.alipay.store import Store
 
-DEFAULT_PORT = 8060
+DEFAULT_PORT = 8070
 REQUIRED = ("method", "charset", "sign_type", "sign", "timestamp", "version")
 OUT_TRADE_NO = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 TRADE_NO = re.compile(r"^[0-9]{28}$")

@@ -24,7 +24,7 @@ from sandbox.stripe.report import REPORT_TYPE, render
 from sandbox.stripe.store import STORE_FILE, RefundRefused, Store, new_id
 from sandbox.stripe.webhooks import Webhooks
 
-DEFAULT_PORT = 12111
+DEFAULT_PORT = 8060
 _PAYMENT = re.compile(r"^(pi|ch)_([A-Za-z0-9]{1,64})$")
 _REFUND_PARAMS = {"payment_intent", "charge", "amount", "reason"}
 _REFUND_EVENTS = ["refund.created", "refund.updated", "refund.failed"]

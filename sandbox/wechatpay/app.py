@@ -33,7 +33,7 @@ from sandbox.wechatpay.protocol import (
     signed_headers,
 )
 
-DEFAULT_PORT = 8060
+DEFAULT_PORT = 8080
 DEFAULT_PAYMENT_TOTAL = 1_000_000  # fen: what an unknown, well-formed payment was
 _OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
 _TRANSACTION_ID = re.compile(r"^[0-9]{1,32}$")

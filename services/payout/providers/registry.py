@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.payout.providers import stripe, wechatpay
+from services.payout.providers import alipay, stripe, wechatpay
 from services.payout.providers.base import ProviderSpec
 
-PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (stripe.PROVIDER, wechatpay.PROVIDER)}
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec for spec in (stripe.PROVIDER, alipay.PROVIDER, wechatpay.PROVIDER)
+}
