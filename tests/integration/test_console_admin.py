@@ -113,7 +113,10 @@ def test_an_issued_key_is_shown_once_listed_by_prefix_and_revoked(stack: Stack) 
     gone = root.post(revoke, data={**hidden(listed, revoke), "reason": "leaked"})
     assert gone.status_code == 200 and str(gone.url).endswith("/admin")
     assert f'action="{revoke}"' not in gone.text
-    # Revoked in the store (intake's key lookups forget a revoked key within their cache TTL).
+    # Revoked in the store, and refused by intake from the very next request (the key was
+    # cached as live by the request above: revoking drops it from the cache).
+    refused = stack.clients["intake"].get("/v1/refunds", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 401, refused.text
     keys = stack.clients["intake"].get("/v1/admin/api-keys", headers=stack.staff("intake", "admin"))
     assert [k["revoked"] is not None for k in keys.json()["data"]] == [True]
 
