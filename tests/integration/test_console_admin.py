@@ -172,8 +172,25 @@ def test_a_tenants_webhook_endpoints_show_their_status_and_the_disabled_ones(
     )
 
     root = stack.browser("root", "/admin")
+    fields = hidden(root.get("/admin").text, "/admin/keys")
+    for tenant in ("globex", "acme"):  # the platforms intake knows: those it issued keys to
+        issued = root.post("/admin/keys", data={**fields, "tenant": tenant})
+        assert issued.status_code == 201, issued.text
+        fields = hidden(issued.text, "/admin/keys")
+    offered = root.get("/admin").text
+    choices = offered[offered.index('<select name="tenant" id="webhook-tenant">') :]
+    choices = choices[: choices.index("</select>")]
+    assert re.findall(r'<option value="([^"]*)"', choices) == ["", "acme", "globex"]
+    assert 'name="typed"' in offered  # a platform with no stored key can still be typed
+    typed = root.get("/admin", params={"tenant": "acme", "typed": "globex"}).text
+    assert "https://127.0.0.1:9/other" in typed  # the typed name wins over the choice
+    refused_name = root.get("/admin", params={"typed": "Not A Name"})
+    assert refused_name.status_code == 422 and "typed" in refused_name.text
+
     page = root.get("/admin", params={"tenant": "acme"})
     assert page.status_code == 200, page.text
+    chosen = page.text[page.text.index('id="webhook-tenant"') :]
+    assert '<option value="acme" selected>' in chosen
     section = page.text[page.text.index('id="webhooks"') :]
     assert "https://127.0.0.1:9/ok" in section and "https://127.0.0.1:9/gone" in section
     assert "/other" not in section  # another tenant's
