@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 from services.console.i18n import DOMAIN, catalog_path
+from services.console.pages.audit_range import BACKWARDS, NOT_A_DATE
 from services.console.pages.case_forms import AMOUNT_HINT
 from services.console.pages.explain import KNOWN_CODES, SERVICE_NAMES
 from services.console.vocabulary import LOCALES, NAVIGATION
@@ -36,7 +37,7 @@ def shown_strings() -> set[str]:
     found.update(label for _, label, _ in NAVIGATION)
     found.update(KNOWN_CODES.values())
     found.update(SERVICE_NAMES.values())
-    found.add(AMOUNT_HINT)
+    found.update((AMOUNT_HINT, NOT_A_DATE, BACKWARDS))
     return {message for message in found if message}
 
 
