@@ -311,7 +311,8 @@ class Ledger:
     ) -> list[Entry]:
         """Sealed entries after log position `after`, in order; only those stored at or after
         `since` and before `until` when given (aware times)."""
-        where, params = [f"position > {self.p}"], list[Any]([after])
+        where = [f"position > {self.p}"]
+        params: list[Any] = [after]
         # `at` is fixed-width UTC text (stored_time), so text order is time order.
         for bound, operator in ((since, ">="), (until, "<")):
             if bound is not None:
