@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.console.catalogs import shown_strings, untranslated
+from services.console.catalogs import shown_messages, shown_strings, untranslated
 from services.console.i18n import Formats, compile_catalogs
 from services.console.pages.auth import local_path
 from services.console.pages.case_forms import FormProblem, body_of
@@ -52,6 +52,14 @@ def test_the_catalogs_compile_and_translate() -> None:
     catalogs = compile_catalogs()
     assert catalogs["zh-CN"].gettext("Review queue") == "审核队列"
     assert catalogs["en"].gettext("Review queue") == "Review queue"
+
+
+def test_a_word_used_as_a_state_and_as_an_amount_has_two_translations() -> None:
+    zh, en = compile_catalogs()["zh-CN"], compile_catalogs()["en"]
+    assert {("Approved", "amount"), ("Approved", None), ("Paid", "amount")} <= shown_messages()
+    assert (zh.gettext("Approved"), zh.pgettext("amount", "Approved")) == ("已批准", "批准金额")
+    assert (zh.gettext("Paid"), zh.pgettext("amount", "Paid")) == ("已付款", "已付金额")
+    assert en.pgettext("amount", "Paid") == "Paid"
 
 
 @pytest.mark.parametrize(
