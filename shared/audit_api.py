@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.aio import every
 from shared.http import Problem, on_state, problem_responses
 from shared.ledger import Checkpoint, Correlate, Entry, Ledger, data_of
 from shared.ledger_verify import verify_ledger
+from shared.problems import invalid
 from shared.runtime import Worker
 from shared.schemas import example
 from shared.settings import ServiceSettings
@@ -129,16 +130,25 @@ TheLedger = Annotated[Ledger, on_state("ledger")]
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=staff_problem_responses(401, 403))
 
 
-@router.get("/log", response_model=AuditLog)
+@router.get("/log", response_model=AuditLog, responses=problem_responses(422))
 def audit_log(
     _: Auditor,
     ledger: TheLedger,
     after: Annotated[int, Query(ge=0, le=2**62, description="log position to start after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    since: Annotated[
+        AwareDatetime | None, Query(description="only events stored at or after this time")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="only events stored before this time")
+    ] = None,
 ) -> AuditLog:
-    """Every stored event of this service in log order, with its actor, causes and hashes."""
+    """Every stored event of this service in log order, with its actor, causes and hashes;
+    `since`/`until` keep the events of a time range (still in log order, paged by position)."""
+    if since is not None and until is not None and until <= since:
+        raise invalid("until", "empty_range", "must be after `since`")
     ledger.seal()
-    entries = ledger.entries(after=after, limit=limit + 1)
+    entries = ledger.entries(after=after, limit=limit + 1, since=since, until=until)
     page = entries[:limit]
     next_after = page[-1].position if page else None
     return log_of(ledger, page, has_more=len(entries) > limit, next_after=next_after)

@@ -48,8 +48,10 @@ class ApiKeys:
     """Resolves a bearer key to its tenant: environment keys first, then `lookup` (stored keys).
 
     `lookup(key_hash)` answers the tenant or None; both answers are cached for
-    `ttl` seconds, so repeated bad keys do not reach the store on every request
-    and a revoked key stops working within `ttl`.
+    `ttl` seconds, so repeated bad keys do not reach the store on every request.
+    A key revoked through this process is `forget`-ten at once (the revoking route calls
+    it), so its very next request is refused; a key revoked anywhere else (the CLI, another
+    intake process) stops working here within `ttl` seconds (LOOKUP_TTL_SECONDS: 10).
     """
 
     def __init__(
@@ -69,6 +71,9 @@ class ApiKeys:
         self._lock = threading.Lock()
         # key hash -> (tenant or None, expiry); insertion order is expiry order (one ttl).
         self._cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        # Counts `forget` calls: a look-up that began before one may have read the key live,
+        # and its answer is then used once but not cached.
+        self._forgotten = 0
 
     def tenant_for(self, authorization: str | None) -> str:
         scheme, _, key = (authorization or "").partition(" ")
@@ -87,6 +92,12 @@ class ApiKeys:
         identify(f"tenant:{tenant}", via=f"key:{wanted[:12]}")
         return tenant
 
+    def forget(self, key_hash: str) -> None:
+        """Drop the cached answer for this key hash: the next request asks the store again."""
+        with self._lock:
+            self._cache.pop(key_hash, None)
+            self._forgotten += 1
+
     def _stored_tenant(self, wanted: str) -> str | None:
         if self._lookup is None:
             return None
@@ -95,10 +106,13 @@ class ApiKeys:
             while self._cache and next(iter(self._cache.values()))[1] <= now:
                 self._cache.popitem(last=False)
             cached = self._cache.get(wanted)
+            forgotten = self._forgotten
         if cached is not None:
             return cached[0]
         tenant = self._lookup(wanted)  # outside the lock: a store round trip
         with self._lock:
+            if forgotten != self._forgotten:
+                return tenant
             self._cache.pop(wanted, None)
             self._cache[wanted] = (tenant, now + self._ttl)
             if len(self._cache) > self._max_cached:

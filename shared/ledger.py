@@ -111,6 +111,8 @@ class Ledger:
                 f"ON {self.table} (correlation, position)",
                 f"CREATE INDEX IF NOT EXISTS audit_ledger_by_originator "
                 f"ON {self.table} (originator_id, position)",
+                # The auditor's export by time (`entries(since=…, until=…)`).
+                f"CREATE INDEX IF NOT EXISTS audit_ledger_by_time ON {self.table} (at, position)",
                 f"CREATE TABLE IF NOT EXISTS {self.checkpoint_table} ("
                 "size BIGINT PRIMARY KEY, position BIGINT NOT NULL, head TEXT NOT NULL, "
                 "at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)",
@@ -299,9 +301,25 @@ class Ledger:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def entries(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
-        """Sealed entries after log position `after`, in order."""
-        return self._select(f"position > {self.p} ORDER BY position LIMIT {int(limit)}", (after,))
+    def entries(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Entry]:
+        """Sealed entries after log position `after`, in order; only those stored at or after
+        `since` and before `until` when given (aware times)."""
+        where = [f"position > {self.p}"]
+        params: list[Any] = [after]
+        # `at` is fixed-width UTC text (stored_time), so text order is time order.
+        for bound, operator in ((since, ">="), (until, "<")):
+            if bound is not None:
+                where.append(f"at {operator} {self.p}")
+                params.append(bound.astimezone(UTC).isoformat(timespec="microseconds"))
+        query = f"{' AND '.join(where)} ORDER BY position LIMIT {int(limit)}"
+        return self._select(query, params)
 
     def latest(self, limit: int = 100) -> list[Entry]:
         """The newest sealed entries, newest first."""

@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 from services.console.i18n import DOMAIN, catalog_path
+from services.console.pages.audit_range import BACKWARDS, NOT_A_DATE
 from services.console.pages.case_forms import AMOUNT_HINT
 from services.console.pages.explain import KNOWN_CODES, SERVICE_NAMES
 from services.console.vocabulary import LOCALES, NAVIGATION
@@ -21,23 +22,43 @@ from services.console.vocabulary import LOCALES, NAVIGATION
 HERE = Path(__file__).parent
 
 
-def shown_strings() -> set[str]:
-    """Every msgid a page can show: `_()` in templates and in the console's Python, plus the
-    strings the templates translate by value (navigation labels, refusal codes)."""
-    found: set[str] = set()
+Key = tuple[str, str | None]  # (msgid, context): pgettext's context tells two senses apart
+
+
+def shown_messages() -> set[Key]:
+    """Every (msgid, context) a page can show: `_()`/`pgettext()` in templates and in the
+    console's Python, plus the strings the templates translate by value (navigation labels,
+    refusal codes)."""
+    found: set[Key] = set()
+
+    def add(message: str | tuple[str, ...], context: str | None) -> None:
+        for text in [message] if isinstance(message, str) else message:
+            if text:
+                found.add((text, context))
+
     for template in sorted((HERE / "templates").rglob("*.html")):
-        for _line, message, _notes, _context in extract_from_file(
+        for _line, message, _notes, context in extract_from_file(
             "jinja2.ext:babel_extract", str(template), options={"extensions": "jinja2.ext.i18n"}
         ):
-            found.update([message] if isinstance(message, str) else message)
+            add(message, context)
     for module in sorted(HERE.rglob("*.py")):
-        for _line, message, _notes, _context in extract_from_file("python", str(module)):
-            found.update([message] if isinstance(message, str) else message)
-    found.update(label for _, label, _ in NAVIGATION)
-    found.update(KNOWN_CODES.values())
-    found.update(SERVICE_NAMES.values())
-    found.add(AMOUNT_HINT)
-    return {message for message in found if message}
+        for _line, message, _notes, context in extract_from_file("python", str(module)):
+            add(message, context)
+    for message in (
+        *(label for _, label, _ in NAVIGATION),
+        *KNOWN_CODES.values(),
+        *SERVICE_NAMES.values(),
+        AMOUNT_HINT,
+        NOT_A_DATE,
+        BACKWARDS,
+    ):
+        add(message, None)
+    return found
+
+
+def shown_strings() -> set[str]:
+    """Every msgid a page can show (in any context)."""
+    return {message for message, _context in shown_messages()}
 
 
 def read_catalog(tag: str) -> Catalog:
@@ -45,27 +66,34 @@ def read_catalog(tag: str) -> Catalog:
         return read_po(po, locale=LOCALES[tag], domain=DOMAIN)
 
 
+def _named(message: str, context: str | None) -> str:
+    return message if context is None else f"{context}|{message}"
+
+
 def untranslated(tag: str) -> list[str]:
+    """The shown messages missing or untranslated in `tag` (`context|msgid` for one with a
+    context)."""
     catalog = read_catalog(tag)
-    return sorted(
-        message
-        for message in shown_strings()
-        if message not in catalog or not catalog[message].string
-    )
+    missing = []
+    for message, context in shown_messages():
+        entry = catalog.get(message, context=context)
+        if entry is None or not entry.string:
+            missing.append(_named(message, context))
+    return sorted(missing)
 
 
 def write_missing() -> None:
-    wanted = shown_strings()
+    wanted = shown_messages()
     for tag in LOCALES:
         path = catalog_path(tag)
         catalog = (
             read_catalog(tag) if path.exists() else Catalog(locale=LOCALES[tag], domain=DOMAIN)
         )
-        for message in sorted(wanted):
-            if message not in catalog:
-                catalog.add(message, message if tag == "en" else "")
-        for gone in [m.id for m in catalog if m.id and m.id not in wanted]:
-            del catalog[gone]  # no page shows it any more
+        for message, context in sorted(wanted, key=lambda key: (key[0], key[1] or "")):
+            if catalog.get(message, context=context) is None:
+                catalog.add(message, message if tag == "en" else "", context=context)
+        for gone in [m for m in catalog if m.id and (m.id, m.context) not in wanted]:
+            catalog.delete(gone.id, context=gone.context)  # no page shows it any more
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as po:
             write_po(po, catalog, omit_header=False, sort_output=True, width=100)

@@ -3,13 +3,17 @@ renderer and the identity provider (the composition root puts them on `app.state
 
 # No `from __future__ import annotations`: FastAPI resolves these aliases at runtime.
 
+import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from services.console.calls import Services
+from services.console.middleware import SESSION_ID_KEY
 from services.console.rendering import Renderer
+from services.console.sessions import SessionStore
 from services.console.settings import ConsoleSettings
 from services.console.signin import Provider
 from shared.http import on_state
@@ -29,11 +33,28 @@ class Person:
 
 async def _token(request: Request) -> str:
     provider: Provider = request.app.state.provider
-    token = await provider.fresh_token(request.session)
+    session_id: str | None = request.scope.get(SESSION_ID_KEY)
+    token = await provider.fresh_token(
+        request.session,
+        session_id,
+        reread=None if session_id is None else partial(_reread, request, session_id),
+        save=None if session_id is None else partial(_save, request, session_id),
+    )
     if token is None:
         request.session.clear()
         raise NotSignedIn
     return token
+
+
+async def _reread(request: Request, session_id: str) -> dict[str, Any] | None:
+    store: SessionStore = request.app.state.sessions
+    return await asyncio.to_thread(store.load, session_id)
+
+
+async def _save(request: Request, session_id: str, session: dict[str, Any]) -> None:
+    store: SessionStore = request.app.state.sessions
+    settings: ConsoleSettings = request.app.state.settings
+    await asyncio.to_thread(store.save, session_id, dict(session), settings.session_hours * 3600)
 
 
 async def _person(request: Request, token: Annotated[str, Depends(_token)]) -> Person:

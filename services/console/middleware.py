@@ -20,6 +20,7 @@ from services.console.sessions import SessionStore, new_session_id
 from services.console.vocabulary import CSRF_FIELD, SESSION_COOKIE
 
 ROTATE = "_rotate"  # set in a session to give it a new id (on sign-in: no session fixation)
+SESSION_ID_KEY = "session_id"  # the scope's stored session id (None for a new session)
 CSRF_HEADER = b"x-csrf-token"
 MAX_FORM_BYTES = 1_000_000
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{40,64}")
@@ -97,6 +98,7 @@ class ServerSessions:
             session_id, data = None, {}
         before = json.dumps(data, sort_keys=True)
         scope["session"] = data
+        scope[SESSION_ID_KEY] = session_id  # a token refresh shares its result by it
 
         async def saving(message: Message) -> None:
             if message["type"] == "http.response.start":

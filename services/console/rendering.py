@@ -82,6 +82,9 @@ class Renderer:
             _=translations.gettext,
             gettext=translations.gettext,
             ngettext=translations.ngettext,
+            # A msgid used in two senses (a state and an amount) is told apart by context.
+            pgettext=translations.pgettext,
+            npgettext=translations.npgettext,
             fmt=Formats(tag, self.zone_of(session)),
             lang=tag,
             person=session.get("name") if session.get("access_token") else None,

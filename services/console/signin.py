@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from services.console.middleware import ROTATE
+from services.console.refreshing import Reread, Save, SingleFlight, Spent
 from services.console.settings import ConsoleSettings
 
 SIGNED_WITH = ["RS256", "PS256", "ES256", "EdDSA"]  # a provider's keys: never a shared secret
@@ -51,6 +52,7 @@ class Provider:
             client_kwargs=kwargs,
         )
         self._transport = transport
+        self.refreshes = SingleFlight()
 
     @property
     def client(self) -> Any:
@@ -113,17 +115,36 @@ class Provider:
         if locale:
             session["locale"] = locale
 
-    async def fresh_token(self, session: dict[str, Any]) -> str | None:
+    async def fresh_token(
+        self,
+        session: dict[str, Any],
+        session_id: str | None = None,
+        *,
+        reread: Reread | None = None,
+        save: Save | None = None,
+    ) -> str | None:
         """The person's access token, refreshed when it is about to expire; None when it
-        cannot be (then they sign in again)."""
+        cannot be (then they sign in again). Refreshes of one session are single-flight
+        (services/console/refreshing.py): `reread` loads the stored session again, `save`
+        stores it at once."""
         token = session.get("access_token")
         if not token:
             return None
         if float(session.get("expires_at") or 0) > time.time() + REFRESH_MARGIN_SECONDS:
             return str(token)
-        refresh = session.get("refresh_token")
-        if not refresh:
+        if not session.get("refresh_token"):
             return None
+        try:
+            renewed = await self.refreshes.refresh(
+                session_id, session, self._renew, reread=reread, save=save
+            )
+        except SignInFailed:  # refused otherwise, or a token that does not check out
+            return None
+        return str(session["access_token"]) if renewed else None
+
+    async def _renew(self, refresh: str) -> dict[str, Any]:
+        """The session's token fields from a refresh grant; Spent when the provider says the
+        token is unknown, spent or expired; SignInFailed for any other refusal."""
         metadata = await self.metadata()
         async with httpx.AsyncClient(timeout=10, transport=self._transport) as http:
             answer = await http.post(
@@ -132,15 +153,18 @@ class Provider:
                 auth=(self.settings.oidc_client_id, self.settings.oidc_client_secret),
             )
         if answer.status_code != 200:
-            return None
+            if answer.status_code == 400 and _oauth_error(answer) == "invalid_grant":
+                raise Spent
+            raise SignInFailed(f"refresh refused: HTTP {answer.status_code}")
         renewed = answer.json()
-        session["access_token"] = renewed["access_token"]
-        session["refresh_token"] = renewed.get("refresh_token", refresh)
-        session["expires_at"] = _expiry(renewed)
-        session["username"], session["roles"] = self.person_of(
-            await self.claims_of(renewed["access_token"])
-        )
-        return str(renewed["access_token"])
+        username, roles = self.person_of(await self.claims_of(renewed["access_token"]))
+        return {
+            "access_token": renewed["access_token"],
+            "refresh_token": renewed.get("refresh_token", refresh),
+            "expires_at": _expiry(renewed),
+            "username": username,
+            "roles": roles,
+        }
 
     async def end_session_url(self, id_token: str | None) -> str:
         """Where the browser goes to sign out at the provider too (or home, if it has none)."""
@@ -152,6 +176,15 @@ class Provider:
         if id_token:
             query["id_token_hint"] = id_token
         return f"{endpoint}?{urlencode(query)}"
+
+
+def _oauth_error(answer: httpx.Response) -> str:
+    """The `error` of an OAuth 2 error answer (RFC 6749 §5.2), or ""."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("error", "")) if isinstance(body, dict) else ""
 
 
 def _expiry(token: dict[str, Any]) -> float:

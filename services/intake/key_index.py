@@ -8,6 +8,7 @@ the keys themselves, and their hashes, stay in the `ApiKey` aggregates (services
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -87,12 +88,18 @@ def list_keys(app: ServiceApplication, tenant: str | None = None) -> list[dict[s
 
 
 def revoke_key(
-    app: ServiceApplication, prefix_or_hash: str, *, actor: str, reason: str
+    app: ServiceApplication,
+    prefix_or_hash: str,
+    *,
+    actor: str,
+    reason: str,
+    forget: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Revoke the key with this display prefix (or hash); its summary afterwards.
 
     Revoking a revoked key changes nothing. Raises UnknownApiKey when nothing,
-    or more than one key, matches.
+    or more than one key, matches. `forget(key_hash)` is called once the revocation is
+    stored (and for a key already revoked): the caller's key cache drops the key's answer.
     """
     key_id = _find(app, prefix_or_hash)
     for _ in range(3):
@@ -102,6 +109,8 @@ def revoke_key(
             app.save(key)
         except IntegrityError:  # revoked concurrently: reload and see
             continue
+        if forget is not None:
+            forget(key.key_hash)
         return key.summary()
     raise RuntimeError(f"could not revoke {prefix_or_hash}: persistent conflict")
 

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from eventsourcing.domain import Aggregate
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from services.intake.deps import IntakeApp, KeyAdmin, KeyCommand
 from services.intake.key_index import list_keys, revoke_key
 from services.intake.tenants import MAX_LABEL_LENGTH, TENANT_NAME, ApiKey, UnknownApiKey, new_key
+from shared.auth import ApiKeys
 from shared.idempotency import Outcome
 from shared.problems import Problem, not_found, problem_responses
 from shared.schemas import Strict, example
@@ -123,10 +124,19 @@ async def revoke(
     body: RevokeKey,
     admin: KeyCommand,
     app: IntakeApp,
+    request: Request,
 ) -> ApiKeyView:
+    """The key is refused from the very next request to this process (its cached answer is
+    dropped); other intake processes refuse it within their cache's TTL (shared/auth.py)."""
+    keys: ApiKeys = request.app.state.api_keys
     try:
         summary = await asyncio.to_thread(
-            revoke_key, app, prefix, actor=f"staff:{admin.sub}", reason=body.reason
+            revoke_key,
+            app,
+            prefix,
+            actor=f"staff:{admin.sub}",
+            reason=body.reason,
+            forget=keys.forget,
         )
     except UnknownApiKey as error:
         raise not_found("API key", str(error)) from None

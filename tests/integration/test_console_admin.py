@@ -113,7 +113,10 @@ def test_an_issued_key_is_shown_once_listed_by_prefix_and_revoked(stack: Stack) 
     gone = root.post(revoke, data={**hidden(listed, revoke), "reason": "leaked"})
     assert gone.status_code == 200 and str(gone.url).endswith("/admin")
     assert f'action="{revoke}"' not in gone.text
-    # Revoked in the store (intake's key lookups forget a revoked key within their cache TTL).
+    # Revoked in the store, and refused by intake from the very next request (the key was
+    # cached as live by the request above: revoking drops it from the cache).
+    refused = stack.clients["intake"].get("/v1/refunds", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 401, refused.text
     keys = stack.clients["intake"].get("/v1/admin/api-keys", headers=stack.staff("intake", "admin"))
     assert [k["revoked"] is not None for k in keys.json()["data"]] == [True]
 
@@ -169,8 +172,25 @@ def test_a_tenants_webhook_endpoints_show_their_status_and_the_disabled_ones(
     )
 
     root = stack.browser("root", "/admin")
+    fields = hidden(root.get("/admin").text, "/admin/keys")
+    for tenant in ("globex", "acme"):  # the platforms intake knows: those it issued keys to
+        issued = root.post("/admin/keys", data={**fields, "tenant": tenant})
+        assert issued.status_code == 201, issued.text
+        fields = hidden(issued.text, "/admin/keys")
+    offered = root.get("/admin").text
+    choices = offered[offered.index('<select name="tenant" id="webhook-tenant">') :]
+    choices = choices[: choices.index("</select>")]
+    assert re.findall(r'<option value="([^"]*)"', choices) == ["", "acme", "globex"]
+    assert 'name="typed"' in offered  # a platform with no stored key can still be typed
+    typed = root.get("/admin", params={"tenant": "acme", "typed": "globex"}).text
+    assert "https://127.0.0.1:9/other" in typed  # the typed name wins over the choice
+    refused_name = root.get("/admin", params={"typed": "Not A Name"})
+    assert refused_name.status_code == 422 and "typed" in refused_name.text
+
     page = root.get("/admin", params={"tenant": "acme"})
     assert page.status_code == 200, page.text
+    chosen = page.text[page.text.index('id="webhook-tenant"') :]
+    assert '<option value="acme" selected>' in chosen
     section = page.text[page.text.index('id="webhooks"') :]
     assert "https://127.0.0.1:9/ok" in section and "https://127.0.0.1:9/gone" in section
     assert "/other" not in section  # another tenant's

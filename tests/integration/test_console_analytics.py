@@ -5,12 +5,14 @@ auditors and admins only; a day it cannot read is named; both languages render."
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelope
 from tests.support.console_stack import Stack, console_stack
 
 
@@ -75,3 +77,34 @@ def test_the_analytics_page_speaks_both_languages(stack: Stack) -> None:
     en = zhao.post("/language", data={"csrf_token": csrf, "locale": "en", "next": "/analytics"})
     assert '<html lang="en">' in en.text and "Refunds by reason" in en.text
     assert "CN¥129.00" in en.text
+
+
+def test_a_state_and_an_amount_sharing_an_english_word_read_apart_in_zh_cn(stack: Stack) -> None:
+    refund = stack.refund(12900)
+    approved = ReviewApprovedV1(
+        refund_id=refund["id"],
+        tenant="acme",
+        order_id=refund["order_id"],
+        amount=MoneyModel(amount=12900, currency="CNY"),
+        payment=PaymentRoute(method="alipay", reference="2026110122001"),
+        policy_version="test-1",
+        rule="auto_approve.within_limit",
+        decided_by="wang",
+        decided_at=datetime.now(UTC),
+    )
+    message = envelope(
+        approved,
+        source="review",
+        event_id=str(uuid.uuid4()),
+        position=1,
+        time=datetime.now(UTC),
+        causation_id=None,
+    )
+    assert stack.services["intake"].http.state.intake.handle(message)  # as the broker carries it
+
+    page = stack.browser("zhao", "/analytics").get("/analytics").text
+    totals = page[page.index('id="totals"') : page.index("</dl>", page.index('id="totals"'))]
+    assert "<dt>批准金额</dt><dd>¥129.00</dd>" in totals  # the amount approved
+    assert "<dt>已付金额</dt>" in totals and "已批准" not in totals and "已付款" not in totals
+    outcomes = page[page.index('<caption id="by-outcome">') :]
+    assert '<th scope="row">已批准</th><td>1</td>' in outcomes  # the state

@@ -120,6 +120,61 @@ def test_an_export_downloads_the_entries_as_csv_and_jsonl(stack: Stack) -> None:
     assert wrong.status_code == 422 and "<code>service</code>" in wrong.text
 
 
+def test_an_export_by_days_keeps_the_entries_of_those_days_in_the_persons_zone(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.refund()
+    audrey = stack.browser("audrey", "/audit")  # her zone: Asia/Shanghai (UTC+8)
+    assert "Asia/Shanghai" in audrey.get("/audit").text
+    everything = audrey.get("/audit/export", params={"service": "intake", "format": "jsonl"})
+    positions = [json.loads(line)["position"] for line in everything.text.splitlines()]
+    assert len(positions) >= 4, positions  # all sealed now; give four of them known times
+    stored_at = {
+        positions[0]: "2026-01-01T15:59:59.999999+00:00",  # 23:59:59 on 1 January in Shanghai
+        positions[1]: "2026-01-01T16:00:00.000000+00:00",  # midnight starting 2 January there
+        positions[2]: "2026-01-02T15:59:59.999999+00:00",  # the last moment of 2 January there
+        positions[3]: "2026-01-02T16:00:00.000000+00:00",  # 3 January there
+    }
+    with sqlite3.connect(tmp_path / "intake.sqlite") as db:
+        for position, at in stored_at.items():
+            db.execute("UPDATE audit_ledger SET at = ? WHERE position = ?", (at, position))
+
+    day = {"service": "intake", "from_date": "2026-01-02", "to_date": "2026-01-02"}
+    jsonl = audrey.get("/audit/export", params={**day, "format": "jsonl"})
+    assert jsonl.status_code == 200, jsonl.text
+    assert [json.loads(line)["position"] for line in jsonl.text.splitlines()] == positions[1:3]
+    assert "2026-01-02-2026-01-02" in jsonl.headers["content-disposition"]
+    table = audrey.get("/audit/export", params={**day, "format": "csv"})
+    assert [int(r["position"]) for r in csv.DictReader(io.StringIO(table.text))] == positions[1:3]
+    # Days and positions together: the entries in both.
+    both = audrey.get(
+        "/audit/export", params={**day, "format": "jsonl", "start": positions[2], "end": 10**6}
+    )
+    assert [json.loads(line)["position"] for line in both.text.splitlines()] == [positions[2]]
+    since = audrey.get(
+        "/audit/export", params={"service": "intake", "format": "jsonl", "from_date": "2026-01-03"}
+    )
+    after = [json.loads(line)["position"] for line in since.text.splitlines()]
+    assert positions[3] in after and not set(positions[:3]) & set(after)  # today's too
+
+    # The form as a browser sends it with the optional fields left empty: the whole ledger.
+    blank = {"start": "1", "end": "", "from_date": "", "to_date": ""}
+    whole = audrey.get("/audit/export", params={**day, **blank, "format": "jsonl"})
+    assert whole.status_code == 200, whole.text
+    assert len(whole.text.splitlines()) == len(positions)
+
+    unreadable = audrey.get("/audit/export", params={**day, "from_date": "2 Jan"})
+    assert unreadable.status_code == 422 and "<code>from_date</code>" in unreadable.text
+    backwards = audrey.get("/audit/export", params={**day, "from_date": "2026-01-03"})
+    assert backwards.status_code == 422 and "<code>to_date</code>" in backwards.text
+    empty = stack.clients["intake"].get(
+        "/v1/audit/log",
+        params={"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        headers=stack.staff("intake", "auditor"),
+    )
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "until"
+
+
 def test_only_auditors_and_admins_open_the_audit_pages(stack: Stack) -> None:
     root = stack.browser("root", "/audit")
     assert root.get("/audit").status_code == 200

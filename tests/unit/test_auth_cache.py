@@ -66,6 +66,31 @@ def test_a_stored_key_is_cached_and_its_revocation_counts_after_the_ttl() -> Non
     assert refused(keys, "sk_live")
 
 
+def test_a_forgotten_key_is_looked_up_again_at_once() -> None:
+    clock, stored = Clock(), StoredKeys(sk_live="acme")
+    keys = ApiKeys({}, lookup=stored, ttl=10, clock=clock)
+    assert keys.tenant_for("Bearer sk_live") == "acme"
+    del stored.tenants[digest("sk_live")]  # revoked through this process, which forgets it
+    keys.forget(digest("sk_live"))
+    assert refused(keys, "sk_live")  # no waiting for the TTL
+    assert len(stored.asked) == 2
+
+
+def test_an_answer_read_before_a_forget_is_not_cached() -> None:
+    clock = Clock()
+    keys: ApiKeys
+
+    def racing(hashed: str) -> str | None:
+        keys.forget(hashed)  # the key is revoked while this look-up is under way
+        return "acme"
+
+    keys = ApiKeys({}, lookup=racing, ttl=10, clock=clock)
+    assert keys.tenant_for("Bearer sk_live") == "acme"
+    stored = StoredKeys()
+    keys._lookup = stored  # the store now says revoked
+    assert refused(keys, "sk_live")  # the stale answer was not kept
+
+
 def test_env_keys_never_reach_the_lookup() -> None:
     stored = StoredKeys(sk_stored="globex")
     keys = ApiKeys(parse_api_keys("acme:env-key-0123456789abcdefghij"), lookup=stored)

@@ -1,22 +1,25 @@
 """The console's pieces without a server: the vendored htmx's recorded hash, complete catalogs,
 exact amounts and local times per language, settings refused in production, no open redirect,
-the CSRF guard and the forms read into review's bodies."""
+the CSRF guard, the forms read into review's bodies and single-flight token refreshes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from services.console.catalogs import shown_strings, untranslated
+from services.console.catalogs import shown_messages, shown_strings, untranslated
 from services.console.i18n import Formats, compile_catalogs
 from services.console.pages.auth import local_path
 from services.console.pages.case_forms import FormProblem, body_of
 from services.console.pages.queue import review_query, sla
+from services.console.refreshing import SingleFlight, Spent
 from services.console.settings import DEV_SESSION_SECRET, ConsoleSettings
 from services.console.signin import Provider
 from services.console.vocabulary import LOCALES
@@ -49,6 +52,14 @@ def test_the_catalogs_compile_and_translate() -> None:
     catalogs = compile_catalogs()
     assert catalogs["zh-CN"].gettext("Review queue") == "审核队列"
     assert catalogs["en"].gettext("Review queue") == "Review queue"
+
+
+def test_a_word_used_as_a_state_and_as_an_amount_has_two_translations() -> None:
+    zh, en = compile_catalogs()["zh-CN"], compile_catalogs()["en"]
+    assert {("Approved", "amount"), ("Approved", None), ("Paid", "amount")} <= shown_messages()
+    assert (zh.gettext("Approved"), zh.pgettext("amount", "Approved")) == ("已批准", "批准金额")
+    assert (zh.gettext("Paid"), zh.pgettext("amount", "Paid")) == ("已付款", "已付金额")
+    assert en.pgettext("amount", "Paid") == "Paid"
 
 
 @pytest.mark.parametrize(
@@ -252,3 +263,44 @@ def test_people_share_the_console_connections_but_never_a_token_or_cookie() -> N
 
     asyncio.run(calls())
     assert seen == [("Bearer token-ann", None), ("Bearer token-bob", None)]
+
+
+async def test_a_session_refreshing_twice_at_once_asks_the_provider_once() -> None:
+    flights = SingleFlight()
+    asked: list[str] = []
+
+    async def renew(refresh: str) -> dict[str, Any]:
+        asked.append(refresh)
+        await asyncio.sleep(0.05)  # the provider's round trip: the other request waits
+        return {"access_token": "at-2", "refresh_token": "rt-2", "expires_at": 2.0}
+
+    first = {"access_token": "at-1", "refresh_token": "rt-1", "csrf": "a"}
+    second = {"access_token": "at-1", "refresh_token": "rt-1", "csrf": "a"}
+    done = await asyncio.gather(
+        flights.refresh("s1", first, renew), flights.refresh("s1", second, renew)
+    )
+    assert done == [True, True] and asked == ["rt-1"]
+    assert first["refresh_token"] == second["refresh_token"] == "rt-2"
+    assert second["access_token"] == "at-2" and second["csrf"] == "a"
+
+
+async def test_a_spent_token_takes_the_tokens_another_process_stored() -> None:
+    async def spent(refresh: str) -> dict[str, Any]:
+        raise Spent
+
+    stored: list[dict[str, Any] | None] = [{"refresh_token": "rt-1"}]
+
+    async def reread() -> dict[str, Any] | None:
+        found = stored[0]
+        stored[0] = {"access_token": "at-9", "refresh_token": "rt-9", "expires_at": 9.0}
+        return found  # the other process stores its tokens between the first and second read
+
+    session = {"access_token": "at-1", "refresh_token": "rt-1"}
+    assert await SingleFlight().refresh("s1", session, spent, reread=reread)
+    assert session["access_token"] == "at-9" and session["refresh_token"] == "rt-9"
+    gone = {"access_token": "at-1", "refresh_token": "rt-1"}
+
+    async def signed_out() -> dict[str, Any] | None:
+        return None
+
+    assert not await SingleFlight().refresh("s2", gone, spent, reread=signed_out)

@@ -82,13 +82,28 @@ async def _overview(calls: Services, tenant: str) -> dict[str, Any]:
 TenantQuery = Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9_-]*$")]
 
 
+def known_tenants(keys: Any, chosen: str) -> list[str]:
+    """The platforms intake has issued keys to (revoked ones too: their endpoints may still
+    be there), and the chosen one, sorted: the webhooks form's choices. Tenants of keys from
+    the environment are not listed by intake, so the form also takes a typed name."""
+    listed = keys.get("data", []) if isinstance(keys, dict) else []
+    return sorted({str(key["tenant"]) for key in listed} | ({chosen} if chosen else set()))
+
+
 @router.get("/admin")
 async def admin(
-    request: Request, person: SignedIn, calls: Calls, pages: Pages, tenant: TenantQuery = ""
+    request: Request,
+    person: SignedIn,
+    calls: Calls,
+    pages: Pages,
+    tenant: TenantQuery = "",
+    typed: TenantQuery = "",
 ) -> Response:
+    """`typed` (a platform name typed in the webhooks form) wins over `tenant` (chosen from
+    the platforms intake knows)."""
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    return await _admin_page(request, calls, pages, tenant=tenant)
+    return await _admin_page(request, calls, pages, tenant=typed or tenant)
 
 
 async def _admin_page(
@@ -118,6 +133,7 @@ async def _admin_page(
         keys=shown["keys"],
         webhooks=shown["webhooks"],
         tenant=tenant,
+        tenants=known_tenants(shown["keys"], tenant),
         failures=failures,
         problem=problem,
         issued=issued,

@@ -20,7 +20,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from services.console.calls import SERVICES, Refused, Services, Unreachable
 from services.console.deps import Calls, Pages, SignedIn
-from services.console.pages.explain import explained
+from services.console.pages.audit_range import time_window
+from services.console.pages.explain import explained, local_problem
 from services.console.pages.gate import refused
 from shared.timeline import Moment, moment, ordered
 
@@ -44,6 +45,8 @@ CSV_COLUMNS = (
     "leaf_hash",
 )
 RefundQuery = Annotated[str, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]*$")]
+# A form's date field: YYYY-MM-DD, or empty (an empty field is sent as `name=`).
+DateQuery = Annotated[str, Query(max_length=10)]
 
 
 async def _entries_of(calls: Services, service: str, refund_id: str) -> list[dict[str, Any]]:
@@ -125,6 +128,7 @@ async def audit(
         recent=recent,
         services=SERVICES,
         formats=tuple(EXPORT_FORMATS),
+        zone=pages.zone_of(request.scope.get("session") or {}).key,
     )
 
 
@@ -160,24 +164,37 @@ async def export(
     service: Annotated[str, Query(max_length=20)] = "intake",
     format: Annotated[str, Query(max_length=10)] = "csv",
     start: Annotated[int, Query(ge=1, le=2**62)] = 1,
-    end: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    # Text, not an int: the form sends its empty "to position" field as `end=`.
+    end: Annotated[str, Query(max_length=19, pattern=r"^([1-9][0-9]*)?$")] = "",
+    from_date: DateQuery = "",
+    to_date: DateQuery = "",
 ) -> Response:
     """Positions `start`..`end` (inclusive; to the end without `end`) of one service's ledger,
-    streamed page by page from its audit log: nothing is held whole in memory."""
+    and of those only the ones stored from `from_date` through `to_date` (whole days in the
+    person's zone) when given; streamed page by page from its audit log: nothing is held
+    whole in memory."""
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
     _ = pages.gettext(request)
-    if service not in SERVICES or format not in EXPORT_FORMATS:
-        field = "service" if service not in SERVICES else "format"
-        problem = {
-            "headline": _("Some fields are not valid; nothing was sent."),
-            "lines": [{"field": field, "text": _("Choose one of the offered values."), "code": ""}],
-        }
-        return pages.page(request, "problem.html", 422, problem=problem)
+    bad: dict[str, str] = {}
+    if service not in SERVICES:
+        bad["service"] = _("Choose one of the offered values.")
+    if format not in EXPORT_FORMATS:
+        bad["format"] = _("Choose one of the offered values.")
+    zone = pages.zone_of(request.scope.get("session") or {})
+    window = time_window(from_date, to_date, zone)
+    if isinstance(window, dict):
+        bad.update({field: _(text) for field, text in window.items()})
+    if bad:
+        return pages.page(request, "problem.html", 422, problem=local_problem(bad, _))
+    assert not isinstance(window, dict)
+    since, until = window
+    last = int(end) if end else None
+    asked = {"limit": EXPORT_PAGE} | {
+        name: bound.isoformat() for name, bound in (("since", since), ("until", until)) if bound
+    }
     try:  # the first page before the download starts: a refusal is still a page
-        first = await calls.get(
-            service, "/v1/audit/log", {"after": start - 1, "limit": EXPORT_PAGE}
-        )
+        first = await calls.get(service, "/v1/audit/log", {**asked, "after": start - 1})
     except (Refused, Unreachable) as error:
         status = error.status if isinstance(error, Refused) else 502
         return pages.page(request, "problem.html", status, problem=explained(error, _))
@@ -187,16 +204,15 @@ async def export(
             yield ",".join(CSV_COLUMNS) + "\n"
         page = first
         while True:
-            entries = [e for e in page["data"] if end is None or e["position"] <= end]
+            entries = [e for e in page["data"] if last is None or e["position"] <= last]
             yield _lines(entries, service, format)
             done = len(entries) < len(page["data"]) or not page["has_more"]
             if done or page["next_after"] is None:
                 return
-            page = await calls.get(
-                service, "/v1/audit/log", {"after": page["next_after"], "limit": EXPORT_PAGE}
-            )
+            page = await calls.get(service, "/v1/audit/log", {**asked, "after": page["next_after"]})
 
-    name = f"{service}-ledger-{start}-{end or 'end'}.{format}"
+    days = f"-{from_date or 'start'}-{to_date or 'end'}" if from_date or to_date else ""
+    name = f"{service}-ledger-{start}-{last or 'end'}{days}.{format}"
     return StreamingResponse(
         chunks(),
         media_type=EXPORT_FORMATS[format],
