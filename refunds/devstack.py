@@ -17,11 +17,13 @@ from types import TracebackType
 
 import httpx
 
+from refunds.dev_providers import connect_dev_accounts
 from refunds.ports import (
     APPS,
     COMPONENTS,
     HOST,
     INFRASTRUCTURE,
+    PROVIDER_EMULATORS,
     Ports,
     StackError,
     check_component,
@@ -63,8 +65,12 @@ _SANDBOX_MODULES = {
     "sms": "sandbox.sms",
     "carrier": "sandbox.carrier",
     "identity": "sandbox.identity",
+    "stripe": "sandbox.stripe",
+    "alipay": "sandbox.alipay",
+    "wechatpay": "sandbox.wechatpay",
 }
-_HEALTHZ = ("gateway", "sms", "carrier", "identity")  # the rest answer /readyz
+# The rest answer /readyz.
+_HEALTHZ = ("gateway", "sms", "carrier", "identity", *PROVIDER_EMULATORS)
 
 
 @dataclass
@@ -85,10 +91,13 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         python: str = sys.executable,
         messaging_apart: bool = False,
+        dev_providers: bool = False,
     ) -> None:
         """`messaging_apart`: each service runs as two processes, `<service>` (HTTP and its
         other loops) and `<service>-messaging` (its relay and consumer, on a port of its own),
-        so either can be killed while the other goes on."""
+        so either can be killed while the other goes on. `dev_providers`: the dev tenant's
+        card, Alipay and WeChat Pay refunds go to the provider emulators (its accounts are
+        connected once payout is up); otherwise every method goes to the sandbox gateway."""
         # Absolute, so children agree on it whatever their working directory.
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports
@@ -97,6 +106,7 @@ class Stack:
         self.extra_env = dict(extra_env or {})
         self.python = python
         self.messaging_ports = {name: free_port() for name in MESSAGING} if messaging_apart else {}
+        self.dev_providers = dev_providers
         self._children: dict[str, _Child] = {}
 
     @property
@@ -132,6 +142,8 @@ class Stack:
                 for name in names:
                     self._spawn(name)
                 self._await(names, deadline)
+                if tier is SERVICES and self.dev_providers and "payout" in names:
+                    connect_dev_accounts(self, [p for p in PROVIDER_EMULATORS if p in wanted])
         except BaseException:
             # Includes KeyboardInterrupt: never leave half a stack running in its own sessions.
             self.stop_all()
@@ -157,7 +169,9 @@ class Stack:
         in parallel."""
         self._stop_together(APPS)
         self._stop_together((*reversed(SERVICES), *self.messaging_ports))
-        self._stop_together(("identity", "carrier", "sms", "mailsink", "gateway"))
+        self._stop_together(
+            ("identity", "carrier", "sms", "mailsink", "gateway", *PROVIDER_EMULATORS)
+        )
         self._stop_together(("broker",))
 
     def kill(self, name: str) -> None:
@@ -241,7 +255,20 @@ class Stack:
                 *("--storage-engine", "memory://tansu/"),
             ]
         module = _SANDBOX_MODULES.get(name, f"services.{name.removesuffix('-messaging')}")
+        if name in PROVIDER_EMULATORS:
+            return [self.python, "-m", module, *self._emulator_args(name)]
         return [self.python, "-m", module]
+
+    def _emulator_args(self, name: str) -> list[str]:
+        """A provider emulator's options: where it listens and keeps its state; Stripe also
+        where it sends the dev tenant's webhooks (an endpoint set in Stripe, not per request)
+        and, for references nobody created there, payments in yuan like the README's."""
+        args = ["--host", HOST, "--port", str(self.ports.of(name)), "--data-dir"]
+        args.append(str(self.data_dir / name))
+        if name == "stripe":
+            callbacks = f"{self.url('payout')}/v1/providers/stripe/{DEV_TENANT}/callbacks"
+            args += ["--webhook-url", callbacks, "--default-currency", "cny"]
+        return args
 
     def environment(self, name: str) -> dict[str, str]:
         """The parent's environment minus REFUNDS_*/SANDBOX_*, plus this component's settings."""

@@ -10,7 +10,17 @@ from pathlib import Path
 from shared.contracts import SERVICES
 
 HOST = "127.0.0.1"
-INFRASTRUCTURE = ("broker", "gateway", "mailsink", "sms", "carrier", "identity")
+# The payment providers' emulators (sandbox/STRIPE.md, ALIPAY.md, WECHATPAY.md).
+PROVIDER_EMULATORS = ("stripe", "alipay", "wechatpay")
+INFRASTRUCTURE = (
+    "broker",
+    "gateway",
+    "mailsink",
+    "sms",
+    "carrier",
+    "identity",
+    *PROVIDER_EMULATORS,
+)
 # Apps that are not among the four services: they publish no events and only call the
 # services' HTTP APIs, so they start after them (the staff console).
 APPS = ("console",)
@@ -29,6 +39,9 @@ _BASE_OFFSETS = {
     "sms": 30,
     "carrier": 40,
     "identity": 50,
+    "stripe": 60,
+    "alipay": 70,
+    "wechatpay": 80,
     "broker": 92,
 }
 _HIGHEST_BASE = 65535 - max(_BASE_OFFSETS.values())  # the broker's port must still fit
@@ -57,6 +70,9 @@ class Ports:
     sms: int = 8030
     carrier: int = 8040
     identity: int = 8050
+    stripe: int = 8060
+    alipay: int = 8070
+    wechatpay: int = 8080
 
     @classmethod
     def free(cls) -> Ports:
@@ -73,7 +89,8 @@ class Ports:
     @classmethod
     def from_base(cls, base: int) -> Ports:
         """base+1..4 the services, base+5 console, base+10 gateway, base+25 SMTP, base+30 SMS,
-        base+40 carrier, base+50 identity provider, base+92 broker."""
+        base+40 carrier, base+50 identity provider, base+60/70/80 the Stripe, Alipay and WeChat
+        Pay emulators, base+92 broker."""
         if not 1 <= base <= _HIGHEST_BASE:
             raise ValueError(f"base port must be between 1 and {_HIGHEST_BASE}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})

@@ -29,6 +29,9 @@ _DESCRIPTIONS = {
     "sms": "sandbox SMS provider; messages at /v1/messages",
     "carrier": "sandbox carrier (Kuaidi100 protocol); shipments at /sandbox/shipments",
     "identity": "sandbox identity provider (OpenID Connect); staff sign in here",
+    "stripe": "Stripe emulator: the dev tenant's card refunds (sandbox/STRIPE.md)",
+    "alipay": "Alipay emulator: the dev tenant's Alipay refunds (sandbox/ALIPAY.md)",
+    "wechatpay": "WeChat Pay emulator: the dev tenant's WeChat Pay refunds (sandbox/WECHATPAY.md)",
     "intake": "platform refund API; docs at /docs",
     "review": "review queue and decisions; docs at /docs",
     "payout": "payouts and reconciliation; docs at /docs",
@@ -89,8 +92,8 @@ def add(commands: Any) -> None:
         metavar="N",
         type=_ports_from_base,
         help="services on N+1..N+4, console N+5, gateway N+10, SMTP N+25, SMS N+30, "
-        "carrier N+40, identity provider N+50, broker N+92 "
-        "(default: 8001-8005, 8010, 8025, 8030, 8040, 8050, 9092)",
+        "carrier N+40, identity provider N+50, Stripe/Alipay/WeChat Pay emulators N+60/70/80, "
+        "broker N+92 (default: 8001-8005, 8010, 8025, 8030, 8040, 8050, 8060, 8070, 8080, 9092)",
     )
     dev.set_defaults(handler=run_dev)
 
@@ -121,6 +124,7 @@ def run_dev(args: argparse.Namespace) -> int:
         args.ports or Ports(),
         database_url=args.postgres,
         schema_prefix=args.schema_prefix,
+        dev_providers=True,  # the dev tenant's card, Alipay and WeChat Pay go to the emulators
     )
     print(f"Starting the local stack (logs in {stack.data_dir / 'logs'}) ...", flush=True)
     with _stop_signals() as stop:

@@ -76,12 +76,13 @@ def create_app(
     secret_keys: tuple[str, ...] = (DEV_SECRET_KEY,),
     webhook_urls: tuple[str, ...] = (),
     webhook_secret: str = DEV_WEBHOOK_SECRET,
+    default_payment_currency: str = "usd",
 ) -> FastAPI:
     """The emulator with its state in `data_dir` (None: in memory). `webhook_urls` get an
     endpoint each, signed with `webhook_secret`. Webhooks and pending refunds settling
     need the lifespan (uvicorn runs it); queries settle what is due anyway."""
     store = Store(Path(data_dir) / STORE_FILE if data_dir is not None else None)
-    faults = Faults()
+    faults = Faults(default_payment_currency)
     webhooks = Webhooks(store, faults)
     store.open()
     if not store.deliveries() and webhook_urls:
@@ -375,6 +376,11 @@ def main(argv: list[str] | None = None) -> None:
         "--webhook-url", action="append", default=[], help="endpoint for refund events"
     )
     parser.add_argument("--webhook-secret", default=DEV_WEBHOOK_SECRET)
+    parser.add_argument(
+        "--default-currency",
+        default="usd",
+        help="currency of a payment nobody created here (lowercase; default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -383,5 +389,6 @@ def main(argv: list[str] | None = None) -> None:
         secret_keys=tuple(args.secret_key or (DEV_SECRET_KEY,)),
         webhook_urls=tuple(args.webhook_url),
         webhook_secret=args.webhook_secret,
+        default_payment_currency=args.default_currency,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

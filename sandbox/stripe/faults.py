@@ -65,9 +65,11 @@ class Plan:
 class Faults:
     """Switches shared by the request threads; counters are consumed under a lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_payment_currency: str = "usd") -> None:
         self._lock = threading.Lock()
-        self._state = FaultState()
+        # The currency of payments nobody created here, kept across a reset (a start option).
+        self._currency = default_payment_currency
+        self._state = FaultState(default_payment_currency=self._currency)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -76,7 +78,7 @@ class Faults:
     def apply(self, change: ControlRequest) -> dict[str, Any]:
         with self._lock:
             if change.reset:
-                self._state = FaultState()
+                self._state = FaultState(default_payment_currency=self._currency)
             for name, value in change.model_dump(exclude={"reset"}, exclude_none=True).items():
                 setattr(self._state, name, value)
         return self.snapshot()
