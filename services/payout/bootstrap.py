@@ -81,6 +81,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
         lambda: {(status,): n for status, n in index.count_by_status().items()},
         labels=["status"],
     )
+    metrics.registry.register(http.state.tenant_providers.callbacks_seen)
     audit = auditing(app, settings)
     audit.serve(http)
     wired.workers.extend(audit.workers)

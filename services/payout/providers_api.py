@@ -5,7 +5,6 @@ and auditors read what is configured), and each provider's signed callbacks."""
 
 import asyncio
 import time
-from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -125,11 +124,15 @@ async def callback(
     except CallbackRefused as refused:
         delivery = Delivery(body=body, signature=_signature(headers), callback_id=None, at=at)
         await asyncio.to_thread(app.refuse_callback, refused.reason, delivery, source)
+        providers.callbacks_seen.labels(provider, refused.reason).inc()
         raise
-    with suppress(CallbackReplayed):  # taken before: the same answer, nothing changes
-        await asyncio.to_thread(
+    try:
+        outcome: str = await asyncio.to_thread(
             app.receive_notification, note, at, provider=provider, tenant=tenant
         )
+    except CallbackReplayed:  # taken before: the same answer, nothing changes
+        outcome = "replayed"
+    providers.callbacks_seen.labels(provider, outcome).inc()
     answered = spec.answer
     return Response(answered.body, answered.status_code, media_type=answered.media_type)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from services.payout.accounts import SEALED_FIELD, ProviderAccount, keystore_subject
@@ -81,6 +82,14 @@ class TenantProviders:
         self._opened: dict[tuple[str, str], _Opened] = {}
         self._looked: dict[tuple[str, str], tuple[float, ProviderAccount | None]] = {}
         self._lock = threading.Lock()
+        # Registered with the service's metrics by the composition root (none in tests).
+        self.callbacks_seen = Counter(
+            "refunds_provider_callbacks",
+            "Provider notifications by provider and outcome: what they did to a payout, "
+            "`replayed`, or the reason they were refused (bad-signature: not the provider's).",
+            ["provider", "outcome"],
+            registry=None,
+        )
 
     # -- the admin API's commands and queries ----------------------------------------------
 
