@@ -73,6 +73,13 @@ def add(commands: Any) -> None:
     )
     dev.add_argument("--data-dir", type=Path, default=Path("data"), help="default: %(default)s")
     dev.add_argument(
+        "--no-providers",
+        dest="providers",
+        action="store_false",
+        help="connect no provider accounts for the dev tenant: every payment method goes to "
+        "the sandbox gateway (as before 0.4.0); the emulators still run",
+    )
+    dev.add_argument(
         "--postgres",
         metavar="URL",
         type=postgres_url,
@@ -124,7 +131,8 @@ def run_dev(args: argparse.Namespace) -> int:
         args.ports or Ports(),
         database_url=args.postgres,
         schema_prefix=args.schema_prefix,
-        dev_providers=True,  # the dev tenant's card, Alipay and WeChat Pay go to the emulators
+        # The dev tenant's card, Alipay and WeChat Pay refunds go to the emulators.
+        dev_providers=args.providers,
     )
     print(f"Starting the local stack (logs in {stack.data_dir / 'logs'}) ...", flush=True)
     with _stop_signals() as stop:

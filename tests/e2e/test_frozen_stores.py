@@ -182,7 +182,12 @@ class RunningStack:
         self.output: list[str] = []
         self.up = threading.Event()
         self.process = subprocess.Popen(
-            [str(CLI), "dev", "--data-dir", str(data_dir), "--base-port", str(base)],
+            # As those releases ran: their dev tenant had no provider accounts of its own, and
+            # an upgrade connects none (refunds go to the sandbox gateway, as they went then).
+            [
+                *(str(CLI), "dev", "--data-dir", str(data_dir), "--base-port", str(base)),
+                "--no-providers",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
