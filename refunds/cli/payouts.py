@@ -1,10 +1,13 @@
-"""`refunds payouts reconcile`: a provider's settlement report, checked by payout."""
+"""`refunds payouts reconcile`: a provider's settlement report, checked by payout;
+`refunds payouts abnormal-refund`: WeChat Pay re-routes a refund it could not credit."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,108 @@ def add(commands: Any) -> None:
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
     )
     reconcile.set_defaults(handler=run_payouts_reconcile)
+    add_abnormal_refund(actions)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default=PAYOUT_URL, type=http_url, help="payout's base URL (default %(default)s)"
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a staff JWT with the finance or admin role (default: a 5-minute finance token "
+        f"for cli:<login> signed with ${jwt.SECRET_ENV}, or the dev secret in dev)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
+    )
+
+
+def add_abnormal_refund(actions: Any) -> None:
+    abnormal = actions.add_parser(
+        "abnormal-refund",
+        help="have WeChat Pay credit an ABNORMAL refund to a bank card",
+        description="For a payout whose WeChat Pay refund ended ABNORMAL (the payer's "
+        "account could not take it): POST /v1/payouts/PAYOUT/abnormal-refund. "
+        "MERCHANT_BANK_CARD credits the merchant's card (finance then pays the customer); "
+        "USER_BANK_CARD the payer's, given --bank-type and the card's number and holder, "
+        "read from standard input (two lines) or asked for on a terminal, never from the "
+        "command line. Payout records only the last four digits. "
+        "Exit status: 0 paid, 1 not paid (yet), 2 usage or HTTP error.",
+        epilog="example: refunds payouts abnormal-refund po_… --type MERCHANT_BANK_CARD",
+    )
+    abnormal.add_argument("payout", metavar="PAYOUT", help="the payout's id, po_…")
+    abnormal.add_argument("--type", required=True, choices=("USER_BANK_CARD", "MERCHANT_BANK_CARD"))
+    abnormal.add_argument(
+        "--bank-type",
+        metavar="BANK",
+        help="WeChat Pay's bank type (USER_BANK_CARD), e.g. ICBC_DEBIT",
+    )
+    abnormal.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="repeat a request safely (default: a new one per run)",
+    )
+    _common(abnormal)
+    abnormal.set_defaults(handler=run_abnormal_refund)
+
+
+def _card(where: str) -> tuple[str, str] | None:
+    """The payer's card number and holder: stdin's two lines, or asked for on a terminal."""
+    if sys.stdin.isatty():
+        account = getpass.getpass("card number: ").strip()
+        name = input("card holder: ").strip()
+    else:
+        lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+        if len(lines) != 2:
+            print(f"{where}: give the card number and holder on two lines", file=sys.stderr)
+            return None
+        account, name = lines
+    return account, name
+
+
+def run_abnormal_refund(args: argparse.Namespace) -> int:
+    import httpx  # only the HTTP subcommands need it
+
+    where = "refunds payouts abnormal-refund"
+    body: dict[str, str] = {"type": args.type}
+    if args.type == "USER_BANK_CARD":
+        if not args.bank_type:
+            print(f"{where}: USER_BANK_CARD needs --bank-type", file=sys.stderr)
+            return EXIT_USAGE
+        card = _card(where)
+        if card is None:
+            return EXIT_USAGE
+        body |= {"bank_type": args.bank_type, "bank_account": card[0], "real_name": card[1]}
+    elif args.bank_type:
+        print(f"{where}: --bank-type is only for USER_BANK_CARD", file=sys.stderr)
+        return EXIT_USAGE
+    token = args.token or staff_token("finance", where)
+    if token is None:
+        return EXIT_USAGE
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Idempotency-Key": args.idempotency_key or str(uuid.uuid4()),
+    }
+    try:
+        response = httpx.post(
+            f"{args.url}/v1/payouts/{args.payout}/abnormal-refund",
+            json=body,
+            headers=headers,
+            timeout=args.timeout,
+        )
+    except httpx.HTTPError as error:
+        print(f"{where}: cannot reach {args.url}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if response.status_code != 200:
+        print(f"{where}: {problem_text(response)}", file=sys.stderr)
+        return EXIT_USAGE
+    payout = response.json()
+    outcome = payout.get("outcome") or {}
+    detail = f" ({outcome['cause']})" if payout["status"] == "failed" and "cause" in outcome else ""
+    print(f"{payout['id']}: {payout['status']}{detail}")
+    return EXIT_OK if payout["status"] == "paid" else EXIT_FAILED
 
 
 def _iso_day(value: str) -> date:

@@ -13,7 +13,7 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from services.payout.credits import Coupon
-from services.payout.domain import Payout, RefundPayouts, payout_id_of
+from services.payout.domain import AbnormalRefundTarget, Payout, RefundPayouts, payout_id_of
 from services.payout.providers.registry import PROVIDERS
 from services.payout.reconcile import (
     OurPayout,
@@ -216,8 +216,27 @@ class PayoutApplication(PayoutSettlement):
     ) -> Answer:
         return self.act_once(payout, keyed, Payout.record_manual_payment, actor, reference)
 
+    def request_abnormal_refund(
+        self,
+        payout: Named,
+        *,
+        actor: str,
+        target: AbnormalRefundTarget,
+        bank_type: str | None = None,
+        masked_account: str | None = None,
+        keyed: Key = None,
+    ) -> Answer:
+        """Record finance's request (the caller then asks WeChat Pay: services/payout/abnormal)."""
+        request = Payout.request_abnormal_refund
+        return self.act_once(payout, keyed, request, actor, target, bank_type, masked_account)
+
     def act_once(
-        self, payout: Named, keyed: Key, action: Callable[..., None], actor: str, *details: str
+        self,
+        payout: Named,
+        keyed: Key,
+        action: Callable[..., None],
+        actor: str,
+        *details: str | None,
     ) -> Answer:
         """Apply one finance `action` of the payout (`action(payout, actor, *details, at)`)
         at most once per idempotency key (none: like `update`).

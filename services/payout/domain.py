@@ -4,7 +4,8 @@ A payout's life: `pending` (the executor owns it) → optionally `processing` (t
 provider accepted it and completes later) → `paid` or `failed`; or `cancelled`
 when the refund was withdrawn before any request left for the provider. Finance
 may take a `failed` payout further: a new attempt series, a switch to store
-balance (with the customer's consent) or a manual payment.
+balance (with the customer's consent) or a manual payment; a WeChat Pay refund that
+ended ABNORMAL can also be re-routed by WeChat Pay to a bank card (back to `processing`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ ARRIVAL_BUSINESS_DAYS = {
 }
 GATEWAY_METHODS = frozenset({"card", "alipay", "wechat_pay", "bank_transfer"})
 STORE_BALANCE = "store_balance"
+# Where WeChat Pay can re-route a refund it could not credit (apply-abnormal-refund).
+AbnormalRefundTarget = Literal["USER_BANK_CARD", "MERCHANT_BANK_CARD"]
+# Only WeChat Pay's API offers that re-routing (services/payout/providers/wechatpay).
+ABNORMAL_REFUND_PROVIDER = "wechatpay"
 
 PayoutStatus = Literal["pending", "processing", "paid", "failed", "cancelled"]
 OPEN: frozenset[PayoutStatus] = frozenset({"pending", "processing"})
@@ -106,6 +111,8 @@ class Payout(Aggregate):
         self.accepted_at: datetime | None = None
         self.provider_reference: str | None = None
         self.last_failure_final = False
+        # The provider's word for the last final failure (`closed`, `abnormal`), if it gave one.
+        self.last_failure_status: str | None = None
         self.consent_reference: str | None = None
         self.actions: list[dict[str, Any]] = []
         self.result: dict[str, Any] | None = None
@@ -279,8 +286,16 @@ class Payout(Aggregate):
             "via": via,
         }
 
-    def fail(self, cause: str, failed_at: datetime, *, final: bool = False) -> None:
-        """Give up; `final` when the provider itself closed the refund under this number."""
+    def fail(
+        self,
+        cause: str,
+        failed_at: datetime,
+        *,
+        final: bool = False,
+        provider_status: str | None = None,
+    ) -> None:
+        """Give up; `final` when the provider itself closed the refund under this number,
+        `provider_status` its word for how it ended (`closed`, `abnormal`)."""
         if not self.is_pending:
             raise PayoutAlreadySettled(self.number)
         self._failed(
@@ -289,6 +304,7 @@ class Payout(Aggregate):
             attempts=self.attempts,
             failed_at=failed_at,
             provider_final=final,
+            provider_status=provider_status,
         )
 
     @event("Failed")
@@ -303,9 +319,11 @@ class Payout(Aggregate):
         attempts: int,
         failed_at: datetime,
         provider_final: bool = False,
+        provider_status: str | None = None,
     ) -> None:
         self.status = "failed"
         self.last_failure_final = provider_final
+        self.last_failure_status = provider_status
         self.result = {"cause": cause, "failed_at": failed_at}
 
     # -- withdrawal -----------------------------------------------------------------------
@@ -379,6 +397,76 @@ class Payout(Aggregate):
             actor=actor,
         )
 
+    @property
+    def abnormal_refund_allowed(self) -> bool:
+        """Failed because WeChat Pay could not credit the payer (ABNORMAL) on the last
+        request, which went to the tenant's WeChat Pay account."""
+        return (
+            self.status == "failed"
+            and self.last_failure_status == "abnormal"
+            and bool(self.sent)
+            and self.sent[-1] == (self.number, self.method)
+            and self.provider_of(self.number, self.method) == ABNORMAL_REFUND_PROVIDER
+        )
+
+    @property
+    def rerouting(self) -> bool:
+        """Processing because finance asked WeChat Pay for an abnormal refund."""
+        return (
+            self.status == "processing"
+            and bool(self.actions)
+            and self.actions[-1]["action"] == "abnormal_refund"
+        )
+
+    def request_abnormal_refund(
+        self,
+        actor: str,
+        target: AbnormalRefundTarget,
+        bank_type: str | None,
+        masked_account: str | None,
+        at: datetime,
+    ) -> None:
+        """Finance asks WeChat Pay to credit an ABNORMAL refund to a bank card instead.
+
+        Recorded before the request leaves (as `Dispatched` is): from now on the payout is
+        `processing` under the same number, and the outcome comes as for any refund (the
+        answer, a callback or the poller's query). Only a masked account is recorded; the
+        card's number and holder go to WeChat Pay and nowhere else.
+        """
+        self._require_failed("an abnormal refund")
+        if not self.abnormal_refund_allowed:
+            raise PayoutActionRefused(
+                "an abnormal refund needs a payout whose last request went to WeChat Pay"
+                " and ended ABNORMAL"
+            )
+        self._abnormal_refund_requested(
+            actor=actor, at=at, target=target, bank_type=bank_type, account=masked_account
+        )
+
+    @event("AbnormalRefundRequested")
+    def _abnormal_refund_requested(
+        self,
+        actor: str,
+        at: datetime,
+        target: str,
+        bank_type: str | None,
+        account: str | None,
+    ) -> None:
+        self.status = "processing"
+        self.accepted_at = at  # the poller queries it from now on, if no callback comes
+        self.last_failure_final = False
+        self.last_failure_status = None
+        self.actions.append(
+            {
+                "action": "abnormal_refund",
+                "actor": actor,
+                "at": at,
+                "type": target,
+                "bank_type": bank_type,
+                "account": account,
+            }
+        )
+
     def _new_series(self, number: str) -> None:
         self.status = "pending"
         self.attempts = 0
@@ -387,6 +475,7 @@ class Payout(Aggregate):
         self.series_started_at = None
         self.accepted_at = None
         self.last_failure_final = False
+        self.last_failure_status = None
 
 
 class RefundPayouts(Aggregate):

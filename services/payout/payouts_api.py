@@ -1,5 +1,6 @@
 """Payout's staff API for payouts: the list, one payout with its trail, and finance's actions
-on a failed payout (retry, store balance, manual payment), each recording the person acting.
+on a failed payout (retry, store balance, manual payment, WeChat Pay's abnormal refund), each
+recording the person acting.
 
 Every finance POST takes an optional Idempotency-Key as review's do: the same key and body
 replay the first answer with `Idempotent-Replayed: true`; the same key with another body or
@@ -15,11 +16,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.payout.abnormal import BankCard, reroute
 from services.payout.application import PayoutApplication
-from services.payout.deps import Acting, PayoutApp, PayoutId, PayoutPaging, Payouts, Reader
+from services.payout.deps import (
+    Acting,
+    PayoutApp,
+    PayoutId,
+    PayoutPaging,
+    Payouts,
+    Providers,
+    Reader,
+)
 from services.payout.domain import Payout, PayoutStatus
 from services.payout.index import PayoutQuery
 from services.payout.schemas import (
+    AbnormalRefundRequest,
     ManualPaymentRequest,
     PayoutList,
     PayoutView,
@@ -137,4 +148,42 @@ async def manual_payment(
     payout, replayed = await asyncio.to_thread(
         app.record_manual_payment, payout_id, actor=actor, reference=body.reference, keyed=key
     )
+    return await shown(app, payout, replayed)
+
+
+@finance_action(
+    "abnormal-refund",
+    "Have WeChat Pay credit a refund it could not credit (ABNORMAL) to a bank card",
+)
+async def abnormal_refund(
+    payout_id: PayoutId,
+    body: AbnormalRefundRequest,
+    finance: Acting,
+    app: PayoutApp,
+    providers: Providers,
+) -> JSONResponse:
+    """Only for a payout whose last request went to the tenant's WeChat Pay account and
+    ended ABNORMAL (`abnormal_refund_allowed`). The request is recorded (type, bank type,
+    the card's last four digits, who asked) before it is sent; the payout is `processing`
+    until WeChat Pay's answer, callback or a status query settles it, paid once. A refusal
+    by WeChat Pay leaves it `failed` again, with WeChat Pay's reason as the cause."""
+    payout, replayed = await asyncio.to_thread(
+        app.request_abnormal_refund,
+        payout_id,
+        actor=finance.sub,
+        target=body.type,
+        bank_type=body.bank_type,
+        masked_account=body.masked_account(),
+        keyed=finance.keyed(body.fingerprint()),
+    )
+    if replayed:
+        # The first answer came after WeChat Pay's (the version recorded under the key is the
+        # request's): a replay answers the payout as it is now, and asks WeChat Pay nothing.
+        payout = await asyncio.to_thread(app.payout, payout.id)
+    else:
+        card = None
+        if body.bank_type and body.bank_account and body.real_name:
+            account, name = body.bank_account.get_secret_value(), body.real_name.get_secret_value()
+            card = BankCard(body.bank_type, account, name.strip())
+        payout = await reroute(app, providers, payout.id, body.type, card)
     return await shown(app, payout, replayed)

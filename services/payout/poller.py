@@ -20,6 +20,10 @@ from shared.follower import LogFollower
 
 log = logging.getLogger(__name__)
 
+# The events after which a payout is `processing`: accepted by the provider, or re-routed
+# by WeChat Pay at finance's request (an abnormal refund).
+WATCH_EVENTS = ("Accepted", "AbnormalRefundRequested")
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -29,9 +33,10 @@ def _now() -> datetime:
 class StatusPoller:
     """Watches payouts the provider accepted; queries each once it has waited `after_s`.
 
-    The candidates come from the log (`Accepted` events, read from the start on
-    each run, so nothing is forgotten across restarts); a payout leaves the set
-    once it is settled, by callback or by this poller.
+    The candidates come from the log (`Accepted` events, and finance's requests of an
+    abnormal refund, which leave the payout `processing` too; read from the start on
+    each run, so nothing is forgotten across restarts); a payout leaves the set once it
+    is settled, by callback or by this poller.
     """
 
     app: PayoutApplication
@@ -43,8 +48,8 @@ class StatusPoller:
     watching: set[uuid.UUID] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
-        accepted = get_topic(Payout.Accepted)  # type: ignore[attr-defined]
-        self.follower = LogFollower(self.app, "poller", topics=[accepted])
+        topics = [get_topic(getattr(Payout, name)) for name in WATCH_EVENTS]
+        self.follower = LogFollower(self.app, "poller", topics=topics)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

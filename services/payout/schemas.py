@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.payout.domain import PayoutStatus
 from services.payout.providers.registry import PROVIDERS
@@ -38,6 +47,84 @@ class ManualPaymentRequest(Strict):
     note: Note = Field(
         "", description="finance's note (part of the request; the payout records the reference)"
     )
+
+
+class AbnormalRefundRequest(Strict):
+    """Where WeChat Pay credits a refund it could not credit to the payer (ABNORMAL).
+
+    The card's account and holder are passed on to WeChat Pay (encrypted with its key)
+    and never stored: the payout records the type, the bank type and the account's last
+    four digits.
+    """
+
+    model_config = example(
+        {"type": "MERCHANT_BANK_CARD"},
+        {
+            "type": "USER_BANK_CARD",
+            "bank_type": "ICBC_DEBIT",
+            "bank_account": "6222021234567890123",
+            "real_name": "张三",
+        },
+    )
+
+    type: Literal["USER_BANK_CARD", "MERCHANT_BANK_CARD"] = Field(
+        description="`USER_BANK_CARD`: the payer's card (give bank_type, bank_account and"
+        " real_name); `MERCHANT_BANK_CARD`: the merchant's own, who pays the customer by hand"
+    )
+    bank_type: str | None = Field(
+        None,
+        validate_default=True,
+        pattern=r"^[A-Z0-9_]{2,32}$",
+        description="WeChat Pay's bank type of the payer's card, e.g. `ICBC_DEBIT`",
+    )
+    bank_account: SecretStr | None = Field(
+        None, validate_default=True, description="the payer's card number (digits)"
+    )
+    real_name: SecretStr | None = Field(
+        None, validate_default=True, description="the card holder's name"
+    )
+
+    @field_validator("bank_type", "bank_account", "real_name")
+    @classmethod
+    def _only_for_a_users_card(cls, value: Any, info: ValidationInfo) -> Any:
+        wanted = info.data.get("type") == "USER_BANK_CARD"
+        if wanted and value is None:
+            raise ValueError(f"USER_BANK_CARD needs `{info.field_name}`")
+        if not wanted and value is not None:
+            raise ValueError(f"`{info.field_name}` is only for USER_BANK_CARD")
+        return value
+
+    @field_validator("bank_account")
+    @classmethod
+    def _digits(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[0-9]{8,32}", value.get_secret_value()):
+            raise ValueError("a card number is 8-32 digits")  # never echo the number
+        return value
+
+    @field_validator("real_name")
+    @classmethod
+    def _name(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 1 <= len(value.get_secret_value().strip()) <= 64:
+            raise ValueError("a holder's name is 1-64 characters")
+        return value
+
+    def masked_account(self) -> str | None:
+        """What the payout records of the card: its last four digits."""
+        if self.bank_account is None:
+            return None
+        return "****" + self.bank_account.get_secret_value()[-4:]
+
+    def fingerprint(self) -> AbnormalRefundFingerprint:
+        """What an Idempotency-Key compares: the request as recorded, no card number."""
+        return AbnormalRefundFingerprint(
+            type=self.type, bank_type=self.bank_type, account=self.masked_account()
+        )
+
+
+class AbnormalRefundFingerprint(BaseModel):
+    type: str
+    bank_type: str | None
+    account: str | None
 
 
 class ReconciliationRequest(Strict):
@@ -168,6 +255,11 @@ class PayoutView(PayoutEntry):
         " cancelled: cause, cancelled_at, actor"
     )
     actions: list[dict[str, Any]] = Field(description="finance actions, with their actors")
+    abnormal_refund_allowed: bool = Field(
+        False,
+        description="whether WeChat Pay can re-route it to a bank card now"
+        " (`POST /v1/payouts/{id}/abnormal-refund`)",
+    )
     history: list[HistoryEntry] = Field(description="every event, oldest first")
     version: int
 

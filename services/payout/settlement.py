@@ -39,11 +39,18 @@ ReceiptOutcome = Literal[
     "amount_mismatch",
     "unknown_status",
     "unknown_payout",  # a callback naming no payout of ours
+    "superseded",  # a callback of an ABNORMAL ending finance has since had re-routed
 ]
 
 
 def apply_receipt(
-    payout: Payout, number: str, route: str, receipt: ProviderReceipt, at: datetime
+    payout: Payout,
+    number: str,
+    route: str,
+    receipt: ProviderReceipt,
+    at: datetime,
+    *,
+    callback: bool = False,
 ) -> ReceiptOutcome:
     """Settle `payout` from what `route` says about `number`; the outcome, as a word.
 
@@ -73,8 +80,13 @@ def apply_receipt(
     if receipt.status == "processing":
         payout.accept(receipt.provider_reference, at)
         return "processing"
+    if receipt.failed and callback and receipt.status == "abnormal" and payout.rerouting:
+        # WeChat Pay retries its ABNORMAL notification; one arriving after finance asked for
+        # the abnormal refund tells nothing new. Only a status query (the poller's) may say
+        # the refund is still ABNORMAL, i.e. the re-routing never took.
+        return "superseded"
     if receipt.failed:
-        payout.fail(receipt.cause, at, final=True)
+        payout.fail(receipt.cause, at, final=True, provider_status=receipt.status)
         return "failed"
     return "unknown_status"
 
@@ -161,9 +173,18 @@ class PayoutSettlement(ServiceApplication):
         return self.settle(payout_id, succeed)
 
     def record_failure(
-        self, payout_id: uuid.UUID, cause: str, failed_at: datetime, *, final: bool = False
+        self,
+        payout_id: uuid.UUID,
+        cause: str,
+        failed_at: datetime,
+        *,
+        final: bool = False,
+        provider_status: str | None = None,
     ) -> Payout:
-        return self.settle(payout_id, lambda p: p.fail(cause, failed_at, final=final))
+        return self.settle(
+            payout_id,
+            lambda p: p.fail(cause, failed_at, final=final, provider_status=provider_status),
+        )
 
     def record_failed_attempt(self, payout_id: uuid.UUID, cause: str, at: datetime) -> Payout:
         return self.settle(payout_id, lambda p: p.record_failed_attempt(cause, at))
@@ -251,7 +272,7 @@ class PayoutSettlement(ServiceApplication):
             elif tenant is not None and not _sent_there(payout, number, route, provider, tenant):
                 outcome = "unknown_number"
             else:
-                outcome = apply_receipt(payout, number, route, note.receipt, at)
+                outcome = apply_receipt(payout, number, route, note.receipt, at, callback=True)
             log = CallbackLog(
                 callback_id=log_key,
                 type=note.type,

@@ -28,6 +28,18 @@ def _failed(state: dict[str, Any]) -> None:
     state.setdefault("provider_final", False)
 
 
+def _failed_status(state: dict[str, Any]) -> None:
+    """Builds before the abnormal refund (issue 18) stored no `provider_status`; a final
+    failure's cause began with the provider's word (`ProviderReceipt.cause`)."""
+    cause = str(state.get("cause") or "")
+    status = None
+    if state.get("provider_final"):
+        for word in ("abnormal", "closed"):
+            if cause.startswith(f"refund {word}:"):
+                status = word
+    state.setdefault("provider_status", status)
+
+
 def _dispatched(state: dict[str, Any]) -> None:
     """0.3.0 and earlier stored no `provider`: a request went to the sandbox gateway, or
     was a store credit."""
@@ -52,7 +64,7 @@ def _reconciled(state: dict[str, Any]) -> None:
 # keys and leaves 0.1.0's as it is (tests/e2e/test_frozen_stores.py loads 0.1.0's).
 set_upcasters(Payout, "Requested", _requested)
 set_upcasters(Payout, "Succeeded", _succeeded)
-set_upcasters(Payout, "Failed", _failed)
+set_upcasters(Payout, "Failed", _failed, _failed_status)
 set_upcasters(Payout, "Dispatched", _dispatched)
 set_upcasters(RefusedCallback, "Refused", _refused)
 set_upcasters(ReconciliationReport, "Recorded", _reconciled)

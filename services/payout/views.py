@@ -90,6 +90,7 @@ def payout_view(payout: Payout, history: list[Any]) -> PayoutView:
             "consent_reference": payout.consent_reference,
             "outcome": plain(payout.result),
             "actions": plain(payout.actions),
+            "abnormal_refund_allowed": payout.abnormal_refund_allowed,
             "history": [history_entry(e) for e in history[: payout.version]],
             "version": payout.version,
         }

@@ -5,6 +5,7 @@ double submit records one report."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
+import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -19,6 +20,7 @@ from services.console.pages.explain import explained, local_problem
 from services.console.pages.finance_forms import (
     FINDING_KINDS,
     GROUP,
+    SETTLEMENT_PROVIDERS,
     grouped,
     reconciliation_body,
 )
@@ -51,7 +53,7 @@ async def _list(
     problem: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    context: dict[str, Any] = {"form": form or {}}
+    context: dict[str, Any] = {"form": form or {}, "providers": SETTLEMENT_PROVIDERS}
     query = {"limit": PAGE_SIZE}
     cursors = (starting_after, ending_before)
     return await list_page(
@@ -94,11 +96,17 @@ async def reconcile(request: Request, person: SignedIn, calls: Calls, pages: Pag
     try:
         uploaded = sent.get("report_file")
         if isinstance(uploaded, UploadFile) and uploaded.filename:
-            form["report"] = await settlement_text(uploaded, gettext)
+            if form.get("provider", "gateway") in ("", "gateway"):
+                form["report"] = await settlement_text(uploaded, gettext)
+            else:  # a provider's own file, as its bytes (Alipay's zip or GBK CSV)
+                raw = await settlement_bytes(uploaded, gettext)
+                form["report_base64"] = base64.b64encode(raw).decode("ascii")
         body = reconciliation_body(form, gettext)
     except FormProblem as problem:
         shown = local_problem(problem.fields, gettext)
+        form.pop("report_base64", None)  # never echoed back into the page
         return await _list(request, calls, pages, status=422, problem=shown, form=form)
+    form.pop("report_base64", None)
     try:
         report = await calls.post(
             "payout", "/v1/reconciliations", body, key=form.get(IDEMPOTENCY_FIELD) or None
@@ -113,14 +121,20 @@ async def reconcile(request: Request, person: SignedIn, calls: Calls, pages: Pag
 async def settlement_text(uploaded: UploadFile, gettext: Gettext) -> str:
     """The uploaded settlement file as text: UTF-8 (a byte-order mark is dropped), at most
     MAX_SETTLEMENT_BYTES; anything else is named on the form and nothing is sent."""
-    raw = await uploaded.read(MAX_SETTLEMENT_BYTES + 1)
-    await uploaded.close()
-    if len(raw) > MAX_SETTLEMENT_BYTES:
-        raise FormProblem({"report_file": gettext("The file is larger than 900 KB.")})
+    raw = await settlement_bytes(uploaded, gettext)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FormProblem({"report_file": gettext("The file is not UTF-8 text.")}) from None
+
+
+async def settlement_bytes(uploaded: UploadFile, gettext: Gettext) -> bytes:
+    """The uploaded file's bytes, at most MAX_SETTLEMENT_BYTES (named on the form if more)."""
+    raw = await uploaded.read(MAX_SETTLEMENT_BYTES + 1)
+    await uploaded.close()
+    if len(raw) > MAX_SETTLEMENT_BYTES:
+        raise FormProblem({"report_file": gettext("The file is larger than 900 KB.")})
+    return raw
 
 
 @router.get("/finance/reconciliations/{report_id}")
