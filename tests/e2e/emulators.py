@@ -32,7 +32,14 @@ from sandbox.wechatpay.protocol import Platform, dev_merchant, dev_platform, sig
 CLIENT_TIMEOUT_S = {"stripe": 10.0, "alipay": 5.0, "wechatpay": 10.0}
 METHOD = {"stripe": "card", "alipay": "alipay", "wechatpay": "wechat_pay"}
 # What each provider expects back for a callback it delivered (else it retries).
-ANSWER = {"stripe": (200, b'{"received": true}'), "alipay": (200, b"success"), "wechatpay": (204, b"")}
+ANSWER = {
+    "stripe": (200, b'{"received": true}'),
+    "alipay": (200, b"success"),
+    "wechatpay": (204, b""),
+}
+
+# Notifications per refund that succeeds at once (Stripe: refund.created, refund.updated).
+EVENTS_PER_REFUND = {"stripe": 2, "alipay": 1, "wechatpay": 1}
 
 Callback = tuple[dict[str, str], bytes]
 
@@ -64,6 +71,11 @@ class Emulator:
             self.name, "/sandbox/control"
         )
         httpx.post(self.url + path, json=switches, timeout=10).raise_for_status()
+
+    def drop_callbacks(self) -> None:
+        """The next refund's notifications are never sent (Stripe: its two events)."""
+        switch = {"stripe": "drop_webhooks_next", "alipay": "drop_notifications_next"}
+        self.control(**{switch.get(self.name, "drop_callbacks_next"): EVENTS_PER_REFUND[self.name]})
 
     # -- the emulator's own record ------------------------------------------------------------
 
@@ -98,17 +110,6 @@ class Emulator:
             for r in answer.json()["refunds"]
             if r["out_trade_no"] == reference and r["status"] in ("SUCCESS", "PROCESSING")
         ]
-
-    def refund_requests(self) -> int | None:
-        """How many refund requests reached the emulator (its access log); None for Alipay,
-        whose one endpoint serves refunds and queries alike."""
-        line = {
-            "stripe": '"POST /v1/refunds HTTP',
-            "wechatpay": '"POST /v3/refund/domestic/refunds HTTP',
-        }
-        if self.name not in line:
-            return None
-        return self.stack.log_path(self.name).read_text(errors="replace").count(line[self.name])
 
     # -- callbacks ----------------------------------------------------------------------------
 
