@@ -249,6 +249,7 @@ def test_forged_callbacks_are_refused_and_replays_change_nothing(
     forged = callback(stack, provider, *emulator.forged_callback(case.number))
     assert 400 <= forged.status_code < 500, forged.text
     assert forged.headers["content-type"].startswith("application/problem+json"), forged.text
+    assert forged.json()["type"].endswith("/callback-bad-signature"), forged.text
     assert payout_view(stack, case.refund["id"])["history"] == before
 
     status, body = ANSWER[provider]

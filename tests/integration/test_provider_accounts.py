@@ -173,7 +173,8 @@ def test_each_provider_connects_rotates_and_lists_no_secret(payout: Payout, prov
     assert payout.listing(FINANCE) == listed
     answers = first.text + again.text + json.dumps(listed)
     stored = payout.dump()
-    assert ProviderAccount.__name__ in stored  # the dump does hold payout's events
+    # The dump does hold payout's events, readable: the summary's api_base is there in clear.
+    assert ProviderAccount.__name__ in stored and EMULATOR in stored
     for secret in SECRETS[provider] + (["rolled" * 6] if provider == "stripe" else []):
         assert secret not in answers
         assert secret not in stored, f"a {provider} secret is stored in clear"
@@ -220,6 +221,7 @@ def test_bad_configuration_is_a_422_naming_the_field_and_stores_nothing(
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert field in json.dumps(answer.json()["errors"]), answer.text
+    assert not [secret for secret in SECRETS[provider] if secret in answer.text]  # not echoed
     assert payout.listing() == []
     assert not payout.keystore.knows(keystore_subject(payout.tenant, provider))
 
