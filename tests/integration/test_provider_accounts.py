@@ -378,3 +378,38 @@ def test_the_cli_sets_lists_and_removes_accounts(
             assert main(["providers", "remove", "stripe", "--tenant", "acme", *common]) == 2
     finally:
         app.close()
+
+
+# -- two admins at once ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first_exists", [False, True])
+def test_two_admins_configuring_at_once_both_get_an_answer_and_the_last_wins(
+    payout: Payout, monkeypatch: pytest.MonkeyPatch, first_exists: bool
+) -> None:
+    """The other admin's save lands between our read and our save (connecting a new account,
+    or rotating one): ours is applied on top of theirs, never a 500."""
+    if first_exists:
+        assert payout.put("stripe", dev_account("stripe")).status_code == 201
+    providers = payout.providers
+    read = providers.account
+    theirs = dev_account("stripe") | {"webhook_secrets": ["whsec_" + "theirs" * 5]}
+    stale: list[Any] = []
+
+    def read_then_lose_the_race(tenant: str, provider: str) -> Any:
+        found = read(tenant, provider)
+        if not stale:  # the first read only: the other admin saves right after it
+            stale.append(found)
+            monkeypatch.setattr(providers, "account", read)
+            providers.configure(tenant, provider, theirs, actor="other")
+        return found
+
+    monkeypatch.setattr(providers, "account", read_then_lose_the_race)
+    ours = dev_account("stripe") | {"webhook_secrets": ["whsec_" + "oursxx" * 5]}
+    answer = payout.put("stripe", ours)
+    assert answer.status_code == 200, answer.text  # theirs created it (or rotated it) first
+    account = providers.account(payout.tenant, "stripe")
+    assert account is not None and account.sealed is not None
+    opened = payout.keystore.unseal(account.sealed, field=SEALED_FIELD)
+    assert opened is not None and json.loads(opened) == ours
+    assert account.version == (3 if first_exists else 2)
