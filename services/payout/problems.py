@@ -7,7 +7,7 @@ from services.payout.callbacks import CallbackRefused, CallbackReplayed, Refusal
 from services.payout.domain import PayoutActionRefused
 from services.payout.providers.gateway import CALLBACK_ID_HEADER
 from services.payout.reconcile import MalformedReport
-from services.payout.tenant_providers import AccountNotConfigured, UnknownProvider
+from services.payout.tenant_providers import AccountBusy, AccountNotConfigured, UnknownProvider
 from shared.problems import Problem, ProblemMap, invalid, not_found
 
 REFUSALS: dict[Refusal, tuple[int, str]] = {
@@ -48,4 +48,7 @@ PROBLEMS: ProblemMap = {
     CallbackReplayed: callback_replayed,
     UnknownProvider: lambda error: not_found("provider", f"{error}."),
     AccountNotConfigured: lambda error: not_found("provider account", f"{error}."),
+    AccountBusy: lambda error: Problem(
+        409, "Account changed meanwhile", f"{error}.", kind="conflict"
+    ),
 }

@@ -55,7 +55,7 @@ async def tenant_accounts(tenant: TenantName, staff: Reader, providers: Provider
     response_model=ProviderAccountView,
     status_code=201,
     responses=STAFF
-    | problem_responses(404)
+    | problem_responses(404, 409)
     | {
         200: {"description": "The account was reconfigured", "model": ProviderAccountView},
         422: problem_response(
@@ -88,7 +88,7 @@ async def configure(
 @router.delete(
     "/admin/tenants/{tenant}/providers/{provider}",
     response_model=ProviderAccountView,
-    responses=STAFF | problem_responses(404),
+    responses=STAFF | problem_responses(404, 409),
     summary="Disconnect the tenant's account: its credentials are shredded",
 )
 async def remove(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -35,6 +36,8 @@ CALLBACK_PATH = "/v1/providers/{provider}/{tenant}/callbacks"
 # How long a routing look-up trusts what it read: a reconfiguration reaches every replica's
 # routing within this bound (the replica that made it at once).
 LOOKUP_CACHE_SECONDS = 2.0
+# Saving an account that another admin changed meanwhile is retried on top of theirs.
+SAVE_ATTEMPTS = 5
 
 
 class UnknownProvider(LookupError):
@@ -46,6 +49,10 @@ class UnknownProvider(LookupError):
 
 class AccountNotConfigured(LookupError):
     """The tenant has no (active) account at that provider."""
+
+
+class AccountBusy(RuntimeError):
+    """The account changed under every attempt to save it (a 409: try again)."""
 
 
 class AccountInvalid(ValueError):
@@ -113,32 +120,46 @@ class TenantProviders:
         sealed = self.keystore.seal(subject, json.dumps(credentials), field=SEALED_FIELD)
         methods = sorted(spec.methods)
         at = self.app.clock()
-        account = self.account(tenant, provider)
-        created = account is None
-        if account is None:
-            account = ProviderAccount(
-                tenant=tenant,
-                provider=provider,
-                methods=methods,
-                sealed=sealed,
-                summary=summary,
-                actor=actor,
-                at=at,
-            )
-        else:
-            account.reconfigure(methods, sealed, summary, actor, at)
-        self.app.save(account)
-        self._forget(tenant, provider)
-        return account, created
+        for _ in range(SAVE_ATTEMPTS):
+            account = self.account(tenant, provider)
+            created = account is None
+            if account is None:
+                account = ProviderAccount(
+                    tenant=tenant,
+                    provider=provider,
+                    methods=methods,
+                    sealed=sealed,
+                    summary=summary,
+                    actor=actor,
+                    at=at,
+                )
+            else:
+                account.reconfigure(methods, sealed, summary, actor, at)
+            try:
+                self.app.save(account)
+            except IntegrityError:
+                # Another admin saved this account between our read and our save: a PUT
+                # replaces the configuration, so ours goes on top of theirs (last one wins).
+                continue
+            self._forget(tenant, provider)
+            return account, created
+        raise AccountBusy(f"{tenant}'s {provider} account keeps changing; try again")
 
     def remove(self, tenant: str, provider: str, *, actor: str) -> ProviderAccount:
         """Remove the account and shred every sealed copy of its credentials."""
         self.spec(provider)
-        account = self.account(tenant, provider)
-        if account is None or not account.active:
-            raise AccountNotConfigured(f"{tenant} has no {provider} account")
-        account.remove(actor, self.app.clock())
-        self.app.save(account)
+        for _ in range(SAVE_ATTEMPTS):
+            account = self.account(tenant, provider)
+            if account is None or not account.active:
+                raise AccountNotConfigured(f"{tenant} has no {provider} account")
+            account.remove(actor, self.app.clock())
+            try:
+                self.app.save(account)
+            except IntegrityError:
+                continue  # changed meanwhile (a rotation, another removal): look again
+            break
+        else:
+            raise AccountBusy(f"{tenant}'s {provider} account keeps changing; try again")
         self.keystore.erase(keystore_subject(tenant, provider), by=actor)
         self._forget(tenant, provider)
         return account
