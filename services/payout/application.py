@@ -173,6 +173,16 @@ class PayoutApplication(PayoutSettlement):
             raise PayoutNotFound(str(name))
         return found
 
+    def sent_to(self, provider: str, names: list[str]) -> list[str]:
+        """Those of `names` whose current number went to `provider` (the rest: elsewhere or
+        not sent yet)."""
+        payouts = (self.payout_named(name) for name in names)
+        return [
+            payout.number
+            for payout in payouts
+            if payout.provider_of(payout.number, payout.method) == provider
+        ]
+
     def payouts_named(self, names: list[str]) -> list[Payout]:
         return [self.payout_named(name) for name in names]
 

@@ -9,6 +9,7 @@ cursors on public ids).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,20 @@ class PayoutIndex(ReadModel):
             ending_before=page.ending_before,
         )
         return Listed([str(row[0]) for row in found], has_more)
+
+    def open_ids(self, tenant: str, methods: Iterable[str]) -> list[str]:
+        """The tenant's payouts by `methods` not settled yet (pending or processing)."""
+        self.catch_up()
+        wanted = sorted(methods)
+        marks = ", ".join(self.p for _ in wanted)
+        with self._datastore.transaction(commit=False) as db:
+            db.execute(
+                # The table name is the read model's own; every value is a bound parameter.
+                f"SELECT payout_id FROM {self.table} WHERE tenant = {self.p} "  # noqa: S608
+                f"AND status IN ('pending', 'processing') AND method IN ({marks})",
+                (tenant, *wanted),
+            )
+            return [str(row[0]) for row in map(values, db.fetchall())]
 
     def count_by_status(self) -> dict[str, int]:
         """How many payouts are in each status now (caught up to the log's end first)."""

@@ -13,12 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.payout.callbacks import CallbackRefused, CallbackReplayed, Delivery
-from services.payout.deps import AccountAdmin, PayoutApp, Providers, Reader
+from services.payout.deps import AccountAdmin, PayoutApp, Payouts, Providers, Reader
 from services.payout.schemas import ProviderAccountList, ProviderAccountView, ProviderList
 from services.payout.tenant_providers import AccountInvalid
 from services.payout.views import provider_account_view, provider_list
 from shared.keyed import answer
-from shared.problems import problem_response, problem_responses
+from shared.problems import not_allowed, problem_response, problem_responses
 from shared.staff import staff_problem_responses
 from shared.vocabulary import TENANT_NAME
 
@@ -92,8 +92,24 @@ async def configure(
     summary="Disconnect the tenant's account: its credentials are shredded",
 )
 async def remove(
-    tenant: TenantName, provider: ProviderName, staff: AccountAdmin, providers: Providers
+    tenant: TenantName,
+    provider: ProviderName,
+    staff: AccountAdmin,
+    providers: Providers,
+    app: PayoutApp,
+    payouts: Payouts,
 ) -> JSONResponse:
+    """Refused (409) while a refund sent to the account is not settled: without the account
+    payout could no longer ask about it, and finance could not take it further safely."""
+    methods = providers.spec(provider).methods
+    open_ids = await asyncio.to_thread(payouts.open_ids, tenant, methods)
+    sent = await asyncio.to_thread(app.sent_to, provider, open_ids)
+    if sent:
+        raise not_allowed(
+            "account-in-use",
+            f"{len(sent)} payout(s) sent to this account are not settled yet "
+            f"({', '.join(sent[:5])}); disconnect it once they are.",
+        )
     account = await asyncio.to_thread(providers.remove, tenant, provider, actor=staff.sub)
     return answer(provider_account_view(account))
 

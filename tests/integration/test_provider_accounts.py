@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,11 @@ from services.payout.adapters import GATEWAY, Routes
 from services.payout.application import PayoutApplication
 from services.payout.bootstrap import http_api
 from services.payout.callbacks import RefusedCallback
+from services.payout.domain import Payout as DomainPayout
 from services.payout.settings import PayoutSettings
 from services.payout.tenant_providers import TenantProviders
 from shared.keystore import Keystore
+from shared.money import Money
 from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
 from tests.integration.test_sandbox_gateway import serving
@@ -298,6 +301,35 @@ def test_removing_an_account_shreds_it_and_routes_back_to_the_gateway(payout: Pa
     # Connecting it again works, with a new key.
     assert payout.put("stripe", dev_account("stripe")).status_code == 200
     assert routes.provider_for(payout.tenant, "card") == "stripe"
+
+
+def test_an_account_with_a_refund_in_flight_is_not_removed(payout: Payout) -> None:
+    """Without the account payout could not ask about a refund sent there: 409 until it
+    settles, and nothing changes meanwhile."""
+    assert payout.put("stripe", dev_account("stripe")).status_code == 201
+    approval = f"approval-{uuid.uuid4().hex}"
+    sent = DomainPayout(
+        approval_id=approval,
+        refund_id=f"rf_{uuid.uuid4().hex}",
+        tenant=payout.tenant,
+        amount=Money(12900, "CNY"),
+        method="card",
+        payment_reference="pi_3Qinflight",
+        causation_id=approval,
+        payment_currency=None,
+    )
+    payout.app.save(sent)
+    payout.app.record_dispatch(sent.id, datetime.now(UTC), "stripe")
+    refused = payout.client.delete(payout.url("stripe"), headers=ADMIN)
+    assert refused.status_code == 409, refused.text
+    assert sent.number in refused.json()["detail"]
+    assert payout.listing()[0]["active"] is True
+    account = payout.providers.account(payout.tenant, "stripe")
+    assert account is not None and account.sealed is not None
+    assert payout.keystore.unseal(account.sealed, field=SEALED_FIELD, fresh=True) is not None
+
+    payout.app.record_success(sent.id, "re_1", datetime.now(UTC))
+    assert payout.client.delete(payout.url("stripe"), headers=ADMIN).status_code == 200
 
 
 def _events(app: PayoutApplication) -> list[Any]:
