@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from refunds.ports import (
     check_component,
     free_port,
 )
+from refunds.processes import PROBE_TIMEOUT_SECONDS, describe_exit, port_accepts, signal_group
 from sandbox.identity.people import CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET
 from services.review.settings import PUSH_PATH
 from shared.auth import DEV_API_KEY, DEV_TENANT
@@ -58,7 +58,6 @@ _MAIN_ONLY = {
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
-_PROBE_TIMEOUT_SECONDS = 1.0
 _SANDBOX_MODULES = {
     "gateway": "sandbox.gateway",
     "mailsink": "sandbox.mailsink",
@@ -92,12 +91,16 @@ class Stack:
         python: str = sys.executable,
         messaging_apart: bool = False,
         dev_providers: bool = False,
+        inherited: Mapping[str, str] | None = None,
     ) -> None:
         """`messaging_apart`: each service runs as two processes, `<service>` (HTTP and its
         other loops) and `<service>-messaging` (its relay and consumer, on a port of its own),
         so either can be killed while the other goes on. `dev_providers`: the dev tenant's
         card, Alipay and WeChat Pay refunds go to the provider emulators (its accounts are
-        connected once payout is up); otherwise every method goes to the sandbox gateway."""
+        connected once payout is up); otherwise every method goes to the sandbox gateway.
+        `inherited`: REFUNDS_* settings of the user's environment the services and the
+        console honour, under the ones the stack must decide (ports, URLs, data dir...);
+        REFUNDS_API_KEYS adds tenants to the dev one (`overridden()` names what is replaced)."""
         # Absolute, so children agree on it whatever their working directory.
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports
@@ -107,6 +110,9 @@ class Stack:
         self.python = python
         self.messaging_ports = {name: free_port() for name in MESSAGING} if messaging_apart else {}
         self.dev_providers = dev_providers
+        self.inherited = {
+            key: value for key, value in (inherited or {}).items() if key.startswith("REFUNDS_")
+        }
         self._children: dict[str, _Child] = {}
 
     @property
@@ -179,7 +185,7 @@ class Stack:
         self._check(name)
         child = self._children.pop(name, None)
         if child is not None and child.process.poll() is None:
-            _signal(child.process, signal.SIGKILL)
+            signal_group(child.process, signal.SIGKILL)
             child.process.wait()
 
     def restart(self, name: str, *, timeout: float = 60) -> None:
@@ -291,8 +297,31 @@ class Stack:
         else:  # a service's messaging process
             env.update(self._service_env(name.removesuffix("-messaging")))
             env.update(_MAIN_ONLY, REFUNDS_PORT=str(self._port(name)))
+        if name not in _SANDBOX_MODULES:
+            env.update(self._honoured(env))
         env.update(self.extra_env)
         return env
+
+    def _honoured(self, ours: dict[str, str]) -> dict[str, str]:
+        """The inherited settings a component takes: those the stack does not set itself,
+        and the user's tenants beside the dev one."""
+        honoured = {key: value for key, value in self.inherited.items() if key not in ours}
+        theirs = self.inherited.get("REFUNDS_API_KEYS", "").strip(" ,")
+        if theirs and "REFUNDS_API_KEYS" in ours:
+            honoured["REFUNDS_API_KEYS"] = f"{ours['REFUNDS_API_KEYS']},{theirs}"
+        return honoured
+
+    def overridden(self) -> dict[str, str]:
+        """Inherited settings the stack replaces with its own (what it sets instead), for
+        the user to be told; REFUNDS_API_KEYS is added to, not replaced."""
+        ours: dict[str, str] = {}
+        for name in (*SERVICES, *APPS):
+            ours.update(self._console_env() if name == "console" else self._service_env(name))
+        return {
+            key: ours[key]
+            for key, value in sorted(self.inherited.items())
+            if key in ours and key != "REFUNDS_API_KEYS" and ours[key] != value
+        }
 
     def _sandbox_env(self, name: str) -> dict[str, str]:
         prefix = {
@@ -370,7 +399,7 @@ class Stack:
             raise StackError(name, f"{name} is already running (pid {self._pid(name)})")
         port = self._port(name)
         # Otherwise a stale process on the port would answer our readiness probe.
-        if _port_accepts(port):
+        if port_accepts(port):
             raise StackError(name, f"{name}: port {port} is already in use by another process")
         path = self.log_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +426,7 @@ class Stack:
 
     def _await(self, names: list[str], deadline: float) -> None:
         pending = list(names)
-        with httpx.Client(timeout=_PROBE_TIMEOUT_SECONDS) as client:
+        with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS) as client:
             while pending:
                 for name in list(pending):
                     self._raise_if_exited(name)
@@ -416,7 +445,7 @@ class Stack:
 
     def _probe(self, name: str, client: httpx.Client) -> bool:
         if name in ("broker", "mailsink"):
-            return _port_accepts(self._port(name))
+            return port_accepts(self._port(name))
         try:
             return client.get(self._ready_url(name)).status_code == 200
         except httpx.HTTPError:
@@ -445,44 +474,15 @@ class Stack:
         live = [(n, c.process) for n, c in children if c is not None and c.process.poll() is None]
         for name, process in live:
             # tansu hangs on SIGTERM while clients are connected; SIGINT stops it at once.
-            _signal(process, signal.SIGINT if name == "broker" else signal.SIGTERM)
+            signal_group(process, signal.SIGINT if name == "broker" else signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for _, process in live:
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(process, signal.SIGKILL)
+                signal_group(process, signal.SIGKILL)
                 process.wait()
 
     def _pid(self, name: str) -> int | None:
         child = self._children.get(name)
         return child.process.pid if child else None
-
-
-def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
-    """Signal the child's whole process group (its session), so no grandchild is left behind."""
-    # Only called before the child is reaped, so its pid (= group id) cannot have been reused.
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        process.send_signal(signum)
-
-
-def _port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=_PROBE_TIMEOUT_SECONDS):
-            return True
-    except OSError:
-        return False
-
-
-def describe_exit(code: int) -> str:
-    """'exited with code 2' or 'was killed by SIGKILL', for messages about a dead component."""
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"

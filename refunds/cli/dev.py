@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import signal
@@ -133,7 +134,10 @@ def run_dev(args: argparse.Namespace) -> int:
         schema_prefix=args.schema_prefix,
         # The dev tenant's card, Alipay and WeChat Pay refunds go to the emulators.
         dev_providers=args.providers,
+        inherited=os.environ,  # your REFUNDS_* settings, under the stack's own
     )
+    for key, value in stack.overridden().items():
+        print(f"refunds dev: {key} from your environment is replaced by the stack's ({value})")
     print(f"Starting the local stack (logs in {stack.data_dir / 'logs'}) ...", flush=True)
     with _stop_signals() as stop:
         try:

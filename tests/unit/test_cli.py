@@ -317,3 +317,31 @@ def test_dev_gives_the_stack_its_schema_prefix(
     env = stack.environment("payout")
     assert env["REFUNDS_DATABASE_SCHEMA"] == f"{prefix}_payout"
     assert env["REFUNDS_KEYSTORE_SCHEMA"] == f"{prefix}_keystore"
+
+
+def test_refunds_dev_honours_the_users_settings_under_its_own(tmp_path: Path) -> None:
+    """REFUNDS_* from the user's environment reach the services and the console; the stack's
+    own (ports, URLs, data dir) win and are named; REFUNDS_API_KEYS adds tenants."""
+    inherited = {
+        "REFUNDS_API_KEYS": "acme:sk_acme_0123456789abcdef0123",
+        "REFUNDS_PAYOUT_MAX_ATTEMPTS": "7",
+        "REFUNDS_PORT": "9999",
+        "REFUNDS_DATA_DIR": "/elsewhere",
+        "PATH_NOT_OURS": "x",
+    }
+    stack = Stack(tmp_path, Ports(), inherited=inherited)
+    intake = stack.environment("intake")
+    assert (
+        intake["REFUNDS_API_KEYS"]
+        == f"{DEV_TENANT}:{DEV_API_KEY},acme:sk_acme_0123456789abcdef0123"
+    )
+    assert intake["REFUNDS_PAYOUT_MAX_ATTEMPTS"] == "7"
+    assert intake["REFUNDS_PORT"] == "8001"
+    assert intake["REFUNDS_DATA_DIR"] == str(tmp_path.resolve())
+    assert stack.environment("console")["REFUNDS_PAYOUT_MAX_ATTEMPTS"] == "7"
+    assert "REFUNDS_PAYOUT_MAX_ATTEMPTS" not in stack.environment("gateway")  # sandboxes: none
+    overridden = stack.overridden()
+    assert set(overridden) == {"REFUNDS_PORT", "REFUNDS_DATA_DIR"}
+    assert overridden["REFUNDS_DATA_DIR"] == str(tmp_path.resolve())
+    # Without `inherited` (the tests' stacks) nothing of the caller's environment leaks in.
+    assert "REFUNDS_PAYOUT_MAX_ATTEMPTS" not in Stack(tmp_path, Ports()).environment("intake")
