@@ -11,23 +11,15 @@ ended ABNORMAL can also be re-routed by WeChat Pay to a bank card (back to `proc
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, event
 
+from services.payout.arrival import expected_arrival
 from shared.ids import derived_id, parse_public_id, public_id
 from shared.money import Money
 
-# Typical arrival after the provider accepted the refund (DOMAIN.md §5: 1-3
-# business days for cards and bank transfers; wallets and balance the same day).
-ARRIVAL_BUSINESS_DAYS = {
-    "alipay": 0,
-    "wechat_pay": 0,
-    "store_balance": 0,
-    "bank_transfer": 2,
-    "card": 3,
-}
 GATEWAY_METHODS = frozenset({"card", "alipay", "wechat_pay", "bank_transfer"})
 STORE_BALANCE = "store_balance"
 # Where WeChat Pay can re-route a refund it could not credit (apply-abnormal-refund).
@@ -38,19 +30,6 @@ ABNORMAL_REFUND_PROVIDER = "wechatpay"
 PayoutStatus = Literal["pending", "processing", "paid", "failed", "cancelled"]
 OPEN: frozenset[PayoutStatus] = frozenset({"pending", "processing"})
 SETTLED: frozenset[PayoutStatus] = frozenset({"paid", "failed", "cancelled"})
-
-
-def expected_arrival(method: str, paid_at: datetime, latest: date | None = None) -> datetime:
-    """The provider's latest arrival date when it gave one, else our own estimate."""
-    if latest is not None:
-        return datetime.combine(latest, paid_at.timetz())
-    days = ARRIVAL_BUSINESS_DAYS.get(method, 3)
-    arrival = paid_at
-    while days:
-        arrival += timedelta(days=1)
-        if arrival.weekday() < 5:
-            days -= 1
-    return arrival
 
 
 def payout_id_of(merchant_refund_no: str) -> uuid.UUID | None:
