@@ -103,6 +103,7 @@ class Drills:
         self.uncertain = 0
         # The emulators' switches as the last drill left them (counters not used up).
         self.left_over: dict[str, dict[str, Any]] = {}
+        self.closes = 0  # refunds each provider was told to close, in the drills so far
         self.random = random.Random(20261122)
 
     def gateway(self, **switches: object) -> None:
@@ -149,6 +150,7 @@ class Drills:
             self.emulator(provider, reset=True)
         # Each provider closed (or refused) as many refunds as it was told to.
         assert not any(closes_left.values()), f"closes not used up: {closes_left}"
+        self.closes += CLOSED_PER_DRILL
         counts = Counts()
         took: dict[str, float] = {}
 
@@ -160,6 +162,10 @@ class Drills:
         found = views(self.workload)
         timed("ends", lambda: check_ends(self.workload, found, counts))
         timed("payments", lambda: check_payments(self.workload, found, counts))
+        # The closed refunds stay in Stripe's and WeChat Pay's records (Alipay records no
+        # refused one, the gateway's ledger lists only money moved), never moving money.
+        closed = {"stripe": self.closes, "wechatpay": self.closes}
+        assert counts.unmoved == closed, f"closed refunds {dict(counts.unmoved)}, not {closed}"
         timed(
             "messages",
             lambda: check_messages(
