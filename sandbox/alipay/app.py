@@ -272,6 +272,25 @@ def create_app(
         )
         return JSONResponse(trade, 201)
 
+    @app.get("/test/refunds")
+    async def refunds() -> dict[str, Any]:
+        # Read-only, for tests counting the money moved: every refund the emulator took,
+        # paid (REFUND_SUCCESS) once its paid_at has passed, processing until then.
+        now = time.time()
+        found = [
+            {
+                "trade_no": refund["trade_no"],
+                "out_trade_no": refund["out_trade_no"],
+                "out_request_no": refund["out_request_no"],
+                "amount": refund["amount"],
+                "created_at": refund["created_at"],
+                "paid_at": refund["paid_at"],
+                "refund_status": "REFUND_SUCCESS" if refund["paid_at"] <= now else "PROCESSING",
+            }
+            for refund in store.refunds()
+        ]
+        return {"count": len(found), "refunds": found}
+
     @app.post("/test/apps")
     async def register_app(body: AppRequest) -> JSONResponse:
         try:

@@ -172,6 +172,13 @@ class Store:
             end,
         )
 
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every refund recorded, with its trade's references, in the order they came."""
+        return self._all(
+            "SELECT r.*, t.out_trade_no, t.total FROM refunds r JOIN trades t USING (trade_no)"
+            " ORDER BY r.created_at"
+        )
+
     def unannounced(self, now: float) -> list[dict[str, Any]]:
         return self._all(
             "SELECT * FROM refunds WHERE announced = 0 AND notify_url IS NOT NULL"

@@ -1,5 +1,6 @@
 """What must hold after every drill, checked against the outside world's own records: the
-gateway's ledger, the mailbox, the SMS provider, the webhook receiver, and the audit ledgers."""
+payment providers' ledgers (the gateway's, Stripe's, Alipay's, WeChat Pay's), the mailbox,
+the SMS provider, the webhook receiver, and the audit ledgers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import httpx
 
 from sandbox.mailsink import read_mailbox
 from services.notify.messages.steps import occurrence_key
+from tests.drills.ledgers import PROVIDERS, read_ledgers
 from tests.drills.returns import RETURN_KINDS
 from tests.drills.workload import (
     AUDITOR,
@@ -24,6 +26,7 @@ from tests.drills.workload import (
     ENDS,
     PAID,
     PLATFORM,
+    PROVIDER_OF,
     STEPS,
     Refund,
     Workload,
@@ -40,7 +43,8 @@ class Counts:
 
     refunds: Counter[str] = field(default_factory=Counter)  # kind → refunds
     ends: Counter[str] = field(default_factory=Counter)  # final status → refunds
-    payments: int = 0  # successful refunds in the gateway's ledger
+    payments: Counter[str] = field(default_factory=Counter)  # provider → refunds that moved money
+    unmoved: Counter[str] = field(default_factory=Counter)  # provider → refunds closed or failed
     payout_retries: int = 0  # payouts that failed and finance retried
     refused_over_refunds: int = 0
     transport_errors: int = 0  # requests of staff and customers that found a service down
@@ -55,7 +59,9 @@ class Counts:
     def line(self) -> str:
         return (
             f"refunds {dict(self.refunds)} ended {dict(self.ends)}; "
-            f"gateway payments {self.payments}; payouts retried {self.payout_retries}; "
+            f"payments by provider {dict(self.payments)} "
+            f"(closed or failed there {dict(self.unmoved)}); "
+            f"payouts retried {self.payout_retries}; "
             f"over-refunds refused {self.refused_over_refunds}; "
             f"requests that found a service down {self.transport_errors}; "
             f"messages {dict(self.messages)}; e-mails received {self.emails_received}; "
@@ -103,33 +109,44 @@ def check_ends(workload: Workload, found: dict[str, dict[str, Any]], counts: Cou
 
 
 def check_payments(workload: Workload, found: dict[str, dict[str, Any]], counts: Counts) -> None:
-    """The gateway moved money once per paid refund, for the amount the refund shows paid
-    (less a return's deductions), and never for the others; no order got back more than it
-    paid."""
-    ledger = httpx.get(workload.urls.gateway + "/ledger", timeout=30).json()["entries"]
-    by_payout: Counter[str] = Counter(e["merchant_refund_no"].split("-")[0] for e in ledger)
-    twice = [payout for payout, n in by_payout.items() if n > 1]
-    assert not twice, f"paid twice: {twice[:5]}"
+    """Money moved once per paid refund, at the provider its method goes to (the gateway,
+    Stripe, Alipay or WeChat Pay, by their own records), from the order's payment, for the
+    amount the refund shows paid (less a return's deductions), and never for the others;
+    no provider refunded a number or a payout twice; no order got back more than it paid."""
+    ledgers = read_ledgers(workload.urls)
+    moved = [m for provider in PROVIDERS for m in ledgers[provider] if m.moved_money]
+    for provider in PROVIDERS:
+        numbers = Counter(m.merchant_refund_no for m in ledgers[provider])
+        twice = [n for n, times in numbers.items() if times > 1]
+        assert not twice, f"{provider} took a merchant refund number twice: {twice[:5]}"
+    by_payout = Counter(m.payout for m in moved)  # across providers: one payout, one refund
+    twice = [(p, [m for m in moved if m.payout == p]) for p, n in by_payout.items() if n > 1]
+    assert not twice, f"paid twice: {twice[:3]}"
     paid = {
         view["payout"]["payout_id"]: refund_id
         for refund_id, view in found.items()
         if view["status"] == "paid"
     }
     assert set(by_payout) == set(paid), (
-        f"money moved for {len(set(by_payout) - set(paid))} payout(s) of unpaid refunds; "
-        f"{len(set(paid) - set(by_payout))} paid refund(s) missing from the gateway"
+        f"money moved for {len(set(by_payout) - set(paid))} payout(s) of unpaid refunds "
+        f"{sorted(set(by_payout) - set(paid))[:3]}; "
+        f"{len(set(paid) - set(by_payout))} paid refund(s) missing from every provider's "
+        f"records {sorted(set(paid) - set(by_payout))[:3]}"
     )
     per_order: Counter[str] = Counter()
-    for entry in ledger:
-        refund = workload.refunds[paid[entry["merchant_refund_no"].split("-")[0]]]
+    for movement in moved:
+        refund = workload.refunds[paid[movement.payout]]
         shown = found[refund.id]["payout"]["amount"]
         assert shown == {"amount": PAID[refund.kind], "currency": "CNY"}, (refund, shown)
-        assert entry["amount"] == shown["amount"] and entry["currency"] == "CNY", entry
-        per_order[refund.order_id] += entry["amount"]
+        assert movement.provider == PROVIDER_OF[refund.method], (refund, movement)
+        assert movement.payment_reference == refund.payment_reference, (refund, movement)
+        assert (movement.amount, movement.currency) == (shown["amount"], "CNY"), movement
+        per_order[refund.order_id] += movement.amount
     paid_for = {r.order_id: r.amount for r in workload.refunds.values()}  # one order each
     over = {o: n for o, n in per_order.items() if n > paid_for[o]}
     assert not over, f"orders refunded more than they paid: {over}"
-    counts.payments = len(ledger)
+    counts.payments = Counter(m.provider for m in moved)
+    counts.unmoved = Counter(m.provider for p in PROVIDERS for m in ledgers[p] if not m.moved_money)
 
 
 def check_messages(workload: Workload, data_dir: Path, counts: Counts, *, uncertain: int) -> None:

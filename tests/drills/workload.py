@@ -14,8 +14,14 @@ Seven kinds of refund, each ending in a known state:
 - `return_deduct`: 399.00 CNY of electronics returned the same way: paid less the example
   policy's restocking fee (deduction.restocking_electronics, 10 %): 359.10 CNY.
 
-Any payout that fails (the drills make the gateway close some) is retried by finance,
-so every approved refund ends `paid`. Staff act over HTTP with the dev JWTs, customers
+Each kind's refunds take turns over the four ways a customer paid, each with a payment
+reference of its own: `card` (refunded through the dev tenant's Stripe account),
+`alipay` (its Alipay account), `wechat_pay` (its WeChat Pay account) and `bank_transfer`
+(the sandbox gateway). The emulators take an unknown reference for a payment of
+1,000,000 minor units, so one reference per order keeps every order's refunds apart.
+
+Any payout that fails (the drills make every provider close or refuse some) is retried by
+finance, so every approved refund ends `paid`. Staff act over HTTP with the dev JWTs, customers
 with the dev API key; every action has its own Idempotency-Key, so an action whose answer
 was lost to a crash is simply sent again.
 """
@@ -100,6 +106,15 @@ STEPS = {
     },
 }
 CHANNELS = ("email", "sms", "in_app")
+# Who moves the money for each way of paying, once the dev tenant's accounts are connected
+# (refunds/dev_providers.py); bank transfers go to the sandbox gateway.
+PROVIDER_OF = {
+    "card": "stripe",
+    "alipay": "alipay",
+    "wechat_pay": "wechatpay",
+    "bank_transfer": "gateway",
+}
+METHODS = tuple(PROVIDER_OF)
 
 
 def staff(sub: str, *roles: str) -> dict[str, str]:
@@ -125,6 +140,8 @@ class Refund:
     kind: str
     order_id: str
     amount: int
+    method: str = "alipay"
+    payment_reference: str = ""
     status: str = "submitted"
     evidence_requested: bool = False
     evidence_sent: bool = False
@@ -146,21 +163,32 @@ class Urls:
     gateway: str
     sms: str
     carrier: str
+    stripe: str
+    alipay: str
+    wechatpay: str
 
 
-def body_of(kind: str) -> dict[str, Any]:
+def payment(method: str) -> dict[str, str]:
+    """A payment nobody refunded before, with a reference its provider accepts: Stripe's
+    a PaymentIntent id, Alipay's and WeChat Pay's an out_trade_no, the gateway's any."""
+    unique = uuid.uuid4().hex
+    prefix = {"card": "pi_", "alipay": "DA", "wechat_pay": "DW", "bank_transfer": "DB"}[method]
+    return {"method": method, "reference": prefix + unique[:24]}
+
+
+def body_of(kind: str, method: str = "alipay") -> dict[str, Any]:
     amount = AMOUNTS[kind]
     if kind in RETURN_KINDS:
         body = return_body(kind, amount)
-        body["metadata"] = {"drill": kind}
-        return body
-    customer = f"C-drill-{uuid.uuid4().hex[:10]}"  # no history: no risk points for repeats
-    if kind == "reject":
-        body = refund_body(amount, reason="changed_mind")
-        body["order"] = order(amount, delivered_days_ago=10, customer_id=customer)
     else:
-        body = refund_body(amount)
-        body["order"]["customer_id"] = customer
+        customer = f"C-drill-{uuid.uuid4().hex[:10]}"  # no history: no risk points for repeats
+        if kind == "reject":
+            body = refund_body(amount, reason="changed_mind")
+            body["order"] = order(amount, delivered_days_ago=10, customer_id=customer)
+        else:
+            body = refund_body(amount)
+            body["order"]["customer_id"] = customer
+    body["order"]["payment"] = payment(method)
     body["metadata"] = {"drill": kind}
     return body
 
@@ -173,6 +201,7 @@ class Workload:
         self.refunds: dict[str, Refund] = {}
         self.refused_over_refunds = 0
         self.transport_errors = 0
+        self._offered: Counter[str] = Counter()  # kind -> refunds offered, for their methods
         self._lock = threading.Lock()
         self._clients = threading.local()
 
@@ -223,11 +252,24 @@ class Workload:
             self.request(kind)
 
     def request(self, kind: str) -> Refund:
-        body, key = body_of(kind), uuid.uuid4().hex
+        # Each kind's refunds take turns over the methods (and so the providers), each kind
+        # from a method of its own, so that even a short drill reaches every provider.
+        with self._lock:
+            method = METHODS[(self._offered[kind] + KINDS.index(kind)) % len(METHODS)]
+            self._offered[kind] += 1
+        body, key = body_of(kind, method), uuid.uuid4().hex
         url = self.urls.intake + "/v1/refunds"
         response = self._until_answered(lambda: self._post(url, body, PLATFORM, key), "intake")
         assert response.status_code == 201, response.text
-        refund = Refund(response.json()["id"], kind, body["order"]["id"], AMOUNTS[kind])
+        paid_by = body["order"]["payment"]
+        refund = Refund(
+            response.json()["id"],
+            kind,
+            body["order"]["id"],
+            AMOUNTS[kind],
+            method=paid_by["method"],
+            payment_reference=paid_by["reference"],
+        )
         with self._lock:
             self.refunds[refund.id] = refund
         if kind == "over":  # the whole order again: more than is left to refund

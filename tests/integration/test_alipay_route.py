@@ -187,6 +187,27 @@ async def test_processing_refund_is_settled_by_the_notification_and_the_query(
     assert sdk(emulator).verify(params, signature)
 
 
+async def test_the_refund_listing_shows_each_refund_once_processing_until_paid(
+    route: AlipayRoute, emulator: str
+) -> None:
+    make_trade(emulator, "order-42", 10_000)
+    await route.refund(order(amount=1_000))
+    await route.refund(order(amount=1_000))  # the same number again: nothing moves twice
+    control(emulator, processing_next=1, processing_ms=60_000)
+    await route.refund(order("po_" + "d" * 32, amount=2_000))
+    listed = httpx.get(f"{emulator}/test/refunds").json()
+    assert listed["count"] == 2
+    shown = {r["out_request_no"]: r for r in listed["refunds"]}
+    paid, later = shown[order().merchant_refund_no], shown["po_" + "d" * 32]
+    assert (paid["amount"], paid["refund_status"], paid["out_trade_no"]) == (
+        1_000,
+        "REFUND_SUCCESS",
+        "order-42",
+    )
+    assert (later["amount"], later["refund_status"]) == (2_000, "PROCESSING")
+    assert len(paid["trade_no"]) == 28 and paid["trade_no"] == later["trade_no"]
+
+
 async def test_dropped_and_mis_signed_notifications(
     route: AlipayRoute, emulator: str, receiver: tuple[Receiver, str]
 ) -> None:
