@@ -51,7 +51,9 @@ def http_api(
         settings.gateway_callback_secret, settings.callback_tolerance_s
     )
     keystore = keystore or open_keystore(settings, "payout")
-    http.state.tenant_providers = TenantProviders(app, keystore, PROVIDERS, settings.base_url)
+    http.state.tenant_providers = TenantProviders(
+        app, keystore, PROVIDERS, settings.base_url, timeout_s=settings.provider_timeout_s
+    )
     for api in (callbacks_api, payouts_api, reconciliation_api, providers_api):
         http.include_router(api.router)
     return http
@@ -109,7 +111,9 @@ async def routes(
 ) -> AsyncIterator[Routes]:
     """The routes, with HTTP clients that belong to the running event loop."""
     gateway = SandboxGateway(settings.gateway_url, settings.gateway_timeout_s)
-    tenants = TenantProviders(app, keystore, PROVIDERS, settings.base_url)
+    tenants = TenantProviders(
+        app, keystore, PROVIDERS, settings.base_url, timeout_s=settings.provider_timeout_s
+    )
     try:
         yield Routes(
             GatewayRoute(gateway, settings.notify_url), StoreBalanceRoute(app), tenants=tenants

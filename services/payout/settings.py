@@ -16,6 +16,9 @@ class PayoutSettings(StaffSettings, KeystoreSettings):
         "http://127.0.0.1:8010", pattern=r"^https?://", description="payment gateway base URL"
     )
     gateway_timeout_s: float = Field(5.0, gt=0, le=120, description="per-call gateway timeout")
+    provider_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="per-call timeout at a tenant's Stripe/Alipay/WeChat Pay"
+    )
     gateway_callback_secret: str = Field(
         SANDBOX_CALLBACK_SECRET,
         description="HMAC key of gateway callbacks (the sandbox's public dev key by default; "

@@ -81,11 +81,14 @@ class TenantProviders:
         keystore: Keystore,
         specs: Mapping[str, ProviderSpec],
         public_url: str,
+        *,
+        timeout_s: float = 10.0,
     ) -> None:
         self.app = app
         self.keystore = keystore
         self.specs = dict(specs)
         self.public_url = public_url.rstrip("/")
+        self.timeout_s = timeout_s  # per call to a provider (REFUNDS_PROVIDER_TIMEOUT_S)
         self._opened: dict[tuple[str, str], _Opened] = {}
         self._looked: dict[tuple[str, str], tuple[float, ProviderAccount | None]] = {}
         self._lock = threading.Lock()
@@ -217,7 +220,7 @@ class TenantProviders:
         model = spec.account.model_validate(json.loads(text))
         opened = _Opened(
             account.version,
-            spec.route(model, self.notify_url(tenant, provider)),
+            spec.route(model, self.notify_url(tenant, provider), timeout=self.timeout_s),
             spec.callbacks(model),
         )
         with self._lock:

@@ -71,9 +71,9 @@ CLOSE_NEXT = {
 }
 # Where each emulator takes its fault switches.
 CONTROL = {"stripe": "/_sandbox/control", "alipay": "/control", "wechatpay": "/sandbox/control"}
-# The payout routes' own timeouts (services/payout/providers/*/client.py) are 10 s for Stripe
-# and WeChat Pay, 5 s for Alipay: a stall after the money moved must outlast them.
-STALL_MS = {"stripe": 11_000, "alipay": 6_000, "wechatpay": 11_000}
+# Payout gives up on a provider's answer after REFUNDS_PROVIDER_TIMEOUT_S (1 s here): a stall
+# after the money moved outlasts it.
+STALL_MS = {"stripe": 2_000, "alipay": 2_000, "wechatpay": 2_000}
 # An e-mail or webhook cut off by a kill of notify between sending and recording it is
 # `uncertain` (never sent twice); a kill of notify may leave up to this many.
 UNCERTAIN_PER_NOTIFY_KILL = 8
@@ -197,6 +197,7 @@ def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     data_dir: Path = tmp_path_factory.mktemp("drills")
     env = {
         "REFUNDS_GATEWAY_TIMEOUT_S": "1",  # a stalled gateway call gives up after 1 s
+        "REFUNDS_PROVIDER_TIMEOUT_S": "1",  # so does a stalled Stripe, Alipay or WeChat Pay call
         "REFUNDS_PAYOUT_POLL_AFTER_S": "1",  # and its fate is asked for soon after
         "REFUNDS_PAYOUT_RETRY_BASE_S": "0.1",
         "REFUNDS_PAYOUT_RETRY_MAX_S": "1",

@@ -29,7 +29,13 @@ from sandbox.wechatpay.protocol import Platform, dev_merchant, dev_platform, sig
 
 # How long each payout route waits for an answer (services/payout/providers/*/client.py):
 # a stall longer than this is a timeout to payout.
-CLIENT_TIMEOUT_S = {"stripe": 10.0, "alipay": 5.0, "wechatpay": 10.0}
+# Payout's timeout at each provider in these tests' stack (REFUNDS_PROVIDER_TIMEOUT_S).
+PROVIDER_TIMEOUT_S = 5.0
+CLIENT_TIMEOUT_S = {
+    "stripe": PROVIDER_TIMEOUT_S,
+    "alipay": PROVIDER_TIMEOUT_S,
+    "wechatpay": PROVIDER_TIMEOUT_S,
+}
 METHOD = {"stripe": "card", "alipay": "alipay", "wechatpay": "wechat_pay"}
 # What each provider expects back for a callback it delivered (else it retries).
 ANSWER = {

@@ -21,7 +21,7 @@ import pytest
 from refunds.devstack import Ports, Stack
 from shared.auth import DEV_TENANT
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
-from tests.e2e.emulators import ANSWER, CLIENT_TIMEOUT_S, Emulator
+from tests.e2e.emulators import ANSWER, CLIENT_TIMEOUT_S, PROVIDER_TIMEOUT_S, Emulator
 from tests.e2e.support import Platform
 from tests.support.factories import refund_body
 from tests.support.postgres import drop_schemas
@@ -64,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
             Ports.free(),
             database_url=postgres_url,
             schema_prefix=prefix,
-            extra_env=pool,
+            extra_env={**pool, "REFUNDS_PROVIDER_TIMEOUT_S": str(PROVIDER_TIMEOUT_S)},
             dev_providers=True,
         ) as running:
             print(f"\nstack with the three emulators up in {time.monotonic() - started:.1f}s")

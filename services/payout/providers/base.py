@@ -178,7 +178,7 @@ class ProviderSpec:
     name: str  # "stripe", "alipay", "wechatpay": in URLs, settings and Dispatched events
     methods: frozenset[str]  # the payment methods it serves by default
     account: type[Any]  # a pydantic BaseModel of the credentials (secrets as SecretStr)
-    route: Callable[[Any, str], RefundRoute]  # (account, notify_url) -> its route
+    route: Callable[..., RefundRoute]  # (account, notify_url, *, timeout=seconds) -> its route
     callbacks: Callable[[Any], Callbacks]  # account -> its callback verifier
     parse_settlement: Callable[[bytes], list[SettlementLine]]  # raises MalformedReport
     answer: CallbackAnswer = CallbackAnswer()
