@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from sandbox.alipay.dev_keys import dev_account as alipay_account
+from sandbox.stripe.dev_keys import dev_account as stripe_account
 from services.console.vocabulary import BUILT
 from services.review.policy_document import load_policy
 from tests.browser.support import (
@@ -80,6 +82,13 @@ PAGES = (
         "#ledger-results",
     ),
     Shown("admin", "root", lambda _: "/admin", {"zh-CN": "系统管理", "en": "Administration"}),
+    Shown(  # a tenant's payment provider accounts: one connected, one removed
+        "admin-providers",
+        "root",
+        lambda made: f"/admin?provider_tenant={made['provider_tenant']}",
+        {"zh-CN": "支付渠道账户", "en": "Payment provider accounts"},
+        "#provider-accounts",
+    ),
     Shown(
         "admin-publish",
         "root",
@@ -137,8 +146,8 @@ PAGES = (
 @pytest.fixture(scope="module")
 def made(console: Console) -> dict[str, str]:
     """What the pages show: a case waiting for its two approvals, a paid refund (its timeline
-    and payout), two policy versions (the shipped one, then the example with returns) and a
-    refund whose goods are on their way back."""
+    and payout), two policy versions (the shipped one, then the example with returns), a
+    refund whose goods are on their way back and a tenant's provider accounts."""
     case = console.platform.request_refund(250000)
     paid = console.platform.request_refund(11900)
     console.wait_status(case, "in_review")
@@ -154,7 +163,20 @@ def made(console: Console) -> dict[str, str]:
         11900, body=refund_body(11900, reason="changed_mind")
     )
     console.wait_status(returning, "awaiting_return")
+    # Accounts of a tenant no refund here is of (so no payout is routed to an emulator that
+    # `--no-providers` does not start): the admin page lists them.
+    with console.staff("payout", "root") as payout_admin:
+        accounts = "/v1/admin/tenants/globex/providers"
+        for provider, account in (
+            ("stripe", stripe_account("http://127.0.0.1:9")),
+            ("alipay", alipay_account("http://127.0.0.1:9")),
+        ):
+            connected = payout_admin.put(f"{accounts}/{provider}", json=account)
+            assert connected.status_code == 201, connected.text
+        removed = payout_admin.delete(f"{accounts}/alipay")
+        assert removed.status_code == 200, removed.text
     return {
+        "provider_tenant": "globex",
         "case": case,
         "paid": paid,
         "payout": payout,

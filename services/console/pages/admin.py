@@ -1,6 +1,7 @@
 """The admin's pages: policy versions (read, compare, publish a new one), platform API keys
-(list, issue — the key shown once — and revoke) and a tenant's webhook endpoints (status,
-failures, disabled ones)."""
+(list, issue — the key shown once — and revoke), a tenant's webhook endpoints (status,
+failures, disabled ones) and a tenant's payment provider accounts (read only: what identifies
+the credentials, never a secret)."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations at runtime.
 
@@ -58,9 +59,9 @@ async def _failed(request: Request, pages: Pages, error: Refused | Unreachable) 
     return refused_page(request, pages, "problem.html", error)
 
 
-async def _overview(calls: Services, tenant: str) -> dict[str, Any]:
-    """Policy versions, keys and (for a chosen tenant) webhook endpoints, each or the refusal
-    that kept it from the page."""
+async def _overview(calls: Services, tenant: str, provider_tenant: str = "") -> dict[str, Any]:
+    """Policy versions, keys and (for the tenants chosen) webhook endpoints and provider
+    accounts, each or the refusal that kept it from the page."""
 
     async def one(service: str, path: str, params: dict[str, str] | None = None) -> Any:
         try:
@@ -73,21 +74,26 @@ async def _overview(calls: Services, tenant: str) -> dict[str, Any]:
             return None
         return await one("notify", "/v1/admin/webhook_endpoints", {"tenant": tenant})
 
-    policies, keys, endpoints = await asyncio.gather(
-        one("review", "/v1/policies"), one("intake", "/v1/admin/api-keys"), webhooks()
+    async def accounts() -> Any:
+        if not provider_tenant:
+            return None
+        return await one("payout", f"/v1/admin/tenants/{provider_tenant}/providers")
+
+    policies, keys, endpoints, connected = await asyncio.gather(
+        one("review", "/v1/policies"), one("intake", "/v1/admin/api-keys"), webhooks(), accounts()
     )
-    return {"policies": policies, "keys": keys, "webhooks": endpoints}
+    return {"policies": policies, "keys": keys, "webhooks": endpoints, "accounts": connected}
 
 
 TenantQuery = Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9_-]*$")]
 
 
-def known_tenants(keys: Any, chosen: str) -> list[str]:
-    """The platforms intake has issued keys to (revoked ones too: their endpoints may still
-    be there), and the chosen one, sorted: the webhooks form's choices. Tenants of keys from
-    the environment are not listed by intake, so the form also takes a typed name."""
+def known_tenants(keys: Any, *chosen: str) -> list[str]:
+    """The platforms intake has issued keys to (revoked ones too: their endpoints and accounts
+    may still be there), and the chosen ones, sorted: the tenant forms' choices. Tenants of
+    keys from the environment are not listed by intake, so the forms also take a typed name."""
     listed = keys.get("data", []) if isinstance(keys, dict) else []
-    return sorted({str(key["tenant"]) for key in listed} | ({chosen} if chosen else set()))
+    return sorted({str(key["tenant"]) for key in listed} | {name for name in chosen if name})
 
 
 @router.get("/admin")
@@ -98,12 +104,21 @@ async def admin(
     pages: Pages,
     tenant: TenantQuery = "",
     typed: TenantQuery = "",
+    provider_tenant: TenantQuery = "",
+    provider_typed: TenantQuery = "",
 ) -> Response:
     """`typed` (a platform name typed in the webhooks form) wins over `tenant` (chosen from
-    the platforms intake knows)."""
+    the platforms intake knows); likewise `provider_typed` over `provider_tenant` for the
+    provider accounts. Each form carries the other's choice, so both sections stay shown."""
     if (no := refused(person, GROUP, request, pages)) is not None:
         return no
-    return await _admin_page(request, calls, pages, tenant=typed or tenant)
+    return await _admin_page(
+        request,
+        calls,
+        pages,
+        tenant=typed or tenant,
+        provider_tenant=provider_typed or provider_tenant,
+    )
 
 
 async def _admin_page(
@@ -115,8 +130,9 @@ async def _admin_page(
     issued: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
     tenant: str = "",
+    provider_tenant: str = "",
 ) -> Response:
-    found = await _overview(calls, tenant)
+    found = await _overview(calls, tenant, provider_tenant)
     _ = pages.gettext(request)
     shown = {
         name: None if isinstance(value, (Refused, Unreachable)) else value
@@ -132,8 +148,10 @@ async def _admin_page(
         policies=shown["policies"],
         keys=shown["keys"],
         webhooks=shown["webhooks"],
+        accounts=shown["accounts"],
         tenant=tenant,
-        tenants=known_tenants(shown["keys"], tenant),
+        provider_tenant=provider_tenant,
+        tenants=known_tenants(shown["keys"], tenant, provider_tenant),
         failures=failures,
         problem=problem,
         issued=issued,
