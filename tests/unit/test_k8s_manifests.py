@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,9 +84,8 @@ def _documents(path: Path) -> list[dict[str, Any]]:
         docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
     except yaml.YAMLError as error:
         raise RenderError(f"{path}: not YAML: {error}") from None
-    for doc in docs:
-        if not isinstance(doc, dict):
-            raise RenderError(f"{path}: a document is not a mapping")
+    if not all(isinstance(doc, dict) for doc in docs):
+        raise RenderError(f"{path}: a document is not a mapping")
     return docs
 
 
@@ -417,7 +417,7 @@ def _environment(
 def _load(settings: type[BaseModel], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Build the settings from exactly `env`, as the service does at start-up."""
     with monkeypatch.context() as patch:
-        for name in [n for n in __import__("os").environ if n.startswith("REFUNDS_")]:
+        for name in [n for n in os.environ if n.startswith("REFUNDS_")]:
             patch.delenv(name)
         for name, value in env.items():
             patch.setenv(name, value)
