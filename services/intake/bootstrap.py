@@ -77,7 +77,13 @@ def build(settings: IntakeSettings | None = None) -> Service:
     http.include_router(timeline_api.router)
     wired.add_all(audit.roles)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    instrument(http, app, settings, service="intake", wired=wired)
+    metrics = instrument(http, app, settings, service="intake", wired=wired)
+    metrics.gauge(
+        "refunds_requests",
+        "Refund requests by status now (every tenant's): submitted, approved, paid, rejected …",
+        lambda: {(status,): n for status, n in index.count_by_status().items()},
+        labels=["status"],
+    )
     # Keep the list near the log's end, so list requests rarely have much to catch up.
     wired.add("refund_index", every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"))
     wired.add("refund_facts", every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"))

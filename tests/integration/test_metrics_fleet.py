@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +30,8 @@ from shared.store import store_env
 from shared.wiring import Messaging
 from tests.integration.test_metrics import labelled, running, scrape, value
 from tests.integration.test_review_sla import THURSDAY, Clock, deliver, over_limit_request, tick
-from tests.support.factories import eventually
+from tests.support.factories import eventually, refund_body
+from tests.support.intake import serve_intake
 
 
 def _options(postgres_url: str, schema: str, **more: Any) -> dict[str, Any]:
@@ -174,3 +176,18 @@ def test_notify_counts_disabled_webhook_endpoints_by_reason(
         assert counted == {"gone": 1, "failing": 2, "manual": 0}
     finally:
         service.close()
+
+
+def test_intake_counts_refund_requests_by_status(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with serve_intake(request, tmp_path, "postgres") as intake:
+        assert labelled(scrape(intake.client), "refunds_requests") == []
+        for _ in range(2):
+            intake.create(refund_body())
+        samples = scrape(intake.client)
+    counted = {
+        labels["status"]: value(samples, "refunds_requests", **labels)
+        for labels in labelled(samples, "refunds_requests")
+    }
+    assert counted == {"submitted": 2}
