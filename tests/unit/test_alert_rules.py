@@ -150,3 +150,24 @@ def test_the_fleet_metrics_are_exported(exported: set[str]) -> None:
 def test_the_metric_pattern_skips_recording_rules_and_up() -> None:
     expr = 'job:refunds_payouts_failed:growth30m > 0 and up{job="x"} and refunds_payouts'
     assert METRIC.findall(expr) == ["refunds_payouts"]
+
+
+def test_the_dashboard_queries_are_promql_and_its_recorded_series_are_recorded(
+    tmp_path: Path,
+) -> None:
+    """promtool parses each panel's query (as a recording rule of a scratch file); the
+    recording rules a panel reads are alerts.yml's."""
+    dashboard = [expr for where, expr in expressions() if where.startswith("panel ")]
+    assert len(dashboard) >= 20
+    rules = [{"record": f"dashboard:query_{n}", "expr": expr} for n, expr in enumerate(dashboard)]
+    scratch = tmp_path / "dashboard.rules.yml"
+    scratch.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    run_promtool("check", "rules", str(scratch))
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    read = {name for expr in dashboard for name in re.findall(r"\bjob:[a-z0-9_:]+", expr)}
+    assert read and read <= recorded
