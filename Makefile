@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-promtool.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -40,6 +41,7 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-promtool.sh
 	$(BIN)/pytest -n 2 --dist loadfile -m "not drill"
 
 # Only the fault drills, twice the load `make test` gives them, printing their counts.

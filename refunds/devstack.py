@@ -298,6 +298,8 @@ class Stack:
             env.update(self._service_env(name.removesuffix("-messaging")))
             env.update(_MAIN_ONLY, REFUNDS_PORT=str(self._port(name)))
         if name not in _SANDBOX_MODULES:
+            # One host runs every process here: the hostname would not tell them apart.
+            env["REFUNDS_REPLICA"] = name
             env.update(self._honoured(env))
         env.update(self.extra_env)
         return env

@@ -264,7 +264,7 @@ def _checkpoints(ledger: Ledger) -> Checkpoints:
 @dataclass
 class Auditing:
     ledger: Ledger
-    workers: list[Worker]
+    roles: dict[str, Worker]  # the loops to run, by role (refunds_role_active)
 
     def serve(self, http: FastAPI) -> None:
         """Answer the audit routes on `http`: its state holds the ledger they read."""
@@ -275,8 +275,10 @@ class Auditing:
 def auditing(app: Any, settings: ServiceSettings, correlate: Correlate | None = None) -> Auditing:
     """A service's ledger (its routes: `serve`), the sealer and the periodic checkpoint."""
     ledger = Ledger(app, signer=settings.audit_signer(app.service), correlate=correlate)
-    workers = [
-        every(SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal"),
-        every(settings.audit_checkpoint_seconds, ledger.checkpoint, what="ledger checkpoint"),
-    ]
-    return Auditing(ledger, workers)
+    roles = {
+        "ledger_sealer": every(SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal"),
+        "checkpoint_signer": every(
+            settings.audit_checkpoint_seconds, ledger.checkpoint, what="ledger checkpoint"
+        ),
+    }
+    return Auditing(ledger, roles)

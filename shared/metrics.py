@@ -1,11 +1,14 @@
 """Prometheus metrics every service exposes on `/metrics`: HTTP traffic, its event log, relay
-and consumer lag, plus whatever gauges a service adds (payout's payouts by status).
+and consumer lag, the background roles this process runs and whether their broker and
+channel contacts work, plus whatever gauges a service adds (payout's payouts by status).
+What each means and the alerts on them: docs/observability.md.
 
 Each service app has its own `CollectorRegistry`, so several apps built in one process (the
 tests do) never share or clash on metrics. Label values are bounded: routes are templates
 (`/v1/refunds/{refund_id}`), a request that matches no route is `unmatched`, and methods
 outside the standard set are `other`. Gauges about the store are read when scraped, so they
-are as fresh as the scrape and cost nothing between scrapes.
+are as fresh as the scrape and cost nothing between scrapes. The figures a fleet compares
+across processes (lags, roles, parts) carry a `replica` label, the process's REFUNDS_REPLICA.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route's annotations at runtime.
@@ -22,14 +25,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import ServiceApplication
-from shared.consumer import Consumer
 from shared.kafka import topic_of
 from shared.relay import position_name
 from shared.settings import ServiceSettings
+from shared.wiring import Messaging
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,14 @@ class Metrics:
         self, name: str, documentation: str, read: Reading, labels: Sequence[str] = ()
     ) -> None:
         """A gauge whose samples `read()` gives at each scrape."""
-        self.registry.register(_ScrapedGauge(name, documentation, tuple(labels), read))
+        self.registry.register(_Scraped(GaugeMetricFamily, name, documentation, labels, read))
+
+    def counter(
+        self, name: str, documentation: str, read: Reading, labels: Sequence[str] = ()
+    ) -> None:
+        """A counter (exposed as `<name>_total`) whose totals `read()` gives at each scrape:
+        for counts kept in the store, which only grow."""
+        self.registry.register(_Scraped(CounterMetricFamily, name, documentation, labels, read))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "other"
@@ -77,17 +87,21 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class _ScrapedGauge:
-    """A gauge computed when scraped; a failing read leaves it out of that scrape only."""
+Family = type[GaugeMetricFamily] | type[CounterMetricFamily]
+
+
+class _Scraped:
+    """A metric computed when scraped; a failing read leaves it out of that scrape only."""
 
     def __init__(
-        self, name: str, documentation: str, labels: tuple[str, ...], read: Reading
+        self, family: Family, name: str, documentation: str, labels: Sequence[str], read: Reading
     ) -> None:
-        self.name, self.documentation, self.labels, self.read = name, documentation, labels, read
+        self.family, self.name, self.documentation = family, name, documentation
+        self.labels, self.read = list(labels), read
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not read the store: describe by name only.
-        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labels)]
+        return [self.family(self.name, self.documentation, labels=self.labels)]
 
     def collect(self) -> Iterable[Metric]:
         try:
@@ -95,7 +109,7 @@ class _ScrapedGauge:
         except Exception:  # the store may be down; the other metrics still answer
             log.warning("metric %s could not be read", self.name, exc_info=True)
             return []
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        family = self.family(self.name, self.documentation, labels=self.labels)
         for values, value in sorted(samples.items()):
             family.add_metric(list(values), value)
         return [family]
@@ -156,14 +170,16 @@ def instrument(
     settings: ServiceSettings,
     *,
     service: str,
-    consumer: Consumer | None = None,
+    wired: Messaging,
 ) -> Metrics:
     """Expose `/metrics` on `http`: its HTTP traffic, the store's log, the relay's and the
-    consumer's lag. Returns the metrics, for the service's own gauges."""
+    consumer's lag, the roles `wired` runs here and its parts' health. Returns the metrics,
+    for the service's own gauges."""
     metrics = Metrics(service)
     http.add_middleware(MetricsMiddleware, metrics=metrics)
     http.include_router(metrics_router(metrics))
     topic = topic_of(settings, service)
+    replica = settings.replica
     metrics.gauge(
         "refunds_events_stored",
         "Events in the service's store: the notification log's head position.",
@@ -173,16 +189,36 @@ def instrument(
         "refunds_relay_lag_events",
         "Events in the log the relay has not yet published (log head minus the relay's saved"
         " position).",
-        lambda: {(topic,): relay_lag(app, topic)},
-        labels=["topic"],
+        lambda: {(topic, replica): relay_lag(app, topic)},
+        labels=["topic", "replica"],
     )
+    consumer = wired.consumer
     if consumer is not None:
         metrics.gauge(
             "refunds_consumer_lag_records",
             "Records behind the broker's high-water mark, per assigned partition.",
-            lambda: {(tp.topic, str(tp.partition)): lag for tp, lag in consumer.lag.items()},
-            labels=["topic", "partition"],
+            lambda: {
+                (tp.topic, str(tp.partition), replica): lag for tp, lag in consumer.lag.items()
+            },
+            labels=["topic", "partition", "replica"],
         )
+    metrics.gauge(
+        "refunds_role_active",
+        "1 for each background role (relay, consumer, executor …) a loop runs in this process"
+        " now, 0 for one this service has that this process does not run.",
+        lambda: {
+            (service, role, replica): float(running)
+            for role, running in wired.roles.active().items()
+        },
+        labels=["service", "role", "replica"],
+    )
+    metrics.gauge(
+        "refunds_part_healthy",
+        "1 while a background part's last step worked, 0 after a failure: the relay's and"
+        " the consumer's broker, a sender's mail or SMS provider, the deliverer's store.",
+        lambda: {(part, replica): float(ok) for part, ok in sorted(wired.health.parts.items())},
+        labels=["part", "replica"],
+    )
     return metrics
 
 

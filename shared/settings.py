@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -60,6 +61,13 @@ class ServiceSettings(BaseSettings):
         "wake its followers; a quiet log is looked at less often, up to every 0.5 s)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    replica: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=128,
+        description="this process's name among its service's replicas: the `replica` label of "
+        "its fleet metrics (REFUNDS_REPLICA; the hostname, a pod's name, when unset)",
+    )
     audit_signing_key: str = Field(
         "",
         repr=False,

@@ -9,18 +9,28 @@ from shared.consumer import Consumer
 from shared.health import Health
 from shared.kafka import topic_of
 from shared.relay import Mapping, Relay
+from shared.roles import Roles
 from shared.runtime import Worker
 from shared.settings import ServiceSettings
 
 
 @dataclass
 class Messaging:
-    """The loops to run and the parts /readyz waits for."""
+    """The loops to run, the roles they play and the parts /readyz waits for."""
 
     health: Health = field(default_factory=Health)
     workers: list[Worker] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
     consumer: Consumer | None = None  # for its lag on /metrics
+    roles: Roles = field(default_factory=Roles)  # for refunds_role_active on /metrics
+
+    def add(self, role: str, worker: Worker) -> None:
+        """Run `worker` beside the others, as this process's `role`."""
+        self.workers.append(self.roles.run(role, worker))
+
+    def add_all(self, roles: dict[str, Worker]) -> None:
+        for role, worker in roles.items():
+            self.add(role, worker)
 
 
 def messaging(
@@ -42,14 +52,18 @@ def messaging(
             to_integration=to_integration,
             health=wired.health,
         )
-        wired.workers.append(relay.run)
+        wired.add("relay", relay.run)
         wired.required.append("relay")
-    if settings.consumer_enabled and consumes:
+    else:
+        wired.roles.declare("relay")
+    if consumes and settings.consumer_enabled:
         topics = [topic_of(settings, upstream) for upstream in consumes]
         consumer = Consumer(
             app, settings, group=f"refunds-{service}", topics=topics, health=wired.health
         )
-        wired.workers.append(consumer.run)
+        wired.add("consumer", consumer.run)
         wired.consumer = consumer
         wired.required.append("consumer")
+    elif consumes:
+        wired.roles.declare("consumer")
     return wired

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -74,19 +75,27 @@ def build(settings: IntakeSettings | None = None) -> Service:
     audit = auditing(app, settings, correlate=refund_of)
     audit.serve(http)
     http.include_router(timeline_api.router)
-    wired.workers.extend(audit.workers)
+    wired.add_all(audit.roles)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    instrument(http, app, settings, service="intake", consumer=wired.consumer)
+    metrics = instrument(http, app, settings, service="intake", wired=wired)
+    metrics.gauge(
+        "refunds_requests",
+        "Refund requests by status now (every tenant's): submitted, approved, paid, rejected …",
+        lambda: {(status,): n for status, n in index.count_by_status().items()},
+        labels=["status"],
+    )
     # Keep the list near the log's end, so list requests rarely have much to catch up.
-    workers = [
-        *wired.workers,
-        every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"),
-        every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"),
+    wired.add("refund_index", every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"))
+    wired.add("refund_facts", every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"))
+    wired.add(
+        "return_facts",
         every(INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts"),
-        # Keys issued before keys were published are announced once (see key_index.py).
-        until_done(ANNOUNCE_RETRY_SECONDS, lambda: announce_keys(app), what="API key announcement"),
-    ]
-    return Service("intake", settings, http, workers, close=app.close)
+    )
+    # Keys issued before keys were published are announced once (see key_index.py): a loop
+    # that ends when done is no role a fleet must keep running.
+    announce = partial(announce_keys, app)
+    wired.workers.append(until_done(ANNOUNCE_RETRY_SECONDS, announce, what="API key announcement"))
+    return Service("intake", settings, http, wired.workers, close=app.close)
 
 
 def until_done(retry_seconds: float, step: Callable[[], object], *, what: str) -> Worker:

@@ -27,7 +27,7 @@ from shared.audit_api import auditing
 from shared.auth import ApiKeys
 from shared.http import health_router, install_problem_handlers
 from shared.keystore import open_keystore
-from shared.metrics import instrument
+from shared.metrics import Metrics, instrument
 from shared.runtime import Service, Worker
 from shared.settings import load_settings
 from shared.staff import StaffAuth
@@ -61,27 +61,34 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     )
     for read_model in (feed, platform_keys):
         what = read_model.name.replace("_", " ")
-        wired.workers.append(every(READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what))
-    if settings.sender_enabled:
-        channels: list[Channel] = [EmailChannel(mailer, settings.mail_from)]
-        if settings.sms_url:
-            channels.append(SmsChannel(HttpSmsProvider(settings.sms_url, settings.sms_api_key)))
-        for channel in channels:
-            sender = Sender(
-                app,
-                channel,
-                attempts=settings.send_attempts,
-                backoff=timedelta(milliseconds=settings.send_backoff_ms),
-                health=wired.health,
-            )
-            wired.workers.append(sender.run)
+        keep_up = every(READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what)
+        wired.add(read_model.name, keep_up)
+    channels: list[Channel] = [EmailChannel(mailer, settings.mail_from)]
+    if settings.sms_url:
+        channels.append(SmsChannel(HttpSmsProvider(settings.sms_url, settings.sms_api_key)))
+    for channel in channels:
+        role = f"{channel.name}_sender"
+        if not settings.sender_enabled:
+            wired.roles.declare(role)
+            continue
+        sender = Sender(
+            app,
+            channel,
+            attempts=settings.send_attempts,
+            backoff=timedelta(milliseconds=settings.send_backoff_ms),
+            health=wired.health,
+        )
+        wired.add(role, sender.run)
     if settings.webhook_enabled:
-        wired.workers.append(Deliverer(app, settings, mailer, health=wired.health).run)
+        wired.add("webhook_deliverer", Deliverer(app, settings, mailer, health=wired.health).run)
+    else:
+        wired.roles.declare("webhook_deliverer")
     audit = auditing(app, settings)
     audit.serve(http)
-    wired.workers.extend(audit.workers)
+    wired.add_all(audit.roles)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    instrument(http, app, settings, service="notify", consumer=wired.consumer)
+    metrics = instrument(http, app, settings, service="notify", wired=wired)
+    webhook_gauges(metrics, http.state.webhook_index)
     wired.workers.append(_mailer_closer(mailer))
     return Service("notify", settings, http, wired.workers, close=app.close)
 
@@ -107,6 +114,18 @@ def http_api(
     http.include_router(webhooks_api.router)
     http.include_router(webhooks_admin_api.router)
     return http
+
+
+def webhook_gauges(metrics: Metrics, index: WebhookIndex) -> None:
+    """Disabled webhook endpoints on /metrics: one the deliverer disabled (`failing`, `gone`)
+    no longer hears of refunds until its tenant fixes and re-enables it."""
+    metrics.gauge(
+        "refunds_webhook_endpoints_disabled",
+        "Webhook endpoints (not deleted) disabled now, by reason: failing (kept failing past"
+        " the disable window), gone (answered 410), manual (their tenant's choice).",
+        lambda: {(reason,): float(n) for reason, n in index.endpoints.count_disabled().items()},
+        labels=["reason"],
+    )
 
 
 def _mailer_closer(mailer: Mailer) -> Worker:

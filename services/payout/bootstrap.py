@@ -73,10 +73,13 @@ def build(settings: PayoutSettings | None = None) -> Service:
         consumes=["review", "intake"],  # approvals and compensation; withdrawals
     )
     if settings.executor_enabled:
-        wired.workers.append(_executor_worker(app, settings, keystore))
-        wired.workers.append(_poller_worker(app, settings, keystore))
-    wired.workers.append(every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
-    metrics = instrument(http, app, settings, service="payout", consumer=wired.consumer)
+        wired.add("executor", _executor_worker(app, settings, keystore))
+        wired.add("poller", _poller_worker(app, settings, keystore))
+    else:
+        wired.roles.declare("executor")
+        wired.roles.declare("poller")
+    wired.add("payout_index", every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
+    metrics = instrument(http, app, settings, service="payout", wired=wired)
     metrics.gauge(
         "refunds_payouts",
         "Payouts by status now (pending, processing, paid, failed, cancelled).",
@@ -86,7 +89,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
     metrics.registry.register(http.state.tenant_providers.callbacks_seen)
     audit = auditing(app, settings)
     audit.serve(http)
-    wired.workers.extend(audit.workers)
+    wired.add_all(audit.roles)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
 
     def close() -> None:

@@ -19,6 +19,7 @@ from services.review.returns.pushes import CarrierPushes
 from services.review.returns.workers import carrier_workers, keep_returns_on_time
 from services.review.settings import ReviewSettings
 from services.review.sla import keep_time
+from services.review.sla_metrics import sla_metrics
 from shared.aio import every
 from shared.audit_api import auditing
 from shared.http import health_router, install_problem_handlers
@@ -88,23 +89,23 @@ def build(settings: ReviewSettings | None = None) -> Service:
     )
     audit = auditing(app, settings)
     audit.serve(http)
-    wired.workers.extend(audit.workers)
+    wired.add_all(audit.roles)
     http.include_router(health_router(app.is_reachable, wired.health, wired.required))
-    metrics = instrument(http, app, settings, service="review", consumer=wired.consumer)
+    metrics = instrument(http, app, settings, service="review", wired=wired)
     metrics.registry.register(pushes.counter)
-    workers = [
-        *wired.workers,
-        keep_time(app, settings.sla_interval_ms / 1000),
-        keep_returns_on_time(app, settings.sla_interval_ms / 1000),
-        *carrier_workers(
+    sla_metrics(metrics, queue, app)
+    wired.add("sla_clock", keep_time(app, settings.sla_interval_ms / 1000))
+    wired.add("return_deadlines", keep_returns_on_time(app, settings.sla_interval_ms / 1000))
+    wired.add_all(
+        carrier_workers(
             app,
             carrier,
             callback_url=settings.carrier_callback_url,
             poll_interval=settings.carrier_poll_interval_s,
-        ),
-        every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue"),
-    ]
-    return Service("review", settings, http, workers, close=app.close)
+        )
+    )
+    wired.add("review_queue", every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue"))
+    return Service("review", settings, http, wired.workers, close=app.close)
 
 
 def _carrier(settings: ReviewSettings) -> Kuaidi100 | None:

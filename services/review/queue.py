@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from services.review.domain import ReviewCase
+from services.review.vocabulary import OPEN_STATES
 from shared.paging import Page
-from shared.readmodel import ReadModel, sortable
+from shared.readmodel import ReadModel, sortable, values
 
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
 COLUMNS = (
@@ -148,6 +149,25 @@ class ReviewQueue(ReadModel):
             ascending=where.due_first,
         )
         return QueuePage([_as_row(row) for row in found], has_more)
+
+    def count_open(self, now: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+        """Open cases by (state, tier): how many, and how many of them are overdue (pending
+        past their deadline: the SLA clock has not yet recorded the breach), for /metrics."""
+        self.catch_up()
+        states = sorted(OPEN_STATES)
+        marks = ", ".join(self.p for _ in states)
+        late = f"state = 'pending' AND deadline IS NOT NULL AND deadline < {self.p}"
+        with self._datastore.transaction(commit=False) as db:
+            # The table name is the read model's own; every value is a bound parameter.
+            db.execute(
+                f"SELECT state, tier, COUNT(*), SUM(CASE WHEN {late} THEN 1 ELSE 0 END) "  # noqa: S608
+                f"FROM {self.table} WHERE state IN ({marks}) GROUP BY state, tier",
+                (sortable(now), *states),
+            )
+            return {
+                (str(state), str(tier)): (int(n), int(overdue or 0))
+                for state, tier, n, overdue in map(values, db.fetchall())
+            }
 
 
 def _as_row(values: list[Any]) -> QueueRow:

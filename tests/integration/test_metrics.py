@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from tests.support.intake import ACME, Intake, serve_intake
 from tests.support.tansu import TansuBroker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+REPLICA = socket.gethostname()  # REFUNDS_REPLICA's default
 
 
 def scrape(client: TestClient) -> Samples:
@@ -99,7 +101,10 @@ def test_events_stored_is_the_log_head_and_an_idle_relay_lags_by_all_of_it(
     assert head >= 6  # each refund and its order
     assert value(samples, "refunds_events_stored") == head
     # This process runs no relay (and none ran): every event is still to be published.
-    assert value(samples, "refunds_relay_lag_events", topic="refunds.intake.v1") == head
+    assert (
+        value(samples, "refunds_relay_lag_events", topic="refunds.intake.v1", replica=REPLICA)
+        == head
+    )
     intake.create(refund_body())
     assert value(scrape(intake.client), "refunds_events_stored") == intake.stored() > head
 
@@ -166,7 +171,7 @@ def test_every_other_service_exposes_its_store_and_http_metrics(
             head = value(samples, "refunds_events_stored")
             assert head is not None
             topic = f"refunds.{name}.v1"
-            assert value(samples, "refunds_relay_lag_events", topic=topic) == head
+            assert value(samples, "refunds_relay_lag_events", topic=topic, replica=REPLICA) == head
             healthz = {"method": "GET", "route": "/healthz", "status": "200"}
             assert value(samples, "http_requests_total", **healthz) == 1
             assert "/metrics" not in client.get("/openapi.json").json()["paths"]
@@ -260,10 +265,13 @@ async def test_relay_lag_drops_to_zero_after_publishing(
             before = scrape(client)
             head = value(before, "refunds_events_stored")
             assert head is not None and head >= 6
-            assert value(before, "refunds_relay_lag_events", topic=topic) == head
+            assert value(before, "refunds_relay_lag_events", topic=topic, replica=REPLICA) == head
 
             def published() -> bool:
-                return value(scrape(client), "refunds_relay_lag_events", topic=topic) == 0
+                lag = value(
+                    scrape(client), "refunds_relay_lag_events", topic=topic, replica=REPLICA
+                )
+                return lag == 0
 
             async with running(service):
                 await eventually(published, 30, "the relay to publish the whole log")
@@ -338,6 +346,7 @@ async def test_a_consuming_service_reports_its_lag_per_partition(
                     samples = scrape(client)
                     lags = labelled(samples, "refunds_consumer_lag_records")
                     on_review = [labels for labels in lags if labels["topic"] == review_topic]
+                    assert all(labels["replica"] == REPLICA for labels in lags)
                     return bool(on_review) and all(
                         value(samples, "refunds_consumer_lag_records", **labels) == 0
                         for labels in lags

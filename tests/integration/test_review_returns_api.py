@@ -201,7 +201,7 @@ def test_without_a_carrier_pushes_are_refused_and_nothing_tracks(api: Api) -> No
     http = staff_api(api.app, ReviewQueue(api.app), StaffAuth(SECRET))
     with TestClient(http) as client:
         assert client.post(PUSH, data=push_form([PICKED], "1")).status_code == 404
-    assert carrier_workers(api.app, None, callback_url="http://x", poll_interval=1) == []
+    assert carrier_workers(api.app, None, callback_url="http://x", poll_interval=1) == {}
 
 
 # -- the warehouse's receipt ------------------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 from services.notify.follow import TopicReadModel, events_of, stored_topics
 from services.notify.webhooks import deliveries, endpoints
 from services.notify.webhooks.deliveries import WebhookDelivery
-from services.notify.webhooks.endpoints import WebhookEndpoint
+from services.notify.webhooks.endpoints import DISABLE_REASONS, WebhookEndpoint
 from shared.application import ServiceApplication
-from shared.readmodel import sortable
+from shared.readmodel import sortable, values
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,15 @@ class _Ids(TopicReadModel):
 
 
 class EndpointIndex(_Ids):
-    name = "webhook_endpoint_index"
+    # v2 added why an endpoint is disabled (for /metrics): a new name is a new table, built
+    # from the log from the start (positions are kept per name).
+    name = "webhook_endpoint_index_v2"
     schema = (
         "endpoint_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, created_at TEXT NOT NULL, "
-        "deleted INTEGER NOT NULL, version BIGINT NOT NULL"
+        "deleted INTEGER NOT NULL, disabled_reason TEXT, version BIGINT NOT NULL"
     )
-    columns = ("endpoint_id", "tenant", "created_at", "deleted", "version")
-    changing = ("deleted", "version")
+    columns = ("endpoint_id", "tenant", "created_at", "deleted", "disabled_reason", "version")
+    changing = ("deleted", "disabled_reason", "version")
     time_column = "created_at"
     topic_marker = ":WebhookEndpoint."
     topics = stored_topics(events_of(WebhookEndpoint), endpoints.EARLIER_TOPICS)
@@ -48,10 +50,23 @@ class EndpointIndex(_Ids):
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
         e: WebhookEndpoint = aggregate
-        return (str(e.id), e.tenant, sortable(e.created_on), int(e.deleted), e.version)
+        created = sortable(e.created_on)
+        return (str(e.id), e.tenant, created, int(e.deleted), e.disabled_reason, e.version)
 
     def page(self, tenant: str, *, limit: int, starting_after: uuid.UUID | None = None) -> Page:
         return self.ids({"tenant": tenant, "deleted": 0}, limit, starting_after)
+
+    def count_disabled(self) -> dict[str, int]:
+        """Endpoints (not deleted) disabled now, by why: every reason, 0 when none."""
+        self.catch_up()
+        with self._datastore.transaction(commit=False) as db:
+            # The table name is the read model's own; nothing here comes from a request.
+            db.execute(
+                f"SELECT disabled_reason, COUNT(*) FROM {self.table} "  # noqa: S608
+                "WHERE deleted = 0 AND disabled_reason IS NOT NULL GROUP BY disabled_reason"
+            )
+            found = {str(reason): int(n) for reason, n in map(values, db.fetchall())}
+        return {reason: found.get(reason, 0) for reason in DISABLE_REASONS}
 
 
 class DeliveryIndex(_Ids):

@@ -96,15 +96,16 @@ def carrier_workers(
     *,
     callback_url: str | None,
     poll_interval: float,
-) -> list[Worker]:
-    """The subscription and poll workers; none without a carrier (see the module's words)."""
+) -> dict[str, Worker]:
+    """The poll and subscription workers by role; none without a carrier (see the module's
+    words)."""
     if carrier is None:
         log.warning("no carrier configured: returns are not tracked (see returns/workers.py)")
-        return []
-    workers = [_polling(app, carrier, poll_interval)]
+        return {}
+    workers = {"carrier_poller": _polling(app, carrier, poll_interval)}
     if callback_url is not None:
         interval = min(SUBSCRIBE_INTERVAL_SECONDS, poll_interval)
-        workers.append(_subscribing(app, carrier, callback_url, interval))
+        workers["carrier_subscriber"] = _subscribing(app, carrier, callback_url, interval)
     return workers
 
 
