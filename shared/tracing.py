@@ -36,6 +36,7 @@ from shared.contracts.envelope import TRACEPARENT, CloudEvent
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from shared.settings import ServiceSettings
 
@@ -45,7 +46,8 @@ TRACER = "refunds"
 # Probes and scrapes are not the workflow's requests: spans of them would drown the rest.
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 
-_tracer = trace.get_tracer(TRACER)
+# The no-op tracer until `setup`: spans made with it cost next to nothing and record nothing.
+_tracer = trace.get_tracer(TRACER, tracer_provider=trace.NoOpTracerProvider())
 _enabled = False
 # (trace id, span id) the next span must have: the relay's publish span is the one the
 # envelope's traceparent names, whatever the SDK's random ids would have been.
@@ -71,11 +73,18 @@ def traces_url(endpoint: str) -> str:
 
 
 def setup(
-    service: str, settings: ServiceSettings, http: FastAPI | None = None
+    service: str,
+    settings: ServiceSettings,
+    http: FastAPI | None = None,
+    *,
+    exporter: SpanExporter | None = None,
 ) -> Callable[[], None]:
     """Trace this process when `settings.otlp_endpoint` is set; answers the shutdown, which
-    exports the spans still buffered (call it when the process stops)."""
-    global _enabled
+    exports the spans still buffered (call it when the process stops).
+
+    `exporter` replaces the OTLP exporter (tests: an in-memory one, each span exported as it
+    ends)."""
+    global _enabled, _tracer
     if not settings.otlp_endpoint:
         return lambda: None
     # Imported only when tracing is on: an untraced process never loads the SDK.
@@ -84,7 +93,7 @@ def setup(
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     resource = Resource.create(
         {
@@ -95,9 +104,16 @@ def setup(
         }
     )
     provider = TracerProvider(resource=resource, id_generator=_ids())
-    exporter = OTLPSpanExporter(endpoint=traces_url(settings.otlp_endpoint))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    if exporter is None:
+        url = traces_url(settings.otlp_endpoint)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The global provider is for third-party code; ours is passed explicitly, so that a
+    # process (a test) may set tracing up again after a shutdown.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
+    _tracer = provider.get_tracer(TRACER)
     if http is not None:
         FastAPIInstrumentor.instrument_app(
             http,
@@ -116,8 +132,9 @@ def setup(
     )
 
     def shutdown() -> None:
-        global _enabled
+        global _enabled, _tracer
         _enabled = False
+        _tracer = trace.get_tracer(TRACER, tracer_provider=trace.NoOpTracerProvider())
         HTTPXClientInstrumentor().uninstrument()
         provider.shutdown()
 
