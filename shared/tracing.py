@@ -110,8 +110,9 @@ def setup(
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     # The global provider is for third-party code; ours is passed explicitly, so that a
-    # process (a test) may set tracing up again after a shutdown.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    # process may set tracing up again after a shutdown. A given exporter (tests, benchmarks)
+    # leaves the global alone: it cannot be reset, and would outlive the test.
+    if exporter is None and not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(provider)
     _tracer = provider.get_tracer(TRACER)
     if http is not None:
