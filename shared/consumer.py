@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
@@ -96,10 +97,13 @@ class Consumer:
             message = self._decode(record)
             if message is None:
                 continue
-            if self.app.handle(message):
-                self.applied += 1
-            else:
-                self.duplicates += 1
+            # The reaction runs inside the span: the events it stores record it as their cause.
+            with tracing.processing(message, record.topic) as span:
+                if self.app.handle(message):
+                    self.applied += 1
+                else:
+                    self.duplicates += 1
+                    span.set_attribute("refunds.duplicate", True)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent | None:
         try:

@@ -17,6 +17,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
+from shared.stamping import StampingMapper
 
 # The longest pause between looks at a quiet log, for appends by other processes.
 IDLE_POLL_SECONDS = 0.25
@@ -93,6 +94,8 @@ def _topics_between(recorder: ApplicationRecorder, after: int, end: int) -> list
 class LoggedEvent:
     position: int
     event: Any  # the application's domain event
+    # The trace context it was stored under (its audit stamp), when tracing recorded one.
+    traceparent: str | None = None
 
 
 class LogFollower:
@@ -148,7 +151,14 @@ class LogFollower:
             if self._durable:
                 self.app.positions.save(self.name, page.reached)
             self.position = page.reached
-        return [LoggedEvent(n.id, self.app.mapper.to_domain_event(n)) for n in page.notifications]
+        return [self._logged(n) for n in page.notifications]
+
+    def _logged(self, notification: Notification) -> LoggedEvent:
+        mapper = self.app.mapper
+        if not isinstance(mapper, StampingMapper):
+            return LoggedEvent(notification.id, mapper.to_domain_event(notification))
+        event, stamp = mapper.to_stamped_event(notification)
+        return LoggedEvent(notification.id, event, stamp.get("traceparent"))
 
     async def next_batch(self, wait: float) -> list[LoggedEvent]:
         """The next batch, waiting up to `wait` seconds; empty when nothing new arrived.

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from shared import tracing
 from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import CONTENT_TYPE, IntegrationEvent, envelope, stable_event_id
@@ -121,14 +122,16 @@ class Relay:
                 position=item.position,
                 time=item.event.timestamp,
                 causation_id=getattr(item.event, "causation_id", None),
+                recorded_trace=item.traceparent,
             )
-            acks.append(
-                await producer.send(
-                    self.topic,
-                    cloud_event.to_bytes(),
-                    key=integration.refund_id.encode(),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
+            with tracing.publishing(cloud_event, self.topic, item.traceparent):
+                acks.append(
+                    await producer.send(
+                        self.topic,
+                        cloud_event.to_bytes(),
+                        key=integration.refund_id.encode(),
+                        headers=[("content-type", CONTENT_TYPE.encode())],
+                    )
                 )
-            )
         await asyncio.gather(*acks)
         self.published += len(acks)

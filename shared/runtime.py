@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from shared import tracing
+from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -39,13 +40,6 @@ class Service:
     close: Callable[[], None] = lambda: None
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-
-
 async def run_service(service: Service) -> None:
     config = uvicorn.Config(
         service.http,
@@ -53,6 +47,8 @@ async def run_service(service: Service) -> None:
         port=service.settings.port,
         log_level=service.settings.log_level.lower(),
         access_log=False,
+        # JSON lines: uvicorn's own loggers go through the root's JSON handler, not its text.
+        log_config=None if service.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     server = _Server(config)
     stop = asyncio.Event()
@@ -74,7 +70,18 @@ async def run_service(service: Service) -> None:
 
 def serve(build: Callable[[], Service]) -> None:
     service = build()
-    configure_logging(service.settings.log_level)
+    settings = service.settings
+    configure_logging(
+        settings.log_level, settings.log_format, service=service.name, replica=settings.replica
+    )
+    stop_tracing = tracing.setup(service.name, settings, service.http)
+    close = service.close
+
+    def close_and_flush() -> None:
+        close()
+        stop_tracing()  # the last spans are exported before the process ends
+
+    service.close = close_and_flush
     # What start-up built (modules, app, routes, models) lives as long as the process:
     # frozen, the garbage collector stops walking it again in every full collection.
     gc.freeze()

@@ -61,12 +61,24 @@ class ServiceSettings(BaseSettings):
         "wake its followers; a quiet log is looked at less often, up to every 0.5 s)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: one JSON object per log line with the trace and refund ids "
+        "(REFUNDS_LOG_FORMAT); `text` for people reading a terminal",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 "
+        "(REFUNDS_OTLP_ENDPOINT); spans go to <url>/v1/traces. Unset: no tracing",
+    )
     replica: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
         max_length=128,
         description="this process's name among its service's replicas: the `replica` label of "
-        "its fleet metrics (REFUNDS_REPLICA; the hostname, a pod's name, when unset)",
+        "its fleet metrics, on spans and log lines (REFUNDS_REPLICA; the hostname, a pod's "
+        "name, when unset)",
     )
     audit_signing_key: str = Field(
         "",

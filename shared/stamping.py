@@ -5,7 +5,8 @@ A command runs under a `Stamp` (the acting tenant key, staff person or
 `StampingMapper` writes the stamp into each event's stored state under
 `_audit`, in the same transaction as the event, so the ledger's hashes cover it
 and no domain event class needs a field for it. Reading events back strips it:
-the domain never sees it.
+the domain never sees it. While tracing records a span, the stamp also holds its
+W3C `traceparent`: the relay publishes the event as a continuation of it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
+
+from shared.tracing import current_traceparent
 
 STAMP_KEY = "_audit"
 
@@ -88,12 +91,19 @@ class StampingMapper(Mapper[Any]):
         stamp = _current.get()
         audit = stamp.as_state() if stamp is not None else {}
         audit.setdefault("actor", self.default_actor)
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            audit["traceparent"] = traceparent
         # The same event with one more attribute: eventsourcing stores vars(event).
         stamped = object.__new__(type(domain_event))
         object.__setattr__(stamped, "__dict__", {**vars(domain_event), STAMP_KEY: audit})
         return super().to_stored_event(stamped)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return self.to_stamped_event(stored_event)[0]
+
+    def to_stamped_event(self, stored_event: StoredEvent) -> tuple[Any, dict[str, str]]:
+        """The domain event and, apart, the stamp it was stored with (empty if none)."""
         event = super().to_domain_event(stored_event)
-        vars(event).pop(STAMP_KEY, None)
-        return event
+        audit = vars(event).pop(STAMP_KEY, None)
+        return event, dict(audit) if isinstance(audit, dict) else {}

@@ -40,6 +40,7 @@ from services.payout.providers.base import (
     RefundRoute,
     TransientProviderError,
 )
+from shared import tracing
 from shared.aio import sleep_or_stop
 from shared.follower import LogFollower
 
@@ -115,8 +116,11 @@ class PayoutExecutor:
                 if not batch:
                     continue
                 limit = asyncio.Semaphore(self.concurrency)
-                ids = list(dict.fromkeys(e.event.originator_id for e in batch))
-                await asyncio.gather(*(self._limited(i, limit, stop) for i in ids))
+                # Each payout's work continues the trace of its latest event in the batch.
+                causes = {e.event.originator_id: e.traceparent for e in batch}
+                await asyncio.gather(
+                    *(self._limited(i, cause, limit, stop) for i, cause in causes.items())
+                )
                 await self.follower.advance(batch[-1].position)
             except Stopping:
                 return
@@ -125,10 +129,15 @@ class PayoutExecutor:
                 await sleep_or_stop(stop, 1.0)
 
     async def _limited(
-        self, payout_id: uuid.UUID, limit: asyncio.Semaphore, stop: asyncio.Event
+        self,
+        payout_id: uuid.UUID,
+        cause: str | None,
+        limit: asyncio.Semaphore,
+        stop: asyncio.Event,
     ) -> None:
         async with limit:
-            await self.execute(payout_id, stop)
+            with tracing.continuing("payout execute", cause, payout_id=str(payout_id)):
+                await self.execute(payout_id, stop)
 
     async def execute(self, payout_id: uuid.UUID, stop: asyncio.Event) -> None:
         """Drive one payout until it is settled, accepted, cancelled or given up."""

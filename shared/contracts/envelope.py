@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -51,11 +52,24 @@ def stable_event_id(source: str, originator_id: uuid.UUID, version: int) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}/{originator_id}/{version}"))
 
 
-def traceparent_for(refund_id: str, event_id: str) -> str:
-    """W3C trace context: one trace per refund, one span per event — deterministic."""
-    trace = uuid.uuid5(EVENT_ID_NAMESPACE, refund_id).hex
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def traceparent_for(refund_id: str, event_id: str, recorded: str | None = None) -> str:
+    """W3C trace context of the published event: one span per event, its id derived from
+    the event id, so a re-published event carries the same traceparent.
+
+    `recorded` is the trace context the event was stored under (its audit stamp): the event
+    then continues that trace (the request or message that caused it). Without one — tracing
+    off, an event stored before tracing existed, by a loop outside any span — the trace is
+    derived from the refund id, so the refund's events still share one trace."""
+    found = TRACEPARENT.match(recorded) if recorded else None
+    if found and found.group(1) != "0" * 32:
+        trace, flags = found.group(1), found.group(3)
+    else:
+        trace, flags = uuid.uuid5(EVENT_ID_NAMESPACE, refund_id).hex, "01"
     span = uuid.UUID(event_id).hex[:16]
-    return f"00-{trace}-{span}-01"
+    return f"00-{trace}-{span}-{flags}"
 
 
 def envelope(
@@ -66,6 +80,7 @@ def envelope(
     position: int,
     time: datetime,
     causation_id: str | None,
+    recorded_trace: str | None = None,
 ) -> CloudEvent:
     return CloudEvent(
         id=event_id,
@@ -76,7 +91,7 @@ def envelope(
         data=event.model_dump(mode="json"),
         tenant=event.tenant,
         position=position,
-        traceparent=traceparent_for(event.refund_id, event_id),
+        traceparent=traceparent_for(event.refund_id, event_id, recorded_trace),
         causationid=causation_id,
         correlationid=event.refund_id,
     )
