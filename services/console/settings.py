@@ -84,6 +84,9 @@ class ConsoleSettings(ServiceSettings):
                 raise ValueError(
                     "REFUNDS_SESSION_SECRET: production needs 32+ characters, not the dev secret"
                 )
+            refuse_placeholder(
+                "REFUNDS_OIDC_CLIENT_SECRET", self.oidc_client_secret or None, self.env
+            )
             if self.oidc_client_secret == DEV_CLIENT_SECRET:
                 raise ValueError("REFUNDS_OIDC_CLIENT_SECRET must be a real secret in production")
             if not _secure_origin(self.console_url):
