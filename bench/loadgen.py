@@ -68,7 +68,8 @@ def refund_body(kind: str, order_id: str, customer_id: str) -> dict[str, Any]:
             "paid": money,
             "paid_at": _ago(now, delivered_days_ago + 2),
             "delivered_at": _ago(now, delivered_days_ago),
-            "payment": {"method": "alipay", "reference": "2026110122001"},
+            # One payment per order, as a provider sees it (one reference each).
+            "payment": {"method": "alipay", "reference": f"LG{order_id}"[:32]},
             "items": [
                 {
                     "sku": "TSHIRT-L-WHITE",

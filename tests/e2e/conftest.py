@@ -17,13 +17,19 @@ from tests.e2e.support import Platform
 
 
 @pytest.fixture
-def refunds_dev(tmp_path: Path) -> Iterator[tuple[Platform, subprocess.Popen[str], Ports]]:
+def refunds_dev(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Platform, subprocess.Popen[str], Ports]]:
+    """`refunds dev` as the README runs it when the test module says `DEV_PROVIDERS = True`
+    (the dev tenant's card, Alipay and WeChat Pay at the emulators); otherwise with
+    `--no-providers`, for the tests that follow payouts at the sandbox gateway."""
     base = Ports.free_base(21000 + os.getpid() % 200 * 100)
     ports = Ports.from_base(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     cli = Path(sys.executable).with_name("refunds")
     process = subprocess.Popen(
-        [str(cli), "dev", "--data-dir", str(tmp_path), "--base-port", str(base)],
+        [str(cli), "dev", "--data-dir", str(tmp_path), "--base-port", str(base)]
+        + ([] if getattr(request.module, "DEV_PROVIDERS", False) else ["--no-providers"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

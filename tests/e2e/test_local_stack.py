@@ -22,6 +22,7 @@ from tests.support.factories import order, refund_body
 from tests.support.identity import sign_in
 
 pytestmark = [pytest.mark.e2e]
+DEV_PROVIDERS = True  # the README's stack: the dev tenant's providers at the emulators
 
 
 def by_bank(amount: int) -> dict[str, Any]:

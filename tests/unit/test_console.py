@@ -109,9 +109,7 @@ def test_production_refuses_a_missing_weak_or_dev_session_secret() -> None:
         ConsoleSettings(default_zone="Mars/Olympus")
     for placeholder in ("change-me", ""):  # what a template leaves unfilled is refused too
         with pytest.raises(ValidationError, match="OIDC_CLIENT_SECRET"):
-            ConsoleSettings(
-                **{**real, "oidc_client_secret": placeholder}, session_secret="x" * 40
-            )
+            ConsoleSettings(**{**real, "oidc_client_secret": placeholder}, session_secret="x" * 40)
 
 
 @pytest.mark.parametrize(

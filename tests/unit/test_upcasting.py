@@ -26,7 +26,9 @@ from services.intake.tenants import ApiKey
 from services.notify.application import NotifyApplication
 from services.notify.messages.domain import Correspondence
 from services.payout.application import PayoutApplication
+from services.payout.callbacks import RefusedCallback
 from services.payout.domain import Payout
+from services.payout.reconcile import ReconciliationReport
 from services.review.application import ReviewApplication
 from services.review.domain import ReviewCase
 from services.review.policy_document import default_policy
@@ -129,6 +131,32 @@ def failed() -> Aggregate:
     return p
 
 
+def refused() -> Aggregate:
+    """A provider callback refused at a tenant's Stripe route."""
+    return RefusedCallback(
+        reason="bad-signature",
+        callback_id=None,
+        signature="t=1,v1=00",
+        body_sha256="0" * 64,
+        received_at=NOW,
+        source="stripe/acme",
+    )
+
+
+def reconciled() -> Aggregate:
+    """A reconciliation of a tenant's Alipay bill."""
+    return ReconciliationReport(
+        day=NOW.date(),
+        digest="d" * 64,
+        findings=[{"kind": "matched", "merchant_refund_no": "po_1", "detail": ""}],
+        counts={"matched": 1},
+        actor="zhao",
+        at=NOW,
+        provider="alipay",
+        tenant="acme",
+    )
+
+
 RULES = {
     "manual": "manual.over_limit",
     "approve": "auto_approve.within_limit",
@@ -221,6 +249,9 @@ CLASSES: list[tuple[str, Callable[[], Aggregate], type]] = [
     ("payout", paid, Payout.Requested),
     ("payout", paid, Payout.Succeeded),
     ("payout", failed, Payout.Failed),
+    ("payout", paid, Payout.Dispatched),
+    ("payout", refused, RefusedCallback.Refused),
+    ("payout", reconciled, ReconciliationReport.Recorded),
     ("review", approved, ReviewCase.Opened),
     ("review", approved, ReviewCase.EvidenceRequested),
     ("review", approved, ReviewCase.EvidenceReceived),
@@ -411,6 +442,45 @@ def test_payout_failed_of_058f5d7(applications: dict[str, ServiceApplication]) -
     )
     assert event.provider_final is False and payout.last_failure_final is False
     assert payout.status == "failed"
+
+
+def test_payout_dispatched_of_0_3_0(applications: dict[str, ServiceApplication]) -> None:
+    """0.3.0 named no provider: a request went to the sandbox gateway, or was store credit."""
+    event, payout = first_shape(
+        applications["payout"], paid(), Payout.Dispatched, drop=("provider",)
+    )
+    assert event.provider == "gateway"
+    assert payout.provider_of(payout.number, "card") == "gateway"
+    credit = _payout()
+    credit.method = "store_balance"  # as a switch to store balance leaves it
+    credit.dispatch(NOW, "store_balance")
+    event, loaded_credit = first_shape(
+        applications["payout"], credit, Payout.Dispatched, drop=("provider",)
+    )
+    assert event.provider == "store_balance"
+    assert loaded_credit.provider_of(loaded_credit.number, "store_balance") == "store_balance"
+
+
+def test_refused_callback_of_0_3_0(applications: dict[str, ServiceApplication]) -> None:
+    """0.3.0 had one callback route, the gateway's."""
+    event, refused_there = first_shape(
+        applications["payout"], refused(), RefusedCallback.Refused, drop=("source",)
+    )
+    assert event.source == "gateway" and refused_there.source == "gateway"
+    assert refused_there.reason == "bad-signature"
+
+
+def test_reconciliation_recorded_of_0_3_0(applications: dict[str, ServiceApplication]) -> None:
+    """0.3.0 reconciled only the gateway's settlement file."""
+    event, report = first_shape(
+        applications["payout"],
+        reconciled(),
+        ReconciliationReport.Recorded,
+        drop=("provider", "tenant"),
+    )
+    assert (event.provider, event.tenant) == ("gateway", None)
+    assert (report.provider, report.tenant) == ("gateway", None)
+    assert report.counts == {"matched": 1}
 
 
 def test_review_opened_of_058f5d7(applications: dict[str, ServiceApplication]) -> None:
