@@ -42,11 +42,28 @@ def add(commands: Any) -> None:
         "(matched, missing_on_our_side, amount_differs, status_differs) and one per payout "
         "settled that day that the report does not list (missing_at_provider). The same "
         "file for the same day answers the report recorded the first time. "
+        "With --fetch, payout fetches the tenant's own bill from the provider itself "
+        "(POST /v1/reconciliations/fetch) instead of FILE. "
         "Exit status: 0 all matched, 1 mismatches found, 2 usage or HTTP error.",
-        epilog="example: refunds payouts reconcile settlement-2026-11-20.csv --day 2026-11-20",
+        epilog="examples: refunds payouts reconcile settlement-2026-11-20.csv --day 2026-11-20; "
+        "refunds payouts reconcile --fetch alipay --tenant acme --day 2026-11-20",
     )
     reconcile.add_argument(
-        "file", type=Path, metavar="FILE", help="the settlement CSV (header line first)"
+        "file",
+        type=Path,
+        nargs="?",
+        metavar="FILE",
+        help="the settlement CSV (header line first); leave out with --fetch",
+    )
+    reconcile.add_argument(
+        "--fetch",
+        choices=("stripe", "alipay", "wechatpay"),
+        metavar="PROVIDER",
+        help="have payout fetch the bill from the tenant's account at PROVIDER "
+        "(stripe, alipay or wechatpay)",
+    )
+    reconcile.add_argument(
+        "--tenant", metavar="TENANT", help="whose account the bill is of (with --fetch)"
     )
     reconcile.add_argument(
         "--day", required=True, type=_iso_day, metavar="YYYY-MM-DD", help="the settlement day"
@@ -184,18 +201,25 @@ def run_payouts_reconcile(args: argparse.Namespace) -> int:
     import httpx  # only this subcommand talks HTTP
 
     where = "refunds payouts reconcile"
-    try:
-        text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        print(f"{where}: cannot read {args.file}: {error}", file=sys.stderr)
+    if (args.file is None) == (args.fetch is None) or (args.fetch is None) != (args.tenant is None):
+        print(f"{where}: give FILE, or --fetch PROVIDER with --tenant TENANT", file=sys.stderr)
         return EXIT_USAGE
+    path, body = "/v1/reconciliations", {"day": args.day.isoformat()}
+    if args.fetch is not None:
+        path, body = path + "/fetch", {**body, "provider": args.fetch, "tenant": args.tenant}
+    else:
+        try:
+            body["report"] = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"{where}: cannot read {args.file}: {error}", file=sys.stderr)
+            return EXIT_USAGE
     token = args.token or staff_token("finance", where)
     if token is None:
         return EXIT_USAGE
     try:
         response = httpx.post(
-            f"{args.url}/v1/reconciliations",
-            json={"day": args.day.isoformat(), "report": text},
+            f"{args.url}{path}",
+            json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=args.timeout,
         )

@@ -12,6 +12,7 @@ from typing import Any
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
+from services.payout.bills import bills_digest, lines_of_day
 from services.payout.credits import Coupon
 from services.payout.domain import AbnormalRefundTarget, Payout, RefundPayouts, payout_id_of
 from services.payout.providers.registry import PROVIDERS
@@ -287,13 +288,39 @@ class PayoutApplication(PayoutSettlement):
             parse_gateway_file if provider == "gateway" else PROVIDERS[provider].parse_settlement
         )
         digest = settlement_digest(data, provider, tenant)
+        return self._reconciled(digest, lambda: parse(data), day, actor, provider, tenant)
+
+    def reconcile_bills(
+        self, bills: list[bytes], day: date, *, actor: str, provider: str, tenant: str
+    ) -> tuple[ReconciliationReport, bool]:
+        """Reconcile the bills fetched from `tenant`'s account at `provider` that cover UTC
+        day `day` (services/payout/bills.py): their lines completed that day, named by all
+        their bytes, so the same bills fetched again answer the first report."""
+        parse = PROVIDERS[provider].parse_settlement
+
+        def lines() -> list[SettlementLine]:
+            parsed = [line for bill in bills if bill for line in parse(bill)]
+            return lines_of_day(parsed, day)
+
+        digest = bills_digest(bills, provider, tenant)
+        return self._reconciled(digest, lines, day, actor, provider, tenant)
+
+    def _reconciled(
+        self,
+        digest: str,
+        parsed: Callable[[], list[SettlementLine]],
+        day: date,
+        actor: str,
+        provider: str,
+        tenant: str | None,
+    ) -> tuple[ReconciliationReport, bool]:
         report_id = ReconciliationReport.create_id(day, digest)
         lines: list[SettlementLine] | None = None  # parsed once, and only for a new report
         for _ in range(self.max_conflict_retries):
             existing = self.reconciliation(report_id)
             if existing is not None:
                 return existing, False
-            lines = lines if lines is not None else parse(data)
+            lines = lines if lines is not None else parsed()
             ours = [
                 record
                 for record in self.our_payouts([line.merchant_refund_no for line in lines], day)

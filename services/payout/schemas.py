@@ -189,6 +189,29 @@ class ReconciliationRequest(Strict):
             raise ValueError(f"report_base64 is not base64: {error}") from None
 
 
+class ReconciliationFetch(Strict):
+    """Which bill payout fetches itself from a tenant's own provider account."""
+
+    model_config = example({"provider": "alipay", "tenant": "acme", "day": "2026-11-20"})
+
+    provider: str = Field(
+        max_length=40,
+        description="the provider whose bill is fetched: `stripe`, `alipay` or `wechatpay`",
+    )
+    tenant: str = Field(pattern=TENANT_NAME.pattern, description="whose account it is")
+    day: date = Field(
+        description="the settlement day (UTC), YYYY-MM-DD; a provider billing by Beijing date "
+        "is asked for both bills that cover it, and only their lines of this UTC day count"
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _fetchable(cls, provider: str) -> str:
+        if provider not in PROVIDERS:
+            raise ValueError(f"no bill to fetch from {provider!r}; known: {', '.join(PROVIDERS)}")
+        return provider
+
+
 # -- views ------------------------------------------------------------------------------------
 
 

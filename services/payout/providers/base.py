@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from datetime import date, datetime, tzinfo
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from services.payout.fx import Rate
 from shared.money import Money
@@ -101,6 +101,23 @@ class RefundRoute(Protocol):
 
     async def query(self, order: RefundOrder) -> ProviderReceipt | None:
         """What the route knows about the order's number; None when it never received it."""
+
+
+@runtime_checkable
+class BillSource(Protocol):
+    """A route that can fetch its account's settlement file itself (not every route can:
+    the sandbox gateway's and store balance's files are uploaded).
+
+    `bill_zone` is the provider's notion of a day: a bill of `day` covers that calendar
+    day in this zone (Stripe: UTC; Alipay and WeChat Pay: Beijing time, UTC+8).
+    """
+
+    bill_zone: tzinfo
+
+    async def bill(self, day: date) -> bytes:
+        """The provider's file for its settlement day `day`, as the provider serves it (the
+        bytes its `parse_settlement` reads; b"" when the provider says there is none);
+        raises Transient/PermanentProviderError, and refuses an answer it cannot verify."""
 
 
 class RateSource(Protocol):

@@ -13,8 +13,9 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +43,9 @@ from services.payout.providers.base import (
 
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+BILL_URL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
+# A bill larger than this is no trade bill of one day we can reconcile in one request.
+MAX_BILL_BYTES = 64 * 1024 * 1024
 SUCCESS_CODE = "10000"
 # Alipay's own trade numbers are 28 digits (e.g. 2014112611001004680073956707); any other
 # payment reference is the merchant's `out_trade_no`.
@@ -123,6 +127,33 @@ class AlipayRoute:
         if status:  # a status Alipay may add (e.g. bank-card refunds under way): not final
             return self._receipt(order, answer, "processing", None, order.amount.amount)
         return None
+
+    bill_zone = BEIJING  # Alipay's bill_date is a Beijing calendar day
+
+    async def bill(self, day: date) -> bytes:
+        """The trade bill (zip) of Beijing day `day`: its download URL from Alipay's signed
+        answer (verified before it is believed), then the file, which Alipay does not sign."""
+        answer = await self._call(
+            BILL_URL_QUERY, {"bill_type": "trade", "bill_date": day.isoformat()}
+        )
+        if answer.get("code") != SUCCESS_CODE:
+            raise _refusal(BILL_URL_QUERY, answer)
+        url = answer.get("bill_download_url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise PermanentProviderError(f"{BILL_URL_QUERY}: no usable bill_download_url")
+        try:
+            # The URL is Alipay's own, short-lived and needing no credentials: nothing of ours
+            # is sent with it.
+            response = await self._client.get(url)
+        except httpx.TransportError as error:
+            raise TransientProviderError(f"alipay bill download: {type(error).__name__}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientProviderError(f"alipay bill download: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise PermanentProviderError(f"alipay bill download: HTTP {response.status_code}")
+        if len(response.content) > MAX_BILL_BYTES:
+            raise PermanentProviderError("alipay bill download: larger than 64 MiB")
+        return response.content
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -10,9 +10,11 @@ Stripe cannot look a refund up by our number.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import stripe
@@ -32,12 +34,20 @@ from services.payout.providers.stripe.objects import (
     merchant_refund_no,
     receipt_of,
 )
+from services.payout.providers.stripe.settlement import COLUMNS, REPORT_TYPE
 from services.payout.providers.stripe.units import UnmappableAmount, to_stripe
 
 # How long Stripe keeps an idempotency key (docs.stripe.com/api/idempotent_requests).
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 PAGE_SIZE = 100
 TIMEOUT_SECONDS = 10.0
+# Report runs take seconds to minutes at Stripe: poll this often, this many times, then give up
+# (a transient error: asking again later reuses nothing, a new run is cheap).
+REPORT_POLL_SECONDS = 2.0
+REPORT_POLLS = 30
+# Where Stripe serves report files; the secret key goes to no other host than these and the
+# account's api_base.
+FILES_HOST = "files.stripe.com"
 
 
 def idempotency_key(number: str) -> str:
@@ -74,6 +84,9 @@ class StripeRoute:
         self.notify_url = notify_url
         self._clock = clock or (lambda: datetime.now(UTC))
         self._http = _HTTPXClient(timeout, transport)
+        # Report files are downloaded outside the SDK (it has no call for file contents).
+        self._files = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self.report_poll_seconds = REPORT_POLL_SECONDS
         # No retries inside the SDK: the executor owns retries, backoff and their record.
         self._stripe = stripe.StripeClient(
             account.secret_key.get_secret_value(),
@@ -131,8 +144,56 @@ class StripeRoute:
                 return receipt
         return matches[0] if matches else None
 
+    bill_zone = UTC  # Stripe's reports are by UTC interval
+
+    async def bill(self, day: date) -> bytes:
+        """The itemized balance change report of `day` (UTC, 00:00 to 24:00) with our columns:
+        a report run is created, polled until it succeeds (bounded), and its file downloaded."""
+        start = int(datetime.combine(day, time(), UTC).timestamp())
+        params: dict[str, Any] = {
+            "report_type": REPORT_TYPE,
+            "parameters": {
+                "interval_start": start,
+                "interval_end": start + 86400,
+                "columns": list(COLUMNS),
+            },
+        }
+        try:
+            run = await self._stripe.v1.reporting.report_runs.create_async(params)  # type: ignore[arg-type]
+            for _ in range(REPORT_POLLS):
+                if run.status != "pending":
+                    break
+                await asyncio.sleep(self.report_poll_seconds)
+                run = await self._stripe.v1.reporting.report_runs.retrieve_async(run.id)
+        except stripe.StripeError as error:
+            raise _mapped(error, "report run") from error
+        if run.status == "pending":
+            raise TransientProviderError(f"stripe report run {run.id} still pending")
+        if run.status != "succeeded" or run.result is None or not run.result.url:
+            reason = getattr(run, "error", None) or run.status
+            raise PermanentProviderError(f"stripe report run {run.id} failed: {reason}"[:300])
+        return await self._download(str(run.result.url))
+
+    async def _download(self, url: str) -> bytes:
+        absolute = urljoin(self.account.api_base + "/", url)
+        host = urlsplit(absolute).hostname
+        if host not in (FILES_HOST, urlsplit(self.account.api_base).hostname):
+            # The URL came in Stripe's answer; the key goes to Stripe's hosts only.
+            raise PermanentProviderError(f"stripe report file on a foreign host {host!r}")
+        key = self.account.secret_key.get_secret_value()
+        try:
+            response = await self._files.get(absolute, headers={"Authorization": f"Bearer {key}"})
+        except httpx.TransportError as error:
+            raise TransientProviderError(f"stripe file download: {type(error).__name__}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientProviderError(f"stripe file download: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise PermanentProviderError(f"stripe file download: HTTP {response.status_code}")
+        return response.content
+
     async def close(self) -> None:
         await self._http.close_async()
+        await self._files.aclose()
 
     def _key_may_be_forgotten(self, order: RefundOrder) -> bool:
         first = order.first_sent_at

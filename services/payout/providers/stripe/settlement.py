@@ -20,6 +20,7 @@ from services.payout.providers.base import MalformedReport, SettlementLine
 from services.payout.providers.stripe.objects import METHOD
 from shared.money import Money
 
+REPORT_TYPE = "balance_change_from_activity.itemized.3"
 COLUMNS = (
     "balance_transaction_id",
     "created_utc",

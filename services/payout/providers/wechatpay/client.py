@@ -9,13 +9,15 @@ forged refusal must not stop a refund and a forged success must not record one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -53,6 +55,8 @@ REFUSALS = {
     "RESOURCE_NOT_EXISTS": "WeChat Pay knows no such payment",
     "ORDER_NOT_EXIST": "WeChat Pay knows no such payment",
 }
+# The bill_date of WeChat Pay's bills is a Beijing calendar day.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 SIGNED_HEADERS = ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature")
 
 
@@ -168,6 +172,58 @@ class WeChatPayRoute:
         path = f"/v3/refund/domestic/refunds/{quote(refund_id, safe='')}/apply-abnormal-refund"
         return receipt_of(await self._call("POST", path, body, "abnormal refund", headers))
 
+    bill_zone = BEIJING
+
+    async def bill(self, day: date) -> bytes:
+        """The REFUND bill of Beijing day `day`: the signed answer (verified) names the file
+        and its SHA1; the file itself is unsigned, so it is taken only if its SHA1 is that.
+        `NO_STATEMENT_EXIST` (no refunds that day) is an empty bill: b""."""
+        target = f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=REFUND"
+        try:
+            answer = await self._call("GET", target, None, "trade bill")
+        except _NoStatement:
+            return b""
+        url = str(answer.get("download_url") or "")
+        hash_type, expected = answer.get("hash_type"), str(answer.get("hash_value") or "")
+        if hash_type != "SHA1" or not re.fullmatch(r"[0-9a-fA-F]{40}", expected):
+            raise PermanentProviderError(f"trade bill answer: hash {hash_type!r} not usable")
+        parts = urlsplit(url)
+        if not parts.path.startswith("/v3/billdownload/"):
+            raise PermanentProviderError("trade bill answer: no usable download_url")
+        # Downloaded from the account's own API host, signed like any APIv3 request.
+        data = await self._download(parts.path + (f"?{parts.query}" if parts.query else ""))
+        digest = hashlib.sha1(data).hexdigest()  # noqa: S324 — WeChat Pay's documented hash_type
+        if not hmac.compare_digest(digest, expected.lower()):
+            raise PermanentProviderError(
+                "WeChat Pay's bill does not match the SHA1 its signed answer gave: refused"
+            )
+        return data
+
+    async def _download(self, target: str) -> bytes:
+        headers = {
+            "Authorization": signing.authorization(
+                mchid=self.account.mchid,
+                serial_no=self.account.merchant_serial_no,
+                private_key=self._key,
+                method="GET",
+                target=target,
+                body=b"",
+                timestamp=str(int(self._clock())),
+                nonce=signing.new_nonce(),
+            )
+        }
+        try:
+            response = await self._client.get(target, headers=headers)
+        except httpx.TransportError as error:
+            raise TransientProviderError(
+                f"WeChat Pay unreachable (bill download): {type(error).__name__}"
+            ) from error
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientProviderError(f"WeChat Pay bill download: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise PermanentProviderError(f"WeChat Pay bill download: HTTP {response.status_code}")
+        return response.content
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -248,6 +304,8 @@ class WeChatPayRoute:
             raise TransientProviderError(f"WeChat Pay: {code} ({what})", _retry_after(response))
         if status == 404 and code in ("RESOURCE_NOT_EXISTS", "ORDER_NOT_EXIST", ""):
             raise _NotFound()
+        if code == "NO_STATEMENT_EXIST":
+            raise _NoStatement()
         message = _message(response)
         explained = REFUSALS.get(code, "WeChat Pay refused")
         raise PermanentProviderError(f"{explained} ({what}: {status} {code}: {message})")
@@ -266,6 +324,10 @@ class WeChatPayRoute:
 
 class _NotFound(Exception):
     """WeChat Pay verifiably knows no such resource."""
+
+
+class _NoStatement(Exception):
+    """WeChat Pay verifiably has no bill for the day (no refunds then)."""
 
 
 def _code(response: httpx.Response) -> str:
