@@ -53,6 +53,12 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.database_max_overflow),
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # A process paused inside a transaction keeps its locks (the events table's, a lease
+        # row's): the server ends such a session well within a lease's TTL, so a paused
+        # leader cannot hold up the replica taking its role over.
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+            max(1, min(5, int(settings.lease_seconds // 2)))
+        ),
         # A role's events commit only while its lease holds (shared/fencing.py).
         "PROCESS_RECORDER_TOPIC": FENCED_RECORDER_TOPIC,
     }
