@@ -205,10 +205,20 @@ def instrument(
     metrics.gauge(
         "refunds_role_active",
         "1 for each background role (relay, consumer, executor …) a loop runs in this process"
-        " now, 0 for one this service has that this process does not run.",
+        " now (holding the role's lease, for leased roles), 0 for one this service has that"
+        " this process does not run.",
         lambda: {
             (service, role, replica): float(running)
             for role, running in wired.roles.active().items()
+        },
+        labels=["service", "role", "replica"],
+    )
+    metrics.gauge(
+        "refunds_role_epoch",
+        "Epoch of each role lease this process holds now (it grows by one at every change of"
+        " holder: a step means a failover).",
+        lambda: {
+            (service, role, replica): float(epoch) for role, epoch in wired.roles.epochs().items()
         },
         labels=["service", "role", "replica"],
     )

@@ -80,6 +80,14 @@ class ServiceSettings(BaseSettings):
         "its fleet metrics, on spans and log lines (REFUNDS_REPLICA; the hostname, a pod's "
         "name, when unset)",
     )
+    lease_seconds: float = Field(
+        10,
+        ge=1,
+        le=600,
+        description="how long a replica's lease on a background role (relay, executor …) lasts "
+        "unrenewed (REFUNDS_LEASE_SECONDS); it renews every third of it, and another replica "
+        "takes over a role this long after its leader stopped renewing (PostgreSQL)",
+    )
     audit_signing_key: str = Field(
         "",
         repr=False,

@@ -16,6 +16,7 @@ from eventsourcing.persistence import ApplicationRecorder, Tracking
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
+from shared.fencing import FENCED_RECORDER_TOPIC, check_lease
 from shared.settings import ServiceSettings
 
 
@@ -52,6 +53,14 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.database_max_overflow),
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # A process paused inside a transaction keeps its locks (the events table's, a lease
+        # row's): the server ends such a session well within a lease's TTL, so a paused
+        # leader cannot hold up the replica taking its role over.
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+            max(1, min(5, int(settings.lease_seconds // 2)))
+        ),
+        # A role's events commit only while its lease holds (shared/fencing.py).
+        "PROCESS_RECORDER_TOPIC": FENCED_RECORDER_TOPIC,
     }
     create_schema(env)
     return env
@@ -128,7 +137,10 @@ class Positions:
         return int(row["position"] if isinstance(row, dict) else row[0])
 
     def save(self, name: str, position: int) -> None:
+        """Store a follower's position; a role's follower only while its lease holds."""
         with self._datastore.transaction(commit=True) as cursor:
+            if isinstance(self._datastore, PostgresDatastore):
+                check_lease(cursor, self._datastore.schema)
             cursor.execute(self._upsert, (name, position))
 
     def is_tracked(self, tracking: Tracking) -> bool:

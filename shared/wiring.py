@@ -8,6 +8,7 @@ from shared.application import ServiceApplication
 from shared.consumer import Consumer
 from shared.health import Health
 from shared.kafka import topic_of
+from shared.leases import leases_for
 from shared.relay import Mapping, Relay
 from shared.roles import Roles
 from shared.runtime import Worker
@@ -24,9 +25,10 @@ class Messaging:
     consumer: Consumer | None = None  # for its lag on /metrics
     roles: Roles = field(default_factory=Roles)  # for refunds_role_active on /metrics
 
-    def add(self, role: str, worker: Worker) -> None:
-        """Run `worker` beside the others, as this process's `role`."""
-        self.workers.append(self.roles.run(role, worker))
+    def add(self, role: str, worker: Worker, *, leased: bool = True) -> None:
+        """Run `worker` beside the others, as this process's `role`: while this process holds
+        the role's lease, unless `leased` is False (a role every replica may run at once)."""
+        self.workers.append(self.roles.run(role, worker, leased=leased))
 
     def add_all(self, roles: dict[str, Worker]) -> None:
         for role, worker in roles.items():
@@ -42,7 +44,8 @@ def messaging(
     consumes: list[str],
 ) -> Messaging:
     """Publish `service`'s topic from its log; consume the upstream services' topics."""
-    wired = Messaging()
+    # One leader per role across the service's replicas, leased where its store is.
+    wired = Messaging(roles=Roles(leases_for(app.recorder.datastore, settings, service)))  # type: ignore[attr-defined]
     if settings.relay_enabled:
         relay = Relay(
             app,

@@ -85,12 +85,14 @@ def build(settings: IntakeSettings | None = None) -> Service:
         labels=["status"],
     )
     # Keep the list near the log's end, so list requests rarely have much to catch up.
-    wired.add("refund_index", every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index"))
-    wired.add("refund_facts", every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts"))
-    wired.add(
-        "return_facts",
-        every(INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts"),
-    )
+    # Every replica keeps them (leased=False): read models only move rows to newer versions
+    # and queries catch them up inline anyway, so a lease would only delay them.
+    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index")
+    wired.add("refund_index", keep, leased=False)
+    keep = every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts")
+    wired.add("refund_facts", keep, leased=False)
+    keep = every(INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts")
+    wired.add("return_facts", keep, leased=False)
     # Keys issued before keys were published are announced once (see key_index.py): a loop
     # that ends when done is no role a fleet must keep running.
     announce = partial(announce_keys, app)

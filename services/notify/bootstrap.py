@@ -62,7 +62,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     for read_model in (feed, platform_keys):
         what = read_model.name.replace("_", " ")
         keep_up = every(READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what)
-        wired.add(read_model.name, keep_up)
+        wired.add(read_model.name, keep_up, leased=False)  # every replica: see intake's
     channels: list[Channel] = [EmailChannel(mailer, settings.mail_from)]
     if settings.sms_url:
         channels.append(SmsChannel(HttpSmsProvider(settings.sms_url, settings.sms_api_key)))

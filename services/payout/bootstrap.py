@@ -78,7 +78,9 @@ def build(settings: PayoutSettings | None = None) -> Service:
     else:
         wired.roles.declare("executor")
         wired.roles.declare("poller")
-    wired.add("payout_index", every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index"))
+    # A read model: every replica keeps it (no lease), see intake's bootstrap.
+    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index")
+    wired.add("payout_index", keep, leased=False)
     metrics = instrument(http, app, settings, service="payout", wired=wired)
     metrics.gauge(
         "refunds_payouts",

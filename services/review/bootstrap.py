@@ -104,7 +104,9 @@ def build(settings: ReviewSettings | None = None) -> Service:
             poll_interval=settings.carrier_poll_interval_s,
         )
     )
-    wired.add("review_queue", every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue"))
+    # A read model: every replica keeps it (no lease), see intake's bootstrap.
+    keep = every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue")
+    wired.add("review_queue", keep, leased=False)
     return Service("review", settings, http, wired.workers, close=app.close)
 
 
