@@ -392,6 +392,9 @@ class Stack:
             env["REFUNDS_DATABASE_SCHEMA"] = f"{self.schema_prefix}_{name}"
             # One keystore of customer keys for the four services, like a KMS.
             env["REFUNDS_KEYSTORE_SCHEMA"] = f"{self.schema_prefix}_keystore"
+            # A role's lease outlives a killed holder by its length: short here, so a component
+            # restarted on this machine takes its roles back within seconds.
+            env["REFUNDS_LEASE_SECONDS"] = "3"
         return env
 
     # -- internals ----------------------------------------------------------------------------

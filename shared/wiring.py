@@ -64,7 +64,9 @@ def messaging(
         consumer = Consumer(
             app, settings, group=f"refunds-{service}", topics=topics, health=wired.health
         )
-        wired.add("consumer", consumer.run)
+        # Every replica consumes: Kafka's consumer group splits the partitions among them and
+        # moves them on a replica's loss; tracking records keep each message's effect once.
+        wired.add("consumer", consumer.run, leased=False)
         wired.consumer = consumer
         wired.required.append("consumer")
     elif consumes:
