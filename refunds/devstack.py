@@ -27,8 +27,10 @@ from refunds.ports import (
     StackError,
     check_component,
     free_port,
+    sandbox_env,
 )
 from refunds.processes import PROBE_TIMEOUT_SECONDS, describe_exit, port_accepts, signal_group
+from refunds.replicas import Fleet
 from sandbox.identity.people import CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET
 from services.review.settings import PUSH_PATH
 from shared.auth import DEV_API_KEY, DEV_TENANT
@@ -92,6 +94,7 @@ class Stack:
         messaging_apart: bool = False,
         dev_providers: bool = False,
         inherited: Mapping[str, str] | None = None,
+        replicas: int = 1,
     ) -> None:
         """`messaging_apart`: each service runs as two processes, `<service>` (HTTP and its
         other loops) and `<service>-messaging` (its relay and consumer, on a port of its own),
@@ -100,7 +103,12 @@ class Stack:
         connected once payout is up); otherwise every method goes to the sandbox gateway.
         `inherited`: REFUNDS_* settings of the user's environment the services and the
         console honour, under the ones the stack must decide (ports, URLs, data dir...);
-        REFUNDS_API_KEYS adds tenants to the dev one (`overridden()` names what is replaced)."""
+        REFUNDS_API_KEYS adds tenants to the dev one (`overridden()` names what is replaced).
+        `replicas` > 1: that many processes of each service, `<service>-<i>`, sharing its
+        port (refunds/replicas.py)."""
+        if replicas > 1 and messaging_apart:
+            raise ValueError("replicas and messaging_apart do not go together")
+        self.fleet = Fleet(replicas, ports)
         # Absolute, so children agree on it whatever their working directory.
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports
@@ -122,13 +130,15 @@ class Stack:
     @property
     def components(self) -> tuple[str, ...]:
         """What `start_all` starts: every component, and the services' messaging processes."""
-        return COMPONENTS + tuple(self.messaging_ports)
+        return (*INFRASTRUCTURE, *self.fleet.names(), *APPS, *self.messaging_ports)
 
     def _check(self, name: str) -> None:
-        if name not in self.messaging_ports:
+        if name not in self.messaging_ports and not self.fleet.is_replica(name):
             check_component(name)
 
     def _port(self, name: str) -> int:
+        if self.fleet.is_replica(name):
+            return self.fleet.own_port(name)  # the replica's own; its service's is shared
         return self.messaging_ports.get(name) or self.ports.of(name)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -143,12 +153,13 @@ class Stack:
             # Services are started only once the broker answers, so they connect first time.
             # Messaging processes last: a service's first process creates its tables alone.
             # The console calls the services, so it comes after them.
-            for tier in (INFRASTRUCTURE, SERVICES, APPS, tuple(self.messaging_ports)):
+            first, others = self.fleet.tiers()
+            for tier in (INFRASTRUCTURE, first, others, APPS, tuple(self.messaging_ports)):
                 names = [name for name in tier if name in wanted]
                 for name in names:
                     self._spawn(name)
                 self._await(names, deadline)
-                if tier is SERVICES and self.dev_providers and "payout" in names:
+                if tier is first and self.dev_providers and self.fleet.names("payout")[0] in names:
                     connect_dev_accounts(self, [p for p in PROVIDER_EMULATORS if p in wanted])
         except BaseException:
             # Includes KeyboardInterrupt: never leave half a stack running in its own sessions.
@@ -174,7 +185,8 @@ class Stack:
         """Stop the console, then the services, then the sandboxes, the broker last; each tier
         in parallel."""
         self._stop_together(APPS)
-        self._stop_together((*reversed(SERVICES), *self.messaging_ports))
+        self._stop_together((*reversed(self.fleet.names()), *self.messaging_ports))
+        self.fleet.close()
         self._stop_together(
             ("identity", "carrier", "sms", "mailsink", "gateway", *PROVIDER_EMULATORS)
         )
@@ -260,7 +272,8 @@ class Stack:
                 *("--listener-url", listener, "--advertised-listener-url", listener),
                 *("--storage-engine", "memory://tansu/"),
             ]
-        module = _SANDBOX_MODULES.get(name, f"services.{name.removesuffix('-messaging')}")
+        service = self.fleet.service_of(name) or name.removesuffix("-messaging")
+        module = _SANDBOX_MODULES.get(name, f"services.{service}")
         if name in PROVIDER_EMULATORS:
             return [self.python, "-m", module, *self._emulator_args(name)]
         return [self.python, "-m", module]
@@ -287,11 +300,12 @@ class Stack:
         # Unbuffered, so a crash's last words reach the log we quote in errors.
         env["PYTHONUNBUFFERED"] = "1"
         if name in _SANDBOX_MODULES:
-            env.update(self._sandbox_env(name))
+            env.update(sandbox_env(name, self.ports, self.data_dir))
         elif name == "console":
             env.update(self._console_env())
-        elif name in SERVICES:
-            env.update(self._service_env(name))
+        elif name in SERVICES or self.fleet.is_replica(name):
+            env.update(self._service_env(self.fleet.service_of(name) or name))
+            env.update(self.fleet.environment(name))
             if self.messaging_apart:
                 env.update(REFUNDS_RELAY_ENABLED="false", REFUNDS_CONSUMER_ENABLED="false")
         else:  # a service's messaging process
@@ -324,22 +338,6 @@ class Stack:
             for key, value in sorted(self.inherited.items())
             if key in ours and key != "REFUNDS_API_KEYS" and ours[key] != value
         }
-
-    def _sandbox_env(self, name: str) -> dict[str, str]:
-        prefix = {
-            "gateway": "SANDBOX_GATEWAY",
-            "mailsink": "SANDBOX_SMTP",
-            "carrier": "SANDBOX_CARRIER",
-            "identity": "SANDBOX_IDENTITY",
-        }.get(name, "SANDBOX_SMS")
-        env = {
-            f"{prefix}_HOST": HOST,
-            f"{prefix}_PORT": str(self.ports.of(name)),
-            "SANDBOX_DATA_DIR": str(self.data_dir),
-        }
-        if name == "identity":
-            env["SANDBOX_IDENTITY_ISSUER"] = self.url("identity")
-        return env
 
     def _console_env(self) -> dict[str, str]:
         """The console signs people in at the sandbox provider and calls the four services
@@ -403,8 +401,9 @@ class Stack:
         if self.is_running(name):
             raise StackError(name, f"{name} is already running (pid {self._pid(name)})")
         port = self._port(name)
-        # Otherwise a stale process on the port would answer our readiness probe.
-        if port_accepts(port):
+        # Otherwise a stale process on the port would answer our readiness probe (a replica's
+        # port is our own socket, passed down).
+        if not self.fleet.is_replica(name) and port_accepts(port):
             raise StackError(name, f"{name}: port {port} is already in use by another process")
         path = self.log_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -424,6 +423,7 @@ class Stack:
                     env=self.environment(name),
                     # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
                     start_new_session=True,
+                    pass_fds=self.fleet.pass_fds(name),
                 )
             except OSError as error:
                 raise StackError(name, f"{name} could not be started: {error}") from error

@@ -143,3 +143,21 @@ def is_free(port: int) -> bool:
 def check_component(name: str) -> None:
     if name not in COMPONENTS:
         raise ValueError(f"unknown component {name!r}; expected one of {', '.join(COMPONENTS)}")
+
+
+def sandbox_env(name: str, ports: Ports, data_dir: Path) -> dict[str, str]:
+    """A sandbox's settings: where it listens and keeps its files."""
+    prefix = {
+        "gateway": "SANDBOX_GATEWAY",
+        "mailsink": "SANDBOX_SMTP",
+        "carrier": "SANDBOX_CARRIER",
+        "identity": "SANDBOX_IDENTITY",
+    }.get(name, "SANDBOX_SMS")
+    env = {
+        f"{prefix}_HOST": HOST,
+        f"{prefix}_PORT": str(ports.of(name)),
+        "SANDBOX_DATA_DIR": str(data_dir),
+    }
+    if name == "identity":
+        env["SANDBOX_IDENTITY_ISSUER"] = f"http://{HOST}:{ports.identity}"
+    return env

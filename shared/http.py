@@ -390,6 +390,9 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     store: Literal["ok", "unreachable"]
     broker: str = Field(examples=["ok", "waiting for relay"])
+    draining: bool = Field(
+        default=False, description="true once the process is shutting down (SIGTERM)"
+    )
 
 
 def health_router(store_ok: Callable[[], bool], health: Health, required: list[str]) -> APIRouter:
@@ -407,11 +410,15 @@ def health_router(store_ok: Callable[[], bool], health: Health, required: list[s
     )
     async def readyz() -> JSONResponse:
         store = await asyncio.to_thread(store_ok)
-        broker_down = [part for part in required if not health.parts.get(part, False)]
+        broker_down = [
+            part for part in required if health.expects(part) and not health.parts.get(part)
+        ]
+        ready = store and not broker_down and not health.draining
         body = {
-            "status": "ready" if store and not broker_down else "not_ready",
+            "status": "ready" if ready else "not_ready",
             "store": "ok" if store else "unreachable",
             "broker": "ok" if not broker_down else f"waiting for {', '.join(broker_down)}",
+            "draining": health.draining,
         }
         return JSONResponse(body, 200 if body["status"] == "ready" else 503)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +16,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared import tracing
+from shared.health import Health
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+# Listening sockets a supervisor bound and passed down (`refunds dev --replicas`, see
+# refunds/replicas.py): comma-separated descriptor numbers. Served instead of binding
+# REFUNDS_HOST:REFUNDS_PORT, so several replicas share one port.
+LISTEN_FDS = "REFUNDS_LISTEN_FDS"
 
 
 class _Server(uvicorn.Server):
@@ -38,6 +45,13 @@ class Service:
     http: FastAPI
     workers: list[Worker] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    health: Health | None = None  # /readyz turns false through it at SIGTERM
+
+
+def inherited_sockets() -> list[socket.socket]:
+    """The listening sockets named by REFUNDS_LISTEN_FDS (none when unset)."""
+    numbers = os.environ.get(LISTEN_FDS, "")
+    return [socket.socket(fileno=int(fd)) for fd in numbers.split(",") if fd.strip()]
 
 
 async def run_service(service: Service) -> None:
@@ -53,13 +67,24 @@ async def run_service(service: Service) -> None:
     server = _Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def shut_down() -> None:
+        """A graceful stop (a rolling update): not ready at once; the loops finish their
+        step, release their leases (another replica takes each role without waiting for it
+        to expire) and the consumer leaves its group, while uvicorn stops accepting and lets
+        the requests in flight finish."""
+        if service.health is not None:
+            service.health.draining = True
+        stop.set()
+        server.should_exit = True
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, shut_down)
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(worker(stop)) for worker in service.workers
     ]
     try:
-        await server.serve()  # returns on SIGINT/SIGTERM
+        await server.serve(sockets=inherited_sockets() or None)  # returns on SIGINT/SIGTERM
     finally:
         stop.set()
         _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())

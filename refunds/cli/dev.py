@@ -22,6 +22,9 @@ from sandbox.identity.people import DEMO_PASSWORD, PEOPLE
 from shared.auth import DEV_API_KEY, DEV_TENANT
 
 WATCH_SECONDS = 0.2
+MAX_REPLICAS = 8
+# A replica that dies is started again; one that dies this often in a row stops the stack.
+MAX_RESTARTS = 5
 
 _DESCRIPTIONS = {
     "broker": "Kafka bootstrap (tansu, in memory)",
@@ -103,7 +106,22 @@ def add(commands: Any) -> None:
         "carrier N+40, identity provider N+50, Stripe/Alipay/WeChat Pay emulators N+60/70/80, "
         "broker N+92 (default: 8001-8005, 8010, 8025, 8030, 8040, 8050, 8060, 8070, 8080, 9092)",
     )
+    dev.add_argument(
+        "--replicas",
+        metavar="N",
+        type=_replicas,
+        default=1,
+        help="run N processes of each of the four services, <service>-1 .. <service>-N, "
+        "sharing the service's port (each also has a port of its own, printed); one of them "
+        "leads each background role; one that dies is restarted (default: %(default)s)",
+    )
     dev.set_defaults(handler=run_dev)
+
+
+def _replicas(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_REPLICAS}, got {value!r}")
+    return int(value)
 
 
 def _schema_prefix(value: str) -> str:
@@ -135,6 +153,7 @@ def run_dev(args: argparse.Namespace) -> int:
         # The dev tenant's card, Alipay and WeChat Pay refunds go to the emulators.
         dev_providers=args.providers,
         inherited=os.environ,  # your REFUNDS_* settings, under the stack's own
+        replicas=args.replicas,
     )
     for key, value in stack.overridden().items():
         print(f"refunds dev: {key} from your environment is replaced by the stack's ({value})")
@@ -168,11 +187,20 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def _watch(stack: Stack, stop: _StopSignals) -> tuple[str, int] | None:
-    """Wait for a stop signal (None) or for a component to die (its name and exit code)."""
+    """Wait for a stop signal (None) or for a component to die (its name and exit code).
+    A replica that dies is started again while its siblings serve."""
+    restarts: dict[str, int] = {}
     while stop.signum is None:
         exited = stack.exited()
-        if exited:
-            return next(iter(exited.items()))
+        for name, code in exited.items():
+            if not stack.fleet.is_replica(name) or restarts.get(name, 0) >= MAX_RESTARTS:
+                return name, code
+            restarts[name] = restarts.get(name, 0) + 1
+            print(f"refunds dev: {name} {describe_exit(code)}; starting it again", flush=True)
+            try:
+                stack.start(name)
+            except StackError:
+                return name, code
         time.sleep(WATCH_SECONDS)
     return None
 
@@ -210,7 +238,14 @@ def banner(stack: Stack) -> str:
     rows = [("COMPONENT", "LISTENS ON", "WHAT")]
     for name in stack.components:
         where = stack.bootstrap if name == "broker" else stack.url(name)
-        rows.append((name, where, _DESCRIPTIONS[name]))
+        service = stack.fleet.service_of(name)
+        if service is not None and name == stack.fleet.names(service)[0]:
+            rows.append((service, stack.url(service), _DESCRIPTIONS[service]))
+        if service is not None:
+            what = f"replica of {service} (own port: /readyz, /metrics); REFUNDS_REPLICA={name}"
+            rows.append((f"  {name}", where, what))
+        else:
+            rows.append((name, where, _DESCRIPTIONS[name]))
     table = "\n".join(aligned(rows, indent="  "))
     return "\n".join(
         [

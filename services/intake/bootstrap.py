@@ -97,7 +97,7 @@ def build(settings: IntakeSettings | None = None) -> Service:
     # that ends when done is no role a fleet must keep running.
     announce = partial(announce_keys, app)
     wired.workers.append(until_done(ANNOUNCE_RETRY_SECONDS, announce, what="API key announcement"))
-    return Service("intake", settings, http, wired.workers, close=app.close)
+    return Service("intake", settings, http, wired.workers, close=app.close, health=wired.health)
 
 
 def until_done(retry_seconds: float, step: Callable[[], object], *, what: str) -> Worker:

@@ -90,7 +90,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     metrics = instrument(http, app, settings, service="notify", wired=wired)
     webhook_gauges(metrics, http.state.webhook_index)
     wired.workers.append(_mailer_closer(mailer))
-    return Service("notify", settings, http, wired.workers, close=app.close)
+    return Service("notify", settings, http, wired.workers, close=app.close, health=wired.health)
 
 
 def http_api(

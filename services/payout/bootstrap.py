@@ -98,7 +98,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
         app.close()
         keystore.close()
 
-    return Service("payout", settings, http, wired.workers, close=close)
+    return Service("payout", settings, http, wired.workers, close=close, health=wired.health)
 
 
 def retry_policy(settings: PayoutSettings) -> RetryPolicy:

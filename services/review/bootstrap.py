@@ -107,7 +107,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
     # A read model: every replica keeps it (no lease), see intake's bootstrap.
     keep = every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue")
     wired.add("review_queue", keep, leased=False)
-    return Service("review", settings, http, wired.workers, close=app.close)
+    return Service("review", settings, http, wired.workers, close=app.close, health=wired.health)
 
 
 def _carrier(settings: ReviewSettings) -> Kuaidi100 | None:
