@@ -427,6 +427,8 @@ class Stack:
                 )
             except OSError as error:
                 raise StackError(name, f"{name} could not be started: {error}") from error
+            finally:
+                self.fleet.spawned(name)
             self._children[name] = _Child(process, log.tell())
 
     def _await(self, names: list[str], deadline: float) -> None:

@@ -41,7 +41,10 @@ class Fleet:
         self.replicas = replicas
         self.ports = ports
         self._shared: dict[str, socket.socket] = {}  # service → its port's socket
-        self._own: dict[str, socket.socket] = {}  # replica → its private socket
+        # A replica's private port, and its socket until the replica has it: the supervisor
+        # keeps no copy, so the port of a replica that is down refuses connections.
+        self._own_ports: dict[str, int] = {}
+        self._own: dict[str, socket.socket] = {}
 
     @property
     def apart(self) -> bool:
@@ -76,8 +79,10 @@ class Fleet:
         return self.service_of(name) is not None
 
     def own_port(self, name: str) -> int:
-        """The replica's private port (bound on first use, kept across its restarts)."""
-        return int(self._own_socket(name).getsockname()[1])
+        """The replica's private port (chosen on first use, the same across its restarts)."""
+        if name not in self._own_ports:
+            self._own_socket(name)
+        return self._own_ports[name]
 
     def pass_fds(self, name: str) -> tuple[int, ...]:
         """The sockets a replica inherits: its service's port, then its own."""
@@ -89,6 +94,12 @@ class Fleet:
     def environment(self, name: str) -> dict[str, str]:
         fds = self.pass_fds(name)
         return {LISTEN_FDS: ",".join(map(str, fds))} if fds else {}
+
+    def spawned(self, name: str) -> None:
+        """The replica has inherited its sockets: drop our copy of its private one."""
+        own = self._own.pop(name, None)
+        if own is not None:
+            own.close()
 
     def close(self) -> None:
         """Close the supervisor's copies of the sockets (once every replica has stopped)."""
@@ -104,7 +115,8 @@ class Fleet:
 
     def _own_socket(self, name: str) -> socket.socket:
         if name not in self._own:
-            self._own[name] = _listen(name, 0)
+            self._own[name] = _listen(name, self._own_ports.get(name, 0))
+            self._own_ports[name] = int(self._own[name].getsockname()[1])
         return self._own[name]
 
 

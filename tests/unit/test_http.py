@@ -334,3 +334,32 @@ def test_problem_responses_shape() -> None:
     assert set(documented) == {401, 429}
     assert documented[429]["content"][PROBLEM_JSON]["schema"] == {"$ref": PROBLEM_REF}
     assert "Too many" in documented[429]["description"]
+
+
+# --- readiness ------------------------------------------------------------------------
+
+
+def test_readiness_waits_only_for_the_parts_this_replica_runs_and_ends_when_draining() -> None:
+    leading = {"relay": False}
+    health = Health(expects=lambda part: leading.get(part, True))
+    health.report("consumer", True)
+    app = FastAPI()
+    app.include_router(health_router(lambda: True, health, ["relay", "consumer"]))
+    with TestClient(app) as client:
+        # A follower: the relay runs in the replica leading it, so this one is ready.
+        assert client.get("/readyz").json() == {
+            "status": "ready",
+            "store": "ok",
+            "broker": "ok",
+            "draining": False,
+        }
+        leading["relay"] = True  # now it leads, and the relay has not reached the broker
+        waiting = client.get("/readyz")
+        assert (waiting.status_code, waiting.json()["broker"]) == (503, "waiting for relay")
+        health.report("relay", True)
+        assert client.get("/readyz").status_code == 200
+        health.draining = True  # SIGTERM: not ready at once, whatever else holds
+        draining = client.get("/readyz")
+        assert draining.status_code == 503
+        assert draining.json()["status"] == "not_ready"
+        assert draining.json()["draining"] is True
