@@ -200,6 +200,12 @@ class Stack:
             signal_group(child.process, signal.SIGKILL)
             child.process.wait()
 
+    def signal(self, name: str, signum: int) -> None:
+        """Send `signum` (SIGSTOP, SIGCONT ...) to the running component."""
+        child = self._children.get(name)
+        if child is not None and child.process.poll() is None:
+            signal_group(child.process, signum)
+
     def restart(self, name: str, *, timeout: float = 60) -> None:
         self.stop(name)
         self.start(name, timeout=timeout)

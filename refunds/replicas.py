@@ -92,8 +92,10 @@ class Fleet:
         return (self._shared_socket(service).fileno(), self._own_socket(name).fileno())
 
     def environment(self, name: str) -> dict[str, str]:
+        """Its sockets, and its name as its PostgreSQL connections' application_name (libpq
+        reads PGAPPNAME), so pg_stat_activity tells the replicas apart."""
         fds = self.pass_fds(name)
-        return {LISTEN_FDS: ",".join(map(str, fds))} if fds else {}
+        return {LISTEN_FDS: ",".join(map(str, fds)), "PGAPPNAME": name} if fds else {}
 
     def spawned(self, name: str) -> None:
         """The replica has inherited its sockets: drop our copy of its private one."""
