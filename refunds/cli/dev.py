@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -278,8 +279,17 @@ def sign_ins(stack: Stack) -> list[str]:
     return [heading, *aligned(rows, indent="  ")]
 
 
-def curl_example(intake_url: str) -> str:
-    body = shlex.quote(json.dumps(EXAMPLE_REFUND, separators=(",", ":")))
+def curl_example(intake_url: str, now: datetime | None = None) -> str:
+    """The example refund as a curl command, its order paid four days and delivered two days
+    before `now`: the policy's windows count from delivery, so fixed dates would age out."""
+    now = now or datetime.now(UTC)
+    order = {
+        **EXAMPLE_REFUND["order"],
+        "paid_at": (now - timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "delivered_at": (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    example = {**EXAMPLE_REFUND, "order": order}
+    body = shlex.quote(json.dumps(example, separators=(",", ":")))
     return " \\\n".join(
         [
             f"  curl -sS -X POST {intake_url}/v1/refunds",
