@@ -38,7 +38,11 @@ def stack(tmp_path: Path, postgres_url: str, schema_prefix: str) -> Iterator[Sta
         database_url=postgres_url,
         schema_prefix=schema_prefix,
         replicas=2,
-        extra_env={"REFUNDS_LEASE_SECONDS": str(TTL), "REFUNDS_DATABASE_POOL_SIZE": "2"},
+        extra_env={
+            "REFUNDS_LEASE_SECONDS": str(TTL),
+            "REFUNDS_DATABASE_POOL_SIZE": "2",
+            "REFUNDS_DATABASE_MAX_OVERFLOW": "2",
+        },
     )
     try:
         stack.start_all(timeout=90, only=["broker", "intake-1", "intake-2"])

@@ -58,6 +58,9 @@ def replicated_dev(
 ) -> Iterator[tuple[Ports, str]]:
     base = Ports.free_base(26000 + os.getpid() % 200 * 100)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
+    # Eight processes share PostgreSQL's 100 connections with the rest of the suite; `refunds
+    # dev` passes these on (the user's REFUNDS_* settings reach the services).
+    env |= {"REFUNDS_DATABASE_POOL_SIZE": "1", "REFUNDS_DATABASE_MAX_OVERFLOW": "2"}
     cli = Path(sys.executable).with_name("refunds")
     process = subprocess.Popen(
         [
