@@ -49,6 +49,8 @@ class Consumer:
         self.duplicates = 0
         # Records behind the high-water mark per assigned partition (for /metrics).
         self.lag: dict[TopicPartition, int] = {}
+        # The partitions the group gave this replica now (the group splits them among replicas).
+        self.assigned: frozenset[TopicPartition] = frozenset()
 
     async def run(self, stop: asyncio.Event) -> None:
         await keep_running(self._session, stop, part="consumer", health=self.health)
@@ -66,6 +68,7 @@ class Consumer:
             await self._consume_until(stop, consumer, watch)
         finally:
             self.lag = {}
+            self.assigned = frozenset()
             # stop() and close() are safe on clients that never connected.
             await close_quietly(consumer.stop, admin.close)
 
@@ -83,6 +86,7 @@ class Consumer:
                     # Rebalanced away: the new owner re-delivers; tracking absorbs it.
                     log.info("commit refused after rebalance on %s", partition)
             self.lag = await partition_lag(consumer)
+            self.assigned = frozenset(consumer.assignment())
             if time.monotonic() >= next_check:
                 if not await watch.intact():
                     # Offsets and positions refer to a log that no longer exists:
