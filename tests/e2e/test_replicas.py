@@ -1,4 +1,4 @@
-"""`refunds dev --replicas 2 --postgres URL`: two processes of every service sharing its port;
+"""`refunds dev --replicas 2 [--postgres URL]`: two processes of every service sharing its port;
 the README's refund goes to `paid` through the shared ports, and one replica leads each
 leased role (refunds_role_active and refunds_role_epoch of every replica)."""
 
@@ -52,21 +52,26 @@ def readme_refund() -> dict[str, object]:
     return dict(body)
 
 
-@pytest.fixture
-def replicated_dev(
-    tmp_path: Path, postgres_url: str, schema_prefix: str
-) -> Iterator[tuple[Ports, str]]:
+@pytest.fixture(params=["postgres", "sqlite"])
+def replicated_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Ports, str]]:
+    """`refunds dev --replicas 2` on PostgreSQL (leases are rows), and on SQLite (file locks)."""
     base = Ports.free_base(26000 + os.getpid() % 200 * 100)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     # Eight processes share PostgreSQL's 100 connections with the rest of the suite; `refunds
     # dev` passes these on (the user's REFUNDS_* settings reach the services).
     env |= {"REFUNDS_DATABASE_POOL_SIZE": "1", "REFUNDS_DATABASE_MAX_OVERFLOW": "2"}
     cli = Path(sys.executable).with_name("refunds")
+    store: list[str] = []
+    if request.param == "postgres":
+        url, prefix = (
+            request.getfixturevalue("postgres_url"),
+            request.getfixturevalue("schema_prefix"),
+        )
+        store = ["--postgres", url, "--schema-prefix", prefix]
     process = subprocess.Popen(
         [
-            *(str(cli), "dev", "--replicas", "2", "--postgres", postgres_url),
-            *("--schema-prefix", schema_prefix, "--data-dir", str(tmp_path)),
-            *("--base-port", str(base)),
+            *(str(cli), "dev", "--replicas", "2", *store),
+            *("--data-dir", str(tmp_path), "--base-port", str(base)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
