@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+from psycopg.errors import LockNotAvailable
 
 from shared.fencing import lease_table
 from shared.settings import ServiceSettings
@@ -90,16 +91,42 @@ class PostgresLeases:
             f"UPDATE {table} SET expires_at = {ttl_from_now} "
             "WHERE role = %s AND holder = %s AND epoch = %s RETURNING epoch"
         )
+        self._expired_holder = (
+            f"SELECT holder FROM {table} WHERE role = %s AND holder <> %s AND expires_at <= now()"
+        )
+        self._end_sessions = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database()"
+        )
         # Expire rather than delete: the epoch must keep growing across holders.
         self._release = (
             f"UPDATE {table} SET expires_at = now() WHERE role = %s AND holder = %s AND epoch = %s"
         )
 
     def acquire(self, role: str) -> int | None:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._acquire, (role, self.holder, self.ttl))
-            row = cursor.fetchone()
+        try:
+            with self._datastore.transaction(commit=True) as cursor:
+                # Never wait long on the row: its holder may be paused inside a write.
+                cursor.execute(f"SET LOCAL lock_timeout = '{int(self.ttl * 1000 / 3)}ms'")
+                cursor.execute(self._acquire, (role, self.holder, self.ttl))
+                row = cursor.fetchone()
+        except LockNotAvailable:
+            self._end_expired_holder(role)
+            return None
         return None if row is None else int(row["epoch"])
+
+    def _end_expired_holder(self, role: str) -> None:
+        """The row is locked by a holder whose lease has expired: a process paused in the
+        middle of a write (mid-pipeline its session counts as active, so the server's
+        idle-in-transaction timeout never ends it) would hold the role's row, and the events
+        table, for as long as it stays paused. End its sessions: it lost the role anyway, and
+        its next write is fenced."""
+        with self._datastore.transaction(commit=True) as cursor:
+            # A plain read: it waits for no lock.
+            cursor.execute(self._expired_holder, (role, self.holder))
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(self._end_sessions, (row["holder"],))
 
     def renew(self, role: str, epoch: int) -> bool:
         with self._datastore.transaction(commit=True) as cursor:

@@ -31,6 +31,10 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
         # (duplicates applied twice) — silently. Refuse rather than overrule quietly.
         raise StoreMisconfigured("POSTGRES_ENABLE_DB_FUNCTIONS must not be set")
     common = {"SINGLE_ROW_TRACKING": "n", "POSTGRES_ENABLE_DB_FUNCTIONS": "n"}
+    # Every PostgreSQL session of this process names its lease holder (libpq reads PGAPPNAME
+    # when it connects): a replica taking over an expired lease can end the sessions of the
+    # holder that let it expire (shared/leases.py), and pg_stat_activity tells replicas apart.
+    os.environ["PGAPPNAME"] = f"{settings.replica}:{os.getpid()}"[:63]
     if settings.database_url is None:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         return common | {

@@ -158,7 +158,7 @@ def _terminate(database_url: str, replica: str) -> int:
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND datname = current_database()",
-            (replica,),
+            " WHERE application_name LIKE %s AND datname = current_database()",
+            (f"{replica}:%",),  # `<replica>:<pid>`: the lease holder's name
         ).fetchall()
     return sum(1 for (done,) in rows if done)
