@@ -8,11 +8,12 @@ refund goes to Stripe, Alipay or WeChat Pay by its `payment.method`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from refunds.ports import StackError
+from refunds.ports import HOST, StackError
 from sandbox.alipay.dev_keys import dev_account as alipay_account
 from sandbox.stripe.dev_keys import dev_account as stripe_account
 from sandbox.wechatpay.dev_keys import dev_account as wechatpay_account
@@ -30,6 +31,17 @@ DEV_ACCOUNTS: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 # Which of our payment methods each provider serves for the dev tenant.
 METHODS = {"stripe": "card", "alipay": "alipay", "wechatpay": "wechat_pay"}
+
+
+def emulator_args(provider: str, port: int, data_dir: Path, payout_url: str) -> list[str]:
+    """A provider emulator's options: where it listens and keeps its state; Stripe also
+    where it sends the dev tenant's webhooks (an endpoint set in Stripe, not per request)
+    and, for references nobody created there, payments in yuan like the README's."""
+    args = ["--host", HOST, "--port", str(port), "--data-dir", str(data_dir / provider)]
+    if provider == "stripe":
+        callbacks = f"{payout_url}/v1/providers/stripe/{DEV_TENANT}/callbacks"
+        args += ["--webhook-url", callbacks, "--default-currency", "cny"]
+    return args
 
 
 def connect_dev_accounts(stack: Stack, providers: Iterable[str], tenant: str = DEV_TENANT) -> None:

@@ -16,7 +16,7 @@ from types import TracebackType
 
 import httpx
 
-from refunds.dev_providers import connect_dev_accounts
+from refunds.dev_providers import connect_dev_accounts, emulator_args
 from refunds.ports import (
     APPS,
     COMPONENTS,
@@ -281,19 +281,9 @@ class Stack:
         service = self.fleet.service_of(name) or name.removesuffix("-messaging")
         module = _SANDBOX_MODULES.get(name, f"services.{service}")
         if name in PROVIDER_EMULATORS:
-            return [self.python, "-m", module, *self._emulator_args(name)]
+            args = emulator_args(name, self.ports.of(name), self.data_dir, self.url("payout"))
+            return [self.python, "-m", module, *args]
         return [self.python, "-m", module]
-
-    def _emulator_args(self, name: str) -> list[str]:
-        """A provider emulator's options: where it listens and keeps its state; Stripe also
-        where it sends the dev tenant's webhooks (an endpoint set in Stripe, not per request)
-        and, for references nobody created there, payments in yuan like the README's."""
-        args = ["--host", HOST, "--port", str(self.ports.of(name)), "--data-dir"]
-        args.append(str(self.data_dir / name))
-        if name == "stripe":
-            callbacks = f"{self.url('payout')}/v1/providers/stripe/{DEV_TENANT}/callbacks"
-            args += ["--webhook-url", callbacks, "--default-currency", "cny"]
-        return args
 
     def environment(self, name: str) -> dict[str, str]:
         """The parent's environment minus REFUNDS_*/SANDBOX_*, plus this component's settings."""

@@ -36,6 +36,23 @@ def http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def add_admin_call_options(parser: Any, service: str, url: str) -> None:
+    """The options of an admin command that calls `service` over HTTP at `url` by default."""
+    parser.add_argument(
+        "--url", default=url, type=http_url, help=f"{service}'s base URL (%(default)s)"
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a staff JWT with the admin role (default: a 5-minute admin token for "
+        "cli:<login>, signed with the configured secret, or the dev secret in dev)",
+    )
+    parser.add_argument("--json", action="store_true", help=f"print {service}'s answer as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
+    )
+
+
 def staff_token(role: str, where: str) -> str | None:
     """A 5-minute staff JWT with `role` for `cli:<login>`, signed with the configured secret
     (the dev secret in dev); None, with the reason printed, when there is no secret."""

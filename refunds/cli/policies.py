@@ -15,9 +15,9 @@ from typing import Any
 from refunds.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    add_admin_call_options,
     add_group,
     aligned,
-    http_url,
     problem_text,
     staff_token,
 )
@@ -54,19 +54,7 @@ def add(commands: Any) -> None:
         "list", help="the versions published, oldest first, and which is in force"
     )
     for parser in (publish, listing):
-        parser.add_argument(
-            "--url", default=REVIEW_URL, type=http_url, help="review's base URL (%(default)s)"
-        )
-        parser.add_argument(
-            "--token",
-            metavar="TOKEN",
-            help="a staff JWT with the admin role (default: a 5-minute admin token for "
-            "cli:<login>, signed with the configured secret, or the dev secret in dev)",
-        )
-        parser.add_argument("--json", action="store_true", help="print review's answer as JSON")
-        parser.add_argument(
-            "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
-        )
+        add_admin_call_options(parser, "review", REVIEW_URL)
     publish.set_defaults(handler=run_publish)
     listing.set_defaults(handler=run_list)
 

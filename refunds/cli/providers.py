@@ -16,9 +16,9 @@ from typing import Any
 from refunds.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    add_admin_call_options,
     add_group,
     aligned,
-    http_url,
     problem_text,
     staff_token,
 )
@@ -64,19 +64,7 @@ def add(commands: Any) -> None:
         help="one credential field (NAME=@PATH reads a file; a JSON list or object is parsed)",
     )
     for parser in (known, listing, setting, removing):
-        parser.add_argument(
-            "--url", default=PAYOUT_URL, type=http_url, help="payout's base URL (%(default)s)"
-        )
-        parser.add_argument(
-            "--token",
-            metavar="TOKEN",
-            help="a staff JWT with the admin role (default: a 5-minute admin token for "
-            "cli:<login>, signed with the configured secret, or the dev secret in dev)",
-        )
-        parser.add_argument("--json", action="store_true", help="print payout's answer as JSON")
-        parser.add_argument(
-            "--timeout", type=float, default=30.0, metavar="SECONDS", help="default %(default)s"
-        )
+        add_admin_call_options(parser, "payout", PAYOUT_URL)
     known.set_defaults(handler=run_known)
     listing.set_defaults(handler=run_list)
     setting.set_defaults(handler=run_set)
