@@ -6,12 +6,18 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    ProjectorFunction,
+    Repository,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -21,6 +27,7 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoding,
 )
+from eventsourcing.utils import strtobool
 
 from shared.aio import Doorbell
 from shared.contracts import CloudEvent, IntegrationEvent
@@ -43,6 +50,35 @@ class MoneyAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> Money:
         return Money(data["amount"], data["currency"])
+
+
+def project(aggregate: Any, domain_events: Iterable[Any]) -> Any:
+    """eventsourcing's `project_aggregate` without its per-event protocol assert, which took
+    a tenth of notify's time replaying (every stored event here is an aggregate event)."""
+    for domain_event in domain_events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
+class FastRepository(Repository[uuid.UUID]):
+    """Aggregates are rebuilt with `project`, unless a caller names another projector."""
+
+    def get(
+        self,
+        aggregate_id: uuid.UUID,
+        *,
+        version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project,
+        fastforward_skipping: bool = False,
+        deepcopy_from_cache: bool = True,
+    ) -> Any:
+        return super().get(
+            aggregate_id,
+            version=version,
+            projector_func=projector_func,
+            fastforward_skipping=fastforward_skipping,
+            deepcopy_from_cache=deepcopy_from_cache,
+        )
 
 
 class DuplicateMessage(Exception):
@@ -83,6 +119,18 @@ class ServiceApplication(Application[uuid.UUID]):
         assert isinstance(mapper, StampingMapper)
         mapper.default_actor = f"system:{self.service}"
         return mapper
+
+    def construct_repository(self) -> Repository[uuid.UUID]:
+        # eventsourcing's own construction (its cache settings from the environment,
+        # shared.store.store_env), with the faster projector.
+        size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return FastRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(size) if size else None,
+            fastforward=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD, "y")),
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+        )
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()

@@ -24,13 +24,24 @@ class StoreMisconfigured(RuntimeError):
     pass
 
 
+# Aggregates kept in memory per process (least recently used go first).
+AGGREGATE_CACHE_SIZE = 10_000
+
+
 def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
     """eventsourcing's own environment settings for one service's store."""
     if os.environ.get("POSTGRES_ENABLE_DB_FUNCTIONS", "").lower() in {"y", "yes", "t", "true", "1"}:
         # It skips the table lock (followers miss events) and tracking inserts
         # (duplicates applied twice) — silently. Refuse rather than overrule quietly.
         raise StoreMisconfigured("POSTGRES_ENABLE_DB_FUNCTIONS must not be set")
-    common = {"SINGLE_ROW_TRACKING": "n", "POSTGRES_ENABLE_DB_FUNCTIONS": "n"}
+    common = {
+        "SINGLE_ROW_TRACKING": "n",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        # Hot aggregates stay in memory: a look at one reads only the events stored since
+        # (fast-forward), whoever stored them, instead of replaying its whole history.
+        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
     # Every PostgreSQL session of this process names its lease holder (libpq reads PGAPPNAME
     # when it connects): a replica taking over an expired lease can end the sessions of the
     # holder that let it expire (shared/leases.py), and pg_stat_activity tells replicas apart.
