@@ -50,8 +50,11 @@ def _ago(now: datetime, days: float) -> str:
     return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def refund_body(kind: str, order_id: str, customer_id: str) -> dict[str, Any]:
-    """A POST /v1/refunds body like tests/support/factories.py `refund_body()`.
+def refund_body(
+    kind: str, order_id: str, customer_id: str, method: str = "alipay"
+) -> dict[str, Any]:
+    """A POST /v1/refunds body like tests/support/factories.py `refund_body()`, paid with
+    `method` (the order's payment method, so the refund's route back).
 
     `auto`: 129.00 CNY, damaged, with a photo: approved automatically and paid.
     `reject`: changed_mind, delivered 10 days ago: past the 7-day window, rejected.
@@ -69,7 +72,7 @@ def refund_body(kind: str, order_id: str, customer_id: str) -> dict[str, Any]:
             "paid_at": _ago(now, delivered_days_ago + 2),
             "delivered_at": _ago(now, delivered_days_ago),
             # One payment per order, as a provider sees it (one reference each).
-            "payment": {"method": "alipay", "reference": f"LG{order_id}"[:32]},
+            "payment": {"method": method, "reference": f"LG{order_id}"[:32]},
             "items": [
                 {
                     "sku": "TSHIRT-L-WHITE",
@@ -230,9 +233,10 @@ class Driver:
 
 
 async def run(
-    intake: str, api_key: str, settings: Settings, mix: dict[str, int]
+    intake: str, api_key: str, settings: Settings, mix: dict[str, int], method: str = "alipay"
 ) -> tuple[list[Outcome], float, float, float]:
-    """Offer every request on schedule; wait for all. → outcomes, offer span, POST span, lag."""
+    """Offer every request on schedule, each order paid with `method`; wait for all.
+    → outcomes, offer span, POST span, lag."""
     count = max(1, round(settings.rate * settings.duration))
     kinds = schedule_kinds(mix, count)
     run_id = uuid.uuid4().hex[:8]
@@ -260,7 +264,7 @@ async def run(
             if delay > 0:
                 await asyncio.sleep(delay)
             max_lag = max(max_lag, time.perf_counter() - scheduled)
-            body = refund_body(outcome.kind, f"ORD-lg-{run_id}-{n}", f"C-lg-{run_id}-{n}")
+            body = refund_body(outcome.kind, f"ORD-lg-{run_id}-{n}", f"C-lg-{run_id}-{n}", method)
             key = f"lg-{run_id}-{n}"
             tasks.append(asyncio.create_task(driver.offer(outcome, body, key, scheduled)))
         offered_span = time.perf_counter() - start

@@ -7,15 +7,11 @@ import json
 import math
 import os
 import re
-from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bench import e2e
 from bench.intake_create import (
-    BareRate,
     BenchRefund,
     LevelResult,
     StoreResult,
@@ -30,7 +26,7 @@ from bench.intake_create import (
     write_json,
     write_plot,
 )
-from bench.kafka_baseline import KafkaRate, kafka_settings
+from bench.kafka_baseline import kafka_settings
 
 
 def level(concurrency: int, throughput: float, *, db: float | None = None) -> LevelResult:
@@ -157,136 +153,7 @@ def test_baseline_saves_on_sqlite(tmp_path: Path) -> None:
     assert BenchRefund(request=refund_body(1)).request["order"]["id"] == "ORD-bench-1"
 
 
-# -- bench/e2e.py: the end-to-end benchmark's arithmetic and report ------------------------------
-
-
-def e2e_level(offered: float, paid_rate: float, **changes: object) -> e2e.Level:
-    level = e2e.Level(
-        store="sqlite",
-        gateway_delay_ms=0,
-        offered_rate=offered,
-        refunds=int(offered * 10),
-        paid=int(paid_rate * 10),
-        paid_rate=paid_rate,
-        post_to_paid_ms={"p50": 300.0, "p95": 900.0, "p99": 1234.0},
-        stages_ms={stage: {"p50": 40.0, "p95": 90.0, "p99": 110.0} for stage in e2e.STAGES},
-        cpu_ms_per_refund=150.0,
-        counted=int(paid_rate * 10),
-        events_per_refund=30.0,
-        messages_per_refund=12.0,
-        deliveries_per_refund=8.0,
-        save_share=e2e.share(30.0, paid_rate, 1000.0),
-        kafka_share=e2e.share(8.0, paid_rate, 4000.0),
-    )
-    for name, value in changes.items():
-        setattr(level, name, value)
-    return level
-
-
-def e2e_run() -> e2e.StoreRun:
-    return e2e.StoreRun(
-        "postgres",
-        save=BareRate(1000.0, 5000, 0.3, 0.5),
-        kafka=KafkaRate(20_000, 800.0, 4, 5.0, 4000.0, 4100.0, 0.04),
-        consumers={"refunds.intake.v1": ["review", "payout"], "refunds.review.v1": ["intake"]},
-        levels=[e2e_level(5, 5.0, db_cpu_ms_per_refund=40.0), e2e_level(20, 12.5)],
-    )
-
-
-def test_share_is_the_fraction_of_the_baseline_rate_used() -> None:
-    assert e2e.share(30.0, 10.0, 600.0) == pytest.approx(0.5)  # 300 events/s of 600 saves/s
-    assert e2e.share(8.0, 25.0, 100.0) == pytest.approx(2.0)  # the stack can beat one thread
-    assert e2e.share(None, 10.0, 600.0) is None
-    assert e2e.share(30.0, 10.0, None) is None
-    assert e2e.share(30.0, 10.0, 0.0) is None
-
-
-def test_mean_per_refund_counts_a_missing_refund_as_zero() -> None:
-    assert e2e.mean_per_refund({"a": 30, "b": 20, "x": 99}, {"a", "b", "c"}) == pytest.approx(
-        50 / 3
-    )
-    assert e2e.mean_per_refund({"a": 30}, set()) is None
-
-
-def test_only_complete_refunds_are_counted_unless_none_is() -> None:
-    at = datetime(2026, 11, 22, tzinfo=UTC)
-    times = {
-        "done": dict.fromkeys(e2e.MOMENTS, at),
-        "untold": {"request": at, "decision": at, "paid": at},
-    }
-    assert e2e.counted_refunds(times, {"done", "untold", "unknown"}) == {"done"}
-    assert e2e.counted_refunds({"untold": times["untold"]}, {"untold", "x"}) == {"untold", "x"}
-
-
-def test_deliveries_multiply_each_topic_by_its_consumer_groups() -> None:
-    consumers = {"t.intake": ["review", "payout", "notify"], "t.review": ["intake"]}
-    by_topic = Counter({"t.intake": 2, "t.review": 3, "t.notify": 5})  # nobody reads t.notify
-    assert e2e.deliveries(by_topic, consumers) == 2 * 3 + 3 * 1
-    assert e2e.deliveries(Counter(), consumers) == 0
-
-
-def test_consumed_topics_come_from_the_lag_gauge() -> None:
-    text = "\n".join(
-        [
-            "# HELP refunds_consumer_lag_records Records behind the broker's high-water mark.",
-            "# TYPE refunds_consumer_lag_records gauge",
-            'refunds_consumer_lag_records{partition="0",topic="refunds.intake.v1"} 0.0',
-            'refunds_consumer_lag_records{partition="1",topic="refunds.intake.v1"} 2.0',
-            'refunds_consumer_lag_records{partition="0",topic="refunds.payout.v1"} 0.0',
-            "# HELP refunds_relay_lag_events Events the relay has not yet published.",
-            "# TYPE refunds_relay_lag_events gauge",
-            'refunds_relay_lag_events{topic="refunds.review.v1"} 0.0',
-            "",
-        ]
-    )
-    assert e2e.consumed_topics(text) == {"refunds.intake.v1", "refunds.payout.v1"}
-    assert e2e.consumed_topics("") == set()
-
-
-def cells(line: str) -> list[str]:
-    return re.split(r"\s{2,}", line.strip())
-
-
-def test_e2e_table_is_aligned_and_shows_both_baselines() -> None:
-    table = e2e.format_table(e2e_run())
-    lines = table.splitlines()
-    assert lines[0] == "end to end, POST → paid — postgres"
-    header, rule, first, second = lines[1:5]
-    assert len({len(header), len(rule), len(first), len(second)}) == 1
-    assert cells(header)[:4] == ["gw ms", "offered/s", "paid", "paid/s"]
-    assert cells(first)[:5] == ["0", "5", "50", "5.0", "300 / 900 / 1,234"]
-    # 30 events * 5 refunds/s of 1,000 saves/s; 8 deliveries * 5 refunds/s of 4,000 msgs/s
-    assert cells(first)[-6:] == ["150.0", "40.0", "30.0", "15.0", "12.0 / 8.0", "1.0"]
-    assert cells(second)[-6:] == ["150.0", "-", "30.0", "37.5", "12.0 / 8.0", "2.5"]
-    assert "bare eventsourcing save: 1,000.0 saves/s" in table
-    assert "bare aiokafka produce→consume: 4,000 msgs/s" in table
-    assert "800 B mean" in table
-    assert "refunds.intake.v1 → review, payout; refunds.review.v1 → intake" in table
-
-
-def test_e2e_json_and_plot_are_written(tmp_path: Path) -> None:
-    run = e2e_run()
-    run.levels[1].save_share = None  # unknown: null in JSON, a gap in the plot
-    json_path = e2e.write_json([run], {"settings": {"seconds": 5}}, tmp_path / "e2e.json")
-    document = json.loads(json_path.read_text())
-    assert document["benchmark"] == "e2e"
-    stored = document["stores"][0]
-    assert stored["save"]["saves_per_second"] == 1000.0
-    assert stored["kafka"]["messages_per_second"] == 4000.0
-    assert stored["levels"][0]["kafka_share"] == pytest.approx(0.01)
-    assert stored["levels"][1]["save_share"] is None
-    png = e2e.write_plot([run], tmp_path / "e2e.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_e2e_options() -> None:
-    args = e2e.build_parser().parse_args(["--store", "postgres", "--rates", "5,10"])
-    assert args.store == "postgres" and args.rates == [5.0, 10.0]
-    assert e2e.build_parser().parse_args([]).store == "both"
-    with pytest.raises(SystemExit):
-        e2e.build_parser().parse_args(["--rates", "ten"])
-    with pytest.raises(SystemExit):
-        e2e.build_parser().parse_args(["--store", "mysql"])
+# -- bench/kafka_baseline.py ------------------------------------------------------------------
 
 
 def test_kafka_settings_are_a_dev_services_own(monkeypatch: pytest.MonkeyPatch) -> None:
