@@ -271,7 +271,10 @@ def fill_history(stores: Stores, wanted: int | None, stored: int) -> tuple[int, 
     if wanted is None or wanted <= stored:
         return 0, 0.0
     # bench/history.py, by name: the seeder is its own module (and can be swapped in tests).
-    history: Any = importlib.import_module("bench.history")
+    try:
+        history: Any = importlib.import_module("bench.history")
+    except ModuleNotFoundError as error:
+        raise RuntimeError("--history needs bench/history.py (its seed_history)") from error
     missing = wanted - stored
     shown = [time.monotonic()]
 

@@ -191,7 +191,7 @@ def format_point(point: Point) -> str:
     return (
         f"history ({asked}{seeded}): {point.refunds_stored:,} refunds stored; events stored: "
         f"{events}\n"
-        f"idle (after a restart, {wait} in {point.settle_seconds:.0f} s): stack "
+        f"idle (once the stack was quiet: {wait} in {point.settle_seconds:.0f} s): stack "
         f"{idle.get('stack', 0.0):.1f} CPU-ms/s, our four {idle.get('our four', 0.0):.1f} — "
         f"{roles}"
     )

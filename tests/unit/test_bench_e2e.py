@@ -404,3 +404,9 @@ def test_e2e_options() -> None:
         e2e.build_parser().parse_args(["--rates", "ten"])
     with pytest.raises(SystemExit):
         e2e.build_parser().parse_args(["--store", "mysql"])
+
+
+def test_history_without_the_seeder_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bench.history", None)  # as if bench/history.py were absent
+    with pytest.raises(RuntimeError, match=r"bench/history\.py"):
+        e2e.fill_history(Stores(Path("/tmp/nowhere"), None, None), 10, 0)
