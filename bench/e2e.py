@@ -38,8 +38,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +71,7 @@ from bench.e2e_report import (
     write_markdown,
     write_plot,
 )
+from bench.e2e_stack import stack, throwaway_schemas
 from bench.intake_create import DEFAULT_DATABASE_URL, StoreTarget, bare_save_rate, say
 from bench.kafka_baseline import TopicReader, produce_consume_rate
 from bench.loadgen import Outcome, Settings, percentile, run
@@ -85,84 +84,6 @@ __all__ = ["STAGES", "Level", "Point", "StoreRun", "format_table", "write_json",
 
 STORES = ("sqlite", "postgres")
 METHODS = ("alipay", "card", "wechat_pay", "bank_transfer")
-
-
-# -- the stack -------------------------------------------------------------------------------------
-
-
-@contextmanager
-def shielded() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while cleaning up, so a second one cannot leave a mess."""
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-@contextmanager
-def stack(
-    data_dir: Path, database_url: str | None = None, schema_prefix: str | None = None
-) -> Iterator[tuple[subprocess.Popen[str], Ports]]:
-    base = Ports.free_base(30000 + os.getpid() % 100 * 100)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
-    cli = Path(sys.executable).with_name("refunds")
-    command = [str(cli), "dev", "--data-dir", str(data_dir), "--base-port", str(base)]
-    if database_url is not None:
-        command += ["--postgres", database_url, "--schema-prefix", schema_prefix or "refunds"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    try:
-        assert process.stdout is not None
-        said: list[str] = []
-        deadline = time.monotonic() + 120
-        while True:
-            line = process.stdout.readline()
-            if line:
-                said.append(line)
-            if "Ctrl-C to stop" in line:
-                break
-            if (not line and process.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError("refunds dev did not start:\n" + "".join(said[-30:]))
-        yield process, Ports.from_base(base)
-    finally:
-        with shielded():
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@contextmanager
-def throwaway_schemas(database_url: str | None, prefix: str | None) -> Iterator[None]:
-    """On exit, drop every schema named `<prefix>_…` (the stack's and the baseline's)."""
-    try:
-        yield
-    finally:
-        if database_url is not None and prefix:
-            with shielded():
-                dropped = drop_schemas(database_url, prefix)
-            say(f"dropped schemas {', '.join(dropped) or '(none)'}")
-
-
-def drop_schemas(database_url: str, prefix: str) -> list[str]:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SET lock_timeout = '20s'")
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE left(nspname, %s) = %s ORDER BY nspname",
-            (len(prefix) + 1, prefix + "_"),
-        ).fetchall()
-        names = [str(row[0]) for row in rows]
-        for name in names:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-    return names
 
 
 # -- one store, one level --------------------------------------------------------------------------

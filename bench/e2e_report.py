@@ -163,12 +163,13 @@ def cost_columns(levels: Sequence[Level]) -> list[str]:
 def format_cost_rows(levels: list[Level]) -> list[str]:
     """Net CPU-ms per refund per role: one row per level."""
     columns = cost_columns(levels)
-    rows = [["history", "gw ms", "offered/s", "paid/s", *columns]]
+    rows = [["history", "events stored", "gw ms", "offered/s", "paid/s", *columns]]
     for level in levels:
         by_role = level.cpu_ms_by_role
         rows.append(
             [
                 f"{level.refunds_stored:,}",
+                f"{sum(level.events_stored.values()):,}",
                 str(level.gateway_delay_ms),
                 f"{level.offered_rate:g}",
                 f"{level.paid_rate:.1f}",

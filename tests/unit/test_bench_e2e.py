@@ -325,11 +325,12 @@ def test_the_cost_table_has_a_column_per_role_and_the_totals() -> None:
     header, rule, first = lines[at + 1 : at + 4]
     assert len({len(header), len(rule), len(first)}) == 1
     names = cells(header)
-    assert names[:4] == ["history", "gw ms", "offered/s", "paid/s"]
-    assert names[4:9] == ["intake", "review", "payout", "notify", "our four"]
+    assert names[:5] == ["history", "events stored", "gw ms", "offered/s", "paid/s"]
+    assert names[5:10] == ["intake", "review", "payout", "notify", "our four"]
     assert names[-3:] == ["stack", "loadgen", "db"]
     assert "dev" not in names and "other" not in names  # nothing there: no column
     row = dict(zip(names, cells(first), strict=True))
+    assert (row["history"], row["events stored"]) == ("1,015", "31,135")  # the four logs' ends
     assert row["our four"] == "20.0" and row["stack"] == "25.0"  # 20 + 1.5 + 1 + 2.5 + 0
     assert (row["mailsink"], row["broker"], row["db"], row["sms"]) == ("1.5", "2.5", "6.0", "-")
 
