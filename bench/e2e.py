@@ -197,12 +197,14 @@ def fill_history(stores: Stores, wanted: int | None, stored: int) -> tuple[int, 
     except ModuleNotFoundError as error:
         raise RuntimeError("--history needs bench/history.py (its seed_history)") from error
     missing = wanted - stored
-    shown = [time.monotonic()]
+    done = {"refunds": 0, "shown": time.monotonic()}
 
-    def progress(done: int) -> None:
-        if time.monotonic() - shown[0] >= 5:
-            shown[0] = time.monotonic()
-            say(f"  seeding: {done:,} of {missing:,}")
+    def progress(batch: int) -> None:
+        # The seeder tells each batch's size as it is stored; shown every 5 s at most.
+        done["refunds"] += batch
+        if time.monotonic() - done["shown"] >= 5 or done["refunds"] >= missing:
+            done["shown"] = time.monotonic()
+            say(f"  seeded {done['refunds']:,} of {missing:,}")
 
     started = time.monotonic()
     history.seed_history(stores, refunds=missing, progress=progress)

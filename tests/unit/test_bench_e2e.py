@@ -171,8 +171,9 @@ def test_history_is_filled_by_the_seeder_with_what_is_missing(
 
     def seed_history(stores: Stores, refunds: int, *, progress: Any = None) -> None:
         calls.append((stores, refunds))
-        if progress is not None:
-            progress(refunds)
+        if progress is not None:  # each batch's size, as bench/history tells it
+            progress(refunds - 500)
+            progress(500)
 
     fake = types.ModuleType("bench.history")
     fake.seed_history = seed_history  # type: ignore[attr-defined]
@@ -180,6 +181,7 @@ def test_history_is_filled_by_the_seeder_with_what_is_missing(
     stores = Stores(Path("/tmp/nowhere"), None, None)
     seeded, seconds = e2e.fill_history(stores, 100_000, 1_015)
     assert calls == [(stores, 98_985)] and seeded == 98_985 and seconds >= 0
+    assert "seeded 98,985 of 98,985" in capsys.readouterr().err
     assert e2e.fill_history(stores, 1_000, 1_015) == (0, 0.0)  # enough stored already
     assert e2e.fill_history(stores, None, 0) == (0, 0.0)  # no --history
     assert len(calls) == 1
