@@ -358,6 +358,8 @@ def write_plot(results: list[StoreRun], path: Path) -> Path:
             if i < 2:
                 for k, what in enumerate(PLOTTED):
                     values = [_plotted(level, what) for level in chosen]
+                    if all(value is None for value in values):
+                        continue  # the database server on SQLite
                     bottom[i].plot(
                         offered,
                         values,
@@ -421,9 +423,12 @@ def _history_panel(axes: Any, results: list[StoreRun]) -> None:
         )
         stored = [level.refunds_stored for level in chosen]
         for k, what in enumerate(PLOTTED):
+            values = [_plotted(level, what) for level in chosen]
+            if all(value is None for value in values):
+                continue
             axes.plot(
                 stored,
-                [_plotted(level, what) for level in chosen],
+                values,
                 color=f"C{k}",
                 marker="osD^v"[i],
                 linestyle=("-", "--")[i],
