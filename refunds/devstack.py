@@ -95,6 +95,7 @@ class Stack:
         dev_providers: bool = False,
         inherited: Mapping[str, str] | None = None,
         replicas: int = 1,
+        kafka: str | None = None,
     ) -> None:
         """`messaging_apart`: each service runs as two processes, `<service>` (HTTP and its
         other loops) and `<service>-messaging` (its relay and consumer, on a port of its own),
@@ -105,7 +106,9 @@ class Stack:
         console honour, under the ones the stack must decide (ports, URLs, data dir...);
         REFUNDS_API_KEYS adds tenants to the dev one (`overridden()` names what is replaced).
         `replicas` > 1: that many processes of each service, `<service>-<i>`, sharing its
-        port (refunds/replicas.py)."""
+        port (refunds/replicas.py). `kafka`: the bootstrap address of a broker that is already
+        running, used instead of starting tansu (its topics, offsets and records outlive the
+        stack: a restarted stack goes on where it stopped instead of republishing its logs)."""
         if replicas > 1 and messaging_apart:
             raise ValueError("replicas and messaging_apart do not go together")
         self.fleet = Fleet(replicas, ports)
@@ -121,6 +124,7 @@ class Stack:
         self.inherited = {
             key: value for key, value in (inherited or {}).items() if key.startswith("REFUNDS_")
         }
+        self.kafka = kafka
         self._children: dict[str, _Child] = {}
 
     @property
@@ -130,7 +134,8 @@ class Stack:
     @property
     def components(self) -> tuple[str, ...]:
         """What `start_all` starts: every component, and the services' messaging processes."""
-        return (*INFRASTRUCTURE, *self.fleet.names(), *APPS, *self.messaging_ports)
+        infrastructure = tuple(n for n in INFRASTRUCTURE if not (self.kafka and n == "broker"))
+        return (*infrastructure, *self.fleet.names(), *APPS, *self.messaging_ports)
 
     def _check(self, name: str) -> None:
         if name not in self.messaging_ports and not self.fleet.is_replica(name):
@@ -245,7 +250,7 @@ class Stack:
     @property
     def bootstrap(self) -> str:
         """The Kafka bootstrap address clients use."""
-        return f"{HOST}:{self.ports.broker}"
+        return self.kafka or f"{HOST}:{self.ports.broker}"
 
     def log_path(self, name: str) -> Path:
         self._check(name)

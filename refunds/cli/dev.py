@@ -108,6 +108,12 @@ def add(commands: Any) -> None:
         "broker N+92 (default: 8001-8005, 8010, 8025, 8030, 8040, 8050, 8060, 8070, 8080, 9092)",
     )
     dev.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="use this running Kafka broker instead of starting tansu (e.g. docker-compose's, "
+        "or one kept across restarts of the stack, so nothing is published again)",
+    )
+    dev.add_argument(
         "--replicas",
         metavar="N",
         type=_replicas,
@@ -155,6 +161,7 @@ def run_dev(args: argparse.Namespace) -> int:
         dev_providers=args.providers,
         inherited=os.environ,  # your REFUNDS_* settings, under the stack's own
         replicas=args.replicas,
+        kafka=args.kafka,
     )
     for key, value in stack.overridden().items():
         print(f"refunds dev: {key} from your environment is replaced by the stack's ({value})")

@@ -37,3 +37,13 @@ def test_without_it_there_are_no_messaging_processes(tmp_path: Path) -> None:
     assert "REFUNDS_RELAY_ENABLED" not in stack.environment("intake")
     with pytest.raises(ValueError, match="unknown component"):
         stack.environment("intake-messaging")
+
+
+def test_a_given_broker_is_used_instead_of_starting_one(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, Ports.from_base(30000), kafka="127.0.0.1:39999")
+    assert "broker" not in stack.components
+    assert stack.bootstrap == "127.0.0.1:39999"
+    assert stack.environment("intake")["REFUNDS_KAFKA_BOOTSTRAP"] == "127.0.0.1:39999"
+    started_here = Stack(tmp_path, Ports.from_base(30000))
+    assert "broker" in started_here.components
+    assert started_here.bootstrap == "127.0.0.1:30092"
