@@ -71,7 +71,7 @@ from bench.e2e_report import (
     write_markdown,
     write_plot,
 )
-from bench.e2e_stack import stack, throwaway_schemas
+from bench.e2e_stack import broker, free_base, stack, throwaway_schemas
 from bench.intake_create import DEFAULT_DATABASE_URL, StoreTarget, bare_save_rate, say
 from bench.kafka_baseline import TopicReader, produce_consume_rate
 from bench.loadgen import Outcome, Settings, percentile, run
@@ -95,6 +95,7 @@ class Bench:
 
     store: str
     process: subprocess.Popen[str]
+    broker: subprocess.Popen[bytes]  # outside the stack, so that it outlives restarts
     ports: Ports
     stores: Stores
     reader: TopicReader
@@ -104,7 +105,7 @@ class Bench:
     point: Point | None = None
 
     def sample(self) -> Sample:
-        return Sample.take(self.process.pid, self.db_command)
+        return Sample.take(self.process.pid, self.db_command, also=[self.broker.pid])
 
 
 def offer(
@@ -248,7 +249,9 @@ def bench_store(name: str, args: argparse.Namespace, folder: Path) -> StoreRun:
     stores = Stores(data_dir, database_url, prefix)
     result = StoreRun(name, method=args.method)
     where = f"PostgreSQL schemas {prefix}_*" if prefix else f"SQLite in {data_dir}"
-    with throwaway_schemas(database_url, prefix):
+    base = free_base()
+    ports = Ports.from_base(base)
+    with throwaway_schemas(database_url, prefix), broker(data_dir, base) as kafka:
         for n, history in enumerate(args.history or [None]):
             # Before the first start the stores do not exist yet: nothing is stored.
             stored = history_size(stores)[0] if n else 0
@@ -259,10 +262,11 @@ def bench_store(name: str, args: argparse.Namespace, folder: Path) -> StoreRun:
                 say(f"{name}: seeded {seeded:,} in {seed_seconds:.0f} s")
             point = Point(history, 0, {}, {}, seeded=seeded, seed_seconds=seed_seconds)
             say(f"{name}: starting refunds dev ({where}) …")
-            with stack(data_dir, database_url, prefix) as (process, ports):
+            with stack(data_dir, base, database_url, prefix) as process:
                 bench = Bench(
                     store=name,
                     process=process,
+                    broker=kafka,
                     ports=ports,
                     stores=stores,
                     reader=TopicReader(f"127.0.0.1:{ports.broker}", list(TOPICS.values())),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,9 +109,10 @@ class Sample:
     cpu: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid → (role, seconds)
 
     @classmethod
-    def take(cls, root: int, db_command: str | None) -> Sample:
-        """The stack below `root`, this process (the load generator) and the local database
-        server's processes (those named `db_command`), all read within a few milliseconds."""
+    def take(cls, root: int, db_command: str | None, also: Sequence[int] = ()) -> Sample:
+        """The stack below `root` and `also` (the broker, when the benchmark runs it), this
+        process (the load generator) and the local database server's processes (those named
+        `db_command`), all read within a few milliseconds."""
         stats: dict[int, tuple[str, int, float]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -120,7 +121,7 @@ class Sample:
                 except (OSError, ValueError):  # ended meanwhile
                     continue
         sample = cls(time.monotonic())
-        for pid in _below(root, stats):
+        for pid in [p for top in (root, *also) for p in _below(top, stats)]:
             try:
                 role = "dev" if pid == root else role_of(_argv(pid))
             except OSError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.intake_create import say
-from refunds.devstack import Ports
+from refunds.devstack import Ports, Stack
 
 
 @contextmanager
@@ -27,14 +28,55 @@ def shielded() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def free_base() -> int:
+    return Ports.free_base(30000 + os.getpid() % 100 * 100)
+
+
+def _wait_for_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
+
+
+@contextmanager
+def broker(data_dir: Path, base: int) -> Iterator[subprocess.Popen[bytes]]:
+    """The run's tansu broker, started as `refunds dev` starts it but kept across restarts of
+    the stack: a broker that forgot the topics would make every relay publish its whole log
+    again at the next start (100,000 refunds' worth at the big history point)."""
+    ports = Ports.from_base(base)
+    command = Stack(data_dir, ports).command("broker")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(ports.broker, 30, "the benchmark's tansu broker")
+        yield process
+    finally:
+        with shielded():
+            process.send_signal(signal.SIGINT)  # tansu hangs on SIGTERM with clients connected
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @contextmanager
 def stack(
-    data_dir: Path, database_url: str | None = None, schema_prefix: str | None = None
-) -> Iterator[tuple[subprocess.Popen[str], Ports]]:
-    base = Ports.free_base(30000 + os.getpid() % 100 * 100)
+    data_dir: Path,
+    base: int,
+    database_url: str | None = None,
+    schema_prefix: str | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    """`refunds dev` on `ports`, with the broker already running there (see `broker`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     cli = Path(sys.executable).with_name("refunds")
     command = [str(cli), "dev", "--data-dir", str(data_dir), "--base-port", str(base)]
+    command += ["--kafka", f"127.0.0.1:{Ports.from_base(base).broker}"]
     if database_url is not None:
         command += ["--postgres", database_url, "--schema-prefix", schema_prefix or "refunds"]
     process = subprocess.Popen(
@@ -52,7 +94,7 @@ def stack(
                 break
             if (not line and process.poll() is not None) or time.monotonic() > deadline:
                 raise RuntimeError("refunds dev did not start:\n" + "".join(said[-30:]))
-        yield process, Ports.from_base(base)
+        yield process
     finally:
         with shielded():
             process.send_signal(signal.SIGINT)
