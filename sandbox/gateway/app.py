@@ -76,6 +76,7 @@ def create_app(data_dir: Path, *, callback_secret: str | None = None) -> FastAPI
             stopping.set()
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
+            completer.flush()
             store.close()
 
     app = FastAPI(title="Sandbox payment gateway", lifespan=lifespan)
@@ -101,10 +102,18 @@ def create_app(data_dir: Path, *, callback_secret: str | None = None) -> FastAPI
             return _error(504, "injected timeout: nothing was recorded")
         catch_up()
         try:
-            outcome = store.accept(body, faults.plan, faults.take_dropped_callback)
+            outcome = store.accept(
+                body,
+                faults.plan,
+                faults.take_dropped_callback,
+                claim_callbacks=completer.running,
+            )
         except ConflictError:
             return _error(409, "merchant_refund_no reused with different parameters")
-        completer.wake()
+        if outcome.deliveries:
+            completer.hand_over(outcome.deliveries)
+        elif not outcome.replayed and outcome.refund["status"] == "processing":
+            completer.wake()  # it completes later: the completer's next look must be sooner
         if faults.take_failure_after_commit():
             return _error(503, "injected failure after commit: the refund was recorded")
         timeout = faults.take_timeout(after_commit=True)
@@ -172,6 +181,7 @@ def create_app(data_dir: Path, *, callback_secret: str | None = None) -> FastAPI
 
     @app.get("/callbacks")
     def get_callbacks() -> dict[str, Any]:
+        completer.flush()
         callbacks = store.callbacks()
         return {"count": len(callbacks), "callbacks": callbacks}
 
