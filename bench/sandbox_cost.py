@@ -126,6 +126,8 @@ class _Receiver(ThreadingHTTPServer):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like the payout service's uvicorn
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.send_response(200)
@@ -155,7 +157,11 @@ def _request(sandbox: str, n: int, run: str, notify_url: str) -> tuple[str, dict
     return "/v1/messages", body, {"Idempotency-Key": f"{run}-{n}"}
 
 
-def measure(sandbox: str, count: int, source: Path | None) -> dict[str, Any]:
+def measure(
+    sandbox: str, count: int, source: Path | None, profile: Path | None = None
+) -> dict[str, Any]:
+    from bench.intake_requests import profiled  # here: the child may run another checkout
+
     port = _free_port()
     receiver = _Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -191,15 +197,17 @@ def measure(sandbox: str, count: int, source: Path | None) -> dict[str, Any]:
                 for n in range(50):
                     post(n, "warmup")
                 settle(50)
-                before = client.get(COUNTS_PATH).json()
-                cpu_before = _cpu_seconds(child.pid)
-                started = time.monotonic()
-                for n in range(count):
-                    post(n, "measured")
-                settle(50 + count)
-                elapsed = time.monotonic() - started
-                cpu = _cpu_seconds(child.pid) - cpu_before
-                after = client.get(COUNTS_PATH).json()
+                out = profile and profile.with_suffix(f".{sandbox}.txt")
+                with profiled(child.pid, out):
+                    before = client.get(COUNTS_PATH).json()
+                    cpu_before = _cpu_seconds(child.pid)
+                    started = time.monotonic()
+                    for n in range(count):
+                        post(n, "measured")
+                    settle(50 + count)
+                    elapsed = time.monotonic() - started
+                    cpu = _cpu_seconds(child.pid) - cpu_before
+                    after = client.get(COUNTS_PATH).json()
         finally:
             child.terminate()
             child.wait(10)
@@ -220,6 +228,9 @@ def main() -> None:
     parser.add_argument("--sandbox", choices=("gateway", "sms", "both"), default="both")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--source", type=Path, default=None)
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy stacks, PROFILE.<sandbox>.txt"
+    )
     parser.add_argument("--serve", choices=("gateway", "sms"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -229,7 +240,7 @@ def main() -> None:
         return
     sandboxes = ("gateway", "sms") if args.sandbox == "both" else (args.sandbox,)
     for sandbox in sandboxes:
-        print(json.dumps(measure(sandbox, args.count, args.source)))
+        print(json.dumps(measure(sandbox, args.count, args.source, args.profile)))
 
 
 if __name__ == "__main__":
