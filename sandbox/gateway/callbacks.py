@@ -12,6 +12,7 @@ import httpx
 
 from sandbox.gateway.faults import Faults
 from sandbox.gateway.protocol import CALLBACK_ID_HEADER, SIGNATURE_HEADER, signature_header
+from sandbox.gateway.sender import CallbackSender, SendError
 from sandbox.gateway.store import Attempt, Delivery, Store
 from sandbox.serving import DueWork
 
@@ -40,6 +41,16 @@ class Completer(DueWork):
         self._finished: list[Attempt] = []
         self._look_now = True
         self._look_at = 0.0
+        self._sender: CallbackSender | None = None  # plain-http callbacks, while running
+
+    async def run(self) -> None:
+        # Its connections belong to this run's loop (an app may be served again, on another).
+        self._sender = CallbackSender(self.TIMEOUT_SECONDS)
+        try:
+            await super().run()
+        finally:
+            sender, self._sender = self._sender, None
+            await sender.close()
 
     @property
     def running(self) -> bool:
@@ -94,11 +105,18 @@ class Completer(DueWork):
             "User-Agent": "sandbox-gateway",
         }
         try:
-            response = await client.post(
-                delivery.notify_url, content=delivery.body, headers=headers
-            )
-            delivered = 200 <= response.status_code < 300
-            result = f"HTTP {response.status_code}"
+            if self._sender is not None and self._sender.handles(delivery.notify_url):
+                status = await self._sender.post(delivery.notify_url, delivery.body, headers)
+            else:
+                response = await client.post(
+                    delivery.notify_url, content=delivery.body, headers=headers
+                )
+                status = response.status_code
+            delivered = 200 <= status < 300
+            result = f"HTTP {status}"
+        except SendError as error:
+            delivered = False
+            result = error.name
         except Exception as error:  # unreachable, timed out, unusable URL: a failed attempt
             delivered = False
             result = type(error).__name__
