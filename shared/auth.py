@@ -8,6 +8,7 @@ root put on `http.state.api_keys`.
 
 # No `from __future__ import annotations`: FastAPI reads `_tenant`'s parameters at runtime.
 
+import asyncio
 import hashlib
 import hmac
 import threading
@@ -76,20 +77,29 @@ class ApiKeys:
         self._forgotten = 0
 
     def tenant_for(self, authorization: str | None) -> str:
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise unauthorized("Send `Authorization: Bearer <api key>`.")
-        wanted = digest(key.strip())
+        wanted = _wanted(authorization)
+        tenant = self._configured(wanted)
+        if tenant is None:
+            tenant = self._stored_tenant(wanted)
+        return _identified(tenant, wanted)
+
+    def known_tenant(self, authorization: str | None) -> str | None:
+        """`tenant_for` when it needs no store: a configured key or a fresh cached answer
+        (a 401 problem for a bad one); None when only the store can tell."""
+        wanted = _wanted(authorization)
+        tenant = self._configured(wanted)
+        if tenant is None:
+            cached = self._cached(wanted)
+            if cached is None:
+                return None
+            tenant = cached[0]
+        return _identified(tenant, wanted)
+
+    def _configured(self, wanted: str) -> str | None:
         tenant: str | None = None
         for known, candidate in self._hashed.items():
             if hmac.compare_digest(known, wanted):
                 tenant = candidate
-        if tenant is None:
-            tenant = self._stored_tenant(wanted)
-        if tenant is None:
-            raise unauthorized("The API key is not valid.")
-        # The key's fingerprint, never the key: which of the tenant's keys acted.
-        identify(f"tenant:{tenant}", via=f"key:{wanted[:12]}")
         return tenant
 
     def forget(self, key_hash: str) -> None:
@@ -101,14 +111,12 @@ class ApiKeys:
     def _stored_tenant(self, wanted: str) -> str | None:
         if self._lookup is None:
             return None
-        now = self._clock()
         with self._lock:
-            while self._cache and next(iter(self._cache.values()))[1] <= now:
-                self._cache.popitem(last=False)
-            cached = self._cache.get(wanted)
             forgotten = self._forgotten
+        cached = self._cached(wanted)
         if cached is not None:
             return cached[0]
+        now = self._clock()
         tenant = self._lookup(wanted)  # outside the lock: a store round trip
         with self._lock:
             if forgotten != self._forgotten:
@@ -119,11 +127,42 @@ class ApiKeys:
                 self._cache.popitem(last=False)
         return tenant
 
+    def _cached(self, wanted: str) -> tuple[str | None] | None:
+        """The look-up's unexpired answer for this key hash, if there is one."""
+        if self._lookup is None:
+            return (None,)  # no store: only the configured keys exist
+        now = self._clock()
+        with self._lock:
+            while self._cache and next(iter(self._cache.values()))[1] <= now:
+                self._cache.popitem(last=False)
+            cached = self._cache.get(wanted)
+        return (cached[0],) if cached is not None else None
 
-def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The platform behind the API key (a 401 problem without a valid one)."""
+
+def _wanted(authorization: str | None) -> str:
+    """The bearer key's hash (a 401 problem for a missing or malformed header)."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise unauthorized("Send `Authorization: Bearer <api key>`.")
+    return digest(key.strip())
+
+
+def _identified(tenant: str | None, wanted: str) -> str:
+    if tenant is None:
+        raise unauthorized("The API key is not valid.")
+    # The key's fingerprint, never the key: which of the tenant's keys acted.
+    identify(f"tenant:{tenant}", via=f"key:{wanted[:12]}")
+    return tenant
+
+
+async def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The platform behind the API key (a 401 problem without a valid one). On the event
+    loop: a configured or cached key needs no thread; only a store look-up takes one."""
     keys: ApiKeys = request.app.state.api_keys
-    return keys.tenant_for(authorization)
+    tenant = keys.known_tenant(authorization)
+    if tenant is None:
+        tenant = await asyncio.to_thread(keys.tenant_for, authorization)
+    return tenant
 
 
 Tenant = Annotated[str, Depends(_tenant)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.alipay.protocol import BEIJING
+from sandbox.state import survive_a_kill
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (app_id TEXT PRIMARY KEY, public_key TEXT NOT NULL);
@@ -48,6 +49,8 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            survive_a_kill(self.db)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

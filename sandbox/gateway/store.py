@@ -75,6 +75,15 @@ _SETTLED_SQL = (
     " WHERE status != 'processing' AND substr(completed_at, 1, 10) = ?"
     " ORDER BY completed_at, seq"
 )
+_DUE_SQL = (
+    "SELECT merchant_refund_no FROM refunds"
+    " WHERE status = 'processing' AND due_at <= ? ORDER BY due_at, seq"
+)
+_DUE_CALLBACKS_SQL = (
+    "SELECT id, notify_url, body, attempts FROM callbacks"
+    " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq"
+)
+_CLAIM_SQL = "UPDATE callbacks SET state = 'sending' WHERE id = ? AND state = 'pending'"
 # ON CONFLICT keeps a reused number to one row even if another process shares the file.
 _INSERT_SQL = (
     "INSERT INTO refunds (merchant_refund_no, provider_reference, amount, currency, method,"
@@ -120,14 +129,6 @@ def refund_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The refund a call resolved to, and whether it already existed."""
-
-    refund: dict[str, Any]
-    replayed: bool
-
-
-@dataclass(frozen=True)
 class Delivery:
     """One callback claimed for a delivery attempt."""
 
@@ -135,6 +136,27 @@ class Delivery:
     notify_url: str
     body: bytes
     attempts: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A delivery attempt's result, to record: `state` is delivered, pending or failed."""
+
+    delivery: Delivery
+    state: str
+    result: str
+    next_attempt_at: float | None
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The refund a call resolved to, and whether it already existed."""
+
+    refund: dict[str, Any]
+    replayed: bool
+    # Callbacks this call queued and claimed for the caller to hand to the completer.
+    deliveries: tuple[Delivery, ...] = ()
 
 
 class Store(SqliteState):
@@ -167,9 +189,16 @@ class Store(SqliteState):
         request: RefundRequest,
         plan: Callable[[], Plan],
         drop_callback: Callable[[], bool],
+        *,
+        claim_callbacks: bool = False,
     ) -> Outcome:
-        """Record the refund unless its number exists; then compare against the stored one."""
+        """Record the refund unless its number exists; then compare against the stored one.
+
+        With ``claim_callbacks`` the callback of a refund completed on the spot is claimed in
+        the same commit and returned, for the caller to hand to the running completer.
+        """
         number = request.merchant_refund_no
+        claimed: list[Delivery] | None = [] if claim_callbacks else None
         with self._lock:
             conn = self._connection()
             stored = _find(conn, number)
@@ -198,12 +227,12 @@ class Store(SqliteState):
                         ).rowcount
                     )
                     if inserted and chosen.delay_seconds is None:
-                        _complete(conn, number, now, drop_callback)
+                        _complete(conn, number, now, drop_callback, claimed)
                 stored = _find(conn, number)
         if stored is None:  # pragma: no cover - the row was just written or already present
             raise RuntimeError("gateway store lost a refund it just accepted")
         if inserted:
-            return Outcome(refund_view(stored), replayed=False)
+            return Outcome(refund_view(stored), replayed=False, deliveries=tuple(claimed or ()))
         candidate = request.model_dump()
         if any(stored[name] != candidate[name] for name in _IDENTITY_FIELDS):
             raise ConflictError(number)
@@ -213,16 +242,39 @@ class Store(SqliteState):
         """Complete every processing refund whose time has come; how many were completed."""
         with self._lock:
             conn = self._connection()
-            due = conn.execute(
-                "SELECT merchant_refund_no FROM refunds"
-                " WHERE status = 'processing' AND due_at <= ? ORDER BY due_at, seq",
-                (now,),
-            ).fetchall()
-            completed = 0
-            for row in due:
-                with transaction(conn):
-                    completed += _complete(conn, row["merchant_refund_no"], now, drop_callback)
-            return completed
+            due = conn.execute(_DUE_SQL, (now,)).fetchall()
+            if not due:
+                return 0
+            with transaction(conn):
+                return _complete_all(conn, due, now, drop_callback)
+
+    def step(
+        self, now: float, attempts: list[Attempt], drop_callback: Callable[[], bool]
+    ) -> tuple[list[Delivery], float | None]:
+        """The completer's look at the store, in one transaction: record ``attempts``,
+        complete the due refunds, claim the due callbacks; then when to look again."""
+        with self._lock:
+            conn = self._connection()
+            with transaction(conn):
+                _record(conn, attempts)
+                due = conn.execute(_DUE_SQL, (now,)).fetchall()
+                _complete_all(conn, due, now, drop_callback)
+                rows = conn.execute(_DUE_CALLBACKS_SQL, (now,)).fetchall()
+                claimed = [
+                    Delivery(row["id"], row["notify_url"], bytes(row["body"]), row["attempts"])
+                    for row in rows
+                    if conn.execute(_CLAIM_SQL, (row["id"],)).rowcount
+                ]
+            return claimed, _next_due(conn)
+
+    def record(self, attempts: list[Attempt]) -> None:
+        """Record finished delivery attempts, all in one commit."""
+        if not attempts:
+            return
+        with self._lock:
+            conn = self._connection()
+            with transaction(conn):
+                _record(conn, attempts)
 
     def get(self, merchant_refund_no: str) -> dict[str, Any] | None:
         with self._lock:
@@ -236,59 +288,6 @@ class Store(SqliteState):
     def completed_on(self, day: date) -> list[dict[str, Any]]:
         """The refunds that reached a final status on ``day`` (UTC), in completion order."""
         return self._select(_SETTLED_SQL, (day.isoformat(),))
-
-    def next_due(self) -> float | None:
-        """The earliest time a refund completes or a callback attempt is due."""
-        with self._lock:
-            row = (
-                self._connection()
-                .execute(
-                    "SELECT min("
-                    "(SELECT min(due_at) FROM refunds WHERE status = 'processing'),"
-                    "(SELECT min(next_attempt_at) FROM callbacks WHERE state = 'pending'))"
-                )
-                .fetchone()
-            )
-        value = row[0]
-        return float(value) if value is not None else None
-
-    def claim_due_callbacks(self, now: float) -> list[Delivery]:
-        with self._lock:
-            conn = self._connection()
-            rows = conn.execute(
-                "SELECT id, notify_url, body, attempts FROM callbacks"
-                " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq",
-                (now,),
-            ).fetchall()
-            claimed = []
-            for row in rows:
-                taken = conn.execute(
-                    "UPDATE callbacks SET state = 'sending' WHERE id = ? AND state = 'pending'",
-                    (row["id"],),
-                ).rowcount
-                if taken:
-                    claimed.append(
-                        Delivery(row["id"], row["notify_url"], bytes(row["body"]), row["attempts"])
-                    )
-            return claimed
-
-    def finish_delivery(
-        self, delivery: Delivery, *, state: str, result: str, next_attempt_at: float | None
-    ) -> None:
-        delivered_at = _iso(time.time()) if state == "delivered" else None
-        with self._lock:
-            self._connection().execute(
-                "UPDATE callbacks SET state = ?, attempts = ?, last_result = ?,"
-                " next_attempt_at = ?, delivered_at = ? WHERE id = ?",
-                (
-                    state,
-                    delivery.attempts + 1,
-                    result,
-                    next_attempt_at,
-                    delivered_at,
-                    delivery.id,
-                ),
-            )
 
     def callbacks(self) -> list[dict[str, Any]]:
         return self._select(
@@ -309,10 +308,51 @@ def _find(conn: sqlite3.Connection, merchant_refund_no: str) -> dict[str, Any] |
     return dict(row) if row is not None else None
 
 
+def _next_due(conn: sqlite3.Connection) -> float | None:
+    """The earliest time a refund completes or a callback attempt is due."""
+    value = conn.execute(
+        "SELECT min("
+        "(SELECT min(due_at) FROM refunds WHERE status = 'processing'),"
+        "(SELECT min(next_attempt_at) FROM callbacks WHERE state = 'pending'))"
+    ).fetchone()[0]
+    return float(value) if value is not None else None
+
+
+def _record(conn: sqlite3.Connection, attempts: list[Attempt]) -> None:
+    for attempt in attempts:
+        delivered = attempt.state == "delivered"
+        conn.execute(
+            "UPDATE callbacks SET state = ?, attempts = ?, last_result = ?,"
+            " next_attempt_at = ?, delivered_at = ? WHERE id = ?",
+            (
+                attempt.state,
+                attempt.delivery.attempts + 1,
+                attempt.result,
+                attempt.next_attempt_at,
+                _iso(attempt.finished_at) if delivered else None,
+                attempt.delivery.id,
+            ),
+        )
+
+
+def _complete_all(
+    conn: sqlite3.Connection,
+    due: list[sqlite3.Row],
+    now: float,
+    drop_callback: Callable[[], bool],
+) -> int:
+    return sum(_complete(conn, row["merchant_refund_no"], now, drop_callback) for row in due)
+
+
 def _complete(
-    conn: sqlite3.Connection, number: str, now: float, drop_callback: Callable[[], bool]
+    conn: sqlite3.Connection,
+    number: str,
+    now: float,
+    drop_callback: Callable[[], bool],
+    claimed: list[Delivery] | None = None,
 ) -> bool:
-    """Move a processing refund to its planned outcome and queue its callback."""
+    """Move a processing refund to its planned outcome and queue its callback (claimed for
+    delivery at once, and added to ``claimed``, when a list is given)."""
     moment = _iso(now)
     changed = conn.execute(
         "UPDATE refunds SET status = outcome, completed_at = ?,"
@@ -333,6 +373,7 @@ def _complete(
     ).encode()
     # A lost callback is recorded as dropped: the refund completed, nobody is told.
     dropped = drop_callback()
+    claim = claimed is not None and not dropped
     conn.execute(
         "INSERT INTO callbacks (id, merchant_refund_no, type, notify_url, body, state,"
         " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -342,9 +383,11 @@ def _complete(
             event_type,
             row["notify_url"],
             body,
-            "dropped" if dropped else "pending",
+            "dropped" if dropped else "sending" if claim else "pending",
             None if dropped else now,
             moment,
         ),
     )
+    if claim and claimed is not None:
+        claimed.append(Delivery(callback_id, row["notify_url"], body, 0))
     return True

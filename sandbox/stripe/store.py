@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.state import survive_a_kill
 from sandbox.stripe.faults import Plan
 
 IDEMPOTENCY_KEY_SECONDS = 24 * 3600  # Stripe prunes keys after at least 24 hours
@@ -86,6 +87,8 @@ class Store:
             if self._db is None:
                 self._db = sqlite3.connect(self._path, check_same_thread=False)
                 self._db.row_factory = sqlite3.Row
+                if self._path != ":memory:":
+                    survive_a_kill(self._db)
                 self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

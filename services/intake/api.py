@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +39,22 @@ ACTION: dict[str, Any] = {"response_model": RefundView, "responses": problem_res
 
 
 async def shown(
-    app: IntakeApplication, refund: RefundRequest, replayed: bool, *, status: int = 200
+    app: IntakeApplication,
+    command: Callable[..., tuple[RefundRequest, bool]],
+    /,
+    *,
+    status: int = 200,
+    **arguments: Any,
 ) -> JSONResponse:
-    """The refund as answered, its personal data opened (or `[erased]`): the keystore is
-    read off the event loop."""
-    view = await asyncio.to_thread(refund_view, refund, app.keys)
+    """Run ``command`` (it answers the refund and whether it was a replay) and show the refund,
+    its personal data opened (or `[erased]`), in one hop to a worker thread: both block on
+    the store and the keystore, and a hop each cost as much as showing the refund."""
+
+    def run() -> tuple[RefundView, bool]:
+        refund, replayed = command(**arguments)
+        return refund_view(refund, app.keys), replayed
+
+    view, replayed = await asyncio.to_thread(run)
     return answer(view, status, replayed)
 
 
@@ -74,8 +86,7 @@ async def create_refund(body: RefundCreate, command: Command, app: IntakeApp) ->
     errors = request_problems(body)
     if errors:
         raise invalid_fields(errors)
-    done = await asyncio.to_thread(app.request_refund, draft=_draft(body), **command.by(body))
-    return await shown(app, *done, status=201)
+    return await shown(app, app.request_refund, status=201, draft=_draft(body), **command.by(body))
 
 
 @router.get("/refunds", response_model=RefundList, summary="List refunds, newest first")
@@ -95,8 +106,10 @@ async def list_refunds(
 
 @router.get("/refunds/{refund_id}", summary="Get a refund", **FOUND)
 async def get_refund(refund_id: RefundId, tenant: Tenant, app: IntakeApp) -> JSONResponse:
-    refund = await asyncio.to_thread(app.refund_for, tenant, refund_id)
-    return await shown(app, refund, replayed=False)
+    def found() -> tuple[RefundRequest, bool]:
+        return app.refund_for(tenant, refund_id), False
+
+    return await shown(app, found)
 
 
 @router.post(
@@ -107,10 +120,9 @@ async def withdraw(
 ) -> JSONResponse:
     """Allowed until the payout starts; releases the amount reserved on the order."""
     body = body or WithdrawRequest()
-    done = await asyncio.to_thread(
-        app.withdraw, refund_id=refund_id, reason=body.reason, **command.by(body)
+    return await shown(
+        app, app.withdraw, refund_id=refund_id, reason=body.reason, **command.by(body)
     )
-    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/evidence", summary="Add evidence", **ACTION)
@@ -122,14 +134,14 @@ async def add_evidence(
     if errors:
         raise invalid_fields(errors)
     evidence = [e.model_dump(mode="json") for e in body.evidence]
-    done = await asyncio.to_thread(
+    return await shown(
+        app,
         app.add_evidence,
         refund_id=refund_id,
         evidence=evidence,
         note=body.note,
         **command.by(body),
     )
-    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/appeal", summary="Appeal a rejection", **ACTION)
@@ -138,10 +150,9 @@ async def appeal(
 ) -> JSONResponse:
     """Once per rejection, with a statement; the refund goes back to review and its
     amount is reserved again (409 if other refunds of the order took it meanwhile)."""
-    done = await asyncio.to_thread(
-        app.appeal, refund_id=refund_id, statement=body.statement, **command.by(body)
+    return await shown(
+        app, app.appeal, refund_id=refund_id, statement=body.statement, **command.by(body)
     )
-    return await shown(app, *done)
 
 
 @router.post(
@@ -159,14 +170,14 @@ async def ship_return(
     The carrier must be a known code and the number fit its format (422 naming `carrier` or
     `tracking_number`). The same carrier and number again answer 200 and change nothing;
     another number once shipped, or a refund that needs no return, is a 409 saying why."""
-    done = await asyncio.to_thread(
+    return await shown(
+        app,
         app.ship_return,
         refund_id=refund_id,
         carrier=body.carrier,
         tracking_number=body.tracking_number,
         **command.by(body),
     )
-    return await shown(app, *done)
 
 
 @router.post("/refunds/{refund_id}/confirm-receipt", summary="Confirm the money arrived", **ACTION)
@@ -175,5 +186,4 @@ async def confirm_receipt(
 ) -> JSONResponse:
     """Only once the refund is paid; it is then closed."""
     body = body or ReceiptRequest()
-    done = await asyncio.to_thread(app.confirm_receipt, refund_id=refund_id, **command.by(body))
-    return await shown(app, *done)
+    return await shown(app, app.confirm_receipt, refund_id=refund_id, **command.by(body))
