@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,11 @@ def pages_after(
     limit: int,
     topics: Sequence[str] = (),
     marker: str | None = None,
+    choose: Callable[[str], bool] | None = None,
 ) -> Iterator[LogPage]:
     """Pages of the events after `position` up to the log's end as it is now; `topics`
-    (exact) or `marker` (a part of the topic, e.g. `:RefundRequest.`) choose which.
+    (exact), `marker` (a part of the topic, e.g. `:RefundRequest.`) or `choose` (a test of
+    a stored topic, e.g. whether it names a class the relay publishes) choose which.
 
     The end is read first: notification ids are committed in order (eventsourcing's
     PostgreSQL recorder inserts under an EXCLUSIVE table lock, SQLite has one writer), so
@@ -52,8 +54,12 @@ def pages_after(
     end = int(recorder.max_notification_id() or 0)
     if end <= position:
         return
-    if marker is not None:
-        topics = [topic for topic in _topics_between(recorder, position, end) if marker in topic]
+    if marker is not None or choose is not None:
+        topics = [
+            topic
+            for topic in _topics_between(recorder, position, end)
+            if (marker is None or marker in topic) and (choose is None or choose(topic))
+        ]
         if not topics:
             yield LogPage([], end)
             return
@@ -113,26 +119,36 @@ class LogFollower:
         name: str,
         *,
         topics: Sequence[str] = (),
+        choose: Callable[[str], bool] | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.02,
     ) -> None:
         self.app = app
         self.name = name
         self.topics = tuple(topics)
+        self.choose = choose
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.position = 0
+        # Where to go on from once the last batch is handled: past its last event, and past
+        # the unwanted events after it when the batch reached the log's end.
+        self.reached = 0
         self._durable = False
+        # The bell's rings before the look that found the last batch, when that batch was
+        # not full: the next look waits for a ring after it (or the poll interval).
+        self._rings_at_batch: int | None = None
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
+        self.reached = self.position
         self._durable = True
         return self.position
 
     async def advance(self, position: int) -> None:
         await asyncio.to_thread(self.app.positions.save, self.name, position)
         self.position = position
+        self.reached = max(self.reached, position) if position else 0
 
     async def rewind(self) -> None:
         await self.advance(0)
@@ -140,12 +156,17 @@ class LogFollower:
     def _read(self) -> list[LoggedEvent]:
         page = next(
             pages_after(
-                self.app.recorder, self.position, limit=self.batch_size, topics=self.topics
+                self.app.recorder,
+                self.position,
+                limit=self.batch_size,
+                topics=self.topics,
+                choose=self.choose,
             ),
             None,
         )
         if page is None:
             return []
+        self.reached = page.reached
         if not page.notifications:
             # Only unwanted events since the position: never read them again.
             if self._durable:
@@ -170,12 +191,19 @@ class LogFollower:
         up to every `IDLE_POLL_SECONDS`.
         """
         deadline = time.monotonic() + wait
+        if self._rings_at_batch is not None:
+            # Right after a batch that was not full the log's end was in sight: looking again
+            # at once would mostly find nothing (one more thread hop and read per batch).
+            # Wait for this process's next append, or the poll interval for other processes'.
+            await self.app.appended.wait(self._rings_at_batch, min(self.poll_interval, wait))
+            self._rings_at_batch = None
         while True:
             rings = self.app.appended.rings
             batch = await asyncio.to_thread(self._read)
             looked = time.monotonic()
             if batch:
                 self._idle_poll = self.poll_interval
+                self._rings_at_batch = rings if len(batch) < self.batch_size else None
                 return batch
             if looked >= deadline:
                 return batch
