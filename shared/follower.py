@@ -137,6 +137,7 @@ class LogFollower:
         # The bell's rings before the look that found the last batch, when that batch was
         # not full: the next look waits for a ring after it (or the poll interval).
         self._rings_at_batch: int | None = None
+        self._looked_at = 0.0
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
@@ -197,10 +198,13 @@ class LogFollower:
             # Wait for this process's next append, or the poll interval for other processes'.
             await self.app.appended.wait(self._rings_at_batch, min(self.poll_interval, wait))
             self._rings_at_batch = None
+            # At most one look per poll interval here too: appends in quick succession (a
+            # busy process) join one batch rather than one look, one hop each.
+            await asyncio.sleep(max(0.0, self._looked_at + self.poll_interval - time.monotonic()))
         while True:
             rings = self.app.appended.rings
             batch = await asyncio.to_thread(self._read)
-            looked = time.monotonic()
+            looked = self._looked_at = time.monotonic()
             if batch:
                 self._idle_poll = self.poll_interval
                 self._rings_at_batch = rings if len(batch) < self.batch_size else None
