@@ -131,11 +131,20 @@ class Consumer:
 
     async def _commit(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         """One offset commit for every partition of the batch, after all of it is stored."""
-        offsets = {partition: records[-1].offset + 1 for partition, records in batches.items()}
+        # A partition the group moved away meanwhile is the new owner's to re-deliver (tracking
+        # absorbs it); committing it would fail the whole commit.
+        assigned = consumer.assignment()
+        offsets = {
+            partition: records[-1].offset + 1
+            for partition, records in batches.items()
+            if partition in assigned
+        }
+        if not offsets:
+            return
         try:
             await consumer.commit(offsets)
-        except CommitFailedError:
-            # Rebalanced away: the new owner re-delivers; tracking absorbs it.
+        except (CommitFailedError, IllegalStateError):
+            # Rebalanced away meanwhile: the new owner re-delivers; tracking absorbs it.
             log.info("commit refused after rebalance on %s", sorted(offsets, key=str))
 
     def _apply_all(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:

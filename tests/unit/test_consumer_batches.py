@@ -76,11 +76,14 @@ class FakeKafka:
         self.stop = stop
         self.commits: list[dict[TopicPartition, int]] = []
         self.fail_commit = False
+        self.delivered: list[dict[TopicPartition, list[Any]]] = []
+        self.revoked: set[TopicPartition] = set()
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
         if not self.fetches:
             self.stop.set()
             return {}
+        self.delivered.append(self.fetches[0])
         return self.fetches.pop(0)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -88,8 +91,11 @@ class FakeKafka:
             raise ConnectionError("the process died before its offsets were committed")
         self.commits.append(dict(offsets))
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return None  # the lag is not under test
+
     def assignment(self) -> set[TopicPartition]:
-        return set()
+        return {partition for fetch in self.delivered for partition in fetch} - self.revoked
 
 
 class IntactBroker:
@@ -198,3 +204,16 @@ async def test_records_arriving_within_the_linger_join_the_batch(app: Noting) ->
     await _consume(consumer, kafka)
     assert kafka.commits == [{p0: 1, p1: 1}]
     assert consumer.applied == 2
+
+
+async def test_a_partition_moved_away_during_the_batch_is_left_to_its_new_owner(
+    app: Noting,
+) -> None:
+    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    fetch = {p0: [_record(0, 0, _message(1))], p1: [_record(1, 0, _message(2))]}
+    kafka = FakeKafka([fetch], asyncio.Event())
+    kafka.revoked = {p1}  # a rebalance while the batch was applied
+    consumer = _consumer(app)
+    await _consume(consumer, kafka)
+    assert kafka.commits == [{p0: 1}]
+    assert consumer.applied == 2  # stored; the new owner's re-delivery is a duplicate
