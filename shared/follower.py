@@ -21,6 +21,9 @@ from shared.stamping import StampingMapper
 
 # The longest pause between looks at a quiet log, for appends by other processes.
 IDLE_POLL_SECONDS = 0.25
+# How often a follower saves a position it moved past unwanted events (a write each): a busy
+# process appends many events a follower does not want, each look past them was a write.
+SKIP_SAVE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ class LogFollower:
     A crash between acting and advancing repeats the batch, so what the caller
     does must be idempotent (Kafka consumers dedupe by tracking; the gateway by
     merchant refund number). A look that finds nothing wanted moves the position to
-    the log's end by itself (saved too, once `load` made the position a durable one).
+    the log's end by itself (saved too, once `load` made the position a durable one: at
+    once the first time, then at most every SKIP_SAVE_SECONDS).
     """
 
     def __init__(
@@ -138,6 +142,11 @@ class LogFollower:
         # not full: the next look waits for a ring after it (or the poll interval).
         self._rings_at_batch: int | None = None
         self._looked_at = 0.0
+        # A position moved past unwanted events and not saved yet, and when one last was. A
+        # crash before it is saved reads those events again, and again wants none of them.
+        self._skipped_to: int | None = None
+        self._skip_saved_at = -SKIP_SAVE_SECONDS
+        self.clock = time.monotonic  # for the saves' interval (tests move it on)
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
@@ -148,6 +157,7 @@ class LogFollower:
 
     async def advance(self, position: int) -> None:
         await asyncio.to_thread(self.app.positions.save, self.name, position)
+        self._skipped_to = None  # saved past it (or rewound: it must never be saved now)
         self.position = position
         self.reached = max(self.reached, position) if position else 0
 
@@ -166,14 +176,26 @@ class LogFollower:
             None,
         )
         if page is None:
+            self._save_skipped()
             return []
         self.reached = page.reached
         if not page.notifications:
             # Only unwanted events since the position: never read them again.
-            if self._durable:
-                self.app.positions.save(self.name, page.reached)
             self.position = page.reached
+            if self._durable:
+                self._skipped_to = page.reached
+                self._save_skipped()
         return [self._logged(n) for n in page.notifications]
+
+    def _save_skipped(self) -> None:
+        """Save the position moved past unwanted events: the first time at once, then at most
+        every SKIP_SAVE_SECONDS (a later look, even one that finds nothing, saves it)."""
+        now = self.clock()
+        if self._skipped_to is None or now - self._skip_saved_at < SKIP_SAVE_SECONDS:
+            return
+        self.app.positions.save(self.name, self._skipped_to)
+        self._skipped_to = None
+        self._skip_saved_at = now
 
     def _logged(self, notification: Notification) -> LoggedEvent:
         mapper = self.app.mapper
