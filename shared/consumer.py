@@ -15,7 +15,16 @@ from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.health import Health
-from shared.kafka import BrokerWatch, close_quietly, ensure_topics, new_admin, new_consumer
+from shared.kafka import (
+    FETCH_WAIT_MS,
+    IDLE_FETCH_WAIT_MS,
+    BrokerWatch,
+    close_quietly,
+    ensure_topics,
+    new_admin,
+    new_consumer,
+    set_fetch_wait,
+)
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,10 @@ class Consumer:
     check_interval = 1.0
     lag_interval = 1.0  # seconds between looks at the partitions' lag while records flow
     max_records = 500
+    # Seconds without records after which the broker may hold fetches longer: an idle
+    # consumer fetched ten times a second (the broker's CPU as much as ours). The first
+    # record after a quiet spell may wait up to IDLE_FETCH_WAIT_MS; a flow of them does not.
+    quiet_after = 5.0
 
     def __init__(
         self,
@@ -64,6 +77,9 @@ class Consumer:
         self.lag: dict[TopicPartition, int] = {}
         # The partitions the group gave this replica now (the group splits them among replicas).
         self.assigned: frozenset[TopicPartition] = frozenset()
+        # When records last arrived, and whether fetches wait the longer, quiet, time.
+        self._last_records = 0.0
+        self._quiet = False
 
     async def run(self, stop: asyncio.Event) -> None:
         await keep_running(self._session, stop, part="consumer", health=self.health)
@@ -90,8 +106,10 @@ class Consumer:
     ) -> None:
         next_check = 0.0
         next_lag = 0.0
+        self._last_records, self._quiet = time.monotonic(), False
         while not stop.is_set():
             batches = await self._next_batches(consumer)
+            self._pace_fetches(consumer, bool(batches))
             if batches:
                 records = [record for records in batches.values() for record in records]
                 await asyncio.to_thread(self._apply_all, records)
@@ -110,6 +128,18 @@ class Consumer:
                     return
                 self.health.report("consumer", True)
                 next_check = time.monotonic() + self.check_interval
+
+    def _pace_fetches(self, consumer: AIOKafkaConsumer, got_records: bool) -> None:
+        """Short fetch waits while records flow, longer ones after `quiet_after` without."""
+        now = time.monotonic()
+        if got_records:
+            self._last_records = now
+            if self._quiet:
+                set_fetch_wait(consumer, FETCH_WAIT_MS)
+                self._quiet = False
+        elif not self._quiet and now - self._last_records >= self.quiet_after:
+            set_fetch_wait(consumer, IDLE_FETCH_WAIT_MS)
+            self._quiet = True
 
     async def _next_batches(self, consumer: AIOKafkaConsumer) -> Batches:
         """The records that arrived, and those that join them within the linger.

@@ -19,6 +19,7 @@ from shared.application import ServiceApplication
 from shared.consumer import Consumer
 from shared.contracts import CloudEvent, IntegrationEvent, RefundWithdrawnV1, envelope
 from shared.health import Health
+from shared.kafka import FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS
 from shared.settings import ServiceSettings
 
 TOPIC = "refunds.intake.v1"
@@ -217,3 +218,29 @@ async def test_a_partition_moved_away_during_the_batch_is_left_to_its_new_owner(
     await _consume(consumer, kafka)
     assert kafka.commits == [{p0: 1}]
     assert consumer.applied == 2  # stored; the new owner's re-delivery is a duplicate
+
+
+class Fetcher:
+    _fetch_max_wait_ms = FETCH_WAIT_MS
+
+
+async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_records(
+    app: Noting,
+) -> None:
+    p0 = TopicPartition(TOPIC, 0)
+    waits: list[int] = []
+    kafka = FakeKafka([{}, {p0: [_record(0, 0, _message(1))]}, {}], asyncio.Event())
+    kafka._fetcher = Fetcher()  # type: ignore[attr-defined]
+    getmany = kafka.getmany
+
+    async def noting_wait(timeout_ms: int, max_records: int) -> Any:
+        waits.append(kafka._fetcher._fetch_max_wait_ms)  # type: ignore[attr-defined]
+        return await getmany(timeout_ms, max_records)
+
+    kafka.getmany = noting_wait  # type: ignore[method-assign]
+    consumer = _consumer(app)
+    consumer.quiet_after = 0.0  # quiet at once, for the test
+    await _consume(consumer, kafka)
+    # quiet → longer; records → short again; quiet again → longer (the last look ends it).
+    assert waits == [FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS, FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS]
+    assert consumer.applied == 1
