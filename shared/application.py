@@ -148,12 +148,17 @@ class ServiceApplication(Application[uuid.UUID]):
         self.appended.ring()
         return recordings
 
-    def handle(self, message: CloudEvent) -> bool:
-        """Apply `message` exactly once; False when it had already been applied."""
+    def handle(self, message: CloudEvent, *, checked: bool = False) -> bool:
+        """Apply `message` exactly once; False when it had already been applied.
+
+        `checked`: the caller has just found it untracked (the consumer looks a batch up at
+        once), so the first look is skipped. Tracking is still looked at before a reaction
+        runs again: reactions are not re-run for a message that is applied.
+        """
         tracking = Tracking(application_name=message.source, notification_id=message.position)
         payload = message.payload()
-        for _ in range(self.max_conflict_retries):
-            if self.positions.is_tracked(tracking):
+        for attempt in range(self.max_conflict_retries):
+            if (attempt or not checked) and self.positions.is_tracked(tracking):
                 return False
             processing: ProcessingEvent[uuid.UUID] = ProcessingEvent(tracking)
             self.react(payload, message, processing)

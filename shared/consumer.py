@@ -15,10 +15,21 @@ from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.health import Health
-from shared.kafka import BrokerWatch, close_quietly, ensure_topics, new_admin, new_consumer
+from shared.kafka import (
+    FETCH_WAIT_MS,
+    IDLE_FETCH_WAIT_MS,
+    BrokerWatch,
+    close_quietly,
+    ensure_topics,
+    new_admin,
+    new_consumer,
+    set_fetch_wait,
+)
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class Consumer:
@@ -27,9 +38,23 @@ class Consumer:
     Offsets are committed after the effect is stored; a record delivered again
     (re-delivery, re-publication, replay after broker loss) finds its tracking
     row and changes nothing.
+
+    Records are taken in batches (what arrived, plus what joins within a short linger):
+    a batch is applied in one thread hop, record by record, each in its own transaction
+    with its tracking row, and its offsets are committed once, for every partition, after
+    the whole batch is stored. A crash in between re-delivers the batch; tracking absorbs it.
+    One transaction for the whole batch is not used: a reaction decides on the stored state
+    of its aggregates, so a later record of the same refund in the batch would conflict with
+    the earlier one's unstored events, and one conflict would undo the batch's other records.
     """
 
     check_interval = 1.0
+    lag_interval = 1.0  # seconds between looks at the partitions' lag while records flow
+    max_records = 500
+    # Seconds without records after which the broker may hold fetches longer: an idle
+    # consumer fetched ten times a second (the broker's CPU as much as ours). The first
+    # record after a quiet spell may wait up to IDLE_FETCH_WAIT_MS; a flow of them does not.
+    quiet_after = 5.0
 
     def __init__(
         self,
@@ -45,12 +70,16 @@ class Consumer:
         self.group = settings.topic_prefix + group
         self.topics = topics
         self.health = health
+        self.linger = settings.consumer_linger_ms / 1000
         self.applied = 0
         self.duplicates = 0
         # Records behind the high-water mark per assigned partition (for /metrics).
         self.lag: dict[TopicPartition, int] = {}
         # The partitions the group gave this replica now (the group splits them among replicas).
         self.assigned: frozenset[TopicPartition] = frozenset()
+        # When records last arrived, and whether fetches wait the longer, quiet, time.
+        self._last_records = 0.0
+        self._quiet = False
 
     async def run(self, stop: asyncio.Event) -> None:
         await keep_running(self._session, stop, part="consumer", health=self.health)
@@ -76,17 +105,21 @@ class Consumer:
         self, stop: asyncio.Event, consumer: AIOKafkaConsumer, watch: BrokerWatch
     ) -> None:
         next_check = 0.0
+        next_lag = 0.0
+        self._last_records, self._quiet = time.monotonic(), False
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
-            for partition, records in batches.items():
+            batches = await self._next_batches(consumer)
+            self._pace_fetches(consumer, bool(batches))
+            if batches:
+                records = [record for records in batches.values() for record in records]
                 await asyncio.to_thread(self._apply_all, records)
-                try:
-                    await consumer.commit({partition: records[-1].offset + 1})
-                except CommitFailedError:
-                    # Rebalanced away: the new owner re-delivers; tracking absorbs it.
-                    log.info("commit refused after rebalance on %s", partition)
-            self.lag = await partition_lag(consumer)
-            self.assigned = frozenset(consumer.assignment())
+                await self._commit(consumer, batches)
+            # The lag is for /metrics (scraped every few seconds): per batch it was a look at
+            # every assigned partition for each record at low rates.
+            if not batches or time.monotonic() >= next_lag:
+                self.lag = await partition_lag(consumer)
+                self.assigned = frozenset(consumer.assignment())
+                next_lag = time.monotonic() + self.lag_interval
             if time.monotonic() >= next_check:
                 if not await watch.intact():
                     # Offsets and positions refer to a log that no longer exists:
@@ -96,18 +129,74 @@ class Consumer:
                 self.health.report("consumer", True)
                 next_check = time.monotonic() + self.check_interval
 
+    def _pace_fetches(self, consumer: AIOKafkaConsumer, got_records: bool) -> None:
+        """Short fetch waits while records flow, longer ones after `quiet_after` without."""
+        now = time.monotonic()
+        if got_records:
+            self._last_records = now
+            if self._quiet:
+                set_fetch_wait(consumer, FETCH_WAIT_MS)
+                self._quiet = False
+        elif not self._quiet and now - self._last_records >= self.quiet_after:
+            set_fetch_wait(consumer, IDLE_FETCH_WAIT_MS)
+            self._quiet = True
+
+    async def _next_batches(self, consumer: AIOKafkaConsumer) -> Batches:
+        """The records that arrived, and those that join them within the linger.
+
+        At a few records a second every fetch brings one record; waiting a few ms after the
+        first lets the next ones join, so that the batch costs one thread hop and one offset
+        commit. The fetcher keeps fetching meanwhile: what it got is taken without waiting.
+        """
+        batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+        if not batches or self.linger <= 0:
+            return batches
+        await asyncio.sleep(self.linger)
+        room = self.max_records - sum(len(records) for records in batches.values())
+        if room > 0:
+            more = await consumer.getmany(timeout_ms=0, max_records=room)
+            for partition, records in more.items():
+                batches.setdefault(partition, []).extend(records)
+        return batches
+
+    async def _commit(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        """One offset commit for every partition of the batch, after all of it is stored."""
+        # A partition the group moved away meanwhile is the new owner's to re-deliver (tracking
+        # absorbs it); committing it would fail the whole commit.
+        assigned = consumer.assignment()
+        offsets = {
+            partition: records[-1].offset + 1
+            for partition, records in batches.items()
+            if partition in assigned
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError):
+            # Rebalanced away meanwhile: the new owner re-delivers; tracking absorbs it.
+            log.info("commit refused after rebalance on %s", sorted(offsets, key=str))
+
     def _apply_all(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        for record in records:
-            message = self._decode(record)
-            if message is None:
-                continue
+        """Apply a batch in order; its records' tracking is looked up in one query.
+
+        A record whose `(source, position)` is tracked already, or came earlier in this batch
+        (a re-publication next to its original), is a duplicate without running its reaction.
+        Those looked up as new still find a concurrent writer's tracking row on insert.
+        """
+        decoded = [(self._decode(record), record) for record in records]
+        messages = [(message, record) for message, record in decoded if message is not None]
+        known = self.app.positions.tracked([(m.source, m.position) for m, _ in messages])
+        for message, record in messages:
+            key = (message.source, message.position)
             # The reaction runs inside the span: the events it stores record it as their cause.
             with tracing.processing(message, record.topic) as span:
-                if self.app.handle(message):
+                if key not in known and self.app.handle(message, checked=True):
                     self.applied += 1
                 else:
                     self.duplicates += 1
                     span.set_attribute("refunds.duplicate", True)
+            known.add(key)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent | None:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ from shared.stamping import StampingMapper
 
 # The longest pause between looks at a quiet log, for appends by other processes.
 IDLE_POLL_SECONDS = 0.25
+# How often a follower saves a position it moved past unwanted events (a write each): a busy
+# process appends many events a follower does not want, each look past them was a write.
+SKIP_SAVE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ def pages_after(
     limit: int,
     topics: Sequence[str] = (),
     marker: str | None = None,
+    choose: Callable[[str], bool] | None = None,
 ) -> Iterator[LogPage]:
     """Pages of the events after `position` up to the log's end as it is now; `topics`
-    (exact) or `marker` (a part of the topic, e.g. `:RefundRequest.`) choose which.
+    (exact), `marker` (a part of the topic, e.g. `:RefundRequest.`) or `choose` (a test of
+    a stored topic, e.g. whether it names a class the relay publishes) choose which.
 
     The end is read first: notification ids are committed in order (eventsourcing's
     PostgreSQL recorder inserts under an EXCLUSIVE table lock, SQLite has one writer), so
@@ -52,8 +57,12 @@ def pages_after(
     end = int(recorder.max_notification_id() or 0)
     if end <= position:
         return
-    if marker is not None:
-        topics = [topic for topic in _topics_between(recorder, position, end) if marker in topic]
+    if marker is not None or choose is not None:
+        topics = [
+            topic
+            for topic in _topics_between(recorder, position, end)
+            if (marker is None or marker in topic) and (choose is None or choose(topic))
+        ]
         if not topics:
             yield LogPage([], end)
             return
@@ -104,7 +113,8 @@ class LogFollower:
     A crash between acting and advancing repeats the batch, so what the caller
     does must be idempotent (Kafka consumers dedupe by tracking; the gateway by
     merchant refund number). A look that finds nothing wanted moves the position to
-    the log's end by itself (saved too, once `load` made the position a durable one).
+    the log's end by itself (saved too, once `load` made the position a durable one: at
+    once the first time, then at most every SKIP_SAVE_SECONDS).
     """
 
     def __init__(
@@ -113,26 +123,43 @@ class LogFollower:
         name: str,
         *,
         topics: Sequence[str] = (),
+        choose: Callable[[str], bool] | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.02,
     ) -> None:
         self.app = app
         self.name = name
         self.topics = tuple(topics)
+        self.choose = choose
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.position = 0
+        # Where to go on from once the last batch is handled: past its last event, and past
+        # the unwanted events after it when the batch reached the log's end.
+        self.reached = 0
         self._durable = False
+        # The bell's rings before the look that found the last batch, when that batch was
+        # not full: the next look waits for a ring after it (or the poll interval).
+        self._rings_at_batch: int | None = None
+        self._looked_at = 0.0
+        # A position moved past unwanted events and not saved yet, and when one last was. A
+        # crash before it is saved reads those events again, and again wants none of them.
+        self._skipped_to: int | None = None
+        self._skip_saved_at = -SKIP_SAVE_SECONDS
+        self.clock = time.monotonic  # for the saves' interval (tests move it on)
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
+        self.reached = self.position
         self._durable = True
         return self.position
 
     async def advance(self, position: int) -> None:
         await asyncio.to_thread(self.app.positions.save, self.name, position)
+        self._skipped_to = None  # saved past it (or rewound: it must never be saved now)
         self.position = position
+        self.reached = max(self.reached, position) if position else 0
 
     async def rewind(self) -> None:
         await self.advance(0)
@@ -140,18 +167,35 @@ class LogFollower:
     def _read(self) -> list[LoggedEvent]:
         page = next(
             pages_after(
-                self.app.recorder, self.position, limit=self.batch_size, topics=self.topics
+                self.app.recorder,
+                self.position,
+                limit=self.batch_size,
+                topics=self.topics,
+                choose=self.choose,
             ),
             None,
         )
         if page is None:
+            self._save_skipped()
             return []
+        self.reached = page.reached
         if not page.notifications:
             # Only unwanted events since the position: never read them again.
-            if self._durable:
-                self.app.positions.save(self.name, page.reached)
             self.position = page.reached
+            if self._durable:
+                self._skipped_to = page.reached
+                self._save_skipped()
         return [self._logged(n) for n in page.notifications]
+
+    def _save_skipped(self) -> None:
+        """Save the position moved past unwanted events: the first time at once, then at most
+        every SKIP_SAVE_SECONDS (a later look, even one that finds nothing, saves it)."""
+        now = self.clock()
+        if self._skipped_to is None or now - self._skip_saved_at < SKIP_SAVE_SECONDS:
+            return
+        self.app.positions.save(self.name, self._skipped_to)
+        self._skipped_to = None
+        self._skip_saved_at = now
 
     def _logged(self, notification: Notification) -> LoggedEvent:
         mapper = self.app.mapper
@@ -170,12 +214,22 @@ class LogFollower:
         up to every `IDLE_POLL_SECONDS`.
         """
         deadline = time.monotonic() + wait
+        if self._rings_at_batch is not None:
+            # Right after a batch that was not full the log's end was in sight: looking again
+            # at once would mostly find nothing (one more thread hop and read per batch).
+            # Wait for this process's next append, or the poll interval for other processes'.
+            await self.app.appended.wait(self._rings_at_batch, min(self.poll_interval, wait))
+            self._rings_at_batch = None
+            # At most one look per poll interval here too: appends in quick succession (a
+            # busy process) join one batch rather than one look, one hop each.
+            await asyncio.sleep(max(0.0, self._looked_at + self.poll_interval - time.monotonic()))
         while True:
             rings = self.app.appended.rings
             batch = await asyncio.to_thread(self._read)
-            looked = time.monotonic()
+            looked = self._looked_at = time.monotonic()
             if batch:
                 self._idle_poll = self.poll_interval
+                self._rings_at_batch = rings if len(batch) < self.batch_size else None
                 return batch
             if looked >= deadline:
                 return batch

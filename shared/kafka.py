@@ -23,6 +23,11 @@ TOPICS = {
     "notify": "refunds.notify.v1",
 }
 MAX_REQUEST_BYTES = 1_048_576  # Apache Kafka's default; tansu enforces none, so we do
+# How long the broker may hold a consumer's fetch while its topics are quiet: short while
+# records flow, longer once they have not for a while (every fetch costs the broker and the
+# client; tansu does not answer a held fetch as soon as a record arrives, Apache Kafka does).
+FETCH_WAIT_MS = 100
+IDLE_FETCH_WAIT_MS = 500
 
 
 def topic_of(settings: ServiceSettings, service: str) -> str:
@@ -63,13 +68,22 @@ def new_consumer(
         auto_offset_reset="earliest",
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
-        # How long the broker may hold a fetch while the topics are quiet; a record
-        # arriving meanwhile answers it at once (tansu too), so this is no delay. 20 ms
-        # made every idle consumer ask 50 times a second.
-        fetch_max_wait_ms=100,
+        # How long the broker may hold a fetch while the topics are quiet (set_fetch_wait
+        # lengthens it while they stay quiet). 20 ms made every idle consumer ask 50 times
+        # a second.
+        fetch_max_wait_ms=FETCH_WAIT_MS,
         max_poll_records=500,
         request_timeout_ms=10_000,
     )
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """Change how long the broker may hold the consumer's next fetches. aiokafka reads it
+    from its fetcher for every fetch it sends, but offers no public way to change it; should
+    that attribute go, the consumer keeps the wait it was created with."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+        fetcher._fetch_max_wait_ms = wait_ms
 
 
 async def ensure_topics(

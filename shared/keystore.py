@@ -212,7 +212,10 @@ class Keystore:
                 self._remember_current(subject, key_id)
                 return key_id
             generation = 1 if row is None else int(row["generation"]) + 1
-            self._create(subject, generation)  # a concurrent creator may win: read again
+            created = self._create(subject, generation)
+            if created is not None:
+                return created
+            # A concurrent creator won: read again.
         raise KeystoreError(f"could not create a key for {subject}")
 
     def erase(self, subject: Subject, *, by: str) -> list[Tombstone]:
@@ -236,7 +239,7 @@ class Keystore:
         return self.tombstones(subject)
 
     def tombstones(self, subject: Subject) -> list[Tombstone]:
-        with self._table.transaction() as db:
+        with self._table.read() as db:
             db.execute(
                 self._table.sql(
                     "SELECT key_id, generation, erased_at, erased_by FROM {keys} "
@@ -273,7 +276,7 @@ class Keystore:
         # An erased key stays erased: no need to look again.
         if cached is not None and (cached[1] is None or (cached[0] > now and not fresh)):
             return cached[1]
-        with self._table.transaction() as db:
+        with self._table.read() as db:
             db.execute(
                 self._table.sql("SELECT tenant, customer_id, wrapped FROM {keys} WHERE key_id = ?"),
                 (key_id,),
@@ -284,12 +287,20 @@ class Keystore:
         subject: Subject = (str(row["tenant"]), str(row["customer_id"]))
         wrapped = row["wrapped"]
         key = None if wrapped is None else AESGCM(self._unwrap(key_id, subject, str(wrapped)))
-        with self._lock:
-            self._keys[key_id] = (now + self.cache_seconds, key, subject)
+        self._remember_key(key_id, key, subject, now)
         return key
 
+    def _remember_key(
+        self, key_id: str, key: AESGCM | None, subject: Subject, now: float | None = None
+    ) -> None:
+        at = self._clock() if now is None else now
+        with self._lock:
+            self._keys[key_id] = (at + self.cache_seconds, key, subject)
+
     def _latest(self, subject: Subject) -> dict[str, Any] | None:
-        with self._table.transaction() as db:
+        """The subject's newest key row; a live one's key is remembered too (the caller is
+        about to seal with it), so sealing needs no second look-up."""
+        with self._table.read() as db:
             db.execute(
                 self._table.sql(
                     "SELECT key_id, generation, wrapped FROM {keys} "
@@ -300,23 +311,36 @@ class Keystore:
             row = db.fetchone()
         if row is None:
             return None
-        return {key: row[key] for key in ("key_id", "generation", "wrapped")}
+        found = {key: row[key] for key in ("key_id", "generation", "wrapped")}
+        if found["wrapped"] is not None:
+            key_id = str(found["key_id"])
+            self._remember_key(
+                key_id, AESGCM(self._unwrap(key_id, subject, str(found["wrapped"]))), subject
+            )
+        return found
 
-    def _create(self, subject: Subject, generation: int) -> None:
+    def _create(self, subject: Subject, generation: int) -> str | None:
+        """A new key of this generation; None when a concurrent creator stored one first."""
         key_id = f"ck_{secrets.token_hex(8)}_g{generation}"
         nonce = os.urandom(NONCE_BYTES)
-        wrapped = nonce + self._master.encrypt(
-            nonce, AESGCM.generate_key(bit_length=256), _wrap_aad(key_id, subject)
-        )
+        key = AESGCM.generate_key(bit_length=256)
+        wrapped = nonce + self._master.encrypt(nonce, key, _wrap_aad(key_id, subject))
         with self._table.transaction() as db:
             db.execute(
                 self._table.sql(
                     "INSERT INTO {keys} (key_id, tenant, customer_id, generation, wrapped, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, customer_id, generation) DO NOTHING"
+                    "ON CONFLICT (tenant, customer_id, generation) DO NOTHING RETURNING key_id"
                 ),
                 (key_id, *subject, generation, base64.b64encode(wrapped).decode(), _now()),
             )
+            inserted = db.fetchone() is not None
+        if not inserted:
+            return None
+        # Ours is the subject's live key: known without reading it back.
+        self._remember_key(key_id, AESGCM(key), subject)
+        self._remember_current(subject, key_id)
+        return key_id
 
     def _unwrap(self, key_id: str, subject: Subject, wrapped: str) -> bytes:
         raw = base64.b64decode(wrapped)

@@ -53,6 +53,11 @@ class KeyTable:
         """A cursor in a transaction, committed on success; rows are read by column name."""
         return self.datastore.transaction(commit=True)
 
+    def read(self) -> Any:
+        """A cursor in a transaction that only reads (rolled back): on SQLite it does not
+        queue behind the one writer, on PostgreSQL it commits nothing."""
+        return self.datastore.transaction(commit=False)
+
     def sql(self, text: str) -> str:
         return text.replace("?", self.p).format(keys=self.keys, meta=self.meta)
 

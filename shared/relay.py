@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
+from eventsourcing.utils import TopicError, resolve_topic
 
 from shared import tracing
 from shared.aio import keep_running
@@ -22,6 +23,53 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Mapping = Callable[[Any], IntegrationEvent | None]
+M = TypeVar("M", bound=Mapping)
+
+
+def publishes(*event_classes: type) -> Callable[[M], M]:
+    """Declares the stored event classes a mapping may turn into integration events (their
+    subclasses too): the relay then reads and decodes only those, and passes over the rest
+    of the log in SQL. A mapping without it is handed every stored event."""
+
+    def declare(mapping: M) -> M:
+        # An attribute of the function itself: the mapping and its declaration travel together.
+        setattr(mapping, PUBLISHES, event_classes)
+        return mapping
+
+    return declare
+
+
+PUBLISHES = "publishes_event_classes"
+
+
+class PublishedTopics:
+    """Whether a stored topic names a class the mapping publishes.
+
+    The topics are resolved as the stored events are (eventsourcing's `resolve_topic`), so an
+    aggregate moved to another module, with its old topic registered, is still published."""
+
+    def __init__(self, event_classes: tuple[type, ...]) -> None:
+        self.event_classes = event_classes
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, topic: str) -> bool:
+        known = self._known.get(topic)
+        if known is None:
+            try:
+                found = resolve_topic(topic)
+            except TopicError:
+                found = None
+            # A topic that does not resolve is read, so that its decoding fails loudly.
+            known = found is None or (
+                isinstance(found, type) and issubclass(found, self.event_classes)
+            )
+            self._known[topic] = known
+        return known
+
+
+def published_topics(mapping: Mapping) -> PublishedTopics | None:
+    declared = getattr(mapping, PUBLISHES, None)
+    return None if declared is None else PublishedTopics(tuple(declared))
 
 
 def position_name(topic: str) -> str:
@@ -57,7 +105,10 @@ class Relay:
         self.to_integration = to_integration
         self.health = health
         self.follower = LogFollower(
-            app, position_name(topic), poll_interval=settings.poll_interval_ms / 1000
+            app,
+            position_name(topic),
+            choose=published_topics(to_integration),
+            poll_interval=settings.poll_interval_ms / 1000,
         )
         self.published = 0
 
@@ -91,7 +142,8 @@ class Relay:
             batch = await self.follower.next_batch(wait=self.check_interval)
             if batch:
                 await self._publish(producer, batch)
-                await self.follower.advance(batch[-1].position)
+                # Past the batch, and past the unpublished events read over after it.
+                await self.follower.advance(self.follower.reached)
 
     async def _check_broker(self, admin: Any, watch: BrokerWatch) -> None:
         if await watch.intact():

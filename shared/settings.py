@@ -50,6 +50,13 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions per topic")
     kafka_idempotence: bool = Field(False, description="idempotent producer (off for tansu)")
+    consumer_linger_ms: int = Field(
+        10,
+        ge=0,
+        le=1_000,
+        description="how long the consumer waits, once records arrived, for more to join the "
+        "batch: one thread hop, one offset commit per batch instead of per record",
+    )
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="topic name prefix")
     relay_enabled: bool = Field(True, description="run the outbox relay in this process")
     consumer_enabled: bool = Field(True, description="run the Kafka consumer in this process")

@@ -7,6 +7,7 @@ followers (the relay, executors) and an exact tracking look-up.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -106,6 +107,15 @@ def create_tables(datastore: Any, statements: list[str]) -> None:
             cursor.execute(statement)
 
 
+# Positions per tracking look-up: well below SQLite's 999 bound parameters.
+TRACKED_CHUNK = 500
+
+
+def _first(row: Any) -> Any:
+    """The first column of a row: PostgreSQL's rows are dicts, SQLite's are sequences."""
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
 class Positions:
     """Durable positions of log followers, and exact (source, position) tracking look-ups.
 
@@ -130,6 +140,11 @@ class Positions:
         self._select_tracking = (
             f"SELECT 1 FROM {tracking} WHERE application_name = {p} AND notification_id = {p}"
         )
+        # The positions are bound parameters, one mark each (appended by `tracked`).
+        self._select_tracked = (
+            f"SELECT notification_id FROM {tracking} "
+            f"WHERE application_name = {p} AND notification_id IN"
+        )
         self._select = f"SELECT position FROM {self._table} WHERE name = {p}"
         self._upsert = (
             f"INSERT INTO {self._table} (name, position) VALUES ({p}, {p}) "
@@ -149,7 +164,7 @@ class Positions:
             row = cursor.fetchone()
         if row is None:
             return 0
-        return int(row["position"] if isinstance(row, dict) else row[0])
+        return int(_first(row))
 
     def save(self, name: str, position: int) -> None:
         """Store a follower's position; a role's follower only while its lease holds."""
@@ -157,6 +172,23 @@ class Positions:
             if isinstance(self._datastore, PostgresDatastore):
                 check_lease(cursor, self._datastore.schema)
             cursor.execute(self._upsert, (name, position))
+
+    def tracked(self, positions: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these `(source, position)` pairs are tracked: one read for a batch."""
+        if not positions:
+            return set()
+        by_source: dict[str, list[int]] = {}
+        for source, position in positions:
+            by_source.setdefault(source, []).append(position)
+        found: set[tuple[str, int]] = set()
+        with self._datastore.transaction(commit=False) as cursor:
+            for source, numbers in by_source.items():
+                for chunk in range(0, len(numbers), TRACKED_CHUNK):
+                    part = numbers[chunk : chunk + TRACKED_CHUNK]
+                    marks = ", ".join([self._param] * len(part))
+                    cursor.execute(f"{self._select_tracked} ({marks})", (source, *part))
+                    found.update((source, int(_first(row))) for row in cursor.fetchall())
+        return found
 
     def is_tracked(self, tracking: Tracking) -> bool:
         with self._datastore.transaction(commit=False) as cursor:

@@ -36,12 +36,25 @@ from shared.contracts import (
 )
 from shared.ids import public_id
 from shared.money import Money
+from shared.relay import publishes
 
 Published = TypeVar("Published", bound=IntegrationEvent)
 Event: Any = RefundRequest  # the nested event classes are created by eventsourcing
 Erasure: Any = CustomerErasure
 
 
+@publishes(
+    ApiKey.Issued,
+    ApiKey.Announced,
+    ApiKey.Revoked,
+    Erasure.CustomerErased,
+    Event.Requested,
+    Event.Withdrawn,
+    Event.EvidenceAdded,
+    Event.Appealed,
+    Event.ReceiptConfirmed,
+    Event.ReturnShipped,
+)
 def to_integration(event: Any) -> IntegrationEvent | None:
     """Personal data is published as stored: sealed under the customer's key."""
     if isinstance(event, ApiKey.Event):

@@ -13,12 +13,14 @@ from shared.contracts import (
     fields_of,
 )
 from shared.ids import public_id
+from shared.relay import publishes
 
 # Store credits, coupons, callback logs, cancellations and finance actions stay
 # payout's own records; the refund's public story is its success or failure.
 Paid: Any = Payout
 
 
+@publishes(Paid.Succeeded, Paid.Failed)
 def to_integration(event: Any) -> IntegrationEvent | None:
     if isinstance(event, Paid.Succeeded):
         return PayoutSucceededV1(

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.review.domain import ReviewCase
 from services.review.recovery import RecoveryClaim
-from services.review.returns.publishing import return_to_integration
+from services.review.returns.publishing import RETURN_PUBLISHES, return_to_integration
 from shared.contracts import (
     IntegrationEvent,
     MoneyModel,
@@ -22,6 +22,7 @@ from shared.contracts import (
     ReviewSlaBreachedV1,
     fields_of,
 )
+from shared.relay import publishes
 
 Case: Any = ReviewCase  # the nested event classes are created by eventsourcing
 Claim: Any = RecoveryClaim
@@ -34,6 +35,18 @@ def _route(event: Any) -> dict[str, Any]:
     return {"refund_id": event.refund_id, "tenant": event.tenant, "order_id": event.order_id}
 
 
+@publishes(
+    *RETURN_PUBLISHES,
+    Claim.Claimed,
+    Case.Approved,
+    Case.Rejected,
+    Case.Opened,
+    Case.EvidenceRequested,
+    Case.EvidenceReceived,
+    Case.Escalated,
+    Case.CompensationOffered,
+    Case.SlaBreached,
+)
 def to_integration(event: Any) -> IntegrationEvent | None:
     returned = return_to_integration(event)
     if returned is not None:

@@ -165,6 +165,33 @@ def test_other_processes_stop_using_an_erased_key_within_the_cache_bound(
         store.close()
 
 
+def test_look_ups_only_read_and_a_new_key_is_not_read_back(settings: KeystoreSettings) -> None:
+    """Sealing for a new customer is one read and one write; opening within the cache asks
+    nothing; opening `fresh` reads, and no look-up opens a write transaction."""
+    keystore = open_keystore(settings, "intake")
+    datastore = keystore._table.datastore
+    opened: list[bool] = []
+    transaction = datastore.transaction
+
+    def counting(*, commit: bool) -> object:
+        opened.append(commit)
+        return transaction(commit=commit)
+
+    datastore.transaction = counting  # type: ignore[method-assign]
+    sealed = keystore.seal(ALICE, "alice@example.com", field=EMAIL)
+    assert opened == [False, True]  # no key yet; the new one stored
+    opened.clear()
+    keystore.seal(ALICE, "again", field=EMAIL)
+    assert keystore.unseal(sealed, field=EMAIL) == "alice@example.com"
+    assert opened == []  # both from the cache
+    assert keystore.unseal(sealed, field=EMAIL, fresh=True) == "alice@example.com"
+    keystore.forget_cache()
+    assert keystore.seal(ALICE, "a third", field=EMAIL).startswith(PREFIX)
+    assert keystore.tombstones(ALICE) == []
+    assert opened == [False, False, False]  # fresh look, live key (remembered), tombstones
+    keystore.close()
+
+
 def test_the_wrapped_keys_are_not_the_keys(settings: KeystoreSettings) -> None:
     keystore = open_keystore(settings, "intake")
     keystore.seal(ALICE, "alice@example.com", field=EMAIL)

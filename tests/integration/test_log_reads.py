@@ -14,7 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
 from shared.application import ServiceApplication
-from shared.follower import LogFollower
+from shared.follower import SKIP_SAVE_SECONDS, LogFollower
 from shared.ledger import Ledger
 from shared.readmodel import ReadModel, sortable
 from shared.settings import ServiceSettings
@@ -174,6 +174,47 @@ async def test_a_follower_moves_past_events_of_other_topics_without_reading_them
     batch = await follower.next_batch(wait=0)
     assert [item.event.text for item in batch] == ["second"]
     assert all(start is not None and start >= end for start in reads.starts)
+
+
+async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_second(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looks that each pass over unwanted events were a write each; the first is saved at
+    once, the next ones (a busy process) once the interval has passed, by any later look."""
+    follower = LogFollower(app, "probe", topics=[get_topic(Wanted.Created)])
+    await follower.load()
+    saved: list[int] = []
+    save = app.positions.save
+
+    def counting(name: str, position: int) -> None:
+        saved.append(position)
+        save(name, position)
+
+    monkeypatch.setattr(app.positions, "save", counting)
+    now = [1000.0]
+    follower.clock = lambda: now[0]
+    first = _noise(app, 5)
+    assert await follower.next_batch(wait=0) == []
+    assert saved == [first]
+    for _ in range(3):
+        end = _noise(app, 5)
+        assert await follower.next_batch(wait=0) == []
+        assert follower.position == end
+    assert saved == [first]  # within the interval: in memory only
+    now[0] += SKIP_SAVE_SECONDS
+    assert await follower.next_batch(wait=0) == []  # nothing new: the look saves what it passed
+    assert saved == [first, end]
+    assert app.positions.load("probe") == end
+    # Rewound (a broker that lost its data): a pending move must not be saved after it.
+    _noise(app, 5)
+    assert await follower.next_batch(wait=0) == []
+    _noise(app, 5)
+    assert await follower.next_batch(wait=0) == []
+    await follower.rewind()
+    now[0] += SKIP_SAVE_SECONDS
+    follower.position = int(app.recorder.max_notification_id() or 0)  # nothing new to read
+    assert await follower.next_batch(wait=0) == []
+    assert app.positions.load("probe") == 0
 
 
 async def test_an_in_memory_follower_moves_on_without_saving(app: Probe) -> None:

@@ -21,6 +21,16 @@ from shared.contracts import (
 )
 
 Return: Any = ReturnCase  # the nested event classes are created by eventsourcing
+# The stored events `return_to_integration` may publish (the relay reads only those).
+RETURN_PUBLISHES: tuple[type, ...] = (
+    Return.Requested,
+    Return.ShipReminded,
+    Return.Delivered,
+    Return.Received,
+    Return.ExchangeReady,
+    Return.ShipByMissed,
+    Return.ReceiptOverdue,
+)
 
 
 def _lines(items: list[dict[str, Any]]) -> list[ReturnLine]:
