@@ -175,6 +175,7 @@ class Sender:
         fresh: set[str] = set()  # keys looked up in the store this round
         for cid in ready:
             correspondence = self.app.messages.correspondence(cid)
+            self.outbox.settle(correspondence)
             for due in correspondence.pending(channels=(self.channel.name,)):
                 if due.retry_at is not None and due.retry_at > self.clock():
                     self.outbox.wake(cid, due.retry_at)
