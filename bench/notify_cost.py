@@ -51,6 +51,7 @@ from shared.contracts import (
 )
 from shared.ids import public_id
 from shared.keystore import open_keystore
+from shared.store import AGGREGATE_CACHE_SIZE
 
 NOW = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
 AMOUNT = MoneyModel(amount=12900, currency="CNY")
@@ -214,6 +215,9 @@ def main() -> None:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(Path(tmp) / "notify.sqlite"),
             "SINGLE_ROW_TRACKING": "n",
+            # As the service runs (shared.store.store_env): hot aggregates stay in memory.
+            "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
         }
         app = NotifyApplication(env=env)
         app.keystore = open_keystore(NotifySettings(data_dir=Path(tmp)), "notify")

@@ -16,15 +16,25 @@ from eventsourcing.persistence import Notification
 from services.notify.application import NotifyApplication
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.outbox import Outbox
+from services.notify.settings import NotifySettings
+from shared.keystore import open_keystore
+from shared.store import store_env
 from tests.integration.test_notify_sender import approved, cloud, new_refund_id, requested
 from tests.support.notify import notify_app
 
 SOON = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[NotifyApplication]:
-    application = notify_app(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyApplication]:
+    if request.param == "sqlite":
+        application = notify_app(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = f"{request.getfixturevalue('schema_prefix')}_notify"
+        settings = NotifySettings(database_url=url, database_schema=schema, data_dir=tmp_path)
+        application = NotifyApplication(env=store_env(settings, "notify"))
+        application.keystore = open_keystore(settings, "notify")
     yield application
     application.close()
 
