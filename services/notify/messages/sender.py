@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
 
 from services.notify.application import NotifyApplication
-from services.notify.messages.application import Decision
+from services.notify.messages.application import Decision, Loaded
 from services.notify.messages.channels import Channel, Outgoing, TryLater, Undeliverable
 from services.notify.messages.domain import Correspondence, Due
 from services.notify.messages.outbox import Outbox
@@ -148,12 +148,14 @@ class Sender:
     async def _round(self, ready: list[uuid.UUID], stop: asyncio.Event) -> bool:
         """One round: the due messages of `ready`, claimed together, sent, recorded together;
         False only when stopping."""
-        batch = await asyncio.to_thread(self._prepare, ready)
+        loaded: Loaded = {}  # the round's correspondences, decided on without reloading
+        batch = await asyncio.to_thread(self._prepare, ready, loaded)
         outcomes = [m for m in batch if m.outcome is not None]  # failed before any attempt
         sending = [m for m in batch if m.outcome is None]
         if sending and self.channel.claims:
             claims = [(m.due.step, m.claim) for m in sending]
-            claimed = await self._store(stop, self._claim, [m.cid for m in sending], claims)
+            cids = [m.cid for m in sending]
+            claimed = await self._store(stop, self._claim, cids, claims, loaded)
             if claimed is None:
                 return False  # stopping: a claim perhaps stored becomes uncertain, never resent
             for message, attempt in zip(sending, claimed, strict=True):
@@ -162,19 +164,19 @@ class Sender:
         if sending:
             await asyncio.to_thread(self._send_all, sending)
             outcomes += sending
-        if outcomes and await self._store(stop, self._record, outcomes) is None:
+        if outcomes and await self._store(stop, self._record, outcomes, loaded) is None:
             return False
         self._count(outcomes)
         return True
 
-    def _prepare(self, ready: list[uuid.UUID]) -> list[_Message]:
+    def _prepare(self, ready: list[uuid.UUID], loaded: Loaded) -> list[_Message]:
         """Load each ready correspondence once and compose its due messages on this channel,
         at most `per_round`; a correspondence with more is due again at once. Addresses are
         opened here, each customer's key looked up in the store once per round."""
         batch: list[_Message] = []
         fresh: set[str] = set()  # keys looked up in the store this round
         for cid in ready:
-            correspondence = self.app.messages.correspondence(cid)
+            correspondence = loaded[cid] = self.app.messages.correspondence(cid)
             self.outbox.settle(correspondence)
             for due in correspondence.pending(channels=(self.channel.name,)):
                 if due.retry_at is not None and due.retry_at > self.clock():
@@ -217,9 +219,11 @@ class Sender:
             due.address, field=ADDRESS_FIELDS[self.channel.name], fresh=first
         )
 
-    def _claim(self, cids: list[uuid.UUID], claims: list[tuple[str, str]]) -> list[int | None]:
+    def _claim(
+        self, cids: list[uuid.UUID], claims: list[tuple[str, str]], loaded: Loaded
+    ) -> list[int | None]:
         """Claim the round's e-mails in one save (see `Messages.start_attempts`)."""
-        return self.app.messages.start_attempts(cids, claims, self.channel.name)
+        return self.app.messages.start_attempts(cids, claims, self.channel.name, loaded)
 
     def _send_all(self, sending: list[_Message]) -> None:
         """Hand each message over, one after the other on the channel's kept-open connection;
@@ -255,10 +259,10 @@ class Sender:
             delay = min(timedelta(seconds=retry_after), MAX_RETRY_DELAY)
         return delay
 
-    def _record(self, outcomes: list[_Message]) -> bool:
+    def _record(self, outcomes: list[_Message], loaded: Loaded) -> bool:
         """Every outcome of the round in one save (see `Messages.record_outcomes`)."""
         changes = [(m.cid, m.outcome) for m in outcomes if m.outcome is not None]
-        self.app.messages.record_outcomes(changes)
+        self.app.messages.record_outcomes(changes, loaded)
         return True
 
     def _fail(self, message: _Message, cause: str) -> _Message:
