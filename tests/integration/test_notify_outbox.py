@@ -170,4 +170,4 @@ def test_a_correspondence_without_an_address_on_the_channel_is_not_kept(
     email.settle(app.messages.correspondence(cid))
     assert email.seen == {}  # ... and forgets it
     email.save()
-    assert Outbox(app, "email").scan() == [] and email.checkpoints.load("email")[1] == {}
+    assert Outbox(app, "email").scan() == [] and email.checkpoints.load()[1] == {}

@@ -5,7 +5,7 @@ are closed, which attempts were claimed and not finished, when a retry is due) i
 the correspondence events, and kept only while something of it is unfinished: a
 correspondence whose messages on the channel are all sent, failed or uncertain, or that has
 no address for it, is forgotten. The fold is saved now and then as a checkpoint (the log
-position and the unfinished entries, `OutboxCheckpoints`), so a start reads the checkpoint
+position and the unfinished entries, `follow.Checkpoints`), so a start reads the checkpoint
 and only the events logged after it: its cost follows the open messages, not the history.
 
 A start then knows exactly which (step, channel) messages are still open and which attempts
@@ -25,15 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.postgres import PostgresDatastore
-
 from services.notify.application import NotifyApplication
-from services.notify.follow import read_after, stored_topics
+from services.notify.follow import Checkpoints, read_after, stored_topics
 from services.notify.messages import domain
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import EMAIL
-from shared.fencing import check_lease
-from shared.store import create_tables
 
 Event: Any = Correspondence
 TOPICS = stored_topics(
@@ -112,14 +108,15 @@ class Outbox:
         self.position = 0
         self.due: dict[uuid.UUID, datetime | None] = {}  # None: at once
         self.seen: dict[uuid.UUID, _Seen] = {}  # the unfinished correspondences
-        self.checkpoints = OutboxCheckpoints(app)
+        self.checkpoints = Checkpoints(app, f"outbox_{channel}")
         self._changed: set[uuid.UUID] = set()  # entries changed since the last checkpoint
         self._saved = (0, time.monotonic())  # position and time of the last checkpoint
 
     def scan(self) -> list[tuple[uuid.UUID, str]]:
         """Read the checkpoint and the log after it; returns the (correspondence, step)
         attempts left unfinished."""
-        self.position, self.seen = self.checkpoints.load(self.channel)
+        self.position, entries = self.checkpoints.load()
+        self.seen = {uuid.UUID(cid): _Seen.from_json(text) for cid, text in entries.items()}
         self._saved = (self.position, time.monotonic())
         while True:
             batch = self._read()
@@ -175,10 +172,14 @@ class Outbox:
         """Store a checkpoint: the position and the entries changed since the last one."""
         if self.position == self._saved[0] and not self._changed:
             return
-        changed = {cid: self.seen.get(cid) for cid in self._changed}
-        self.checkpoints.save(self.channel, self.position, changed)
+        changed = {str(cid): self._entry(cid) for cid in self._changed}
+        self.checkpoints.save(self.position, changed)
         self._changed.clear()
         self._saved = (self.position, time.monotonic())
+
+    def _entry(self, cid: uuid.UUID) -> str | None:
+        known = self.seen.get(cid)
+        return None if known is None else known.to_json()
 
     def _learn(self, event: Any) -> None:
         cid = event.originator_id
@@ -247,69 +248,3 @@ class Outbox:
         events = [self.app.mapper.to_domain_event(n) for n in notifications]
         self.position = position
         return events
-
-
-class OutboxCheckpoints:
-    """The outboxes' checkpoints in notify's database: per channel, the log position and the
-    unfinished entries as of it. Derived from the log alone: dropping both tables only makes
-    the next start read the whole log again."""
-
-    def __init__(self, app: NotifyApplication) -> None:
-        datastore: Any = getattr(app.recorder, "datastore", None)
-        self._datastore = datastore
-        postgres = isinstance(datastore, PostgresDatastore)
-        schema = f'"{datastore.schema}".' if postgres else ""
-        positions, entries = f"{schema}outbox_positions", f"{schema}outbox_entries"
-        p = "%s" if postgres else "?"
-        # Table names are ours; every value is a bound parameter.
-        self._position = f"SELECT position FROM {positions} WHERE channel = {p}"  # noqa: S608
-        self._entries = f"SELECT correspondence_id, seen FROM {entries} WHERE channel = {p}"  # noqa: S608
-        self._move = (
-            f"INSERT INTO {positions} (channel, position) VALUES ({p}, {p}) "  # noqa: S608
-            "ON CONFLICT (channel) DO UPDATE SET position = excluded.position"
-        )
-        self._forget = f"DELETE FROM {entries} WHERE channel = {p} AND correspondence_id = {p}"  # noqa: S608
-        self._keep = (
-            f"INSERT INTO {entries} (channel, correspondence_id, seen) VALUES ({p}, {p}, {p}) "  # noqa: S608
-            "ON CONFLICT (channel, correspondence_id) DO UPDATE SET seen = excluded.seen"
-        )
-        create_tables(
-            datastore,
-            [
-                f"CREATE TABLE IF NOT EXISTS {positions} "
-                "(channel TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-                f"CREATE TABLE IF NOT EXISTS {entries} (channel TEXT NOT NULL, "
-                "correspondence_id TEXT NOT NULL, seen TEXT NOT NULL, "
-                "PRIMARY KEY (channel, correspondence_id))",
-            ],
-        )
-
-    def load(self, channel: str) -> tuple[int, dict[uuid.UUID, _Seen]]:
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._position, (channel,))
-            row = cursor.fetchone()
-            if row is None:
-                return 0, {}
-            cursor.execute(self._entries, (channel,))
-            entries = {
-                uuid.UUID(r["correspondence_id"]): _Seen.from_json(r["seen"])
-                for r in cursor.fetchall()
-            }
-        return int(row["position"]), entries
-
-    def save(self, channel: str, position: int, changed: dict[uuid.UUID, _Seen | None]) -> None:
-        """One transaction; skipped when a checkpoint further on was stored meanwhile (by a
-        sender that took over from this one)."""
-        with self._datastore.transaction(commit=True) as cursor:
-            if isinstance(self._datastore, PostgresDatastore):
-                check_lease(cursor, self._datastore.schema)  # the sender's role is still ours
-            cursor.execute(self._position, (channel,))
-            row = cursor.fetchone()
-            if row is not None and int(row["position"]) > position:
-                return
-            cursor.execute(self._move, (channel, position))
-            for cid, known in changed.items():
-                if known is None:
-                    cursor.execute(self._forget, (channel, str(cid)))
-                else:
-                    cursor.execute(self._keep, (channel, str(cid), known.to_json()))
