@@ -1,6 +1,6 @@
-"""The senders' outbox starts from its checkpoint: a start reads only what was logged after
-it, however long the history, and still knows every open message and every claim left
-without an outcome."""
+"""The senders' outbox and the webhook schedule start from their checkpoints: a start reads
+only what was logged after it, however long the history, and still knows every open message
+or pending delivery and every attempt claimed without an outcome."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from services.notify.application import NotifyApplication
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.outbox import Outbox
 from services.notify.settings import NotifySettings
+from services.notify.webhooks.deliverer import DueSchedule
+from services.notify.webhooks.deliveries import WebhookDelivery
 from shared.keystore import open_keystore
 from shared.store import store_env
 from tests.integration.test_notify_sender import approved, cloud, new_refund_id, requested
@@ -171,3 +173,30 @@ def test_a_correspondence_without_an_address_on_the_channel_is_not_kept(
     assert email.seen == {}  # ... and forgets it
     email.save()
     assert Outbox(app, "email").scan() == [] and email.checkpoints.load()[1] == {}
+
+
+def test_the_webhook_schedule_starts_from_its_checkpoint_and_still_finds_started_attempts(
+    app: NotifyApplication,
+) -> None:
+    app.webhooks.allow_private = True
+    endpoint, _ = app.webhooks.register_endpoint(
+        tenant="acme", url="http://127.0.0.1:9/hook", event_types=["*"], actor="tenant:acme"
+    )
+    messages = [cloud(requested(new_refund_id()), "intake", n) for n in range(1, 4)]
+    for message in messages:
+        assert app.handle(message)
+    delivery_ids = [WebhookDelivery.create_id(endpoint.id, m.id) for m in messages]
+    schedule = DueSchedule(app)
+    assert schedule.catch_up() >= 3
+    assert set(schedule.due) == set(delivery_ids)
+    claimed = app.webhook_deliveries.claim_attempt(delivery_ids[0])
+    assert claimed is not None  # ... and the deliverer dies before its outcome
+    schedule.catch_up()
+    schedule.save()
+
+    reads = Reads(app)
+    restarted = DueSchedule(app)
+    assert restarted.catch_up() == 0 and reads.events == 0  # the history is not read again
+    assert restarted.started == {delivery_ids[0]}  # to be marked uncertain, never resent
+    assert set(restarted.due) == set(delivery_ids[1:])
+    assert restarted.due == {d: schedule.due[d] for d in delivery_ids[1:]}
