@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.returns import return_step
@@ -53,6 +54,8 @@ from shared.keystore import Keystore, Subject, is_sealed, key_id_of
 
 log = logging.getLogger(__name__)
 Processing = ProcessingEvent[uuid.UUID]  # a reaction's new events, stored with its tracking
+Decision = Callable[[Correspondence], object]  # a pure decision on a freshly loaded one
+Loaded = dict[uuid.UUID, Correspondence]
 # The in-app message as the customer sees it is stored sealed under the contact's key.
 SEALED_TITLE = "in_app.title"
 SEALED_BODY = "in_app.body"
@@ -257,6 +260,56 @@ class Messages:
         )
         return claimed[-1]
 
+    def start_attempts(
+        self,
+        cids: list[uuid.UUID],
+        claims: list[tuple[str, str]],
+        channel: str,
+        loaded: Loaded | None = None,
+    ) -> list[int | None]:
+        """Claim several messages' next attempts in one save: for each (correspondence id,
+        (step, claim token)), its attempt number, or None when it is not ours to send (as
+        `start_attempt`). `loaded`: see `decide_all`."""
+        decisions = [_claim(step, channel, claim) for step, claim in claims]
+        answers = self.decide_all(list(zip(cids, decisions, strict=True)), loaded)
+        return [cast(int | None, answer) for answer in answers]
+
+    def record_outcomes(
+        self, outcomes: list[tuple[uuid.UUID, Decision]], loaded: Loaded | None = None
+    ) -> None:
+        """Store what became of several messages in one save. `loaded`: see `decide_all`."""
+        self.decide_all(outcomes, loaded)
+
+    def decide_all(
+        self, decisions: list[tuple[uuid.UUID, Decision]], loaded: Loaded | None = None
+    ) -> list[object]:
+        """Apply each decision to its correspondence and save them all in one transaction;
+        on a concurrent write, decide them all again on fresh state. The decisions must be
+        pure (no I/O), so deciding again is safe; answers what each said.
+
+        `loaded` holds correspondences the caller loaded before, to decide on first instead
+        of loading them again (a stale one only costs a conflict, then a reload); it is
+        emptied first, since a save that fails leaves its aggregates unusable, and filled
+        with the saved ones, up to date, when the save succeeds."""
+        first = dict(loaded) if loaded else {}
+        if loaded is not None:
+            loaded.clear()
+        for attempt in range(self.app.max_conflict_retries):
+            using: Loaded = first if attempt == 0 else {}
+            answers = []
+            for cid, decide in decisions:
+                if cid not in using:
+                    using[cid] = self.correspondence(cid)
+                answers.append(decide(using[cid]))
+            try:
+                self.app.save(*using.values())
+            except IntegrityError:
+                continue
+            if loaded is not None:
+                loaded.update(using)
+            return answers
+        raise RuntimeError(f"could not store {len(decisions)} decisions: persistent conflict")
+
     def notifications_for(self, refund_id: str) -> list[dict[str, Any]]:
         """Every message of the refund with what became of it, in scheduling order."""
         try:
@@ -304,6 +357,10 @@ class Messages:
             if entry["notification_id"] == notification:
                 return entry
         raise NotificationNotFound(notification)
+
+
+def _claim(step: str, channel: str, claim: str) -> Decision:
+    return lambda correspondence: correspondence.start_attempt(step, channel, claim)
 
 
 def _resend(step: str, channel: str, actor: str) -> Callable[[Correspondence], object]:

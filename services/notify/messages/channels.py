@@ -15,9 +15,10 @@ from typing import Protocol
 
 from services.notify.messages.domain import Due
 from services.notify.messages.mailer import Mailer, is_transient, new_message
+from services.notify.messages.mime import WrittenEmail, from_line, written
 from services.notify.messages.sms import HttpSmsProvider, SmsRejected, SmsUnavailable, mask_phone
 from services.notify.messages.steps import EMAIL, SMS, mask_email, message_id, notification_id
-from services.notify.messages.templates import render
+from services.notify.messages.templates import Rendering, render
 
 
 class TryLater(Exception):
@@ -42,7 +43,7 @@ class Outgoing:
     recipient_masked: str
     locale: str
     template: str
-    content: EmailMessage | str
+    content: EmailMessage | WrittenEmail | str
 
 
 class Channel(Protocol):
@@ -63,24 +64,25 @@ class EmailChannel:
     def __init__(self, mailer: Mailer, mail_from: str) -> None:
         self.mailer = mailer
         self.mail_from = mail_from
+        self.from_header = from_line(mail_from)
 
     def compose(self, refund_id: str, due: Due) -> Outgoing:
         rendering = render(due.step, due.locale, due.facts, reference=refund_id, channel=EMAIL)
-        message = new_message()
-        message["From"] = self.mail_from
-        message["To"] = due.address
-        message["Subject"] = rendering.subject
-        message["Date"] = format_datetime(datetime.now(UTC))
         # Derived from (refund, step, channel), never random: a copy is recognisably the same.
-        message["Message-ID"] = message_id(refund_id, due.step, EMAIL)
-        message["X-Refund-Id"] = refund_id
-        message["X-Notification-Id"] = notification_id(refund_id, due.step, EMAIL)
-        message.set_content(rendering.body, charset="utf-8")
-        if rendering.html is not None:  # multipart/alternative: plain text first, then HTML
-            message.add_alternative(rendering.html, subtype="html", charset="utf-8")
-        # After the parts exist: making the message multipart moves Content-* headers
-        # set before into its first part.
-        message["Content-Language"] = rendering.locale
+        headers = {
+            "Message-ID": message_id(refund_id, due.step, EMAIL),
+            "X-Refund-Id": refund_id,
+            "X-Notification-Id": notification_id(refund_id, due.step, EMAIL),
+        }
+        content = written(
+            from_header=self.from_header,
+            to=due.address,
+            subject=rendering.subject,
+            headers=headers,
+            locale=rendering.locale,
+            text=rendering.body,
+            html=rendering.html,
+        ) or self._message(due.address, rendering, headers)
         return Outgoing(
             refund_id,
             due.step,
@@ -88,18 +90,38 @@ class EmailChannel:
             mask_email(due.address),
             rendering.locale,
             rendering.template,
-            message,
+            content,
         )
 
+    def _message(self, to: str, rendering: Rendering, headers: dict[str, str]) -> EmailMessage:
+        """The e-mail built by the email package: for what `written` leaves to it."""
+        message = new_message()
+        message["From"] = self.mail_from
+        message["To"] = to
+        message["Subject"] = rendering.subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        for name, value in headers.items():
+            message[name] = value
+        message.set_content(rendering.body, charset="utf-8")
+        if rendering.html is not None:  # multipart/alternative: plain text first, then HTML
+            message.add_alternative(rendering.html, subtype="html", charset="utf-8")
+        # After the parts exist: making the message multipart moves Content-* headers
+        # set before into its first part.
+        message["Content-Language"] = rendering.locale
+        return message
+
     def send(self, outgoing: Outgoing) -> str:
-        assert isinstance(outgoing.content, EmailMessage)
+        content = outgoing.content
+        assert isinstance(content, EmailMessage | WrittenEmail)
         try:
-            self.mailer.send(outgoing.content)
+            self.mailer.send(content)
         except Exception as error:
             if is_transient(error):
                 raise TryLater(f"smtp: {error}") from error
             raise Undeliverable(f"smtp refused: {error}") from error
-        return str(outgoing.content["Message-ID"])
+        if isinstance(content, WrittenEmail):
+            return content.message_id
+        return str(content["Message-ID"])
 
 
 class SmsChannel:

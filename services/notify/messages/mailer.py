@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from email.policy import default
 from typing import Any, Protocol
 
+from services.notify.messages.mime import WrittenEmail
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +47,7 @@ def new_message() -> EmailMessage:
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: EmailMessage | WrittenEmail) -> None: ...
 
 
 class _Session(smtplib.SMTP):
@@ -105,7 +107,7 @@ class SmtpMailer:
         with self._lock:
             return len(self._idle)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage | WrittenEmail) -> None:
         session, reused = self._take()
         try:
             self._transfer(session, message)
@@ -132,9 +134,12 @@ class SmtpMailer:
         for session, _ in idle:
             _quit(session)
 
-    def _transfer(self, session: _Session, message: EmailMessage) -> None:
+    def _transfer(self, session: _Session, message: EmailMessage | WrittenEmail) -> None:
         session.data_started = False
-        session.send_message(message, from_addr=self.sender)
+        if isinstance(message, WrittenEmail):  # already in its wire form: sent as it is
+            session.sendmail(self.sender, [message.to], message.data)
+        else:
+            session.send_message(message, from_addr=self.sender)
 
     def _open(self) -> _Session:
         session = _Session(self.host, self.port, timeout=self.timeout)

@@ -1,20 +1,32 @@
 """Which correspondences have an outbound message to attempt, and when — from the log alone.
 
-On start the whole log is read once (only correspondence events), which says exactly which
-(step, channel) messages are still open and which attempts were claimed and never finished.
-After that every new event of a correspondence makes it due (at once, or at the retry time
-an `AttemptFailed` names); the sender then loads the aggregate, which is the truth.
+What the log says of each correspondence on one channel (`_Seen`: its steps, which of them
+are closed, which attempts were claimed and not finished, when a retry is due) is folded from
+the correspondence events, and kept only while something of it is unfinished: a
+correspondence whose messages on the channel are all sent, failed or uncertain, or that has
+no address for it, is forgotten. The fold is saved now and then as a checkpoint (the log
+position and the unfinished entries, `follow.Checkpoints`), so a start reads the checkpoint
+and only the events logged after it: its cost follows the open messages, not the history.
+
+A start then knows exactly which (step, channel) messages are still open and which attempts
+were claimed and never finished. After that every new event of a correspondence makes it due
+(at once, or at the retry time an `AttemptFailed` names); the sender then loads the
+aggregate, which is the truth, and `settle`s the entry from it. An event of a correspondence
+forgotten earlier starts a *partial* entry (its earlier history unknown): due at once, so the
+sender loads it and settles it.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from services.notify.application import NotifyApplication
-from services.notify.follow import read_after, stored_topics
+from services.notify.follow import Checkpoints, read_after, stored_topics
 from services.notify.messages import domain
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import EMAIL
@@ -22,6 +34,7 @@ from services.notify.messages.steps import EMAIL
 Event: Any = Correspondence
 TOPICS = stored_topics(
     (
+        Event.Opened,
         Event.ContactRecorded,
         Event.StepScheduled,
         Event.AttemptStarted,
@@ -35,17 +48,55 @@ TOPICS = stored_topics(
 )
 BATCH = 1000
 CLOSING = (Event.MessageSent, Event.MessageFailed, Event.MarkedUncertain)
+CHECKPOINT_SECONDS = 2.0  # the longest a start may have to re-read
 
 
 @dataclass
 class _Seen:
-    """What the start-up scan learnt of one correspondence, for one channel."""
+    """What the log says of one correspondence, for one channel."""
 
-    reachable: bool = False
+    reachable: bool | None = None  # None: its contact is not known (yet)
     steps: list[str] = field(default_factory=list)
     closed: set[str] = field(default_factory=set)
     claimed: set[str] = field(default_factory=set)
     retry_at: dict[str, datetime] = field(default_factory=dict)
+    partial: bool = False  # started after it was forgotten: the aggregate must be looked at
+
+    def open_steps(self) -> list[str]:
+        if self.reachable is False:
+            return []
+        return [s for s in self.steps if s not in self.closed]
+
+    @property
+    def finished(self) -> bool:
+        """Nothing to send or to mark uncertain; nor waiting for its contact or first step."""
+        if self.partial or self.claimed or self.reachable is None or not self.steps:
+            return False
+        return not self.open_steps()
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "reachable": self.reachable,
+                "steps": self.steps,
+                "closed": sorted(self.closed),
+                "claimed": sorted(self.claimed),
+                "retry_at": {step: at.isoformat() for step, at in self.retry_at.items()},
+                "partial": self.partial,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> _Seen:
+        data = json.loads(text)
+        return cls(
+            reachable=data["reachable"],
+            steps=list(data["steps"]),
+            closed=set(data["closed"]),
+            claimed=set(data["claimed"]),
+            retry_at={s: datetime.fromisoformat(at) for s, at in data["retry_at"].items()},
+            partial=bool(data["partial"]),
+        )
 
 
 class Outbox:
@@ -56,39 +107,96 @@ class Outbox:
         self.channel = channel
         self.position = 0
         self.due: dict[uuid.UUID, datetime | None] = {}  # None: at once
+        self.seen: dict[uuid.UUID, _Seen] = {}  # the unfinished correspondences
+        self.checkpoints = Checkpoints(app, f"outbox_{channel}")
+        self._changed: set[uuid.UUID] = set()  # entries changed since the last checkpoint
+        self._saved = (0, time.monotonic())  # position and time of the last checkpoint
 
     def scan(self) -> list[tuple[uuid.UUID, str]]:
-        """Read the whole log; returns the (correspondence, step) attempts left unfinished."""
-        seen: dict[uuid.UUID, _Seen] = {}
+        """Read the checkpoint and the log after it; returns the (correspondence, step)
+        attempts left unfinished."""
+        self.position, entries = self.checkpoints.load()
+        self.seen = {uuid.UUID(cid): _Seen.from_json(text) for cid, text in entries.items()}
+        self._saved = (self.position, time.monotonic())
         while True:
             batch = self._read()
             for event in batch:
-                self._learn(seen.setdefault(event.originator_id, _Seen()), event)
+                self._learn(event)
             if len(batch) < BATCH:
                 break
         unfinished = []
-        for correspondence_id, known in seen.items():
-            open_steps = (
-                [s for s in known.steps if s not in known.closed] if known.reachable else []
-            )
-            unfinished += [(correspondence_id, step) for step in known.claimed]
-            retries = [known.retry_at.get(step) for step in open_steps if step not in known.claimed]
-            if retries:
-                self.due[correspondence_id] = (
-                    None if None in retries else min(filter(None, retries))
-                )
+        for correspondence_id, known in self.seen.items():
+            unfinished += [(correspondence_id, step) for step in sorted(known.claimed)]
+            open_steps = [s for s in known.open_steps() if s not in known.claimed]
+            retries = [known.retry_at.get(step) for step in open_steps]
+            if known.partial or None in retries:
+                self.due[correspondence_id] = None
+            elif retries:
+                self.due[correspondence_id] = min(filter(None, retries))
+        self.save()
         return unfinished
 
-    def _learn(self, known: _Seen, event: Any) -> None:
+    def follow(self) -> int:
+        """Note what happened since the last read; returns how many events were read."""
+        events = self._read()
+        for event in events:
+            self._learn(event)
+            if isinstance(event, Event.AttemptFailed) and event.channel == self.channel:
+                self.wake(event.originator_id, event.retry_at)
+            elif not isinstance(event, (Event.AttemptStarted, *CLOSING)):
+                self.wake(event.originator_id, None)
+        if time.monotonic() - self._saved[1] >= CHECKPOINT_SECONDS:
+            self.save()
+        return len(events)
+
+    def settle(self, correspondence: Correspondence) -> None:
+        """What the log says of it, from the aggregate as loaded (its truth, possibly ahead of
+        this outbox's position: the events up to it, read again, change nothing)."""
+        contact = correspondence.contact
+        known = _Seen(
+            reachable=None if contact is None else bool(contact.address_for(self.channel)),
+            steps=list(correspondence.scheduled),
+        )
+        for (step, channel), delivery in correspondence.deliveries.items():
+            if channel != self.channel:
+                continue
+            if not delivery.open:
+                known.closed.add(step)
+            elif delivery.in_flight:
+                known.claimed.add(step)
+            if delivery.open and delivery.retry_at is not None:
+                known.retry_at[step] = delivery.retry_at
+        self._keep(correspondence.id, known)
+
+    def save(self) -> None:
+        """Store a checkpoint: the position and the entries changed since the last one."""
+        if self.position == self._saved[0] and not self._changed:
+            return
+        changed = {str(cid): self._entry(cid) for cid in self._changed}
+        self.checkpoints.save(self.position, changed)
+        self._changed.clear()
+        self._saved = (self.position, time.monotonic())
+
+    def _entry(self, cid: uuid.UUID) -> str | None:
+        known = self.seen.get(cid)
+        return None if known is None else known.to_json()
+
+    def _learn(self, event: Any) -> None:
+        cid = event.originator_id
+        known = self.seen.get(cid)
+        if known is None:
+            if not isinstance(event, Event.Opened) and self._concerns_others(event):
+                return  # another channel's attempt or outcome: nothing of ours to look at
+            # A correspondence forgotten earlier (all done then) has something new.
+            known = _Seen(partial=not isinstance(event, Event.Opened))
         if isinstance(event, Event.ContactRecorded):
             known.reachable = bool(event.email if self.channel == EMAIL else event.phone)
-            return
-        if isinstance(event, Event.StepScheduled):
-            known.steps.append(event.step)
-            return
-        if event.channel != self.channel:
-            return
-        if isinstance(event, Event.AttemptStarted):
+        elif isinstance(event, Event.StepScheduled):
+            if event.step not in known.steps:
+                known.steps.append(event.step)
+        elif isinstance(event, Event.Opened) or event.channel != self.channel:
+            pass
+        elif isinstance(event, Event.AttemptStarted):
             known.claimed.add(event.step)
         elif isinstance(event, Event.AttemptFailed):
             known.claimed.discard(event.step)
@@ -97,18 +205,22 @@ class Outbox:
             known.claimed.discard(event.step)
             known.closed.add(event.step)
         elif isinstance(event, Event.ResendRequested):
+            if event.step not in known.steps:
+                known.steps.append(event.step)
             known.closed.discard(event.step)
             known.retry_at.pop(event.step, None)
+        self._keep(cid, known)
 
-    def follow(self) -> int:
-        """Note what happened since the last read; returns how many events were read."""
-        events = self._read()
-        for event in events:
-            if isinstance(event, Event.AttemptFailed) and event.channel == self.channel:
-                self.wake(event.originator_id, event.retry_at)
-            elif not isinstance(event, (Event.AttemptStarted, *CLOSING)):
-                self.wake(event.originator_id, None)
-        return len(events)
+    def _concerns_others(self, event: Any) -> bool:
+        return hasattr(event, "channel") and event.channel != self.channel
+
+    def _keep(self, cid: uuid.UUID, known: _Seen) -> None:
+        if known.finished:
+            if self.seen.pop(cid, None) is not None:
+                self._changed.add(cid)
+        else:
+            self.seen[cid] = known
+            self._changed.add(cid)
 
     def wake(self, correspondence_id: uuid.UUID, at: datetime | None) -> None:
         """Due at `at` (None: at once), unless it is due sooner already."""

@@ -15,6 +15,13 @@ Exactly once per (refund, step, channel):
 - SMS needs no claim: the provider keeps our idempotency key (the notification id), so a
   repeat after a crash is recognised there and not sent twice.
 
+Messages are handled in rounds, to keep the store's work per message small: a round takes
+the ready correspondences (loaded once each), stores all its e-mail claims in one save,
+hands the messages over one after the other on a kept-open connection, then stores all their
+outcomes in one save. A round claims at most `concurrency` e-mails: the most a crash may
+leave uncertain. A save that meets a concurrent write is decided again on fresh state, where
+a claim already stored is recognised by its token and one taken by another is refused.
+
 Run one sender per channel per service at a time (like the relay).
 """
 
@@ -30,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
 
 from services.notify.application import NotifyApplication
+from services.notify.messages.application import Decision, Loaded
 from services.notify.messages.channels import Channel, Outgoing, TryLater, Undeliverable
 from services.notify.messages.domain import Correspondence, Due
 from services.notify.messages.outbox import Outbox
@@ -37,13 +45,27 @@ from services.notify.messages.steps import CUSTOMER_ERASED, EMAIL, SMS
 from shared.aio import sleep_or_stop
 from shared.contracts import SEALED_EMAIL, SEALED_PHONE
 from shared.health import Health
-from shared.keystore import SealedValueInvalid
+from shared.keystore import SealedValueInvalid, key_id_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RETRY_DELAY = timedelta(hours=1)
 JITTER = 0.1
 ADDRESS_FIELDS: dict[str, str] = {EMAIL: SEALED_EMAIL, SMS: SEALED_PHONE}
+SMS_ROUND_FACTOR = 8  # an SMS round takes on this many times `concurrency` messages
+
+
+@dataclass
+class _Message:
+    """One due message of a round, and what became of it (`outcome`, once known)."""
+
+    cid: uuid.UUID
+    due: Due
+    claim: str  # our token for its attempt (e-mail)
+    attempt: int | None  # None: claimed by another, not ours to send
+    outgoing: Outgoing | None = None
+    outcome: Decision | None = None
+    kind: str = ""  # sent, retry or failed
 
 
 @dataclass(eq=False)  # one sender is one sender: compared and hashed by identity
@@ -72,6 +94,18 @@ class Sender:
         self.part = f"{self.channel.name} sender"
         self.outbox = Outbox(self.app, self.channel.name)
 
+    @property
+    def per_round(self) -> int:
+        """Messages (and correspondences) one round takes on: e-mails are claimed, so their
+        round is as small as the crash bound; SMS claims nothing and takes on more."""
+        return self.concurrency if self.channel.claims else self.concurrency * SMS_ROUND_FACTOR
+
+    def _mark_uncertain(self, unfinished: list[tuple[uuid.UUID, str]]) -> None:
+        channel = self.channel.name
+        self.app.messages.record_outcomes(
+            [(cid, _uncertain(step, channel)) for cid, step in unfinished]
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         low, high = self.store_backoff
         backoff = low
@@ -88,25 +122,22 @@ class Sender:
     async def _serve(self, stop: asyncio.Event) -> None:
         self.outbox = Outbox(self.app, self.channel.name)
         unfinished = await asyncio.to_thread(self.outbox.scan)
-        for correspondence_id, step in unfinished:
+        if unfinished:
             # Claimed by a sender that died before recording what happened.
-            await asyncio.to_thread(self._mark_uncertain, correspondence_id, step)
-            self.uncertain += 1
-            log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
+            await asyncio.to_thread(self._mark_uncertain, unfinished)
+            self.uncertain += len(unfinished)
+            for correspondence_id, step in unfinished:
+                log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
         self.ready.set()
         self.health.report(self.part, True)
         while not stop.is_set():
             await asyncio.to_thread(self.outbox.follow)
-            ready = self.outbox.take_ready(self.clock(), self.concurrency)
+            ready = self.outbox.take_ready(self.clock(), self.per_round)
             if ready:
-                results = await asyncio.gather(*(self._check(cid, stop) for cid in ready))
-                if not all(results):
+                if not await self._round(ready, stop):
                     return  # stopping
                 continue
             await sleep_or_stop(stop, self._idle_seconds())
-
-    def _mark_uncertain(self, correspondence_id: uuid.UUID, step: str) -> None:
-        self.app.update(correspondence_id, lambda c: c.mark_uncertain(step, self.channel.name))
 
     def _idle_seconds(self) -> float:
         upcoming = self.outbox.next_due()
@@ -114,67 +145,112 @@ class Sender:
             return self.wait
         return max(0.0, min(self.wait, (upcoming - self.clock()).total_seconds()))
 
-    async def _check(self, correspondence_id: uuid.UUID, stop: asyncio.Event) -> bool:
-        """Attempt every due message of one correspondence; False only when stopping."""
-        correspondence = await asyncio.to_thread(
-            self.app.messages.correspondence, correspondence_id
-        )
-        for due in correspondence.pending(channels=(self.channel.name,)):
-            if due.retry_at is not None and due.retry_at > self.clock():
-                self.outbox.wake(correspondence_id, due.retry_at)
-                continue
-            if not await self._attempt(correspondence, due, stop):
-                return False
+    async def _round(self, ready: list[uuid.UUID], stop: asyncio.Event) -> bool:
+        """One round: the due messages of `ready`, claimed together, sent, recorded together;
+        False only when stopping."""
+        loaded: Loaded = {}  # the round's correspondences, decided on without reloading
+        batch = await asyncio.to_thread(self._prepare, ready, loaded)
+        outcomes = [m for m in batch if m.outcome is not None]  # failed before any attempt
+        sending = [m for m in batch if m.outcome is None]
+        if sending and self.channel.claims:
+            claims = [(m.due.step, m.claim) for m in sending]
+            cids = [m.cid for m in sending]
+            claimed = await self._store(stop, self._claim, cids, claims, loaded)
+            if claimed is None:
+                return False  # stopping: a claim perhaps stored becomes uncertain, never resent
+            for message, attempt in zip(sending, claimed, strict=True):
+                message.attempt = attempt
+            sending = [m for m in sending if m.attempt is not None]  # no longer ours to send
+        if sending:
+            await asyncio.to_thread(self._send_all, sending)
+            outcomes += sending
+        if outcomes and await self._store(stop, self._record, outcomes, loaded) is None:
+            return False
+        self._count(outcomes)
         return True
 
-    async def _attempt(self, correspondence: Correspondence, due: Due, stop: asyncio.Event) -> bool:
-        cid = correspondence.id
+    def _prepare(self, ready: list[uuid.UUID], loaded: Loaded) -> list[_Message]:
+        """Load each ready correspondence once and compose its due messages on this channel,
+        at most `per_round`; a correspondence with more is due again at once. Addresses are
+        opened here, each customer's key looked up in the store once per round."""
+        batch: list[_Message] = []
+        fresh: set[str] = set()  # keys looked up in the store this round
+        for cid in ready:
+            correspondence = loaded[cid] = self.app.messages.correspondence(cid)
+            self.outbox.settle(correspondence)
+            for due in correspondence.pending(channels=(self.channel.name,)):
+                if due.retry_at is not None and due.retry_at > self.clock():
+                    self.outbox.wake(cid, due.retry_at)
+                elif len(batch) == self.per_round:
+                    self.outbox.wake(cid, None)  # the rest next round
+                    break
+                else:
+                    batch.append(self._compose(correspondence, due, fresh))
+        return batch
+
+    def _compose(self, correspondence: Correspondence, due: Due, fresh: set[str]) -> _Message:
+        message = _Message(correspondence.id, due, claim=uuid.uuid4().hex, attempt=due.attempts + 1)
         try:
-            address = await asyncio.to_thread(self._open_address, due)
+            address = self._open_address(due, fresh)
         except SealedValueInvalid as error:
             log.error("%s/%s: address does not open: %s", due.step, self.channel.name, error)
-            return bool(await self._store(stop, self._failed, cid, due, f"address: {error}"))
+            return self._fail(message, f"address: {error}")
         if address is None:
             log.info("%s/%s not sent: customer erased", due.step, self.channel.name)
-            return bool(await self._store(stop, self._failed, cid, due, CUSTOMER_ERASED))
-        due = replace(due, address=address)
+            return self._fail(message, CUSTOMER_ERASED)
         try:
-            outgoing = self.channel.compose(correspondence.refund_id, due)
+            message.outgoing = self.channel.compose(
+                correspondence.refund_id, replace(due, address=address)
+            )
         except Exception as error:  # a message that cannot be rendered must not hold the rest
             log.exception("cannot compose %s/%s", due.step, self.channel.name)
-            return bool(await self._store(stop, self._failed, cid, due, f"template: {error}"))
-        attempt = due.attempts + 1
-        if self.channel.claims:
-            # Our token: if the claim is stored but its answer lost, the retry knows it.
-            claim = uuid.uuid4().hex
-            claimed = await self._store(
-                stop, self.app.messages.start_attempt, cid, due.step, self.channel.name, claim
-            )
-            if claimed is None:
-                return not stop.is_set()  # no longer open, or stopping
-            attempt = claimed
-        try:
-            provider_id = await asyncio.to_thread(self.channel.send, outgoing)
-        except TryLater as error:
-            self.health.report(self.part, False)
-            if attempt >= self.attempts:
-                cause = f"{error} (gave up after {attempt} attempts)"
-                return bool(await self._store(stop, self._failed, cid, due, cause))
-            retry_at = self.clock() + self._delay(attempt, error.retry_after)
-            self.retried += 1
-            log.warning("%s/%s attempt %d: %s", due.step, self.channel.name, attempt, error)
-            return bool(await self._store(stop, self._retry_later, cid, due, str(error), retry_at))
-        except Undeliverable as error:
-            log.error("%s/%s refused for good: %s", due.step, self.channel.name, error)
-            return bool(await self._store(stop, self._failed, cid, due, str(error)))
-        self.health.report(self.part, True)
-        return bool(await self._store(stop, self._record_sent, cid, due, outgoing, provider_id))
+            return self._fail(message, f"template: {error}")
+        return message
 
-    def _open_address(self, due: Due) -> str | None:
-        """The plaintext address, in memory only; None when the customer was erased. Asked of
-        the store, not the cache: nothing leaves after an erasure has returned."""
-        field = ADDRESS_FIELDS[self.channel.name]
-        return self.app.keys.reveal(due.address, field=field, fresh=True)
+    def _open_address(self, due: Due, fresh: set[str]) -> str | None:
+        """The plaintext address, in memory only; None when the customer was erased. Each key
+        is asked of the store, not the cache, once per round (the round's messages leave right
+        after): nothing leaves after an erasure has returned before the round began."""
+        key_id = key_id_of(due.address)
+        first = key_id not in fresh
+        if key_id is not None:
+            fresh.add(key_id)
+        return self.app.keys.reveal(
+            due.address, field=ADDRESS_FIELDS[self.channel.name], fresh=first
+        )
+
+    def _claim(
+        self, cids: list[uuid.UUID], claims: list[tuple[str, str]], loaded: Loaded
+    ) -> list[int | None]:
+        """Claim the round's e-mails in one save (see `Messages.start_attempts`)."""
+        return self.app.messages.start_attempts(cids, claims, self.channel.name, loaded)
+
+    def _send_all(self, sending: list[_Message]) -> None:
+        """Hand each message over, one after the other on the channel's kept-open connection;
+        what happened to each becomes its outcome."""
+        for message in sending:
+            outgoing, attempt = message.outgoing, message.attempt
+            assert outgoing is not None and attempt is not None
+            due = message.due
+            try:
+                provider_id = self.channel.send(outgoing)
+            except TryLater as error:
+                self.health.report(self.part, False)
+                if attempt >= self.attempts:
+                    self._fail(message, f"{error} (gave up after {attempt} attempts)")
+                    continue
+                retry_at = self.clock() + self._delay(attempt, error.retry_after)
+                log.warning("%s/%s attempt %d: %s", due.step, self.channel.name, attempt, error)
+                message.kind = "retry"
+                message.outcome = _retry(self.channel.name, due, str(error), retry_at)
+                continue
+            except Undeliverable as error:
+                log.error("%s/%s refused for good: %s", due.step, self.channel.name, error)
+                self._fail(message, str(error))
+                continue
+            self.health.report(self.part, True)
+            message.kind = "sent"
+            message.outcome = _sent(self.channel.name, due, outgoing, provider_id, self.clock())
 
     def _delay(self, attempt: int, retry_after: float | None) -> timedelta:
         delay = self.backoff * (2 ** (attempt - 1))
@@ -183,40 +259,28 @@ class Sender:
             delay = min(timedelta(seconds=retry_after), MAX_RETRY_DELAY)
         return delay
 
-    def _record_sent(self, cid: uuid.UUID, due: Due, outgoing: Outgoing, provider_id: str) -> bool:
-        self.app.update(
-            cid,
-            lambda c: c.record_sent(
-                step=due.step,
-                channel=self.channel.name,
-                message_id=provider_id,
-                recipient_masked=outgoing.recipient_masked,
-                locale=outgoing.locale,
-                template=outgoing.template,
-                sent_at=self.clock(),
-            ),
-        )
-        self.sent += 1
+    def _record(self, outcomes: list[_Message], loaded: Loaded) -> bool:
+        """Every outcome of the round in one save (see `Messages.record_outcomes`)."""
+        changes = [(m.cid, m.outcome) for m in outcomes if m.outcome is not None]
+        self.app.messages.record_outcomes(changes, loaded)
         return True
 
-    def _retry_later(self, cid: uuid.UUID, due: Due, error: str, retry_at: datetime) -> bool:
-        self.app.update(
-            cid,
-            lambda c: c.record_attempt_failed(
-                step=due.step, channel=self.channel.name, error=error, retry_at=retry_at
-            ),
+    def _fail(self, message: _Message, cause: str) -> _Message:
+        due, channel, at = message.due, self.channel.name, self.clock()
+        message.kind = "failed"
+        message.outcome = lambda c: c.record_failed(
+            step=due.step, channel=channel, cause=cause, failed_at=at
         )
-        return True
+        return message
 
-    def _failed(self, cid: uuid.UUID, due: Due, cause: str) -> bool:
-        self.app.update(
-            cid,
-            lambda c: c.record_failed(
-                step=due.step, channel=self.channel.name, cause=cause, failed_at=self.clock()
-            ),
-        )
-        self.failed += 1
-        return True
+    def _count(self, outcomes: list[_Message]) -> None:
+        for message in outcomes:
+            if message.kind == "sent":
+                self.sent += 1
+            elif message.kind == "failed":
+                self.failed += 1
+            elif message.kind == "retry":
+                self.retried += 1
 
     async def _store(self, stop: asyncio.Event, call: Callable[..., T], *args: object) -> T | None:
         """Run a store call in a thread until it succeeds (the store may be briefly down);
@@ -233,3 +297,25 @@ class Sender:
                 await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, high)
         return None
+
+
+def _sent(channel: str, due: Due, outgoing: Outgoing, provider_id: str, at: datetime) -> Decision:
+    return lambda c: c.record_sent(
+        step=due.step,
+        channel=channel,
+        message_id=provider_id,
+        recipient_masked=outgoing.recipient_masked,
+        locale=outgoing.locale,
+        template=outgoing.template,
+        sent_at=at,
+    )
+
+
+def _retry(channel: str, due: Due, error: str, retry_at: datetime) -> Decision:
+    return lambda c: c.record_attempt_failed(
+        step=due.step, channel=channel, error=error, retry_at=retry_at
+    )
+
+
+def _uncertain(step: str, channel: str) -> Decision:
+    return lambda c: c.mark_uncertain(step, channel)

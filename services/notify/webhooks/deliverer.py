@@ -26,6 +26,7 @@ with the reason); after re-enabling, the tenant redelivers the ones it wants.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import ssl
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from services.notify.application import NotifyApplication
-from services.notify.follow import read_after, stored_topics
+from services.notify.follow import Checkpoints, read_after, stored_topics
 from services.notify.messages.mailer import Mailer, new_message
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import deliveries, endpoints
@@ -78,12 +79,15 @@ BATCH = 500
 READ_LIMIT = 4096  # response bytes read at most; only an excerpt of them is kept
 USER_AGENT = "refunds-webhooks/1"
 ALERT_RETRY_SECONDS = 30.0
+CHECKPOINT_SECONDS = 2.0  # the longest stretch of the log a start may have to read again
 T = TypeVar("T")
 
 
 class DueSchedule:
     """When each pending delivery is next due, which attempts are in flight, and which
-    endpoints may owe their tenant an alert — all read from the log, from its start."""
+    endpoints may owe their tenant an alert — all read from the log: from a checkpoint saved
+    every few seconds (`follow.Checkpoints`: the position, and only what is still pending
+    then), and the log after it, so a start does not read the whole webhook history."""
 
     def __init__(self, app: NotifyApplication) -> None:
         self.app = app
@@ -91,9 +95,18 @@ class DueSchedule:
         self.due: dict[uuid.UUID, datetime] = {}
         self.started: set[uuid.UUID] = set()  # attempt claimed, no outcome logged yet
         self.alerts: set[uuid.UUID] = set()
+        # What the log alone says of `started` and `alerts`, which the deliverer changes as
+        # it settles orphans and sends alerts: that is what a checkpoint keeps.
+        self._logged_started: set[uuid.UUID] = set()
+        self._logged_alerts: set[uuid.UUID] = set()
+        self.checkpoints = Checkpoints(app, "webhook_schedule")
+        self._changed: set[uuid.UUID] = set()
+        self._saved: tuple[int, float] | None = None  # position and time of the last save
 
     def catch_up(self) -> int:
         """Apply what was logged since the last look; how many of its events were read."""
+        if self._saved is None:
+            self._load()
         read = 0
         while True:
             notifications, position = read_after(
@@ -104,25 +117,67 @@ class DueSchedule:
             self.position = position
             read += len(notifications)
             if len(notifications) < BATCH:
-                return read
+                break
+        assert self._saved is not None
+        if self._saved[0] == 0 or time.monotonic() - self._saved[1] >= CHECKPOINT_SECONDS:
+            self.save()
+        return read
+
+    def save(self) -> None:
+        """Store a checkpoint: the position and the entries changed since the last one."""
+        assert self._saved is not None
+        if self.position == self._saved[0] and not self._changed:
+            return
+        self.checkpoints.save(self.position, {str(uid): self._entry(uid) for uid in self._changed})
+        self._changed.clear()
+        self._saved = (self.position, time.monotonic())
+
+    def _load(self) -> None:
+        self.position, entries = self.checkpoints.load()
+        for key, text in entries.items():
+            uid, kept = uuid.UUID(key), json.loads(text)
+            if kept["due"] is not None:
+                self.due[uid] = datetime.fromisoformat(kept["due"])
+            if kept["started"]:
+                self._logged_started.add(uid)
+            if kept["alert"]:
+                self._logged_alerts.add(uid)
+        self.started = set(self._logged_started)
+        self.alerts = set(self._logged_alerts)
+        self._saved = (self.position, time.monotonic())
+
+    def _entry(self, uid: uuid.UUID) -> str | None:
+        due = self.due.get(uid)
+        started, alert = uid in self._logged_started, uid in self._logged_alerts
+        if due is None and not started and not alert:
+            return None
+        return json.dumps(
+            {"due": None if due is None else due.isoformat(), "started": started, "alert": alert}
+        )
 
     def _apply(self, logged: Any) -> None:
         uid = logged.originator_id
+        self._changed.add(uid)
         if isinstance(logged, D.Scheduled | D.RedeliveryRequested):
             self.due[uid] = logged.at
         elif isinstance(logged, D.AttemptStarted):
             self.due.pop(uid, None)
             self.started.add(uid)
+            self._logged_started.add(uid)
         elif isinstance(logged, D.AttemptFailed) and logged.next_attempt_at is not None:
             self.started.discard(uid)
+            self._logged_started.discard(uid)
             self.due[uid] = logged.next_attempt_at
         elif isinstance(logged, DELIVERY_EVENTS):
             self.started.discard(uid)
+            self._logged_started.discard(uid)
             self.due.pop(uid, None)
         elif isinstance(logged, E.Changed | E.Disabled):
             self.alerts.add(uid)
+            self._logged_alerts.add(uid)
         else:
             self.alerts.discard(uid)
+            self._logged_alerts.discard(uid)
 
     def next_due(self) -> datetime | None:
         return min(self.due.values(), default=None)
