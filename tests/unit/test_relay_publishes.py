@@ -16,6 +16,7 @@ from eventsourcing.utils import get_topic
 
 from refunds.stores import Stores, open_service
 from services.intake.publishing import to_integration as intake_mapping
+from services.notify.messages.application import to_integration as notify_mapping
 from services.payout.publishing import to_integration as payout_mapping
 from services.review.publishing import to_integration as review_mapping
 from shared.application import ServiceApplication
@@ -29,6 +30,7 @@ MAPPINGS: dict[str, Callable[[Any], Any]] = {
     "intake": intake_mapping,
     "review": review_mapping,
     "payout": payout_mapping,
+    "notify": notify_mapping,
 }
 
 

@@ -51,6 +51,7 @@ from shared.contracts import (
     fields_of,
 )
 from shared.keystore import Keystore, Subject, is_sealed, key_id_of
+from shared.relay import publishes
 
 log = logging.getLogger(__name__)
 Processing = ProcessingEvent[uuid.UUID]  # a reaction's new events, stored with its tracking
@@ -367,6 +368,7 @@ def _resend(step: str, channel: str, actor: str) -> Callable[[Correspondence], o
     return lambda correspondence: correspondence.request_resend(step, channel, actor=actor)
 
 
+@publishes(Correspondence.MessageSent, Correspondence.MessageFailed)
 def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
     """Notify publishes outcomes; contacts, schedules and attempts stay private."""
     if isinstance(event, Correspondence.MessageSent):
