@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -115,20 +116,39 @@ async def keep_running(
             backoff = min(backoff * 2, 5.0)
 
 
+# A quiet log is looked at this often by the loops that follow it (`every` with a bell) for
+# appends by other processes (replicas); this process's own appends wake them at once.
+QUIET_LOOK_SECONDS = 2.0
+
+
 def every(
-    seconds: float, step: Callable[[], object], *, what: str
+    seconds: float,
+    step: Callable[[], object],
+    *,
+    what: str,
+    bell: Doorbell | None = None,
+    quiet_seconds: float = QUIET_LOOK_SECONDS,
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     """A worker that runs the blocking `step` off the event loop every `seconds` until stopped.
+
+    With `bell` (the application's `appended`), for steps that follow the log (read models,
+    the ledger's sealer): the step runs again when this process appends — at most every
+    `seconds`, so a busy log is read in batches — and otherwise every `quiet_seconds`: an idle
+    service no longer looks at its log twice a second per follower for nothing.
 
     A failing step is logged and tried again next round (the store may be briefly down).
     """
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
+            rings = bell.rings if bell is not None else 0
+            looked = time.monotonic()
             try:
                 await asyncio.to_thread(step)
             except Exception:
                 log.exception("%s failed; retrying", what)
-            await sleep_or_stop(stop, seconds)
+            if bell is not None:
+                await ring_or_stop(bell, rings, stop, quiet_seconds)
+            await sleep_or_stop(stop, max(0.0, looked + seconds - time.monotonic()))
 
     return run

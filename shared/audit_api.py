@@ -276,7 +276,9 @@ def auditing(app: Any, settings: ServiceSettings, correlate: Correlate | None = 
     """A service's ledger (its routes: `serve`), the sealer and the periodic checkpoint."""
     ledger = Ledger(app, signer=settings.audit_signer(app.service), correlate=correlate)
     roles = {
-        "ledger_sealer": every(SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal"),
+        "ledger_sealer": every(
+            SEAL_INTERVAL_SECONDS, ledger.seal, what="ledger seal", bell=app.appended
+        ),
         "checkpoint_signer": every(
             settings.audit_checkpoint_seconds, ledger.checkpoint, what="ledger checkpoint"
         ),

@@ -20,7 +20,7 @@ from shared.application import ServiceApplication
 from shared.stamping import StampingMapper
 
 # The longest pause between looks at a quiet log, for appends by other processes.
-IDLE_POLL_SECONDS = 0.25
+IDLE_POLL_SECONDS = 1.0
 # How often a follower saves a position it moved past unwanted events (a write each): a busy
 # process appends many events a follower does not want, each look past them was a write.
 SKIP_SAVE_SECONDS = 1.0

@@ -87,11 +87,13 @@ def build(settings: IntakeSettings | None = None) -> Service:
     # Keep the list near the log's end, so list requests rarely have much to catch up.
     # Every replica keeps them (leased=False): read models only move rows to newer versions
     # and queries catch them up inline anyway, so a lease would only delay them.
-    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index")
+    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="refund index", bell=app.appended)
     wired.add("refund_index", keep, leased=False)
-    keep = every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts")
+    keep = every(INDEX_INTERVAL_SECONDS, facts.catch_up, what="refund facts", bell=app.appended)
     wired.add("refund_facts", keep, leased=False)
-    keep = every(INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts")
+    keep = every(
+        INDEX_INTERVAL_SECONDS, return_facts.catch_up, what="return facts", bell=app.appended
+    )
     wired.add("return_facts", keep, leased=False)
     # Keys issued before keys were published are announced once (see key_index.py): a loop
     # that ends when done is no role a fleet must keep running.

@@ -61,7 +61,9 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
     )
     for read_model in (feed, platform_keys):
         what = read_model.name.replace("_", " ")
-        keep_up = every(READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what)
+        keep_up = every(
+            READ_MODEL_INTERVAL_SECONDS, read_model.catch_up, what=what, bell=app.appended
+        )
         wired.add(read_model.name, keep_up, leased=False)  # every replica: see intake's
     channels: list[Channel] = [EmailChannel(mailer, settings.mail_from)]
     if settings.sms_url:

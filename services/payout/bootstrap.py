@@ -79,7 +79,7 @@ def build(settings: PayoutSettings | None = None) -> Service:
         wired.roles.declare("executor")
         wired.roles.declare("poller")
     # A read model: every replica keeps it (no lease), see intake's bootstrap.
-    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index")
+    keep = every(INDEX_INTERVAL_SECONDS, index.catch_up, what="payout index", bell=app.appended)
     wired.add("payout_index", keep, leased=False)
     metrics = instrument(http, app, settings, service="payout", wired=wired)
     metrics.gauge(

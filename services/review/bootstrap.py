@@ -105,7 +105,7 @@ def build(settings: ReviewSettings | None = None) -> Service:
         )
     )
     # A read model: every replica keeps it (no lease), see intake's bootstrap.
-    keep = every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue")
+    keep = every(QUEUE_INTERVAL_SECONDS, queue.catch_up, what="review queue", bell=app.appended)
     wired.add("review_queue", keep, leased=False)
     return Service("review", settings, http, wired.workers, close=app.close, health=wired.health)
 
