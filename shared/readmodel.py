@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
 
 from shared.application import ServiceApplication
@@ -76,6 +77,15 @@ def stored_state(mapper: Mapper[Any], notification: Notification) -> dict[str, A
 _class_versions: dict[str, int] = {}  # topic -> its event class's class_version
 
 
+class _TextIdRecorder(SQLiteApplicationRecorder):
+    """The SQLite log as the application's recorder reads it, but each event's originator id
+    left as the text SQLite stores: making a UUID of every id, and hashing it, was a fifth
+    of a rebuild that needs the id only as its row's key (text)."""
+
+    def convert_originator_id(self, originator_id: str) -> uuid.UUID | str:
+        return originator_id
+
+
 def values(row: Any) -> list[Any]:
     return list(row.values()) if isinstance(row, dict) else list(row)
 
@@ -89,6 +99,8 @@ class ReadModel:
     changing: ClassVar[tuple[str, ...]]  # what an upsert may change
     time_column: ClassVar[str]  # the list order, newest first
     topic_marker: ClassVar[str]  # e.g. ":RefundRequest.", in the events' topics
+    # The model's `changed_rows` takes originator ids as text (SQLite's) as well as UUIDs.
+    text_ids: ClassVar[bool] = False
 
     def __init__(self, app: ServiceApplication) -> None:
         self.app = app
@@ -100,6 +112,9 @@ class ReadModel:
         self.table = f'"{datastore.schema}".{self.name}' if postgres else self.name
         self.p = "%s" if postgres else "?"
         self._lock = threading.Lock()
+        self._log: ApplicationRecorder = app.recorder
+        if self.text_ids and isinstance(app.recorder, SQLiteApplicationRecorder):
+            self._log = _TextIdRecorder(datastore, app.recorder.events_table_name)
         # Recently changed aggregates (or what a subclass keeps of them), by originator id.
         self._kept: OrderedDict[Any, Any] = OrderedDict()
         create_tables(
@@ -132,9 +147,7 @@ class ReadModel:
         read = 0
         with self._lock:
             position = self.app.positions.load(self.name)
-            pages = pages_after(
-                self.app.recorder, position, limit=self.batch, marker=self.topic_marker
-            )
+            pages = pages_after(self._log, position, limit=self.batch, marker=self.topic_marker)
             for page in pages:
                 self._write(self.changed_rows(page.notifications), page.reached)
                 read += len(page.notifications)

@@ -91,6 +91,7 @@ class RefundIndex(ReadModel):
     time_column = "created_at"
     topic_marker = ":RefundRequest."  # topics look like "services.intake.domain:RefundRequest.Paid"
     cursor_scope = frozenset({"tenant"})  # a cursor must be one of the tenant's refunds
+    text_ids = True  # a refund's id is only its row's key and the key it is kept under
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
         refund: RefundRequest = aggregate
@@ -110,7 +111,7 @@ class RefundIndex(ReadModel):
         changed: dict[Any, Listed] = {}
         kept = self._kept
         for notification in notifications:
-            key = notification.originator_id  # a UUID, or its text (as the recorder gives it)
+            key = notification.originator_id  # text on SQLite (`text_ids`), a UUID on PostgreSQL
             listed: Listed | None = kept.pop(key, None)
             if listed is None or listed.version < notification.originator_version:
                 listed = self._listed(key, listed, notification)
@@ -133,7 +134,8 @@ class RefundIndex(ReadModel):
             kept.version = version
             return kept
         if version == 1 and name == "Requested":
-            return Listed.requested(str(key), stored_state(self.app.mapper, notification))
+            refund_id = key if isinstance(key, uuid.UUID) else uuid.UUID(key)  # hex on SQLite
+            return Listed.requested(str(refund_id), stored_state(self.app.mapper, notification))
         refund: RefundRequest = self.app.repository.get(uuid.UUID(str(key)))
         return Listed.of(refund)
 
