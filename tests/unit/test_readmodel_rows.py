@@ -20,6 +20,8 @@ from services.intake.domain import RefundRequest, Status
 from services.intake.index import RefundIndex
 from services.intake.index_rows import FACTS
 from services.intake.returns import ReturnStatus
+from services.intake.settings import IntakeSettings
+from shared.store import store_env
 from tests.unit.test_event_versions import recorded
 from tests.unit.test_intake_domain import NOW, approve, pay, refund, reject
 from tests.unit.test_intake_returns import Review, ship
@@ -117,10 +119,14 @@ LIVES: dict[str, list[Step]] = {
 }
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[IntakeApplication]:
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "db")}
-    app = IntakeApplication(env=env)
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IntakeApplication]:
+    options: dict[str, Any] = {"data_dir": tmp_path, "env": "dev"}
+    if request.param == "postgres":
+        prefix = request.getfixturevalue("schema_prefix")
+        url = request.getfixturevalue("postgres_url")
+        options |= {"database_url": url, "database_schema": f"{prefix}_intake"}
+    app = IntakeApplication(env=store_env(IntakeSettings(**options), "intake"))
     yield app
     app.close()
 
