@@ -255,12 +255,13 @@ def run_rebuild(args: argparse.Namespace) -> int:
                     result = rebuild_and_compare(app, model, bar.update)
                 results.append(result)
                 failed = failed or bool(result.differences)
-    print(f"{'read model':<36} {'events':>8} {'rows':>7} {'events/s':>10}  differences")
+    # `log`: events the rebuild went over; `read`: the model's own, the ones it applied.
+    print(f"{'read model':<36} {'log':>8} {'read':>8} {'rows':>7} {'log ev/s':>10}  differences")
     for result in results:
         name = f"{result.service}/{result.model}"
         print(
-            f"{name:<36} {result.events:>8} {result.rows:>7} {result.rate:>10,.0f}  "
-            f"{len(result.differences)}"
+            f"{name:<36} {result.logged:>8} {result.events:>8} {result.rows:>7} "
+            f"{result.rate:>10,.0f}  {len(result.differences)}"
         )
         for difference in result.differences[:20]:
             print(

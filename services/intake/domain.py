@@ -8,7 +8,7 @@ and deriving the status from all of them gives the same answer whatever the orde
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from eventsourcing.domain import Aggregate, event
 
@@ -37,6 +37,43 @@ PAYOUT_STARTED: frozenset[Status] = frozenset({"paying", "paid", "payout_failed"
 DecisionOutcome = Literal["approved", "rejected"]  # review's decisions (a coupon is no decision)
 PayoutOutcome = Literal["paid", "failed"]
 MAX_EVIDENCE = 50
+
+
+class StatusFacts(Protocol):
+    """The facts a refund's status is derived from: the aggregate's, or a read model's
+    lighter copy of them (services/intake/index_rows.py), so both derive it alike."""
+
+    receipt: dict[str, Any] | None
+    payout: dict[str, Any] | None
+    withdrawal: dict[str, Any] | None
+    compensation: dict[str, Any] | None
+    decision: dict[str, Any] | None
+    goods_return: dict[str, dict[str, Any]]
+    evidence_request: dict[str, Any] | None
+    appeals: list[dict[str, Any]]
+    review: dict[str, Any] | None
+
+
+def derive_status(facts: StatusFacts) -> Status:
+    """The public status the recorded facts give, whatever order they arrived in."""
+    if facts.receipt is not None:
+        return "closed"
+    if facts.payout is not None:
+        paid: PayoutOutcome = facts.payout["status"]
+        return "payout_failed" if paid == "failed" else paid
+    if facts.withdrawal is not None:
+        return "withdrawn"
+    if facts.compensation is not None:
+        return "closed"
+    if facts.decision is not None:
+        outcome: DecisionOutcome = facts.decision["outcome"]
+        return outcome
+    returning = return_status(facts.goods_return)
+    if returning is not None:
+        return returning
+    if facts.evidence_request is not None:
+        return "awaiting_evidence"
+    return "in_review" if facts.appeals or facts.review else "submitted"
 
 
 class RefundRequest(ReturnSteps, Aggregate):
@@ -123,24 +160,7 @@ class RefundRequest(ReturnSteps, Aggregate):
         return {item["sku"]: item["quantity"] for item in self.items}
 
     def _derive_status(self) -> Status:
-        if self.receipt is not None:
-            return "closed"
-        if self.payout is not None:
-            paid: PayoutOutcome = self.payout["status"]
-            return "payout_failed" if paid == "failed" else paid
-        if self.withdrawal is not None:
-            return "withdrawn"
-        if self.compensation is not None:
-            return "closed"
-        if self.decision is not None:
-            outcome: DecisionOutcome = self.decision["outcome"]
-            return outcome
-        returning = return_status(self.goods_return)
-        if returning is not None:
-            return returning
-        if self.evidence_request is not None:
-            return "awaiting_evidence"
-        return "in_review" if self.appeals or self.review else "submitted"
+        return derive_status(self)
 
     def _note(self, step: str, at: datetime, actor: str, **facts: Any) -> None:
         self.status = self._derive_status()

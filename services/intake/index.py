@@ -1,20 +1,33 @@
 """The refund list: a read model built from intake's event log, and rebuilt from it at will.
 
 One row per refund (tenant, created time, order, customer, status, version);
-see shared/readmodel.py for how it is kept and paged.
+see shared/readmodel.py for how it is kept and paged. Rows are built from the refunds'
+stored events without replaying the refunds (services/intake/index_rows.py), live and in a
+rebuild alike.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eventsourcing.persistence import Notification
+
 from services.intake.domain import RefundRequest
+from services.intake.index_rows import FACTS, Listed
 from shared.ids import parse_public_id
 from shared.paging import Page
-from shared.readmodel import ReadModel, UnknownCursor, sortable, values
+from shared.readmodel import (
+    KEPT_AGGREGATES,
+    ReadModel,
+    UnknownCursor,
+    sortable,
+    stored_state,
+    values,
+)
 
 __all__ = ["ListQuery", "RefundIndex", "RefundPage", "UnknownCursor", "sortable"]
 
@@ -78,6 +91,7 @@ class RefundIndex(ReadModel):
     time_column = "created_at"
     topic_marker = ":RefundRequest."  # topics look like "services.intake.domain:RefundRequest.Paid"
     cursor_scope = frozenset({"tenant"})  # a cursor must be one of the tenant's refunds
+    text_ids = True  # a refund's id is only its row's key and the key it is kept under
 
     def row(self, aggregate: Any) -> tuple[Any, ...]:
         refund: RefundRequest = aggregate
@@ -90,6 +104,40 @@ class RefundIndex(ReadModel):
             refund.status,
             refund.version,
         )
+
+    def changed_rows(self, notifications: Sequence[Notification]) -> list[tuple[Any, ...]]:
+        """The rows of the refunds these events changed, from the events' stored JSON onto
+        the `Listed` facts kept from earlier batches (`self._kept`, by refund id)."""
+        changed: dict[Any, Listed] = {}
+        kept = self._kept
+        for notification in notifications:
+            key = notification.originator_id  # text on SQLite (`text_ids`), a UUID on PostgreSQL
+            listed: Listed | None = kept.pop(key, None)
+            if listed is None or listed.version < notification.originator_version:
+                listed = self._listed(key, listed, notification)
+            kept[key] = listed
+            changed[key] = listed
+        while len(kept) > KEPT_AGGREGATES:
+            kept.popitem(last=False)  # least recently changed first
+        return [listed.row() for listed in changed.values()]
+
+    def _listed(self, key: Any, kept: Listed | None, notification: Notification) -> Listed:
+        """`kept` with this event's facts applied; a refund not kept (or kept at another
+        version), or an event of a kind `FACTS` does not know, is loaded from the store."""
+        version = notification.originator_version
+        name = notification.topic.rpartition(".")[2]
+        fact = FACTS.get(name)
+        if kept is not None and kept.version == version - 1 and fact is not None:
+            fact.apply(
+                kept, stored_state(self.app.mapper, notification) if fact.reads_state else {}
+            )
+            kept.version = version
+            return kept
+        if version == 1 and name == "Requested":
+            refund_id = key if isinstance(key, uuid.UUID) else uuid.UUID(key)  # hex on SQLite
+            return Listed.requested(str(refund_id), stored_state(self.app.mapper, notification))
+        refund: RefundRequest = self.app.repository.get(uuid.UUID(str(key)))
+        return Listed.of(refund)
 
     def rows(self, tenant: str) -> list[tuple[Any, ...]]:
         """Every row of one tenant, newest first (for comparisons after a rebuild)."""

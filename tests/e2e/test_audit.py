@@ -233,7 +233,7 @@ def test_a_refunds_story_is_complete_the_ledgers_verify_and_rebuild_equals_live(
     rebuilt = _cli("rebuild", data_dir=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     intake_row = next(line for line in rebuilt.stdout.splitlines() if "intake/refund_index" in line)
-    assert int(intake_row.split()[2]) == MORE_REFUNDS + 1  # rows: every refund, none lost
+    assert int(intake_row.split()[3]) == MORE_REFUNDS + 1  # rows: every refund, none lost
     assert all(line.split()[-1] == "0" for line in rebuilt.stdout.splitlines()[1:] if "/" in line)
 
     # The story's customer asks to be forgotten: their key goes, the books stay.
