@@ -19,7 +19,10 @@ from eventsourcing.postgres import PostgresDatastore
 from shared.application import ServiceApplication
 from shared.stamping import StampingMapper
 
-# The longest pause between looks at a quiet log, for appends by other processes.
+# The longest pause between looks at a quiet log, for appends by other processes (replicas);
+# this process's own appends ring its doorbell. Four looks a second per follower were most of
+# an idle service's cost; the first event another replica stores after a quiet spell now
+# waits up to this long.
 IDLE_POLL_SECONDS = 1.0
 # How often a follower saves a position it moved past unwanted events (a write each): a busy
 # process appends many events a follower does not want, each look past them was a write.
