@@ -147,9 +147,13 @@ async def pipeline(
 
 async def test_each_request_is_decided_once(pipeline: Pipeline) -> None:
     pipeline.submit(5)
-    await eventually(lambda: pipeline.decisions() == 5, 30, "5 decisions")
+    # The consumer counts a record once its transaction is stored: wait for both.
+    await eventually(
+        lambda: pipeline.decisions() == 5 and pipeline.consumer.applied >= 5, 30, "5 decisions"
+    )
     assert pipeline.cases() == 5
     assert pipeline.consumer.applied == 5
+    assert pipeline.consumer.duplicates == 0
 
 
 async def test_duplicate_delivery_has_one_effect(pipeline: Pipeline) -> None:
