@@ -64,7 +64,9 @@ class DueWork:
     of its own, so one slow receiver holds up no other. Subclasses name the timeout and
     what to call themselves in the log."""
 
-    POLL_SECONDS = 0.5  # also polls: another process may have queued work
+    # Also polls, for work another process may have queued; in-process work wakes it at once
+    # and a due time sets its own wait, so an idle sandbox need not look often.
+    POLL_SECONDS = 2.0
     TIMEOUT_SECONDS = 5.0
     WHAT = "sandbox worker"
 
