@@ -46,6 +46,7 @@ def settle_payouts(seat: Seat, changed: list[Any]) -> int:
         if payout.status != "paid":
             raise RuntimeError(f"seeded payout {payout.id} did not settle: {outcome}")
     write(seat.app, stamped(seat.app, payouts))
+    seat.kept.check()
     seat.count("payouts settled", len(payouts))
     return len(payouts)
 
@@ -82,5 +83,6 @@ def send_messages(seat: Seat, changed: list[Any]) -> int:
             )
             sent += 1
     write(app, stamped(app, correspondences))
+    seat.kept.check()
     seat.count("messages sent", sent)
     return sent

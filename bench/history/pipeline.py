@@ -18,6 +18,7 @@ from typing import Any
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import StoredEvent, Tracking
 
+from bench.history.kept import KeptAggregates
 from shared.application import ServiceApplication
 from shared.contracts import CloudEvent, IntegrationEvent, envelope, stable_event_id
 from shared.stamping import acting
@@ -38,6 +39,10 @@ class Seat:
     published: int = 0  # the log position up to which its messages were handed on
     start: int = 0  # the log's end before seeding
     counts: dict[str, int] = field(default_factory=dict)
+    kept: KeptAggregates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kept = KeptAggregates(self.app)
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -55,7 +60,10 @@ def publish(seat: Seat) -> list[CloudEvent]:
         if not notifications:
             break
         mapper: Any = seat.app.mapper
+        ours = seat.kept.aggregates
         for notification in notifications:
+            if _uuid(notification.originator_id) not in ours:
+                continue  # another seeding process's (this one stored only kept aggregates)
             event, stamp = mapper.to_stamped_event(notification)
             integration = seat.to_integration(event)
             if integration is None:
@@ -116,6 +124,8 @@ def deliver(seat: Seat, messages: list[CloudEvent]) -> list[Any]:
         trackings.append(tracking)
         changed += processing.aggregates.values()
     write(app, stored, trackings)
+    seat.kept.keep(changed)
+    seat.kept.check()
     seat.count("consumed", len(messages))
     seat.count("stored", len(stored))
     return changed
@@ -145,3 +155,7 @@ def stamped(app: ServiceApplication, aggregates: Iterable[Any], **stamp: str) ->
         return [app.mapper.to_stored_event(event) for event in pending]
     with acting(**stamp):
         return [app.mapper.to_stored_event(event) for event in pending]
+
+
+def _uuid(originator_id: uuid.UUID | str) -> uuid.UUID:
+    return originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(originator_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bench.history.pipeline import stamped, write
+from bench.history.pipeline import Seat, stamped, write
 from bench.loadgen import refund_body
 from services.intake.api import _draft
 from services.intake.application import IntakeApplication
@@ -65,16 +65,18 @@ def create_keys(keys: Keystore, subjects: Iterable[Subject]) -> int:
     return len(rows)
 
 
-def request_refunds(app: IntakeApplication, run: str, numbers: range) -> list[str]:
+def request_refunds(seat: Seat, run: str, numbers: range) -> list[str]:
     """Record the requests of `numbers` (as `IntakeApplication.request_refund` does, without
     an idempotency key), in one transaction; their public ids."""
+    app: IntakeApplication = seat.app  # type: ignore[assignment]
     drafts = [_draft(RefundCreate.model_validate(request_body(run, n))) for n in numbers]
     create_keys(app.keys, [(DEV_TENANT, draft["order"]["customer_id"]) for draft in drafts])
     refund_ids = []
     stored = []
+    created = []
     for draft in drafts:
-        attempt = _attempt(app, draft)
-        refund, order = attempt
+        refund, order = _attempt(app, draft)
+        created += [refund, order]
         refund_id = public_id("rf", refund.id)
         refund_ids.append(refund_id)
         # Stamped as the HTTP request would be: the tenant behind the API key.
@@ -87,6 +89,8 @@ def request_refunds(app: IntakeApplication, run: str, numbers: range) -> list[st
             correlation=refund_id,
         )
     write(app, stored)
+    seat.kept.keep(created)
+    seat.kept.check()
     return refund_ids
 
 

@@ -31,7 +31,7 @@ def mappings() -> dict[str, object]:
 
 
 @contextmanager
-def open_seats(stores: Stores) -> Iterator[dict[str, Seat]]:
+def open_seats(stores: Stores, *, record_policy: bool = False) -> Iterator[dict[str, Seat]]:
     with ExitStack() as stack:
         settings = KeystoreSettings(
             data_dir=stores.data_dir,
@@ -50,7 +50,7 @@ def open_seats(stores: Stores) -> Iterator[dict[str, Seat]]:
                 stack.callback(setattr, app, "keystore", None)
             # Only what is stored from now on is published: older history was, by its stack.
             published = int(app.recorder.max_notification_id() or 0)
-            if service == "review":
+            if service == "review" and record_policy:
                 app.record_shipped_policy()  # as review does when it starts
             seats[service] = Seat(service, app, mapped[service], consumes, published, published)  # type: ignore[arg-type]
         yield seats
