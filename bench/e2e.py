@@ -235,26 +235,29 @@ def bench_store(name: str, args: argparse.Namespace, folder: Path) -> StoreRun:
     """For each history point: fill the stores, (re)start the stack on them, and on the first
     start measure both baselines; then settle, measure idle, and run every level."""
     database_url = args.database_url if name == "postgres" else None
-    prefix = f"bench_e2e_{uuid.uuid4().hex[:8]}" if database_url else None
-    data_dir = folder / name
-    data_dir.mkdir()
+    # A store filled beforehand (`python -m bench.history`) is used as it is, and kept.
+    kept = args.sqlite_dir if database_url is None else args.schema_prefix
+    throwaway = f"bench_e2e_{uuid.uuid4().hex[:8]}"  # dropped at the end: prefix of every schema
+    prefix = (args.schema_prefix or throwaway) if database_url else None
+    data_dir = args.sqlite_dir if database_url is None and kept else folder / name
+    data_dir.mkdir(exist_ok=bool(kept))
     if database_url is None:
         baseline_dir = folder / f"{name}-baseline"
         baseline_dir.mkdir()
         target = StoreTarget.sqlite(baseline_dir)
     else:
         target = StoreTarget(
-            "postgres", {}, database_url=database_url, baseline_schema=f"{prefix}_baseline"
+            "postgres", {}, database_url=database_url, baseline_schema=f"{throwaway}_baseline"
         )
     stores = Stores(data_dir, database_url, prefix)
     result = StoreRun(name, method=args.method)
     where = f"PostgreSQL schemas {prefix}_*" if prefix else f"SQLite in {data_dir}"
     base = free_base()
     ports = Ports.from_base(base)
-    with throwaway_schemas(database_url, prefix), broker(data_dir, base) as kafka:
+    with throwaway_schemas(database_url, throwaway), broker(data_dir, base) as kafka:
         for n, history in enumerate(args.history or [None]):
-            # Before the first start the stores do not exist yet: nothing is stored.
-            stored = history_size(stores)[0] if n else 0
+            # Before the first start the stores do not exist yet, unless they were kept.
+            stored = history_size(stores)[0] if n or kept else 0
             seeded, seed_seconds = 0, 0.0
             if history is not None and history > stored:
                 say(f"{name}: seeding {history - stored:,} refunds of history …")
@@ -348,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--store", choices=[*STORES, "both"], default="both")
+    add(
+        "--sqlite-dir",
+        type=Path,
+        help="run the SQLite stack on this folder's stores, e.g. filled beforehand with "
+        "`python -m bench.history --data-dir DIR --refunds N`, and keep it (default: a new one)",
+    )
+    add(
+        "--schema-prefix",
+        help="run the PostgreSQL stack on the schemas PREFIX_<service> (e.g. filled with "
+        "`python -m bench.history --postgres URL --schema-prefix PREFIX`) and keep them "
+        "(default: fresh bench_e2e_<id>_* schemas, dropped afterwards)",
+    )
     add("--rates", type=_numbers, default=[10, 20, 40, 80], help="offered refunds/s")
     add("--seconds", type=float, default=20, help="seconds of offered load per level")
     add("--gateway-delay-ms", type=_numbers, default=[0, 200], help="gateway answer delays")
