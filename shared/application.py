@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar, cast
@@ -61,7 +62,14 @@ def project(aggregate: Any, domain_events: Iterable[Any]) -> Any:
 
 
 class FastRepository(Repository[uuid.UUID]):
-    """Aggregates are rebuilt with `project`, unless a caller names another projector."""
+    """Aggregates are rebuilt with `project`, unless a caller names another projector.
+
+    A cached aggregate is never changed once it is in the cache: catching up with newer
+    stored events happens on a copy, which then replaces it (copy on write). That is what
+    lets `get_for_reading` hand out the cached object itself, without a copy, while other
+    threads load the same aggregate for commands (eventsourcing's own fast-forward changes
+    the cached object in place: under a view being rendered from it, or a copy being made).
+    """
 
     def get(
         self,
@@ -72,6 +80,10 @@ class FastRepository(Repository[uuid.UUID]):
         fastforward_skipping: bool = False,
         deepcopy_from_cache: bool = True,
     ) -> Any:
+        if self._copy_on_write(version, projector_func):
+            current = self._current(aggregate_id)
+            # Commands change what they load: always their own copy.
+            return deepcopy(current) if deepcopy_from_cache else current
         return super().get(
             aggregate_id,
             version=version,
@@ -79,6 +91,44 @@ class FastRepository(Repository[uuid.UUID]):
             fastforward_skipping=fastforward_skipping,
             deepcopy_from_cache=deepcopy_from_cache,
         )
+
+    def get_for_reading(self, aggregate_id: uuid.UUID) -> Any:
+        """The aggregate, up to date, for reading only: it may be the cached object itself,
+        shared with every other reader, so it must never be changed (no commands on it) nor
+        saved. Load with `get` to decide anything on it. Saves the deep copy `get` makes,
+        which was the larger part of a read of a cached aggregate."""
+        return self.get(aggregate_id, deepcopy_from_cache=False)
+
+    def _copy_on_write(self, version: int | None, projector_func: Any) -> bool:
+        # Only the latest version, with our projector, from a cache that is fast-forwarded
+        # and copied for commands (the settings shared.store gives every service).
+        return (
+            version is None
+            and projector_func is project
+            and self.cache is not None
+            and self.fastforward
+            and self.deepcopy_from_cache
+        )
+
+    def _current(self, aggregate_id: uuid.UUID) -> Any:
+        """The cached aggregate, caught up with the store: never changed in place."""
+        cache = self.cache
+        assert cache is not None  # see _copy_on_write
+        try:
+            cached = cache.get(aggregate_id)
+        except KeyError:
+            built = self._reconstruct_aggregate(aggregate_id, None, project)
+            cache.put(aggregate_id, built)
+            return built
+        newer = list(self.event_store.get(originator_id=aggregate_id, gt=cached.version))
+        if not newer:
+            return cached
+        caught_up = project(deepcopy(cached), newer)
+        if caught_up is None:  # a stored event that discards the aggregate
+            raise AggregateNotFoundError(aggregate_id)
+        # Another thread may have put a newer one meanwhile: the next look catches up again.
+        cache.put(aggregate_id, caught_up)
+        return caught_up
 
 
 class DuplicateMessage(Exception):
@@ -179,6 +229,15 @@ class ServiceApplication(Application[uuid.UUID]):
         if self.positions.is_tracked(tracking):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
+
+    def read(self, aggregate_id: uuid.UUID) -> Any:
+        """The aggregate for reading only (a view, a look before deciding): possibly the
+        cached object shared with other readers, so never change or save it; `update` or
+        `repository.get` load a copy to decide on. See `FastRepository.get_for_reading`."""
+        repository = self.repository
+        if isinstance(repository, FastRepository):
+            return repository.get_for_reading(aggregate_id)
+        return repository.get(aggregate_id)
 
     def update(self, aggregate_id: uuid.UUID, change: Callable[[A], object]) -> A:
         """Load, apply `change`, save; when another writer got there first, reload and redo.

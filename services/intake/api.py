@@ -98,7 +98,7 @@ async def list_refunds(
 
     def listed() -> RefundList:
         found = index.page(query)
-        refunds: list[RefundRequest] = [app.repository.get(uid) for uid in found.ids]
+        refunds: list[RefundRequest] = [app.read(uid) for uid in found.ids]
         return RefundList.of(request, [refund_view(r, app.keys) for r in refunds], found.has_more)
 
     return answer(await asyncio.to_thread(listed))

@@ -288,7 +288,7 @@ class IntakeApplication(ServiceApplication):
         if keyed is None:
             return None
         try:
-            record: IdempotencyKey = self.repository.get(keyed.record_id)
+            record: IdempotencyKey = self.read(keyed.record_id)
         except AggregateNotFoundError:
             return None
         return record.answer(keyed, self.clock())
@@ -312,15 +312,17 @@ class IntakeApplication(ServiceApplication):
     # -- queries ----------------------------------------------------------------------------
 
     def refund_for(self, tenant: str, refund_id: str) -> RefundRequest:
-        return self._refund(tenant, refund_id)
+        """The refund, to show only: never change it (see `ServiceApplication.read`)."""
+        return self._refund(tenant, refund_id, reading=True)
 
     def refund_for_staff(self, refund_id: str) -> RefundRequest:
-        """Any tenant's refund: staff work across tenants (their roles were checked)."""
-        return self._refund(None, refund_id)
+        """Any tenant's refund, to show only: staff work across tenants (their roles were
+        checked)."""
+        return self._refund(None, refund_id, reading=True)
 
     def history(self, tenant: str, refund_id: str) -> list[Any]:
         """The refund's own stored events, oldest first."""
-        refund = self._refund(tenant, refund_id)
+        refund = self._refund(tenant, refund_id, reading=True)
         return list(self.repository.event_store.get(refund.id))
 
     def order_of(self, tenant: str, order_id: str) -> Order | None:
@@ -364,12 +366,15 @@ class IntakeApplication(ServiceApplication):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _refund(self, tenant: str | None, refund_id: str) -> RefundRequest:
+    def _refund(
+        self, tenant: str | None, refund_id: str, *, reading: bool = False
+    ) -> RefundRequest:
+        """The tenant's refund: a copy to decide on, or `reading` the shared cached one."""
         uid = parse_public_id("rf", refund_id)
         if uid is None:
             raise RefundNotFound(refund_id)
         try:
-            refund: Any = self.repository.get(uid)
+            refund: Any = self.read(uid) if reading else self.repository.get(uid)
         except AggregateNotFoundError:
             raise RefundNotFound(refund_id) from None
         # Ids of other aggregates (orders, keys) must look like unknown refunds too.

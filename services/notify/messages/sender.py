@@ -32,6 +32,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
@@ -176,8 +177,11 @@ class Sender:
         batch: list[_Message] = []
         fresh: set[str] = set()  # keys looked up in the store this round
         for cid in ready:
-            correspondence = loaded[cid] = self.app.messages.correspondence(cid)
+            # A look without a copy; only those with messages in the round are copied, to
+            # decide their claims and outcomes on (a woken one often has nothing due yet).
+            correspondence = self.app.messages.look_at(cid)
             self.outbox.settle(correspondence)
+            composed = len(batch)
             for due in correspondence.pending(channels=(self.channel.name,)):
                 if due.retry_at is not None and due.retry_at > self.clock():
                     self.outbox.wake(cid, due.retry_at)
@@ -186,6 +190,8 @@ class Sender:
                     break
                 else:
                     batch.append(self._compose(correspondence, due, fresh))
+            if len(batch) > composed:
+                loaded[cid] = deepcopy(correspondence)
         return batch
 
     def _compose(self, correspondence: Correspondence, due: Due, fresh: set[str]) -> _Message:
