@@ -6,8 +6,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from copy import deepcopy
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar, cast
@@ -62,14 +62,7 @@ def project(aggregate: Any, domain_events: Iterable[Any]) -> Any:
 
 
 class FastRepository(Repository[uuid.UUID]):
-    """Aggregates are rebuilt with `project`, unless a caller names another projector.
-
-    A cached aggregate is never changed once it is in the cache: catching up with newer
-    stored events happens on a copy, which then replaces it (copy on write). That is what
-    lets `get_for_reading` hand out the cached object itself, without a copy, while other
-    threads load the same aggregate for commands (eventsourcing's own fast-forward changes
-    the cached object in place: under a view being rendered from it, or a copy being made).
-    """
+    """Aggregates are rebuilt with `project`, unless a caller names another projector."""
 
     def get(
         self,
@@ -80,10 +73,6 @@ class FastRepository(Repository[uuid.UUID]):
         fastforward_skipping: bool = False,
         deepcopy_from_cache: bool = True,
     ) -> Any:
-        if self._copy_on_write(version, projector_func):
-            current = self._current(aggregate_id)
-            # Commands change what they load: always their own copy.
-            return deepcopy(current) if deepcopy_from_cache else current
         return super().get(
             aggregate_id,
             version=version,
@@ -92,43 +81,35 @@ class FastRepository(Repository[uuid.UUID]):
             deepcopy_from_cache=deepcopy_from_cache,
         )
 
-    def get_for_reading(self, aggregate_id: uuid.UUID) -> Any:
-        """The aggregate, up to date, for reading only: it may be the cached object itself,
-        shared with every other reader, so it must never be changed (no commands on it) nor
-        saved. Load with `get` to decide anything on it. Saves the deep copy `get` makes,
-        which was the larger part of a read of a cached aggregate."""
-        return self.get(aggregate_id, deepcopy_from_cache=False)
+    @contextmanager
+    def reading(self, aggregate_id: uuid.UUID) -> Iterator[Any]:
+        """The aggregate, up to date, to read only while the `with` block lasts: the cached
+        object itself, without the deep copy `get` makes for commands (most of the cost of
+        a look at a cached aggregate). Never change it, save it, or keep it beyond the block.
 
-    def _copy_on_write(self, version: int | None, projector_func: Any) -> bool:
-        # Only the latest version, with our projector, from a cache that is fast-forwarded
-        # and copied for commands (the settings shared.store gives every service).
-        return (
-            version is None
-            and projector_func is project
-            and self.cache is not None
-            and self.fastforward
-            and self.deepcopy_from_cache
-        )
-
-    def _current(self, aggregate_id: uuid.UUID) -> Any:
-        """The cached aggregate, caught up with the store: never changed in place."""
+        The block holds the aggregate's fast-forward lock: eventsourcing catches a cached
+        aggregate up with newer events in place, under that lock, so no command's load can
+        change it under the reader meanwhile (they wait for the block to end). Inside, do
+        not load the same aggregate again (the lock is not reentrant): copy it to decide."""
         cache = self.cache
-        assert cache is not None  # see _copy_on_write
+        if cache is None or not self.fastforward or not self.deepcopy_from_cache:
+            # Nothing is shared safely with readers under these settings: a plain load.
+            yield self.get(aggregate_id)
+            return
+        lock = self._use_fastforward_lock(aggregate_id)
         try:
-            cached = cache.get(aggregate_id)
-        except KeyError:
-            built = self._reconstruct_aggregate(aggregate_id, None, project)
-            cache.put(aggregate_id, built)
-            return built
-        newer = list(self.event_store.get(originator_id=aggregate_id, gt=cached.version))
-        if not newer:
-            return cached
-        caught_up = project(deepcopy(cached), newer)
-        if caught_up is None:  # a stored event that discards the aggregate
-            raise AggregateNotFoundError(aggregate_id)
-        # Another thread may have put a newer one meanwhile: the next look catches up again.
-        cache.put(aggregate_id, caught_up)
-        return caught_up
+            with lock:
+                try:
+                    aggregate = cache.get(aggregate_id)
+                except KeyError:
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, project)
+                    cache.put(aggregate_id, aggregate)
+                else:
+                    newer = self.event_store.get(originator_id=aggregate_id, gt=aggregate.version)
+                    aggregate = project(aggregate, newer)
+                yield aggregate
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)
 
 
 class DuplicateMessage(Exception):
@@ -230,14 +211,17 @@ class ServiceApplication(Application[uuid.UUID]):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
 
-    def read(self, aggregate_id: uuid.UUID) -> Any:
-        """The aggregate for reading only (a view, a look before deciding): possibly the
-        cached object shared with other readers, so never change or save it; `update` or
-        `repository.get` load a copy to decide on. See `FastRepository.get_for_reading`."""
+    @contextmanager
+    def reading(self, aggregate_id: uuid.UUID) -> Iterator[Any]:
+        """The aggregate to read only within the block (a view, a look before deciding), no
+        copy made: never change or save it, nor keep it past the block; `update` and
+        `repository.get` load a copy to decide on. See `FastRepository.reading`."""
         repository = self.repository
         if isinstance(repository, FastRepository):
-            return repository.get_for_reading(aggregate_id)
-        return repository.get(aggregate_id)
+            with repository.reading(aggregate_id) as aggregate:
+                yield aggregate
+        else:
+            yield repository.get(aggregate_id)
 
     def update(self, aggregate_id: uuid.UUID, change: Callable[[A], object]) -> A:
         """Load, apply `change`, save; when another writer got there first, reload and redo.

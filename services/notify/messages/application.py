@@ -244,14 +244,7 @@ class Messages:
             return Correspondence(refund_id=refund_id, tenant=tenant)
 
     def correspondence(self, correspondence_id: uuid.UUID) -> Correspondence:
-        """The correspondence, a copy of its own to decide on and save."""
         found: Correspondence = self.app.repository.get(correspondence_id)
-        return found
-
-    def look_at(self, correspondence_id: uuid.UUID) -> Correspondence:
-        """The correspondence to read only, possibly shared with other readers: never decide
-        on it nor save it (see `ServiceApplication.read`); no copy is made."""
-        found: Correspondence = self.app.read(correspondence_id)
         return found
 
     def start_attempt(
@@ -321,9 +314,14 @@ class Messages:
     def notifications_for(self, refund_id: str) -> list[dict[str, Any]]:
         """Every message of the refund with what became of it, in scheduling order."""
         try:
-            correspondence = self.look_at(Correspondence.create_id(refund_id))
+            # Only read: the cached correspondence itself, no copy (see `reading`).
+            with self.app.reading(Correspondence.create_id(refund_id)) as correspondence:
+                return self._entries(refund_id, correspondence)
         except AggregateNotFoundError:
             return []
+
+    @staticmethod
+    def _entries(refund_id: str, correspondence: Correspondence) -> list[dict[str, Any]]:
         keys = list(correspondence.deliveries)
         keys += [
             (d.step, d.channel) for d in correspondence.pending() if (d.step, d.channel) not in keys
