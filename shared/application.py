@@ -6,7 +6,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar, cast
@@ -79,6 +80,36 @@ class FastRepository(Repository[uuid.UUID]):
             fastforward_skipping=fastforward_skipping,
             deepcopy_from_cache=deepcopy_from_cache,
         )
+
+    @contextmanager
+    def reading(self, aggregate_id: uuid.UUID) -> Iterator[Any]:
+        """The aggregate, up to date, to read only while the `with` block lasts: the cached
+        object itself, without the deep copy `get` makes for commands (most of the cost of
+        a look at a cached aggregate). Never change it, save it, or keep it beyond the block.
+
+        The block holds the aggregate's fast-forward lock: eventsourcing catches a cached
+        aggregate up with newer events in place, under that lock, so no command's load can
+        change it under the reader meanwhile (they wait for the block to end). Inside, do
+        not load the same aggregate again (the lock is not reentrant): copy it to decide."""
+        cache = self.cache
+        if cache is None or not self.fastforward or not self.deepcopy_from_cache:
+            # Nothing is shared safely with readers under these settings: a plain load.
+            yield self.get(aggregate_id)
+            return
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                try:
+                    aggregate = cache.get(aggregate_id)
+                except KeyError:
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, project)
+                    cache.put(aggregate_id, aggregate)
+                else:
+                    newer = self.event_store.get(originator_id=aggregate_id, gt=aggregate.version)
+                    aggregate = project(aggregate, newer)
+                yield aggregate
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)
 
 
 class DuplicateMessage(Exception):
@@ -179,6 +210,18 @@ class ServiceApplication(Application[uuid.UUID]):
         if self.positions.is_tracked(tracking):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
+
+    @contextmanager
+    def reading(self, aggregate_id: uuid.UUID) -> Iterator[Any]:
+        """The aggregate to read only within the block (a view, a look before deciding), no
+        copy made: never change or save it, nor keep it past the block; `update` and
+        `repository.get` load a copy to decide on. See `FastRepository.reading`."""
+        repository = self.repository
+        if isinstance(repository, FastRepository):
+            with repository.reading(aggregate_id) as aggregate:
+                yield aggregate
+        else:
+            yield repository.get(aggregate_id)
 
     def update(self, aggregate_id: uuid.UUID, change: Callable[[A], object]) -> A:
         """Load, apply `change`, save; when another writer got there first, reload and redo.

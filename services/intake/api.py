@@ -98,18 +98,23 @@ async def list_refunds(
 
     def listed() -> RefundList:
         found = index.page(query)
-        refunds: list[RefundRequest] = [app.repository.get(uid) for uid in found.ids]
-        return RefundList.of(request, [refund_view(r, app.keys) for r in refunds], found.has_more)
+        views = []
+        for uid in found.ids:
+            with app.reading(uid) as refund:  # shown, never changed: no copy
+                views.append(refund_view(refund, app.keys))
+        return RefundList.of(request, views, found.has_more)
 
     return answer(await asyncio.to_thread(listed))
 
 
 @router.get("/refunds/{refund_id}", summary="Get a refund", **FOUND)
 async def get_refund(refund_id: RefundId, tenant: Tenant, app: IntakeApp) -> JSONResponse:
-    def found() -> tuple[RefundRequest, bool]:
-        return app.refund_for(tenant, refund_id), False
+    def found() -> RefundView:
+        # Shown from the cached refund itself (no copy), within the read-only block.
+        with app.showing(tenant, refund_id) as refund:
+            return refund_view(refund, app.keys)
 
-    return await shown(app, found)
+    return answer(await asyncio.to_thread(found), 200, False)
 
 
 @router.post(

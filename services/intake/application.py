@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from pydantic import BaseModel
@@ -288,10 +289,10 @@ class IntakeApplication(ServiceApplication):
         if keyed is None:
             return None
         try:
-            record: IdempotencyKey = self.repository.get(keyed.record_id)
+            with self.reading(keyed.record_id) as record:
+                return cast(IdempotencyKey, record).answer(keyed, self.clock())
         except AggregateNotFoundError:
             return None
-        return record.answer(keyed, self.clock())
 
     def _on_refund(
         self,
@@ -318,10 +319,22 @@ class IntakeApplication(ServiceApplication):
         """Any tenant's refund: staff work across tenants (their roles were checked)."""
         return self._refund(None, refund_id)
 
+    @contextmanager
+    def showing(self, tenant: str | None, refund_id: str) -> Iterator[RefundRequest]:
+        """The tenant's refund (any tenant's for None: staff) to show within the block, no
+        copy made: never change it nor keep it past the block (`ServiceApplication.reading`)."""
+        uid = self._refund_uid(refund_id)
+        try:
+            with self.reading(uid) as refund:
+                yield self._of_tenant(refund, tenant, refund_id)
+        except AggregateNotFoundError:
+            raise RefundNotFound(refund_id) from None
+
     def history(self, tenant: str, refund_id: str) -> list[Any]:
         """The refund's own stored events, oldest first."""
-        refund = self._refund(tenant, refund_id)
-        return list(self.repository.event_store.get(refund.id))
+        with self.showing(tenant, refund_id) as refund:
+            uid = refund.id
+        return list(self.repository.event_store.get(uid))
 
     def order_of(self, tenant: str, order_id: str) -> Order | None:
         try:
@@ -365,17 +378,27 @@ class IntakeApplication(ServiceApplication):
     # -- helpers ----------------------------------------------------------------------------
 
     def _refund(self, tenant: str | None, refund_id: str) -> RefundRequest:
-        uid = parse_public_id("rf", refund_id)
-        if uid is None:
-            raise RefundNotFound(refund_id)
+        """The tenant's refund, a copy of its own to decide on."""
+        uid = self._refund_uid(refund_id)
         try:
             refund: Any = self.repository.get(uid)
         except AggregateNotFoundError:
             raise RefundNotFound(refund_id) from None
-        # Ids of other aggregates (orders, keys) must look like unknown refunds too.
-        if not isinstance(refund, RefundRequest) or tenant not in (None, refund.tenant):
+        return self._of_tenant(refund, tenant, refund_id)
+
+    @staticmethod
+    def _refund_uid(refund_id: str) -> uuid.UUID:
+        uid = parse_public_id("rf", refund_id)
+        if uid is None:
             raise RefundNotFound(refund_id)
-        return refund
+        return uid
+
+    @staticmethod
+    def _of_tenant(found: Any, tenant: str | None, refund_id: str) -> RefundRequest:
+        # Ids of other aggregates (orders, keys) must look like unknown refunds too.
+        if not isinstance(found, RefundRequest) or tenant not in (None, found.tenant):
+            raise RefundNotFound(refund_id)
+        return found
 
     def _order(self, tenant: str, snapshot: dict[str, Any]) -> Order:
         """The order as first recorded, after checking that `snapshot` agrees with it."""

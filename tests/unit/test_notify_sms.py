@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socketserver
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -118,3 +121,39 @@ def test_an_accepted_answer_without_an_id_is_unavailable_so_it_is_retried() -> N
 
     with pytest.raises(SmsUnavailable):
         provider.send("+8613812345678", "hi", idempotency_key="n-1")
+
+
+def test_a_connection_the_provider_closed_while_idle_is_retried_on_a_new_one() -> None:
+    # A provider that answers one message per connection, then closes it without saying so
+    # (as one whose idle timeout ran out between two messages).
+    connections: list[bytes] = []
+
+    class OneAnswerPerConnection(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += self.request.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += self.request.recv(65536)
+            connections.append(body)
+            answer = json.dumps({"id": f"sms_{len(connections)}"}).encode()
+            self.request.sendall(
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                + answer
+            )
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswerPerConnection) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        provider = HttpSmsProvider(f"http://127.0.0.1:{server.server_address[1]}", timeout=5)
+        try:
+            first = provider.send("+8613812345678", "hi", idempotency_key="n-1")
+            second = provider.send("+8613812345678", "hi again", idempotency_key="n-2")
+        finally:
+            provider.close()
+            server.shutdown()
+
+    assert (first, second) == ("sms_1", "sms_2")
+    assert [json.loads(body)["text"] for body in connections] == ["hi", "hi again"]

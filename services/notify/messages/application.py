@@ -314,9 +314,14 @@ class Messages:
     def notifications_for(self, refund_id: str) -> list[dict[str, Any]]:
         """Every message of the refund with what became of it, in scheduling order."""
         try:
-            correspondence = self.correspondence(Correspondence.create_id(refund_id))
+            # Only read: the cached correspondence itself, no copy (see `reading`).
+            with self.app.reading(Correspondence.create_id(refund_id)) as correspondence:
+                return self._entries(refund_id, correspondence)
         except AggregateNotFoundError:
             return []
+
+    @staticmethod
+    def _entries(refund_id: str, correspondence: Correspondence) -> list[dict[str, Any]]:
         keys = list(correspondence.deliveries)
         keys += [
             (d.step, d.channel) for d in correspondence.pending() if (d.step, d.channel) not in keys

@@ -32,6 +32,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
@@ -176,16 +177,21 @@ class Sender:
         batch: list[_Message] = []
         fresh: set[str] = set()  # keys looked up in the store this round
         for cid in ready:
-            correspondence = loaded[cid] = self.app.messages.correspondence(cid)
-            self.outbox.settle(correspondence)
-            for due in correspondence.pending(channels=(self.channel.name,)):
-                if due.retry_at is not None and due.retry_at > self.clock():
-                    self.outbox.wake(cid, due.retry_at)
-                elif len(batch) == self.per_round:
-                    self.outbox.wake(cid, None)  # the rest next round
-                    break
-                else:
-                    batch.append(self._compose(correspondence, due, fresh))
+            # A look without a copy; only one with messages in the round is copied, to decide
+            # its claims and outcomes on (one woken for a retry often has nothing due yet).
+            with self.app.reading(cid) as correspondence:
+                self.outbox.settle(correspondence)
+                composed = len(batch)
+                for due in correspondence.pending(channels=(self.channel.name,)):
+                    if due.retry_at is not None and due.retry_at > self.clock():
+                        self.outbox.wake(cid, due.retry_at)
+                    elif len(batch) == self.per_round:
+                        self.outbox.wake(cid, None)  # the rest next round
+                        break
+                    else:
+                        batch.append(self._compose(correspondence, due, fresh))
+                if len(batch) > composed:
+                    loaded[cid] = deepcopy(correspondence)
         return batch
 
     def _compose(self, correspondence: Correspondence, due: Due, fresh: set[str]) -> _Message:
