@@ -245,10 +245,10 @@ class Sender:
                 if attempt >= self.attempts:
                     self._fail(message, f"{error} (gave up after {attempt} attempts)")
                     continue
-                retry_at = self.clock() + self._delay(attempt, error.retry_after)
+                delay = self._delay(attempt, error.retry_after)
                 log.warning("%s/%s attempt %d: %s", due.step, self.channel.name, attempt, error)
                 message.kind = "retry"
-                message.outcome = _retry(self.channel.name, due, str(error), retry_at)
+                message.outcome = _retry(self.channel.name, due, str(error), delay, self.clock)
                 continue
             except Undeliverable as error:
                 log.error("%s/%s refused for good: %s", due.step, self.channel.name, error)
@@ -317,9 +317,13 @@ def _sent(channel: str, due: Due, outgoing: Outgoing, provider_id: str, at: date
     )
 
 
-def _retry(channel: str, due: Due, error: str, retry_at: datetime) -> Decision:
+def _retry(
+    channel: str, due: Due, error: str, delay: timedelta, clock: Callable[[], datetime]
+) -> Decision:
+    # The wait counts from when the failure is recorded, after the rest of the round was sent:
+    # never sooner than the provider's Retry-After, counted from its answer.
     return lambda c: c.record_attempt_failed(
-        step=due.step, channel=channel, error=error, retry_at=retry_at
+        step=due.step, channel=channel, error=error, retry_at=clock() + delay
     )
 
 
