@@ -21,6 +21,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +81,11 @@ def seed_history(
     counts: dict[str, Counter[str]] = {name: Counter() for name in starts}
     context = multiprocessing.get_context("spawn")
     reports: Any = context.Queue()
+    # One process at a time opens the stores: PostgreSQL refuses two sessions creating the
+    # same tables at once ("tuple concurrently updated"), even when they exist.
+    opening: Any = context.Lock()
     workers = [
-        context.Process(target=_seed_part, args=(stores, run, part, batch, reports))
+        context.Process(target=_seed_part, args=(stores, run, part, batch, reports, opening))
         for part in parts
         if part
     ]
@@ -114,11 +118,15 @@ def seed_history(
     return seeded
 
 
-def _seed_part(stores: Stores, run: str, numbers: range, batch: int, reports: Any) -> None:
+def _seed_part(
+    stores: Stores, run: str, numbers: range, batch: int, reports: Any, opening: Any
+) -> None:
     """One process's share: the refunds `numbers`, a batch at a time."""
     try:
         refund_ids: list[str] = []
-        with open_seats(stores) as seats:
+        with ExitStack() as stack:
+            with opening:
+                seats = stack.enter_context(open_seats(stores))
             for first in range(0, len(numbers), batch):
                 part = numbers[first : first + batch]
                 created = request_refunds(seats["intake"], run, part)
