@@ -48,7 +48,9 @@ class Consumer:
     the earlier one's unstored events, and one conflict would undo the batch's other records.
     """
 
-    check_interval = 1.0
+    # Seconds between looks at the broker's sentinel (a metadata request each): a lost broker
+    # is noticed within this (it was once a second, per relay and consumer, idle or not).
+    check_interval = 3.0
     lag_interval = 1.0  # seconds between looks at the partitions' lag while records flow
     max_records = 500
     # Seconds without records after which the broker may hold fetches longer: an idle

@@ -86,7 +86,9 @@ class Relay:
     recreates the topics and publishes its whole log again.
     """
 
-    check_interval = 1.0
+    # Seconds between looks at the broker's sentinel (a metadata request each): a lost broker
+    # is noticed within this (it was once a second, per relay and consumer, idle or not).
+    check_interval = 3.0
 
     def __init__(
         self,
