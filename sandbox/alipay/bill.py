@@ -105,7 +105,15 @@ def render_zip(store: Store, seller_id: str, day: date, now: float | None = None
     stem = f"{seller_id}0156_{day:%Y%m%d}"
     summary = "#支付宝业务汇总查询\n门店编号,门店名称,交易订单总笔数,退款订单总笔数\n合计,,,\n"
     buffer = io.BytesIO()
+    # Stamped with the bill's export time, not the moment of download: Alipay makes the file
+    # once, and the same bill downloaded twice is the same bytes (payout digests them).
+    exported = day + timedelta(days=1)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{stem}_业务明细.csv", detail)
-        archive.writestr(f"{stem}_业务明细(汇总).csv", summary.encode("gbk"))
+        for name, data in (
+            (f"{stem}_业务明细.csv", detail),
+            (f"{stem}_业务明细(汇总).csv", summary.encode("gbk")),
+        ):
+            entry = zipfile.ZipInfo(name, (exported.year, exported.month, exported.day, 9, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, data)
     return buffer.getvalue()
