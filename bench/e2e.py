@@ -71,7 +71,7 @@ from bench.e2e_report import (
     write_markdown,
     write_plot,
 )
-from bench.e2e_stack import broker, free_base, stack, throwaway_schemas
+from bench.e2e_stack import as_if_durable, broker, free_base, stack, throwaway_schemas
 from bench.intake_create import DEFAULT_DATABASE_URL, StoreTarget, bare_save_rate, say
 from bench.kafka_baseline import TopicReader, produce_consume_rate
 from bench.loadgen import Outcome, Settings, percentile, run
@@ -255,6 +255,8 @@ def bench_store(name: str, args: argparse.Namespace, folder: Path) -> StoreRun:
     base = free_base()
     ports = Ports.from_base(base)
     with throwaway_schemas(database_url, throwaway), broker(data_dir, base) as kafka:
+        if kept:
+            as_if_durable(base)
         for n, history in enumerate(args.history or [None]):
             # Before the first start the stores do not exist yet, unless they were kept.
             stored = history_size(stores)[0] if n or kept else 0

@@ -3,6 +3,7 @@ PostgreSQL schemas, as often as the history points need, and the schemas dropped
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -26,6 +27,9 @@ def shielded() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+PARTITIONS = 4  # the services' default (REFUNDS_KAFKA_PARTITIONS)
 
 
 def free_base() -> int:
@@ -63,6 +67,29 @@ def broker(data_dir: Path, base: int) -> Iterator[subprocess.Popen[bytes]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def as_if_durable(base: int) -> None:
+    """Make the benchmark's fresh broker look like one that kept the stack's data, as a real
+    Kafka does across restarts: the four topics, and the sentinels the relays look for. A
+    relay that finds its sentinel gone takes the broker for one that lost its data and
+    publishes its whole log again — on a store filled beforehand, millions of records that
+    would be measured as the stack's cost. (The consumers mark their own sentinels.)"""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.kafka import TOPICS, ensure_topics
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{Ports.from_base(base).broker}")
+        await admin.start()
+        try:
+            await ensure_topics(admin, list(TOPICS.values()), PARTITIONS)
+            sentinels = [f"refunds.sentinel.relay.{service}" for service in TOPICS]
+            await ensure_topics(admin, sentinels, 1)
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
 
 
 @contextmanager
