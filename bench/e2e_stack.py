@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench.intake_create import say
 from refunds.devstack import Ports, Stack
+from refunds.processes import port_accepts
 
 
 @contextmanager
@@ -38,14 +39,22 @@ def free_base() -> int:
 
 def _wait_for_port(port: int, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while True:
+    while not port_accepts(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}")
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGINT (tansu hangs on SIGTERM with clients connected; `refunds dev` stops its stack
+    on it), then SIGKILL if it is still there after `timeout`."""
+    with shielded():
+        process.send_signal(signal.SIGINT)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager
@@ -60,13 +69,7 @@ def broker(data_dir: Path, base: int) -> Iterator[subprocess.Popen[bytes]]:
         _wait_for_port(ports.broker, 30, "the benchmark's tansu broker")
         yield process
     finally:
-        with shielded():
-            process.send_signal(signal.SIGINT)  # tansu hangs on SIGTERM with clients connected
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process, 30)
 
 
 def as_if_durable(base: int) -> None:
@@ -123,13 +126,7 @@ def stack(
                 raise RuntimeError("refunds dev did not start:\n" + "".join(said[-30:]))
         yield process
     finally:
-        with shielded():
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process, 60)
 
 
 @contextmanager

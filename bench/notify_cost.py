@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from refunds.processes import port_accepts
 from services.notify.application import NotifyApplication
 from services.notify.messages.channels import EmailChannel, SmsChannel
 from services.notify.messages.mailer import SmtpMailer
@@ -146,8 +147,9 @@ def sandboxes(data: Path) -> Iterator[tuple[int, str]]:
         while True:
             try:
                 httpx.get(url + "/v1/messages", timeout=1)
-                socket.create_connection(("127.0.0.1", smtp), timeout=1).close()
-                break
+                if port_accepts(smtp):
+                    break
+                raise OSError(f"nothing listens on SMTP port {smtp} yet")
             except (OSError, httpx.HTTPError):
                 if time.monotonic() > deadline:
                     raise
