@@ -81,13 +81,14 @@ def as_if_durable(base: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from shared.kafka import TOPICS, ensure_topics
+    from shared.relay import sentinel_topic
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{Ports.from_base(base).broker}")
         await admin.start()
         try:
             await ensure_topics(admin, list(TOPICS.values()), PARTITIONS)
-            sentinels = [f"refunds.sentinel.relay.{service}" for service in TOPICS]
+            sentinels = [sentinel_topic("", service) for service in TOPICS]
             await ensure_topics(admin, sentinels, 1)
         finally:
             await admin.close()

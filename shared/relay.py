@@ -72,6 +72,11 @@ def published_topics(mapping: Mapping) -> PublishedTopics | None:
     return None if declared is None else PublishedTopics(tuple(declared))
 
 
+def sentinel_topic(prefix: str, source: str) -> str:
+    """The topic whose absence tells a relay its broker lost its data (see `Relay`)."""
+    return f"{prefix}refunds.sentinel.relay.{source}"
+
+
 def position_name(topic: str) -> str:
     """The name of the relay's saved position in the log (shared.store.Positions)."""
     return f"relay:{topic}"
@@ -131,9 +136,7 @@ class Relay:
     async def _publish_until(
         self, stop: asyncio.Event, admin: Any, producer: AIOKafkaProducer
     ) -> None:
-        watch = BrokerWatch(
-            admin, f"{self.settings.topic_prefix}refunds.sentinel.relay.{self.source}"
-        )
+        watch = BrokerWatch(admin, sentinel_topic(self.settings.topic_prefix, self.source))
         await self.follower.load()
         next_check = 0.0
         while not stop.is_set():
