@@ -84,6 +84,12 @@ def replicated_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[t
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
+        # What the supervisor said after its banner (a replica that died and was started
+        # again, with its log's last lines): pytest shows it beside a failure.
+        assert process.stdout is not None
+        print(process.stdout.read())
+        for log in sorted(tmp_path.glob("**/*.log")):
+            print(f"--- {log.name}:", *log.read_text(errors="replace").splitlines()[-15:], sep="\n")
 
 
 def test_two_replicas_of_each_service_share_its_port_and_one_leads_each_role(
