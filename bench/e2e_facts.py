@@ -4,6 +4,7 @@ who consumes which topic, and the arithmetic over those counts (pure)."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -11,9 +12,10 @@ from typing import Any
 
 import httpx
 
-from bench.loadgen import percentile
+from bench.loadgen import Outcome, percentile
 from refunds.devstack import SERVICES, Ports
 from refunds.stores import Stores, open_service
+from shared.auth import DEV_API_KEY
 from shared.ledger import BATCH, Ledger, data_of
 from shared.readmodel import values
 
@@ -159,3 +161,24 @@ def stage_percentiles(times: dict[str, dict[str, datetime]]) -> dict[str, dict[s
         ]
         result[name] = {f"p{p}": percentile(values, p) for p in (50, 95, 99)}
     return result
+
+
+def confirm_paid(ports: Ports, outcomes: list[Outcome], timeout: float = 30.0) -> None:
+    """A refund counts as paid once intake shows it paid too: those it does not show so
+    within `timeout` get the status it shows instead."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{ports.intake}",
+        headers={"Authorization": f"Bearer {DEV_API_KEY}"},
+        timeout=10,
+    ) as client:
+        for outcome in outcomes:
+            if outcome.final != "paid":
+                continue
+            while True:
+                status = client.get(f"/v1/refunds/{outcome.refund_id}").json().get("status")
+                if status == "paid" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            if status != "paid":
+                outcome.final = str(status)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.loadgen --intake http://127.0.0.1:8001 --rate 50 --duration 30
         [--api-key KEY] [--concurrency 64] [--mix auto=80,reject=10,manual=10] [--follow]
-        [--json out.json]
+        [--kafka HOST:PORT] [--json out.json]
 
 It offers `--rate` new refunds per second for `--duration` seconds on a fixed schedule,
 whether or not earlier requests have been answered (open loop), so a slow service shows
@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from bench.topic_follow import TopicFollower
 from shared.auth import DEV_API_KEY
 
 # What each kind of request is, and the statuses it may end in when followed.
@@ -188,6 +189,9 @@ class Driver:
     settings: Settings
     progress: Any  # tqdm
     followed: int = 0
+    # With a follower, refunds are followed on the topics instead of by polling intake
+    # (bench/topic_follow.py); those waiting in review still by polling.
+    topics: TopicFollower | None = None
 
     async def offer(
         self, outcome: Outcome, body: dict[str, Any], key: str, scheduled: float
@@ -215,6 +219,12 @@ class Driver:
     async def follow(self, outcome: Outcome, scheduled: float) -> None:
         """Poll GET /v1/refunds/{id} until terminal for its kind or the follow time is up."""
         outcome.poll_errors = Counter()
+        if self.topics is not None and outcome.kind != "manual" and outcome.refund_id:
+            seen = await self.topics.wait(outcome.refund_id, self.settings.follow_timeout)
+            if seen is not None:
+                outcome.final = seen[0]
+                outcome.final_ms = (seen[1] - scheduled) * 1000
+            return
         deadline = time.perf_counter() + self.settings.follow_timeout
         while outcome.final is None or not is_terminal(outcome.kind, outcome.final):
             if time.perf_counter() > deadline:
@@ -233,10 +243,15 @@ class Driver:
 
 
 async def run(
-    intake: str, api_key: str, settings: Settings, mix: dict[str, int], method: str = "alipay"
+    intake: str,
+    api_key: str,
+    settings: Settings,
+    mix: dict[str, int],
+    method: str = "alipay",
+    kafka: str | None = None,
 ) -> tuple[list[Outcome], float, float, float]:
-    """Offer every request on schedule, each order paid with `method`; wait for all.
-    → outcomes, offer span, POST span, lag."""
+    """Offer every request on schedule, each order paid with `method`; wait for all (followed
+    on the broker at `kafka` if given). → outcomes, offer span, POST span, lag."""
     count = max(1, round(settings.rate * settings.duration))
     kinds = schedule_kinds(mix, count)
     run_id = uuid.uuid4().hex[:8]
@@ -254,7 +269,10 @@ async def run(
     async with httpx.AsyncClient(
         base_url=intake, headers=headers, limits=limits, timeout=settings.timeout
     ) as client:
-        driver = Driver(client, settings, progress)
+        follower = TopicFollower(kafka) if kafka and settings.follow else None
+        if follower is not None:
+            await follower.start()
+        driver = Driver(client, settings, progress, topics=follower)
         tasks: list[asyncio.Task[None]] = []
         start = time.perf_counter()
         max_lag = 0.0
@@ -268,7 +286,11 @@ async def run(
             key = f"lg-{run_id}-{n}"
             tasks.append(asyncio.create_task(driver.offer(outcome, body, key, scheduled)))
         offered_span = time.perf_counter() - start
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            if follower is not None:
+                await follower.stop()
     progress.close()
     post_span = max(o.answered_at for o in outcomes) - start
     return outcomes, offered_span, post_span, max_lag
@@ -435,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=0.2, help="seconds between polls with --follow"
     )
     parser.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="with --follow: follow refunds on this broker's topics (payout.succeeded, "
+        "payout.failed, review.rejected) instead of polling intake",
+    )
+    parser.add_argument(
         "--follow-timeout",
         type=float,
         default=60.0,
@@ -460,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     mix: dict[str, int] = args.mix  # argparse runs parse_mix on the default too
     outcomes, offered_span, post_span, lag = asyncio.run(
-        run(args.intake.rstrip("/"), args.api_key, settings, mix)
+        run(args.intake.rstrip("/"), args.api_key, settings, mix, kafka=args.kafka)
     )
     summary = summarize(outcomes, settings, mix, offered_span, post_span, lag)
     print(format_report(summary))

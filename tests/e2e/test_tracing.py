@@ -51,8 +51,8 @@ def stack(
 
 
 def _trace_of(receiver: OtlpReceiver, trace_id: str, timeout: float) -> list[ReceivedSpan]:
-    """The trace's spans once every service exported some, and every span a consumer
-    names as parent has arrived too."""
+    """The trace's spans once every service exported some, every span a consumer names as
+    parent has arrived too, and so has payout's executor's."""
     deadline = time.monotonic() + timeout
     while True:
         spans = [s for s in receiver.snapshot() if s.trace_id == trace_id]
@@ -64,6 +64,8 @@ def _trace_of(receiver: OtlpReceiver, trace_id: str, timeout: float) -> list[Rec
             and all(s.parent_span_id in ids for s in consumers)
             and ("payout", "refunds.review.v1") in hops
             and ("notify", "refunds.review.v1") in hops
+            # The executor's span is exported in a later batch than payout's consumer span.
+            and any(s.service == "payout" and s.name == "payout execute" for s in spans)
         ):
             return spans
         if time.monotonic() > deadline:
