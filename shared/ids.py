@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 NAMESPACE = uuid.UUID("0f4e3a8e-5d1b-4c55-8a43-93b1c7a0e6d2")
 
@@ -22,6 +23,9 @@ def parse_public_id(prefix: str, text: str) -> uuid.UUID | None:
         return None
 
 
+@lru_cache(maxsize=16384)
 def derived_id(*parts: str) -> uuid.UUID:
-    """A deterministic id, so a repeated command or message addresses the same aggregate."""
+    """A deterministic id, so a repeated command or message addresses the same aggregate.
+    Remembered: the same ids are derived again and again (a message's id at each step of
+    its delivery), and uuid5 hashes every time. UUIDs are immutable, so sharing is safe."""
     return uuid.uuid5(NAMESPACE, "/".join(parts))

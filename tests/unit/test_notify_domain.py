@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from copy import deepcopy
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -338,3 +339,36 @@ def test_unknown_locales_fall_back_to_english() -> None:
     assert rendering.locale == "en"
     assert rendering.template == "received.email.en@1"
     assert rendering.subject == "We received your refund request for order O-1"
+
+
+def state(correspondence: Correspondence) -> dict[str, object]:
+    """Everything a decision reads, as plain values."""
+    return {
+        "version": correspondence.version,
+        "contact": correspondence.contact,
+        "scheduled": dict(correspondence.scheduled),
+        "deliveries": {k: vars(d).copy() for k, d in correspondence.deliveries.items()},
+    }
+
+
+def test_a_copy_to_decide_on_is_equal_and_changing_it_leaves_the_original_as_it_was() -> None:
+    original = reachable(phone="+8613800000000")
+    original.schedule("received", {"amount": CNY_129, "order_id": "ORD-1"}, causation_id="e-1")
+    original.schedule("approved", {"amount": CNY_129, "order_id": "ORD-1"}, causation_id="e-2")
+    assert original.start_attempt("received", "email", claim="c-1") == 1
+    sent(original, "received")
+    original.collect_events()  # saved: nothing pending, as a cached correspondence is
+    before = state(original)
+
+    copied = deepcopy(original)
+    assert state(copied) == before
+    # Decided on the copy: claims, outcomes, failures, a new step.
+    assert copied.start_attempt("approved", "email", claim="c-2") == 1
+    sent(copied, "approved")
+    assert copied.start_attempt("received", "sms", claim="c-3") == 1
+    copied.record_failed(step="received", channel="sms", cause="refused", failed_at=AT)
+    copied.schedule("paid", {"amount": CNY_129, "method": "alipay"}, causation_id="e-3")
+    assert event_names(copied)  # the copy has its own pending events ...
+    assert state(original) == before  # ... and the original is as it was
+    assert original.collect_events() == []
+    assert state(copied) != before

@@ -3,6 +3,7 @@ to whom, and what became of each: sent, retried, failed for good, or uncertain."
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -179,6 +180,18 @@ class Correspondence(Aggregate, created_event_name="Opened"):
         step: str
         channel: str
         actor: str
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Correspondence:
+        """The copy a decision is made on (the repository copies a cached correspondence for
+        each one), at a fraction of `copy.deepcopy`'s walk: what the methods below change is
+        copied — the two maps, each delivery record (whose fields are re-assigned, never
+        changed in place) and the pending events; the contact, the scheduled steps and
+        their facts are immutable values, and shared."""
+        copied = copy.copy(self)
+        copied.scheduled = dict(self.scheduled)
+        copied.deliveries = {key: copy.copy(d) for key, d in self.deliveries.items()}
+        copied.__dict__["_pending_events"] = list(self.__dict__.get("_pending_events", ()))
+        return copied
 
     @staticmethod
     def create_id(refund_id: str) -> uuid.UUID:
