@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.serving import DEFAULT_DATA_DIR, DEFAULT_HOST, EXIT_BAD_CONFIG, Served
+from shared.http_server import serve_http
 
 MESSAGES_FILE = "sms-messages.jsonl"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -306,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except argparse.ArgumentTypeError as error:
         print(f"sandbox sms: {error}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from None
-    uvicorn.run(create_app(args.data, api_key=args.api_key), host=args.host, port=port)
+    serve_http(create_app(args.data, api_key=args.api_key), host=args.host, port=port)
 
 
 if __name__ == "__main__":

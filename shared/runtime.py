@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from shared import tracing
 from shared.health import Health
+from shared.http_server import LeanServer
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
@@ -27,7 +28,7 @@ Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 LISTEN_FDS = "REFUNDS_LISTEN_FDS"
 
 
-class _Server(uvicorn.Server):
+class _Server(LeanServer):
     """uvicorn re-raises SIGINT/SIGTERM after serving, which would cancel our loops
     mid-step; we take the signals ourselves and stop everything in order."""
 
@@ -76,7 +77,7 @@ async def run_service(service: Service) -> None:
         if service.health is not None:
             service.health.draining = True
         stop.set()
-        server.should_exit = True
+        server.stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shut_down)

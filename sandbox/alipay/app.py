@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +43,7 @@ from sandbox.alipay.protocol import (
     yuan,
 )
 from sandbox.alipay.store import Store
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8070
 REQUIRED = ("method", "charset", "sign_type", "sign", "timestamp", "version")
@@ -350,4 +350,4 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--data-dir", type=Path, default=None, help="state dir (memory if none)")
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(args.data_dir), host=args.host, port=args.port, log_level="info")
+    serve_http(create_app(args.data_dir), host=args.host, port=args.port, log_level="info")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -36,6 +35,7 @@ from sandbox.carrier.pushes import Pusher
 from sandbox.carrier.store import ShipmentClosed, Store, UnknownShipment
 from sandbox.carrier.trail import last_result
 from sandbox.serving import EXIT_BAD_CONFIG, data_dir_from_env, host_from_env, port_from_env
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8040
 _CALLBACK_URL = re.compile(r"^https?://[^\s/]+\S*$")
@@ -259,4 +259,4 @@ def main() -> None:
         print(f"sandbox carrier: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from None
     app = create_app(data_dir_from_env(), key=key, customer=customer)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve_http(app, host=host, port=port, log_level="info")

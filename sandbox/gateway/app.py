@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
@@ -30,6 +29,7 @@ from sandbox.gateway.protocol import (
 from sandbox.gateway.settlement import parse_day, render_settlement
 from sandbox.gateway.store import Store
 from sandbox.serving import EXIT_BAD_CONFIG, data_dir_from_env, host_from_env, port_from_env
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8010
 
@@ -214,4 +214,4 @@ def main() -> None:
         print(f"sandbox gateway: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from None
     app = create_app(data_dir, callback_secret=secret)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve_http(app, host=host, port=port, log_level="info")

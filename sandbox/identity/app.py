@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -31,6 +30,7 @@ from sandbox.identity.people import (
     person_by_sub,
 )
 from sandbox.serving import EXIT_BAD_CONFIG, data_dir_from_env, host_from_env, port_from_env
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8050
 SESSION_COOKIE = "sandbox_idp_session"
@@ -331,4 +331,4 @@ def main() -> None:
         raise SystemExit(EXIT_BAD_CONFIG) from None
     issuer = os.environ.get("SANDBOX_IDENTITY_ISSUER", "").strip() or f"http://{host}:{port}"
     app = create_app(data_dir_from_env(), issuer=issuer)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve_http(app, host=host, port=port, log_level="info")

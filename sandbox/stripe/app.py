@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -23,6 +22,7 @@ from sandbox.stripe.faults import ControlRequest, Faults
 from sandbox.stripe.report import REPORT_TYPE, render
 from sandbox.stripe.store import STORE_FILE, RefundRefused, Store, new_id
 from sandbox.stripe.webhooks import Webhooks
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8060
 _PAYMENT = re.compile(r"^(pi|ch)_([A-Za-z0-9]{1,64})$")
@@ -391,4 +391,4 @@ def main(argv: list[str] | None = None) -> None:
         webhook_secret=args.webhook_secret,
         default_payment_currency=args.default_currency,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    serve_http(app, host=args.host, port=args.port, log_level="info")

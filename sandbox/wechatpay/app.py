@@ -14,7 +14,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -32,6 +31,7 @@ from sandbox.wechatpay.protocol import (
     dev_platform,
     signed_headers,
 )
+from shared.http_server import serve_http
 
 DEFAULT_PORT = 8080
 DEFAULT_PAYMENT_TOTAL = 1_000_000  # fen: what an unknown, well-formed payment was
@@ -378,4 +378,4 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default-payment-total", type=int, default=DEFAULT_PAYMENT_TOTAL)
     args = parser.parse_args(argv)
     app = create_app(args.data_dir, default_payment_total=args.default_payment_total)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    serve_http(app, host=args.host, port=args.port, log_level="info")

@@ -1,0 +1,79 @@
+"""The lean uvicorn server: it serves (Date header included), and a stop wakes its main loop
+at once rather than at its next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from shared import http_server
+from shared.http_server import LeanServer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_it_serves_and_stop_ends_it_without_waiting_for_a_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_server, "TICK_SECONDS", 3600.0)  # a tick would never come
+    app = FastAPI()
+    app.get("/ping")(lambda: {"pong": True})
+    port = _free_port()
+    server = LeanServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/ping")
+    assert answer.json() == {"pong": True}
+    assert "date" in answer.headers  # the header the tick keeps fresh was set at start
+
+    server.stop()
+    await asyncio.wait_for(serving, 10)  # ends although no tick is due for an hour
+    assert serving.done() and serving.exception() is None
+
+
+def test_sigterm_stops_a_sandbox_style_server_at_once() -> None:
+    """serve_http (the sandboxes' uvicorn.run) with uvicorn's own signal handling: SIGTERM
+    wakes the loop, though its tick is an hour away."""
+    port = _free_port()
+    script = textwrap.dedent(
+        f"""
+        from fastapi import FastAPI
+        from shared import http_server
+        http_server.TICK_SECONDS = 3600.0
+        app = FastAPI()
+        http_server.serve_http(app, host="127.0.0.1", port={port}, log_level="info")
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "Uvicorn running" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) is not None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
