@@ -14,14 +14,11 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 
 from shared.application import ServiceApplication
-from shared.fencing import check_lease
 from shared.follower import pages_after
 from shared.readmodel import BATCH, ReadModel
-from shared.store import create_tables
 
 
 def stored_topics(events: Iterable[type], earlier: Mapping[str, type]) -> tuple[str, ...]:
@@ -85,68 +82,3 @@ class TopicReadModel(ReadModel):
     def rows(self, notifications: Sequence[Notification]) -> list[tuple[Any, ...]]:
         """The rows these events change: by default each changed aggregate's, up to date."""
         return [self.row(aggregate) for aggregate in self._fold(notifications)]
-
-
-class Checkpoints:
-    """Where a follower that keeps only what is unfinished got to in the log, with what it
-    keeps (entries: key -> text), saved together so that a start reads them and only the log
-    after them. Derived from the log alone: dropping the tables only makes the next start
-    read the whole log again. Each save writes the entries changed since the last one."""
-
-    def __init__(self, app: ServiceApplication, name: str) -> None:
-        self.name = name
-        datastore: Any = getattr(app.recorder, "datastore", None)
-        self._datastore = datastore
-        postgres = isinstance(datastore, PostgresDatastore)
-        schema = f'"{datastore.schema}".' if postgres else ""
-        positions, entries = f"{schema}checkpoint_positions", f"{schema}checkpoint_entries"
-        p = "%s" if postgres else "?"
-        # Table names are ours; every value is a bound parameter.
-        self._position = f"SELECT position FROM {positions} WHERE name = {p}"  # noqa: S608
-        self._entries = f"SELECT key, value FROM {entries} WHERE name = {p}"  # noqa: S608
-        self._move = (
-            f"INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "  # noqa: S608
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-        )
-        self._forget = f"DELETE FROM {entries} WHERE name = {p} AND key = {p}"  # noqa: S608
-        self._keep = (
-            f"INSERT INTO {entries} (name, key, value) VALUES ({p}, {p}, {p}) "  # noqa: S608
-            "ON CONFLICT (name, key) DO UPDATE SET value = excluded.value"
-        )
-        create_tables(
-            datastore,
-            [
-                f"CREATE TABLE IF NOT EXISTS {positions} "
-                "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-                f"CREATE TABLE IF NOT EXISTS {entries} (name TEXT NOT NULL, key TEXT NOT NULL, "
-                "value TEXT NOT NULL, PRIMARY KEY (name, key))",
-            ],
-        )
-
-    def load(self) -> tuple[int, dict[str, str]]:
-        """The saved position (0: none) and the entries kept as of it."""
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._position, (self.name,))
-            row = cursor.fetchone()
-            if row is None:
-                return 0, {}
-            cursor.execute(self._entries, (self.name,))
-            entries = {str(r["key"]): str(r["value"]) for r in cursor.fetchall()}
-        return int(row["position"]), entries
-
-    def save(self, position: int, changed: Mapping[str, str | None]) -> None:
-        """One transaction (None: the entry is gone); skipped when a checkpoint further on
-        was saved meanwhile (by a follower that took over this one's role)."""
-        with self._datastore.transaction(commit=True) as cursor:
-            if isinstance(self._datastore, PostgresDatastore):
-                check_lease(cursor, self._datastore.schema)  # the role is still ours
-            cursor.execute(self._position, (self.name,))
-            row = cursor.fetchone()
-            if row is not None and int(row["position"]) > position:
-                return
-            cursor.execute(self._move, (self.name, position))
-            for key, value in changed.items():
-                if value is None:
-                    cursor.execute(self._forget, (self.name, key))
-                else:
-                    cursor.execute(self._keep, (self.name, key, value))

@@ -460,3 +460,35 @@ def test_a_parcel_already_shipped_for_another_return_is_not_taken_twice(desk: De
         "delivered",
         "awaiting_return",
     )
+
+
+def test_the_return_watch_starts_from_its_checkpoint(desk: Desk) -> None:
+    """A restarted watch knows each return's sets and shipment from its checkpoint and reads
+    only what came after it (the whole log is never read again)."""
+    desk.request(("TEE", "apparel", 1, 9950))  # its ship-by clock runs
+    shipped = desk.request(("MUG", "home", 1, 5000))
+    desk.ship(shipped)  # on its way: to subscribe and to poll
+    first = ReturnWatch(desk.app, "carrier_poller")
+    first.catch_up()
+    first.save()
+    known = (first.clocked, first.unsubscribed, first.in_transit, first.shipments)
+
+    selected = desk.app.recorder.select_notifications
+    reads: list[int] = []
+    desk.app.recorder.select_notifications = (  # type: ignore[method-assign]
+        lambda *a, **k: reads.append(len(found := selected(*a, **k))) or found
+    )
+    restarted = ReturnWatch(desk.app, "carrier_poller")
+    restarted.catch_up()
+    assert (restarted.clocked, restarted.unsubscribed, restarted.in_transit) == known[:3]
+    assert restarted.shipments == known[3] and sum(reads) == 0
+    assert len(restarted.clocked) == 1 and len(restarted.in_transit) == 1
+
+    assert desk.deliver_parcel()  # the shipped one arrives: its receipt clock runs
+    restarted.catch_up()
+    restarted.save()
+    reads.clear()
+    again = ReturnWatch(desk.app, "carrier_poller")
+    again.catch_up()
+    assert again.in_transit == set() and sum(reads) == 0
+    assert len(again.clocked) == 2  # the ship-by of one, the receipt of the other

@@ -5,8 +5,8 @@ are closed, which attempts were claimed and not finished, when a retry is due) i
 the correspondence events, and kept only while something of it is unfinished: a
 correspondence whose messages on the channel are all sent, failed or uncertain, or that has
 no address for it, is forgotten. The fold is saved now and then as a checkpoint (the log
-position and the unfinished entries, `follow.Checkpoints`), so a start reads the checkpoint
-and only the events logged after it: its cost follows the open messages, not the history.
+position and the unfinished entries, `shared.checkpoints.Checkpoints`), so a start reads the
+checkpoint and only the events logged after it: its cost follows the open messages, not the history.
 
 A start then knows exactly which (step, channel) messages are still open and which attempts
 were claimed and never finished. After that every new event of a correspondence makes it due
@@ -26,10 +26,11 @@ from datetime import datetime
 from typing import Any
 
 from services.notify.application import NotifyApplication
-from services.notify.follow import Checkpoints, read_after, stored_topics
+from services.notify.follow import read_after, stored_topics
 from services.notify.messages import domain
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import EMAIL
+from shared.checkpoints import Checkpoints
 
 Event: Any = Correspondence
 TOPICS = stored_topics(

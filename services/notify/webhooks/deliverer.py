@@ -42,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from services.notify.application import NotifyApplication
-from services.notify.follow import Checkpoints, read_after, stored_topics
+from services.notify.follow import read_after, stored_topics
 from services.notify.messages.mailer import Mailer, new_message
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import deliveries, endpoints
@@ -55,6 +55,7 @@ from services.notify.webhooks.retries import parse_retry_after as retry_after_of
 from services.notify.webhooks.safety import IPAddress, UnsafeUrl, safe_addresses
 from services.notify.webhooks.signing import headers
 from shared.aio import ring_or_stop, sleep_or_stop
+from shared.checkpoints import Checkpoints
 from shared.follower import IDLE_POLL_SECONDS
 from shared.health import Health
 
@@ -86,8 +87,8 @@ T = TypeVar("T")
 class DueSchedule:
     """When each pending delivery is next due, which attempts are in flight, and which
     endpoints may owe their tenant an alert — all read from the log: from a checkpoint saved
-    every few seconds (`follow.Checkpoints`: the position, and only what is still pending
-    then), and the log after it, so a start does not read the whole webhook history."""
+    every few seconds (`shared.checkpoints.Checkpoints`: the position, and only what is still
+    pending then), and the log after it, so a start does not read the whole webhook history."""
 
     def __init__(self, app: NotifyApplication) -> None:
         self.app = app

@@ -5,7 +5,8 @@ call (a repeated subscription is Kuaidi100's 501, "already subscribed"; a repeat
 changes nothing).
 
 Which returns need what is read from the event log (ReturnWatch), so it survives restarts
-without a timer table.
+without a timer table; a start reads what each worker's watch saved at its last checkpoint and
+the log after it (`shared.checkpoints`), not the whole history.
 
 Without a carrier configured (production before one is signed up: no key or salt), nothing
 subscribes and nothing polls: a return then moves to `delivered` by no one, and only the
@@ -16,6 +17,7 @@ are refused. Without a callback URL, nothing subscribes and the poll alone track
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -25,6 +27,7 @@ from services.review.returns.carriers import Carrier, PermanentCarrierError, Tra
 from services.review.returns.case import ReturnCase
 from services.review.returns.desk import ShipmentNotFound
 from shared.aio import every, sleep_or_stop
+from shared.checkpoints import CheckpointedFold
 from shared.follower import pages_after
 
 if TYPE_CHECKING:
@@ -40,28 +43,47 @@ Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # A shipment is subscribed within about a second of being posted: the carrier pushes only to
 # subscribers, and the first push may come soon (the poll is the slow fallback, not this).
 SUBSCRIBE_INTERVAL_SECONDS = 1.0
+WATCHED = ("clocked", "unsubscribed", "in_transit")  # the sets a return's entry names
 
 
-class ReturnWatch:
+class ReturnWatch(CheckpointedFold):
     """Which returns have a running deadline, wait for a carrier subscription, or are on
-    their way (to poll), kept up to date from the log."""
+    their way (to poll), kept up to date from the log. `name`: the worker's, one checkpoint
+    per worker (each reads the log at its own pace)."""
 
-    def __init__(self, app: ReviewApplication) -> None:
-        self.app = app
-        self.position = 0
+    def __init__(self, app: ReviewApplication, name: str = "return_watch") -> None:
+        super().__init__(app, name)
         self.clocked: set[uuid.UUID] = set()
         self.unsubscribed: set[uuid.UUID] = set()
         self.in_transit: set[uuid.UUID] = set()
         self.shipments: dict[uuid.UUID, tuple[str, str, str]] = {}  # refund, carrier, number
 
+    def restore(self, key: uuid.UUID, entry: str) -> None:
+        kept = json.loads(entry)
+        for name in kept["in"]:
+            getattr(self, name).add(key)
+        if kept.get("shipment"):
+            refund_id, carrier, number = kept["shipment"]
+            self.shipments[key] = (refund_id, carrier, number)
+
+    def entry(self, key: uuid.UUID) -> str | None:
+        sets = [name for name in WATCHED if key in getattr(self, name)]
+        if not sets:
+            self.shipments.pop(key, None)  # nothing more to do with it: forgotten
+            return None
+        return json.dumps({"in": sets, "shipment": self.shipments.get(key)})
+
     def catch_up(self) -> None:
+        self.restore_once()
         for page in pages_after(self.app.recorder, self.position, limit=500, marker=":ReturnCase."):
             for notification in page.notifications:
                 self._see(self.app.mapper.to_domain_event(notification))
             self.position = page.reached
+        self.save_now_and_then()
 
     def _see(self, event: Any) -> None:
         found = event.originator_id
+        self.changed(found)
         if isinstance(event, Return.Requested):
             self.clocked.add(found)
         elif isinstance(event, Return.Shipped):
@@ -81,7 +103,7 @@ class ReturnWatch:
 
 
 def keep_returns_on_time(app: ReviewApplication, interval: float) -> Worker:
-    watch = ReturnWatch(app)
+    watch = ReturnWatch(app, "return_deadlines")
 
     def step() -> int:
         watch.catch_up()
@@ -157,7 +179,7 @@ async def poll_due(app: ReviewApplication, carrier: Carrier, watch: ReturnWatch)
 def _subscribing(
     app: ReviewApplication, carrier: Carrier, callback_url: str, interval: float
 ) -> Worker:
-    watch = ReturnWatch(app)
+    watch = ReturnWatch(app, "carrier_subscriber")
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -171,7 +193,7 @@ def _subscribing(
 
 
 def _polling(app: ReviewApplication, carrier: Carrier, interval: float) -> Worker:
-    watch = ReturnWatch(app)
+    watch = ReturnWatch(app, "carrier_poller")
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
