@@ -2,35 +2,48 @@
 
 Store-wide figures, the same from every replica (alert on their max, not their sum). They are
 read when scraped: the queue is caught up first; the breaches are counted from the log,
-only the events recorded since the last scrape (filtered by topic in SQL).
+only the events recorded since the last scrape (filtered by topic in SQL), and since the
+count's last checkpoint at a start.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 
 from services.review.application import ReviewApplication
 from services.review.queue import ReviewQueue
+from shared.checkpoints import CheckpointedFold
 from shared.follower import pages_after
 from shared.metrics import Metrics
 
 BREACHES = ":ReviewCase.SlaBreached"  # in the events' topics
+TOTAL = uuid.UUID(int=0)  # the one entry of the count's checkpoint
 
 
-class BreachCount:
-    """SLA breaches in review's log since it began, each counted once."""
+class BreachCount(CheckpointedFold):
+    """SLA breaches in review's log since it began, each counted once; the count and where it
+    was taken are checkpointed, so a start does not count the whole history again."""
 
     def __init__(self, app: ReviewApplication) -> None:
-        self.app = app
-        self.position = 0
+        super().__init__(app, "sla_breaches")
         self.total = 0
         self._lock = threading.Lock()  # scrapes may overlap
 
+    def restore(self, key: uuid.UUID, entry: str) -> None:
+        self.total = int(entry)
+
+    def entry(self, key: uuid.UUID) -> str | None:
+        return str(self.total)
+
     def catch_up(self) -> int:
         with self._lock:
+            self.restore_once()
             for page in pages_after(self.app.recorder, self.position, limit=1000, marker=BREACHES):
                 self.total += len(page.notifications)
                 self.position = page.reached
+                self.changed(TOTAL)
+            self.save_now_and_then()
             return self.total
 
 

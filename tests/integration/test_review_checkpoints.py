@@ -5,6 +5,7 @@ a read of the whole log (issue 20: no loop reads more than what is new since its
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from services.review.application import ReviewApplication
 from services.review.policy_document import default_policy
 from services.review.returns.workers import ReturnWatch
 from services.review.settings import ReviewSettings
-from services.review.sla import RunningClocks
+from services.review.sla import RunningClocks, tick_due
+from services.review.sla_metrics import BREACHES, BreachCount
 from shared.contracts import RefundWithdrawnV1
 from shared.store import store_env
 from tests.integration.test_review_sla import THURSDAY, Clock, deliver, over_limit_request
@@ -122,3 +124,30 @@ def test_each_return_worker_keeps_its_own_checkpoint(review: ReviewApplication) 
     deadlines.save()
     assert deadlines.checkpoints.load()[0] == deadlines.position > 0
     assert poller.checkpoints.load() == (0, {})  # not saved yet: its own, apart
+
+
+def test_the_breach_count_starts_from_its_checkpoint(env: dict[str, str]) -> None:
+    clock = Clock(THURSDAY)
+    app = ReviewApplication(default_policy(), env=env, clock=clock)
+    try:
+        for n in range(3):
+            deliver(app, over_limit_request(f"rf_breach{n}"))
+        clock.now = THURSDAY + timedelta(days=2)  # past every deadline
+        assert tick_due(app, RunningClocks(app)) == 3
+        first = BreachCount(app)
+        assert first.catch_up() == 3
+        first.save()
+
+        reads = Reads(app)
+        assert BreachCount(app).catch_up() == 3 and reads.events == 0
+        deliver(app, over_limit_request("rf_breach_late"))
+        clock.now = THURSDAY + timedelta(days=8)  # past the late one's deadline too
+        assert tick_due(app, RunningClocks(app)) >= 1
+        stored = app.recorder.select_notifications(start=1, limit=10_000)
+        breaches = sum(BREACHES in n.topic for n in stored)
+        assert breaches > 3
+        reads.events = 0
+        assert BreachCount(app).catch_up() == breaches
+        assert reads.events == breaches - 3  # only the breaches after the checkpoint
+    finally:
+        app.close()
