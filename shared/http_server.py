@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import uvicorn
@@ -11,6 +12,9 @@ import uvicorn
 # uvicorn's main loop wakes ten times a second to refresh its Date header (once a second) and
 # to see whether to stop: in a dozen idle processes, a tenth of the stack's idle CPU.
 TICK_SECONDS = 1.0
+# At a stop, how long a connection taken just before may take to send its request.
+ARRIVAL_GRACE_SECONDS = 0.25
+ARRIVAL_LOOK_SECONDS = 0.01
 
 
 class LeanServer(uvicorn.Server):
@@ -31,6 +35,24 @@ class LeanServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         self.stop()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, after a pause for requests on their way: it closes at once a
+        connection that has not sent its request yet, and the client of a connection taken
+        just before the stop would see it fail (a rolling update must fail no request). So
+        stop taking connections first, then give those taken up to ARRIVAL_GRACE_SECONDS to
+        send theirs; each is then answered as uvicorn answers requests in flight."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for _ in range(round(ARRIVAL_GRACE_SECONDS / ARRIVAL_LOOK_SECONDS)):
+            # uvicorn's protocols start a request's cycle when its head has arrived.
+            waiting = [c for c in self.server_state.connections if getattr(c, "cycle", 0) is None]
+            if not waiting:
+                break
+            await asyncio.sleep(ARRIVAL_LOOK_SECONDS)
+        await super().shutdown(sockets)
 
     async def main_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

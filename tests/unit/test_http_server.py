@@ -77,3 +77,29 @@ def test_sigterm_stops_a_sandbox_style_server_at_once() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_a_connection_taken_just_before_a_stop_still_gets_its_answer() -> None:
+    """uvicorn alone closes a connection that has not sent its request when it stops; a
+    client that had just connected would see that as a failure (a rolling update must fail no
+    request)."""
+    app = FastAPI()
+    app.get("/ping")(lambda: {"pong": True})
+    port = _free_port()
+    server = LeanServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    while not server.server_state.connections:  # taken by the server, no request yet
+        await asyncio.sleep(0.005)
+
+    server.stop()
+    await asyncio.sleep(0.05)  # the request comes a moment after the stop
+    writer.write(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    await asyncio.wait_for(serving, 10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert answer.endswith(b'{"pong":true}')
