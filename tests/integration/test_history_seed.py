@@ -60,6 +60,10 @@ def seeded(stores: Stores) -> list[str]:
     assert counts["payout"]["payouts settled"] == SEEDED
     # Each refund: received, approved and paid, by e-mail and SMS.
     assert counts["notify"]["messages sent"] == 6 * SEEDED
+    # The loops that keep checkpoints start at the log's end, as after a first start: notify's
+    # two outboxes and webhook schedule, review's clock, breach count and three return workers.
+    assert counts["notify"]["checkpoints at the log's end"] == 3
+    assert counts["review"]["checkpoints at the log's end"] == 5
     return result.refund_ids
 
 

@@ -44,6 +44,8 @@ Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # subscribers, and the first push may come soon (the poll is the slow fallback, not this).
 SUBSCRIBE_INTERVAL_SECONDS = 1.0
 WATCHED = ("clocked", "unsubscribed", "in_transit")  # the sets a return's entry names
+# The workers that watch returns, each with a checkpoint of its own (its role's name).
+RETURN_WORKERS = ("return_deadlines", "carrier_subscriber", "carrier_poller")
 
 
 class ReturnWatch(CheckpointedFold):
@@ -103,7 +105,7 @@ class ReturnWatch(CheckpointedFold):
 
 
 def keep_returns_on_time(app: ReviewApplication, interval: float) -> Worker:
-    watch = ReturnWatch(app, "return_deadlines")
+    watch = ReturnWatch(app, RETURN_WORKERS[0])
 
     def step() -> int:
         watch.catch_up()
@@ -179,7 +181,7 @@ async def poll_due(app: ReviewApplication, carrier: Carrier, watch: ReturnWatch)
 def _subscribing(
     app: ReviewApplication, carrier: Carrier, callback_url: str, interval: float
 ) -> Worker:
-    watch = ReturnWatch(app, "carrier_subscriber")
+    watch = ReturnWatch(app, RETURN_WORKERS[1])
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -193,7 +195,7 @@ def _subscribing(
 
 
 def _polling(app: ReviewApplication, carrier: Carrier, interval: float) -> Worker:
-    watch = ReturnWatch(app, "carrier_poller")
+    watch = ReturnWatch(app, RETURN_WORKERS[2])
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
