@@ -5,13 +5,11 @@ or pending delivery and every attempt claimed without an outcome."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from eventsourcing.persistence import Notification
 
 from services.notify.application import NotifyApplication
 from services.notify.messages.domain import Correspondence
@@ -23,6 +21,7 @@ from shared.keystore import open_keystore
 from shared.store import store_env
 from tests.integration.test_notify_sender import approved, cloud, new_refund_id, requested
 from tests.support.notify import notify_app
+from tests.support.reads import Reads
 
 SOON = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -39,20 +38,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyApplic
         application.keystore = open_keystore(settings, "notify")
     yield application
     application.close()
-
-
-class Reads:
-    """Counts the events the store hands out (every follower reads through this)."""
-
-    def __init__(self, app: NotifyApplication) -> None:
-        self.events = 0
-        self._select = app.recorder.select_notifications
-        app.recorder.select_notifications = self  # type: ignore[method-assign]
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
-        found = self._select(*args, **kwargs)
-        self.events += len(found)
-        return found
 
 
 def send_all(app: NotifyApplication, cids: list[uuid.UUID]) -> None:

@@ -4,13 +4,11 @@ a read of the whole log (issue 20: no loop reads more than what is new since its
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from eventsourcing.persistence import Notification
 
 from services.review.application import ReviewApplication
 from services.review.policy_document import default_policy
@@ -21,6 +19,7 @@ from services.review.sla_metrics import BREACHES, BreachCount
 from shared.contracts import RefundWithdrawnV1
 from shared.store import store_env
 from tests.integration.test_review_sla import THURSDAY, Clock, deliver, over_limit_request
+from tests.support.reads import Reads
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -41,20 +40,6 @@ def review(env: dict[str, str]) -> Iterator[ReviewApplication]:
     app = ReviewApplication(default_policy(), env=env, clock=Clock(THURSDAY))
     yield app
     app.close()
-
-
-class Reads:
-    """Counts the events the store hands out to the log's readers."""
-
-    def __init__(self, app: ReviewApplication) -> None:
-        self.events = 0
-        self._select = app.recorder.select_notifications
-        app.recorder.select_notifications = self  # type: ignore[method-assign]
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
-        found = self._select(*args, **kwargs)
-        self.events += len(found)
-        return found
 
 
 def withdraw(app: ReviewApplication, refund_id: str) -> None:

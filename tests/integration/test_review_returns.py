@@ -36,6 +36,7 @@ from shared.contracts import (
     envelope,
 )
 from tests.integration.test_review_api import START, Clock  # a Friday, 10:00 in Shanghai
+from tests.support.reads import Reads
 
 RETURNS_POLICY = load_policy(Path(DEFAULT_POLICY_PATH).with_name("example_return_policy.yaml"))
 positions = iter(range(1, 100_000))
@@ -473,22 +474,18 @@ def test_the_return_watch_starts_from_its_checkpoint(desk: Desk) -> None:
     first.save()
     known = (first.clocked, first.unsubscribed, first.in_transit, first.shipments)
 
-    selected = desk.app.recorder.select_notifications
-    reads: list[int] = []
-    desk.app.recorder.select_notifications = (  # type: ignore[method-assign]
-        lambda *a, **k: reads.append(len(found := selected(*a, **k))) or found
-    )
+    reads = Reads(desk.app)
     restarted = ReturnWatch(desk.app, "carrier_poller")
     restarted.catch_up()
     assert (restarted.clocked, restarted.unsubscribed, restarted.in_transit) == known[:3]
-    assert restarted.shipments == known[3] and sum(reads) == 0
+    assert restarted.shipments == known[3] and reads.events == 0
     assert len(restarted.clocked) == 1 and len(restarted.in_transit) == 1
 
     assert desk.deliver_parcel()  # the shipped one arrives: its receipt clock runs
     restarted.catch_up()
     restarted.save()
-    reads.clear()
+    reads.events = 0
     again = ReturnWatch(desk.app, "carrier_poller")
     again.catch_up()
-    assert again.in_transit == set() and sum(reads) == 0
+    assert again.in_transit == set() and reads.events == 0
     assert len(again.clocked) == 2  # the ship-by of one, the receipt of the other

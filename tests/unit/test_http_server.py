@@ -26,10 +26,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_it_serves_and_stop_ends_it_without_waiting_for_a_tick(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(http_server, "TICK_SECONDS", 3600.0)  # a tick would never come
+async def _serving() -> tuple[LeanServer, asyncio.Task[None], int]:
+    """A lean server of a one-route app on a free port, started: (server, its task, port)."""
     app = FastAPI()
     app.get("/ping")(lambda: {"pong": True})
     port = _free_port()
@@ -37,6 +35,14 @@ async def test_it_serves_and_stop_ends_it_without_waiting_for_a_tick(
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
+    return server, serving, port
+
+
+async def test_it_serves_and_stop_ends_it_without_waiting_for_a_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_server, "TICK_SECONDS", 3600.0)  # a tick would never come
+    server, serving, port = await _serving()
     async with httpx.AsyncClient() as client:
         answer = await client.get(f"http://127.0.0.1:{port}/ping")
     assert answer.json() == {"pong": True}
@@ -83,13 +89,7 @@ async def test_a_connection_taken_just_before_a_stop_still_gets_its_answer() -> 
     """uvicorn alone closes a connection that has not sent its request when it stops; a
     client that had just connected would see that as a failure (a rolling update must fail no
     request)."""
-    app = FastAPI()
-    app.get("/ping")(lambda: {"pong": True})
-    port = _free_port()
-    server = LeanServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    server, serving, port = await _serving()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     while not server.server_state.connections:  # taken by the server, no request yet
         await asyncio.sleep(0.005)
