@@ -34,6 +34,7 @@ from shared.aio import Doorbell
 from shared.contracts import CloudEvent, IntegrationEvent
 from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
+from shared.sql import check_connections_cheaply
 from shared.stamping import StampingMapper, acting
 from shared.store import Positions
 
@@ -149,6 +150,7 @@ class ServiceApplication(Application[uuid.UUID]):
         # Rung after this process stored new events: its log followers wake on it.
         self.appended = Doorbell()
         super().__init__(env=env)
+        check_connections_cheaply(getattr(self.recorder, "datastore", None))
 
     def clock(self) -> datetime:
         """Now, for expiry decisions (tests move it forward)."""

@@ -19,6 +19,7 @@ from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
 from shared.fencing import check_lease
+from shared.sql import reading
 from shared.store import create_tables
 
 # How often a fold saves its checkpoint while its position moves (a write each): what a crash
@@ -64,7 +65,7 @@ class Checkpoints:
 
     def load(self) -> tuple[int, dict[str, str]]:
         """The saved position (0: none) and the entries kept as of it."""
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(self._position, (self.name,))
             row = cursor.fetchone()
             if row is None:

@@ -17,6 +17,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresDatastore
 
 from shared.application import ServiceApplication
+from shared.sql import reading
 from shared.stamping import StampingMapper
 
 # The longest pause between looks at a quiet log, for appends by other processes (replicas);
@@ -96,7 +97,7 @@ def _topics_between(recorder: ApplicationRecorder, after: int, end: int) -> list
         )
     else:
         sql = f"SELECT DISTINCT topic FROM {table} WHERE rowid > ? AND rowid <= ?"  # noqa: S608
-    with datastore.transaction(commit=False) as cursor:
+    with reading(datastore) as cursor:
         cursor.execute(sql, (after, end))
         rows = cursor.fetchall()
     return [str(row["topic"] if isinstance(row, dict) else row[0]) for row in rows]

@@ -11,6 +11,8 @@ from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
+from shared.sql import check_connections_cheaply, reading
+
 if TYPE_CHECKING:
     from shared.settings import KeystoreSettings
 
@@ -54,9 +56,8 @@ class KeyTable:
         return self.datastore.transaction(commit=True)
 
     def read(self) -> Any:
-        """A cursor in a transaction that only reads (rolled back): on SQLite it does not
-        queue behind the one writer, on PostgreSQL it commits nothing."""
-        return self.datastore.transaction(commit=False)
+        """A cursor that only reads (shared/store.py `reading`)."""
+        return reading(self.datastore)
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.p).format(keys=self.keys, meta=self.meta)
@@ -98,6 +99,7 @@ def keystore_datastore(
             max_overflow=4,
             pre_ping=True,
         )
+        check_connections_cheaply(datastore)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         datastore = SQLiteDatastore(str(path), lock_timeout=10)

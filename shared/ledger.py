@@ -49,6 +49,7 @@ from shared.ledger_entries import (
 )
 from shared.readmodel import values
 from shared.signing import Signer
+from shared.sql import reading
 from shared.store import StoreMisconfigured, create_tables
 
 # The entries' parts are re-exported: readers of the ledger need only this module.
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 BATCH = 500
+# Entries per INSERT: 12 columns each stays under SQLite's oldest limit of 999 parameters.
+ROWS_PER_INSERT = 80
 # Positions this close are read as one range: fewer queries, a few unwanted rows at most.
 RUN_GAP = 16
 
@@ -143,11 +146,11 @@ class Ledger:
         memo: dict[str, str | None] = {}
         rows = []
         running = chain
-        with self._datastore.transaction(commit=False) as reading:
+        with reading(self._datastore) as looking:
             for notification in notifications:
                 data, leaf = leaf_of(notification)
                 running = chained(running, data)
-                entry = self._entry(notification, leaf, running, reading, memo)
+                entry = self._entry(notification, leaf, running, looking, memo)
                 rows.append(astuple_shallow(entry))
         with self._datastore.transaction(commit=True) as cursor:
             # One sealer at a time across processes. SQLite: take the write lock first (a
@@ -159,20 +162,24 @@ class Ledger:
                 cursor.execute(f"DELETE FROM {self.table} WHERE 1 = 0")
             if self._last(cursor) != (position, chain):
                 return 0  # another sealer got there first; the next round goes on from its head
-            placeholders = ", ".join([self.p] * len(ENTRY_COLUMNS))
-            cursor.executemany(
-                f"INSERT INTO {self.table} ({', '.join(ENTRY_COLUMNS)}) VALUES ({placeholders})",
-                rows,
-            )
+            # Many rows per INSERT: a statement per row was a round trip per event sealed.
+            row_marks = "(" + ", ".join([self.p] * len(ENTRY_COLUMNS)) + ")"
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start : start + ROWS_PER_INSERT]
+                cursor.execute(
+                    f"INSERT INTO {self.table} ({', '.join(ENTRY_COLUMNS)}) "
+                    f"VALUES {', '.join([row_marks] * len(chunk))}",
+                    [value for row in chunk for value in row],
+                )
         return len(rows)
 
     def _last(self, cursor: Any = None) -> tuple[int, str]:
         """The sealed head: its log position and chain hash."""
         query = f"SELECT position, chain FROM {self.table} ORDER BY position DESC LIMIT 1"
         if cursor is None:
-            with self._datastore.transaction(commit=False) as reading:
-                reading.execute(query)
-                row = reading.fetchone()
+            with reading(self._datastore) as looking:
+                looking.execute(query)
+                row = looking.fetchone()
         else:
             cursor.execute(query)
             row = cursor.fetchone()
@@ -274,7 +281,7 @@ class Ledger:
             since, counted = 0, 0
         # Bounded by the head read above: a sealer in another process may have sealed more
         # since, and those entries must not be counted against this head.
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(
                 f"SELECT COUNT(*) FROM {self.table}"
                 f" WHERE position > {self.p} AND position <= {self.p}",
@@ -283,7 +290,7 @@ class Ledger:
             return counted + int(values(cursor.fetchone())[0]), position, chain
 
     def checkpoints(self) -> list[Checkpoint]:
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(
                 f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {self.checkpoint_table} ORDER BY size"
             )
@@ -291,7 +298,7 @@ class Ledger:
         return [checkpoint_from_row(self.service, row) for row in rows]
 
     def last_checkpoint(self) -> Checkpoint | None:
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(
                 f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {self.checkpoint_table} "
                 "ORDER BY size DESC LIMIT 1"
@@ -335,7 +342,7 @@ class Ledger:
             after = batch[-1].position
 
     def _select(self, where: str, params: Sequence[Any]) -> list[Entry]:
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(
                 f"SELECT {', '.join(ENTRY_COLUMNS)} FROM {self.table} WHERE {where}", params
             )

@@ -26,6 +26,7 @@ from eventsourcing.utils import resolve_topic
 from shared.application import ServiceApplication
 from shared.follower import pages_after
 from shared.paging import UnknownCursor
+from shared.sql import reading
 from shared.store import StoreMisconfigured, create_tables
 
 __all__ = ["ReadModel", "UnknownCursor", "sortable", "stored_state"]
@@ -219,7 +220,7 @@ class ReadModel:
 
     def all_rows(self) -> dict[str, list[Any]]:
         """Every row by key (for comparing a rebuilt copy with the live table)."""
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             db.execute(f"SELECT {', '.join(self.columns)} FROM {self.table}")
             return {str(values(row)[0]): values(row) for row in db.fetchall()}
 
@@ -274,7 +275,7 @@ class ReadModel:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit) + 1}"
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             db.execute(sql, args)
             found = [values(r) for r in db.fetchall()]
         has_more = limit is not None and len(found) > limit
@@ -287,7 +288,7 @@ class ReadModel:
 
     def _time_of(self, key: str, scope: dict[str, Any], time_column: str | None = None) -> str:
         conditions = " AND ".join(f"{c} = {self.p}" for c in [self.key, *scope])
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             db.execute(
                 f"SELECT {time_column or self.time_column} FROM {self.table} WHERE {conditions}",
                 [key, *scope.values()],

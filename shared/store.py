@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from shared.fencing import FENCED_RECORDER_TOPIC, check_lease
 from shared.settings import ServiceSettings
+from shared.sql import reading
 
 
 class StoreMisconfigured(RuntimeError):
@@ -159,7 +160,7 @@ class Positions:
         )
 
     def load(self, name: str) -> int:
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(self._select, (name,))
             row = cursor.fetchone()
         if row is None:
@@ -181,7 +182,7 @@ class Positions:
         for source, position in positions:
             by_source.setdefault(source, []).append(position)
         found: set[tuple[str, int]] = set()
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             for source, numbers in by_source.items():
                 for chunk in range(0, len(numbers), TRACKED_CHUNK):
                     part = numbers[chunk : chunk + TRACKED_CHUNK]
@@ -191,7 +192,7 @@ class Positions:
         return found
 
     def is_tracked(self, tracking: Tracking) -> bool:
-        with self._datastore.transaction(commit=False) as cursor:
+        with reading(self._datastore) as cursor:
             cursor.execute(
                 self._select_tracking, (tracking.application_name, tracking.notification_id)
             )

@@ -28,6 +28,7 @@ from shared.readmodel import (
     stored_state,
     values,
 )
+from shared.sql import reading
 
 __all__ = ["ListQuery", "RefundIndex", "RefundPage", "UnknownCursor", "sortable"]
 
@@ -165,7 +166,7 @@ class RefundIndex(ReadModel):
         """How many refunds are in each status now, every tenant's (caught up first), for
         /metrics."""
         self.catch_up()
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             # The table name is the read model's own; nothing here comes from a request.
             db.execute(f"SELECT status, COUNT(*) FROM {self.table} GROUP BY status")  # noqa: S608
             return {str(status): int(count) for status, count in map(values, db.fetchall())}

@@ -19,6 +19,7 @@ from services.payout.reconcile import ReconciliationReport
 from shared.ids import public_id
 from shared.paging import Page
 from shared.readmodel import ReadModel, sortable, values
+from shared.sql import reading
 
 
 def report_public_id(report_id: uuid.UUID) -> str:
@@ -89,7 +90,7 @@ class PayoutIndex(ReadModel):
         self.catch_up()
         wanted = sorted(methods)
         marks = ", ".join(self.p for _ in wanted)
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             db.execute(
                 # The table name is the read model's own; every value is a bound parameter.
                 f"SELECT payout_id FROM {self.table} WHERE tenant = {self.p} "  # noqa: S608
@@ -101,7 +102,7 @@ class PayoutIndex(ReadModel):
     def count_by_status(self) -> dict[str, int]:
         """How many payouts are in each status now (caught up to the log's end first)."""
         self.catch_up()
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             # The table name is the read model's own; nothing here comes from a request.
             db.execute(f"SELECT status, COUNT(*) FROM {self.table} GROUP BY status")  # noqa: S608
             return {str(status): int(count) for status, count in map(values, db.fetchall())}

@@ -18,6 +18,7 @@ from services.review.domain import ReviewCase
 from services.review.vocabulary import OPEN_STATES
 from shared.paging import Page
 from shared.readmodel import ReadModel, sortable, values
+from shared.sql import reading
 
 CASE_EVENTS = ":ReviewCase."  # topics look like "services.review.domain:ReviewCase.Claimed"
 COLUMNS = (
@@ -157,7 +158,7 @@ class ReviewQueue(ReadModel):
         states = sorted(OPEN_STATES)
         marks = ", ".join(self.p for _ in states)
         late = f"state = 'pending' AND deadline IS NOT NULL AND deadline < {self.p}"
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             # The table name is the read model's own; every value is a bound parameter.
             db.execute(
                 f"SELECT state, tier, COUNT(*), SUM(CASE WHEN {late} THEN 1 ELSE 0 END) "  # noqa: S608

@@ -169,15 +169,19 @@ def test_look_ups_only_read_and_a_new_key_is_not_read_back(settings: KeystoreSet
     """Sealing for a new customer is one read and one write; opening within the cache asks
     nothing; opening `fresh` reads, and no look-up opens a write transaction."""
     keystore = open_keystore(settings, "intake")
-    datastore = keystore._table.datastore
-    opened: list[bool] = []
-    transaction = datastore.transaction
+    table = keystore._table
+    opened: list[bool] = []  # False: a read, True: a write transaction
+    read, write = table.read, table.transaction
 
-    def counting(*, commit: bool) -> object:
-        opened.append(commit)
-        return transaction(commit=commit)
+    def reading() -> object:
+        opened.append(False)
+        return read()
 
-    datastore.transaction = counting  # type: ignore[method-assign]
+    def writing() -> object:
+        opened.append(True)
+        return write()
+
+    table.read, table.transaction = reading, writing  # type: ignore[method-assign]
     sealed = keystore.seal(ALICE, "alice@example.com", field=EMAIL)
     assert opened == [False, True]  # no key yet; the new one stored
     opened.clear()

@@ -16,6 +16,7 @@ from services.notify.webhooks.deliveries import WebhookDelivery
 from services.notify.webhooks.endpoints import DISABLE_REASONS, WebhookEndpoint
 from shared.application import ServiceApplication
 from shared.readmodel import sortable, values
+from shared.sql import reading
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class EndpointIndex(_Ids):
     def count_disabled(self) -> dict[str, int]:
         """Endpoints (not deleted) disabled now, by why: every reason, 0 when none."""
         self.catch_up()
-        with self._datastore.transaction(commit=False) as db:
+        with reading(self._datastore) as db:
             # The table name is the read model's own; nothing here comes from a request.
             db.execute(
                 f"SELECT disabled_reason, COUNT(*) FROM {self.table} "  # noqa: S608

@@ -1,0 +1,110 @@
+"""How our code talks to PostgreSQL (shared/sql.py): reads without a transaction, and a
+pool that notices a connection the server ended without asking the server at every checkout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+from eventsourcing.postgres import PostgresDatastore
+
+from shared.sql import check_connections_cheaply, reading, still_connected
+
+
+@pytest.fixture
+def datastore(postgres_url: str, schema_prefix: str) -> Iterator[PostgresDatastore]:
+    url = urlparse(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema_prefix}_sql"')
+    store = PostgresDatastore(
+        dbname=url.path.lstrip("/"),
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password or "",
+        schema=f"{schema_prefix}_sql",
+        pool_size=1,
+        max_overflow=0,
+        pre_ping=True,
+    )
+    check_connections_cheaply(store)
+    yield store
+    store.close()
+
+
+def backend_pid(store: PostgresDatastore) -> int:
+    with reading(store) as cursor:
+        cursor.execute("SELECT pg_backend_pid() AS pid")
+        return int(cursor.fetchone()["pid"])
+
+
+def terminate(postgres_url: str, pid: int) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # Ended once the server no longer lists it (the notice is on its socket by then).
+        for _ in range(100):
+            if not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"backend {pid} was not ended")
+
+
+def test_a_read_opens_no_transaction_and_leaves_prepared_statements(
+    datastore: PostgresDatastore,
+) -> None:
+    """A read is a plain statement on the autocommit connection: no BEGIN/ROLLBACK, so
+    psycopg keeps the statements it prepared (a ROLLBACK made it forget them all)."""
+    query = "SELECT now() AS at, %s::int AS n"
+    for n in range(8):  # psycopg prepares a statement from its 5th run on
+        with reading(datastore) as cursor:
+            cursor.execute(query, (n,))
+            assert cursor.fetchone()["n"] == n
+            assert cursor.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with datastore.get_connection() as connection:
+        prepared = connection.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    assert any("%s" not in row["statement"] and "now()" in row["statement"] for row in prepared)
+
+
+def test_a_healthy_connection_is_handed_out_without_a_round_trip(
+    datastore: PostgresDatastore,
+) -> None:
+    pid = backend_pid(datastore)
+    asked: list[Any] = []
+    with datastore.get_connection() as connection:
+        execute = connection.execute
+        connection.execute = lambda *args, **kwargs: (
+            asked.append(args)
+            or execute(  # type: ignore[method-assign]
+                *args, **kwargs
+            )
+        )
+        still_connected(connection)
+        connection.execute = execute  # type: ignore[method-assign]
+    assert asked == []
+    assert backend_pid(datastore) == pid  # the same connection, kept
+
+
+def test_a_connection_the_server_ended_is_replaced_at_checkout(
+    datastore: PostgresDatastore, postgres_url: str
+) -> None:
+    ended = backend_pid(datastore)
+    terminate(postgres_url, ended)
+    # The pool's only connection was ended while idle: the next read gets a new one, and works.
+    replaced = backend_pid(datastore)
+    assert replaced != ended
+    with datastore.get_connection() as connection:
+        still_connected(connection)  # and the new one passes
+
+
+def test_an_ended_connection_fails_the_check(
+    datastore: PostgresDatastore, postgres_url: str
+) -> None:
+    with datastore.get_connection() as connection:
+        pid = connection.info.backend_pid
+        terminate(postgres_url, pid)
+        with pytest.raises(psycopg.OperationalError):
+            still_connected(connection)
