@@ -39,6 +39,13 @@ class LogPage:
     reached: int
 
 
+# A look reads up to this many events after its position in one query, wanted or not, and
+# chooses among them itself: at the log's tail (where a follower nearly always is) that was
+# three queries (the end, the topics in between, the wanted events). More than this after
+# the position is a backlog, read the indexed way.
+TAIL = 100
+
+
 def pages_after(
     recorder: ApplicationRecorder,
     position: int,
@@ -52,21 +59,64 @@ def pages_after(
     (exact), `marker` (a part of the topic, e.g. `:RefundRequest.`) or `choose` (a test of
     a stored topic, e.g. whether it names a class the relay publishes) choose which.
 
-    The end is read first: notification ids are committed in order (eventsourcing's
-    PostgreSQL recorder inserts under an EXCLUSIVE table lock, SQLite has one writer), so
-    no event at or below it can appear later and the last page may move the position
-    there. A marker matches old topics too (an aggregate moved to another module keeps
-    its stored topics); it is turned into exact topics from the new events' topics only.
+    Notification ids are committed in order (eventsourcing's PostgreSQL recorder inserts
+    under an EXCLUSIVE table lock, SQLite has one writer), so no event at or below one a
+    read sees can appear later: a page may move the position past every event it saw,
+    wanted or not. A marker matches old topics too (an aggregate moved to another module
+    keeps its stored topics).
+
+    First the tail: up to TAIL events after the position, in one query. Fewer than that is
+    all there is, chosen here. Otherwise it is a backlog, read with the end read first and
+    the topics chosen in SQL (a marker turned into exact topics from the topics stored in
+    between): a backlog of unwanted events costs TAIL of them read, not all.
     """
+    wanted = _wanted(topics, marker, choose)
+    tail = recorder.select_notifications(start=position, limit=TAIL, inclusive_of_start=False)
+    if not tail:
+        return
+    if len(tail) == TAIL:
+        # A backlog: read the indexed way from the position (the tail read is not reused, so
+        # that every page but the last holds `limit` events, as callers count on).
+        by_topic = marker is not None or choose is not None
+        yield from _backlog_after(recorder, position, limit, topics, wanted, by_topic=by_topic)
+        return
+    chosen = [n for n in tail if wanted is None or wanted(n.topic)]
+    while len(chosen) > limit:
+        yield LogPage(chosen[:limit], chosen[limit - 1].id)
+        chosen = chosen[limit:]
+    yield LogPage(chosen, tail[-1].id)
+
+
+def _wanted(
+    topics: Sequence[str], marker: str | None, choose: Callable[[str], bool] | None
+) -> Callable[[str], bool] | None:
+    """The test of a stored topic `pages_after` applies (None: every event is wanted)."""
+    if marker is not None or choose is not None:
+        return lambda topic: (
+            (marker is None or marker in topic) and (choose is None or choose(topic))
+        )
+    if topics:
+        exact = frozenset(topics)
+        return exact.__contains__
+    return None
+
+
+def _backlog_after(
+    recorder: ApplicationRecorder,
+    position: int,
+    limit: int,
+    topics: Sequence[str],
+    wanted: Callable[[str], bool] | None,
+    *,
+    by_topic: bool,
+) -> Iterator[LogPage]:
+    """The backlog after `position`, `limit` at a time, up to the end as it is now; with
+    `by_topic` the wanted topics among those stored in between, else `topics` (or all)."""
     end = int(recorder.max_notification_id() or 0)
     if end <= position:
         return
-    if marker is not None or choose is not None:
-        topics = [
-            topic
-            for topic in _topics_between(recorder, position, end)
-            if (marker is None or marker in topic) and (choose is None or choose(topic))
-        ]
+    if by_topic and wanted is not None:
+        topics = [topic for topic in _topics_between(recorder, position, end) if wanted(topic)]
         if not topics:
             yield LogPage([], end)
             return
