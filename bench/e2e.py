@@ -385,7 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="refunds of history to measure at, e.g. 1000,100000: before each point the "
         "stack is stopped, its stores filled to that many (bench/history.py), then restarted",
     )
-    add("--warmup", type=float, default=3, help="seconds of 5 refunds/s before the baselines")
+    add(
+        "--warmup",
+        type=float,
+        default=15,
+        help="seconds of 5 refunds/s before the baselines: a fresh stack's first refunds pay "
+        "one-time costs (connections opened, caches and code paths warmed), not per-refund ones",
+    )
     add("--baseline-seconds", type=float, default=5, help="seconds of the bare save baseline")
     add("--kafka-messages", type=int, default=20_000, help="messages of the bare Kafka baseline")
     add("--idle-seconds", type=float, default=8, help="the idle window (spans a 5 s SLA tick)")
