@@ -89,6 +89,32 @@ def test_renewing_keeps_the_lease_past_its_ttl(app: Probe) -> None:
     assert a.renew("relay", 2) is False  # only the epoch held renews
 
 
+def test_one_statement_renews_every_running_lease_of_the_holder(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process leading several roles renews them together; a released lease stays
+    released (the next holder takes it at once), and a lost one is not won back."""
+    a, b = leases(app, "replica-a:1", ttl=3), leases(app, "replica-b:2", ttl=3)
+    for role in ("relay", "executor", "poller", "sealer"):
+        assert a.acquire(role) == 1
+    a.release("poller", 1)
+    datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+    transaction = datastore.transaction
+    opened: list[bool] = []
+
+    def counted(*, commit: bool) -> Any:
+        opened.append(commit)
+        return transaction(commit=commit)
+
+    monkeypatch.setattr(datastore, "transaction", counted)
+    assert all(a.renew(role, 1) for role in ("relay", "executor", "sealer"))
+    assert opened == [True]  # one renewal for the three
+    monkeypatch.setattr(datastore, "transaction", transaction)
+    assert b.acquire("poller") == 2  # released before: not revived by the renewal
+    assert a.renew("poller", 1) is False
+    assert b.acquire("relay") is None  # renewed: still a's
+
+
 def test_releasing_someone_elses_lease_changes_nothing(app: Probe) -> None:
     a, b = leases(app, "replica-a:1", ttl=30), leases(app, "replica-b:2", ttl=30)
     assert a.acquire("relay") == 1
