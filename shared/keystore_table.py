@@ -56,7 +56,7 @@ class KeyTable:
         return self.datastore.transaction(commit=True)
 
     def read(self) -> Any:
-        """A cursor that only reads (shared/store.py `reading`)."""
+        """A cursor that only reads (shared/sql.py `reading`)."""
         return reading(self.datastore)
 
     def sql(self, text: str) -> str:

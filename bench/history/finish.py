@@ -73,18 +73,18 @@ def finish_service(stores: Stores, service: str, start: int, topic_prefix: str) 
 
 def checkpointed(app: Any, service: str) -> list[Any]:
     """The service's checkpointed folds, each caught up with its log and saved."""
-    folds: list[Any] = []
     if service == "notify":
-        for channel in ("email", "sms"):
-            outbox = Outbox(app, channel)
-            outbox.scan()  # reads and saves
-            folds.append(outbox)
-        folds.append(DueSchedule(app))
+        outboxes = [Outbox(app, channel) for channel in ("email", "sms")]
+        for outbox in outboxes:
+            outbox.scan()  # an outbox reads with `scan`, not `catch_up`
+            outbox.save()
+        folds: list[Any] = [DueSchedule(app)]
     elif service == "review":
-        folds += [RunningClocks(app), BreachCount(app)]
+        outboxes, folds = [], [RunningClocks(app), BreachCount(app)]
         folds += [ReturnWatch(app, name) for name in RETURN_WORKERS]
+    else:
+        return []
     for fold in folds:
-        if not isinstance(fold, Outbox):
-            fold.catch_up()
+        fold.catch_up()
         fold.save()
-    return folds
+    return outboxes + folds
