@@ -156,6 +156,7 @@ def create_app(
         if faults.take("system_error_next"):
             return reply(REFUND, failure(BUSINESS_FAILED, "ACQ.SYSTEM_ERROR", "系统错误"))
         outcome = _refund(params, biz)
+        notifier.wake()  # announced as the money moves, before any later fault is armed
         if faults.take("timeout_after_commit_next"):
             await asyncio.sleep(switches.timeout_ms / 1000)
         return reply(REFUND, outcome)

@@ -224,6 +224,24 @@ async def test_dropped_and_mis_signed_notifications(
     assert sorted(n["state"] for n in listed) == ["delivered", "dropped"]
 
 
+async def test_a_refund_is_announced_as_its_money_moves_even_after_a_quiet_spell(
+    route: AlipayRoute, emulator: str, receiver: tuple[Receiver, str]
+) -> None:
+    """A quiet notifier looks only once a second, but a refund made wakes it: a notification
+    fault armed right after a refund strikes the next refund's announcement, not this one's."""
+    await asyncio.sleep(2)  # quiet: the notifier has backed off to its longest pause
+    first, second = "po_" + "3" * 32, "po_" + "4" * 32
+    await route.refund(order(first))
+    control(emulator, drop_notifications_next=1)
+    await route.refund(order(second))
+    await wait_until(lambda: bool(receiver[0].bodies), "the first refund's notification")
+    states = {
+        n["out_request_no"]: n["state"]
+        for n in httpx.get(f"{emulator}/notifications").json()["notifications"]
+    }
+    assert states == {first: "delivered", second: "dropped"}
+
+
 @pytest.mark.parametrize(
     ("switches", "error", "words"),
     [
