@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -57,6 +59,12 @@ class Consumer:
     # consumer fetched ten times a second (the broker's CPU as much as ours). The first
     # record after a quiet spell may wait up to IDLE_FETCH_WAIT_MS; a flow of them does not.
     quiet_after = 5.0
+    # How long one wait for records lasts, while they flow and once quiet (records end it at
+    # once; its end is when the loop looks at the lag, the sentinel and `stop`). Five wakes a
+    # second per idle consumer were a good part of an idle service's cost; a quiet wait also
+    # ends when the service stops.
+    flowing_wait_ms = 200
+    quiet_wait_ms = 1000
 
     def __init__(
         self,
@@ -110,15 +118,17 @@ class Consumer:
         next_lag = 0.0
         self._last_records, self._quiet = time.monotonic(), False
         while not stop.is_set():
-            batches = await self._next_batches(consumer)
+            batches = await self._next_batches(consumer, stop)
             self._pace_fetches(consumer, bool(batches))
             if batches:
                 records = [record for records in batches.values() for record in records]
                 await asyncio.to_thread(self._apply_all, records)
                 await self._commit(consumer, batches)
             # The lag is for /metrics (scraped every few seconds): per batch it was a look at
-            # every assigned partition for each record at low rates.
-            if not batches or time.monotonic() >= next_lag:
+            # every assigned partition for each record at low rates. Once a wait found nothing
+            # it is looked at again only while some remained, or after a rebalance.
+            changed = any(self.lag.values()) or consumer.assignment() != self.assigned
+            if (not batches and changed) or time.monotonic() >= next_lag:
                 self.lag = await partition_lag(consumer)
                 self.assigned = frozenset(consumer.assignment())
                 next_lag = time.monotonic() + self.lag_interval
@@ -143,14 +153,22 @@ class Consumer:
             set_fetch_wait(consumer, IDLE_FETCH_WAIT_MS)
             self._quiet = True
 
-    async def _next_batches(self, consumer: AIOKafkaConsumer) -> Batches:
+    async def _next_batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Batches:
         """The records that arrived, and those that join them within the linger.
 
         At a few records a second every fetch brings one record; waiting a few ms after the
         first lets the next ones join, so that the batch costs one thread hop and one offset
         commit. The fetcher keeps fetching meanwhile: what it got is taken without waiting.
         """
-        batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+        if self._quiet:
+            batches = await _unless_stopped(
+                consumer.getmany(timeout_ms=self.quiet_wait_ms, max_records=self.max_records),
+                stop,
+            )
+        else:
+            batches = await consumer.getmany(
+                timeout_ms=self.flowing_wait_ms, max_records=self.max_records
+            )
         if not batches or self.linger <= 0:
             return batches
         await asyncio.sleep(self.linger)
@@ -212,6 +230,21 @@ class Consumer:
             log.warning("skipping unknown event type %s (%s)", message.type, message.id)
             return None
         return message
+
+
+async def _unless_stopped(fetching: Coroutine[Any, Any, Batches], stop: asyncio.Event) -> Batches:
+    """What `fetching` brings, or nothing once `stop` is set first (the fetch is cancelled:
+    records it had not handed over are fetched again by the next session)."""
+    fetch = asyncio.ensure_future(fetching)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not fetch.done():
+            fetch.cancel()
+        await asyncio.gather(fetch, stopping, return_exceptions=True)
+    return {} if fetch.cancelled() else fetch.result()  # a fetch's failure is raised
 
 
 async def partition_lag(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:

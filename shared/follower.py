@@ -25,9 +25,12 @@ from shared.stamping import StampingMapper
 # an idle service's cost; the first event another replica stores after a quiet spell now
 # waits up to this long.
 IDLE_POLL_SECONDS = 1.0
-# How often a follower saves a position it moved past unwanted events (a write each): a busy
-# process appends many events a follower does not want, each look past them was a write.
-SKIP_SAVE_SECONDS = 1.0
+# How often a follower saves the position it moved on (a write and a thread hop each): a busy
+# log moves it at every look, and a save per look was a write per look. The first move after
+# a quiet spell is saved at once. A crash re-reads at most this much of the log, which the
+# followers' work allows: the relay's consumers drop what they have applied, the executor
+# finds the payouts it already sent.
+SAVE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,10 @@ class LogFollower:
     A crash between acting and advancing repeats the batch, so what the caller
     does must be idempotent (Kafka consumers dedupe by tracking; the gateway by
     merchant refund number). A look that finds nothing wanted moves the position to
-    the log's end by itself (saved too, once `load` made the position a durable one: at
-    once the first time, then at most every SKIP_SAVE_SECONDS).
+    the log's end by itself. Once `load` made the position a durable one, each move is
+    saved: the first after a quiet spell at once, then at most every SAVE_SECONDS (by a
+    later advance or look), and by `flush` when the follower stops; a crash repeats what
+    came after the last save.
     """
 
     def __init__(
@@ -197,27 +202,40 @@ class LogFollower:
         # not full: the next look waits for a ring after it (or the poll interval).
         self._rings_at_batch: int | None = None
         self._looked_at = 0.0
-        # A position moved past unwanted events and not saved yet, and when one last was. A
-        # crash before it is saved reads those events again, and again wants none of them.
-        self._skipped_to: int | None = None
-        self._skip_saved_at = -SKIP_SAVE_SECONDS
+        # A position moved on and not saved yet, and when one last was. A crash before it is
+        # saved reads those events again (see the class's docstring).
+        self._unsaved: int | None = None
+        self._saved_at = -SAVE_SECONDS
         self.clock = time.monotonic  # for the saves' interval (tests move it on)
         self._idle_poll = poll_interval
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
         self.reached = self.position
+        self._unsaved = None  # a move not saved before a failed session is read again
         self._durable = True
         return self.position
 
     async def advance(self, position: int) -> None:
-        await asyncio.to_thread(self.app.positions.save, self.name, position)
-        self._skipped_to = None  # saved past it (or rewound: it must never be saved now)
+        """Go on from `position` (the batch before it is handled); saved at once, or within
+        SAVE_SECONDS of the last save."""
         self.position = position
-        self.reached = max(self.reached, position) if position else 0
+        self.reached = max(self.reached, position)
+        self._unsaved = position
+        if self.clock() - self._saved_at >= SAVE_SECONDS:
+            await asyncio.to_thread(self._save_unsaved)
 
     async def rewind(self) -> None:
-        await self.advance(0)
+        """Start again from the log's beginning, saved at once (a later save of a position
+        moved on before it must never overwrite it: none is left pending)."""
+        await asyncio.to_thread(self.app.positions.save, self.name, 0)
+        self._unsaved = None
+        self.position = self.reached = 0
+
+    async def flush(self) -> None:
+        """Save the position now if it moved since the last save (the follower stops)."""
+        if self._unsaved is not None:
+            await asyncio.to_thread(self._save_unsaved, force=True)
 
     def _read(self) -> list[LoggedEvent]:
         page = next(
@@ -231,26 +249,26 @@ class LogFollower:
             None,
         )
         if page is None:
-            self._save_skipped()
+            self._save_unsaved()
             return []
         self.reached = page.reached
         if not page.notifications:
             # Only unwanted events since the position: never read them again.
             self.position = page.reached
             if self._durable:
-                self._skipped_to = page.reached
-                self._save_skipped()
+                self._unsaved = page.reached
+        self._save_unsaved()
         return [self._logged(n) for n in page.notifications]
 
-    def _save_skipped(self) -> None:
-        """Save the position moved past unwanted events: the first time at once, then at most
-        every SKIP_SAVE_SECONDS (a later look, even one that finds nothing, saves it)."""
+    def _save_unsaved(self, *, force: bool = False) -> None:
+        """Save the position moved on, if SAVE_SECONDS passed since the last save (a later
+        advance or look, even one that finds nothing, saves it) or `force`."""
         now = self.clock()
-        if self._skipped_to is None or now - self._skip_saved_at < SKIP_SAVE_SECONDS:
+        if self._unsaved is None or (not force and now - self._saved_at < SAVE_SECONDS):
             return
-        self.app.positions.save(self.name, self._skipped_to)
-        self._skipped_to = None
-        self._skip_saved_at = now
+        self.app.positions.save(self.name, self._unsaved)
+        self._unsaved = None
+        self._saved_at = now
 
     def _logged(self, notification: Notification) -> LoggedEvent:
         mapper = self.app.mapper

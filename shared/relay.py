@@ -85,8 +85,9 @@ def position_name(topic: str) -> str:
 class Relay:
     """Follows the service's notification log and publishes the mapped integration events.
 
-    The position is saved only after the broker acknowledged every record of a
-    batch, so a crash re-publishes (consumers dedupe by source and position).
+    The position moves on only after the broker acknowledged every record of a
+    batch, and is saved at most every `shared.follower.SAVE_SECONDS`, so a crash
+    re-publishes (consumers dedupe by source and position).
     When the broker has lost its data — its sentinel topic is gone — the relay
     recreates the topics and publishes its whole log again.
     """
@@ -149,6 +150,7 @@ class Relay:
                 await self._publish(producer, batch)
                 # Past the batch, and past the unpublished events read over after it.
                 await self.follower.advance(self.follower.reached)
+        await self.follower.flush()
 
     async def _check_broker(self, admin: Any, watch: BrokerWatch) -> None:
         if await watch.intact():

@@ -110,6 +110,10 @@ class PayoutExecutor:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.load()
+        await self._execute_until(stop)
+        await self.follower.flush()
+
+    async def _execute_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 batch = await self.follower.next_batch(wait=1.0)

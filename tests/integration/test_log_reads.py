@@ -14,7 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
 from shared.application import ServiceApplication
-from shared.follower import SKIP_SAVE_SECONDS, TAIL, LogFollower
+from shared.follower import SAVE_SECONDS, TAIL, LogFollower
 from shared.ledger import Ledger
 from shared.readmodel import ReadModel, sortable
 from shared.settings import ServiceSettings
@@ -159,6 +159,8 @@ async def test_a_follower_moves_past_a_backlog_of_other_topics_without_reading_i
     app: Probe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     follower = LogFollower(app, "probe", topics=[get_topic(Wanted.Created)])
+    now = [1000.0]
+    follower.clock = lambda: now[0]
     await follower.load()
     app.save(Wanted("first"))
     batch = await follower.next_batch(wait=0)
@@ -166,6 +168,7 @@ async def test_a_follower_moves_past_a_backlog_of_other_topics_without_reading_i
     await follower.advance(batch[-1].position)
     end = _noise(app)
     reads = Reads(app, monkeypatch)
+    now[0] += SAVE_SECONDS
     assert await follower.next_batch(wait=0) == []
     assert reads.rows == TAIL < NOISE  # the tail; the rest was passed over in SQL
     assert follower.position == end
@@ -204,7 +207,7 @@ async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_se
         assert await follower.next_batch(wait=0) == []
         assert follower.position == end
     assert saved == [first]  # within the interval: in memory only
-    now[0] += SKIP_SAVE_SECONDS
+    now[0] += SAVE_SECONDS
     assert await follower.next_batch(wait=0) == []  # nothing new: the look saves what it passed
     assert saved == [first, end]
     assert app.positions.load("probe") == end
@@ -214,10 +217,60 @@ async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_se
     _noise(app, 5)
     assert await follower.next_batch(wait=0) == []
     await follower.rewind()
-    now[0] += SKIP_SAVE_SECONDS
+    now[0] += SAVE_SECONDS
     follower.position = int(app.recorder.max_notification_id() or 0)  # nothing new to read
     assert await follower.next_batch(wait=0) == []
     assert app.positions.load("probe") == 0
+
+
+async def test_a_follower_saves_the_batches_it_handled_at_most_once_a_second(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy relay advanced (a write and a thread hop) after every batch. The first advance
+    after a quiet spell is saved at once, later ones once the interval has passed (by the next
+    advance or look), the last by `flush` when the follower stops; a follower started after a
+    crash goes on from the last save, so it reads again only what came after it."""
+    follower = LogFollower(app, "relay:probe", topics=[get_topic(Wanted.Created)])
+    await follower.load()
+    saved: list[int] = []
+    save = app.positions.save
+
+    def counting(name: str, position: int) -> None:
+        saved.append(position)
+        save(name, position)
+
+    monkeypatch.setattr(app.positions, "save", counting)
+    now = [1000.0]
+    follower.clock = lambda: now[0]
+    handled: list[int] = []
+    for _ in range(4):
+        app.save(Wanted("x"))
+        batch = await follower.next_batch(wait=0)
+        assert len(batch) == 1
+        handled.append(batch[0].position)
+        await follower.advance(batch[0].position)
+    assert follower.position == handled[-1]
+    assert saved == [handled[0]]  # the first at once; the next three in memory only
+    assert app.positions.load("relay:probe") == handled[0]
+
+    # A crash now: a new follower reads again what came after the last save, nothing before.
+    restarted = LogFollower(app, "relay:probe", topics=[get_topic(Wanted.Created)])
+    await restarted.load()
+    again = await restarted.next_batch(wait=0)
+    assert [e.position for e in again] == handled[1:]
+
+    now[0] += SAVE_SECONDS
+    assert await follower.next_batch(wait=0) == []  # nothing new: the look saves the move
+    assert saved == [handled[0], handled[-1]]
+    app.save(Wanted("y"))
+    (last,) = await follower.next_batch(wait=0)
+    await follower.advance(last.position)
+    assert saved[-1] == handled[-1]  # within the interval again
+    await follower.flush()  # stopping: saved now
+    assert saved[-1] == last.position
+    assert app.positions.load("relay:probe") == last.position
+    await follower.flush()  # nothing moved since: no write
+    assert saved.count(last.position) == 1
 
 
 async def test_an_in_memory_follower_moves_on_without_saving(app: Probe) -> None:
