@@ -270,7 +270,7 @@ def bench_store(name: str, args: argparse.Namespace, folder: Path) -> StoreRun:
                 say(f"{name}: seeded {seeded:,} in {seed_seconds:.0f} s")
             point = Point(history, 0, {}, {}, seeded=seeded, seed_seconds=seed_seconds)
             say(f"{name}: starting refunds dev ({where}) …")
-            with stack(data_dir, base, database_url, prefix) as process:
+            with stack(data_dir, base, database_url, prefix, args.set) as process:
                 bench = Bench(
                     store=name,
                     process=process,
@@ -407,8 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("REFUNDS_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
         help="PostgreSQL for --store postgres (fresh schemas are created and dropped)",
     )
+    add(
+        "--set",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for the stack, e.g. poll_interval_ms=50 (REFUNDS_POLL_INTERVAL_MS"
+        "; repeatable): to measure what a setting trades, latency against CPU",
+    )
     add("--out", type=Path, default=Path("bench/results"))
     return parser
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return "REFUNDS_" + name.strip().upper(), value.strip()
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -428,6 +444,7 @@ SETTINGS = (
     "idle_seconds",
     "settle_threshold",
     "settle_timeout",
+    "set",
 )
 
 

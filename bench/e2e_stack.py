@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,12 @@ def stack(
     base: int,
     database_url: str | None = None,
     schema_prefix: str | None = None,
+    settings: Sequence[tuple[str, str]] = (),
 ) -> Iterator[subprocess.Popen[str]]:
-    """`refunds dev` on `ports`, with the broker already running there (see `broker`)."""
+    """`refunds dev` on `ports`, with the broker already running there (see `broker`); the
+    caller's REFUNDS_* settings are not passed on, only `settings` (`--set`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
+    env.update(settings)
     cli = Path(sys.executable).with_name("refunds")
     command = [str(cli), "dev", "--data-dir", str(data_dir), "--base-port", str(base)]
     command += ["--kafka", f"127.0.0.1:{Ports.from_base(base).broker}"]

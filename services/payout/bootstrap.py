@@ -133,7 +133,11 @@ def _executor_worker(
 ) -> Worker:
     async def run(stop: asyncio.Event) -> None:
         async with routes(app, settings, keystore) as chosen:
-            await PayoutExecutor(app, chosen, policy=retry_policy(settings)).run(stop)
+            poll = settings.poll_interval_ms / 1000
+            executor = PayoutExecutor(
+                app, chosen, policy=retry_policy(settings), poll_interval=poll
+            )
+            await executor.run(stop)
 
     return run
 

@@ -94,6 +94,7 @@ class PayoutExecutor:
         *,
         policy: RetryPolicy | None = None,
         concurrency: int = 16,
+        poll_interval: float = 0.02,
         clock: Clock = _now,
         sleep: Sleep = sleep_or_stop,
         rng: random.Random | None = None,
@@ -106,7 +107,7 @@ class PayoutExecutor:
         self.sleep = sleep
         self.rng = rng or random.Random()
         topics = [get_topic(getattr(Payout, name)) for name in WAKE_EVENTS]
-        self.follower = LogFollower(app, "executor", topics=topics)
+        self.follower = LogFollower(app, "executor", topics=topics, poll_interval=poll_interval)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.load()

@@ -244,3 +244,32 @@ async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_
     # quiet → longer; records → short again; quiet again → longer (the last look ends it).
     assert waits == [FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS, FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS]
     assert consumer.applied == 1
+
+
+async def test_a_quiet_consumer_waits_longer_for_records_and_stops_without_waiting_it_out(
+    app: Noting,
+) -> None:
+    """While records flow a wait for them lasts `flowing_wait_ms` (its end is when the loop
+    looks at lag and sentinel); once quiet, `quiet_wait_ms`, ended early by the stop."""
+    stop = asyncio.Event()
+    timeouts: list[int] = []
+
+    class Quiet(FakeKafka):
+        async def getmany(self, timeout_ms: int, max_records: int) -> Any:
+            timeouts.append(timeout_ms)
+            if len(timeouts) == 3:
+                asyncio.get_running_loop().call_later(0.05, stop.set)
+            await asyncio.sleep(timeout_ms / 1000)  # nothing arrives
+            return {}
+
+    kafka = Quiet([], stop)
+    kafka._fetcher = Fetcher()  # type: ignore[attr-defined]
+    consumer = _consumer(app)
+    consumer.quiet_wait_ms = 30_000  # a test that waited it out would time out
+    consumer.flowing_wait_ms = 10
+    consumer.quiet_after = 0.015  # quiet after the first wait, for the test
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(_consume(consumer, kafka), timeout=10)
+    assert len(timeouts) == 3 and timeouts[0] == 10  # records may flow: the short wait
+    assert timeouts[-1] == 30_000  # quiet: the long wait, cut short by the stop
+    assert asyncio.get_running_loop().time() - started < 5
