@@ -102,6 +102,9 @@ class CheckpointedFold:
     aggregate whose entry the log changed, and `save_now_and_then` after reading.
     """
 
+    # Seconds between checkpoints while the position moves (`save_now_and_then`).
+    checkpoint_seconds = CHECKPOINT_SECONDS
+
     def __init__(self, app: ServiceApplication, name: str) -> None:
         self.app = app
         self.position = 0
@@ -130,8 +133,13 @@ class CheckpointedFold:
         self._saved = (self.position, time.monotonic())
         self._restored = True
 
+    @property
+    def ever_saved(self) -> bool:
+        """Whether a checkpoint past the log's start was restored or saved."""
+        return self._saved[0] > 0
+
     def save_now_and_then(self) -> None:
-        if time.monotonic() - self._saved[1] >= CHECKPOINT_SECONDS:
+        if time.monotonic() - self._saved[1] >= self.checkpoint_seconds:
             self.save()
 
     def save(self) -> None:

@@ -5,7 +5,7 @@ are closed, which attempts were claimed and not finished, when a retry is due) i
 the correspondence events, and kept only while something of it is unfinished: a
 correspondence whose messages on the channel are all sent, failed or uncertain, or that has
 no address for it, is forgotten. The fold is saved now and then as a checkpoint (the log
-position and the unfinished entries, `shared.checkpoints.Checkpoints`), so a start reads the
+position and the unfinished entries, `shared.checkpoints.CheckpointedFold`), so a start reads the
 checkpoint and only the events logged after it: its cost follows the open messages, not the history.
 
 A start then knows exactly which (step, channel) messages are still open and which attempts
@@ -19,7 +19,6 @@ sender loads it and settles it.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +29,7 @@ from services.notify.follow import read_after, stored_topics
 from services.notify.messages import domain
 from services.notify.messages.domain import Correspondence
 from services.notify.messages.steps import EMAIL
-from shared.checkpoints import Checkpoints
+from shared.checkpoints import CheckpointedFold
 
 Event: Any = Correspondence
 TOPICS = stored_topics(
@@ -100,25 +99,29 @@ class _Seen:
         )
 
 
-class Outbox:
+class Outbox(CheckpointedFold):
     """Due times of correspondences with open messages on one channel."""
 
+    app: NotifyApplication
+    checkpoint_seconds = CHECKPOINT_SECONDS
+
     def __init__(self, app: NotifyApplication, channel: str) -> None:
-        self.app = app
+        super().__init__(app, f"outbox_{channel}")
         self.channel = channel
-        self.position = 0
         self.due: dict[uuid.UUID, datetime | None] = {}  # None: at once
         self.seen: dict[uuid.UUID, _Seen] = {}  # the unfinished correspondences
-        self.checkpoints = Checkpoints(app, f"outbox_{channel}")
-        self._changed: set[uuid.UUID] = set()  # entries changed since the last checkpoint
-        self._saved = (0, time.monotonic())  # position and time of the last checkpoint
+
+    def restore(self, key: uuid.UUID, entry: str) -> None:
+        self.seen[key] = _Seen.from_json(entry)
+
+    def entry(self, key: uuid.UUID) -> str | None:
+        known = self.seen.get(key)
+        return None if known is None else known.to_json()
 
     def scan(self) -> list[tuple[uuid.UUID, str]]:
         """Read the checkpoint and the log after it; returns the (correspondence, step)
         attempts left unfinished."""
-        self.position, entries = self.checkpoints.load()
-        self.seen = {uuid.UUID(cid): _Seen.from_json(text) for cid, text in entries.items()}
-        self._saved = (self.position, time.monotonic())
+        self.restore_once()
         while True:
             batch = self._read()
             for event in batch:
@@ -146,8 +149,7 @@ class Outbox:
                 self.wake(event.originator_id, event.retry_at)
             elif not isinstance(event, (Event.AttemptStarted, *CLOSING)):
                 self.wake(event.originator_id, None)
-        if time.monotonic() - self._saved[1] >= CHECKPOINT_SECONDS:
-            self.save()
+        self.save_now_and_then()
         return len(events)
 
     def settle(self, correspondence: Correspondence) -> None:
@@ -168,19 +170,6 @@ class Outbox:
             if delivery.open and delivery.retry_at is not None:
                 known.retry_at[step] = delivery.retry_at
         self._keep(correspondence.id, known)
-
-    def save(self) -> None:
-        """Store a checkpoint: the position and the entries changed since the last one."""
-        if self.position == self._saved[0] and not self._changed:
-            return
-        changed = {str(cid): self._entry(cid) for cid in self._changed}
-        self.checkpoints.save(self.position, changed)
-        self._changed.clear()
-        self._saved = (self.position, time.monotonic())
-
-    def _entry(self, cid: uuid.UUID) -> str | None:
-        known = self.seen.get(cid)
-        return None if known is None else known.to_json()
 
     def _learn(self, event: Any) -> None:
         cid = event.originator_id
@@ -218,10 +207,10 @@ class Outbox:
     def _keep(self, cid: uuid.UUID, known: _Seen) -> None:
         if known.finished:
             if self.seen.pop(cid, None) is not None:
-                self._changed.add(cid)
+                self.changed(cid)
         else:
             self.seen[cid] = known
-            self._changed.add(cid)
+            self.changed(cid)
 
     def wake(self, correspondence_id: uuid.UUID, at: datetime | None) -> None:
         """Due at `at` (None: at once), unless it is due sooner already."""

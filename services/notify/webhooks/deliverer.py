@@ -55,7 +55,7 @@ from services.notify.webhooks.retries import parse_retry_after as retry_after_of
 from services.notify.webhooks.safety import IPAddress, UnsafeUrl, safe_addresses
 from services.notify.webhooks.signing import headers
 from shared.aio import ring_or_stop, sleep_or_stop
-from shared.checkpoints import Checkpoints
+from shared.checkpoints import CheckpointedFold
 from shared.follower import IDLE_POLL_SECONDS
 from shared.health import Health
 
@@ -84,15 +84,18 @@ CHECKPOINT_SECONDS = 2.0  # the longest stretch of the log a start may have to r
 T = TypeVar("T")
 
 
-class DueSchedule:
+class DueSchedule(CheckpointedFold):
     """When each pending delivery is next due, which attempts are in flight, and which
     endpoints may owe their tenant an alert — all read from the log: from a checkpoint saved
-    every few seconds (`shared.checkpoints.Checkpoints`: the position, and only what is still
-    pending then), and the log after it, so a start does not read the whole webhook history."""
+    every few seconds (`shared.checkpoints.CheckpointedFold`: the position, and only what is
+    still pending then), and the log after it, so a start does not read the whole webhook
+    history."""
+
+    app: NotifyApplication
+    checkpoint_seconds = CHECKPOINT_SECONDS
 
     def __init__(self, app: NotifyApplication) -> None:
-        self.app = app
-        self.position = 0
+        super().__init__(app, "webhook_schedule")
         self.due: dict[uuid.UUID, datetime] = {}
         self.started: set[uuid.UUID] = set()  # attempt claimed, no outcome logged yet
         self.alerts: set[uuid.UUID] = set()
@@ -100,14 +103,15 @@ class DueSchedule:
         # it settles orphans and sends alerts: that is what a checkpoint keeps.
         self._logged_started: set[uuid.UUID] = set()
         self._logged_alerts: set[uuid.UUID] = set()
-        self.checkpoints = Checkpoints(app, "webhook_schedule")
-        self._changed: set[uuid.UUID] = set()
-        self._saved: tuple[int, float] | None = None  # position and time of the last save
+        self._loaded = False
 
     def catch_up(self) -> int:
         """Apply what was logged since the last look; how many of its events were read."""
-        if self._saved is None:
-            self._load()
+        if not self._loaded:
+            self.restore_once()
+            self.started = set(self._logged_started)
+            self.alerts = set(self._logged_alerts)
+            self._loaded = True
         read = 0
         while True:
             notifications, position = read_after(
@@ -119,37 +123,24 @@ class DueSchedule:
             read += len(notifications)
             if len(notifications) < BATCH:
                 break
-        assert self._saved is not None
-        if self._saved[0] == 0 or time.monotonic() - self._saved[1] >= CHECKPOINT_SECONDS:
-            self.save()
+        if self.ever_saved:
+            self.save_now_and_then()
+        else:
+            self.save()  # the first checkpoint at once: a start then never reads from 0
         return read
 
-    def save(self) -> None:
-        """Store a checkpoint: the position and the entries changed since the last one."""
-        assert self._saved is not None
-        if self.position == self._saved[0] and not self._changed:
-            return
-        self.checkpoints.save(self.position, {str(uid): self._entry(uid) for uid in self._changed})
-        self._changed.clear()
-        self._saved = (self.position, time.monotonic())
+    def restore(self, key: uuid.UUID, entry: str) -> None:
+        kept = json.loads(entry)
+        if kept["due"] is not None:
+            self.due[key] = datetime.fromisoformat(kept["due"])
+        if kept["started"]:
+            self._logged_started.add(key)
+        if kept["alert"]:
+            self._logged_alerts.add(key)
 
-    def _load(self) -> None:
-        self.position, entries = self.checkpoints.load()
-        for key, text in entries.items():
-            uid, kept = uuid.UUID(key), json.loads(text)
-            if kept["due"] is not None:
-                self.due[uid] = datetime.fromisoformat(kept["due"])
-            if kept["started"]:
-                self._logged_started.add(uid)
-            if kept["alert"]:
-                self._logged_alerts.add(uid)
-        self.started = set(self._logged_started)
-        self.alerts = set(self._logged_alerts)
-        self._saved = (self.position, time.monotonic())
-
-    def _entry(self, uid: uuid.UUID) -> str | None:
-        due = self.due.get(uid)
-        started, alert = uid in self._logged_started, uid in self._logged_alerts
+    def entry(self, key: uuid.UUID) -> str | None:
+        due = self.due.get(key)
+        started, alert = key in self._logged_started, key in self._logged_alerts
         if due is None and not started and not alert:
             return None
         return json.dumps(
@@ -158,7 +149,7 @@ class DueSchedule:
 
     def _apply(self, logged: Any) -> None:
         uid = logged.originator_id
-        self._changed.add(uid)
+        self.changed(uid)
         if isinstance(logged, D.Scheduled | D.RedeliveryRequested):
             self.due[uid] = logged.at
         elif isinstance(logged, D.AttemptStarted):
