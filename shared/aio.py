@@ -7,7 +7,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from shared.health import Health
@@ -21,37 +22,53 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+# The most recent rings a Doorbell remembers the topics of: a waiter that fell further behind
+# than this is woken (it may have missed a wanted one).
+RINGS_REMEMBERED = 256
+
+Wanted = Callable[[str], bool]
+
+
 class Doorbell:
     """Wakes the tasks waiting for something to happen, from any thread.
 
     `rings` counts the rings: a waiter reads it before looking (e.g. at the event log) and
     passes it to `wait`, which returns at once if a ring came in between, so no ring is
     missed. Used to wake log followers when this process appends to its log, instead of
-    polling it.
+    polling it. A ring may say what it is about (the stored events' topics), and a waiter
+    which of them it wants: a follower of payouts is not woken by notification events.
     """
 
     def __init__(self) -> None:
         self.rings = 0
         self._lock = threading.Lock()
-        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], Wanted | None]]
+        self._waiting = []
+        # (ring, its topics) of the latest rings; no topics: about anything.
+        self._recent: deque[tuple[int, frozenset[str]]] = deque(maxlen=RINGS_REMEMBERED)
 
-    def ring(self) -> None:
+    def ring(self, topics: Iterable[str] = ()) -> None:
+        about = frozenset(topics)
         with self._lock:
             self.rings += 1
-            waiting, self._waiting = self._waiting, []
-        for loop, future in waiting:
+            self._recent.append((self.rings, about))
+            waking = [w for w in self._waiting if _concerns(about, w[2])]
+            if waking:
+                self._waiting = [w for w in self._waiting if not _concerns(about, w[2])]
+        for loop, future, _ in waking:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, future)
 
-    async def wait(self, since: int, timeout: float) -> bool:
-        """Until a ring after `since` (a value of `rings`), at most `timeout` seconds;
-        whether it rang."""
+    async def wait(self, since: int, timeout: float, wanted: Wanted | None = None) -> bool:
+        """Until a ring after `since` (a value of `rings`) that is about a topic `wanted`
+        accepts (any ring without `wanted`), at most `timeout` seconds; whether it rang."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future, wanted)
         with self._lock:
-            if self.rings != since:
+            if self._rang_since(since, wanted):
                 return True
-            self._waiting.append((loop, future))
+            self._waiting.append(waiter)
         try:
             await asyncio.wait_for(future, timeout)
             return True
@@ -59,7 +76,18 @@ class Doorbell:
             return False
         finally:
             with self._lock, contextlib.suppress(ValueError):
-                self._waiting.remove((loop, future))
+                self._waiting.remove(waiter)
+
+    def _rang_since(self, since: int, wanted: Wanted | None) -> bool:
+        if self.rings == since:
+            return False
+        if wanted is None or not self._recent or self._recent[0][0] > since + 1:
+            return True  # any ring will do, or some after `since` are forgotten
+        return any(_concerns(about, wanted) for ring, about in self._recent if ring > since)
+
+
+def _concerns(about: frozenset[str], wanted: Wanted | None) -> bool:
+    return wanted is None or not about or any(wanted(topic) for topic in about)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -67,11 +95,18 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def ring_or_stop(bell: Doorbell, since: int, stop: asyncio.Event, timeout: float) -> None:
-    """Wait until `bell` rings after `since`, the service is stopping, or `timeout` passes."""
+async def ring_or_stop(
+    bell: Doorbell,
+    since: int,
+    stop: asyncio.Event,
+    timeout: float,
+    wanted: Wanted | None = None,
+) -> None:
+    """Wait until `bell` rings after `since` (about a topic `wanted` accepts, if given), the
+    service is stopping, or `timeout` passes."""
     if stop.is_set():
         return
-    rang = asyncio.ensure_future(bell.wait(since, timeout))
+    rang = asyncio.ensure_future(bell.wait(since, timeout, wanted))
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({rang, stopping}, return_when=asyncio.FIRST_COMPLETED)

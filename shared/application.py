@@ -204,7 +204,8 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> Any:
         recordings = super()._record(processing_event)
-        self.appended.ring()
+        # What was stored, so that only the followers that want one of these look.
+        self.appended.ring(r.notification.topic for r in recordings)
         return recordings
 
     def handle(self, message: CloudEvent, *, checked: bool = False) -> bool:

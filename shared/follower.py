@@ -25,6 +25,11 @@ from shared.stamping import StampingMapper
 # an idle service's cost; the first event another replica stores after a quiet spell now
 # waits up to this long.
 IDLE_POLL_SECONDS = 1.0
+# After a batch, the first look for other processes' appends; then less and less often, up
+# to IDLE_POLL_SECONDS. This process's own appends of a wanted event wake a follower at once
+# (at most every poll interval): looking every 20 ms after each batch found nothing about
+# once per refund per follower.
+OTHERS_POLL_SECONDS = 0.1
 # How often a follower saves the position it moved on (a write and a thread hop each): a busy
 # log moves it at every look, and a save per look was a write per look. The first move after
 # a quiet spell is saved at once. A crash re-reads at most this much of the log, which the
@@ -207,7 +212,10 @@ class LogFollower:
         self._unsaved: int | None = None
         self._saved_at = -SAVE_SECONDS
         self.clock = time.monotonic  # for the saves' interval (tests move it on)
-        self._idle_poll = poll_interval
+        # Which rings of the application's bell may be about an event wanted here.
+        self._wanted = _wanted(self.topics, None, choose)
+        self._first_poll = max(poll_interval, OTHERS_POLL_SECONDS)
+        self._idle_poll = self._first_poll
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
@@ -280,32 +288,33 @@ class LogFollower:
     async def next_batch(self, wait: float) -> list[LoggedEvent]:
         """The next batch, waiting up to `wait` seconds; empty when nothing new arrived.
 
-        Between looks it waits for this process to append to the log (the application's
-        `appended` bell), and looks at most every `poll_interval`, so that a busy log is
-        read in batches. Other processes' appends ring no bell: while the log stays quiet
-        it is still looked at, every `poll_interval` at first, then less and less often,
-        up to every `IDLE_POLL_SECONDS`.
+        Between looks it waits for this process to append an event it wants to the log (the
+        application's `appended` bell), and looks at most every `poll_interval`, so that a
+        busy log is read in batches. Other processes' appends ring no bell: the log is still
+        looked at, OTHERS_POLL_SECONDS after a batch at first, then less and less often, up
+        to every `IDLE_POLL_SECONDS`.
         """
         deadline = time.monotonic() + wait
+        bell = self.app.appended
         if self._rings_at_batch is not None:
             # Right after a batch that was not full the log's end was in sight: looking again
             # at once would mostly find nothing (one more thread hop and read per batch).
-            # Wait for this process's next append, or the poll interval for other processes'.
-            await self.app.appended.wait(self._rings_at_batch, min(self.poll_interval, wait))
+            # Wait for this process's next wanted append, or a while for other processes'.
+            await bell.wait(self._rings_at_batch, min(self._first_poll, wait), self._wanted)
             self._rings_at_batch = None
             # At most one look per poll interval here too: appends in quick succession (a
             # busy process) join one batch rather than one look, one hop each.
             await asyncio.sleep(max(0.0, self._looked_at + self.poll_interval - time.monotonic()))
         while True:
-            rings = self.app.appended.rings
+            rings = bell.rings
             batch = await asyncio.to_thread(self._read)
             looked = self._looked_at = time.monotonic()
             if batch:
-                self._idle_poll = self.poll_interval
+                self._idle_poll = self._first_poll
                 self._rings_at_batch = rings if len(batch) < self.batch_size else None
                 return batch
             if looked >= deadline:
                 return batch
-            await self.app.appended.wait(rings, min(self._idle_poll, deadline - looked))
+            await bell.wait(rings, min(self._idle_poll, deadline - looked), self._wanted)
             self._idle_poll = min(self._idle_poll * 2, max(IDLE_POLL_SECONDS, self.poll_interval))
             await asyncio.sleep(max(0.0, looked + self.poll_interval - time.monotonic()))

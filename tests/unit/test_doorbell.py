@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
-from shared.aio import Doorbell, ring_or_stop
+from shared.aio import RINGS_REMEMBERED, Doorbell, ring_or_stop
 
 
 async def test_a_ring_from_another_thread_wakes_the_waiter() -> None:
@@ -50,3 +51,39 @@ async def test_ring_or_stop_returns_when_the_service_stops() -> None:
     await ring_or_stop(bell, bell.rings, stop, timeout=5)
     assert time.monotonic() - started < 2
     assert bell._waiting == []
+
+
+def _about(*topics: str) -> Callable[[str], bool]:
+    return frozenset(topics).__contains__
+
+
+async def test_a_ring_about_other_topics_leaves_a_choosy_waiter_waiting() -> None:
+    """A follower of payouts is not woken by notification events; a ring about its topic, or
+    about nothing in particular, wakes it."""
+    bell = Doorbell()
+    since = bell.rings
+    choosy = asyncio.create_task(bell.wait(since, timeout=5, wanted=_about("payout")))
+    anyone = asyncio.create_task(bell.wait(since, timeout=5))
+    await asyncio.sleep(0.01)
+    bell.ring(["notification", "contact"])
+    assert await anyone
+    await asyncio.sleep(0.05)
+    assert not choosy.done()
+    bell.ring(["notification", "payout"])
+    assert await asyncio.wait_for(choosy, 2)
+    # A ring already gone by counts only if it was about a wanted topic.
+    assert not await bell.wait(bell.rings - 2, timeout=0.05, wanted=_about("refund"))
+    assert await bell.wait(bell.rings - 2, timeout=5, wanted=_about("contact"))
+    bell.ring()  # about nothing in particular (e.g. a test's own ring): wakes everyone
+    assert await bell.wait(bell.rings - 1, timeout=5, wanted=_about("refund"))
+    assert bell._waiting == []
+
+
+async def test_a_waiter_further_behind_than_the_rings_remembered_is_woken() -> None:
+    bell = Doorbell()
+    since = bell.rings
+    for _ in range(RINGS_REMEMBERED + 1):
+        bell.ring(["notification"])
+    # Which topics the first ring after `since` was about is forgotten: look, to be safe.
+    assert await bell.wait(since, timeout=5, wanted=_about("payout"))
+    assert not await bell.wait(since + 1, timeout=0.05, wanted=_about("payout"))

@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from shared.application import ServiceApplication
 from shared.follower import IDLE_POLL_SECONDS, LogFollower
@@ -67,3 +69,36 @@ async def test_another_process_append_is_found_by_polling(
         assert time.monotonic() - started < IDLE_POLL_SECONDS + 1
     finally:
         other.close()
+
+
+class Other(Aggregate):
+    pass
+
+
+async def test_only_an_append_of_a_wanted_event_wakes_a_quiet_follower(
+    app: ServiceApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower of one topic slept through the appends of every other (a look each, and
+    nearly all of them found nothing: ~1 per refund for the payout executor)."""
+    follower = LogFollower(app, "test", topics=[get_topic(Thing.Created)], poll_interval=0.01)
+    follower._idle_poll = 30.0  # long quiet: only the bell can wake it in time
+    looks = 0
+    read = follower._read
+
+    def counted() -> Any:
+        nonlocal looks
+        looks += 1
+        return read()
+
+    monkeypatch.setattr(follower, "_read", counted)
+    assert await follower.next_batch(wait=0) == []
+    waiting = asyncio.create_task(follower.next_batch(wait=10))
+    await asyncio.sleep(0.05)
+    for _ in range(3):
+        await asyncio.to_thread(app.save, Other())
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and looks == 2  # the look before waiting, none since
+    await asyncio.to_thread(app.save, Thing())
+    batch = await asyncio.wait_for(waiting, 2)
+    assert [type(item.event) for item in batch] == [Thing.Created]
+    assert looks == 3

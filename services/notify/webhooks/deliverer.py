@@ -56,7 +56,7 @@ from services.notify.webhooks.safety import IPAddress, UnsafeUrl, safe_addresses
 from services.notify.webhooks.signing import headers
 from shared.aio import ring_or_stop, sleep_or_stop
 from shared.checkpoints import CheckpointedFold
-from shared.follower import IDLE_POLL_SECONDS
+from shared.follower import IDLE_POLL_SECONDS, OTHERS_POLL_SECONDS
 from shared.health import Health
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ TOPICS = stored_topics(
     DELIVERY_EVENTS + ENDPOINT_EVENTS, {**deliveries.EARLIER_TOPICS, **endpoints.EARLIER_TOPICS}
 )
 BATCH = 500
+WANTED = frozenset(TOPICS).__contains__  # the appends that wake the deliverer
 READ_LIMIT = 4096  # response bytes read at most; only an excerpt of them is kept
 USER_AGENT = "refunds-webhooks/1"
 ALERT_RETRY_SECONDS = 30.0
@@ -216,7 +217,7 @@ class Deliverer:
         self.timeout = settings.webhook_timeout_ms / 1000
         self.disable_after = timedelta(seconds=settings.webhook_disable_after_s)
         self.poll = settings.poll_interval_ms / 1000
-        self._idle_poll = self.poll
+        self._idle_poll = max(self.poll, OTHERS_POLL_SECONDS)
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.alert_retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0  # requests made (whatever their answer)
@@ -277,12 +278,13 @@ class Deliverer:
     async def _pause(
         self, stop: asyncio.Event, rings: int, looked: float, schedule: DueSchedule, *, quiet: bool
     ) -> None:
-        """Until this process appends to its log or a delivery falls due; a quiet log is
-        still looked at now and then (other processes ring no bell), and a busy one at
-        most every `poll` seconds, so that it is read in batches."""
+        """Until this process appends a webhook event to its log or a delivery falls due; a
+        quiet log is still looked at now and then (other processes ring no bell), and a busy
+        one at most every `poll` seconds, so that it is read in batches."""
         longest = max(IDLE_POLL_SECONDS, self.poll)
-        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else self.poll
-        await ring_or_stop(self.app.appended, rings, stop, self._idle(schedule))
+        first = max(self.poll, OTHERS_POLL_SECONDS)
+        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else first
+        await ring_or_stop(self.app.appended, rings, stop, self._idle(schedule), WANTED)
         await sleep_or_stop(stop, max(0.0, looked + self.poll - time.monotonic()))
 
     def _dispatch(self, schedule: DueSchedule, client: httpx.AsyncClient) -> None:
