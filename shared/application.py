@@ -204,8 +204,10 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> Any:
         recordings = super()._record(processing_event)
-        # What was stored, so that only the followers that want one of these look.
-        self.appended.ring(r.notification.topic for r in recordings)
+        # What was stored, so that only the followers that want one of these look (a message
+        # applied with no events, only its tracking row, stored nothing they could want).
+        if recordings:
+            self.appended.ring(r.notification.topic for r in recordings)
         return recordings
 
     def handle(self, message: CloudEvent, *, checked: bool = False) -> bool:
