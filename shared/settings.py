@@ -65,7 +65,8 @@ class ServiceSettings(BaseSettings):
         ge=1,
         le=10_000,
         description="shortest pause between looks at the event log (appends in this process "
-        "wake its followers; a quiet log is looked at less often, up to every 0.5 s)",
+        "wake the followers that want them; other processes' appends are looked for from "
+        "100 ms after a batch, up to every 1 s)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(
