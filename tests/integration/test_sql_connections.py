@@ -1,5 +1,6 @@
-"""How our code talks to PostgreSQL (shared/sql.py): reads without a transaction, and a
-pool that notices a connection the server ended without asking the server at every checkout."""
+"""How our code talks to PostgreSQL (shared/sql.py): reads without a transaction, a pool that
+notices a connection the server ended without asking the server at every checkout, and writes
+without a NOTIFY nobody listens to (shared/fencing.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
+from eventsourcing.domain import Aggregate
 from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
 
+from shared.application import ServiceApplication
+from shared.settings import ServiceSettings
 from shared.sql import check_connections_cheaply, reading, still_connected
+from shared.store import store_env
 
 
 @pytest.fixture
@@ -108,3 +114,33 @@ def test_an_ended_connection_fails_the_check(
         terminate(postgres_url, pid)
         with pytest.raises(psycopg.OperationalError):
             still_connected(connection)
+
+
+class Written(Aggregate):
+    pass
+
+
+class Writer(ServiceApplication):
+    name = "Writer"
+
+
+def test_a_write_sends_no_notify(postgres_url: str, schema_prefix: str) -> None:
+    """eventsourcing NOTIFYs a channel in every write transaction for its `subscribe()`, which
+    nothing here listens to (followers read the log): one statement per write for nobody. A
+    listener on that channel hears the test's own NOTIFY, and nothing from the writes."""
+    settings = ServiceSettings(database_url=postgres_url, database_schema=f"{schema_prefix}_w")
+    app = Writer(env=store_env(settings, "writer"))
+    channel = getattr(app.recorder, "channel_name", "")
+    try:
+        assert channel  # eventsourcing's channel for this table: the one it would NOTIFY
+        with psycopg.connect(postgres_url, autocommit=True) as listener:
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            app.save(Written())
+            app.save(Written(), Written())
+            with psycopg.connect(postgres_url, autocommit=True) as other:
+                other.execute(sql.SQL("NOTIFY {}, 'probe'").format(sql.Identifier(channel)))
+            heard = [n.payload for n in listener.notifies(timeout=1.0, stop_after=3)]
+        assert heard == ["probe"]
+        assert app.recorder.max_notification_id() == 3  # the writes were stored
+    finally:
+        app.close()
