@@ -22,6 +22,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg.sql import SQL, Identifier
 
 LEASE_TABLE = "role_leases"
 
@@ -66,8 +67,23 @@ def check_lease(cursor: Any, schema: str) -> None:
 
 class FencedProcessRecorder(PostgresProcessRecorder):
     """eventsourcing's PostgreSQL process recorder, refusing a role's events (and their
-    tracking rows) once its lease has passed on, and sending no NOTIFY. Chosen by
-    PROCESS_RECORDER_TOPIC."""
+    tracking rows) once its lease has passed on, taking the events table's lock in one
+    statement and sending no NOTIFY. Chosen by PROCESS_RECORDER_TOPIC."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if len(self.lock_table_statements) == 2:  # SET LOCAL lock_timeout, LOCK TABLE
+            # One statement, not two, in every write transaction: the same timeout and lock.
+            self.lock_table_statements = [
+                SQL(
+                    "DO $$BEGIN SET LOCAL lock_timeout = '{0}s'; "
+                    "LOCK TABLE {1}.{2} IN EXCLUSIVE MODE; END$$"
+                ).format(
+                    int(self.datastore.lock_timeout),
+                    Identifier(self.datastore.schema),
+                    Identifier(self.events_table_name),
+                )
+            ]
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -144,3 +144,36 @@ def test_a_write_sends_no_notify(postgres_url: str, schema_prefix: str) -> None:
         assert app.recorder.max_notification_id() == 3  # the writes were stored
     finally:
         app.close()
+
+
+def test_a_write_takes_the_events_table_lock_in_one_statement_with_its_timeout(
+    postgres_url: str, schema_prefix: str
+) -> None:
+    """eventsourcing sets the lock timeout and locks the events table (so that notification
+    ids commit in order) in two statements per write; one DO block does both. A write whose
+    lock another transaction holds still fails after the timeout, changing nothing, and
+    succeeds once the lock is free."""
+    settings = ServiceSettings(database_url=postgres_url, database_schema=f"{schema_prefix}_l")
+    env = store_env(settings, "writer") | {"POSTGRES_LOCK_TIMEOUT": "1"}
+    app = Writer(env=env)
+    recorder: Any = app.recorder
+    try:
+        assert len(recorder.lock_table_statements) == 1
+        app.save(Written())
+        table = sql.Identifier(f"{schema_prefix}_l", recorder.events_table_name)
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
+            started = time.monotonic()
+            with pytest.raises(Exception) as failed:
+                app.save(Written())
+            waited = time.monotonic() - started
+            holder.rollback()
+        assert "lock timeout" in str(failed.value)
+        # Each attempt waited out the 1 s timeout (eventsourcing tries a write ~10 times on
+        # an operational error), none waited for ever.
+        assert 0.9 < waited < 30
+        assert app.recorder.max_notification_id() == 1  # nothing stored by the failed write
+        app.save(Written())
+        assert app.recorder.max_notification_id() == 2
+    finally:
+        app.close()
