@@ -92,7 +92,6 @@ class FencedProcessRecorder(PostgresProcessRecorder):
         check_lease(curs, self.datastore.schema)
         super()._insert_events(curs, stored_events, **kwargs)
 
-
     def _notify_channel(self, curs: Any) -> None:
         """No NOTIFY per write: eventsourcing sends one for its `subscribe()` (LISTEN), which
         nothing here uses — log followers read the log (shared/follower.py) — so it was one
