@@ -27,6 +27,8 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 RINGS_REMEMBERED = 256
 
 Wanted = Callable[[str], bool]
+# A task waiting on a Doorbell: its loop, the future a ring resolves, the topics it wants.
+_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None], Wanted | None]
 
 
 class Doorbell:
@@ -42,8 +44,7 @@ class Doorbell:
     def __init__(self) -> None:
         self.rings = 0
         self._lock = threading.Lock()
-        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], Wanted | None]]
-        self._waiting = []
+        self._waiting: list[_Waiter] = []
         # (ring, its topics) of the latest rings; no topics: about anything.
         self._recent: deque[tuple[int, frozenset[str]]] = deque(maxlen=RINGS_REMEMBERED)
 
@@ -52,9 +53,11 @@ class Doorbell:
         with self._lock:
             self.rings += 1
             self._recent.append((self.rings, about))
-            waking = [w for w in self._waiting if _concerns(about, w[2])]
-            if waking:
-                self._waiting = [w for w in self._waiting if not _concerns(about, w[2])]
+            waking: list[_Waiter] = []
+            staying: list[_Waiter] = []
+            for waiter in self._waiting:
+                (waking if _concerns(about, waiter[2]) else staying).append(waiter)
+            self._waiting = staying
         for loop, future, _ in waking:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, future)
@@ -64,7 +67,7 @@ class Doorbell:
         accepts (any ring without `wanted`), at most `timeout` seconds; whether it rang."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        waiter = (loop, future, wanted)
+        waiter: _Waiter = (loop, future, wanted)
         with self._lock:
             if self._rang_since(since, wanted):
                 return True

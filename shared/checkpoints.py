@@ -133,13 +133,10 @@ class CheckpointedFold:
         self._saved = (self.position, time.monotonic())
         self._restored = True
 
-    @property
-    def ever_saved(self) -> bool:
-        """Whether a checkpoint past the log's start was restored or saved."""
-        return self._saved[0] > 0
-
     def save_now_and_then(self) -> None:
-        if time.monotonic() - self._saved[1] >= self.checkpoint_seconds:
+        """Save every `checkpoint_seconds`, and the first checkpoint past the log's start at
+        once: a start then never reads the log from its beginning again."""
+        if self._saved[0] == 0 or time.monotonic() - self._saved[1] >= self.checkpoint_seconds:
             self.save()
 
     def save(self) -> None:

@@ -182,13 +182,8 @@ async def test_a_follower_moves_past_a_backlog_of_other_topics_without_reading_i
     assert all(start is not None and start >= end for start in reads.starts)
 
 
-async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_second(
-    app: Probe, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Looks that each pass over unwanted events were a write each; the first is saved at
-    once, the next ones (a busy process) once the interval has passed, by any later look."""
-    follower = LogFollower(app, "probe", topics=[get_topic(Wanted.Created)])
-    await follower.load()
+def _saves_of(app: Probe, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The positions saved from now on, in order (they are still saved)."""
     saved: list[int] = []
     save = app.positions.save
 
@@ -197,6 +192,17 @@ async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_se
         save(name, position)
 
     monkeypatch.setattr(app.positions, "save", counting)
+    return saved
+
+
+async def test_a_follower_saves_its_moves_past_unwanted_events_at_most_once_a_second(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looks that each pass over unwanted events were a write each; the first is saved at
+    once, the next ones (a busy process) once the interval has passed, by any later look."""
+    follower = LogFollower(app, "probe", topics=[get_topic(Wanted.Created)])
+    await follower.load()
+    saved = _saves_of(app, monkeypatch)
     now = [1000.0]
     follower.clock = lambda: now[0]
     first = _noise(app, 5)
@@ -232,14 +238,7 @@ async def test_a_follower_saves_the_batches_it_handled_at_most_once_a_second(
     crash goes on from the last save, so it reads again only what came after it."""
     follower = LogFollower(app, "relay:probe", topics=[get_topic(Wanted.Created)])
     await follower.load()
-    saved: list[int] = []
-    save = app.positions.save
-
-    def counting(name: str, position: int) -> None:
-        saved.append(position)
-        save(name, position)
-
-    monkeypatch.setattr(app.positions, "save", counting)
+    saved = _saves_of(app, monkeypatch)
     now = [1000.0]
     follower.clock = lambda: now[0]
     handled: list[int] = []

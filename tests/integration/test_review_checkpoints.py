@@ -106,9 +106,13 @@ def test_each_return_worker_keeps_its_own_checkpoint(review: ReviewApplication) 
     )
     deadlines.catch_up()
     poller.catch_up()
+    polled = poller.checkpoints.load()
+    assert polled[0] == poller.position > 0  # the first checkpoint is saved at once
+    deliver(review, over_limit_request("rf_rw2"))  # more log, read by one worker only
+    deadlines.catch_up()
     deadlines.save()
-    assert deadlines.checkpoints.load()[0] == deadlines.position > 0
-    assert poller.checkpoints.load() == (0, {})  # not saved yet: its own, apart
+    assert deadlines.checkpoints.load()[0] == deadlines.position > poller.position
+    assert poller.checkpoints.load() == polled  # its own, apart
 
 
 def test_the_breach_count_starts_from_its_checkpoint(env: dict[str, str]) -> None:

@@ -104,15 +104,10 @@ class DueSchedule(CheckpointedFold):
         # it settles orphans and sends alerts: that is what a checkpoint keeps.
         self._logged_started: set[uuid.UUID] = set()
         self._logged_alerts: set[uuid.UUID] = set()
-        self._loaded = False
 
     def catch_up(self) -> int:
         """Apply what was logged since the last look; how many of its events were read."""
-        if not self._loaded:
-            self.restore_once()
-            self.started = set(self._logged_started)
-            self.alerts = set(self._logged_alerts)
-            self._loaded = True
+        self.restore_once()
         read = 0
         while True:
             notifications, position = read_after(
@@ -124,10 +119,7 @@ class DueSchedule(CheckpointedFold):
             read += len(notifications)
             if len(notifications) < BATCH:
                 break
-        if self.ever_saved:
-            self.save_now_and_then()
-        else:
-            self.save()  # the first checkpoint at once: a start then never reads from 0
+        self.save_now_and_then()
         return read
 
     def restore(self, key: uuid.UUID, entry: str) -> None:
@@ -136,8 +128,10 @@ class DueSchedule(CheckpointedFold):
             self.due[key] = datetime.fromisoformat(kept["due"])
         if kept["started"]:
             self._logged_started.add(key)
+            self.started.add(key)
         if kept["alert"]:
             self._logged_alerts.add(key)
+            self.alerts.add(key)
 
     def entry(self, key: uuid.UUID) -> str | None:
         due = self.due.get(key)
@@ -217,7 +211,9 @@ class Deliverer:
         self.timeout = settings.webhook_timeout_ms / 1000
         self.disable_after = timedelta(seconds=settings.webhook_disable_after_s)
         self.poll = settings.poll_interval_ms / 1000
-        self._idle_poll = max(self.poll, OTHERS_POLL_SECONDS)
+        # The first look for other processes' appends after a busy one; then less often.
+        self._first_poll = max(self.poll, OTHERS_POLL_SECONDS)
+        self._idle_poll = self._first_poll
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.alert_retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0  # requests made (whatever their answer)
@@ -282,8 +278,7 @@ class Deliverer:
         quiet log is still looked at now and then (other processes ring no bell), and a busy
         one at most every `poll` seconds, so that it is read in batches."""
         longest = max(IDLE_POLL_SECONDS, self.poll)
-        first = max(self.poll, OTHERS_POLL_SECONDS)
-        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else first
+        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else self._first_poll
         await ring_or_stop(self.app.appended, rings, stop, self._idle(schedule), WANTED)
         await sleep_or_stop(stop, max(0.0, looked + self.poll - time.monotonic()))
 
