@@ -237,10 +237,24 @@ class ServiceApplication(Application[uuid.UUID]):
                 # Either a concurrent duplicate (then tracked) or an aggregate
                 # version conflict (then retry on fresh state).
                 continue
+            self._keep_cached(processing)
             return True
         if self.positions.is_tracked(tracking):
             return False
         raise RuntimeError(f"could not apply {message.type} {message.id}: persistent conflict")
+
+    def _keep_cached(self, processing: ProcessingEvent[uuid.UUID]) -> None:
+        """Keep the aggregates a reaction just stored in the cache, at their new version.
+
+        eventsourcing caches an aggregate only when it is loaded (with fast-forwarding on,
+        as here), so the next message about one it stored replayed it from its first event;
+        now that load fast-forwards from the stored version (and finds nothing new unless
+        another process wrote meanwhile). Nothing else holds these objects: a reaction
+        decides on copies and new aggregates, and is dropped once stored."""
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id, aggregate in processing.aggregates.items():
+                cache.put(aggregate_id, aggregate)
 
     @contextmanager
     def reading(self, aggregate_id: uuid.UUID) -> Iterator[Any]:

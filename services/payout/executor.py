@@ -147,25 +147,21 @@ class PayoutExecutor:
     async def execute(self, payout_id: uuid.UUID, stop: asyncio.Event) -> None:
         """Drive one payout until it is settled, accepted, cancelled or given up."""
         while True:
-            payout = await asyncio.to_thread(self.app.payout, payout_id)
-            if payout.status != "pending":
-                return
             try:
-                if await self._settled_before_sending(payout):
-                    return
-                if payout.needs_conversion:
-                    payout = await self._convert(payout)
-                provider = payout.provider_of(payout.number, payout.method)
-                if provider is None:  # the tenant's account for the method, or the default
-                    provider = await asyncio.to_thread(
-                        self.routes.provider_for, payout.tenant, payout.method
-                    )
-                payout = await asyncio.to_thread(
-                    self.app.record_dispatch, payout_id, self.clock(), provider
-                )
+                # A payout sent nowhere yet, in one thread hop: loaded, its dispatch recorded
+                # and its route found; anything else takes the steps below one by one.
+                payout, route = await asyncio.to_thread(self._dispatch_first, payout_id)
                 if payout.status != "pending":
-                    return  # cancelled by a withdrawal just before: nothing was sent
-                route = await self._route(payout, payout.number, payout.method)
+                    return  # settled, or cancelled by a withdrawal just before: nothing sent
+                if route is None:
+                    if await self._settled_before_sending(payout):
+                        return
+                    if payout.needs_conversion:
+                        payout = await self._convert(payout)
+                    payout = await asyncio.to_thread(self._dispatch, payout)
+                    if payout.status != "pending":
+                        return  # cancelled by a withdrawal just before: nothing was sent
+                    route = await self._route(payout, payout.number, payout.method)
                 receipt = await route.refund(order_of(payout))
             except PermanentProviderError as error:
                 if error.receipt is not None:
@@ -181,6 +177,26 @@ class PayoutExecutor:
                 continue
             await self._record(payout, payout.number, payout.method, receipt)
             return
+
+    def _dispatch_first(self, payout_id: uuid.UUID) -> tuple[Payout, RefundRoute | None]:
+        """The payout; when it is pending, was never sent and needs no conversion, also
+        its dispatch recorded and the route it goes to (else None: the caller goes step by
+        step, querying where earlier requests went and fetching a rate first)."""
+        payout = self.app.payout(payout_id)
+        if payout.status != "pending" or payout.was_sent or payout.needs_conversion:
+            return payout, None
+        payout = self._dispatch(payout)
+        if payout.status != "pending":
+            return payout, None
+        return payout, self.routes.sent_route(payout, payout.number, payout.method)
+
+    def _dispatch(self, payout: Payout) -> Payout:
+        """Record that the current request goes out now, naming its provider: the tenant's
+        account for the method, or the default (blocking: run off the event loop)."""
+        provider = payout.provider_of(payout.number, payout.method)
+        if provider is None:
+            provider = self.routes.provider_for(payout.tenant, payout.method)
+        return self.app.record_dispatch(payout.id, self.clock(), provider)
 
     async def _convert(self, payout: Payout) -> Payout:
         """Fetch the rate and record the conversion, once: retries reuse the recorded one."""

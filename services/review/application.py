@@ -96,13 +96,19 @@ class ReviewApplication(ServiceApplication):
 
     @property
     def policy(self) -> Policy:
-        """The latest published version (the shipped default until an admin publishes one)."""
-        current = self._book().current
-        if current is None:
-            return self.shipped
-        if self._policy_cache[0] != current["digest"]:
-            self._policy_cache = (current["digest"], Policy.model_validate(current["document"]))
-        return self._policy_cache[1]
+        """The latest published version (the shipped default until an admin publishes one).
+
+        Asked for every request decided: the book is looked at in place, not copied (it
+        holds every version ever published), and its document parsed only when it changed."""
+        try:
+            with self.reading(PolicyBook.create_id()) as book:
+                current = book.current
+                if current is not None and self._policy_cache[0] != current["digest"]:
+                    parsed = Policy.model_validate(current["document"])
+                    self._policy_cache = (current["digest"], parsed)
+        except AggregateNotFoundError:
+            current = None
+        return self.shipped if current is None else self._policy_cache[1]
 
     @property
     def calendar(self) -> WorkingCalendar:

@@ -236,6 +236,31 @@ async def test_duplicated_approval_messages_pay_once(
     assert h.posts() == 1  # the repeat asked first and found it paid
 
 
+async def test_a_payout_sent_nowhere_yet_goes_out_after_one_thread_hop(
+    app: PayoutApplication,
+    settings: PayoutSettings,
+    gateway: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loaded, its dispatch recorded and its route found in one hop off the event loop;
+    the receipt recorded in a second: each hop costs a thread wake-up or two."""
+    payout_id = approve(app, approval())
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    async with harness(app, settings) as h:
+        monkeypatch.setattr(asyncio, "to_thread", counted)
+        paid = await h.execute(payout_id)
+        monkeypatch.undo()
+    assert paid.status == "paid" and h.posts() == 1
+    assert hops == ["_dispatch_first", "record_receipt"]
+    assert len(ledger_entries(gateway)) == 1
+
+
 async def test_timeout_after_the_money_moved_is_resolved_without_paying_twice(
     app: PayoutApplication, settings: PayoutSettings, gateway: httpx.Client
 ) -> None:

@@ -1,5 +1,7 @@
 """Read-only looks at cached aggregates (`ServiceApplication.reading`): no copy, and no
-command's load changes the aggregate under a reader."""
+command's load changes the aggregate under a reader. What a reaction stores is cached at its
+new version (the next load fast-forwards from there), and another writer's events still reach
+every load."""
 
 from __future__ import annotations
 
@@ -7,22 +9,30 @@ import copy
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import eventsourcing.application
 import pytest
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import EventStore
 
 from shared.application import FastRepository, ServiceApplication
+from shared.contracts import CloudEvent, IntegrationEvent, RefundWithdrawnV1, envelope
 
 
 class Tally(Aggregate):
     """A refund-like aggregate small enough to see every change."""
 
     @event("Opened")
-    def __init__(self) -> None:
+    def __init__(self, id: uuid.UUID | None = None) -> None:
         self.entries: list[int] = []
+
+    @staticmethod
+    def create_id(id: uuid.UUID | None = None) -> uuid.UUID:
+        return id or uuid.uuid4()
 
     @event("Added")
     def add(self, amount: int) -> None:
@@ -30,7 +40,20 @@ class Tally(Aggregate):
 
 
 class Tallies(ServiceApplication):
+    """A message adds its position to the tally named by its refund (opening it first)."""
+
     name = "Tallies"
+
+    def react(
+        self, payload: IntegrationEvent, message: CloudEvent, processing: ProcessingEvent[uuid.UUID]
+    ) -> None:
+        tally_id = uuid.uuid5(uuid.NAMESPACE_URL, payload.refund_id)
+        try:
+            tally = self.repository.get(tally_id)
+        except AggregateNotFoundError:
+            tally = Tally(id=tally_id)
+        tally.add(message.position)
+        processing.collect_events(tally)
 
 
 CACHED = {"AGGREGATE_CACHE_MAXSIZE": "100", "AGGREGATE_CACHE_FASTFORWARD": "y"}
@@ -131,3 +154,82 @@ def test_a_commands_load_waits_until_the_reader_is_done(app: Tallies) -> None:
 def test_a_read_of_an_unknown_aggregate_is_not_found(app: Tallies) -> None:
     with pytest.raises(AggregateNotFoundError), app.reading(uuid.uuid4()):
         pass
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """Every read of one aggregate's events from the store: None replays it from its first
+    event, a number fast-forwards a cached one from that version."""
+    made: list[int | None] = []
+    real = EventStore.get
+
+    def counted(self: EventStore, originator_id: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs.get("gt"))
+        return real(self, originator_id, *args, **kwargs)
+
+    monkeypatch.setattr(EventStore, "get", counted)
+    return made
+
+
+def _withdrawn(refund_id: str, position: int) -> CloudEvent:
+    """A message at `position` about `refund_id` (its kind does not matter to Tallies)."""
+    payload = RefundWithdrawnV1(
+        refund_id=refund_id,
+        tenant="acme",
+        order_id="ORD-1",
+        reason="",
+        actor="customer",
+        withdrawn_at=datetime.now(UTC),
+    )
+    return envelope(
+        payload,
+        source="intake",
+        event_id=str(uuid.uuid4()),
+        position=position,
+        time=datetime.now(UTC),
+        causation_id=None,
+    )
+
+
+@pytest.fixture
+def reacting(tmp_path: Path) -> Iterator[Tallies]:
+    """Tallies on a store that tracks the messages applied (SQLite), cache as above."""
+    application = Tallies(
+        env={
+            **CACHED,
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(tmp_path / "tallies.sqlite"),
+            "SINGLE_ROW_TRACKING": "n",  # as shared.store.store_env
+        }
+    )
+    yield application
+    application.close()
+
+
+def test_what_a_reaction_stored_is_cached_at_its_new_version(
+    reacting: Tallies, loads: list[int | None]
+) -> None:
+    app = reacting
+    refund = f"rf_{uuid.uuid4().hex}"
+    tally_id = uuid.uuid5(uuid.NAMESPACE_URL, refund)
+    assert app.handle(_withdrawn(refund, 1))
+    assert loads == [None]  # the first message: not there yet
+    assert app.handle(_withdrawn(refund, 2))
+    # The second one's load fast-forwarded from the version the first stored, no replay.
+    assert loads == [None, 2]
+    assert app.handle(_withdrawn(refund, 3))
+    assert loads == [None, 2, 3]
+    with app.reading(tally_id) as tally:
+        assert tally.entries == [1, 2, 3] and tally.version == 4
+
+
+def test_a_reaction_after_another_writer_decides_on_the_latest_version(reacting: Tallies) -> None:
+    app = reacting
+    refund = f"rf_{uuid.uuid4().hex}"
+    tally_id = uuid.uuid5(uuid.NAMESPACE_URL, refund)
+    assert app.handle(_withdrawn(refund, 1))
+    elsewhere(app, tally_id, 50)  # behind the version this process cached
+    assert app.handle(_withdrawn(refund, 2))
+    stored = [e.originator_version for e in app.repository.event_store.get(tally_id)]
+    assert stored == [1, 2, 3, 4]
+    assert app.repository.get(tally_id).entries == [1, 50, 2]

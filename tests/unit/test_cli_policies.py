@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import eventsourcing.application
 import pytest
 
 from refunds.cli import main
@@ -95,3 +96,24 @@ def test_a_refusal_by_review_exits_2_naming_why(
     assert len(app.policy_versions()) == 2
     assert main([*args, "--url", "http://127.0.0.1:9", "--token", token("admin")]) == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_the_policy_in_force_is_read_without_copying_the_book(
+    review: tuple[str, ReviewApplication], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request decided asks for the policy: the book (every version ever published)
+    is looked at in place, and the document parsed again only when another is in force."""
+    url, app = review
+    assert main(["policies", "publish", str(EXAMPLE), "--url", url, "--token", token("admin")]) == 0
+    copies: list[object] = []
+    real = eventsourcing.application.deepcopy
+
+    def counted(value: object, memo: object = None) -> object:
+        copies.append(value)
+        return real(value, memo)
+
+    monkeypatch.setattr(eventsourcing.application, "deepcopy", counted)
+    first = app.policy
+    assert first.version == "2027-01-01-returns"
+    assert app.policy is first and app.policy is first  # parsed once
+    assert copies == []
