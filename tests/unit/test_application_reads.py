@@ -9,7 +9,6 @@ import copy
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import EventStore
 
 from shared.application import FastRepository, ServiceApplication
-from shared.contracts import CloudEvent, IntegrationEvent, RefundWithdrawnV1, envelope
+from shared.contracts import CloudEvent, IntegrationEvent
+from tests.support.notify import cloud, requested
 
 
 class Tally(Aggregate):
@@ -171,24 +171,9 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     return made
 
 
-def _withdrawn(refund_id: str, position: int) -> CloudEvent:
+def _about(refund_id: str, position: int) -> CloudEvent:
     """A message at `position` about `refund_id` (its kind does not matter to Tallies)."""
-    payload = RefundWithdrawnV1(
-        refund_id=refund_id,
-        tenant="acme",
-        order_id="ORD-1",
-        reason="",
-        actor="customer",
-        withdrawn_at=datetime.now(UTC),
-    )
-    return envelope(
-        payload,
-        source="intake",
-        event_id=str(uuid.uuid4()),
-        position=position,
-        time=datetime.now(UTC),
-        causation_id=None,
-    )
+    return cloud(requested(refund_id), position)
 
 
 @pytest.fixture
@@ -212,12 +197,12 @@ def test_what_a_reaction_stored_is_cached_at_its_new_version(
     app = reacting
     refund = f"rf_{uuid.uuid4().hex}"
     tally_id = uuid.uuid5(uuid.NAMESPACE_URL, refund)
-    assert app.handle(_withdrawn(refund, 1))
+    assert app.handle(_about(refund, 1))
     assert loads == [None]  # the first message: not there yet
-    assert app.handle(_withdrawn(refund, 2))
+    assert app.handle(_about(refund, 2))
     # The second one's load fast-forwarded from the version the first stored, no replay.
     assert loads == [None, 2]
-    assert app.handle(_withdrawn(refund, 3))
+    assert app.handle(_about(refund, 3))
     assert loads == [None, 2, 3]
     with app.reading(tally_id) as tally:
         assert tally.entries == [1, 2, 3] and tally.version == 4
@@ -227,9 +212,9 @@ def test_a_reaction_after_another_writer_decides_on_the_latest_version(reacting:
     app = reacting
     refund = f"rf_{uuid.uuid4().hex}"
     tally_id = uuid.uuid5(uuid.NAMESPACE_URL, refund)
-    assert app.handle(_withdrawn(refund, 1))
+    assert app.handle(_about(refund, 1))
     elsewhere(app, tally_id, 50)  # behind the version this process cached
-    assert app.handle(_withdrawn(refund, 2))
+    assert app.handle(_about(refund, 2))
     stored = [e.originator_version for e in app.repository.event_store.get(tally_id)]
     assert stored == [1, 2, 3, 4]
     assert app.repository.get(tally_id).entries == [1, 50, 2]
