@@ -536,6 +536,38 @@ async def test_a_claim_whose_answer_was_lost_is_settled_uncertain_without_a_rest
     assert world.receiver.requests == []  # claimed, never sent, and not sent again
 
 
+async def test_an_outcome_whose_answer_was_lost_is_stored_once_and_the_attempt_ends(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome committed but its answer was lost: the deliverer stores it again, finds it
+    stored, and is done (before, it retried for ever, the delivery stuck in flight)."""
+    endpoint = await world.register()
+    attempts = world.app.webhook_deliveries
+    settle = attempts.settle_attempt
+    lost: list[str] = []
+
+    def settle_then_lose_the_answer(*args: Any, **kwargs: Any) -> Any:
+        settled = settle(*args, **kwargs)
+        if not lost:
+            lost.append("once")
+            raise ConnectionError("server closed the connection unexpectedly")
+        return settled
+
+    monkeypatch.setattr(attempts, "settle_attempt", settle_then_lose_the_answer)
+    await world.event()
+    async with world.delivering() as deliverer:
+        await world.requests(1)
+
+        async def ended() -> bool:
+            return lost == ["once"] and not deliverer.in_flight
+
+        await eventually(ended, "the attempt ended after storing its outcome again")
+    (delivery,) = (await world.deliveries(endpoint["id"]))["data"]
+    assert delivery["state"] == "delivered"
+    assert [a["outcome"] for a in delivery["attempts"]] == ["succeeded"]
+    assert len(world.receiver.requests) == 1
+
+
 # --- registration and the API ---------------------------------------------------------------
 
 

@@ -125,6 +125,10 @@ class WebhookDeliveries:
         in `retry_in` seconds (None: gives up) and may disable it ("failing")."""
 
         def decide(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> Settlement:
+            if delivery.settled(claim.n):
+                # Stored already (a retry after the store's answer was lost), or settled as
+                # uncertain meanwhile: the log keeps what it has.
+                return Settlement(delivery.state, None, endpoint.alert_due)
             now = self.app.clock()
             was = endpoint.disabled_reason
             status = result.status_code

@@ -103,6 +103,10 @@ class WebhookDelivery(Aggregate, created_event_name="Scheduled"):
     def in_flight(self) -> bool:
         return bool(self.attempts) and self.attempts[-1]["finished_at"] is None
 
+    def settled(self, n: int) -> bool:
+        """Whether attempt `n` has its outcome recorded."""
+        return any(a["n"] == n and a["finished_at"] is not None for a in self.attempts)
+
     def is_due(self, now: datetime) -> bool:
         return (
             self.state == "pending"
