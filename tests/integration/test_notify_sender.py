@@ -233,7 +233,7 @@ async def running(
     sender = Sender(
         app, channel, attempts=attempts, backoff=timedelta(milliseconds=50), concurrency=4
     )
-    sender.wait = 0.05
+    sender.wait = sender.batch_seconds = 0.05
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
@@ -490,6 +490,23 @@ async def test_a_step_waits_for_its_contact_then_is_sent_once(
         "Your refund of CNY 129.00 has been approved",
     ]
     assert len(sink.messages) == 2
+
+
+async def test_a_quiet_sender_is_woken_by_what_this_process_stores(
+    app: NotifyApplication, sink: MailSink
+) -> None:
+    """A quiet sender does not look at the log every so often to find a new step: storing one
+    wakes it (its pause for other processes' appends is set to a minute here)."""
+    refund = new_refund_id()
+    async with running(app, email(sink)) as sender:
+        sender.wait = 60.0
+        await asyncio.sleep(0.3)  # quiet now: its next look, unless woken, is far off
+        looks = sender.outbox.position
+        await feed(app, cloud(requested(refund, locale="en"), "intake", 1))
+        (received,) = await mails(sink, 1)
+        await until(lambda: sender.sent == 1, "recorded")
+    assert sender.outbox.position > looks
+    assert str(received["Subject"]) == "We received your refund request for order ORD-1001"
 
 
 async def test_a_restarted_sender_sends_nothing_new(app: NotifyApplication, sink: MailSink) -> None:

@@ -218,7 +218,7 @@ async def send_emails(notify: NotifyApplication, sink: MailSink, until: Callable
     sender = Sender(
         notify, EmailChannel(SmtpMailer(sink.host, sink.port, "r@localhost"), "r@localhost")
     )
-    sender.wait = 0.05
+    sender.wait = sender.batch_seconds = 0.05
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:

@@ -46,6 +46,13 @@ TOPICS = stored_topics(
     ),
     domain.EARLIER_TOPICS,
 )
+# What, stored by this process, may make a message due: it rings the senders' doorbell. Their
+# own attempts and outcomes do not (a sender looks again after each round anyway).
+WAKING = frozenset(
+    stored_topics(
+        (Event.Opened, Event.ContactRecorded, Event.StepScheduled, Event.ResendRequested), {}
+    )
+).__contains__
 BATCH = 1000
 CLOSING = (Event.MessageSent, Event.MessageFailed, Event.MarkedUncertain)
 CHECKPOINT_SECONDS = 2.0  # the longest a start may have to re-read

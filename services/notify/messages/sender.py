@@ -22,6 +22,11 @@ outcomes in one save. A round claims at most `concurrency` e-mails: the most a c
 leave uncertain. A save that meets a concurrent write is decided again on fresh state, where
 a claim already stored is recognised by its token and one taken by another is refused.
 
+A sender looks at the log when this process stores something that may make a message due (a
+correspondence opened, its contact, a step scheduled, a resend asked for), at most every
+`batch_seconds` so that busy stretches are handled in rounds; a quiet log is still looked at
+now and then, for other processes' appends (a replica's consumer), which ring no bell here.
+
 Run one sender per channel per service at a time (like the relay).
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from copy import deepcopy
@@ -41,10 +47,11 @@ from services.notify.application import NotifyApplication
 from services.notify.messages.application import Decision, Loaded
 from services.notify.messages.channels import Channel, Outgoing, TryLater, Undeliverable
 from services.notify.messages.domain import Correspondence, Due
-from services.notify.messages.outbox import Outbox
+from services.notify.messages.outbox import WAKING, Outbox
 from services.notify.messages.steps import CUSTOMER_ERASED, EMAIL, SMS
-from shared.aio import sleep_or_stop
+from shared.aio import ring_or_stop, sleep_or_stop
 from shared.contracts import SEALED_EMAIL, SEALED_PHONE
+from shared.follower import IDLE_POLL_SECONDS, OTHERS_POLL_SECONDS
 from shared.health import Health
 from shared.keystore import SealedValueInvalid, key_id_of
 
@@ -71,7 +78,12 @@ class _Message:
 
 @dataclass(eq=False)  # one sender is one sender: compared and hashed by identity
 class Sender:
-    wait: ClassVar[float] = 0.5  # longest idle sleep between looks at the log
+    # The longest pause between looks at a quiet log (for other processes' appends); after a
+    # look that found something, the first comes sooner and the next ones less and less soon.
+    wait: ClassVar[float] = IDLE_POLL_SECONDS
+    # The shortest time between looks while messages keep coming: they go in rounds (a round
+    # costs two saves and a few thread hops, whatever its size), not one round each.
+    batch_seconds: ClassVar[float] = 0.5
     store_backoff: ClassVar[tuple[float, float]] = (0.1, 5.0)
 
     app: NotifyApplication
@@ -131,20 +143,27 @@ class Sender:
                 log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
         self.ready.set()
         self.health.report(self.part, True)
+        idle = min(OTHERS_POLL_SECONDS, self.wait)
         while not stop.is_set():
-            await asyncio.to_thread(self.outbox.follow)
+            rings = self.app.appended.rings
+            read = await asyncio.to_thread(self.outbox.follow)
+            looked = time.monotonic()
             ready = self.outbox.take_ready(self.clock(), self.per_round)
             if ready:
                 if not await self._round(ready, stop):
                     return  # stopping
                 continue
-            await sleep_or_stop(stop, self._idle_seconds())
+            idle = min(idle * 2, self.wait) if not read else min(OTHERS_POLL_SECONDS, self.wait)
+            await ring_or_stop(self.app.appended, rings, stop, self._idle_seconds(idle), WAKING)
+            batching = looked + self.batch_seconds - time.monotonic()
+            if batching > 0:
+                await sleep_or_stop(stop, batching)
 
-    def _idle_seconds(self) -> float:
+    def _idle_seconds(self, idle: float) -> float:
         upcoming = self.outbox.next_due()
         if upcoming is None:
-            return self.wait
-        return max(0.0, min(self.wait, (upcoming - self.clock()).total_seconds()))
+            return idle
+        return max(0.0, min(idle, (upcoming - self.clock()).total_seconds()))
 
     async def _round(self, ready: list[uuid.UUID], stop: asyncio.Event) -> bool:
         """One round: the due messages of `ready`, claimed together, sent, recorded together;
