@@ -86,7 +86,12 @@ class Doorbell:
             return False
         if wanted is None or not self._recent or self._recent[0][0] > since + 1:
             return True  # any ring will do, or some after `since` are forgotten
-        return any(_concerns(about, wanted) for ring, about in self._recent if ring > since)
+        for ring, about in reversed(self._recent):  # newest first: only those after `since`
+            if ring <= since:
+                return False
+            if _concerns(about, wanted):
+                return True
+        return False
 
 
 def _concerns(about: frozenset[str], wanted: Wanted | None) -> bool:
