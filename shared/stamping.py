@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -34,7 +34,9 @@ class Stamp:
     correlation: str | None = None  # the refund id
 
     def as_state(self) -> dict[str, str]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        # Its own fields, flat strings: `dataclasses.asdict` deep-copies for nothing (it was
+        # a third of stamping each stored event).
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 _current: contextvars.ContextVar[Stamp | None] = contextvars.ContextVar("stamp", default=None)
