@@ -16,6 +16,7 @@ from shared import tracing
 from shared.aio import keep_running
 from shared.application import ServiceApplication
 from shared.contracts import EVENT_TYPES, CloudEvent
+from shared.follower import SAVE_SECONDS
 from shared.health import Health
 from shared.kafka import (
     FETCH_WAIT_MS,
@@ -43,8 +44,12 @@ class Consumer:
 
     Records are taken in batches (what arrived, plus what joins within a short linger):
     a batch is applied in one thread hop, record by record, each in its own transaction
-    with its tracking row, and its offsets are committed once, for every partition, after
-    the whole batch is stored. A crash in between re-delivers the batch; tracking absorbs it.
+    with its tracking row. Offsets are committed after the batch is stored, for every
+    partition at once, and at most every `commit_seconds` while records flow (at a few
+    records a second every batch held one record, and a commit per record was a request to
+    the broker and a write there); what is left is committed at the next wait that brings
+    nothing, and when the consumer stops. A crash re-delivers what was stored but not
+    committed, at most that second's records; tracking absorbs them.
     One transaction for the whole batch is not used: a reaction decides on the stored state
     of its aggregates, so a later record of the same refund in the batch would conflict with
     the earlier one's unstored events, and one conflict would undo the batch's other records.
@@ -65,6 +70,7 @@ class Consumer:
     # ends when the service stops.
     flowing_wait_ms = 200
     quiet_wait_ms = 1000
+    commit_seconds = SAVE_SECONDS
 
     def __init__(
         self,
@@ -90,6 +96,9 @@ class Consumer:
         # When records last arrived, and whether fetches wait the longer, quiet, time.
         self._last_records = 0.0
         self._quiet = False
+        # Offsets stored but not committed yet, and when the next commit may go.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._next_commit = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         await keep_running(self._session, stop, part="consumer", health=self.health)
@@ -117,13 +126,18 @@ class Consumer:
         next_check = 0.0
         next_lag = 0.0
         self._last_records, self._quiet = time.monotonic(), False
+        # Offsets of an earlier session (perhaps of a log the broker lost) are not ours now.
+        self._uncommitted, self._next_commit = {}, 0.0
         while not stop.is_set():
             batches = await self._next_batches(consumer, stop)
             self._pace_fetches(consumer, bool(batches))
             if batches:
                 records = [record for records in batches.values() for record in records]
                 await asyncio.to_thread(self._apply_all, records)
-                await self._commit(consumer, batches)
+                for partition, taken in batches.items():
+                    self._uncommitted[partition] = taken[-1].offset + 1
+            if not batches or time.monotonic() >= self._next_commit:
+                await self._commit(consumer)
             # The lag is for /metrics (scraped every few seconds): per batch it was a look at
             # every assigned partition for each record at low rates. Once a wait found nothing
             # it is looked at again only while some remained, or after a rebalance.
@@ -140,6 +154,7 @@ class Consumer:
                     return
                 self.health.report("consumer", True)
                 next_check = time.monotonic() + self.check_interval
+        await self._commit(consumer)  # stopping: what was stored, so a restart skips it
 
     def _pace_fetches(self, consumer: AIOKafkaConsumer, got_records: bool) -> None:
         """Short fetch waits while records flow, longer ones after `quiet_after` without."""
@@ -179,16 +194,16 @@ class Consumer:
                 batches.setdefault(partition, []).extend(records)
         return batches
 
-    async def _commit(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
-        """One offset commit for every partition of the batch, after all of it is stored."""
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """One offset commit for every partition with records stored since the last one."""
+        if not self._uncommitted:
+            return
         # A partition the group moved away meanwhile is the new owner's to re-deliver (tracking
         # absorbs it); committing it would fail the whole commit.
         assigned = consumer.assignment()
-        offsets = {
-            partition: records[-1].offset + 1
-            for partition, records in batches.items()
-            if partition in assigned
-        }
+        offsets = {p: offset for p, offset in self._uncommitted.items() if p in assigned}
+        self._uncommitted = {}
+        self._next_commit = time.monotonic() + self.commit_seconds
         if not offsets:
             return
         try:

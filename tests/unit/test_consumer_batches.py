@@ -196,6 +196,43 @@ async def test_a_crash_between_storing_and_committing_redelivers_and_tracking_ab
     assert kafka.commits == [{p0: 3}]
 
 
+async def test_batches_within_a_second_share_one_offset_commit_made_once_quiet(
+    app: Noting,
+) -> None:
+    """At a few records a second each batch holds one: the first batch commits at once, the
+    next ones within `commit_seconds` wait, and the first wait that brings nothing commits
+    them together. A consumer stopping commits what it stored."""
+    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    fetches: list[dict[TopicPartition, list[Any]]] = [
+        {p0: [_record(0, 0, _message(1))]},
+        {p1: [_record(1, 0, _message(2))]},
+        {p0: [_record(0, 1, _message(3))]},
+        {},  # a wait that brought nothing
+        {p1: [_record(1, 1, _message(4))]},
+    ]
+    kafka = FakeKafka(fetches, asyncio.Event())
+    consumer = _consumer(app)
+    consumer.commit_seconds = 60.0
+    await _consume(consumer, kafka)
+    assert kafka.commits == [{p0: 1}, {p0: 2, p1: 1}, {p1: 2}]
+    assert consumer.applied == 4 and _stored(app) == 4
+
+    stopping = asyncio.Event()
+    batches = [{p0: [_record(0, 2, _message(5))]}, {p0: [_record(0, 3, _message(6))]}]
+    later = FakeKafka(batches, stopping)
+
+    async def stop_at_the_last_batch(timeout_ms: int, max_records: int) -> Any:
+        if len(later.fetches) == 1:
+            stopping.set()  # stopped while this batch is applied: no quiet wait comes
+        return await FakeKafka.getmany(later, timeout_ms, max_records)
+
+    later.getmany = stop_at_the_last_batch  # type: ignore[method-assign]
+    await _consume(consumer, later)
+    # A new session's first batch commits at once; the stop commits the last one.
+    assert later.commits == [{p0: 3}, {p0: 4}]
+    assert consumer.applied == 6
+
+
 async def test_records_arriving_within_the_linger_join_the_batch(app: Noting) -> None:
     p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
     kafka = FakeKafka(
