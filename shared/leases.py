@@ -36,6 +36,9 @@ class Leases(Protocol):
 
     holder: str
     ttl: float  # seconds; the holder renews every ttl/3
+    # Whether `renew` only looks at this process's memory (nothing else can take a held
+    # lease away): then it needs no thread of its own.
+    renews_in_memory: bool
 
     def acquire(self, role: str) -> int | None:
         """The epoch now held, or None while another holder has the role."""
@@ -64,6 +67,8 @@ def leases_for(datastore: Any, settings: ServiceSettings, service: str) -> Lease
 
 
 class PostgresLeases:
+    renews_in_memory = False  # an UPDATE of the lease's row
+
     def __init__(self, datastore: PostgresDatastore, holder: str, ttl: float) -> None:
         self._datastore = datastore
         self.holder = holder
@@ -173,6 +178,8 @@ class PostgresLeases:
 
 
 class FileLeases:
+    renews_in_memory = True  # a held flock is ours until we let it go or the process dies
+
     def __init__(self, folder: Path, service: str, holder: str, ttl: float) -> None:
         self._folder = folder
         self._service = service

@@ -117,7 +117,10 @@ class Roles:
                     await self._release(leases, role, epoch)
                     return True
                 try:
-                    kept = await asyncio.to_thread(leases.renew, role, epoch)
+                    if leases.renews_in_memory:
+                        kept = leases.renew(role, epoch)
+                    else:
+                        kept = await asyncio.to_thread(leases.renew, role, epoch)
                     if kept:
                         renewed_at = time.monotonic()
                 except Exception:

@@ -4,9 +4,12 @@ loop 0 again."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.leases import FileLeases
 from shared.roles import Roles
 from shared.wiring import Messaging
 
@@ -59,3 +62,41 @@ async def test_two_loops_of_one_role_count_until_both_end() -> None:
     stops[1].set()
     await tasks[1]
     assert wired.roles.active() == {"email_sender": False}
+
+
+async def test_a_lease_kept_in_memory_is_renewed_without_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held file lock cannot be taken away, so its renewal is a look at this process's own
+    memory: no thread hop every ttl/3 for each role (most of an idle service's hops)."""
+    leases = FileLeases(tmp_path, "payout", "payout-1:1", ttl=0.03)
+    renewals: list[str] = []
+    renew = leases.renew
+
+    def counted(role: str, epoch: int) -> bool:
+        renewals.append(role)
+        return renew(role, epoch)
+
+    monkeypatch.setattr(leases, "renew", counted)
+    hops: list[Any] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(func: Any, *args: Any) -> Any:
+        hops.append(getattr(func, "__name__", func))
+        return await to_thread(func, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    roles = Roles(leases)
+    stop = asyncio.Event()
+
+    async def executor(own_stop: asyncio.Event) -> None:
+        await own_stop.wait()
+
+    task = asyncio.create_task(roles.run("executor", executor)(stop))
+    await asyncio.sleep(0.2)
+    assert roles.active() == {"executor": True}
+    stop.set()
+    await task
+    assert len(renewals) >= 3
+    assert "counted" not in hops and "renew" not in hops
+    assert hops == ["acquire", "release"]
