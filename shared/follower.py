@@ -16,6 +16,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresDatastore
 
+from shared.aio import Doorbell, Wanted, ring_or_stop, sleep_or_stop
 from shared.application import ServiceApplication
 from shared.sql import reading
 from shared.stamping import StampingMapper
@@ -36,6 +37,42 @@ OTHERS_POLL_SECONDS = 0.1
 # followers' work allows: the relay's consumers drop what they have applied, the executor
 # finds the payouts it already sent.
 SAVE_SECONDS = 1.0
+
+
+class Pacing:
+    """When a loop that follows the log looks again (the followers, notify's senders, the
+    webhook deliverer): as soon as this process appends something it wants (the bell rings),
+    but at most every `every` seconds, so that a busy log is read in batches; and, for other
+    processes' appends, which ring no bell here, `first` seconds after a look that found
+    something, then twice as long after each look that found nothing, up to `longest`."""
+
+    def __init__(
+        self, every: float, *, first: float | None = None, longest: float | None = None
+    ) -> None:
+        self.every = every
+        self.first = max(every, OTHERS_POLL_SECONDS) if first is None else first
+        self.longest = max(IDLE_POLL_SECONDS, every) if longest is None else longest
+        self.idle = self.first  # how long the next pause waits for a ring
+
+    def looked(self, *, found: bool) -> None:
+        self.idle = self.first if found else min(self.idle * 2, self.longest)
+
+    async def pause(
+        self,
+        bell: Doorbell,
+        rings: int,
+        stop: asyncio.Event,
+        looked: float,
+        wanted: Wanted | None = None,
+        *,
+        due_in: float | None = None,
+    ) -> None:
+        """Until `bell` rings after `rings` (about something `wanted`), `idle` passes or
+        `due_in` seconds (work that falls due), or the loop stops; then the rest of `every`
+        after the look at `looked` (time.monotonic)."""
+        idle = self.idle if due_in is None else max(0.0, min(self.idle, due_in))
+        await ring_or_stop(bell, rings, stop, idle, wanted)
+        await sleep_or_stop(stop, max(0.0, looked + self.every - time.monotonic()))
 
 
 @dataclass(frozen=True)
@@ -214,8 +251,7 @@ class LogFollower:
         self.clock = time.monotonic  # for the saves' interval (tests move it on)
         # Which rings of the application's bell may be about an event wanted here.
         self._wanted = _wanted(self.topics, None, choose)
-        self._first_poll = max(poll_interval, OTHERS_POLL_SECONDS)
-        self._idle_poll = self._first_poll
+        self.pacing = Pacing(poll_interval)
 
     async def load(self) -> int:
         self.position = await asyncio.to_thread(self.app.positions.load, self.name)
@@ -300,7 +336,7 @@ class LogFollower:
             # Right after a batch that was not full the log's end was in sight: looking again
             # at once would mostly find nothing (one more thread hop and read per batch).
             # Wait for this process's next wanted append, or a while for other processes'.
-            await bell.wait(self._rings_at_batch, min(self._first_poll, wait), self._wanted)
+            await bell.wait(self._rings_at_batch, min(self.pacing.first, wait), self._wanted)
             self._rings_at_batch = None
             # At most one look per poll interval here too: appends in quick succession (a
             # busy process) join one batch rather than one look, one hop each.
@@ -310,11 +346,11 @@ class LogFollower:
             batch = await asyncio.to_thread(self._read)
             looked = self._looked_at = time.monotonic()
             if batch:
-                self._idle_poll = self._first_poll
+                self.pacing.looked(found=True)
                 self._rings_at_batch = rings if len(batch) < self.batch_size else None
                 return batch
             if looked >= deadline:
                 return batch
-            await bell.wait(rings, min(self._idle_poll, deadline - looked), self._wanted)
-            self._idle_poll = min(self._idle_poll * 2, max(IDLE_POLL_SECONDS, self.poll_interval))
+            await bell.wait(rings, min(self.pacing.idle, deadline - looked), self._wanted)
+            self.pacing.looked(found=False)
             await asyncio.sleep(max(0.0, looked + self.poll_interval - time.monotonic()))

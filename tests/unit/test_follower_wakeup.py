@@ -39,7 +39,7 @@ def app(tmp_path: Path) -> Iterator[ServiceApplication]:
 
 async def test_an_append_in_this_process_wakes_a_quiet_follower(app: ServiceApplication) -> None:
     follower = LogFollower(app, "test", poll_interval=0.01)
-    follower._idle_poll = 30.0  # long quiet: only the bell can wake it in time
+    follower.pacing.idle = 30.0  # long quiet: only the bell can wake it in time
     rang_at = 0.0
 
     def append() -> None:
@@ -81,7 +81,7 @@ async def test_only_an_append_of_a_wanted_event_wakes_a_quiet_follower(
     """A follower of one topic slept through the appends of every other (a look each, and
     nearly all of them found nothing: ~1 per refund for the payout executor)."""
     follower = LogFollower(app, "test", topics=[get_topic(Thing.Created)], poll_interval=0.01)
-    follower._idle_poll = 30.0  # long quiet: only the bell can wake it in time
+    follower.pacing.idle = 30.0  # long quiet: only the bell can wake it in time
     looks = 0
     read = follower._read
 

@@ -49,9 +49,9 @@ from services.notify.messages.channels import Channel, Outgoing, TryLater, Undel
 from services.notify.messages.domain import Correspondence, Due
 from services.notify.messages.outbox import WAKING, Outbox
 from services.notify.messages.steps import CUSTOMER_ERASED, EMAIL, SMS
-from shared.aio import ring_or_stop, sleep_or_stop
+from shared.aio import sleep_or_stop
 from shared.contracts import SEALED_EMAIL, SEALED_PHONE
-from shared.follower import IDLE_POLL_SECONDS, OTHERS_POLL_SECONDS
+from shared.follower import IDLE_POLL_SECONDS, OTHERS_POLL_SECONDS, Pacing
 from shared.health import Health
 from shared.keystore import SealedValueInvalid, key_id_of
 
@@ -143,7 +143,8 @@ class Sender:
                 log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
         self.ready.set()
         self.health.report(self.part, True)
-        idle = min(OTHERS_POLL_SECONDS, self.wait)
+        first = min(OTHERS_POLL_SECONDS, self.wait)
+        pacing = Pacing(self.batch_seconds, first=first, longest=self.wait)
         while not stop.is_set():
             rings = self.app.appended.rings
             read = await asyncio.to_thread(self.outbox.follow)
@@ -153,17 +154,13 @@ class Sender:
                 if not await self._round(ready, stop):
                     return  # stopping
                 continue
-            idle = min(idle * 2, self.wait) if not read else min(OTHERS_POLL_SECONDS, self.wait)
-            await ring_or_stop(self.app.appended, rings, stop, self._idle_seconds(idle), WAKING)
-            batching = looked + self.batch_seconds - time.monotonic()
-            if batching > 0:
-                await sleep_or_stop(stop, batching)
+            pacing.looked(found=bool(read))
+            due_in = self._due_in()
+            await pacing.pause(self.app.appended, rings, stop, looked, WAKING, due_in=due_in)
 
-    def _idle_seconds(self, idle: float) -> float:
+    def _due_in(self) -> float | None:
         upcoming = self.outbox.next_due()
-        if upcoming is None:
-            return idle
-        return max(0.0, min(idle, (upcoming - self.clock()).total_seconds()))
+        return None if upcoming is None else (upcoming - self.clock()).total_seconds()
 
     async def _round(self, ready: list[uuid.UUID], stop: asyncio.Event) -> bool:
         """One round: the due messages of `ready`, claimed together, sent, recorded together;

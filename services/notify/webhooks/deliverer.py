@@ -54,9 +54,9 @@ from services.notify.webhooks.retries import excerpt, is_gone, next_attempt_dela
 from services.notify.webhooks.retries import parse_retry_after as retry_after_of
 from services.notify.webhooks.safety import IPAddress, UnsafeUrl, safe_addresses
 from services.notify.webhooks.signing import headers
-from shared.aio import ring_or_stop, sleep_or_stop
+from shared.aio import sleep_or_stop
 from shared.checkpoints import CheckpointedFold
-from shared.follower import IDLE_POLL_SECONDS, OTHERS_POLL_SECONDS
+from shared.follower import Pacing
 from shared.health import Health
 
 log = logging.getLogger(__name__)
@@ -211,9 +211,9 @@ class Deliverer:
         self.timeout = settings.webhook_timeout_ms / 1000
         self.disable_after = timedelta(seconds=settings.webhook_disable_after_s)
         self.poll = settings.poll_interval_ms / 1000
-        # The first look for other processes' appends after a busy one; then less often.
-        self._first_poll = max(self.poll, OTHERS_POLL_SECONDS)
-        self._idle_poll = self._first_poll
+        # Until this process appends a webhook event or a delivery falls due, and a busy log
+        # at most every `poll` seconds, so that it is read in batches.
+        self._pacing = Pacing(self.poll)
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.alert_retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0  # requests made (whatever their answer)
@@ -258,7 +258,9 @@ class Deliverer:
                 self.health.report("deliverer", True)
                 await self._send_alerts(schedule)
                 self._dispatch(schedule, client)
-                await self._pause(stop, rings, looked, schedule, quiet=not read)
+                self._pacing.looked(found=bool(read))
+                bell, due_in = self.app.appended, self._due_in(schedule)
+                await self._pacing.pause(bell, rings, stop, looked, WANTED, due_in=due_in)
 
     async def _settle_orphans(self, schedule: DueSchedule) -> None:
         """Attempts claimed with no sender left to record their outcome are never resent: a
@@ -270,17 +272,6 @@ class Deliverer:
             if await asyncio.to_thread(self.app.webhook_deliveries.mark_uncertain, delivery_id):
                 self.marked_uncertain += 1
                 log.warning("webhook delivery %s: outcome unknown, marked uncertain", delivery_id)
-
-    async def _pause(
-        self, stop: asyncio.Event, rings: int, looked: float, schedule: DueSchedule, *, quiet: bool
-    ) -> None:
-        """Until this process appends a webhook event to its log or a delivery falls due; a
-        quiet log is still looked at now and then (other processes ring no bell), and a busy
-        one at most every `poll` seconds, so that it is read in batches."""
-        longest = max(IDLE_POLL_SECONDS, self.poll)
-        self._idle_poll = min(self._idle_poll * 2, longest) if quiet else self._first_poll
-        await ring_or_stop(self.app.appended, rings, stop, self._idle(schedule), WANTED)
-        await sleep_or_stop(stop, max(0.0, looked + self.poll - time.monotonic()))
 
     def _dispatch(self, schedule: DueSchedule, client: httpx.AsyncClient) -> None:
         now = datetime.now(UTC)
@@ -300,11 +291,9 @@ class Deliverer:
 
         return forget
 
-    def _idle(self, schedule: DueSchedule) -> float:
+    def _due_in(self, schedule: DueSchedule) -> float | None:
         upcoming = schedule.next_due()
-        if upcoming is None:
-            return self._idle_poll
-        return min(self._idle_poll, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
+        return None if upcoming is None else (upcoming - datetime.now(UTC)).total_seconds()
 
     async def _attempt(
         self, delivery_id: uuid.UUID, client: httpx.AsyncClient, schedule: DueSchedule
