@@ -19,7 +19,8 @@ from sandbox.sms import SmsSandbox
 from services.notify.application import NotifyApplication
 from services.notify.messages.channels import SmsChannel
 from services.notify.messages.sms import HttpSmsProvider
-from tests.integration.test_notify_sender import (
+from tests.support.notify import notify_app
+from tests.support.notify_sender import (
     PHONE,
     approved,
     cloud,
@@ -31,7 +32,6 @@ from tests.integration.test_notify_sender import (
     running,
     until,
 )
-from tests.support.notify import notify_app
 
 REFUNDS = 20
 

@@ -27,8 +27,8 @@ from services.notify.messages.domain import Correspondence
 from services.notify.settings import NotifySettings
 from shared.runtime import Service
 from shared.staff_tokens import encode, staff_claims
-from tests.integration.test_notify_sender import cloud, new_refund_id, requested
 from tests.support.fuzz import fuzz_api
+from tests.support.notify_sender import cloud, new_refund_id, requested
 
 pytestmark = [pytest.mark.slow]
 

@@ -19,8 +19,8 @@ from services.notify.webhooks.deliverer import DueSchedule
 from services.notify.webhooks.deliveries import WebhookDelivery
 from shared.keystore import open_keystore
 from shared.store import store_env
-from tests.integration.test_notify_sender import approved, cloud, new_refund_id, requested
 from tests.support.notify import notify_app
+from tests.support.notify_sender import approved, cloud, new_refund_id, requested
 from tests.support.reads import Reads
 
 SOON = datetime(2030, 1, 1, tzinfo=UTC)

@@ -20,7 +20,8 @@ from services.notify.messages.steps import CUSTOMER_ERASED, message_id, notifica
 from services.notify.settings import NotifySettings
 from shared.contracts import CloudEvent, CustomerErasedV1
 from shared.keystore import open_keystore
-from tests.integration.test_notify_sender import (
+from tests.support import returns as r
+from tests.support.notify_sender import (
     ACME,
     NOW,
     PHONE,
@@ -36,7 +37,6 @@ from tests.integration.test_notify_sender import (
     statuses,
     until,
 )
-from tests.support import returns as r
 
 # What a customer is told of a refund that goes back as a return, in order.
 REFUND_PATH = [

@@ -6,26 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from sandbox.mailsink import MailSink
-from services.notify.settings import NotifySettings
 from shared.contracts import PUBLISHED_BY, CloudEvent, returns
-from shared.settings import load_settings
-from tests.integration.test_webhooks import (
+from tests.support import returns as r
+from tests.support.receiver import Received, Receiver
+from tests.support.webhooks import (
     ACME,
-    SHORT_SCHEDULE,
     WAIT,
     World,
     cloud,
     new_refund,
+    receiver_fixture,  # noqa: F401 (a fixture, used by name)
     requested,
+    sink_fixture,  # noqa: F401 (a fixture, used by name)
     verify,
+    world_fixture,  # noqa: F401 (a fixture, used by name)
 )
-from tests.support import returns as r
-from tests.support.receiver import Received, Receiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,38 +32,6 @@ RETURN_TYPES = {
     **{model.TYPE: "review" for model in returns.REVIEW_PUBLISHES},
     returns.ReturnShippedV1.TYPE: "intake",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def sink() -> Iterator[MailSink]:
-    with MailSink() as running:
-        yield running
-
-
-@pytest.fixture
-async def world(
-    postgres_url: str, schema_prefix: str, receiver: Receiver, sink: MailSink
-) -> AsyncIterator[World]:
-    settings = load_settings(
-        NotifySettings,
-        database_url=postgres_url,
-        database_schema=f"{schema_prefix}_notify",
-        poll_interval_ms=10,
-        smtp_port=sink.port,
-        webhook_allow_private=True,
-        webhook_retry_schedule=SHORT_SCHEDULE,
-        webhook_timeout_ms=3000,
-    )
-    made = World(settings, receiver, sink)
-    yield made
-    await made.client.aclose()
-    made.app.close()
 
 
 def one_return(refund: str) -> list[CloudEvent]:
