@@ -67,5 +67,9 @@ class LeanServer(uvicorn.Server):
 
 
 def serve_http(app: Any, *, host: str, port: int, log_level: str = "info") -> None:
-    """`uvicorn.run(app, host=..., port=...)` on the lean server (the sandboxes' way)."""
-    LeanServer(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run()
+    """`uvicorn.run(app, host=..., port=...)` on the lean server (the sandboxes' way), with
+    no access log (as our services): a line per request was a formatted write per payout and
+    per SMS in the stack a user runs. What they were asked is kept where it matters (the
+    gateway's ledger, the SMS log, the mail folder, the emulators' own request records)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    LeanServer(config).run()

@@ -84,3 +84,7 @@ def configure_logging(
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request it makes at INFO: a line per payout and per webhook, formatted
+    # and written by the service (about a twentieth of its client's cost). Failures are
+    # logged where they are handled, with what they mean.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

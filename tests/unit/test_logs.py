@@ -93,3 +93,17 @@ def test_text_stays_the_default() -> None:
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_outbound_requests_are_not_logged_one_line_each_but_their_failures_are() -> None:
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    saved = root.handlers[:], root.level, httpx_log.level
+    try:
+        configure_logging("INFO", "json", service="payout", replica="p1")
+        assert not httpx_log.isEnabledFor(logging.INFO)  # "HTTP Request: POST …" per payout
+        assert httpx_log.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("services.payout").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], _, _ = saved
+        root.setLevel(saved[1])
+        httpx_log.setLevel(saved[2])
