@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, but wake at once when the service is stopping."""
+    if seconds <= 0:  # wait_for would make a task of the wait only to cancel it: just yield
+        await asyncio.sleep(0)
+        return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 

@@ -6,8 +6,9 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from shared.aio import RINGS_REMEMBERED, Doorbell, ring_or_stop
+from shared.aio import RINGS_REMEMBERED, Doorbell, ring_or_stop, sleep_or_stop
 
 
 async def test_a_ring_from_another_thread_wakes_the_waiter() -> None:
@@ -87,3 +88,24 @@ async def test_a_waiter_further_behind_than_the_rings_remembered_is_woken() -> N
     # Which topics the first ring after `since` was about is forgotten: look, to be safe.
     assert await bell.wait(since, timeout=5, wanted=_about("payout"))
     assert not await bell.wait(since + 1, timeout=0.05, wanted=_about("payout"))
+
+
+async def test_no_time_left_to_wait_yields_once_without_a_task() -> None:
+    """A loop's pause ends with the rest of its interval, often nothing by then: that must
+    cost one turn of the loop, not a task made for the stop event and cancelled at once."""
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        await sleep_or_stop(asyncio.Event(), 0.0)
+        await sleep_or_stop(asyncio.Event(), -0.5)
+        assert made == []
+        await sleep_or_stop(asyncio.Event(), 0.01)  # a real wait still wakes on the stop
+        assert len(made) == 1
+    finally:
+        loop.set_task_factory(None)
