@@ -20,6 +20,18 @@ ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
 class NotifySettings(PlatformSettings, StaffSettings, KeystoreSettings):
     port: int = Field(8004, ge=1, le=65535)
+    # Notify is on no path a client waits on (POST → paid never passes through it): its
+    # consumer lets a batch gather longer, so that the refunds' events handled together wake
+    # the senders, the relay and the deliverer once rather than each (at 20 refunds/s: thread
+    # hops 6.7 → 4.6 and loop iterations 51 → 34 per refund); a message or webhook leaves up
+    # to this much later.
+    consumer_linger_ms: int = Field(
+        200,
+        ge=0,
+        le=1_000,
+        description="how long notify's consumer waits, once records arrived, for more to "
+        "join the batch (the other services: 10)",
+    )
     smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP server for e-mail")
     smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev sink: 8025)")
     mail_from: str = Field(
