@@ -5,6 +5,8 @@ a quiet sender woken by a store, and a restart (real SMTP: an aiosmtpd sink)."""
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 
 from sandbox.mailsink import MailSink
 from services.notify.application import NotifyApplication
@@ -163,6 +165,31 @@ async def test_a_quiet_sender_is_woken_by_what_this_process_stores(
         await until(lambda: sender.sent == 1, "recorded")
     assert sender.outbox.position > looks
     assert str(received["Subject"]) == "We received your refund request for order ORD-1001"
+
+
+async def test_what_falls_due_during_a_round_waits_for_the_next_round_of_its_own(
+    app: NotifyApplication, sink: MailSink
+) -> None:
+    """A round that took all that was ready is followed by the sender's pause, not by the next
+    round at once: what falls due meanwhile goes out `batch_seconds` after the last look, in
+    one round (rounds one right after the other took about two refunds' messages each)."""
+    first, second = new_refund_id(), new_refund_id()
+    rounds: list[tuple[float, int]] = []
+    async with running(app, email(sink), batch_seconds=0.5) as sender:
+        handle_round = sender._round
+
+        async def timed(ready: list[uuid.UUID], stop: asyncio.Event) -> bool:
+            rounds.append((time.monotonic(), len(ready)))
+            if len(rounds) == 1:  # the second refund's message falls due during the first round
+                await feed(app, cloud(requested(second), "intake", 2))
+            return await handle_round(ready, stop)
+
+        sender._round = timed  # type: ignore[method-assign]
+        await feed(app, cloud(requested(first), "intake", 1))
+        await mails(sink, 2)
+        await until(lambda: sender.sent == 2, "recorded")
+    assert [taken for _, taken in rounds] == [1, 1]
+    assert rounds[1][0] - rounds[0][0] >= 0.45, rounds  # the pause, not the next round at once
 
 
 async def test_a_restarted_sender_sends_nothing_new(app: NotifyApplication, sink: MailSink) -> None:

@@ -223,12 +223,12 @@ def email(sink: MailSink, mailer: type[SmtpMailer] = SmtpMailer) -> EmailChannel
 
 @contextlib.asynccontextmanager
 async def running(
-    app: NotifyApplication, channel: Channel, *, attempts: int = 5
+    app: NotifyApplication, channel: Channel, *, attempts: int = 5, batch_seconds: float = 0.05
 ) -> AsyncIterator[Sender]:
     sender = Sender(
         app, channel, attempts=attempts, backoff=timedelta(milliseconds=50), concurrency=4
     )
-    sender.wait = sender.batch_seconds = 0.05
+    sender.wait, sender.batch_seconds = 0.05, batch_seconds
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:

@@ -24,8 +24,9 @@ a claim already stored is recognised by its token and one taken by another is re
 
 A sender looks at the log when this process stores something that may make a message due (a
 correspondence opened, its contact, a step scheduled, a resend asked for), at most every
-`batch_seconds` so that busy stretches are handled in rounds; a quiet log is still looked at
-now and then, for other processes' appends (a replica's consumer), which ring no bell here.
+`batch_seconds` so that busy stretches are handled in rounds (a full round is followed by
+the next at once: a backlog); a quiet log is still looked at now and then, for other
+processes' appends (a replica's consumer), which ring no bell here.
 
 Run one sender per channel per service at a time (like the relay).
 """
@@ -153,8 +154,12 @@ class Sender:
             if ready:
                 if not await self._round(ready, stop):
                     return  # stopping
-                continue
-            pacing.looked(found=bool(read))
+                if len(ready) == self.per_round:
+                    continue  # a backlog: its next round at once
+            # A round that took all that was ready is followed by a pause like a look that
+            # found nothing due: the next round gathers what falls due meanwhile (rounds one
+            # after the other took about two refunds' messages each at 20 refunds/s).
+            pacing.looked(found=bool(read or ready))
             due_in = self._due_in()
             await pacing.pause(self.app.appended, rings, stop, looked, WAKING, due_in=due_in)
 
