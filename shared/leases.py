@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from eventsourcing.persistence import OperationalError
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.errors import LockNotAvailable
@@ -125,7 +126,12 @@ class PostgresLeases:
                 cursor.execute(f"SET LOCAL lock_timeout = '{int(self.ttl * 1000 / 3)}ms'")
                 cursor.execute(self._acquire, (role, self.holder, self.ttl))
                 row = cursor.fetchone()
-        except LockNotAvailable:
+        except OperationalError as error:
+            # eventsourcing's datastore raises its own OperationalError for psycopg's; the
+            # lock timeout is its cause (catching psycopg's LockNotAvailable never matched, and
+            # a holder paused inside a write kept the role for as long as it stayed paused).
+            if not isinstance(error.__cause__, LockNotAvailable):
+                raise
             self._end_expired_holder(role)
             return None
         return None if row is None else int(row["epoch"])

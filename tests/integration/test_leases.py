@@ -176,6 +176,31 @@ def test_a_takeover_waits_for_a_fenced_write_in_flight(app: Probe, postgres_url:
                 other.execute(f"UPDATE {table} SET epoch = epoch + 1 WHERE role = 'executor'")
 
 
+def test_a_holder_paused_inside_a_write_is_ended_once_its_lease_expired(
+    app: Probe, postgres_url: str
+) -> None:
+    """A leader paused (SIGSTOP) in the middle of a write holds the lease row FOR SHARE for as
+    long as it stays paused. Once its lease has expired, the next replica asking for the role
+    ends that holder's sessions (found by their application name) instead of waiting on them,
+    and takes the role at the next ask."""
+    a, b = leases(app, "replica-a:1"), leases(app, "replica-b:2")
+    assert a.acquire("executor") == 1
+    datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+    table = f'"{datastore.schema}".role_leases'
+    # The paused leader's write: its fencing check's lock taken, never committed.
+    paused = psycopg.connect(postgres_url, application_name=a.holder)
+    try:
+        paused.execute(f"SELECT 1 FROM {table} WHERE role = 'executor' FOR SHARE").fetchone()
+        time.sleep(TTL + 0.2)
+        assert b.acquire("executor") is None  # the row was locked: its holder's sessions ended
+        with pytest.raises(psycopg.OperationalError):  # the server closed the paused session
+            paused.execute("SELECT 1").fetchone()
+        assert b.acquire("executor") == 2
+        assert lease_row(app, "executor") == ("replica-b:2", 2)
+    finally:
+        paused.close()
+
+
 def test_leases_follow_the_store(tmp_path: Path, app: Probe) -> None:
     settings = ServiceSettings(data_dir=tmp_path, replica="r1", lease_seconds=2)
     sqlite = Probe(env=store_env(settings, "probe"))

@@ -365,7 +365,13 @@ async def test_signed_callback_settles_once_forged_and_replayed_ones_are_refused
             while app.payout(payout_id).status == "processing":
                 assert time.monotonic() < deadline, "callback never settled the payout"
                 await asyncio.sleep(0.05)
-        [delivered] = gateway.get("/callbacks").json()["callbacks"]
+        # The payout settles while the gateway still awaits our answer to its callback: it
+        # records the attempt's outcome once that answer is in.
+        deadline = time.monotonic() + 10
+        while (callbacks := gateway.get("/callbacks").json()["callbacks"])[0]["state"] == "sending":
+            assert time.monotonic() < deadline, "the gateway never learnt our answer"
+            await asyncio.sleep(0.05)
+        [delivered] = callbacks
         assert delivered["state"] == "delivered"
         payout = app.payout(payout_id)
         assert payout.status == "paid"
