@@ -9,10 +9,10 @@ import json
 
 import pytest
 
+from tests.support.notify_sender import approved
 from tests.support.webhooks import (
     ACME,
     World,
-    approved,
     cloud,
     eventually,
     new_refund,

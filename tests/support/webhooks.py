@@ -12,7 +12,6 @@ import contextlib
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,68 +26,28 @@ from services.notify.messages.mailer import SmtpMailer
 from services.notify.settings import NotifySettings
 from services.notify.webhooks.deliverer import Deliverer
 from shared.auth import ApiKeys, parse_api_keys
-from shared.contracts import (
-    CloudEvent,
-    CustomerContact,
-    IntegrationEvent,
-    MoneyModel,
-    PaymentRoute,
-    RefundedItem,
-    RefundRequestedV1,
-    ReviewApprovedV1,
-    envelope,
-)
-from shared.ids import public_id
+from shared.contracts import CloudEvent, IntegrationEvent, RefundRequestedV1, envelope
 from shared.keystore import open_keystore
 from shared.settings import load_settings
 from shared.staff import StaffAuth
 from shared.staff_tokens import DEV_JWT_SECRET
 from shared.store import store_env
+from tests.support.notify_sender import NOW, new_refund_id
+from tests.support.notify_sender import requested as requested_in
 from tests.support.receiver import Received, Receiver
 
 WAIT = 10.0
-NOW = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
-CNY_129 = MoneyModel(amount=12900, currency="CNY")
-ALIPAY = PaymentRoute(method="alipay", reference="2026110122001")
 ACME = {"authorization": "Bearer sk_test_acme_0123456789"}
 GLOBEX = {"authorization": "Bearer sk_test_globex_0123456789"}
 KEYS = "acme:sk_test_acme_0123456789,globex:sk_test_globex_0123456789"
 SHORT_SCHEDULE = ",".join(["0"] + ["0.2"] * 30)  # 31 attempts, 0.2 s apart
 
 
-# --- upstream events ------------------------------------------------------------------------
+# --- upstream events: notify's sender tests' own, in English -------------------------------
 
 
 def requested(refund_id: str) -> RefundRequestedV1:
-    return RefundRequestedV1(
-        refund_id=refund_id,
-        tenant="acme",
-        order_id="ORD-1001",
-        customer_id="C-42",
-        amount=CNY_129,
-        paid=CNY_129,
-        payment=ALIPAY,
-        items=[RefundedItem(sku="TSHIRT-L-WHITE", quantity=1)],
-        reason="damaged",
-        desired_outcome="full_refund",
-        channel="app",
-        customer=CustomerContact.model_validate({"email": "li.wei@example.com", "locale": "en"}),
-        requested_at=NOW,
-    )
-
-
-def approved(refund_id: str) -> ReviewApprovedV1:
-    return ReviewApprovedV1(
-        refund_id=refund_id,
-        tenant="acme",
-        order_id="ORD-1001",
-        amount=CNY_129,
-        payment=ALIPAY,
-        policy_version="2026.1",
-        rule="R-DAMAGED-FULL",
-        decided_by="policy",
-        decided_at=NOW,
-    )
+    return requested_in(refund_id, locale="en")
 
 
 def cloud(
@@ -104,8 +63,7 @@ def cloud(
     )
 
 
-def new_refund() -> str:
-    return public_id("rf", uuid.uuid4())
+new_refund = new_refund_id
 
 
 # --- fixtures -------------------------------------------------------------------------------
