@@ -96,18 +96,19 @@ class Ports:
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
 
     @classmethod
-    def free_base(cls, start: int) -> int:
-        """A base port from `start` on whose whole `from_base` layout is free right now, and
-        outside the kernel's ephemeral range: a port free now but in that range may be handed
-        to any other process's `bind(0)` or outgoing connection before our child binds it."""
+    def free_base(cls, start: int, stop: int = 65536) -> int:
+        """A base port from `start` on whose whole `from_base` layout is free right now, lies
+        below `stop`, and is outside the kernel's ephemeral range: a port free now but in that
+        range may be handed to any other process's `bind(0)` or outgoing connection before our
+        child binds it. Callers that start stacks side by side give each its own range."""
         low, high = ephemeral_ports()
         widest = max(_BASE_OFFSETS.values())
-        for base in range(start, _HIGHEST_BASE, 137):
+        for base in range(start, min(_HIGHEST_BASE, stop - widest), 137):
             if base <= high and base + widest >= low:
                 continue
             if all(is_free(base + offset) for offset in _BASE_OFFSETS.values()):
                 return base
-        raise StackError("ports", f"no free port range from {start}")
+        raise StackError("ports", f"no free port range in {start}..{stop}")
 
     def of(self, component: str) -> int:
         """The port a component listens on."""

@@ -25,6 +25,7 @@ from refunds.devstack import Ports
 from tests.browser.support import CHROMIUM, WAIT_MS, Console, new_person
 from tests.e2e.conftest import _read_until
 from tests.e2e.support import Platform
+from tests.support.ports import stack_base
 
 # The machine is shared (two cores, other test files alongside): assertions wait as long as the
 # pages' own actions may take, not Playwright's 5 s.
@@ -73,7 +74,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """`refunds dev` on a free base port, shared by the tests of one module."""
     data_dir = tmp_path_factory.mktemp("stack")
-    base = Ports.free_base(31000 + os.getpid() % 200 * 100)
+    base = stack_base()
     ports = Ports.from_base(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "SANDBOX_"))}
     cli = Path(sys.executable).with_name("refunds")

@@ -14,6 +14,7 @@ import pytest
 
 from refunds.devstack import Ports
 from tests.e2e.support import Platform
+from tests.support.ports import stack_base
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def refunds_dev(
     """`refunds dev` as the README runs it when the test module says `DEV_PROVIDERS = True`
     (the dev tenant's card, Alipay and WeChat Pay at the emulators); otherwise with
     `--no-providers`, for the tests that follow payouts at the sandbox gateway."""
-    base = Ports.free_base(21000 + os.getpid() % 200 * 100)
+    base = stack_base()
     ports = Ports.from_base(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     cli = Path(sys.executable).with_name("refunds")

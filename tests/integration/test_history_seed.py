@@ -23,6 +23,7 @@ from refunds.stores import Stores
 from shared.kafka import TOPICS
 from tests.e2e.conftest import _read_until
 from tests.e2e.support import Platform
+from tests.support.ports import stack_base
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -68,7 +69,7 @@ def seeded(stores: Stores) -> list[str]:
 
 
 def _start(stores: Stores) -> tuple[subprocess.Popen[str], Ports]:
-    base = Ports.free_base(24000 + os.getpid() % 200 * 50)
+    base = stack_base()
     process = subprocess.Popen(
         [str(CLI), "dev", *_store_options(stores), "--base-port", str(base), "--no-providers"],
         stdout=subprocess.PIPE,

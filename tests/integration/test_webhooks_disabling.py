@@ -72,7 +72,11 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_its_tenant_told_once
         tried = len(world.receiver.requests)
         await asyncio.sleep(0.5)
 
-    assert len(world.receiver.requests) == tried >= 3
+    # It kept trying for the whole 0.6 s before giving up (the rule counts time, not
+    # attempts: under load fewer retries fit in), and nothing reached it once disabled.
+    first, last = world.receiver.requests[0], world.receiver.requests[tried - 1]
+    assert len(world.receiver.requests) == tried >= 2
+    assert last.at - first.at >= 0.5  # less the time each failure took to be recorded
     assert len(world.sink.messages) == 1
     assert alert["To"] == "ops@acme.example"
     assert world.receiver.url in str(alert["Subject"])

@@ -20,6 +20,7 @@ from refunds.devstack import COMPONENTS, Ports, Stack, StackError
 from shared import staff_tokens as jwt
 from shared.auth import DEV_API_KEY, DEV_TENANT
 from shared.contracts import SERVICES
+from tests.support.ports import stack_base
 
 SECRET = "unit-test-secret-with-enough-length"
 
@@ -345,3 +346,25 @@ def test_refunds_dev_honours_the_users_settings_under_its_own(tmp_path: Path) ->
     assert overridden["REFUNDS_DATA_DIR"] == str(tmp_path.resolve())
     # Without `inherited` (the tests' stacks) nothing of the caller's environment leaks in.
     assert "REFUNDS_PAYOUT_MAX_ATTEMPTS" not in Stack(tmp_path, Ports()).environment("intake")
+
+
+def test_free_base_stays_below_its_stop() -> None:
+    start = Ports.free_base(12000 + os.getpid() % 100 * 100)
+    layout = Ports.from_base(start)
+    widest = max(getattr(layout, f) for f in layout.__dataclass_fields__) - start
+    assert Ports.free_base(start, stop=start + widest + 1) == start
+    with pytest.raises(StackError, match="no free port range"):
+        Ports.free_base(start, stop=start + widest)  # the layout would not fit
+
+
+def test_parallel_workers_look_for_stack_ports_in_blocks_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bases = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        bases.append(stack_base())
+    layouts = [Ports.from_base(base) for base in bases]
+    ports = [{getattr(layout, f) for f in layout.__dataclass_fields__} for layout in layouts]
+    assert not ports[0] & ports[1]
+    assert abs(bases[0] - bases[1]) >= 1000  # whole blocks apart, not one layout
