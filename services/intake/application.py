@@ -356,23 +356,13 @@ class IntakeApplication(ServiceApplication):
             return
         if not isinstance(refund, RefundRequest) or refund.tenant != payload.tenant:
             return
-        order = self._existing_order(refund)
         record(refund, **facts_for(record, payload), causation_id=message.id)
-        # What the order's balance learns from it.
-        if isinstance(payload, ReviewApprovedV1):
-            order.settle(str(refund.id), payload.amount.to_money())
-        elif isinstance(payload, ReviewRejectedV1) and refund.status == "rejected":
-            order.release(str(refund.id), why="rejected")
-        elif isinstance(payload, ReviewCompensationOfferedV1) and refund.status == "closed":
-            order.release(str(refund.id), why="compensated with a coupon")
-        elif isinstance(payload, ReturnDeadlineMissedV1) and refund.status == "return_not_shipped":
-            order.release(str(refund.id), why="the return was not shipped in time")
-        elif isinstance(payload, ExchangeReadyV1) and refund.status == "exchange_ready":
-            # An exchange pays only a price difference: the rest goes back to the order.
-            if payload.difference is None:
-                order.release(str(refund.id), why="exchanged")
-            else:
-                order.settle(str(refund.id), payload.difference.to_money())
+        balance = _order_balance(payload, refund)
+        if balance is None:  # most facts leave the order's balance alone: no need to load it
+            processing.collect_events(refund)
+            return
+        order = self._existing_order(refund)
+        balance(order)
         processing.collect_events(refund, order)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -418,6 +408,30 @@ class IntakeApplication(ServiceApplication):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _order_balance(
+    payload: IntegrationEvent, refund: RefundRequest
+) -> Callable[[Order], None] | None:
+    """What the order's balance learns from an upstream fact the refund just recorded, or
+    None when it learns nothing (a payout, a case opened, a reminder...)."""
+    rid = str(refund.id)
+    if isinstance(payload, ReviewApprovedV1):
+        amount = payload.amount.to_money()
+        return lambda order: order.settle(rid, amount)
+    if isinstance(payload, ReviewRejectedV1) and refund.status == "rejected":
+        return lambda order: order.release(rid, why="rejected")
+    if isinstance(payload, ReviewCompensationOfferedV1) and refund.status == "closed":
+        return lambda order: order.release(rid, why="compensated with a coupon")
+    if isinstance(payload, ReturnDeadlineMissedV1) and refund.status == "return_not_shipped":
+        return lambda order: order.release(rid, why="the return was not shipped in time")
+    if isinstance(payload, ExchangeReadyV1) and refund.status == "exchange_ready":
+        # An exchange pays only a price difference: the rest goes back to the order.
+        if payload.difference is None:
+            return lambda order: order.release(rid, why="exchanged")
+        difference = payload.difference.to_money()
+        return lambda order: order.settle(rid, difference)
+    return None
 
 
 def _whole_order(order: dict[str, Any]) -> list[dict[str, Any]]:
