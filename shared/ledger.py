@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 
@@ -71,6 +72,8 @@ __all__ = [
 BATCH = 500
 # Entries per INSERT: 12 columns each stays under SQLite's oldest limit of 999 parameters.
 ROWS_PER_INSERT = 80
+# The version of an aggregate's creation event (eventsourcing numbers events from it).
+FIRST_VERSION = Aggregate.INITIAL_VERSION
 # Positions this close are read as one range: fewer queries, a few unwanted rows at most.
 RUN_GAP = 16
 
@@ -199,7 +202,13 @@ class Ledger:
         correlation = (
             stamp.get("correlation")
             or self.correlate(notification.topic, uuid.UUID(originator), state)
-            or self._known_correlation(originator, cursor, memo)
+            # A creation event has no earlier events to ask (an idempotency key's, a
+            # callback log's): a look-up per new aggregate that could only find nothing.
+            or (
+                None
+                if notification.originator_version == FIRST_VERSION
+                else self._known_correlation(originator, cursor, memo)
+            )
         )
         memo[originator] = correlation
         actor = actor_of(stamp.get("actor"), state, self.service)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
@@ -27,6 +27,10 @@ OLD_TOPIC = "old.module:Wanted"  # where Wanted lived in an earlier release
 
 class Wanted(Aggregate):
     def __init__(self, text: str) -> None:
+        self.text = text
+
+    @event("Retitled")
+    def retitle(self, text: str) -> None:
         self.text = text
 
 
@@ -294,6 +298,28 @@ def test_the_ledger_reads_a_refunds_events_not_the_history_between(
     stored = ledger.stored(positions)
     assert sorted(stored) == positions
     assert reads.rows == 2
+
+
+def test_the_ledger_asks_its_earlier_entries_for_a_refund_only_past_a_creation_event(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(app, signer=Signer(dev_seed("probe")))
+    asked: list[str] = []
+    look_up = ledger._known_correlation
+
+    def counted(originator: str, cursor: Any, memo: dict[str, str | None]) -> str | None:
+        asked.append(originator)
+        return look_up(originator, cursor, memo)
+
+    monkeypatch.setattr(ledger, "_known_correlation", counted)
+    wanted = Wanted("first")  # names no refund, and is stored outside any stamp's refund
+    app.save(wanted)
+    ledger.seal()
+    assert asked == []  # a new aggregate has no earlier entries to ask
+    wanted.retitle("second")
+    app.save(wanted)
+    ledger.seal()
+    assert asked == [str(wanted.id)]
 
 
 def test_the_ledger_head_counts_on_from_its_last_checkpoint(app: Probe) -> None:
