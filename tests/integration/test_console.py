@@ -32,8 +32,8 @@ from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
 from shared.staff_oidc import OidcConfig
 from shared.store import store_env
-from tests.integration.test_review_api import SECRET, Clock, Review
 from tests.support.identity import serve_identity
+from tests.support.review_api import SECRET, Clock, Review
 
 CONSOLE_URL = "http://127.0.0.1:8005"  # the redirect URI's base, registered at the provider
 WAIT = 5.0

@@ -45,9 +45,9 @@ from shared.staff_oidc import OidcConfig
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from shared.store import store_env
 from tests.integration.test_console import CONSOLE_URL, form_fields, sign_in
-from tests.integration.test_review_api import SECRET, Clock
 from tests.support.factories import refund_body
 from tests.support.identity import serve_identity
+from tests.support.review_api import SECRET, Clock
 
 ACME_KEY = "acme-console-key-0123456789abcdef"
 ACME = {"Authorization": f"Bearer {ACME_KEY}"}

@@ -33,8 +33,8 @@ from shared.staff_oidc import OidcConfig
 from shared.store import store_env
 from tests.integration.test_console import CONSOLE_URL, csrf, form_fields, sign_in
 from tests.integration.test_payout_api import HEADER, Payouts, line, pid
-from tests.integration.test_review_api import ANN, SECRET, Clock, Review, key
 from tests.support.identity import serve_identity
+from tests.support.review_api import ANN, SECRET, Clock, Review, key
 
 
 @dataclass

@@ -29,9 +29,9 @@ from shared.staff import StaffAuth
 from shared.staff_oidc import OidcConfig
 from shared.store import store_env
 from tests.integration.test_console import CONSOLE_URL, csrf, form_fields, sign_in
-from tests.integration.test_review_api import SECRET
 from tests.integration.test_review_returns import RETURNS_POLICY, Clock, Desk
 from tests.support.identity import serve_identity
+from tests.support.review_api import SECRET
 
 
 @dataclass

@@ -38,7 +38,7 @@ from shared.keystore import Keystore
 from shared.money import Money
 from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
-from tests.integration.test_sandbox_gateway import serving
+from tests.support.sandbox_gateway import serving
 
 SECRET = "provider-accounts-test-secret-0123"
 EMULATOR = "http://127.0.0.1:9"  # never called: configuring does not reach the provider

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.review.claim_listing import ClaimLedger
-from tests.integration.test_review_api import (
+from tests.support.review_api import (
     ADMIN,
     ANN,
     AUDITOR,
@@ -16,10 +16,8 @@ from tests.integration.test_review_api import (
     Review,
     key,
     problem,
-    review,  # the fixture, on both stores
+    review_fixture,  # noqa: F401 (a fixture, used by name: `review`, on both stores)
 )
-
-__all__ = ["review"]
 
 
 def split(review: Review, yuan: int, merchant: int, carrier: int) -> str:

@@ -35,8 +35,8 @@ from shared.contracts import (
     ReturnShippedV1,
     envelope,
 )
-from tests.integration.test_review_api import START, Clock  # a Friday, 10:00 in Shanghai
 from tests.support.reads import Reads
+from tests.support.review_api import START, Clock  # a Friday, 10:00 in Shanghai
 
 RETURNS_POLICY = load_policy(Path(DEFAULT_POLICY_PATH).with_name("example_return_policy.yaml"))
 positions = iter(range(1, 100_000))

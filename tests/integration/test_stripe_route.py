@@ -22,8 +22,8 @@ from services.payout.providers.base import (
 from services.payout.providers.stripe import PROVIDER, StripeAccount, StripeCallbacks, StripeRoute
 from services.payout.providers.stripe.settlement import parse
 from shared.money import Money
-from tests.integration.test_sandbox_gateway import serving
 from tests.support.receiver import Receiver
+from tests.support.sandbox_gateway import serving
 
 
 @pytest.fixture

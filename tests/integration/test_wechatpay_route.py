@@ -26,7 +26,7 @@ from services.payout.providers.base import (
 from services.payout.providers.wechatpay import PROVIDER, WeChatPayAccount, WeChatPayRoute
 from services.payout.providers.wechatpay.callbacks import WeChatPayCallbacks
 from shared.money import Money
-from tests.integration.test_sandbox_gateway import serving
+from tests.support.sandbox_gateway import serving
 
 WAIT = 5.0
 

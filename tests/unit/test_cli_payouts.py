@@ -21,7 +21,7 @@ from shared.contracts import MoneyModel, PaymentRoute, ReviewApprovedV1, envelop
 from shared.ids import public_id
 from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
-from tests.integration.test_sandbox_gateway import serving
+from tests.support.sandbox_gateway import serving
 
 SECRET = "cli-payouts-test-secret-0123456789"
 DAY = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from shared.settings import ServiceSettings
 from shared.staff import StaffAuth
 from shared.staff_tokens import encode, staff_claims
 from shared.store import store_env
-from tests.integration.test_sandbox_gateway import serving
+from tests.support.sandbox_gateway import serving
 
 SECRET = "cli-policies-test-secret-0123456789"
 EXAMPLE = Path(__file__).parents[2] / "services" / "review" / "example_return_policy.yaml"
