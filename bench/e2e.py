@@ -73,7 +73,8 @@ from bench.e2e_report import (
     write_plot,
 )
 from bench.e2e_stack import as_if_durable, broker, free_base, stack, throwaway_schemas
-from bench.intake_create import DEFAULT_DATABASE_URL, StoreTarget, bare_save_rate, say
+from bench.intake_create import bare_save_rate, say
+from bench.intake_create_stack import DEFAULT_DATABASE_URL, StoreTarget
 from bench.kafka_baseline import TopicReader, produce_consume_rate
 from bench.loadgen import Outcome, Settings, percentile, run
 from refunds.devstack import Ports

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e_cpu import OURS, ROLES, SANDBOXES
-from bench.intake_create import BareRate, _finite
+from bench.intake_create import BareRate
+from bench.intake_create_report import _finite
 from bench.kafka_baseline import KafkaRate
 
 STAGES = ("request→decision", "decision→paid", "paid→told", "request→told")

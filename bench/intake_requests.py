@@ -27,7 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from bench.intake_create import API_KEY, REPO, IntakeProcess, process_cpu_seconds, refund_body
+from bench.intake_create_cpu import process_cpu_seconds
+from bench.intake_create_load import refund_body
+from bench.intake_create_stack import API_KEY, REPO, IntakeProcess
 
 # py-spy beside this interpreter, or on PATH.
 PY_SPY = Path(sys.executable).with_name("py-spy")

@@ -13,6 +13,8 @@ counted from each request's scheduled start, so time spent waiting for one of th
 A benchmark, not a test: it asserts nothing about timings. It exits 1 if the run does not
 count: any answer but 201, any transport error (timeout, refused connection, ...), and with
 --follow any refund that did not end as its kind should.
+
+The printed report and whether the run counts: bench/loadgen_report.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from bench.loadgen_report import failed, format_report
 from bench.topic_follow import TopicFollower
 from shared.auth import DEV_API_KEY
 
@@ -350,58 +353,6 @@ def summarize(
             "final_ms": percentiles([o.final_ms for o in reached if o.final_ms is not None]),
         }
     return summary
-
-
-def failed(summary: dict[str, Any]) -> bool:
-    """The run does not count: any answer but 201 (a 401 from a wrong key included), any
-    transport error, or (with --follow) a poll error or a refund that did not end as its
-    kind should."""
-    errors = summary["errors"]
-    by_status = summary["by_http_status"]
-    created = by_status.get(201, by_status.get("201", 0))  # keys are strings after JSON
-    follow = summary.get("follow", {})
-    wrong_answers = created != summary["requests"]
-    wrong_ends = bool(follow.get("not_terminal") or follow.get("unexpected"))
-    polls = follow.get("poll_errors", {})
-    return bool(errors["5xx"] or errors["transport"] or polls or wrong_answers or wrong_ends)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
-
-
-def format_report(summary: dict[str, Any]) -> str:
-    rows: list[tuple[str, str]] = [
-        ("offered rate", f"{summary['offered_rate']:g} req/s for {summary['duration_s']:g} s"),
-        ("requests offered", f"{summary['requests']} " + _counts(summary["by_kind"])),
-        ("schedule lag (max)", f"{summary['max_schedule_lag_ms']:,.1f} ms"),
-        ("achieved rate", f"{summary['achieved_rate']:g} answers/s"),
-        ("HTTP status", _counts(summary["by_http_status"]) or "-"),
-        (
-            "errors",
-            f"5xx {summary['errors']['5xx']}, transport {summary['errors']['transport']} "
-            + _counts(summary["errors"]["transport_kinds"]),
-        ),
-        ("POST p50/p95/p99", " / ".join(_ms(v) for v in summary["post_ms"].values())),
-    ]
-    if "follow" in summary:
-        follow = summary["follow"]
-        rows += [
-            (
-                "followed",
-                f"{follow['followed']}, terminal {follow['reached_terminal']}, "
-                f"not terminal {follow['not_terminal']}, unexpected {follow['unexpected']}",
-            ),
-            ("final status", _counts(follow["by_final_status"]) or "-"),
-            ("poll errors", _counts(follow["poll_errors"]) or "0"),
-            ("POST→final p50/p95/p99", " / ".join(_ms(v) for v in follow["final_ms"].values())),
-        ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name}: {count}" for name, count in counts.items())
 
 
 # -- command line --------------------------------------------------------------------------------

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.intake_create import (
-    BenchRefund,
+from bench.intake_create import BenchRefund, bare_save_rate, concurrency_levels
+from bench.intake_create_cpu import machine_ticks, process_cpu_seconds
+from bench.intake_create_load import refund_body
+from bench.intake_create_report import (
     LevelResult,
     StoreResult,
-    bare_save_rate,
-    concurrency_levels,
     format_table,
-    machine_ticks,
     percentile,
     percentiles,
-    process_cpu_seconds,
-    refund_body,
     write_json,
     write_plot,
 )
@@ -138,7 +135,8 @@ def test_concurrency_levels_parse() -> None:
 
 
 def test_body_matches_the_request_schema() -> None:
-    """When the API schema tightens, this fails first: update bench.intake_create.refund_body."""
+    """When the API schema tightens, this fails first: update refund_body
+    (bench/intake_create_load.py)."""
     from services.intake.api import RefundCreate
 
     body = RefundCreate.model_validate(refund_body(7))
