@@ -26,7 +26,6 @@ from refunds.ports import (
     Ports,
     StackError,
     check_component,
-    free_port,
     sandbox_env,
 )
 from refunds.processes import PROBE_TIMEOUT_SECONDS, describe_exit, port_accepts, signal_group
@@ -119,7 +118,11 @@ class Stack:
         self.schema_prefix = schema_prefix or "refunds"
         self.extra_env = dict(extra_env or {})
         self.python = python
-        self.messaging_ports = {name: free_port() for name in MESSAGING} if messaging_apart else {}
+        self.messaging_ports = (
+            {f"{name}-messaging": ports.messaging(name) for name in SERVICES}
+            if messaging_apart
+            else {}
+        )
         self.dev_providers = dev_providers
         self.inherited = {
             key: value for key, value in (inherited or {}).items() if key.startswith("REFUNDS_")

@@ -44,6 +44,14 @@ _BASE_OFFSETS = {
     "wechatpay": 80,
     "broker": 92,
 }
+# A service's messaging process (`Stack(messaging_apart=True)`) listens this far above its
+# service: base+6..9, inside the layout, so it is below the ephemeral range when the layout
+# is (a kernel-picked port can be handed to another process while that process is down).
+_MESSAGING_OFFSET = 5
+_LAYOUT_OFFSETS = (
+    *_BASE_OFFSETS.values(),
+    *(_BASE_OFFSETS[service] + _MESSAGING_OFFSET for service in SERVICES),
+)
 _HIGHEST_BASE = 65535 - max(_BASE_OFFSETS.values())  # the broker's port must still fit
 
 
@@ -90,7 +98,7 @@ class Ports:
     def from_base(cls, base: int) -> Ports:
         """base+1..4 the services, base+5 console, base+10 gateway, base+25 SMTP, base+30 SMS,
         base+40 carrier, base+50 identity provider, base+60/70/80 the Stripe, Alipay and WeChat
-        Pay emulators, base+92 broker."""
+        Pay emulators, base+92 broker; base+6..9 the services' messaging processes, when apart."""
         if not 1 <= base <= _HIGHEST_BASE:
             raise ValueError(f"base port must be between 1 and {_HIGHEST_BASE}, got {base}")
         return cls(**{name: base + offset for name, offset in _BASE_OFFSETS.items()})
@@ -102,13 +110,17 @@ class Ports:
         range may be handed to any other process's `bind(0)` or outgoing connection before our
         child binds it. Callers that start stacks side by side give each its own range."""
         low, high = ephemeral_ports()
-        widest = max(_BASE_OFFSETS.values())
+        widest = max(_LAYOUT_OFFSETS)
         for base in range(start, min(_HIGHEST_BASE, stop - widest), 137):
             if base <= high and base + widest >= low:
                 continue
-            if all(is_free(base + offset) for offset in _BASE_OFFSETS.values()):
+            if all(is_free(base + offset) for offset in _LAYOUT_OFFSETS):
                 return base
         raise StackError("ports", f"no free port range in {start}..{stop}")
+
+    def messaging(self, service: str) -> int:
+        """The port of a service's messaging process, when it runs apart from its API."""
+        return self.of(service) + _MESSAGING_OFFSET
 
     def of(self, component: str) -> int:
         """The port a component listens on."""
@@ -124,12 +136,6 @@ def ephemeral_ports() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def is_free(port: int) -> bool:

@@ -34,7 +34,7 @@ import httpx
 import psycopg
 import pytest
 
-from refunds.devstack import MESSAGING, SERVICES, Ports, Stack
+from refunds.devstack import MESSAGING, SERVICES, Stack
 from tests.drills.checks import (
     Counts,
     check_ends,
@@ -48,6 +48,7 @@ from tests.drills.returns import carrier_pushes, publish_drill_policy
 from tests.drills.storm import run_storm
 from tests.drills.workload import Urls, Workload, staff
 from tests.e2e.support import register_webhook
+from tests.support.ports import stack_ports
 from tests.support.postgres import drop_schemas
 from tests.support.receiver import Receiver
 
@@ -210,7 +211,7 @@ def drills(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     stack = Stack(
         data_dir,
-        Ports.free(),
+        stack_ports(),
         database_url=postgres_url,
         schema_prefix=prefix,
         extra_env=env,

@@ -19,8 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from refunds.devstack import SERVICES, Ports, Stack
+from refunds.devstack import SERVICES, Stack
 from tests.drills.test_fault_drills import UNCERTAIN_PER_NOTIFY_KILL, Drills, Record
+from tests.support.ports import stack_ports
 from tests.support.postgres import drop_schemas
 
 pytestmark = [pytest.mark.drill, pytest.mark.e2e]
@@ -92,7 +93,7 @@ def replica_drills(
     }
     stack = Stack(
         data_dir,
-        Ports.free(),
+        stack_ports(),
         database_url=postgres_url,
         schema_prefix=prefix,
         extra_env=env,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from refunds.devstack import Ports, Stack
+from refunds.devstack import Stack
 from tests.e2e.support import (
     Platform,
     assert_one_message_per_step,
@@ -24,6 +24,7 @@ from tests.e2e.support import (
     webhook_deliveries,
 )
 from tests.support.factories import order, refund_body
+from tests.support.ports import stack_ports
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e]
@@ -37,7 +38,7 @@ def stack(tmp_path: Path, postgres_url: str, schema_prefix: str) -> Iterator[Sta
     pool = {"REFUNDS_DATABASE_POOL_SIZE": "2", "REFUNDS_DATABASE_MAX_OVERFLOW": "2"}
     with Stack(
         tmp_path,
-        Ports.free(),
+        stack_ports(),
         database_url=postgres_url,
         schema_prefix=schema_prefix,
         extra_env=pool,

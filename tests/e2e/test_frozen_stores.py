@@ -46,6 +46,7 @@ from refunds.devstack import Ports
 from refunds.stores import Stores, open_service
 from shared.contracts import SERVICES
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
+from tests.support.ports import stack_base
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -177,7 +178,7 @@ class RunningStack:
     """`refunds dev --data-dir <copy>`, as a user restarts it after an upgrade."""
 
     def __init__(self, data_dir: Path) -> None:
-        base = Ports.free_base(22000 + os.getpid() % 200 * 100)
+        base = stack_base()
         self.ports = Ports.from_base(base)
         self.output: list[str] = []
         self.up = threading.Event()

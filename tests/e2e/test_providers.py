@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from refunds.devstack import Ports, Stack
+from refunds.devstack import Stack
 from shared.auth import DEV_TENANT
 from shared.staff_tokens import DEV_JWT_SECRET, encode, staff_claims
 from tests.e2e.emulators import ANSWER, CLIENT_TIMEOUT_S, PROVIDER_TIMEOUT_S, Emulator
 from tests.e2e.support import Platform
 from tests.support.factories import refund_body
+from tests.support.ports import stack_ports
 from tests.support.postgres import drop_schemas
 
 pytestmark = [pytest.mark.e2e]
@@ -61,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
     try:
         with Stack(
             tmp_path_factory.mktemp("providers"),
-            Ports.free(),
+            stack_ports(),
             database_url=postgres_url,
             schema_prefix=prefix,
             extra_env={**pool, "REFUNDS_PROVIDER_TIMEOUT_S": str(PROVIDER_TIMEOUT_S)},

@@ -19,9 +19,10 @@ import httpx
 import psycopg
 import pytest
 
-from refunds.devstack import Ports, Stack
+from refunds.devstack import Stack
 from shared.auth import DEV_API_KEY
 from tests.support.factories import refund_body, wait_until
+from tests.support.ports import stack_ports
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,7 +35,7 @@ ROLES = ("relay", "ledger_sealer", "checkpoint_signer")
 def stack(tmp_path: Path, postgres_url: str, schema_prefix: str) -> Iterator[Stack]:
     stack = Stack(
         tmp_path,
-        Ports.free(),
+        stack_ports(),
         database_url=postgres_url,
         schema_prefix=schema_prefix,
         replicas=2,

@@ -22,6 +22,7 @@ from shared.auth import DEV_API_KEY
 from shared.contracts import SERVICES
 from tests.e2e.conftest import _read_until
 from tests.support.factories import wait_until
+from tests.support.ports import stack_base
 from tests.support.replicas import Leadership
 
 pytestmark = [pytest.mark.e2e]
@@ -55,7 +56,7 @@ def readme_refund() -> dict[str, object]:
 @pytest.fixture(params=["postgres", "sqlite"])
 def replicated_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Ports, str]]:
     """`refunds dev --replicas 2` on PostgreSQL (leases are rows), and on SQLite (file locks)."""
-    base = Ports.free_base(26000 + os.getpid() % 200 * 100)
+    base = stack_base()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
     # Eight processes share PostgreSQL's 100 connections with the rest of the suite; `refunds
     # dev` passes these on (the user's REFUNDS_* settings reach the services).

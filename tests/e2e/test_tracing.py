@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from refunds.devstack import Ports, Stack
+from refunds.devstack import Stack
 from tests.e2e.support import Platform
 from tests.support.factories import refund_body
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.ports import stack_ports
 
 pytestmark = [pytest.mark.e2e]
 
@@ -42,7 +43,7 @@ def stack(
     }
     with Stack(
         tmp_path,
-        Ports.free(),
+        stack_ports(),
         database_url=postgres_url,
         schema_prefix=schema_prefix,
         extra_env=env,

@@ -13,6 +13,7 @@ import pytest
 
 from refunds.devstack import COMPONENTS, INFRASTRUCTURE, Ports, Stack, StackError
 from shared.auth import DEV_API_KEY
+from tests.support.ports import stack_base, stack_ports
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -30,7 +31,7 @@ class ScriptedStack(Stack):
     """A Stack whose chosen components run a given Python snippet instead of their module."""
 
     def __init__(self, data_dir: Path, scripts: dict[str, str]) -> None:
-        super().__init__(data_dir, Ports.free())
+        super().__init__(data_dir, stack_ports())
         self.scripts = scripts
 
     def command(self, name: str) -> list[str]:
@@ -41,7 +42,7 @@ class ScriptedStack(Stack):
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path / "data", Ports.free())
+    stack = Stack(tmp_path / "data", stack_ports())
     try:
         yield stack
     finally:
@@ -95,7 +96,7 @@ def test_infrastructure_starts_restarts_and_stops(stack: Stack) -> None:
 
 
 def test_a_component_exiting_at_start_is_named_with_its_log(tmp_path: Path) -> None:
-    stack = Stack(tmp_path, Ports.free(), extra_env={"SANDBOX_GATEWAY_PORT": "not-a-port"})
+    stack = Stack(tmp_path, stack_ports(), extra_env={"SANDBOX_GATEWAY_PORT": "not-a-port"})
     with pytest.raises(StackError) as error:
         stack.start_all(timeout=START_TIMEOUT, only=["broker", "gateway"])
     assert error.value.component == "gateway"
@@ -121,7 +122,7 @@ def test_a_crashing_module_is_named_with_the_tail_of_its_log(tmp_path: Path) -> 
 
 
 def test_a_missing_interpreter_is_reported_by_component(tmp_path: Path) -> None:
-    stack = Stack(tmp_path, Ports.free(), python=str(tmp_path / "no-such-python"))
+    stack = Stack(tmp_path, stack_ports(), python=str(tmp_path / "no-such-python"))
     with pytest.raises(StackError, match=r"^mailsink could not be started") as error:
         stack.start_all(timeout=START_TIMEOUT, only=["mailsink"])
     assert error.value.component == "mailsink"
@@ -140,7 +141,7 @@ def test_a_component_that_never_gets_ready_times_out_by_name(tmp_path: Path) -> 
 
 
 def test_a_port_taken_by_someone_else_is_refused(tmp_path: Path) -> None:
-    stack = Stack(tmp_path, Ports.free())
+    stack = Stack(tmp_path, stack_ports())
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", stack.ports.gateway))
         squatter.listen()
@@ -230,7 +231,7 @@ SUPERVISOR = """
 import sys, time
 from pathlib import Path
 from refunds.devstack import Ports, Stack
-stack = Stack(Path(sys.argv[1]), Ports.free())
+stack = Stack(Path(sys.argv[1]), Ports.from_base(int(sys.argv[2])))
 stack.start_all(timeout=15, only=["gateway", "sms", "broker"])
 print(" ".join(str(stack._pid(name)) for name in ("gateway", "sms", "broker")), flush=True)
 time.sleep(600)
@@ -255,7 +256,7 @@ def test_components_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> N
     import time
 
     supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "data")],
+        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "data"), str(stack_base())],
         stdout=subprocess.PIPE,
         text=True,
     )

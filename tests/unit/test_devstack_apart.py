@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,22 @@ def test_a_given_broker_is_used_instead_of_starting_one(tmp_path: Path) -> None:
     started_here = Stack(tmp_path, Ports.from_base(30000))
     assert "broker" in started_here.components
     assert started_here.bootstrap == "127.0.0.1:30092"
+
+
+def test_messaging_processes_listen_inside_the_stacks_layout(tmp_path: Path) -> None:
+    # Not on kernel-picked ports: while a killed messaging process is down, such a port can
+    # be handed to any other process, and its restart would find it taken.
+    stack = Stack(tmp_path, Ports.from_base(20000), messaging_apart=True)
+    layout = {stack.ports.of(name) for name in stack.components if name not in MESSAGING}
+    ports = [stack.url(name).rsplit(":", 1)[1] for name in MESSAGING]
+    assert ports == ["20006", "20007", "20008", "20009"]
+    assert not layout & {int(port) for port in ports}
+
+
+def test_a_layout_whose_messaging_port_is_taken_is_skipped(tmp_path: Path) -> None:
+    import socket
+
+    start = Ports.free_base(14000 + os.getpid() % 50 * 100, stop=19000)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", Ports.from_base(start).messaging("notify")))
+        assert Ports.free_base(start, stop=19000) > start
