@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoding,
 )
+from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import strtobool
 
 from shared.aio import Doorbell
@@ -41,6 +43,7 @@ from shared.store import Positions
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
 
 
 class MoneyAsDict(Transcoding):
@@ -151,6 +154,23 @@ class ServiceApplication(Application[uuid.UUID]):
         self.appended = Doorbell()
         super().__init__(env=env)
         check_connections_cheaply(getattr(self.recorder, "datastore", None))
+
+    @cached_property
+    def calls_on_loop(self) -> bool:
+        """Whether the service's loops make their store calls on the event loop itself.
+
+        SQLite is a file on this machine: a call takes about as long as handing it to a
+        worker thread and back (two wake-ups, a future chained across threads, the GIL passed
+        twice), and those hops were a good part of a service's CPU on SQLite. PostgreSQL's are
+        network round trips, which must not hold up the loop: they go to a thread."""
+        return isinstance(getattr(self.recorder, "datastore", None), SQLiteDatastore)
+
+    async def call(self, func: Callable[..., T], /, *args: Any) -> T:
+        """Run a store call (loads, saves, log reads: nothing that waits on the network) from
+        a loop: inline on SQLite, in a worker thread otherwise (see `calls_on_loop`)."""
+        if self.calls_on_loop:
+            return func(*args)
+        return await asyncio.to_thread(func, *args)
 
     def clock(self) -> datetime:
         """Now, for expiry decisions (tests move it forward)."""

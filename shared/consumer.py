@@ -133,7 +133,7 @@ class Consumer:
             self._pace_fetches(consumer, bool(batches))
             if batches:
                 records = [record for records in batches.values() for record in records]
-                await asyncio.to_thread(self._apply_all, records)
+                await self.app.call(self._apply_all, records)
                 for partition, taken in batches.items():
                     self._uncommitted[partition] = taken[-1].offset + 1
             if not batches or time.monotonic() >= self._next_commit:

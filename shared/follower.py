@@ -254,7 +254,7 @@ class LogFollower:
         self.pacing = Pacing(poll_interval)
 
     async def load(self) -> int:
-        self.position = await asyncio.to_thread(self.app.positions.load, self.name)
+        self.position = await self.app.call(self.app.positions.load, self.name)
         self.reached = self.position
         self._unsaved = None  # a move not saved before a failed session is read again
         self._durable = True
@@ -267,19 +267,19 @@ class LogFollower:
         self.reached = max(self.reached, position)
         self._unsaved = position
         if self.clock() - self._saved_at >= SAVE_SECONDS:
-            await asyncio.to_thread(self._save_unsaved)
+            await self.app.call(self._save_unsaved)
 
     async def rewind(self) -> None:
         """Start again from the log's beginning, saved at once (a later save of a position
         moved on before it must never overwrite it: none is left pending)."""
-        await asyncio.to_thread(self.app.positions.save, self.name, 0)
+        await self.app.call(self.app.positions.save, self.name, 0)
         self._unsaved = None
         self.position = self.reached = 0
 
     async def flush(self) -> None:
         """Save the position now if it moved since the last save (the follower stops)."""
         if self._unsaved is not None:
-            await asyncio.to_thread(self._save_unsaved, force=True)
+            await self.app.call(self._save_unsaved, True)
 
     def _read(self) -> list[LoggedEvent]:
         page = next(
@@ -304,7 +304,7 @@ class LogFollower:
         self._save_unsaved()
         return [self._logged(n) for n in page.notifications]
 
-    def _save_unsaved(self, *, force: bool = False) -> None:
+    def _save_unsaved(self, force: bool = False) -> None:
         """Save the position moved on, if SAVE_SECONDS passed since the last save (a later
         advance or look, even one that finds nothing, saves it) or `force`."""
         now = self.clock()
@@ -343,7 +343,7 @@ class LogFollower:
             await asyncio.sleep(max(0.0, self._looked_at + self.poll_interval - time.monotonic()))
         while True:
             rings = bell.rings
-            batch = await asyncio.to_thread(self._read)
+            batch = await self.app.call(self._read)
             looked = self._looked_at = time.monotonic()
             if batch:
                 self.pacing.looked(found=True)

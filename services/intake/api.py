@@ -47,14 +47,15 @@ async def shown(
     **arguments: Any,
 ) -> JSONResponse:
     """Run ``command`` (it answers the refund and whether it was a replay) and show the refund,
-    its personal data opened (or `[erased]`), in one hop to a worker thread: both block on
-    the store and the keystore, and a hop each cost as much as showing the refund."""
+    its personal data opened (or `[erased]`), in one store call (`app.call`): both read
+    the store and the keystore, and a hop to a worker thread each cost as much as showing
+    the refund."""
 
     def run() -> tuple[RefundView, bool]:
         refund, replayed = command(**arguments)
         return refund_view(refund, app.keys), replayed
 
-    view, replayed = await asyncio.to_thread(run)
+    view, replayed = await app.call(run)
     return answer(view, status, replayed)
 
 
@@ -114,7 +115,7 @@ async def get_refund(refund_id: RefundId, tenant: Tenant, app: IntakeApp) -> JSO
         with app.showing(tenant, refund_id) as refund:
             return refund_view(refund, app.keys)
 
-    return answer(await asyncio.to_thread(found), 200, False)
+    return answer(await app.call(found), 200, False)
 
 
 @router.post(

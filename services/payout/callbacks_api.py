@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the dependency aliases at runtime.
 
-import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -31,5 +30,5 @@ async def receive(request: Request, app: PayoutApp, key: SigningKey) -> Callback
         callback_id=request.headers.get(CALLBACK_ID_HEADER),
         at=datetime.now(UTC),
     )
-    callback_id, outcome = await asyncio.to_thread(app.receive_delivery, delivery, key)
+    callback_id, outcome = await app.call(app.receive_delivery, delivery, key)
     return CallbackAck(id=callback_id, outcome=outcome)

@@ -150,7 +150,7 @@ class PayoutExecutor:
             try:
                 # A payout sent nowhere yet, in one thread hop: loaded, its dispatch recorded
                 # and its route found; anything else takes the steps below one by one.
-                payout, route = await asyncio.to_thread(self._dispatch_first, payout_id)
+                payout, route = await self.app.call(self._dispatch_first, payout_id)
                 if payout.status != "pending":
                     return  # settled, or cancelled by a withdrawal just before: nothing sent
                 if route is None:
@@ -158,7 +158,7 @@ class PayoutExecutor:
                         return
                     if payout.needs_conversion:
                         payout = await self._convert(payout)
-                    payout = await asyncio.to_thread(self._dispatch, payout)
+                    payout = await self.app.call(self._dispatch, payout)
                     if payout.status != "pending":
                         return  # cancelled by a withdrawal just before: nothing was sent
                     route = await self._route(payout, payout.number, payout.method)
@@ -167,7 +167,7 @@ class PayoutExecutor:
                 if error.receipt is not None:
                     await self._record(payout, payout.number, payout.method, error.receipt)
                 else:
-                    await asyncio.to_thread(
+                    await self.app.call(
                         self.app.record_failure, payout_id, str(error), self.clock()
                     )
                 return
@@ -205,9 +205,7 @@ class PayoutExecutor:
         quote = str(payout.payment_currency)
         rate = await self.routes.rates.rate(payout.amount.currency, quote)
         conversion = convert(payout.amount, rate, rounding="half_even")
-        return await asyncio.to_thread(
-            self.app.record_conversion, payout.id, conversion.as_record()
-        )
+        return await self.app.call(self.app.record_conversion, payout.id, conversion.as_record())
 
     async def _settled_before_sending(self, payout: Payout) -> bool:
         """Query every route this payout may already have reached; True when that settled it."""
@@ -232,12 +230,12 @@ class PayoutExecutor:
 
     async def _route(self, payout: Payout, number: str, route: str) -> RefundRoute:
         """Where (number, route) went, or goes now (a store look-up: off the event loop)."""
-        return await asyncio.to_thread(self.routes.sent_route, payout, number, route)
+        return await self.app.call(self.routes.sent_route, payout, number, route)
 
     async def _record(
         self, payout: Payout, number: str, route: str, receipt: ProviderReceipt
     ) -> None:
-        await asyncio.to_thread(
+        await self.app.call(
             self.app.record_receipt, payout.id, number, route, receipt, self.clock()
         )
 
@@ -246,7 +244,7 @@ class PayoutExecutor:
     ) -> bool:
         """Record the failed attempt and wait; False when the series gave up instead."""
         now = self.clock()
-        payout = await asyncio.to_thread(self.app.record_failed_attempt, payout_id, str(error), now)
+        payout = await self.app.call(self.app.record_failed_attempt, payout_id, str(error), now)
         if not payout.is_pending:
             return False
         delay = self.policy.delay(payout.attempts, error.retry_after, self.rng)
@@ -259,7 +257,7 @@ class PayoutExecutor:
             cause = f"gave up after {elapsed:.0f}s ({payout.attempts} attempts): {error}"
         if cause is not None:
             if not await self._settled_by_last_look(payout):
-                await asyncio.to_thread(self.app.record_failure, payout_id, cause, self.clock())
+                await self.app.call(self.app.record_failure, payout_id, cause, self.clock())
             return False
         await self.sleep(stop, delay)
         if stop.is_set():
