@@ -169,6 +169,9 @@ class ServiceApplication(Application[uuid.UUID]):
         """Run a store call (loads, saves, log reads: nothing that waits on the network) from
         a loop: inline on SQLite, in a worker thread otherwise (see `calls_on_loop`)."""
         if self.calls_on_loop:
+            # The loop's other tasks get a turn first: a loop making one store call after
+            # another (a sender working off a backlog) would otherwise never yield to them.
+            await asyncio.sleep(0)
             return func(*args)
         return await asyncio.to_thread(func, *args)
 

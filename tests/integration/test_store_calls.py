@@ -4,6 +4,7 @@ costs about what handing it to a thread and back does), in a worker thread for P
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,26 @@ async def test_store_calls_run_on_the_loop_for_sqlite_and_in_a_thread_for_postgr
     on_sqlite = type(app.recorder).__module__ == "eventsourcing.sqlite"
     assert app.calls_on_loop is on_sqlite
     assert (ran_in == loop_thread) is on_sqlite
+
+
+async def test_store_calls_one_after_another_leave_the_loops_other_tasks_their_turns(
+    app: Probe,
+) -> None:
+    turns = 0
+    done = asyncio.Event()
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    for _ in range(20):  # a loop working off a backlog, one call after the other
+        await app.call(app.recorder.max_notification_id)
+    done.set()
+    await other
+    assert turns >= 19
 
 
 async def test_a_store_calls_failure_reaches_its_caller_either_way(app: Probe) -> None:

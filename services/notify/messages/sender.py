@@ -135,11 +135,10 @@ class Sender:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         self.outbox = Outbox(self.app, self.channel.name)
-        # Its thread: from the checkpoint on, the scan may read a long stretch of the log.
         unfinished = await asyncio.to_thread(self.outbox.scan)
         if unfinished:
             # Claimed by a sender that died before recording what happened.
-            await self.app.call(self._mark_uncertain, unfinished)
+            await asyncio.to_thread(self._mark_uncertain, unfinished)
             self.uncertain += len(unfinished)
             for correspondence_id, step in unfinished:
                 log.warning("%s of %s: attempt without outcome; uncertain", step, correspondence_id)
@@ -149,7 +148,7 @@ class Sender:
         pacing = Pacing(self.batch_seconds, first=first, longest=self.wait)
         while not stop.is_set():
             rings = self.app.appended.rings
-            read = await self.app.call(self.outbox.follow)
+            read = await asyncio.to_thread(self.outbox.follow)
             looked = time.monotonic()
             ready = self.outbox.take_ready(self.clock(), self.per_round)
             if ready:
@@ -172,7 +171,9 @@ class Sender:
         """One round: the due messages of `ready`, claimed together, sent, recorded together;
         False only when stopping."""
         loaded: Loaded = {}  # the round's correspondences, decided on without reloading
-        batch = await self.app.call(self._prepare, ready, loaded)
+        # A worker thread even on SQLite (see `ServiceApplication.call`): a round over a
+        # backlog loads each of its correspondences, which would hold up the loop.
+        batch = await asyncio.to_thread(self._prepare, ready, loaded)
         outcomes = [m for m in batch if m.outcome is not None]  # failed before any attempt
         sending = [m for m in batch if m.outcome is None]
         if sending and self.channel.claims:
@@ -318,7 +319,7 @@ class Sender:
         backoff = low
         while not stop.is_set():
             try:
-                return await self.app.call(call, *args)
+                return await asyncio.to_thread(call, *args)
             except Exception:
                 log.exception("%s: store call failed; retrying in %.1fs", self.part, backoff)
                 self.health.report(self.part, False)
