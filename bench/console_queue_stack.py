@@ -6,9 +6,6 @@ schemas dropped afterwards."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -18,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.intake_create_stack import REPO, free_port
+from bench.intake_create_stack import REPO
+from bench.service_process import Process, free_port
 
 REASONS = ("damaged", "quality_defect", "not_as_described", "wrong_item")
 YUAN = (600, 1200, 2500, 4000, 12_000)  # over the 500.00 limit: general/important/major tiers
@@ -92,61 +88,6 @@ def fill(app: Any, cases: int) -> list[str]:
 
 
 # -- the processes --------------------------------------------------------------------------------
-
-
-class Process:
-    """`python -m <module>` in its own session, stopped with SIGTERM."""
-
-    def __init__(
-        self, name: str, module: str, env: dict[str, str], log: Path, port: int, source: Path
-    ) -> None:
-        self.name, self.module, self.log_path, self.port = name, module, log, port
-        self.source = source
-        self.url = f"http://127.0.0.1:{port}"
-        parent = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "SANDBOX_"))}
-        self.env = parent | {"PYTHONUNBUFFERED": "1"} | env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, health: str = "/healthz", timeout: float = 60) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                cwd=self.source,  # `-m` puts it first on sys.path, before the editable install
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(health).status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {health} in {timeout} s")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
 
 
 @dataclass

@@ -5,18 +5,14 @@ that `StoreTarget.cleanup` drops."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from bench.service_process import Process, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -27,63 +23,28 @@ TENANT = "bench"
 # -- the intake process --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class IntakeProcess:
+class IntakeProcess(Process):
     """`python -m services.intake` in its own session; stopped with SIGTERM on exit."""
 
     def __init__(self, store_env: dict[str, str], log_path: Path, source: Path = REPO) -> None:
-        self.source = source
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("REFUNDS_", "POSTGRES_", "SQLITE_", "PERSISTENCE_"))
+        port = free_port()
+        settings = {
+            "REFUNDS_ENV": "test",
+            "REFUNDS_HOST": "127.0.0.1",
+            "REFUNDS_PORT": str(port),
+            "REFUNDS_RELAY_ENABLED": "false",
+            "REFUNDS_CONSUMER_ENABLED": "false",
+            "REFUNDS_API_KEYS": f"{TENANT}:{API_KEY}",
+            "REFUNDS_LOG_LEVEL": "WARNING",
         }
-        self.env = (
-            env
-            | store_env
-            | {
-                "REFUNDS_ENV": "test",
-                "REFUNDS_HOST": "127.0.0.1",
-                "REFUNDS_PORT": str(self.port),
-                "REFUNDS_RELAY_ENABLED": "false",
-                "REFUNDS_CONSUMER_ENABLED": "false",
-                "REFUNDS_API_KEYS": f"{TENANT}:{API_KEY}",
-                "REFUNDS_LOG_LEVEL": "WARNING",
-            }
+        # The store is the benchmark's too: none of the caller's store settings either.
+        stripped = ("REFUNDS_", "POSTGRES_", "SQLITE_", "PERSISTENCE_")
+        super().__init__(
+            "intake", "services.intake", store_env | settings, log_path, port, source, stripped
         )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     def __enter__(self) -> IntakeProcess:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.intake"],
-                cwd=self.source,  # `-m` puts it first on sys.path, before the editable install
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the benchmark, which stops intake
-            )
-        try:
-            self._wait_healthy(timeout=60)
-        except BaseException:
-            self.stop()
-            raise
+        self.start()
         return self
 
     def __exit__(
@@ -93,37 +54,6 @@ class IntakeProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _wait_healthy(self, timeout: float) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"intake exited with {self.process.returncode}:\n{self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/healthz").status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise RuntimeError(f"intake did not answer /healthz in {timeout} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 # -- stores --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from shared.health import Health
@@ -174,10 +174,8 @@ def every(
     what: str,
     bell: Doorbell | None = None,
     quiet_seconds: float = QUIET_LOOK_SECONDS,
-    call: Callable[[Callable[[], object]], Awaitable[object]] = asyncio.to_thread,
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """A worker that runs the blocking `step` every `seconds` until stopped: in a worker
-    thread, or through `call` (a store's steps: the application's `call`).
+    """A worker that runs the blocking `step` off the event loop every `seconds` until stopped.
 
     With `bell` (the application's `appended`), for steps that follow the log (read models,
     the ledger's sealer): the step runs again when this process appends — at most every
@@ -192,7 +190,7 @@ def every(
             rings = bell.rings if bell is not None else 0
             looked = time.monotonic()
             try:
-                await call(step)
+                await asyncio.to_thread(step)
             except Exception:
                 log.exception("%s failed; retrying", what)
             if bell is not None:

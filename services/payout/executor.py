@@ -148,7 +148,7 @@ class PayoutExecutor:
         """Drive one payout until it is settled, accepted, cancelled or given up."""
         while True:
             try:
-                # A payout sent nowhere yet, in one thread hop: loaded, its dispatch recorded
+                # A payout sent nowhere yet, in one store call: loaded, its dispatch recorded
                 # and its route found; anything else takes the steps below one by one.
                 payout, route = await self.app.call(self._dispatch_first, payout_id)
                 if payout.status != "pending":
@@ -192,7 +192,7 @@ class PayoutExecutor:
 
     def _dispatch(self, payout: Payout) -> Payout:
         """Record that the current request goes out now, naming its provider: the tenant's
-        account for the method, or the default (blocking: run off the event loop)."""
+        account for the method, or the default (a store call: run through `app.call`)."""
         provider = payout.provider_of(payout.number, payout.method)
         if provider is None:
             provider = self.routes.provider_for(payout.tenant, payout.method)
@@ -229,7 +229,7 @@ class PayoutExecutor:
         return False
 
     async def _route(self, payout: Payout, number: str, route: str) -> RefundRoute:
-        """Where (number, route) went, or goes now (a store look-up: off the event loop)."""
+        """Where (number, route) went, or goes now (a store look-up: `app.call`)."""
         return await self.app.call(self.routes.sent_route, payout, number, route)
 
     async def _record(

@@ -17,9 +17,9 @@ from shared.application import ServiceApplication
 from shared.follower import SAVE_SECONDS, TAIL, LogFollower
 from shared.ledger import Ledger
 from shared.readmodel import ReadModel, sortable
-from shared.settings import ServiceSettings
 from shared.signing import Signer, dev_seed
 from shared.store import store_env
+from tests.support.stores import settings_on
 
 NOISE = 3000  # events no follower here cares about
 OLD_TOPIC = "old.module:Wanted"  # where Wanted lived in an earlier release
@@ -80,15 +80,7 @@ class Reads:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Probe]:
-    if request.param == "postgres":
-        prefix = request.getfixturevalue("schema_prefix")
-        settings = ServiceSettings(
-            database_url=request.getfixturevalue("postgres_url"),
-            database_schema=f"{prefix}_probe",
-        )
-    else:
-        settings = ServiceSettings(data_dir=tmp_path)
-    application = Probe(env=store_env(settings, "probe"))
+    application = Probe(env=store_env(settings_on(request, tmp_path, "probe"), "probe"))
     yield application
     application.close()
 

@@ -14,8 +14,8 @@ from eventsourcing.domain import Aggregate
 
 from shared.application import ServiceApplication
 from shared.follower import LogFollower
-from shared.settings import ServiceSettings
 from shared.store import store_env
+from tests.support.stores import settings_on
 
 
 class Probe(ServiceApplication):
@@ -29,15 +29,7 @@ class Note(Aggregate):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Probe]:
-    if request.param == "postgres":
-        prefix = request.getfixturevalue("schema_prefix")
-        settings = ServiceSettings(
-            database_url=request.getfixturevalue("postgres_url"),
-            database_schema=f"{prefix}_probe",
-        )
-    else:
-        settings = ServiceSettings(data_dir=tmp_path)
-    application = Probe(env=store_env(settings, "probe"))
+    application = Probe(env=store_env(settings_on(request, tmp_path, "probe"), "probe"))
     yield application
     application.close()
 
