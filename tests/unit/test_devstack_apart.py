@@ -63,7 +63,9 @@ def test_messaging_processes_listen_inside_the_stacks_layout(tmp_path: Path) -> 
 def test_a_layout_whose_messaging_port_is_taken_is_skipped(tmp_path: Path) -> None:
     import socket
 
-    start = Ports.free_base(14000 + os.getpid() % 50 * 100, stop=19000)
+    # The search must have room past `start` whatever the pid: a stop just above the first
+    # layout once made the second search fail with no range left to try.
+    start = Ports.free_base(14000 + os.getpid() % 50 * 100, stop=24000)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", Ports.from_base(start).messaging("notify")))
-        assert Ports.free_base(start, stop=19000) > start
+        assert Ports.free_base(start, stop=start + 5000) > start
