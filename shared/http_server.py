@@ -42,6 +42,14 @@ class LeanServer(uvicorn.Server):
         just before the stop would see it fail (a rolling update must fail no request). So
         stop taking connections first, then give those taken up to ARRIVAL_GRACE_SECONDS to
         send theirs; each is then answered as uvicorn answers requests in flight."""
+        # asyncio accepts a connection in one callback and makes its transport in a task of
+        # its own; a server closed in between drops that connection unread, which resets it
+        # (the client sees ECONNRESET). So stop accepting first and let those tasks run.
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for listening in server.sockets:
+                loop.remove_reader(listening.fileno())
+        await asyncio.sleep(0)
         for server in self.servers:
             server.close()
         for sock in sockets or []:
