@@ -76,8 +76,17 @@ class _Seen:
 
     @property
     def finished(self) -> bool:
-        """Nothing to send or to mark uncertain; nor waiting for its contact or first step."""
-        if self.partial or self.claimed or self.reachable is None or not self.steps:
+        """Nothing to send or to mark uncertain; nor waiting for its contact or first step.
+
+        A partial entry whose every step is closed is finished too: it was forgotten only
+        once all it had were closed, and what came since is closed as well. Kept, every such
+        entry was loaded by the sender at the next start — on a store whose log was read from
+        its beginning (a first start, the history seeder), one correspondence in five."""
+        if self.claimed or not self.steps:
+            return False
+        if self.partial:
+            return self.closed.issuperset(self.steps)
+        if self.reachable is None:
             return False
         return not self.open_steps()
 
@@ -135,6 +144,10 @@ class Outbox(CheckpointedFold):
                 self._learn(event)
             if len(batch) < BATCH:
                 break
+        # A checkpoint of an earlier release may keep entries that are finished by now.
+        for correspondence_id in [cid for cid, known in self.seen.items() if known.finished]:
+            del self.seen[correspondence_id]
+            self.changed(correspondence_id)
         unfinished = []
         for correspondence_id, known in self.seen.items():
             unfinished += [(correspondence_id, step) for step in sorted(known.claimed)]
