@@ -160,6 +160,18 @@ def test_a_correspondence_without_an_address_on_the_channel_is_not_kept(
     assert Outbox(app, "email").scan() == [] and email.checkpoints.load()[1] == {}
 
 
+def requested_and_approved_all_sent(app: NotifyApplication) -> uuid.UUID:
+    """A refund requested, then approved, each step's e-mail sent before the next: its
+    correspondence's id."""
+    refund = new_refund_id()
+    assert app.handle(cloud(requested(refund), "intake", 1))
+    cid = Correspondence.create_id(refund)
+    send_all(app, [cid])
+    assert app.handle(cloud(approved(refund), "review", 1))
+    send_all(app, [cid])
+    return cid
+
+
 def test_a_read_of_the_whole_log_keeps_no_correspondence_whose_messages_are_all_sent(
     app: NotifyApplication,
 ) -> None:
@@ -168,12 +180,7 @@ def test_a_read_of_the_whole_log_keeps_no_correspondence_whose_messages_are_all_
     entry. Once that step is sent too, nothing is left to look at: kept, every such entry
     was loaded by the sender at the next start (20,000 of 100,000 seeded refunds, minutes of
     work on PostgreSQL before notify sent anything new)."""
-    refund = new_refund_id()
-    assert app.handle(cloud(requested(refund), "intake", 1))
-    cid = Correspondence.create_id(refund)
-    send_all(app, [cid])
-    assert app.handle(cloud(approved(refund), "review", 1))
-    send_all(app, [cid])
+    requested_and_approved_all_sent(app)
 
     outbox = Outbox(app, "email")  # no checkpoint yet: the whole log is read
     assert outbox.scan() == []
@@ -183,12 +190,7 @@ def test_a_read_of_the_whole_log_keeps_no_correspondence_whose_messages_are_all_
 def test_a_finished_entry_an_earlier_release_checkpointed_is_dropped_at_start(
     app: NotifyApplication,
 ) -> None:
-    refund = new_refund_id()
-    assert app.handle(cloud(requested(refund), "intake", 1))
-    cid = Correspondence.create_id(refund)
-    send_all(app, [cid])
-    assert app.handle(cloud(approved(refund), "review", 1))
-    send_all(app, [cid])
+    cid = requested_and_approved_all_sent(app)
     steps = list(app.messages.correspondence(cid).scheduled)
     # What an earlier release's fold saved for it: a partial entry with every step closed.
     kept = _Seen(steps=steps, closed=set(steps), partial=True).to_json()
