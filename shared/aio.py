@@ -28,6 +28,10 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 # The most recent rings a Doorbell remembers the topics of: a waiter that fell further behind
 # than this is woken (it may have missed a wanted one).
 RINGS_REMEMBERED = 256
+# How long a loop waits for a ring before looking at the log anyway while a watch rings the
+# bell for other processes' appends too (shared/log_watch.py): the look is then only a
+# safety net, should a ring go astray. Without a watch a loop looks every second or two.
+WATCHED_PATIENCE_SECONDS = 30.0
 
 Wanted = Callable[[str], bool]
 # A task waiting on a Doorbell: its loop, the future a ring resolves, the topics it wants.
@@ -50,6 +54,21 @@ class Doorbell:
         self._waiting: list[_Waiter] = []
         # (ring, its topics) of the latest rings; no topics: about anything.
         self._recent: deque[tuple[int, frozenset[str]]] = deque(maxlen=RINGS_REMEMBERED)
+        # Until when (time.monotonic) a watch vouches that it rings for other processes'
+        # appends too: loops may then wait for rings longer before looking anyway.
+        self._watched_until = 0.0
+
+    def watched_for(self, seconds: float) -> None:
+        """A watch looked at the log's end just now and rang for what others appended."""
+        self._watched_until = time.monotonic() + seconds
+
+    def patience(self, seconds: float) -> float:
+        """How long to wait for a ring before looking at the log anyway: `seconds` (the
+        loop's own pace for other processes' appends), or longer while a watch rings for
+        them (a watch that stops looking stops vouching within a few of its looks)."""
+        if time.monotonic() < self._watched_until:
+            return max(seconds, WATCHED_PATIENCE_SECONDS)
+        return seconds
 
     def ring(self, topics: Iterable[str] = ()) -> None:
         about = frozenset(topics)
@@ -179,7 +198,8 @@ def every(
 
     With `bell` (the application's `appended`), for steps that follow the log (read models,
     the ledger's sealer): the step runs again when this process appends — at most every
-    `seconds`, so a busy log is read in batches — and otherwise every `quiet_seconds`: an idle
+    `seconds`, so a busy log is read in batches — and otherwise every `quiet_seconds` (much
+    less often while a watch rings for other processes' appends: `Doorbell.patience`): an idle
     service no longer looks at its log twice a second per follower for nothing.
 
     A failing step is logged and tried again next round (the store may be briefly down).
@@ -194,7 +214,7 @@ def every(
             except Exception:
                 log.exception("%s failed; retrying", what)
             if bell is not None:
-                await ring_or_stop(bell, rings, stop, quiet_seconds)
+                await ring_or_stop(bell, rings, stop, bell.patience(quiet_seconds))
             await sleep_or_stop(stop, max(0.0, looked + seconds - time.monotonic()))
 
     return run

@@ -152,6 +152,9 @@ class ServiceApplication(Application[uuid.UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         # Rung after this process stored new events: its log followers wake on it.
         self.appended = Doorbell()
+        # The notification id of the latest event this process stored (shared/log_watch.py
+        # rings the bell for what lies beyond it and beyond its own last look).
+        self.last_appended = 0
         super().__init__(env=env)
         check_connections_cheaply(getattr(self.recorder, "datastore", None))
 
@@ -230,6 +233,7 @@ class ServiceApplication(Application[uuid.UUID]):
         # What was stored, so that only the followers that want one of these look (a message
         # applied with no events, only its tracking row, stored nothing they could want).
         if recordings:
+            self.last_appended = max(self.last_appended, recordings[-1].notification.id)
             self.appended.ring(r.notification.topic for r in recordings)
         return recordings
 

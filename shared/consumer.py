@@ -19,6 +19,7 @@ from shared.contracts import EVENT_TYPES, CloudEvent
 from shared.follower import SAVE_SECONDS
 from shared.health import Health
 from shared.kafka import (
+    DORMANT_FETCH_WAIT_MS,
     FETCH_WAIT_MS,
     IDLE_FETCH_WAIT_MS,
     BrokerWatch,
@@ -64,6 +65,11 @@ class Consumer:
     # consumer fetched ten times a second (the broker's CPU as much as ours). The first
     # record after a quiet spell may wait up to IDLE_FETCH_WAIT_MS; a flow of them does not.
     quiet_after = 5.0
+    # Seconds without records after which fetches wait longer still: on tansu an idle stack's
+    # fetches, one a second per consumer, were half the broker's idle CPU (13 CPU-ms/s; 6 at
+    # one per 3 s). The first record after a quiet half-minute may wait up to
+    # DORMANT_FETCH_WAIT_MS per hop on tansu (Apache Kafka answers a held fetch at once).
+    dormant_after = 30.0
     # How long one wait for records lasts, while they flow and once quiet (records end it at
     # once; its end is when the loop looks at the lag, the sentinel and `stop`). Five wakes a
     # second per idle consumer were a good part of an idle service's cost; a quiet wait also
@@ -96,6 +102,7 @@ class Consumer:
         # When records last arrived, and whether fetches wait the longer, quiet, time.
         self._last_records = 0.0
         self._quiet = False
+        self._fetch_wait = FETCH_WAIT_MS  # what the fetcher's waits are set to now
         # Offsets stored but not committed yet, and when the next commit may go.
         self._uncommitted: dict[TopicPartition, int] = {}
         self._next_commit = 0.0
@@ -126,6 +133,7 @@ class Consumer:
         next_check = 0.0
         next_lag = 0.0
         self._last_records, self._quiet = time.monotonic(), False
+        self._fetch_wait = FETCH_WAIT_MS  # a new client's own setting
         # Offsets of an earlier session (perhaps of a log the broker lost) are not ours now.
         self._uncommitted, self._next_commit = {}, 0.0
         while not stop.is_set():
@@ -157,16 +165,22 @@ class Consumer:
         await self._commit(consumer)  # stopping: what was stored, so a restart skips it
 
     def _pace_fetches(self, consumer: AIOKafkaConsumer, got_records: bool) -> None:
-        """Short fetch waits while records flow, longer ones after `quiet_after` without."""
+        """Short fetch waits while records flow, longer ones after `quiet_after` without, and
+        longer still after `dormant_after`."""
         now = time.monotonic()
         if got_records:
             self._last_records = now
-            if self._quiet:
-                set_fetch_wait(consumer, FETCH_WAIT_MS)
-                self._quiet = False
-        elif not self._quiet and now - self._last_records >= self.quiet_after:
-            set_fetch_wait(consumer, IDLE_FETCH_WAIT_MS)
-            self._quiet = True
+            wait = FETCH_WAIT_MS
+        elif now - self._last_records >= self.dormant_after:
+            wait = DORMANT_FETCH_WAIT_MS
+        elif now - self._last_records >= self.quiet_after:
+            wait = IDLE_FETCH_WAIT_MS
+        else:
+            wait = FETCH_WAIT_MS
+        if wait != self._fetch_wait:
+            set_fetch_wait(consumer, wait)
+            self._fetch_wait = wait
+        self._quiet = wait != FETCH_WAIT_MS
 
     async def _next_batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Batches:
         """The records that arrived, and those that join them within the linger.

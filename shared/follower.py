@@ -16,15 +16,16 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresDatastore
 
-from shared.aio import Doorbell, Wanted, ring_or_stop, sleep_or_stop
+from shared.aio import WATCHED_PATIENCE_SECONDS, Doorbell, Wanted, ring_or_stop, sleep_or_stop
 from shared.application import ServiceApplication
 from shared.sql import reading
 from shared.stamping import StampingMapper
 
-# The longest pause between looks at a quiet log, for appends by other processes (replicas);
-# this process's own appends ring its doorbell. Four looks a second per follower were most of
-# an idle service's cost; the first event another replica stores after a quiet spell now
-# waits up to this long.
+# The longest pause between looks at a quiet log, for appends by other processes (replicas),
+# when no watch rings for them (shared/log_watch.py; with one, `Doorbell.patience`); this
+# process's own appends ring its doorbell. Four looks a second per follower were most of an
+# idle service's cost; the first event another replica stores after a quiet spell now waits
+# up to this long.
 IDLE_POLL_SECONDS = 1.0
 # After a batch, the first look for other processes' appends; then less and less often, up
 # to IDLE_POLL_SECONDS. This process's own appends of a wanted event wake a follower at once
@@ -43,8 +44,9 @@ class Pacing:
     """When a loop that follows the log looks again (the followers, notify's senders, the
     webhook deliverer): as soon as this process appends something it wants (the bell rings),
     but at most every `every` seconds, so that a busy log is read in batches; and, for other
-    processes' appends, which ring no bell here, `first` seconds after a look that found
-    something, then twice as long after each look that found nothing, up to `longest`."""
+    processes' appends, `first` seconds after a look that found something, then twice as long
+    after each look that found nothing, up to `longest` — or up to the bell's patience while
+    a watch rings it for other processes' appends (shared/log_watch.py)."""
 
     def __init__(
         self, every: float, *, first: float | None = None, longest: float | None = None
@@ -52,10 +54,14 @@ class Pacing:
         self.every = every
         self.first = max(every, OTHERS_POLL_SECONDS) if first is None else first
         self.longest = max(IDLE_POLL_SECONDS, every) if longest is None else longest
-        self.idle = self.first  # how long the next pause waits for a ring
+        self.idle = self.first  # how long the next pause waits for a ring, at most
 
     def looked(self, *, found: bool) -> None:
-        self.idle = self.first if found else min(self.idle * 2, self.longest)
+        self.idle = self.first if found else min(self.idle * 2, WATCHED_PATIENCE_SECONDS)
+
+    def idle_for(self, bell: Doorbell) -> float:
+        """How long the next pause waits for a ring before the loop looks anyway."""
+        return min(self.idle, bell.patience(self.longest))
 
     async def pause(
         self,
@@ -67,10 +73,12 @@ class Pacing:
         *,
         due_in: float | None = None,
     ) -> None:
-        """Until `bell` rings after `rings` (about something `wanted`), `idle` passes or
+        """Until `bell` rings after `rings` (about something `wanted`), `idle_for` passes or
         `due_in` seconds (work that falls due), or the loop stops; then the rest of `every`
         after the look at `looked` (time.monotonic)."""
-        idle = self.idle if due_in is None else max(0.0, min(self.idle, due_in))
+        idle = self.idle_for(bell)
+        if due_in is not None:
+            idle = max(0.0, min(idle, due_in))
         await ring_or_stop(bell, rings, stop, idle, wanted)
         await sleep_or_stop(stop, max(0.0, looked + self.every - time.monotonic()))
 
@@ -244,6 +252,9 @@ class LogFollower:
         # not full: the next look waits for a ring after it (or the poll interval).
         self._rings_at_batch: int | None = None
         self._looked_at = 0.0
+        # After a look that found nothing: the bell's rings before it, and until when the
+        # next look waits for a ring (a call of `next_batch` in between does not look).
+        self._quiet: tuple[int, float] | None = None
         # A position moved on and not saved yet, and when one last was. A crash before it is
         # saved reads those events again (see the class's docstring).
         self._unsaved: int | None = None
@@ -258,6 +269,7 @@ class LogFollower:
         self.reached = self.position
         self._unsaved = None  # a move not saved before a failed session is read again
         self._durable = True
+        self._quiet = None
         return self.position
 
     async def advance(self, position: int) -> None:
@@ -274,6 +286,7 @@ class LogFollower:
         moved on before it must never overwrite it: none is left pending)."""
         await self.app.call(self.app.positions.save, self.name, 0)
         self._unsaved = None
+        self._quiet = None
         self.position = self.reached = 0
 
     async def flush(self) -> None:
@@ -326,9 +339,11 @@ class LogFollower:
 
         Between looks it waits for this process to append an event it wants to the log (the
         application's `appended` bell), and looks at most every `poll_interval`, so that a
-        busy log is read in batches. Other processes' appends ring no bell: the log is still
-        looked at, OTHERS_POLL_SECONDS after a batch at first, then less and less often, up
-        to every `IDLE_POLL_SECONDS`.
+        busy log is read in batches. Other processes' appends ring the bell only where a
+        watch looks for them (shared/log_watch.py): without one the log is still looked at,
+        OTHERS_POLL_SECONDS after a batch at first, then less and less often, up to every
+        `IDLE_POLL_SECONDS`; with one, rarely (`Doorbell.patience`). After a look that found
+        nothing, the next look waits for that, however often this is called.
         """
         deadline = time.monotonic() + wait
         bell = self.app.appended
@@ -342,6 +357,17 @@ class LogFollower:
             # busy process) join one batch rather than one look, one hop each.
             await asyncio.sleep(max(0.0, self._looked_at + self.poll_interval - time.monotonic()))
         while True:
+            if self._quiet is not None:
+                rings, wake = self._quiet
+                now = time.monotonic()
+                if wake > now:
+                    rang = await bell.wait(rings, min(wake, deadline) - now, self._wanted)
+                    if not rang and time.monotonic() < wake:
+                        return []  # the caller's wait is over and nothing new rang
+                self._quiet = None
+                await asyncio.sleep(
+                    max(0.0, self._looked_at + self.poll_interval - time.monotonic())
+                )
             rings = bell.rings
             batch = await self.app.call(self._read)
             looked = self._looked_at = time.monotonic()
@@ -349,8 +375,10 @@ class LogFollower:
                 self.pacing.looked(found=True)
                 self._rings_at_batch = rings if len(batch) < self.batch_size else None
                 return batch
+            idle = self.pacing.idle_for(bell)
+            if self._unsaved is not None:
+                idle = min(idle, SAVE_SECONDS)  # the next look saves the moved position
+            self._quiet = (rings, looked + idle)
+            self.pacing.looked(found=False)
             if looked >= deadline:
                 return batch
-            await bell.wait(rings, min(self.pacing.idle, deadline - looked), self._wanted)
-            self.pacing.looked(found=False)
-            await asyncio.sleep(max(0.0, looked + self.poll_interval - time.monotonic()))

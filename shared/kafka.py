@@ -31,6 +31,7 @@ MAX_REQUEST_BYTES = 1_048_576  # Apache Kafka's default; tansu enforces none, so
 # each, 2 at 1 s (measured with one consumer against tansu).
 FETCH_WAIT_MS = 100
 IDLE_FETCH_WAIT_MS = 1000
+DORMANT_FETCH_WAIT_MS = 3000  # after a longer quiet (shared/consumer.py's dormant_after)
 
 
 def topic_of(settings: ServiceSettings, service: str) -> str:

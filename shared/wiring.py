@@ -9,6 +9,7 @@ from shared.consumer import Consumer
 from shared.health import Health
 from shared.kafka import topic_of
 from shared.leases import leases_for
+from shared.log_watch import LogWatch
 from shared.relay import Mapping, Relay
 from shared.roles import Roles
 from shared.runtime import Worker
@@ -48,6 +49,9 @@ def messaging(
     wired = Messaging(roles=Roles(leases_for(app.recorder.datastore, settings, service)))  # type: ignore[attr-defined]
     # A replica not leading the relay is ready without it.
     wired.health.expects = lambda part: wired.roles.active().get(part, True)
+    # Every process watches for other processes' appends, for its own followers (not a
+    # role: nothing about it is led or handed over).
+    wired.workers.append(LogWatch(app).run)
     if settings.relay_enabled:
         relay = Relay(
             app,

@@ -19,7 +19,7 @@ from shared.application import ServiceApplication
 from shared.consumer import Consumer
 from shared.contracts import CloudEvent, IntegrationEvent, RefundWithdrawnV1, envelope
 from shared.health import Health
-from shared.kafka import FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS
+from shared.kafka import DORMANT_FETCH_WAIT_MS, FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS
 from shared.settings import ServiceSettings
 
 TOPIC = "refunds.intake.v1"
@@ -280,6 +280,30 @@ async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_
     await _consume(consumer, kafka)
     # quiet → longer; records → short again; quiet again → longer (the last look ends it).
     assert waits == [FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS, FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS]
+    assert consumer.applied == 1
+
+
+async def test_fetches_wait_longer_still_once_the_topics_are_dormant_and_short_on_records(
+    app: Noting,
+) -> None:
+    p0 = TopicPartition(TOPIC, 0)
+    waits: list[int] = []
+    kafka = FakeKafka([{}, {p0: [_record(0, 0, _message(1))]}, {}], asyncio.Event())
+    kafka._fetcher = Fetcher()  # type: ignore[attr-defined]
+    getmany = kafka.getmany
+
+    async def noting_wait(timeout_ms: int, max_records: int) -> Any:
+        waits.append(kafka._fetcher._fetch_max_wait_ms)  # type: ignore[attr-defined]
+        return await getmany(timeout_ms, max_records)
+
+    kafka.getmany = noting_wait  # type: ignore[method-assign]
+    consumer = _consumer(app)
+    consumer.quiet_after = 0.0
+    consumer.dormant_after = 0.0  # dormant at once, for the test
+    await _consume(consumer, kafka)
+    # dormant → the longest wait; a record → short again; dormant again → the longest.
+    assert waits == [FETCH_WAIT_MS, DORMANT_FETCH_WAIT_MS, FETCH_WAIT_MS, DORMANT_FETCH_WAIT_MS]
+    assert DORMANT_FETCH_WAIT_MS > IDLE_FETCH_WAIT_MS
     assert consumer.applied == 1
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from services.review.returns.carriers import Carrier, PermanentCarrierError, TransientCarrierError
 from services.review.returns.case import ReturnCase
 from services.review.returns.desk import ShipmentNotFound
-from shared.aio import every, sleep_or_stop
+from shared.aio import every, ring_or_stop, sleep_or_stop
 from shared.checkpoints import CheckpointedFold
 from shared.follower import pages_after
 
@@ -46,6 +46,8 @@ SUBSCRIBE_INTERVAL_SECONDS = 1.0
 WATCHED = ("clocked", "unsubscribed", "in_transit")  # the sets a return's entry names
 # The workers that watch returns, each with a checkpoint of its own (its role's name).
 RETURN_WORKERS = ("return_deadlines", "carrier_subscriber", "carrier_poller")
+# The part of a stored topic that names a return case's events.
+RETURN_MARKER = ":ReturnCase."
 
 
 class ReturnWatch(CheckpointedFold):
@@ -77,7 +79,7 @@ class ReturnWatch(CheckpointedFold):
 
     def catch_up(self) -> None:
         self.restore_once()
-        for page in pages_after(self.app.recorder, self.position, limit=500, marker=":ReturnCase."):
+        for page in pages_after(self.app.recorder, self.position, limit=500, marker=RETURN_MARKER):
             for notification in page.notifications:
                 self._see(self.app.mapper.to_domain_event(notification))
             self.position = page.reached
@@ -184,14 +186,23 @@ def _subscribing(
     watch = ReturnWatch(app, RETURN_WORKERS[1])
 
     async def run(stop: asyncio.Event) -> None:
+        bell = app.appended
         while not stop.is_set():
+            rings = bell.rings
             try:
                 await subscribe_due(app, carrier, callback_url, watch)
             except Exception:
                 log.exception("carrier subscriptions failed; retrying")
-            await sleep_or_stop(stop, interval)
+            if watch.unsubscribed:  # the carrier turned some down for now: ask again soon
+                await sleep_or_stop(stop, interval)
+            else:  # only a shipment stored since can need a subscription
+                await ring_or_stop(bell, rings, stop, bell.patience(interval), _about_returns)
 
     return run
+
+
+def _about_returns(topic: str) -> bool:
+    return RETURN_MARKER in topic
 
 
 def _polling(app: ReviewApplication, carrier: Carrier, interval: float) -> Worker:
