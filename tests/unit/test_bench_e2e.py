@@ -402,7 +402,7 @@ def test_e2e_options() -> None:
     args = e2e.build_parser().parse_args(["--store", "postgres", "--rates", "5,10"])
     assert args.store == "postgres" and args.rates == [5.0, 10.0]
     defaults = e2e.build_parser().parse_args([])
-    assert defaults.store == "both" and defaults.idle_seconds == 8
+    assert defaults.store == "both" and defaults.idle_seconds == 15
     with pytest.raises(SystemExit):
         e2e.build_parser().parse_args(["--rates", "ten"])
     with pytest.raises(SystemExit):
