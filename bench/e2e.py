@@ -238,6 +238,12 @@ def settle_and_idle(bench: Bench, args: argparse.Namespace, point: Point) -> Non
     before = bench.sample()
     time.sleep(args.idle_seconds)
     point.idle_ms_per_s = with_totals(idle_rates(before, bench.sample()))
+    # A stack at rest answers its first refund late on tansu (each hop's fetch is held up to
+    # its longest wait): shown here; the levels measure the stack under load, woken.
+    say(f"{bench.store}: waking the stack at rest (2 s at 5 refunds/s) …")
+    woken = [o.final_ms for o in offer(bench.ports, 5, 2, 0, bench.method)]
+    paid = [ms for ms in woken if ms is not None]
+    point.after_rest_ms = (woken[0] if woken else None, max(paid) if paid else None)
     point.refunds_stored, point.events_stored = history_size(bench.stores)
 
 

@@ -36,6 +36,9 @@ class Point:
     settled: bool = True
     seeded: int = 0  # refunds added by bench.history.seed_history before the start
     seed_seconds: float = 0.0
+    # POST→paid of the first refund offered to the stack at rest (its consumers' fetches at
+    # their longest wait), and of the slowest of the few offered with it to wake it up.
+    after_rest_ms: tuple[float | None, float | None] = (None, None)
 
 
 @dataclass
@@ -190,12 +193,19 @@ def format_point(point: Point) -> str:
     roles = ", ".join(
         f"{role} {idle[role]:.1f}" for role in ROLES if abs(idle.get(role, 0.0)) >= 0.05
     )
+    first, slowest = point.after_rest_ms
+    woken = (
+        ""
+        if first is None
+        else f"\nafter rest: the first refund {first:,.0f} ms POST→paid, the slowest of the "
+        f"wake-up {slowest or 0:,.0f} ms (the levels start on the woken stack)"
+    )
     return (
         f"history ({asked}{seeded}): {point.refunds_stored:,} refunds stored; events stored: "
         f"{events}\n"
         f"idle (once the stack was quiet: {wait} in {point.settle_seconds:.0f} s): stack "
         f"{idle.get('stack', 0.0):.1f} CPU-ms/s, our four {idle.get('our four', 0.0):.1f} — "
-        f"{roles}"
+        f"{roles}{woken}"
     )
 
 

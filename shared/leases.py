@@ -37,9 +37,10 @@ class Leases(Protocol):
 
     holder: str
     ttl: float  # seconds; the holder renews every ttl/3
-    # Whether `renew` only looks at this process's memory (nothing else can take a held
-    # lease away): then it needs no thread of its own.
-    renews_in_memory: bool
+
+    def renewed_lately(self, role: str, epoch: int) -> bool:
+        """Whether this process knows, without asking the store, that `role` is still ours
+        at `epoch` (False: `renew` must ask, in a thread of its own)."""
 
     def acquire(self, role: str) -> int | None:
         """The epoch now held, or None while another holder has the role."""
@@ -68,8 +69,6 @@ def leases_for(datastore: Any, settings: ServiceSettings, service: str) -> Lease
 
 
 class PostgresLeases:
-    renews_in_memory = False  # an UPDATE of the lease's row
-
     def __init__(self, datastore: PostgresDatastore, holder: str, ttl: float) -> None:
         self._datastore = datastore
         self.holder = holder
@@ -149,6 +148,16 @@ class PostgresLeases:
             if row is not None:
                 cursor.execute(self._end_sessions, (row["holder"],))
 
+    def renewed_lately(self, role: str, epoch: int) -> bool:
+        """Renewed with the holder's other leases within the last ttl/6 (see `renew`)."""
+        with self._renewal_lock:
+            return self._fresh(role, epoch)
+
+    def _fresh(self, role: str, epoch: int) -> bool:
+        return (role, epoch) in self._renewed and time.monotonic() - self._renewed_at < (
+            self.ttl / 6
+        )
+
     def renew(self, role: str, epoch: int) -> bool:
         """Renew `role` at `epoch`, with every other lease this holder still runs.
 
@@ -160,9 +169,7 @@ class PostgresLeases:
         is renewed on its own, as before: its row still names us unless another took it.
         """
         with self._renewal_lock:
-            if (role, epoch) in self._renewed and time.monotonic() - self._renewed_at < (
-                self.ttl / 6
-            ):
+            if self._fresh(role, epoch):
                 return True
             asked_at = time.monotonic()  # the leases run at least ttl from here
             with self._datastore.transaction(commit=True) as cursor:
@@ -184,8 +191,6 @@ class PostgresLeases:
 
 
 class FileLeases:
-    renews_in_memory = True  # a held flock is ours until we let it go or the process dies
-
     def __init__(self, folder: Path, service: str, holder: str, ttl: float) -> None:
         self._folder = folder
         self._service = service
@@ -212,6 +217,10 @@ class FileLeases:
         os.pwrite(fd, f"{epoch} {self.holder}\n".encode(), 0)
         self._held[role] = (fd, epoch)
         return epoch
+
+    def renewed_lately(self, role: str, epoch: int) -> bool:
+        # A held flock is ours until we let it go or the process dies: memory knows.
+        return self.renew(role, epoch)
 
     def renew(self, role: str, epoch: int) -> bool:
         held = self._held.get(role)

@@ -20,6 +20,7 @@ of each lease held here, so a takeover shows as a step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -43,6 +44,7 @@ class Roles:
         self._running: Counter[str] = Counter()
         self._declared: set[str] = set()
         self._epochs: dict[str, int] = {}  # leased roles held now → their epoch
+        self._renewing: asyncio.Future[bool] | None = None  # a renewal on its way
 
     def declare(self, role: str) -> None:
         """`role` belongs to this service but this process does not run it."""
@@ -98,13 +100,12 @@ class Roles:
         self._running[role] += 1
         self._epochs[role] = epoch
         renewed_at = time.monotonic()
+        stopping = asyncio.ensure_future(stop.wait())
         try:
             while True:
-                stopping = asyncio.ensure_future(stop.wait())
                 await asyncio.wait(
                     {task, stopping}, timeout=leases.ttl / 3, return_when=asyncio.FIRST_COMPLETED
                 )
-                stopping.cancel()
                 if task.done():
                     if isinstance(task.exception(), LeaseLost):
                         log.warning("%s: lease lost by %s at epoch %d", role, leases.holder, epoch)
@@ -117,10 +118,7 @@ class Roles:
                     await self._release(leases, role, epoch)
                     return True
                 try:
-                    if leases.renews_in_memory:
-                        kept = leases.renew(role, epoch)
-                    else:
-                        kept = await asyncio.to_thread(leases.renew, role, epoch)
+                    kept = await self._renew(leases, role, epoch)
                     if kept:
                         renewed_at = time.monotonic()
                 except Exception:
@@ -132,8 +130,26 @@ class Roles:
                     await self._stop(task, own_stop)
                     return False
         finally:
+            stopping.cancel()
             self._running[role] -= 1
             self._epochs.pop(role, None)
+
+    async def _renew(self, leases: Leases, role: str, epoch: int) -> bool:
+        """Renew `role`'s lease. One renewal renews every lease this process holds, and the
+        roles' clocks tick together: a role whose lease another's renewal covered lately, or
+        covers now, asks nothing itself (a thread hop per role and interval was most of an
+        idle leader's wakes, seven roles in review)."""
+        if leases.renewed_lately(role, epoch):
+            return True
+        pending = self._renewing
+        if pending is None or pending.done():
+            self._renewing = asyncio.ensure_future(asyncio.to_thread(leases.renew, role, epoch))
+            return await asyncio.shield(self._renewing)
+        with contextlib.suppress(Exception):  # its failure is its role's; ask for ours then
+            await asyncio.shield(pending)
+        if leases.renewed_lately(role, epoch):
+            return True
+        return await asyncio.to_thread(leases.renew, role, epoch)
 
     async def _stop(self, task: asyncio.Task[None], own_stop: asyncio.Event) -> None:
         """Stop the worker through its own stop event; cancel it if it will not stop."""

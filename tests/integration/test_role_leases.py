@@ -178,3 +178,37 @@ async def test_on_sqlite_the_file_lock_picks_one_holder(tmp_path: Path) -> None:
     assert b.epochs() == {"executor": 2}
     stop_b.set()
     await asyncio.wait_for(task_b, 5)
+
+
+async def test_roles_led_together_renew_with_one_thread_hop_per_interval(
+    app: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each role's leader renews on its own clock; one statement renews every lease the
+    holder runs, and the other roles learn it from memory: a hop per role and interval was
+    most of an idle leader's wakes (seven roles in review)."""
+    datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+    leases = PostgresLeases(datastore, "review-1:1", TTL)
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(func: Any, *args: Any) -> Any:
+        hops.append(getattr(func, "__name__", str(func)))
+        return await to_thread(func, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    roles = Roles(leases)
+    stop = asyncio.Event()
+
+    async def idle(own_stop: asyncio.Event) -> None:
+        await own_stop.wait()
+
+    names = ("relay", "sla_clock", "return_deadlines", "carrier_poller")
+    tasks = [start(roles.run(name, idle), stop) for name in names]
+    await eventually(lambda: all(roles.active().values()), 5, "every role led")
+    hops.clear()
+    await asyncio.sleep(TTL * 3)  # nine renewals per role's clock: 36 without the memory
+    stop.set()
+    await asyncio.gather(*tasks)
+    renewals = hops.count("renew")
+    assert 1 <= renewals <= 12, hops  # about one per interval (ttl/3), whoever asks first
+    assert all(roles.active()[name] is False for name in names)

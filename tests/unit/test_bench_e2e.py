@@ -346,6 +346,12 @@ def test_the_history_and_idle_cost_are_printed() -> None:
     text = format_point(seeded)
     assert "--history 100,000, 98,985 seeded in 61 s): 100,020 refunds stored" in text
     assert "NOT settled" in text
+    assert "after rest" not in text  # not woken: nothing to say
+    seeded.after_rest_ms = (3_412.0, 3_980.0)
+    assert (
+        "after rest: the first refund 3,412 ms POST→paid, the slowest of the wake-up 3,980 ms"
+        in (format_point(seeded))
+    )
 
 
 def test_markdown_is_a_table_for_the_readme_with_max_throughput() -> None:
