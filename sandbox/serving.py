@@ -13,6 +13,8 @@ from typing import Any, Self
 
 import httpx
 
+from shared.http_client import ONE_PEER
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -86,7 +88,7 @@ class DueWork:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         sending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=self.TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=self.TIMEOUT_SECONDS, limits=ONE_PEER) as client:
             try:
                 while True:
                     self._wake.clear()

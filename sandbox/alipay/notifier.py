@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sandbox.alipay.faults import Faults
 from sandbox.alipay.protocol import beijing, rsa2_sign, signing_string, yuan
 from sandbox.alipay.store import Store
+from shared.http_client import ONE_PEER
 
 POLL_SECONDS = 0.05
 # While nothing is due the notifier looks less and less often, up to this: twenty looks a
@@ -44,7 +45,7 @@ class Notifier:
     async def run(self) -> None:
         pause = POLL_SECONDS
         self._wake = wake = asyncio.Event()  # a fresh one per run: the app may run again
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, limits=ONE_PEER) as client:
             while True:
                 wake.clear()
                 busy = True

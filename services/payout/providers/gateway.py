@@ -20,6 +20,7 @@ from services.payout.providers.base import (
     RefundOrder,
     TransientProviderError,
 )
+from shared.http_client import ONE_PEER
 
 # The gateway's daily settlement file (sandbox/GATEWAY.md), header and order of its columns.
 SETTLEMENT_COLUMNS = (
@@ -50,7 +51,11 @@ class SandboxGateway:
         event_hooks: dict[str, list[Any]] | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport, event_hooks=event_hooks
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            event_hooks=event_hooks,
+            limits=ONE_PEER,
         )
 
     async def refund(
