@@ -99,10 +99,9 @@ class Consumer:
         self.lag: dict[TopicPartition, int] = {}
         # The partitions the group gave this replica now (the group splits them among replicas).
         self.assigned: frozenset[TopicPartition] = frozenset()
-        # When records last arrived, and whether fetches wait the longer, quiet, time.
+        # When records last arrived, and what the fetcher's waits are set to now.
         self._last_records = 0.0
-        self._quiet = False
-        self._fetch_wait = FETCH_WAIT_MS  # what the fetcher's waits are set to now
+        self._fetch_wait = FETCH_WAIT_MS
         # Offsets stored but not committed yet, and when the next commit may go.
         self._uncommitted: dict[TopicPartition, int] = {}
         self._next_commit = 0.0
@@ -132,7 +131,7 @@ class Consumer:
     ) -> None:
         next_check = 0.0
         next_lag = 0.0
-        self._last_records, self._quiet = time.monotonic(), False
+        self._last_records = time.monotonic()
         self._fetch_wait = FETCH_WAIT_MS  # a new client's own setting
         # Offsets of an earlier session (perhaps of a log the broker lost) are not ours now.
         self._uncommitted, self._next_commit = {}, 0.0
@@ -180,7 +179,11 @@ class Consumer:
         if wait != self._fetch_wait:
             set_fetch_wait(consumer, wait)
             self._fetch_wait = wait
-        self._quiet = wait != FETCH_WAIT_MS
+
+    @property
+    def _quiet(self) -> bool:
+        """Whether fetches wait the longer, quiet (or dormant), time."""
+        return self._fetch_wait != FETCH_WAIT_MS
 
     async def _next_batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Batches:
         """The records that arrived, and those that join them within the linger.
