@@ -20,6 +20,7 @@ from shared.runtime import Worker
 from shared.settings import ServiceSettings
 from shared.store import store_env
 from tests.support.factories import eventually
+from tests.support.log_apps import thread_hops
 
 TTL = 0.6
 
@@ -188,14 +189,7 @@ async def test_roles_led_together_renew_with_one_thread_hop_per_interval(
     most of an idle leader's wakes (seven roles in review)."""
     datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
     leases = PostgresLeases(datastore, "review-1:1", TTL)
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counting(func: Any, *args: Any) -> Any:
-        hops.append(getattr(func, "__name__", str(func)))
-        return await to_thread(func, *args)
-
-    monkeypatch.setattr(asyncio, "to_thread", counting)
+    hops = thread_hops(monkeypatch)
     roles = Roles(leases)
     stop = asyncio.Event()
 

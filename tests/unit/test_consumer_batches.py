@@ -261,9 +261,8 @@ class Fetcher:
     _fetch_max_wait_ms = FETCH_WAIT_MS
 
 
-async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_records(
-    app: Noting,
-) -> None:
+def _noting_fetch_waits() -> tuple[FakeKafka, list[int]]:
+    """Nothing, a record, nothing; and the fetch wait the consumer set at each look."""
     p0 = TopicPartition(TOPIC, 0)
     waits: list[int] = []
     kafka = FakeKafka([{}, {p0: [_record(0, 0, _message(1))]}, {}], asyncio.Event())
@@ -275,6 +274,13 @@ async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_
         return await getmany(timeout_ms, max_records)
 
     kafka.getmany = noting_wait  # type: ignore[method-assign]
+    return kafka, waits
+
+
+async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_records(
+    app: Noting,
+) -> None:
+    kafka, waits = _noting_fetch_waits()
     consumer = _consumer(app)
     consumer.quiet_after = 0.0  # quiet at once, for the test
     await _consume(consumer, kafka)
@@ -286,17 +292,7 @@ async def test_fetches_wait_longer_once_the_topics_are_quiet_and_short_again_on_
 async def test_fetches_wait_longer_still_once_the_topics_are_dormant_and_short_on_records(
     app: Noting,
 ) -> None:
-    p0 = TopicPartition(TOPIC, 0)
-    waits: list[int] = []
-    kafka = FakeKafka([{}, {p0: [_record(0, 0, _message(1))]}, {}], asyncio.Event())
-    kafka._fetcher = Fetcher()  # type: ignore[attr-defined]
-    getmany = kafka.getmany
-
-    async def noting_wait(timeout_ms: int, max_records: int) -> Any:
-        waits.append(kafka._fetcher._fetch_max_wait_ms)  # type: ignore[attr-defined]
-        return await getmany(timeout_ms, max_records)
-
-    kafka.getmany = noting_wait  # type: ignore[method-assign]
+    kafka, waits = _noting_fetch_waits()
     consumer = _consumer(app)
     consumer.quiet_after = 0.0
     consumer.dormant_after = 0.0  # dormant at once, for the test

@@ -14,25 +14,12 @@ from eventsourcing.utils import get_topic
 
 from shared.application import ServiceApplication
 from shared.follower import IDLE_POLL_SECONDS, LogFollower
-
-
-class Thing(Aggregate):
-    pass
-
-
-def _app(path: Path) -> ServiceApplication:
-    return ServiceApplication(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(path / "log.sqlite"),
-            "SQLITE_LOCK_TIMEOUT": "10",
-        }
-    )
+from tests.support.log_apps import Thing, sqlite_app
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[ServiceApplication]:
-    application = _app(tmp_path)
+    application = sqlite_app(tmp_path)
     yield application
     application.close()
 
@@ -58,7 +45,7 @@ async def test_an_append_in_this_process_wakes_a_quiet_follower(app: ServiceAppl
 async def test_another_process_append_is_found_by_polling(
     app: ServiceApplication, tmp_path: Path
 ) -> None:
-    other = _app(tmp_path)  # same store, another application: rings no bell here
+    other = sqlite_app(tmp_path)  # same store, another application: rings no bell here
     try:
         follower = LogFollower(app, "test", poll_interval=0.01)
         assert await follower.next_batch(wait=0.3) == []  # quiet for a while: backs off

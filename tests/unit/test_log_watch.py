@@ -8,31 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eventsourcing.domain import Aggregate
 
 from shared.aio import WATCHED_PATIENCE_SECONDS
 from shared.application import ServiceApplication
 from shared.follower import IDLE_POLL_SECONDS, LogFollower
 from shared.log_watch import VOUCHED_LOOKS, LogWatch
-
-
-class Thing(Aggregate):
-    pass
-
-
-def _app(path: Path) -> ServiceApplication:
-    return ServiceApplication(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(path / "log.sqlite"),
-            "SQLITE_LOCK_TIMEOUT": "10",
-        }
-    )
+from tests.support.log_apps import Thing, sqlite_app
 
 
 @pytest.fixture
 def apps(tmp_path: Path) -> Iterator[tuple[ServiceApplication, ServiceApplication]]:
-    here, other = _app(tmp_path), _app(tmp_path)  # one store, two processes' applications
+    here, other = (
+        sqlite_app(tmp_path),
+        sqlite_app(tmp_path),
+    )  # one store, two processes' applications
     yield here, other
     here.close()
     other.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.leases import FileLeases
 from shared.roles import Roles
 from shared.wiring import Messaging
+from tests.support.log_apps import thread_hops
 
 
 async def test_a_role_is_active_only_while_its_loop_runs() -> None:
@@ -78,14 +78,7 @@ async def test_a_lease_kept_in_memory_is_renewed_without_a_thread(
         return renew(role, epoch)
 
     monkeypatch.setattr(leases, "renew", counted)
-    hops: list[Any] = []
-    to_thread = asyncio.to_thread
-
-    async def counting(func: Any, *args: Any) -> Any:
-        hops.append(getattr(func, "__name__", func))
-        return await to_thread(func, *args)
-
-    monkeypatch.setattr(asyncio, "to_thread", counting)
+    hops = thread_hops(monkeypatch)
     roles = Roles(leases)
     stop = asyncio.Event()
 
