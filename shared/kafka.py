@@ -70,12 +70,12 @@ def new_consumer(
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=6_000,
-        # A third of the session, the most Kafka advises: one request a second per idle
-        # consumer was more than a third of what an idle stack asked of the broker. A dead
-        # member is still dropped after the session; a rebalance is learnt of at the next
-        # heartbeat, up to 2 s later.
-        heartbeat_interval_ms=2_000,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        # A third of the session, the most Kafka advises (2 s at the default): one request a
+        # second per idle consumer was more than a third of what an idle stack asked of the
+        # broker. A dead member is still dropped after the session; a rebalance is learnt of
+        # at the next heartbeat.
+        heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
         # How long the broker may hold a fetch while the topics are quiet (set_fetch_wait
         # lengthens it while they stay quiet). 20 ms made every idle consumer ask 50 times
         # a second.

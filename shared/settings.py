@@ -50,6 +50,15 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions per topic")
     kafka_idempotence: bool = Field(False, description="idempotent producer (off for tansu)")
+    kafka_session_timeout_ms: int = Field(
+        6_000,
+        ge=1_000,
+        le=300_000,
+        description="consumer group session: a silent member is dropped after it; heartbeats "
+        "go every third of it. Apache Kafka refuses less than its "
+        "group.min.session.timeout.ms (6 s by default); tansu, the dev broker, holds every "
+        "join for half of it (the test suite sets 3 s: a started consumer joins in 1.5 s)",
+    )
     consumer_linger_ms: int = Field(
         10,
         ge=0,

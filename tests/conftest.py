@@ -19,6 +19,11 @@ TEST_DATABASE_URL = os.environ.get(
 # share the server's 100 connections: stores in tests keep fewer than production's 6 + 6.
 os.environ.setdefault("REFUNDS_DATABASE_POOL_SIZE", "2")
 os.environ.setdefault("REFUNDS_DATABASE_MAX_OVERFLOW", "4")
+# Tansu holds a consumer's group join for half the session: 3 s at production's 6 s, paid by
+# every consumer the suite starts (each stack's four, every restart in the drills). At 3 s a
+# join takes 1.5 s. (At 2 s, heartbeats every 0.67 s, members were dropped under the drills'
+# load and their rebalances made the PostgreSQL drill take 42 s to settle instead of 18.)
+os.environ.setdefault("REFUNDS_KAFKA_SESSION_TIMEOUT_MS", "3000")
 
 
 @pytest.fixture(scope="session")
