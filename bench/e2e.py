@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from bench.e2e_args import numbers, setting, sizes
 from bench.e2e_cpu import ROLES, Sample, idle_rates, net_per_refund, wait_settled, with_totals
 from bench.e2e_facts import (
     confirm_paid,
@@ -338,31 +339,6 @@ def baselines(bench: Bench, args: argparse.Namespace, target: StoreTarget) -> No
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _numbers(text: str) -> list[float]:
-    try:
-        numbers = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected e.g. 10,20,40, got {text!r}") from None
-    if not numbers or min(numbers) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
-    return numbers
-
-
-def _sizes(text: str) -> list[int]:
-    """`1000,100000` (or `1k,100k`) → ascending refund counts: a store only grows."""
-    try:
-        sizes = [
-            int(float(part.strip().lower().removesuffix("k")) * (1000 if "k" in part else 1))
-            for part in text.split(",")
-            if part.strip()
-        ]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected e.g. 1000,100000, got {text!r}") from None
-    if not sizes or min(sizes) < 0:
-        raise argparse.ArgumentTypeError(f"expected refund counts, got {text!r}")
-    return sorted(set(sizes))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.e2e", description=__doc__.split("\n\n")[0]
@@ -381,9 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m bench.history --postgres URL --schema-prefix PREFIX`) and keep them "
         "(default: fresh bench_e2e_<id>_* schemas, dropped afterwards)",
     )
-    add("--rates", type=_numbers, default=[10, 20, 40, 80], help="offered refunds/s")
+    add("--rates", type=numbers, default=[10, 20, 40, 80], help="offered refunds/s")
     add("--seconds", type=float, default=20, help="seconds of offered load per level")
-    add("--gateway-delay-ms", type=_numbers, default=[0, 200], help="gateway answer delays")
+    add("--gateway-delay-ms", type=numbers, default=[0, 200], help="gateway answer delays")
     add(
         "--method",
         choices=METHODS,
@@ -393,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--history",
-        type=_sizes,
+        type=sizes,
         default=None,
         help="refunds of history to measure at, e.g. 1000,100000: before each point the "
         "stack is stopped, its stores filled to that many (bench/history.py), then restarted",
@@ -423,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--set",
         action="append",
-        type=_setting,
+        type=setting,
         default=[],
         metavar="NAME=VALUE",
         help="a service setting for the stack, e.g. poll_interval_ms=50 (REFUNDS_POLL_INTERVAL_MS"
@@ -431,13 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--out", type=Path, default=Path("bench/results"))
     return parser
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return "REFUNDS_" + name.strip().upper(), value.strip()
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -1,0 +1,40 @@
+"""The end-to-end benchmark's argument types: lists of rates and delays, history sizes, and
+service settings for the stack."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def numbers(text: str) -> list[float]:
+    """`10,20,40` → non-negative numbers (rates, gateway delays), as given."""
+    try:
+        found = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 10,20,40, got {text!r}") from None
+    if not found or min(found) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return found
+
+
+def sizes(text: str) -> list[int]:
+    """`1000,100000` (or `1k,100k`) → ascending refund counts: a store only grows."""
+    try:
+        found = [
+            int(float(part.strip().lower().removesuffix("k")) * (1000 if "k" in part else 1))
+            for part in text.split(",")
+            if part.strip()
+        ]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1000,100000, got {text!r}") from None
+    if not found or min(found) < 0:
+        raise argparse.ArgumentTypeError(f"expected refund counts, got {text!r}")
+    return sorted(set(found))
+
+
+def setting(text: str) -> tuple[str, str]:
+    """`poll_interval_ms=50` → (`REFUNDS_POLL_INTERVAL_MS`, `50`): a service setting (`--set`)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return "REFUNDS_" + name.strip().upper(), value.strip()
