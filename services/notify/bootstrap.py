@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.notify.application import NotifyApplication
 from services.notify.messages import api as messages_api
-from services.notify.messages.application import to_integration
+from services.notify.messages.application import publishing
 from services.notify.messages.channels import Channel, EmailChannel, SmsChannel
 from services.notify.messages.feed import CustomerFeed
 from services.notify.messages.mailer import Mailer, SmtpMailer
@@ -56,7 +56,7 @@ def build(settings: NotifySettings | None = None, mailer: Mailer | None = None) 
         app,
         settings,
         service="notify",
-        to_integration=to_integration,
+        to_integration=publishing(settings.published),
         consumes=["intake", "review", "payout"],
     )
     for read_model in (feed, platform_keys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, cast
 
@@ -389,6 +389,26 @@ def to_integration(event: Aggregate.Event) -> IntegrationEvent | None:
             **_which_message(event), **fields_of(event, "attempts", "cause", "failed_at")
         )
     return None
+
+
+OUTCOMES = {
+    NotificationSentV1.TYPE: Correspondence.MessageSent,
+    NotificationFailedV1.TYPE: Correspondence.MessageFailed,
+}
+
+
+def publishing(types: Collection[str]) -> Callable[[Aggregate.Event], IntegrationEvent | None]:
+    """The mapping of the outcomes a deployment publishes (`REFUNDS_PUBLISHED_EVENTS`): the
+    relay then reads and decodes only their stored events, and passes over the rest in SQL."""
+    if set(OUTCOMES) <= set(types):
+        return to_integration
+    chosen = tuple(stored for published, stored in OUTCOMES.items() if published in types)
+
+    @publishes(*chosen)
+    def chosen_only(event: Aggregate.Event) -> IntegrationEvent | None:
+        return to_integration(event) if isinstance(event, chosen) else None
+
+    return chosen_only
 
 
 def _which_message(event: Correspondence.MessageSent | Correspondence.MessageFailed) -> Any:
