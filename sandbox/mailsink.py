@@ -51,12 +51,19 @@ def parse_message(raw: bytes) -> EmailMessage:
 def summary_headers(raw: bytes, names: tuple[str, ...]) -> dict[str, str | None]:
     """Some headers of raw message bytes, unfolded and decoded (RFC 2047), cheaply: without
     parsing the body or building the modern header objects. A missing header is None."""
-    headers = _HEADER_PARSER.parsebytes(raw)
+    headers = _HEADER_PARSER.parsebytes(raw[: _header_end(raw)])
     found: dict[str, str | None] = {}
     for name in names:
         value = headers.get(name)
         found[name] = None if value is None else _decoded(str(value))
     return found
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header block ends (the blank line after it; the end when there is none):
+    the header parser still reads the whole text it is given, body and all."""
+    ends = [at + len(blank) for blank in (b"\r\n\r\n", b"\n\n") if (at := raw.find(blank)) >= 0]
+    return min(ends, default=len(raw))
 
 
 def _decoded(value: str) -> str:
@@ -96,11 +103,14 @@ class _Mailbox:
 
     Receiving keeps the raw bytes only (and files them); a message is parsed the first time
     someone asks for the messages, then kept parsed. A sink nobody reads in-process (the
-    local stack's, which only files mail) never pays for parsing.
+    local stack's, which only files mail) never pays for parsing, and with `keep` false
+    holds nothing in memory: its mail is in the folder only, so a stack that runs for weeks
+    does not grow by every message it was sent.
     """
 
-    def __init__(self, mail_dir: Path | None) -> None:
+    def __init__(self, mail_dir: Path | None, *, keep: bool = True) -> None:
         self._mail_dir = mail_dir
+        self._keep = keep
         self._raw: list[bytes] = []
         self._parsed: list[EmailMessage] = []  # a prefix of _raw, parsed
         self._arrived = threading.Condition()
@@ -121,7 +131,8 @@ class _Mailbox:
             self._last_sequence += 1
             sequence = self._last_sequence
             self._file(sequence, raw)
-            self._raw.append(raw)
+            if self._keep:
+                self._raw.append(raw)
             self._arrived.notify_all()
         return sequence
 
@@ -200,12 +211,18 @@ class MailSink(Served):
         mail_dir: Path | None = None,
         *,
         refuse: frozenset[str] = frozenset(),
+        keep: bool = True,
     ) -> None:
+        """`keep` false (needs a `mail_dir`): messages are filed only, and `messages` and
+        `wait_for` are not available — the standalone sink of the local stack."""
+        if not keep and mail_dir is None:
+            raise ValueError("a sink that keeps nothing in memory needs a mail_dir")
+        self.keep = keep
         self.host = host
         self.refuse = frozenset(address.lower() for address in refuse)
         self._requested_port = port
         self.mail_dir = Path(mail_dir) if mail_dir is not None else None
-        self._mailbox = _Mailbox(self.mail_dir)
+        self._mailbox = _Mailbox(self.mail_dir, keep=keep)
         self._controller: Controller | None = None
         self._port: int | None = None
 
@@ -218,7 +235,12 @@ class MailSink(Served):
     @property
     def messages(self) -> list[EmailMessage]:
         """Messages received since this sink was created (a copy)."""
+        self._must_keep()
         return self._mailbox.snapshot()
+
+    def _must_keep(self) -> None:
+        if not self.keep:
+            raise RuntimeError("this sink files its mail only: read it with read_mailbox()")
 
     def start(self) -> MailSink:
         if self._controller is not None:
@@ -243,6 +265,7 @@ class MailSink(Served):
 
     def wait_for(self, count: int, timeout: float) -> list[EmailMessage]:
         """Block until ``count`` messages arrived; raise TimeoutError saying how many did."""
+        self._must_keep()
         return self._mailbox.wait_for(count, timeout)
 
 
@@ -276,7 +299,7 @@ def main() -> None:
     except ValueError as exc:
         print(f"sandbox mailsink: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from None
-    with MailSink(host, port, mail_dir) as sink:
+    with MailSink(host, port, mail_dir, keep=False) as sink:
         log.info("listening on %s:%d, filing mail in %s", host, sink.port, mail_dir)
         _wait_for_signal()
 

@@ -79,3 +79,19 @@ def test_wait_for_names_how_many_arrived() -> None:
             sink.wait_for(2, timeout=0.2)
 
     assert len(sink.messages) == 1
+
+
+def test_a_filing_sink_keeps_nothing_in_memory(tmp_path: Path) -> None:
+    """The local stack's sink files each message and holds none: it runs for weeks."""
+    mail_dir = tmp_path / "mail"
+    with MailSink(mail_dir=mail_dir, keep=False) as sink:
+        send(sink, compose("a@example.com", "first", "one"), compose("b@example.com", "2nd", "two"))
+        with pytest.raises(RuntimeError, match="read_mailbox"):
+            sink.wait_for(1, timeout=0.1)
+        with pytest.raises(RuntimeError, match="read_mailbox"):
+            _ = sink.messages
+        assert sink._mailbox._raw == []
+
+    assert [m["Subject"] for m in read_mailbox(mail_dir)] == ["first", "2nd"]
+    with pytest.raises(ValueError, match="mail_dir"):
+        MailSink(keep=False)

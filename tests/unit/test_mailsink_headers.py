@@ -32,3 +32,12 @@ def test_summary_headers_decode_like_the_full_parse() -> None:
 def test_an_undecodable_header_is_logged_as_it_came() -> None:
     raw = b"To: a@example.com\r\nSubject: =?nonsense-charset?q?x?=\r\n\r\nbody\r\n"
     assert summary_headers(raw, ("Subject",)) == {"Subject": "=?nonsense-charset?q?x?="}
+
+
+def test_only_the_header_block_is_read() -> None:
+    """The body is not parsed, so a line in it that looks like a header is not one."""
+    crlf = b"To: a@example.com\r\n\r\nSubject: in the body\r\n"
+    lf = b"To: a@example.com\nSubject: real\n\nSubject: in the body\n"
+    assert summary_headers(crlf, ("To", "Subject")) == {"To": "a@example.com", "Subject": None}
+    assert summary_headers(lf, ("Subject",)) == {"Subject": "real"}
+    assert summary_headers(b"To: a@example.com", ("To",)) == {"To": "a@example.com"}
