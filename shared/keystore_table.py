@@ -12,6 +12,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from shared.sql import check_connections_cheaply, reading
+from shared.sqlite_store import ThreadConnections
 
 if TYPE_CHECKING:
     from shared.settings import KeystoreSettings
@@ -102,5 +103,5 @@ def keystore_datastore(
         check_connections_cheaply(datastore)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        datastore = SQLiteDatastore(str(path), lock_timeout=10)
+        datastore = ThreadConnections(str(path), lock_timeout=10)
     return datastore

@@ -20,6 +20,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from shared.fencing import FENCED_RECORDER_TOPIC, check_lease
 from shared.settings import ServiceSettings
 from shared.sql import reading
+from shared.sqlite_store import FACTORY_TOPIC as SQLITE_FACTORY_TOPIC
 
 
 class StoreMisconfigured(RuntimeError):
@@ -51,7 +52,7 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
     if settings.database_url is None:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         return common | {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
             "SQLITE_DBNAME": str(Path(settings.data_dir) / f"{service}.sqlite"),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
