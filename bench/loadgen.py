@@ -212,8 +212,9 @@ class Driver:
         self.progress.update()
         if outcome.http_status != 201:
             return
-        outcome.refund_id = str(response.json()["id"])
-        outcome.final = str(response.json()["status"])
+        created = response.json()
+        outcome.refund_id = str(created["id"])
+        outcome.final = str(created["status"])
         if self.settings.follow:
             await self.follow(outcome, scheduled)
             self.followed += 1
