@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteConnection,
@@ -43,6 +43,7 @@ class ThreadConnections(SQLiteDatastore):
 
     def __init__(self, db_name: str, **options: Any) -> None:
         super().__init__(db_name, **options)
+        self._in_memory = self.pool.is_sqlite_memory_mode
         self._idle = threading.local()  # .connections: this thread's connections not in use
         self._writer = threading.Lock()
         self._opened: list[SQLiteConnection] = []
@@ -51,10 +52,12 @@ class ThreadConnections(SQLiteDatastore):
 
     @contextmanager
     def get_connection(self, *, commit: bool) -> Iterator[SQLiteConnection]:
-        if self.pool.is_sqlite_memory_mode:
+        if self._in_memory:
             with super().get_connection(commit=commit) as shared:
                 yield shared
             return
+        if self._closed:  # as eventsourcing's pool: its kept connections are closed too
+            raise ConnectionPoolClosedError("the store is closed")
         idle: list[SQLiteConnection] = self._idle.__dict__.setdefault("connections", [])
         connection = idle.pop() if idle else self._open()
         try:
@@ -73,7 +76,7 @@ class ThreadConnections(SQLiteDatastore):
     def _open(self) -> SQLiteConnection:
         with self._opening:
             if self._closed:
-                raise ConnectionUnavailableError("the store is closed")
+                raise ConnectionPoolClosedError("the store is closed")
             pool = self.pool
             connection = sqlite3.connect(
                 pool.db_name,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError
 
 from shared import sqlite_store
 from shared.application import ServiceApplication
@@ -131,7 +131,7 @@ def test_a_writer_waits_its_turn_only_as_long_as_the_pool_timeout(app: Probe) ->
     assert app.recorder.max_notification_id() == 1
 
 
-def test_a_closed_store_closes_every_connection_and_opens_none(app: Probe) -> None:
+def test_a_closed_store_closes_every_connection_and_hands_none_out(app: Probe) -> None:
     store = datastore(app)
     app.save(Note("one"))
     opened = [connection._sqlite_conn for connection in store._opened]
@@ -139,18 +139,20 @@ def test_a_closed_store_closes_every_connection_and_opens_none(app: Probe) -> No
     for connection in opened:
         with pytest.raises(sqlite3.ProgrammingError):
             connection.execute("SELECT 1")
-    fresh = threading.Thread(target=lambda: failures.append(_try_to_read(store)))
-    failures: list[str] = []
+    # Neither a thread that kept a connection (this one) nor one that never opened one.
+    assert _try_to_read(store) == "closed"
+    elsewhere: list[str] = []
+    fresh = threading.Thread(target=lambda: elsewhere.append(_try_to_read(store)))
     fresh.start()
     fresh.join()
-    assert failures == ["closed"]
+    assert elsewhere == ["closed"]
 
 
 def _try_to_read(store: ThreadConnections) -> str:
     try:
         with store.transaction(commit=False):
             return "read"
-    except ConnectionUnavailableError:
+    except ConnectionPoolClosedError:
         return "closed"
 
 
