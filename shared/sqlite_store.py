@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,7 +47,9 @@ class ThreadConnections(SQLiteDatastore):
         self._in_memory = self.pool.is_sqlite_memory_mode
         self._idle = threading.local()  # .connections: this thread's connections not in use
         self._writer = threading.Lock()
-        self._opened: list[SQLiteConnection] = []
+        # Held weakly: the connections of a thread that ended go with its idle list (sqlite3
+        # closes a connection it collects); `close` closes those still open.
+        self._opened: weakref.WeakSet[SQLiteConnection] = weakref.WeakSet()
         self._opening = threading.Lock()
         self._closed = False
 
@@ -90,13 +93,13 @@ class ThreadConnections(SQLiteDatastore):
             connection.execute("PRAGMA journal_mode=WAL")
             connection.row_factory = sqlite3.Row
             opened = SQLiteConnection(sqlite_conn=connection, max_age=None)
-            self._opened.append(opened)
+            self._opened.add(opened)
             return opened
 
     def close(self) -> None:
         with self._opening:
             self._closed = True
-            opened, self._opened = self._opened, []
+            opened, self._opened = list(self._opened), weakref.WeakSet()
         for connection in opened:
             connection._close()
         super().close()

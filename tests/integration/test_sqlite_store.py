@@ -3,8 +3,10 @@ writers that take turns (shared/sqlite_store.py)."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError
+from eventsourcing.sqlite import SQLiteConnection
 
 from shared import sqlite_store
 from shared.application import ServiceApplication
@@ -102,7 +105,29 @@ def test_writers_in_several_threads_take_turns_and_lose_nothing(app: Probe) -> N
         thread.join()
     assert failures == []
     assert app.recorder.max_notification_id() == 200
-    assert len(datastore(app)._opened) == 1 + 4  # this thread's (it made the tables), one each
+    # The threads ended: only this thread's connection (it made the tables) is still held.
+    assert len(datastore(app)._opened) == 1
+
+
+def test_the_connections_of_a_thread_that_ended_are_let_go(app: Probe) -> None:
+    store = datastore(app)
+    known = set(store._opened)  # this thread's, which made the tables
+    opened: list[weakref.ref[SQLiteConnection]] = []
+
+    def write_once() -> None:
+        app.save(Note("from a short-lived thread"))
+        opened.extend(weakref.ref(c) for c in store._opened if c not in known)
+
+    for _ in range(5):
+        thread = threading.Thread(target=write_once)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(opened) == 5  # each thread opened its own
+    # ... and it went with the thread (sqlite3 closes a connection it collects).
+    assert [ref() for ref in opened] == [None] * 5
+    assert set(store._opened) == known
+    assert app.recorder.max_notification_id() == 5
 
 
 def test_a_writer_waits_its_turn_only_as_long_as_the_pool_timeout(app: Probe) -> None:
@@ -173,5 +198,5 @@ def test_an_in_memory_store_keeps_one_shared_database(tmp_path: Path) -> None:
     reader.start()
     reader.join()
     assert seen == [1]
-    assert store._opened == []
+    assert len(store._opened) == 0
     store.close()
