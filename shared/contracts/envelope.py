@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.catalog import EVENT_TYPES
 from shared.contracts.common import IntegrationEvent
+from shared.ids import uuid5
 
 CONTENT_TYPE = "application/cloudevents+json"
 EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4a7e-9d0f-2b7c1e5a9d11")
@@ -49,7 +50,7 @@ class CloudEvent(BaseModel):
 
 def stable_event_id(source: str, originator_id: uuid.UUID, version: int) -> str:
     """Derived from the stored event, so a re-published event keeps its id."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}/{originator_id}/{version}"))
+    return str(uuid5(EVENT_ID_NAMESPACE, f"{source}/{originator_id}/{version}"))
 
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -67,7 +68,7 @@ def traceparent_for(refund_id: str, event_id: str, recorded: str | None = None) 
     if found and found.group(1) != "0" * 32:
         trace, flags = found.group(1), found.group(3)
     else:
-        trace, flags = uuid.uuid5(EVENT_ID_NAMESPACE, refund_id).hex, "01"
+        trace, flags = uuid5(EVENT_ID_NAMESPACE, refund_id).hex, "01"
     span = uuid.UUID(event_id).hex[:16]
     return f"00-{trace}-{span}-{flags}"
 
