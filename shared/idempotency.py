@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 DEFAULT_TTL = timedelta(hours=24)
 
@@ -56,7 +57,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
-class IdempotencyKey(Aggregate):
+class IdempotencyKey(QuickCopy, Aggregate):
     """One tenant's key: the request it was first used for and the answer given."""
 
     @staticmethod

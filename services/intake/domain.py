@@ -16,6 +16,7 @@ from services.intake.lifecycle import LifecycleError
 from services.intake.orders import FieldProblem, FieldProblems
 from services.intake.returns import RETURN_WITHDRAWABLE, ReturnStatus, ReturnSteps, return_status
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 # The statuses a platform sees, each derived from the facts recorded (_derive_status).
 Status = Literal[
@@ -76,7 +77,7 @@ def derive_status(facts: StatusFacts) -> Status:
     return "in_review" if facts.appeals or facts.review else "submitted"
 
 
-class RefundRequest(ReturnSteps, Aggregate):
+class RefundRequest(QuickCopy, ReturnSteps, Aggregate):
     """One request for money back on one order, from any channel."""
 
     # The return's events, whose rules are in returns.py, declared on the refund once more:

@@ -14,9 +14,10 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 
-class CustomerErasure(Aggregate):
+class CustomerErasure(QuickCopy, Aggregate):
     """One customer of one tenant; erased once, or again after they came back."""
 
     @staticmethod

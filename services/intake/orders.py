@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 # Facts about an order that every later request must repeat unchanged.
 SNAPSHOT_FIELDS = (
@@ -51,7 +52,7 @@ class OverRefund(FieldProblems):
     """The request asks for more money or items than the order still has to refund."""
 
 
-class Order(Aggregate):
+class Order(QuickCopy, Aggregate):
     """One order of one tenant, as its first refund request described it."""
 
     @staticmethod

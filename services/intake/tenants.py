@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 from shared.vocabulary import TENANT_NAME as TENANT_NAME
 
 KEY_SCHEME = "sk_"
@@ -31,7 +32,7 @@ class UnknownApiKey(LookupError):
     """No stored key matches, or a prefix matches more than one."""
 
 
-class ApiKey(Aggregate):
+class ApiKey(QuickCopy, Aggregate):
     """One platform API key of one tenant, known by its hash; revocation is final.
 
     Other services learn keys from intake's integration events (`api_key.issued.v1`,

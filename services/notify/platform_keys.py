@@ -22,12 +22,13 @@ from services.notify.follow import TopicReadModel, events_of, stored_topics
 from shared.application import ServiceApplication
 from shared.contracts import ApiKeyIssuedV1, ApiKeyRevokedV1, IntegrationEvent
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 from shared.readmodel import sortable
 from shared.store import create_tables
 
 
 @dataclass
-class PlatformKey(Aggregate, created_event_name="Noted"):
+class PlatformKey(QuickCopy, Aggregate, created_event_name="Noted"):
     """One key, by its id (`ak_…`): whose it is, its hash, and whether it was revoked."""
 
     key_id: str

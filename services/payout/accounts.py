@@ -16,6 +16,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 
 def keystore_subject(tenant: str, provider: str) -> tuple[str, str]:
@@ -26,7 +27,7 @@ def keystore_subject(tenant: str, provider: str) -> tuple[str, str]:
 SEALED_FIELD = "provider_account.credentials"  # the field the sealed value is bound to
 
 
-class ProviderAccount(Aggregate, created_event_name="Configured"):
+class ProviderAccount(QuickCopy, Aggregate, created_event_name="Configured"):
     """One tenant's account at one provider: configured, reconfigured (rotated), removed."""
 
     @staticmethod

@@ -15,6 +15,7 @@ from eventsourcing.utils import register_topic
 from services.payout.providers.base import CallbackRefused as CallbackRefused
 from services.payout.providers.base import Refusal as Refusal
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 
 class CallbackReplayed(Exception):
@@ -49,7 +50,7 @@ class Delivery:
 
 
 @dataclass
-class RefusedCallback(Aggregate, created_event_name="Refused"):
+class RefusedCallback(QuickCopy, Aggregate, created_event_name="Refused"):
     """A provider callback we refused (bad or stale signature, ...): kept for the audit trail."""
 
     reason: str
@@ -62,7 +63,7 @@ class RefusedCallback(Aggregate, created_event_name="Refused"):
 
 
 @dataclass
-class CallbackLog(Aggregate, created_event_name="Received"):
+class CallbackLog(QuickCopy, Aggregate, created_event_name="Received"):
     """One gateway notification (by its signed id): processed once, every repeat recorded."""
 
     callback_id: str

@@ -11,10 +11,11 @@ from eventsourcing.utils import register_topic
 
 from shared.ids import derived_id, public_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 
 @dataclass
-class StoreCredit(Aggregate, created_event_name="Credited"):
+class StoreCredit(QuickCopy, Aggregate, created_event_name="Credited"):
     """A credit to the customer's store balance: the money of a `store_balance` payout.
 
     Keyed by the merchant refund number, so recording it twice is impossible.
@@ -36,7 +37,7 @@ class StoreCredit(Aggregate, created_event_name="Credited"):
 
 
 @dataclass
-class Coupon(Aggregate, created_event_name="Issued"):
+class Coupon(QuickCopy, Aggregate, created_event_name="Issued"):
     """A compensation coupon, issued once per review event that grants it."""
 
     source_event_id: str

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 from services.payout.arrival import expected_arrival
 from shared.ids import derived_id, parse_public_id, public_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 GATEWAY_METHODS = frozenset({"card", "alipay", "wechat_pay", "bank_transfer"})
 STORE_BALANCE = "store_balance"
@@ -45,7 +46,7 @@ class PayoutActionRefused(Exception):
     """A finance action that the payout's state does not allow (answered 409 later)."""
 
 
-class Payout(Aggregate):
+class Payout(QuickCopy, Aggregate):
     """Money going back to the customer for one approval."""
 
     @staticmethod
@@ -457,7 +458,7 @@ class Payout(Aggregate):
         self.last_failure_status = None
 
 
-class RefundPayouts(Aggregate):
+class RefundPayouts(QuickCopy, Aggregate):
     """Which payouts belong to a refund, and whether the customer withdrew it.
 
     Both an approval and a withdrawal update it, so whichever message comes second

@@ -24,6 +24,7 @@ from services.payout.providers.base import MalformedReport as MalformedReport
 from services.payout.providers.base import SettlementLine
 from services.payout.providers.gateway import SETTLEMENT_COLUMNS
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 FindingKind = Literal[
     "matched",
@@ -205,7 +206,7 @@ def settled_day(payout: Payout) -> date | None:
 
 
 @dataclass
-class ReconciliationReport(Aggregate, created_event_name="Recorded"):
+class ReconciliationReport(QuickCopy, Aggregate, created_event_name="Recorded"):
     """One reconciliation of one provider report: kept as it was, for later questions."""
 
     day: date

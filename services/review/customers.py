@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 RECENT = timedelta(days=30)
 
 
-class CustomerHistory(Aggregate):
+class CustomerHistory(QuickCopy, Aggregate):
     @staticmethod
     def create_id(tenant: str, customer_id: str) -> uuid.UUID:
         return derived_id("customer-history", tenant, customer_id)

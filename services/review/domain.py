@@ -20,11 +20,12 @@ from services.review.duties import CaseStateError
 from services.review.vocabulary import OPEN_STATES, CaseState, Due
 from shared.ids import derived_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 APPEAL = "appeal"  # why a case reopened on appeal was escalated (published as its reason)
 
 
-class ReviewCase(Aggregate):
+class ReviewCase(QuickCopy, Aggregate):
     """The review of one refund request, from assessment to decision."""
 
     @staticmethod

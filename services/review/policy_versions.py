@@ -15,13 +15,14 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 
 class VersionExists(Exception):
     """A policy version is published once; a change needs a new version."""
 
 
-class PolicyBook(Aggregate):
+class PolicyBook(QuickCopy, Aggregate):
     """Every published version of the policy, oldest first; the last one is in force."""
 
     @staticmethod

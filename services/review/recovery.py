@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate, event
 from services.review.vocabulary import LIABLE_PARTIES, ClaimState
 from shared.ids import derived_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 
 class ClaimClosed(Exception):
@@ -25,7 +26,7 @@ class ClaimClosed(Exception):
 
 
 @dataclass
-class RecoveryClaim(Aggregate, created_event_name="Claimed"):
+class RecoveryClaim(QuickCopy, Aggregate, created_event_name="Claimed"):
     """What one liable party owes back of one refund, until recovered or written off."""
 
     refund_id: str

@@ -18,6 +18,7 @@ from eventsourcing.utils import register_topic
 
 from services.notify.webhooks.endpoints import EndpointRefused
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 # uncertain: sent, but whether it arrived is unknown; never resent by itself.
 DeliveryState = Literal["pending", "delivered", "failed", "uncertain"]
@@ -39,7 +40,7 @@ class AttemptResult:
 
 
 @dataclass
-class WebhookDelivery(Aggregate, created_event_name="Scheduled"):
+class WebhookDelivery(QuickCopy, Aggregate, created_event_name="Scheduled"):
     """One event for one endpoint: the exact bytes to send, and every attempt to send them."""
 
     tenant: str

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 ANY_TYPE = "*"
 # Why an endpoint is disabled: it answered 410 Gone, it kept failing, or its tenant said so.
@@ -39,7 +40,7 @@ def check_event_types(event_types: list[str]) -> None:
         raise EndpointRefused("wildcard_alone", '"*" stands alone: it means every event type')
 
 
-class WebhookEndpoint(Aggregate):
+class WebhookEndpoint(QuickCopy, Aggregate):
     """A URL a tenant receives signed events at; secrets overlap for a while after a rotation.
 
     Secrets are held as the application gives them: sealed, opened only to sign.
@@ -260,7 +261,7 @@ class WebhookEndpoint(Aggregate):
 
 
 @dataclass
-class EndpointDirectory(Aggregate, created_event_name="Opened"):
+class EndpointDirectory(QuickCopy, Aggregate, created_event_name="Opened"):
     """A tenant's endpoints with what they subscribe to, so a fan-out loads one aggregate.
 
     Saved together with the endpoint whenever its subscription, its state or its existence

@@ -40,9 +40,10 @@ from services.review.returns.vocabulary import (
 )
 from shared.ids import derived_id
 from shared.money import Money
+from shared.quick_copy import QuickCopy
 
 
-class ReturnCase(Aggregate):
+class ReturnCase(QuickCopy, Aggregate):
     """The return of one refund's goods, from the plan to the warehouse's receipt."""
 
     @staticmethod

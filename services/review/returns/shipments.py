@@ -8,9 +8,10 @@ import uuid
 from eventsourcing.domain import Aggregate, event
 
 from shared.ids import derived_id
+from shared.quick_copy import QuickCopy
 
 
-class ShipmentIndex(Aggregate):
+class ShipmentIndex(QuickCopy, Aggregate):
     """Which return a (carrier, tracking number) belongs to: a push names only the shipment.
     Written in the same transaction as the return's `Shipped`, with an id derived from it."""
 
