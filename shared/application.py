@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -33,7 +33,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import strtobool
 
 from shared.aio import Doorbell
-from shared.contracts import CloudEvent, IntegrationEvent
+from shared.contracts import EVENT_TYPES, CloudEvent, IntegrationEvent
 from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
 from shared.sql import check_connections_cheaply
@@ -148,6 +148,11 @@ class ServiceApplication(Application[uuid.UUID]):
     max_conflict_retries = 10
     max_command_attempts = 60
     idempotency_ttl: timedelta = DEFAULT_TTL
+    # The integration events `react` acts on (None: it may act on any). The consumer passes
+    # over a message of another type without a store transaction: applied, it would store
+    # its tracking row and nothing else, and a reaction that stores nothing has no effect to
+    # repeat. Payout reads intake's topic for withdrawals: every request was such a write.
+    reacts_to: ClassVar[frozenset[type[IntegrationEvent]] | None] = None
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         # Rung after this process stored new events: its log followers wake on it.
@@ -397,6 +402,10 @@ class ServiceApplication(Application[uuid.UUID]):
     def _remembered(self, keyed: KeyedRequest | None, now: datetime) -> Outcome | None:
         record = self._key_record(keyed)
         return record.answer(keyed, now) if record and keyed else None
+
+    def reacts(self, message: CloudEvent) -> bool:
+        """Whether `react` may act on `message` (see `reacts_to`)."""
+        return self.reacts_to is None or EVENT_TYPES[message.type] in self.reacts_to
 
     def react(
         self,

@@ -95,6 +95,7 @@ class Consumer:
         self.linger = settings.consumer_linger_ms / 1000
         self.applied = 0
         self.duplicates = 0
+        self.passed_over = 0  # of types the service does not react to (ServiceApplication)
         # Records behind the high-water mark per assigned partition (for /metrics).
         self.lag: dict[TopicPartition, int] = {}
         # The partitions the group gave this replica now (the group splits them among replicas).
@@ -235,9 +236,13 @@ class Consumer:
         A record whose `(source, position)` is tracked already, or came earlier in this batch
         (a re-publication next to its original), is a duplicate without running its reaction.
         Those looked up as new still find a concurrent writer's tracking row on insert.
+        A record of a type the service does not react to is passed over, untracked.
         """
         decoded = [(self._decode(record), record) for record in records]
         messages = [(message, record) for message, record in decoded if message is not None]
+        reacted = [(message, record) for message, record in messages if self.app.reacts(message)]
+        self.passed_over += len(messages) - len(reacted)
+        messages = reacted
         known = self.app.positions.tracked([(m.source, m.position) for m, _ in messages])
         for message, record in messages:
             key = (message.source, message.position)

@@ -345,6 +345,8 @@ class IntakeApplication(ServiceApplication):
 
     # -- reactions --------------------------------------------------------------------------
 
+    reacts_to = frozenset(UPSTREAM_FACTS)  # what else review and payout publish is passed over
+
     def react(self, payload: IntegrationEvent, message: CloudEvent, processing: Processing) -> None:
         record = UPSTREAM_FACTS.get(type(payload))
         uid = parse_public_id("rf", payload.refund_id)

@@ -85,6 +85,9 @@ class PayoutApplication(PayoutSettlement):
 
     # -- reactions ----------------------------------------------------------------------------
 
+    # The rest of intake's topic (every request) and of review's is passed over untracked.
+    reacts_to = frozenset({ReviewApprovedV1, ReviewCompensationOfferedV1, RefundWithdrawnV1})
+
     def react(
         self, payload: IntegrationEvent, message: CloudEvent, processing: ProcessingEvent[uuid.UUID]
     ) -> None:

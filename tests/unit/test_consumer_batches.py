@@ -17,7 +17,13 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.application import ServiceApplication
 from shared.consumer import Consumer
-from shared.contracts import CloudEvent, IntegrationEvent, RefundWithdrawnV1, envelope
+from shared.contracts import (
+    CloudEvent,
+    IntegrationEvent,
+    RefundRequestedV1,
+    RefundWithdrawnV1,
+    envelope,
+)
 from shared.health import Health
 from shared.kafka import DORMANT_FETCH_WAIT_MS, FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS
 from shared.settings import ServiceSettings
@@ -104,16 +110,16 @@ class IntactBroker:
         return True
 
 
+STORE_ENV = {
+    "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+    "SQLITE_LOCK_TIMEOUT": "10",
+    "SINGLE_ROW_TRACKING": "n",  # as shared.store.store_env: positions in any order
+}
+
+
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Noting]:
-    application = Noting(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(tmp_path / "noting.sqlite"),
-            "SQLITE_LOCK_TIMEOUT": "10",
-            "SINGLE_ROW_TRACKING": "n",  # as shared.store.store_env: positions in any order
-        }
-    )
+    application = Noting(env={**STORE_ENV, "SQLITE_DBNAME": str(tmp_path / "noting.sqlite")})
     yield application
     application.close()
 
@@ -175,6 +181,33 @@ async def test_a_duplicate_within_a_batch_or_of_a_stored_message_has_one_effect(
     assert app.reactions == 2  # duplicates never re-ran the reaction
     assert _stored(app) == 2
     assert kafka.commits == [{p0: 2, p1: 1}]
+
+
+class NotingRequestsOnly(Noting):
+    reacts_to = frozenset({RefundRequestedV1})
+
+
+async def test_a_type_the_service_does_not_react_to_is_passed_over_untracked(
+    tmp_path: Path,
+) -> None:
+    app = NotingRequestsOnly(env={**STORE_ENV, "SQLITE_DBNAME": str(tmp_path / "only.sqlite")})
+    try:
+        p0 = TopicPartition(TOPIC, 0)
+        withdrawals = [_message(1), _message(2)]
+        kafka = FakeKafka(
+            [{p0: [_record(0, n, m) for n, m in enumerate(withdrawals)]}], asyncio.Event()
+        )
+        consumer = _consumer(app)
+        await _consume(consumer, kafka)
+        assert (consumer.applied, consumer.duplicates, consumer.passed_over) == (0, 0, 2)
+        assert app.reactions == 0
+        assert _stored(app) == 0
+        assert app.positions.tracked([("intake", 1), ("intake", 2)]) == set()  # no write at all
+        assert kafka.commits == [{p0: 2}]  # read past all the same
+        # One it reacts to, in the same stream, is applied and tracked as ever.
+        assert app.handle(_message(3)) and app.reactions == 1
+    finally:
+        app.close()
 
 
 async def test_a_crash_between_storing_and_committing_redelivers_and_tracking_absorbs_it(
