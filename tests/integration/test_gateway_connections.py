@@ -1,6 +1,5 @@
-"""The payout service's gateway client keeps few idle connections after a burst: httpx looks
-at every pooled connection for each request, so a pool left full by a burst made every later
-payout's HTTP call dearer."""
+"""The payout service's gateway client (aiohttp, shared/http_client.py) opens a connection per
+concurrent call in a burst, and serves later calls one at a time on a connection it kept."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import threading
 from fastapi import FastAPI, Request
 
 from services.payout.providers.gateway import SandboxGateway
-from shared.http_client import KEPT_ALIVE
 from tests.support.sandbox_gateway import serving
 
 BURST = 16
@@ -49,18 +47,14 @@ async def _refund(gateway: SandboxGateway, number: int) -> None:
     )
 
 
-def _pooled(gateway: SandboxGateway) -> int:
-    return len(gateway._client._transport._pool.connections)  # type: ignore[attr-defined]
-
-
-async def test_a_burst_leaves_at_most_a_few_connections_kept_alive() -> None:
+async def test_a_burst_opens_connections_and_later_calls_reuse_kept_ones() -> None:
     app, peers = _slow_gateway()
     with serving(app) as url:
         gateway = SandboxGateway(url)
         try:
             await asyncio.gather(*(_refund(gateway, n) for n in range(BURST)))
             assert len(peers) == BURST  # the burst needed a connection per refund
-            assert 0 < _pooled(gateway) <= KEPT_ALIVE
+            assert 0 < gateway.kept_alive <= BURST
             before = set(peers)
             for n in range(BURST, BURST + 3):  # one at a time: a kept connection serves each
                 await _refund(gateway, n)

@@ -121,12 +121,10 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     requests: list[str] = []
 
-    async def count(request: httpx.Request) -> None:
-        requests.append(f"{request.method} {request.url.path}")
+    async def count(method: str, path: str) -> None:
+        requests.append(f"{method} {path}")
 
-    gateway = SandboxGateway(
-        settings.gateway_url, settings.gateway_timeout_s, event_hooks={"request": [count]}
-    )
+    gateway = SandboxGateway(settings.gateway_url, settings.gateway_timeout_s, on_request=count)
     try:
         routes = Routes(GatewayRoute(gateway, notify_url), StoreBalanceRoute(app))
         yield Harness(app, routes, requests, FakeTime())

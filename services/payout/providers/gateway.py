@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-import httpx
 
 from services.payout.fx import Rate
 from services.payout.providers.base import (
@@ -20,7 +19,7 @@ from services.payout.providers.base import (
     RefundOrder,
     TransientProviderError,
 )
-from shared.http_client import ONE_PEER
+from shared.http_client import Answer, JsonPeer, PeerUnreachable
 
 # The gateway's daily settlement file (sandbox/GATEWAY.md), header and order of its columns.
 SETTLEMENT_COLUMNS = (
@@ -47,16 +46,9 @@ class SandboxGateway:
         base_url: str,
         timeout: float = 5.0,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        event_hooks: dict[str, list[Any]] | None = None,
+        on_request: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            event_hooks=event_hooks,
-            limits=ONE_PEER,
-        )
+        self._peer = JsonPeer(base_url, timeout, on_request=on_request)
 
     async def refund(
         self,
@@ -79,9 +71,9 @@ class SandboxGateway:
         if notify_url:
             body["notify_url"] = notify_url
         try:
-            response = await self._client.post("/v1/refunds", json=body)
-        except httpx.TransportError as error:  # includes timeouts: money may have moved
-            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
+            response = await self._peer.request("POST", "/v1/refunds", json=body)
+        except PeerUnreachable as error:  # includes timeouts: money may have moved
+            raise TransientProviderError(f"gateway unreachable: {error}") from error
         if response.status_code == 200:
             return ProviderReceipt.from_refund(response.json())
         _raise_transient(response)
@@ -95,9 +87,9 @@ class SandboxGateway:
     async def query(self, merchant_refund_no: str) -> ProviderReceipt | None:
         """The refund as the provider knows it now; None when it never received it."""
         try:
-            response = await self._client.get(f"/v1/refunds/{merchant_refund_no}")
-        except httpx.TransportError as error:
-            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
+            response = await self._peer.request("GET", f"/v1/refunds/{merchant_refund_no}")
+        except PeerUnreachable as error:
+            raise TransientProviderError(f"gateway unreachable: {error}") from error
         if response.status_code == 404:
             return None
         if response.status_code == 200:
@@ -110,9 +102,11 @@ class SandboxGateway:
     async def rate(self, base: str, quote: str) -> Rate:
         """The provider's rate for `base` → `quote`; permanent when it quotes none."""
         try:
-            response = await self._client.get("/v1/fx/rates", params={"base": base, "quote": quote})
-        except httpx.TransportError as error:
-            raise TransientProviderError(f"gateway unreachable: {type(error).__name__}") from error
+            response = await self._peer.request(
+                "GET", "/v1/fx/rates", params={"base": base, "quote": quote}
+            )
+        except PeerUnreachable as error:
+            raise TransientProviderError(f"gateway unreachable: {error}") from error
         if response.status_code == 404:
             raise PermanentProviderError(f"no exchange rate for {base}->{quote} at the gateway")
         _raise_transient(response)
@@ -135,18 +129,23 @@ class SandboxGateway:
             raise PermanentProviderError(f"asked {base}->{quote}, got {rate.base}->{rate.quote}")
         return rate
 
+    @property
+    def kept_alive(self) -> int:
+        """Idle connections kept to the gateway."""
+        return self._peer.kept_alive
+
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._peer.close()
 
 
-def _raise_transient(response: httpx.Response) -> None:
+def _raise_transient(response: Answer) -> None:
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientProviderError(
             f"gateway answered {response.status_code}", _retry_after(response)
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("retry-after", "")
     return float(value) if value.replace(".", "", 1).isdigit() else None
 
