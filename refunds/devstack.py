@@ -381,10 +381,6 @@ class Stack:
             "REFUNDS_PAYOUT_URL": self.url("payout"),
             "REFUNDS_NOTIFY_URL": self.url("notify"),
             "REFUNDS_AUDIT_CHECKPOINT_SECONDS": "10",  # signed checkpoints while you watch
-            # A development machine's stack: a killed process loses no commit either way, and
-            # a power loss takes the default broker's data anyway (tansu keeps it in memory).
-            # Syncing every commit to disk (the services' default) costs 4-5x a commit's CPU.
-            "REFUNDS_SQLITE_SYNCHRONOUS": "NORMAL",
             # Staff sign in at the sandbox identity provider; HS256 tokens still work too.
             "REFUNDS_OIDC_ISSUER": self.url("identity"),
         }

@@ -35,7 +35,7 @@ class ServiceSettings(BaseSettings):
         "FULL",
         description="SQLite stores (write-ahead log): FULL syncs each commit to disk before it "
         "is answered; NORMAL survives a killed process but may lose the last commits to a "
-        "power loss or an OS crash, for a fifth of a commit's CPU (the local stack's choice)",
+        "power loss or an OS crash, for a fifth of a commit's CPU (none measurable in the stack)",
     )
     database_url: str | None = Field(
         None,
