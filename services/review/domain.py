@@ -17,13 +17,10 @@ from eventsourcing.domain import Aggregate, event
 from services.review import duties
 from services.review.case_rules import clock_due, decision_of, decision_record, goods_first
 from services.review.duties import CaseStateError
-from services.review.vocabulary import OPEN_STATES, CaseState, Due
+from services.review.vocabulary import APPEAL, OPEN_STATES, CaseState, Due
 from shared.ids import derived_id
 from shared.money import Money
 from shared.quick_copy import QuickCopy
-
-APPEAL = "appeal"  # why a case reopened on appeal was escalated (published as its reason)
-
 
 class ReviewCase(QuickCopy, Aggregate):
     """The review of one refund request, from assessment to decision."""

@@ -26,6 +26,7 @@ StaffAction = Literal[
 Outcome = Literal["approve", "reject", "manual"]  # what the policy concluded on a request
 Decision = Literal["approved", "rejected"]  # how a case was decided, by rule or by people
 Due = Literal["remind", "breach", "evidence_overdue"]  # what the SLA clock asks for
+APPEAL = "appeal"  # why a case reopened on appeal was escalated (published as its reason)
 
 Party = Literal["merchant", "carrier"]  # who may owe the platform a share of a refund
 LIABLE_PARTIES: tuple[Party, ...] = get_args(Party)
