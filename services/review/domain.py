@@ -22,6 +22,7 @@ from shared.ids import derived_id
 from shared.money import Money
 from shared.quick_copy import QuickCopy
 
+
 class ReviewCase(QuickCopy, Aggregate):
     """The review of one refund request, from assessment to decision."""
 
