@@ -103,7 +103,5 @@ def keystore_datastore(
         check_connections_cheaply(datastore)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        datastore = ThreadConnections(
-            str(path), lock_timeout=10, synchronous=settings.sqlite_synchronous
-        )
+        datastore = ThreadConnections(str(path), lock_timeout=10)
     return datastore

@@ -31,12 +31,6 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="interface the HTTP server binds")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of this service")
     data_dir: Path = Field(Path("data"), description="folder for SQLite stores")
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        "FULL",
-        description="SQLite stores (write-ahead log): FULL syncs each commit to disk before it "
-        "is answered; NORMAL survives a killed process but may lose the last commits to a "
-        "power loss or an OS crash, for a fifth of a commit's CPU (none measurable in the stack)",
-    )
     database_url: str | None = Field(
         None,
         description="postgresql://user:pass@host:port/db — PostgreSQL instead of SQLite",

@@ -17,11 +17,6 @@ that opens a transaction inside another gets a second connection, never the one 
 
 An in-memory database (the tests' `:memory:`) is one database per connection, so it keeps
 eventsourcing's pool, whose interlocking is what makes it shared.
-
-How a commit reaches the disk is SQLITE_SYNCHRONOUS (REFUNDS_SQLITE_SYNCHRONOUS): FULL, the
-default, syncs the write-ahead log at every commit (70-85 µs of CPU per commit on the dev
-machine, most of it the kernel's fsync); NORMAL only at checkpoints (17 µs), which a killed
-process survives and a power loss or OS crash may not — the last commits can roll back.
 """
 
 from __future__ import annotations
@@ -42,16 +37,13 @@ from eventsourcing.sqlite import (
 )
 
 STATEMENT_CACHE = 256  # prepared statements kept per connection: more than a service uses
-SYNCHRONOUS = "SQLITE_SYNCHRONOUS"  # the environment's name for `synchronous` below
-SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
 class ThreadConnections(SQLiteDatastore):
     """eventsourcing's SQLite datastore, its connections kept per thread (see module)."""
 
-    def __init__(self, db_name: str, *, synchronous: str = "FULL", **options: Any) -> None:
+    def __init__(self, db_name: str, **options: Any) -> None:
         super().__init__(db_name, **options)
-        self.synchronous = synchronous
         self._in_memory = self.pool.is_sqlite_memory_mode
         self._idle = threading.local()  # .connections: this thread's connections not in use
         self._writer = threading.Lock()
@@ -60,9 +52,6 @@ class ThreadConnections(SQLiteDatastore):
         self._opened: weakref.WeakSet[SQLiteConnection] = weakref.WeakSet()
         self._opening = threading.Lock()
         self._closed = False
-        if synchronous not in SYNCHRONOUS_MODES:
-            self.close()
-            raise ValueError(f"{SYNCHRONOUS} must be one of {', '.join(SYNCHRONOUS_MODES)}")
 
     @contextmanager
     def get_connection(self, *, commit: bool) -> Iterator[SQLiteConnection]:
@@ -102,7 +91,6 @@ class ThreadConnections(SQLiteDatastore):
             )
             # What eventsourcing's connections have: write-ahead logging and rows by name.
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")  # one of two words
             connection.row_factory = sqlite3.Row
             opened = SQLiteConnection(sqlite_conn=connection, max_age=None)
             self._opened.add(opened)
@@ -128,7 +116,6 @@ class Factory(SQLiteFactory):
             lock_timeout=made.pool.lock_timeout,
             single_row_tracking=made.single_row_tracking,
             originator_id_type=made.originator_id_type,
-            synchronous=self.env.get(SYNCHRONOUS) or "FULL",
         )
         made.close()  # made by eventsourcing's constructor, never used: no connection opened
 

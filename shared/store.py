@@ -21,7 +21,6 @@ from shared.fencing import FENCED_RECORDER_TOPIC, check_lease
 from shared.settings import ServiceSettings
 from shared.sql import reading
 from shared.sqlite_store import FACTORY_TOPIC as SQLITE_FACTORY_TOPIC
-from shared.sqlite_store import SYNCHRONOUS
 
 
 class StoreMisconfigured(RuntimeError):
@@ -55,7 +54,6 @@ def store_env(settings: ServiceSettings, service: str) -> dict[str, str]:
         return common | {
             "PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
             "SQLITE_DBNAME": str(Path(settings.data_dir) / f"{service}.sqlite"),
-            SYNCHRONOUS: settings.sqlite_synchronous,
             "SQLITE_LOCK_TIMEOUT": "10",
         }
     url = urlparse(settings.database_url)

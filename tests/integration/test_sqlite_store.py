@@ -15,7 +15,6 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError
 from eventsourcing.sqlite import SQLiteConnection
-from pydantic import ValidationError
 
 from shared import sqlite_store
 from shared.application import ServiceApplication
@@ -201,33 +200,3 @@ def test_an_in_memory_store_keeps_one_shared_database(tmp_path: Path) -> None:
     assert seen == [1]
     assert len(store._opened) == 0
     store.close()
-
-
-def _synchronous(store: ThreadConnections) -> int:
-    with store.transaction(commit=False) as cursor:
-        cursor.execute("PRAGMA synchronous")
-        return int(cursor.fetchone()[0])
-
-
-def test_commits_are_synced_to_disk_unless_the_settings_say_normal(tmp_path: Path) -> None:
-    full = Probe(env=store_env(ServiceSettings(data_dir=tmp_path / "full"), "probe"))
-    normal = Probe(
-        env=store_env(
-            ServiceSettings(data_dir=tmp_path / "normal", sqlite_synchronous="NORMAL"), "probe"
-        )
-    )
-    try:
-        assert (_synchronous(datastore(full)), _synchronous(datastore(normal))) == (2, 1)
-        note = Note("kept")
-        normal.save(note)
-        assert normal.repository.get(note.id).text == "kept"
-    finally:
-        full.close()
-        normal.close()
-    with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS must be one of FULL, NORMAL"):
-        ThreadConnections(str(tmp_path / "x.sqlite"), synchronous="OFF")
-
-
-def test_the_setting_refuses_anything_but_full_or_normal() -> None:
-    with pytest.raises(ValidationError, match="sqlite_synchronous"):
-        ServiceSettings(sqlite_synchronous="OFF")  # type: ignore[arg-type]
