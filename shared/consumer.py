@@ -239,10 +239,9 @@ class Consumer:
         A record of a type the service does not react to is passed over, untracked.
         """
         decoded = [(self._decode(record), record) for record in records]
-        messages = [(message, record) for message, record in decoded if message is not None]
-        reacted = [(message, record) for message, record in messages if self.app.reacts(message)]
-        self.passed_over += len(messages) - len(reacted)
-        messages = reacted
+        valid = [(message, record) for message, record in decoded if message is not None]
+        messages = [(message, record) for message, record in valid if self.app.reacts(message)]
+        self.passed_over += len(valid) - len(messages)
         known = self.app.positions.tracked([(m.source, m.position) for m, _ in messages])
         for message, record in messages:
             key = (message.source, message.position)

@@ -71,12 +71,6 @@ class JsonPeer:
         self.on_request = on_request
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def kept_alive(self) -> int:
-        """Idle connections kept for the next calls."""
-        connector = self._session.connector if self._session else None
-        return sum(len(idle) for idle in getattr(connector, "_conns", {}).values())
-
     async def request(
         self,
         method: str,

@@ -54,7 +54,6 @@ async def test_a_burst_opens_connections_and_later_calls_reuse_kept_ones() -> No
         try:
             await asyncio.gather(*(_refund(gateway, n) for n in range(BURST)))
             assert len(peers) == BURST  # the burst needed a connection per refund
-            assert 0 < gateway.kept_alive <= BURST
             before = set(peers)
             for n in range(BURST, BURST + 3):  # one at a time: a kept connection serves each
                 await _refund(gateway, n)

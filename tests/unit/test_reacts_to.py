@@ -3,9 +3,7 @@ every other type over without running the reaction (shared.application, `reacts_
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,8 @@ from eventsourcing.persistence import Tracking
 from services.intake.application import IntakeApplication
 from services.payout.application import PayoutApplication
 from shared.application import Reaction, ServiceApplication
-from shared.contracts import EVENT_TYPES, IntegrationEvent, envelope
+from shared.contracts import EVENT_TYPES, IntegrationEvent
+from tests.support.payout_gateway import message as cloud_event
 
 DECLARING = [IntakeApplication, PayoutApplication]
 
@@ -35,14 +34,7 @@ def test_what_it_passes_over_its_reaction_would_not_have_stored(app: ServiceAppl
     for kind in others:
         # Fields unset: a reaction that so much as looked at this type would fail here.
         payload: IntegrationEvent = kind.model_construct(refund_id="rf_" + "0" * 32, tenant="t")
-        message = envelope(
-            payload,
-            source="upstream",
-            event_id=str(uuid.uuid4()),
-            position=1,
-            time=datetime.now(UTC),
-            causation_id=None,
-        )
+        message = cloud_event(payload, source="upstream")
         processing = Reaction(Tracking(application_name="upstream", notification_id=1))
         app.react(payload, message, processing)
         assert processing.events == [], kind

@@ -129,11 +129,6 @@ class SandboxGateway:
             raise PermanentProviderError(f"asked {base}->{quote}, got {rate.base}->{rate.quote}")
         return rate
 
-    @property
-    def kept_alive(self) -> int:
-        """Idle connections kept to the gateway."""
-        return self._peer.kept_alive
-
     async def close(self) -> None:
         await self._peer.close()
 
