@@ -402,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=setting,
         default=[],
         metavar="NAME=VALUE",
-        help="a service setting for the stack, e.g. poll_interval_ms=50 (REFUNDS_POLL_INTERVAL_MS"
-        "; repeatable): to measure what a setting trades, latency against CPU",
+        help="a service setting for the stack, e.g. poll_interval_ms=50 or "
+        "REFUNDS_POLL_INTERVAL_MS=50 (repeatable; a name no service reads is refused): to "
+        "measure what a setting trades, latency against CPU",
     )
     add("--out", type=Path, default=Path("bench/results"))
     return parser

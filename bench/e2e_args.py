@@ -4,6 +4,13 @@ service settings for the stack."""
 from __future__ import annotations
 
 import argparse
+from functools import cache
+
+from services.console.settings import ConsoleSettings
+from services.intake.settings import IntakeSettings
+from services.notify.settings import NotifySettings
+from services.payout.settings import PayoutSettings
+from services.review.settings import ReviewSettings
 
 
 def numbers(text: str) -> list[float]:
@@ -33,8 +40,25 @@ def sizes(text: str) -> list[int]:
 
 
 def setting(text: str) -> tuple[str, str]:
-    """`poll_interval_ms=50` → (`REFUNDS_POLL_INTERVAL_MS`, `50`): a service setting (`--set`)."""
+    """`poll_interval_ms=50` (or `REFUNDS_POLL_INTERVAL_MS=50`) → (`REFUNDS_POLL_INTERVAL_MS`,
+    `50`): a service setting (`--set`). A name no service has is refused: the services would
+    ignore it, and the run would measure the defaults under the name of a change."""
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return "REFUNDS_" + name.strip().upper(), value.strip()
+    variable = ENV_PREFIX + name.strip().upper().removeprefix(ENV_PREFIX)
+    if variable not in service_variables():
+        raise argparse.ArgumentTypeError(
+            f"{variable} is no setting of intake, review, payout, notify or the console"
+        )
+    return variable, value.strip()
+
+
+ENV_PREFIX = "REFUNDS_"
+
+
+@cache
+def service_variables() -> frozenset[str]:
+    """The environment variables the services' settings read."""
+    kinds = (IntakeSettings, ReviewSettings, PayoutSettings, NotifySettings, ConsoleSettings)
+    return frozenset(ENV_PREFIX + name.upper() for kind in kinds for name in kind.model_fields)

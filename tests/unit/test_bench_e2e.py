@@ -3,6 +3,7 @@ points, the tables, markdown, JSON and plot (no timing assertions)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from bench import e2e
+from bench.e2e_args import setting
 from bench.e2e_cpu import (
     OURS,
     Sample,
@@ -419,3 +421,16 @@ def test_history_without_the_seeder_says_what_is_missing(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "bench.history", None)  # as if bench/history.py were absent
     with pytest.raises(RuntimeError, match=r"bench/history\.py"):
         e2e.fill_history(Stores(Path("/tmp/nowhere"), None, None), 10, 0)
+
+
+def test_a_setting_is_named_as_in_the_code_or_as_its_variable() -> None:
+    assert setting("poll_interval_ms=50") == ("REFUNDS_POLL_INTERVAL_MS", "50")
+    assert setting("REFUNDS_CONSUMER_LINGER_MS=40") == ("REFUNDS_CONSUMER_LINGER_MS", "40")
+    assert setting("published_events=") == ("REFUNDS_PUBLISHED_EVENTS", "")
+
+
+@pytest.mark.parametrize("text", ["pol_interval_ms=50", "REFUNDS_REFUNDS_X=1", "=1", "linger"])
+def test_a_setting_no_service_reads_is_refused(text: str) -> None:
+    # The services would ignore it, and the run would measure the defaults.
+    with pytest.raises(argparse.ArgumentTypeError):
+        setting(text)
