@@ -154,6 +154,18 @@ def format_rows(levels: list[Level]) -> list[str]:
     return _aligned(rows)
 
 
+def relative_cost(per_role: dict[str, float]) -> float | None:
+    """Our four's CPU per refund over the load generator's in the same level: the machine's
+    speed, which swings between runs minutes apart, scales both alike, so runs of two builds
+    compare by this (at equal rates) where the absolute figures drown in that swing. None
+    without a load generator's cost."""
+    reference = per_role.get("loadgen", 0.0)
+    ours = per_role.get("our four")
+    if ours is None or reference <= 0.0:
+        return None
+    return ours / reference
+
+
 def cost_columns(levels: Sequence[Level]) -> list[str]:
     """COST_COLUMNS, less the roles that cost nothing anywhere (the supervisor, strays)."""
     return [
@@ -167,9 +179,10 @@ def cost_columns(levels: Sequence[Level]) -> list[str]:
 def format_cost_rows(levels: list[Level]) -> list[str]:
     """Net CPU-ms per refund per role: one row per level."""
     columns = cost_columns(levels)
-    rows = [["history", "events stored", "gw ms", "offered/s", "paid/s", *columns]]
+    rows = [["history", "events stored", "gw ms", "offered/s", "paid/s", *columns, "÷ loadgen"]]
     for level in levels:
         by_role = level.cpu_ms_by_role
+        relative = relative_cost(by_role)
         rows.append(
             [
                 f"{level.refunds_stored:,}",
@@ -178,6 +191,7 @@ def format_cost_rows(levels: list[Level]) -> list[str]:
                 f"{level.offered_rate:g}",
                 f"{level.paid_rate:.1f}",
                 *(_per(by_role.get(c)) if by_role else "-" for c in columns),
+                "-" if relative is None else f"{relative:.2f}",
             ]
         )
     return _aligned(rows)

@@ -45,6 +45,7 @@ from bench.e2e_report import (
     format_table,
     markdown,
     max_paid_rate,
+    relative_cost,
     write_json,
     write_markdown,
     write_plot,
@@ -331,12 +332,21 @@ def test_the_cost_table_has_a_column_per_role_and_the_totals() -> None:
     names = cells(header)
     assert names[:5] == ["history", "events stored", "gw ms", "offered/s", "paid/s"]
     assert names[5:10] == ["intake", "review", "payout", "notify", "our four"]
-    assert names[-3:] == ["stack", "loadgen", "db"]
+    assert names[-4:] == ["stack", "loadgen", "db", "÷ loadgen"]
     assert "dev" not in names and "other" not in names  # nothing there: no column
     row = dict(zip(names, cells(first), strict=True))
     assert (row["history"], row["events stored"]) == ("1,015", "31,135")  # the four logs' ends
     assert row["our four"] == "20.0" and row["stack"] == "25.0"  # 20 + 1.5 + 1 + 2.5 + 0
     assert (row["mailsink"], row["broker"], row["db"], row["sms"]) == ("1.5", "2.5", "6.0", "-")
+    assert row["÷ loadgen"] == "6.67"  # our four 20.0 over the load generator's 3.0
+
+
+def test_the_relative_cost_is_our_four_over_the_load_generator() -> None:
+    assert relative_cost({"our four": 28.0, "loadgen": 3.5}) == 8.0
+    # Without the load generator's cost there is nothing to compare by.
+    assert relative_cost({"our four": 28.0}) is None
+    assert relative_cost({"our four": 28.0, "loadgen": 0.0}) is None
+    assert relative_cost({"loadgen": 3.5}) is None
 
 
 def test_the_history_and_idle_cost_are_printed() -> None:
