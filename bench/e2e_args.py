@@ -11,6 +11,10 @@ from services.intake.settings import IntakeSettings
 from services.notify.settings import NotifySettings
 from services.payout.settings import PayoutSettings
 from services.review.settings import ReviewSettings
+from shared.settings import ServiceSettings
+
+# The services' variables' prefix, as their settings read them (REFUNDS_).
+ENV_PREFIX = str(ServiceSettings.model_config.get("env_prefix", ""))
 
 
 def numbers(text: str) -> list[float]:
@@ -52,9 +56,6 @@ def setting(text: str) -> tuple[str, str]:
             f"{variable} is no setting of intake, review, payout, notify or the console"
         )
     return variable, value.strip()
-
-
-ENV_PREFIX = "REFUNDS_"
 
 
 @cache

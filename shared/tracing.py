@@ -235,6 +235,9 @@ def publishing(event: CloudEvent, topic: str, recorded: str | None) -> Iterator[
         _refund.reset(refund)
 
 
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
 @contextlib.contextmanager
 def calling(method: str, url: str, headers: dict[str, str]) -> Iterator[trace.Span]:
     """A client span for an HTTP call made with aiohttp (httpx calls get theirs from
@@ -249,7 +252,7 @@ def calling(method: str, url: str, headers: dict[str, str]) -> Iterator[trace.Sp
         kind=SpanKind.CLIENT,
         attributes={"http.request.method": method, "url.full": url},
     ) as span:
-        TraceContextTextMapPropagator().inject(headers)
+        _PROPAGATOR.inject(headers)
         yield span
 
 
