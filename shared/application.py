@@ -167,7 +167,7 @@ class ServiceApplication(Application[uuid.UUID]):
         super().__init__(env=env)
         check_connections_cheaply(getattr(self.recorder, "datastore", None))
         self.recorder.select_notifications = ReadThrough(  # type: ignore[method-assign]
-            self.recorder.select_notifications, self.recent
+            self.recorder.select_notifications, self.recent, self.recorder.max_notification_id
         )
 
     @cached_property

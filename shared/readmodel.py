@@ -118,7 +118,10 @@ class ReadModel:
         if self.text_ids and isinstance(app.recorder, SQLiteApplicationRecorder):
             self._log = _TextIdRecorder(datastore, app.recorder.events_table_name)
             self._log.select_notifications = ReadThrough(  # type: ignore[method-assign]
-                self._log.select_notifications, app.recent
+                self._log.select_notifications,
+                app.recent,
+                app.recorder.max_notification_id,
+                text_ids=True,
             )
         # Recently changed aggregates (or what a subclass keeps of them), by originator id.
         self._kept: OrderedDict[Any, Any] = OrderedDict()

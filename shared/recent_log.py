@@ -1,21 +1,29 @@
 """This process's own recent appends, kept for the followers of its log.
 
 Every follower of a service's log (the relay, the ledger's sealer, the read models, notify's
-outboxes) reads each new event back from the store right after this process stored it: a
-query, a row made into a `Notification` (its originator id parsed into a UUID) and, for most
-of them, the event decoded again, once per follower. Those reads were about a tenth of each
-service's CPU. The events are at hand when they are stored: `RecentAppends` keeps the last
-of them, and `ReadThrough` answers a follower's read from them when it can.
+outboxes) reads each new event back from the store right after this process stored it: up to
+a hundred rows selected with their states, each made into a `Notification` (its originator id
+parsed into a UUID), once per follower. The events are at hand when they are stored:
+`RecentAppends` keeps the last of them, and `ReadThrough` answers a follower's read from them
+when the answer is certain:
 
-It can only when the answer is certain: the events asked for start right after the
-follower's position and are *contiguous* in the log, each id one more than the last. An id
-this process did not store (another replica's append, an id PostgreSQL's sequence skipped
-on a rollback) ends the run, and a read that would start at a missing id goes to the store.
-No event can appear later below one this process stored: ids are committed in order
-(SQLite has one writer; eventsourcing's PostgreSQL recorder inserts under an EXCLUSIVE table
-lock), and an event is kept here only once its transaction has committed. A shorter answer
-than the store would give is still a true prefix of the log: followers move their position
-to the last id they were given and read on from there.
+- the events asked for start right after the follower's position and are contiguous in the
+  log, each id one more than the last: an id this process did not store (another replica's
+  append, another application on the same store, an id PostgreSQL's sequence skipped on a
+  rollback) ends the run, and a read that would start at a missing id goes to the store;
+- and the run is the whole answer: it holds `limit` events, reaches `stop`, or reaches the
+  log's end as it is now (one look at the log's head, an index's last entry, instead of the
+  rows). A shorter run would be a true prefix of the log, but a reader that just caught up
+  is entitled to everything stored before it looked (read-your-writes, e.g. a list after a
+  create), so it goes to the store.
+
+No event can appear later below one this process stored: ids are committed in order (SQLite
+has one writer; eventsourcing's PostgreSQL recorder inserts under an EXCLUSIVE table lock), and
+an event is kept here only once its transaction has committed.
+
+Decoded events are not shared between followers: domain code keeps dicts and lists of an
+event's fields in the aggregates it builds, and one follower's aggregate changing them in
+place would change what another follower was given.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
@@ -32,13 +40,7 @@ from eventsourcing.persistence import Notification
 # followers, which look at least every second, ever fall behind by while they keep up.
 KEPT = 2_000
 
-
-@dataclass(frozen=True)
-class KeptNotification(Notification):
-    """A notification this process stored; followers decode it once between them
-    (`StampingMapper` keeps the decoded event here: events are immutable)."""
-
-    decoded: list[Any] = field(default_factory=list, compare=False, repr=False)
+Select = Callable[..., Sequence[Notification]]
 
 
 class RecentAppends:
@@ -46,20 +48,14 @@ class RecentAppends:
 
     def __init__(self, kept: int = KEPT) -> None:
         self._kept = kept
-        self._by_id: OrderedDict[int, KeptNotification] = OrderedDict()
+        self._by_id: OrderedDict[int, Notification] = OrderedDict()
         self._lock = threading.Lock()
 
     def stored(self, notifications: Iterable[Notification]) -> None:
-        """Keep what a transaction that has committed stored."""
+        """Keep what a transaction that has committed stored (notifications are frozen)."""
         with self._lock:
-            for n in notifications:
-                self._by_id[n.id] = KeptNotification(
-                    id=n.id,
-                    originator_id=n.originator_id,
-                    originator_version=n.originator_version,
-                    topic=n.topic,
-                    state=n.state,
-                )
+            for notification in notifications:
+                self._by_id[notification.id] = notification
             while len(self._by_id) > self._kept:
                 self._by_id.popitem(last=False)
 
@@ -79,15 +75,26 @@ class RecentAppends:
         return run
 
 
-Select = Callable[..., Sequence[Notification]]
-
-
 class ReadThrough:
-    """A recorder's `select_notifications`, answered from `RecentAppends` when it can."""
+    """A recorder's `select_notifications`, answered from `RecentAppends` when it can.
 
-    def __init__(self, select: Select, recent: RecentAppends) -> None:
-        self._select = select
+    `head` is the log's last notification id now. `text_ids`: the recorder reads originator
+    ids as the text SQLite stores (shared/readmodel.py's), and its readers key what they keep
+    by them: memory's answer has them as that text too.
+    """
+
+    def __init__(
+        self,
+        select: Select,
+        recent: RecentAppends,
+        head: Callable[[], int | None],
+        *,
+        text_ids: bool = False,
+    ) -> None:
+        self.from_store = select  # the store's own answer, never memory's (see `store_read`)
         self._recent = recent
+        self._head = head
+        self._text_ids = text_ids
 
     def __call__(
         self,
@@ -98,23 +105,40 @@ class ReadThrough:
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        # A read by topics is the store's: a run cut short by a missing id would not say
-        # how far it looked, and a caller could not tell "nothing wanted" from "not known".
+        # A read by topics is the store's: memory could not tell "nothing wanted" from "not
+        # known" past the end of its run.
         if start is not None and not topics:
             first = start if inclusive_of_start else start + 1
             run = self._recent.run_from(first, limit, stop)
-            if run:
-                return run
-        return self._select(
+            if run and self._whole(run, limit, stop):
+                return [_with_text_id(n) for n in run] if self._text_ids else run
+        return self.from_store(
             start, limit, stop=stop, topics=topics, inclusive_of_start=inclusive_of_start
         )
 
+    def _whole(self, run: list[Notification], limit: int, stop: int | None) -> bool:
+        last = run[-1].id
+        if len(run) == limit or (stop is not None and last >= stop):
+            return True
+        return last >= int(self._head() or 0)
 
-def decoded_once(stored: Any, decode: Callable[[Any], Any]) -> Any:
-    """`decode(stored)`, made once per kept notification and shared by its followers."""
-    if type(stored) is not KeptNotification:
-        return decode(stored)
-    memo = stored.decoded
-    if not memo:
-        memo.append(decode(stored))
-    return memo[0]
+
+def _with_text_id(kept: Notification) -> Notification:
+    originator_id = kept.originator_id
+    return Notification(
+        id=kept.id,
+        # As eventsourcing's SQLite recorder stores it: 32 hex digits.
+        originator_id=originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+        originator_version=kept.originator_version,
+        topic=kept.topic,
+        state=kept.state,
+    )
+
+
+def store_read(recorder: Any) -> Select:
+    """`recorder.select_notifications` as the store answers it, never from this process's
+    memory: the auditor's checks compare the ledger with what the store holds *now* (an
+    event deleted or altered there must show, even one this process stored itself)."""
+    select = recorder.select_notifications
+    found: Select = getattr(select, "from_store", select)
+    return found

@@ -19,7 +19,6 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from shared.recent_log import decoded_once
 from shared.tracing import current_traceparent
 
 STAMP_KEY = "_audit"
@@ -106,12 +105,7 @@ class StampingMapper(Mapper[Any]):
         return self.to_stamped_event(stored_event)[0]
 
     def to_stamped_event(self, stored_event: StoredEvent) -> tuple[Any, dict[str, str]]:
-        """The domain event and, apart, the stamp it was stored with (empty if none). An
-        event this process stored lately is decoded once for all its followers."""
-        event, audit = decoded_once(stored_event, self._decode_stamped)
-        return event, dict(audit)
-
-    def _decode_stamped(self, stored_event: StoredEvent) -> tuple[Any, dict[str, str]]:
+        """The domain event and, apart, the stamp it was stored with (empty if none)."""
         event = super().to_domain_event(stored_event)
         audit = vars(event).pop(STAMP_KEY, None)
-        return event, audit if isinstance(audit, dict) else {}
+        return event, dict(audit) if isinstance(audit, dict) else {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eventsourcing.domain import Aggregate
@@ -15,6 +16,7 @@ from shared.application import ServiceApplication
 from shared.follower import pages_after
 from shared.ledger import Ledger
 from shared.ledger_verify import verify_ledger
+from shared.recent_log import store_read
 from shared.signing import Signer, dev_seed
 from shared.store import store_env
 from tests.support.stores import settings_on
@@ -61,18 +63,28 @@ def test_a_follower_reads_interleaved_appends_once_in_order(replicas: list[Repli
     assert _follow(theirs, limit=3) == log
 
 
-def test_an_event_read_from_memory_decodes_as_the_stored_one(replicas: list[Replica]) -> None:
-    ours, _, bystander = replicas
-    ours.save(Note("kept"))
-    [kept] = ours.recorder.select_notifications(start=0, limit=10, inclusive_of_start=False)
-    [stored] = bystander.recorder.select_notifications(start=0, limit=10, inclusive_of_start=False)
-    assert type(kept).__name__ == "KeptNotification" and type(stored).__name__ == "Notification"
-    from_memory, from_store = (
-        ours.mapper.to_domain_event(kept),
-        bystander.mapper.to_domain_event(stored),
-    )
-    assert vars(from_memory) == vars(from_store)
-    assert ours.mapper.to_domain_event(kept) is from_memory  # decoded once for every follower
+def test_a_read_is_answered_from_memory_only_up_to_the_logs_end(
+    replicas: list[Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's own latest appends come from memory, the same as the store holds them;
+    once another replica appended after them, the read is the store's (read-your-writes)."""
+    ours, theirs, bystander = replicas
+    ours.save(Note("one"), Note("two"))
+    from_store: list[int | None] = []
+    select = store_read(ours.recorder)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        from_store.append(kwargs.get("start", args[0] if args else None))
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(ours.recorder.select_notifications, "from_store", counted)
+    mine = ours.recorder.select_notifications(start=0, limit=10, inclusive_of_start=False)
+    stored = bystander.recorder.select_notifications(start=0, limit=10, inclusive_of_start=False)
+    assert mine == stored and len(mine) == 2 and from_store == []
+    theirs.save(Note("three"))
+    after = ours.recorder.select_notifications(start=0, limit=10, inclusive_of_start=False)
+    assert [n.id for n in after] == [*[n.id for n in mine], mine[-1].id + 1]
+    assert from_store == [0]
 
 
 def test_ledgers_sealing_while_replicas_write_chain_every_event(replicas: list[Replica]) -> None:
