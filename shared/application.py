@@ -36,7 +36,6 @@ from shared.aio import Doorbell
 from shared.contracts import EVENT_TYPES, CloudEvent, IntegrationEvent
 from shared.idempotency import DEFAULT_TTL, IdempotencyKey, KeyedRequest, Outcome, as_record
 from shared.money import Money
-from shared.recent_log import ReadThrough, RecentAppends
 from shared.sql import check_connections_cheaply
 from shared.stamping import StampingMapper, acting
 from shared.store import Positions
@@ -161,14 +160,8 @@ class ServiceApplication(Application[uuid.UUID]):
         # The notification id of the latest event this process stored (shared/log_watch.py
         # rings the bell for what lies beyond it and beyond its own last look).
         self.last_appended = 0
-        # What this process stored lately, read back by its log's followers without the
-        # store when they can (shared/recent_log.py).
-        self.recent = RecentAppends()
         super().__init__(env=env)
         check_connections_cheaply(getattr(self.recorder, "datastore", None))
-        self.recorder.select_notifications = ReadThrough(  # type: ignore[method-assign]
-            self.recorder.select_notifications, self.recent, self.recorder.max_notification_id
-        )
 
     @cached_property
     def calls_on_loop(self) -> bool:
@@ -245,7 +238,6 @@ class ServiceApplication(Application[uuid.UUID]):
         # What was stored, so that only the followers that want one of these look (a message
         # applied with no events, only its tracking row, stored nothing they could want).
         if recordings:
-            self.recent.stored(r.notification for r in recordings)
             self.last_appended = max(self.last_appended, recordings[-1].notification.id)
             self.appended.ring(r.notification.topic for r in recordings)
         return recordings

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from eventsourcing.persistence import Notification
 
 from shared.ledger import BATCH, GENESIS, Checkpoint, Entry, Ledger, chained, event_type, leaf_of
-from shared.recent_log import store_read
 from shared.signing import key_id, verify_signature
 
 
@@ -76,8 +75,7 @@ def _size(checkpoint: Checkpoint) -> int:
 
 def _events(ledger: Ledger) -> Iterator[Notification]:
     start = 1
-    select = store_read(ledger.app.recorder)
-    while batch := select(start=start, limit=BATCH):
+    while batch := ledger.app.recorder.select_notifications(start=start, limit=BATCH):
         yield from batch
         start = batch[-1].id + 1
 

@@ -26,7 +26,6 @@ from eventsourcing.utils import resolve_topic
 from shared.application import ServiceApplication
 from shared.follower import pages_after
 from shared.paging import UnknownCursor
-from shared.recent_log import ReadThrough
 from shared.sql import reading
 from shared.store import StoreMisconfigured, create_tables
 
@@ -117,12 +116,6 @@ class ReadModel:
         self._log: ApplicationRecorder = app.recorder
         if self.text_ids and isinstance(app.recorder, SQLiteApplicationRecorder):
             self._log = _TextIdRecorder(datastore, app.recorder.events_table_name)
-            self._log.select_notifications = ReadThrough(  # type: ignore[method-assign]
-                self._log.select_notifications,
-                app.recent,
-                app.recorder.max_notification_id,
-                text_ids=True,
-            )
         # Recently changed aggregates (or what a subclass keeps of them), by originator id.
         self._kept: OrderedDict[Any, Any] = OrderedDict()
         create_tables(
