@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.e2e_args import ENV_PREFIX
 from bench.intake_create import say
 from refunds.devstack import Ports, Stack
 from refunds.processes import port_accepts
@@ -106,7 +107,7 @@ def stack(
 ) -> Iterator[subprocess.Popen[str]]:
     """`refunds dev` on `ports`, with the broker already running there (see `broker`); the
     caller's REFUNDS_* settings are not passed on, only `settings` (`--set`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(settings)
     cli = Path(sys.executable).with_name("refunds")
     command = [str(cli), "dev", "--data-dir", str(data_dir), "--base-port", str(base)]
