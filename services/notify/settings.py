@@ -13,7 +13,7 @@ from email.utils import parseaddr
 from pydantic import Field, field_validator, model_validator
 
 from services.notify.webhooks.retries import RETRY_SCHEDULE, retry_schedule
-from shared.contracts.notify import PUBLISHED
+from shared.contracts.notify import PUBLISHED, NotificationFailedV1
 from shared.settings import KeystoreSettings, PlatformSettings, StaffSettings
 
 ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
@@ -52,10 +52,12 @@ class NotifySettings(PlatformSettings, StaffSettings, KeystoreSettings):
     )
     sender_enabled: bool = Field(True, description="run the message senders in this process")
     # Nothing of ours reads refunds.notify.v1: it is there for the platform's own systems.
-    # A deployment whose systems read only the failures (its support desk's "customer not
-    # told" queue) stops the rest, nine records per refund with e-mail, SMS and in-app.
+    # By default it carries what someone must act on, a customer who was not told (a support
+    # desk's queue); the sent messages, nine records per refund with e-mail, SMS and in-app
+    # that nobody consumes unless a deployment asks, are published only when asked for (each
+    # is in the staff log, the customer's feed and the audit ledger either way).
     published_events: str = Field(
-        ",".join(PUBLISHABLE),
+        NotificationFailedV1.TYPE,
         description="integration events notify publishes on refunds.notify.v1, "
         "comma-separated: notification.sent.v1 (each message sent), notification.failed.v1 "
         "(each message given up); empty: none. The messages are sent and logged either way",

@@ -21,7 +21,8 @@ OCCURRENCE_DOC = (
 
 class NotificationSentV1(IntegrationEvent):
     """A customer message left: which step, on which channel, to whom (masked) and with
-    which template."""
+    which template. Published only where the deployment asks for it
+    (REFUNDS_PUBLISHED_EVENTS); by default notify publishes the failures alone."""
 
     TYPE: ClassVar[str] = "notification.sent.v1"
 

@@ -49,8 +49,10 @@ def app(tmp_path: Path) -> Iterator[NotifyApplication]:
     application.close()
 
 
-def test_by_default_both_outcomes_are_published() -> None:
-    assert NotifySettings().published == BOTH
+def test_by_default_only_failures_are_published_and_both_can_be_asked_for() -> None:
+    assert NotifySettings().published == {"notification.failed.v1"}
+    asked = NotifySettings(published_events="notification.sent.v1,notification.failed.v1")
+    assert asked.published == BOTH
     assert publishing(BOTH) is to_integration
     mapped = [to_integration(e) for e in correspondence().collect_events()]
     assert [type(e) for e in mapped if e is not None] == [NotificationSentV1, NotificationFailedV1]
