@@ -1,5 +1,7 @@
 # Two commands on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3
+# The interpreter the virtualenv is built from: the distribution's optimised build when there is
+# one (scripts/python-for-venv.sh says why), else python3; `make install PYTHON=...` overrides.
+PYTHON ?= $(shell bash scripts/python-for-venv.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
