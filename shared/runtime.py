@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from shared import tracing
@@ -111,4 +112,11 @@ def serve(build: Callable[[], Service]) -> None:
     # What start-up built (modules, app, routes, models) lives as long as the process:
     # frozen, the garbage collector stops walking it again in every full collection.
     gc.freeze()
-    asyncio.run(run_service(service))
+    run_on_libuv(run_service(service))
+
+
+def run_on_libuv(main: Coroutine[Any, Any, None]) -> None:
+    """`asyncio.run`, on uvloop's event loop (libuv, in C) instead of asyncio's own: the
+    four services took 5 % less CPU per refund (three alternated runs, README Figures), the
+    loop's own turn being a good part of a service's Python work at 20 refunds/s."""
+    uvloop.run(main)

@@ -13,6 +13,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 
 from shared import http_server
 from shared.http_server import LeanServer
+from shared.runtime import run_on_libuv
 
 
 def _free_port() -> int:
@@ -108,12 +111,16 @@ async def test_a_connection_taken_just_before_a_stop_still_gets_its_answer() -> 
     assert answer.endswith(b'{"pong":true}')
 
 
-def test_a_replica_stopping_under_load_resets_no_connection() -> None:
+@pytest.mark.parametrize("run", [asyncio.run, run_on_libuv], ids=["asyncio", "uvloop"])
+def test_a_replica_stopping_under_load_resets_no_connection(
+    run: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     """Two servers share one listening socket (replicas of one service, refunds/replicas.py);
     one stops while clients keep connecting. asyncio accepts a connection in one callback and
     makes its transport in a task: a stop between the two dropped the connection unread and
     its client saw ECONNRESET (1 round in 4 here before the fix; CI once failed the rolling
-    update drill on it). Every request must get its answer, from either server."""
+    update drill on it). Every request must get its answer, from either server, on asyncio's
+    loop and on uvloop's (the one our services run on, shared/runtime.py)."""
     app = FastAPI()
     app.post("/ping")(lambda: {"pong": True})
     failures: list[str] = []
@@ -123,7 +130,7 @@ def test_a_replica_stopping_under_load_resets_no_connection() -> None:
         shared.bind(("127.0.0.1", 0))
         shared.listen(1024)
         port = shared.getsockname()[1]
-        staying, stopping = (_ServerThread(app, shared) for _ in range(2))
+        staying, stopping = (_ServerThread(app, shared, run) for _ in range(2))
         clients = _Clients(port, failures)
         time.sleep(0.1)
         stopping.stop()
@@ -138,10 +145,12 @@ def test_a_replica_stopping_under_load_resets_no_connection() -> None:
 class _ServerThread:
     """A lean server in a thread of its own, serving a duplicate of a shared socket."""
 
-    def __init__(self, app: FastAPI, shared: socket.socket) -> None:
+    def __init__(
+        self, app: FastAPI, shared: socket.socket, run: Callable[[Coroutine[Any, Any, None]], None]
+    ) -> None:
         self.server = LeanServer(uvicorn.Config(app, log_level="warning", access_log=False))
         own = socket.socket(fileno=os.dup(shared.fileno()))
-        self.thread = threading.Thread(target=asyncio.run, args=(self.server.serve([own]),))
+        self.thread = threading.Thread(target=run, args=(self.server.serve([own]),))
         self.thread.start()
         while not self.server.started:
             time.sleep(0.005)
@@ -181,3 +190,13 @@ class _Clients:
         for thread in self.threads:
             thread.join(timeout=10)
         return self.answered
+
+
+def test_our_processes_run_on_uvloops_event_loop() -> None:
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    run_on_libuv(main())
+    assert seen == ["uvloop"]
