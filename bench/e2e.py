@@ -469,8 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         | {"stores": stores, "failed": failed},
         "environment": {
             "python": platform.python_version(),
-            # Which build: a distribution's (/usr) or a source build's (pyenv) differ by a
-            # quarter in CPU per refund (scripts/python-for-venv.sh).
+            # Which build: a distribution's (/usr) and a source build's (pyenv) differ by
+            # about 15 % in CPU per refund (scripts/python-for-venv.sh).
             "python_home": sys.base_prefix,
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
